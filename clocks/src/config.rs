@@ -1,0 +1,21 @@
+//! The error for invalid clock settings.
+
+use core::time::Duration;
+
+/// An invalid clock configuration. No clock was built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `max_offset` does not fit in a timestamp's 48 bits of milliseconds.
+    #[error("max_offset {max_offset:?} exceeds the 48-bit millisecond range")]
+    MaxOffsetTooLarge {
+        /// The rejected value.
+        max_offset: Duration,
+    },
+    /// An interval clock's drift rate is not below 1,000,000 ppm.
+    #[error("drift of {drift_ppm} ppm is not below 1_000_000 ppm")]
+    DriftTooLarge {
+        /// The rejected value.
+        drift_ppm: u32,
+    },
+}

@@ -1,0 +1,245 @@
+//! A TrueTime-style interval clock (Corbett et al. 2012, "Spanner: Google's
+//! Globally-Distributed Database", §3 TrueTime and §4.1.2 commit wait).
+//!
+//! Instead of pretending to know the exact time, the clock answers with an
+//! interval `[earliest, latest]` guaranteed to contain it. The half-width ε
+//! follows Spanner's model: it is smallest right after the node synchronises
+//! with its time masters and grows with the assumed worst-case oscillator
+//! drift until the next sync (§3: "a sawtooth function of time", with an
+//! applied drift of 200 µs/s). Commit wait turns that uncertainty into
+//! external consistency: a transaction picks `s >= now().latest` and does not
+//! make its writes visible until `after(s)` holds, so any transaction that
+//! starts later gets a larger timestamp.
+//!
+//! The clock does not sleep: [`IntervalClock::commit_wait`] says how long the
+//! caller should wait, and the caller waits however its runtime does.
+
+use core::time::Duration;
+
+use crate::config::ConfigError;
+use crate::physical::PhysicalClock;
+
+const PPM: u128 = 1_000_000;
+
+/// Steps the commit-wait estimate may move to absorb ε's rounding.
+const ROUNDING_STEPS: u32 = 4;
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// An interval of physical time, in nanoseconds since the Unix epoch, that
+/// contains the true time (TrueTime's `TTinterval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct TimeInterval {
+    /// The true time is at least this.
+    pub earliest: u64,
+    /// The true time is at most this.
+    pub latest: u64,
+}
+
+impl TimeInterval {
+    /// Whether `t` lies in the interval.
+    pub fn contains(&self, t: u64) -> bool {
+        (self.earliest..=self.latest).contains(&t)
+    }
+
+    /// `latest - earliest`: twice the uncertainty ε.
+    pub fn width(&self) -> Duration {
+        Duration::from_nanos(self.latest - self.earliest)
+    }
+}
+
+/// How uncertain the clock is: `ε(t) = base + drift_ppm × (t - last sync)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Uncertainty {
+    /// ε right after a sync: the time master's own error plus the
+    /// round-trip to it. Spanner: about 1 ms.
+    pub base: Duration,
+    /// Worst-case oscillator drift in parts per million (µs per second)
+    /// since the last sync. Spanner applies 200. Must be below 1,000,000.
+    pub drift_ppm: u32,
+}
+
+impl Default for Uncertainty {
+    /// Spanner's figures: 1 ms after a sync, growing 200 µs per second.
+    fn default() -> Self {
+        Self {
+            base: Duration::from_millis(1),
+            drift_ppm: 200,
+        }
+    }
+}
+
+impl Uncertainty {
+    /// A constant ε (no drift): for tests and for sources that report their
+    /// own bound.
+    pub fn fixed(epsilon: Duration) -> Self {
+        Self {
+            base: epsilon,
+            drift_ppm: 0,
+        }
+    }
+
+    /// ε that grows from `base` at `drift_ppm`.
+    pub fn drifting(base: Duration, drift_ppm: u32) -> Self {
+        Self { base, drift_ppm }
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`ConfigError::DriftTooLarge`] if `drift_ppm >= 1_000_000` (the clock
+    /// would lose track of time faster than time passes).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if u128::from(self.drift_ppm) >= PPM {
+            return Err(ConfigError::DriftTooLarge {
+                drift_ppm: self.drift_ppm,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A TrueTime-style clock: physical time with an explicit error bound.
+///
+/// ```
+/// use dsys_clocks::{IntervalClock, ManualClock, Uncertainty};
+/// use std::time::Duration;
+///
+/// let pt = ManualClock::from_millis(1_000);
+/// let tt = IntervalClock::new(&pt, Uncertainty::fixed(Duration::from_millis(4)))?;
+///
+/// // Spanner commit: pick s >= TT.now().latest, then wait until TT.after(s).
+/// let s = tt.now().latest;
+/// let wait = tt.commit_wait(s);
+/// assert_eq!(wait, Duration::from_nanos(8_000_001)); // 2ε, plus 1 ns to pass s
+/// assert!(!tt.after(s));
+/// pt.advance(wait);
+/// assert!(tt.after(s));
+/// # Ok::<(), dsys_clocks::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct IntervalClock<C> {
+    clock: C,
+    uncertainty: Uncertainty,
+    base_nanos: u64,
+    synced_at: u64,
+}
+
+impl<C: PhysicalClock> IntervalClock<C> {
+    /// An interval clock over `clock`, counted as synchronised now.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if `uncertainty` is invalid.
+    pub fn new(clock: C, uncertainty: Uncertainty) -> Result<Self, ConfigError> {
+        uncertainty.validate()?;
+        let synced_at = clock.unix_nanos();
+        Ok(Self {
+            clock,
+            base_nanos: nanos(uncertainty.base),
+            uncertainty,
+            synced_at,
+        })
+    }
+
+    /// Records that the physical clock was just synchronised: ε drops back
+    /// to `base`. Call it when your time daemon reports a successful sync.
+    pub fn on_synced(&mut self) {
+        self.on_synced_at(self.clock.unix_nanos());
+    }
+
+    /// [`on_synced`](Self::on_synced) at a caller-given time.
+    pub fn on_synced_at(&mut self, physical_nanos: u64) {
+        self.synced_at = physical_nanos;
+    }
+
+    /// The uncertainty model.
+    pub fn uncertainty(&self) -> Uncertainty {
+        self.uncertainty
+    }
+
+    /// ε at physical time `physical_nanos`.
+    pub fn epsilon_at(&self, physical_nanos: u64) -> Duration {
+        Duration::from_nanos(self.epsilon_nanos(physical_nanos))
+    }
+
+    /// `TT.now()`: an interval containing the true time.
+    pub fn now(&self) -> TimeInterval {
+        self.interval_at(self.clock.unix_nanos())
+    }
+
+    /// The interval for a caller-given physical reading.
+    pub fn interval_at(&self, physical_nanos: u64) -> TimeInterval {
+        let epsilon = self.epsilon_nanos(physical_nanos);
+        TimeInterval {
+            earliest: physical_nanos.saturating_sub(epsilon),
+            latest: physical_nanos.saturating_add(epsilon),
+        }
+    }
+
+    /// `TT.after(t)`: `t` has definitely passed.
+    pub fn after(&self, t: u64) -> bool {
+        self.after_at(t, self.clock.unix_nanos())
+    }
+
+    /// `TT.before(t)`: `t` has definitely not arrived yet.
+    pub fn before(&self, t: u64) -> bool {
+        t > self.now().latest
+    }
+
+    /// How long to wait before `after(s)` holds (zero if it already does):
+    /// Spanner's commit wait for a transaction with timestamp `s`. It accounts
+    /// for ε growing while the caller waits; a sync in the meantime only
+    /// shrinks ε, so the wait stays sufficient.
+    pub fn commit_wait(&self, s: u64) -> Duration {
+        self.commit_wait_at(s, self.clock.unix_nanos())
+    }
+
+    /// [`commit_wait`](Self::commit_wait) from a caller-given physical time.
+    pub fn commit_wait_at(&self, s: u64, physical_nanos: u64) -> Duration {
+        if self.after_at(s, physical_nanos) {
+            return Duration::ZERO;
+        }
+        // earliest(t + w) = earliest(t) + w * (1 - drift): solve for the
+        // first w with earliest(t + w) > s, then settle the rounding of ε by
+        // probing the neighbours (at most a step or two).
+        let gap = u128::from(s - self.interval_at(physical_nanos).earliest);
+        let slope = PPM - u128::from(self.uncertainty.drift_ppm);
+        let mut wait = u64::try_from((gap * PPM).div_ceil(slope)).unwrap_or(u64::MAX);
+        // ε is floored to whole nanoseconds, so the estimate is off by at
+        // most one step either way; the bound keeps an unreachable `s` (near
+        // u64::MAX) from looping.
+        for _ in 0..ROUNDING_STEPS {
+            if self.after_at(s, physical_nanos.saturating_add(wait)) {
+                break;
+            }
+            wait = wait.saturating_add(1);
+        }
+        for _ in 0..ROUNDING_STEPS {
+            if wait == 0 || !self.after_at(s, physical_nanos.saturating_add(wait - 1)) {
+                break;
+            }
+            wait -= 1;
+        }
+        Duration::from_nanos(wait)
+    }
+
+    /// The physical clock.
+    pub fn physical_clock(&self) -> &C {
+        &self.clock
+    }
+
+    fn after_at(&self, t: u64, physical_nanos: u64) -> bool {
+        t < self.interval_at(physical_nanos).earliest
+    }
+
+    fn epsilon_nanos(&self, physical_nanos: u64) -> u64 {
+        let since_sync = u128::from(physical_nanos.saturating_sub(self.synced_at));
+        let drift = since_sync * u128::from(self.uncertainty.drift_ppm) / PPM;
+        self.base_nanos
+            .saturating_add(u64::try_from(drift).unwrap_or(u64::MAX))
+    }
+}
