@@ -76,10 +76,13 @@ impl CausalOrder {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
     feature = "serde",
-    serde(bound(
-        serialize = "N: serde::Serialize",
-        deserialize = "N: serde::Deserialize<'de> + Ord"
-    ))
+    serde(
+        transparent,
+        bound(
+            serialize = "N: serde::Serialize",
+            deserialize = "N: serde::Deserialize<'de> + Ord"
+        )
+    )
 )]
 pub struct VectorClock<N> {
     /// Sorted by node, no duplicates, no zero counters.

@@ -370,6 +370,8 @@ mod tests {
         let cases = [
             (ts(5, 3), 7, ts(7, 0)),
             (ts(7, 3), 7, ts(7, 4)),
+            // pt == l with c == 0: still c + 1, never a repeat of (pt, 0)
+            (ts(7, 0), 7, ts(7, 1)),
             (ts(9, 3), 7, ts(9, 4)),
         ];
         for (last, pt, expected) in cases {

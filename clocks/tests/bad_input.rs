@@ -1,0 +1,223 @@
+//! Bad input gets a typed error and leaves the clock as it was: remote
+//! timestamps from clocks too far ahead, malformed text, counters at their
+//! limits, invalid settings, non-canonical serialized clocks.
+
+use dsys_clocks::{
+    AtomicHlc, AtomicLamport, ConfigError, CounterOverflow, Hlc, HlcConfig, IntervalClock,
+    LamportClock, MAX_MILLIS, ManualClock, NowError, ParseTimestampError, PhysicalClock, Timestamp,
+    Uncertainty, UpdateError, VectorClock,
+};
+use std::time::Duration;
+
+const NOW_MS: u64 = 1_700_000_000_000;
+
+fn ts(millis: u64, logical: u16) -> Timestamp {
+    Timestamp::new(millis, logical).unwrap()
+}
+
+#[test]
+fn remote_beyond_max_offset_is_rejected_and_clock_unchanged() {
+    let pt = ManualClock::from_millis(NOW_MS);
+    let mut hlc = Hlc::new(&pt);
+    let shared = AtomicHlc::new(&pt);
+    let before = hlc.now().unwrap();
+    shared.now().unwrap();
+
+    for remote in [ts(NOW_MS + 501, 0), ts(NOW_MS + 10_000, 3), Timestamp::MAX] {
+        let err = hlc.update(remote).unwrap_err();
+        assert_eq!(
+            err,
+            UpdateError::RemoteTooFarAhead {
+                remote,
+                physical_millis: NOW_MS,
+                max_offset: Duration::from_millis(500)
+            }
+        );
+        assert_eq!(hlc.last(), before, "owned clock moved on a rejected update");
+        assert_eq!(shared.update(remote).unwrap_err(), err);
+        assert_eq!(
+            shared.last(),
+            before,
+            "shared clock moved on a rejected update"
+        );
+    }
+    // Exactly max_offset ahead is still accepted.
+    assert_eq!(hlc.update(ts(NOW_MS + 500, 0)), Ok(ts(NOW_MS + 500, 1)));
+    let message = UpdateError::RemoteTooFarAhead {
+        remote: ts(NOW_MS + 600, 0),
+        physical_millis: NOW_MS,
+        max_offset: Duration::from_millis(500),
+    }
+    .to_string();
+    assert!(message.contains("600 ms ahead"), "{message}");
+}
+
+#[test]
+fn configured_max_offset_is_honoured() {
+    let pt = ManualClock::from_millis(NOW_MS);
+    let mut strict = Hlc::with_config(&pt, HlcConfig::with_max_offset(Duration::ZERO)).unwrap();
+    assert!(strict.update(ts(NOW_MS + 1, 0)).is_err());
+    assert!(strict.update(ts(NOW_MS, 7)).is_ok());
+}
+
+#[test]
+fn malformed_text_is_rejected() {
+    let cases: &[(&str, ParseTimestampError)] = &[
+        ("", ParseTimestampError::MissingSeparator),
+        ("1700000000000", ParseTimestampError::MissingSeparator),
+        ("1700000000000.5", ParseTimestampError::MissingSeparator),
+        (",1", ParseTimestampError::InvalidMillis),
+        ("-1,0", ParseTimestampError::InvalidMillis),
+        ("+1,0", ParseTimestampError::InvalidMillis),
+        (" 1,0", ParseTimestampError::InvalidMillis),
+        ("1e3,0", ParseTimestampError::InvalidMillis),
+        ("18446744073709551616,0", ParseTimestampError::InvalidMillis),
+        ("1,", ParseTimestampError::InvalidLogical),
+        ("1,65536", ParseTimestampError::InvalidLogical),
+        ("1,-1", ParseTimestampError::InvalidLogical),
+        ("1,2,3", ParseTimestampError::InvalidLogical),
+        ("1,0 ", ParseTimestampError::InvalidLogical),
+        ("１,0", ParseTimestampError::InvalidMillis), // full-width digit
+        (
+            "281474976710656,0",
+            ParseTimestampError::MillisOutOfRange {
+                millis: MAX_MILLIS + 1,
+            },
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(text.parse::<Timestamp>(), Err(*expected), "input {text:?}");
+    }
+    assert_eq!("281474976710655,65535".parse(), Ok(Timestamp::MAX));
+    assert_eq!("0,0".parse(), Ok(Timestamp::ZERO));
+}
+
+#[test]
+fn out_of_range_constructor_is_rejected() {
+    assert!(Timestamp::new(MAX_MILLIS + 1, 0).is_err());
+    assert!(Timestamp::new(MAX_MILLIS, u16::MAX).is_ok());
+}
+
+#[test]
+fn logical_overflow_is_an_error_not_a_wrap() {
+    // A clock that physical time has not passed, with c at its maximum.
+    let pt = ManualClock::from_millis(NOW_MS);
+    let exhausted = ts(NOW_MS, u16::MAX);
+    let mut hlc = Hlc::new(&pt).resumed_after(exhausted);
+    let shared = AtomicHlc::new(&pt).resumed_after(exhausted);
+    let overflow = NowError::LogicalOverflow { millis: NOW_MS };
+    assert_eq!(hlc.now(), Err(overflow));
+    assert_eq!(shared.now(), Err(overflow));
+    assert_eq!(hlc.update(ts(NOW_MS - 5, 0)), Err(overflow.into()));
+    assert_eq!(hlc.update(ts(NOW_MS, 9)), Err(overflow.into()));
+    assert_eq!(hlc.last(), exhausted);
+    assert_eq!(shared.last(), exhausted);
+    // A remote whose own counter is exhausted cannot be succeeded in its ms either.
+    let mut fresh = Hlc::new(&pt);
+    assert_eq!(
+        fresh.update(ts(NOW_MS + 3, u16::MAX)),
+        Err(UpdateError::LogicalOverflow { millis: NOW_MS + 3 })
+    );
+    assert_eq!(fresh.last(), Timestamp::ZERO);
+    // Once physical time passes, the clock works again.
+    pt.advance(Duration::from_millis(1));
+    assert_eq!(hlc.now(), Ok(ts(NOW_MS + 1, 0)));
+    assert_eq!(shared.now(), Ok(ts(NOW_MS + 1, 0)));
+}
+
+#[test]
+fn sixty_five_thousand_events_in_one_millisecond_then_overflow() {
+    let pt = ManualClock::from_millis(NOW_MS);
+    let mut hlc = Hlc::new(&pt);
+    for c in 0..=u16::MAX {
+        assert_eq!(hlc.now(), Ok(ts(NOW_MS, c)));
+    }
+    assert!(matches!(hlc.now(), Err(NowError::LogicalOverflow { .. })));
+}
+
+/// A broken physical clock that reads past the year 10889.
+struct FarFuture;
+
+impl PhysicalClock for FarFuture {
+    fn unix_nanos(&self) -> u64 {
+        u64::MAX
+    }
+    fn unix_millis(&self) -> u64 {
+        MAX_MILLIS + 1
+    }
+}
+
+#[test]
+fn physical_clock_beyond_48_bits_is_rejected() {
+    let mut hlc = Hlc::new(FarFuture);
+    let out_of_range = NowError::PhysicalOutOfRange {
+        millis: MAX_MILLIS + 1,
+    };
+    assert_eq!(hlc.now(), Err(out_of_range));
+    assert_eq!(hlc.update(Timestamp::ZERO), Err(out_of_range.into()));
+    assert_eq!(hlc.last(), Timestamp::ZERO);
+    let shared = AtomicHlc::new(FarFuture);
+    assert_eq!(shared.now(), Err(out_of_range));
+    // The sans-IO form takes the reading as an argument: same check.
+    let mut manual = Hlc::new(ManualClock::default());
+    assert_eq!(manual.now_at(MAX_MILLIS + 1), Err(out_of_range));
+    assert_eq!(manual.now_at(MAX_MILLIS), Ok(ts(MAX_MILLIS, 0)));
+}
+
+#[test]
+fn lamport_counter_overflow_is_an_error() {
+    let mut clock = LamportClock::new();
+    assert_eq!(clock.receive(u64::MAX), Err(CounterOverflow));
+    assert_eq!(clock.time(), 0, "rejected receive changed the clock");
+    assert_eq!(clock.receive(u64::MAX - 1), Ok(u64::MAX));
+    assert_eq!(clock.tick(), Err(CounterOverflow));
+    assert_eq!(clock.time(), u64::MAX);
+
+    let shared = AtomicLamport::new();
+    assert_eq!(shared.receive(u64::MAX), Err(CounterOverflow));
+    assert_eq!(shared.time(), 0);
+    assert_eq!(shared.receive(u64::MAX - 1), Ok(u64::MAX));
+    assert_eq!(shared.tick(), Err(CounterOverflow));
+}
+
+#[test]
+fn vector_clock_from_a_peer_at_u64_max_cannot_be_incremented_past() {
+    let mut mine = VectorClock::from_entries([(1u8, 4)]);
+    let hostile = VectorClock::from_entries([(1u8, u64::MAX)]);
+    assert_eq!(mine.receive(&1, &hostile), Err(CounterOverflow));
+    assert_eq!(mine.get(&1), u64::MAX);
+}
+
+#[test]
+fn invalid_settings_are_rejected() {
+    let pt = ManualClock::from_millis(NOW_MS);
+    let too_large = HlcConfig::with_max_offset(Duration::from_secs(u64::MAX));
+    assert!(matches!(
+        too_large.validate(),
+        Err(ConfigError::MaxOffsetTooLarge { .. })
+    ));
+    assert!(Hlc::with_config(&pt, too_large).is_err());
+    assert!(AtomicHlc::with_config(&pt, too_large).is_err());
+    assert!(HlcConfig::default().validate().is_ok());
+
+    let drift = Uncertainty::drifting(Duration::from_millis(1), 1_000_000);
+    assert_eq!(
+        IntervalClock::new(&pt, drift).unwrap_err(),
+        ConfigError::DriftTooLarge {
+            drift_ppm: 1_000_000
+        }
+    );
+}
+
+#[test]
+fn deserialized_vector_clocks_are_normalised() {
+    // Unsorted, duplicated, with zero entries: as a buggy or hostile peer sends.
+    let json = r#"[[3,5],[1,0],[2,7],[3,9],[2,1]]"#;
+    let clock: VectorClock<u8> = serde_json::from_str(json).unwrap();
+    assert_eq!(clock, VectorClock::from_entries([(2, 7), (3, 9)]));
+    assert_eq!(clock.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [2, 3]);
+    // Malformed input is an error, not a panic.
+    assert!(serde_json::from_str::<VectorClock<u8>>(r#"[[1]]"#).is_err());
+    assert!(serde_json::from_str::<VectorClock<u8>>(r#"{"a":1}"#).is_err());
+    assert!(serde_json::from_str::<Timestamp>(r#"-1"#).is_err());
+}
