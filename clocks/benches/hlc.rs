@@ -1,1 +1,327 @@
-fn main() {}
+//! dsys-clocks HLC against `uhlc` on the same workloads, in the same run.
+//!
+//! Workload: timestamps are taken in rounds. Each round starts in a fresh
+//! millisecond of the physical clock under test and issues
+//! [`STAMPS_PER_ROUND`] timestamps (split across the threads), then the
+//! harness waits, untimed, for that clock's millisecond to change. Only the
+//! rounds are timed, for both crates alike. Rounds keep the load inside the
+//! 65,536 timestamps per millisecond that the 48+16-bit layout (Kulkarni et
+//! al. §6.2) can issue without running `l` ahead of physical time; a tight
+//! loop with a sub-15 ns clock would exceed it and measure error returns.
+//!
+//! Groups (criterion time per iteration = wall time per timestamp):
+//! - `now/system/1-thread`: `Hlc` (`&mut`), `AtomicHlc` (`&self`) and uhlc's
+//!   `HLC::new_timestamp`, all reading `SystemTime`.
+//! - `now/system/2-threads`: `AtomicHlc` vs uhlc, two threads on one clock.
+//! - `now/coarse/*`: dsys clocks on `CoarseClock` (a cached time refreshed
+//!   every 1 ms by `coarsetime::Updater`), against uhlc on `SystemTime` (its
+//!   default) and uhlc on the same cached time.
+//! - `update/system/1-thread`: the receive path with remote timestamps 0-20
+//!   ms behind local time (typical network delay).
+//!
+//! Each system-clock group also times `floor-clock-read`: the clock read
+//! alone, which every HLC must do once per event. Peer time / floor is the
+//! best ratio any implementation could reach on the machine.
+//!
+//! Ratios: `python3 .ci/bench-ratios now/ update/` after
+//! `cargo bench -p dsys-clocks --bench hlc`.
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use dsys_clocks::{AtomicHlc, CoarseClock, Hlc, PhysicalClock, SystemClock, Timestamp};
+
+/// Timestamps per round (all threads together); half the per-ms capacity.
+const STAMPS_PER_ROUND: u64 = 32_768;
+const REMOTE_SPREAD_MS: u64 = 20;
+
+/// Spins (untimed) until `clock`'s millisecond differs from `since`.
+fn wait_for_next_millisecond(clock: &impl PhysicalClock, since: u64) {
+    while clock.unix_millis() == since {
+        std::hint::spin_loop();
+    }
+}
+
+/// Runs `iters` calls of `stamp` in rounds on this thread; returns the time
+/// spent inside rounds.
+fn rounds_1_thread(iters: u64, clock: &impl PhysicalClock, mut stamp: impl FnMut(u64)) -> Duration {
+    let mut timed = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let batch = STAMPS_PER_ROUND.min(iters - done);
+        let start = Instant::now();
+        for i in done..done + batch {
+            stamp(i);
+        }
+        timed += start.elapsed();
+        done += batch;
+        wait_for_next_millisecond(clock, clock.unix_millis());
+    }
+    timed
+}
+
+/// Runs `iters` calls of `stamp` split across two threads, each round
+/// started together through a barrier; returns the wall time inside rounds.
+fn rounds_2_threads(
+    iters: u64,
+    clock: &(impl PhysicalClock + Sync),
+    stamp: impl Fn(u64) + Sync,
+) -> Duration {
+    let per_thread_round = STAMPS_PER_ROUND / 2;
+    let rounds = iters.div_ceil(STAMPS_PER_ROUND);
+    let start_line = Barrier::new(2);
+    let finish_line = Barrier::new(2);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for _ in 0..rounds {
+                start_line.wait();
+                for i in 0..per_thread_round {
+                    stamp(i);
+                }
+                finish_line.wait();
+            }
+        });
+        let mut timed = Duration::ZERO;
+        for _ in 0..rounds {
+            let ms = clock.unix_millis();
+            start_line.wait();
+            let start = Instant::now();
+            for i in 0..per_thread_round {
+                stamp(i);
+            }
+            finish_line.wait();
+            timed += start.elapsed();
+            wait_for_next_millisecond(clock, ms);
+        }
+        // Scale to the requested count (the last round may overshoot).
+        timed.mul_f64(iters as f64 / (rounds * STAMPS_PER_ROUND) as f64)
+    })
+}
+
+/// uhlc's clock function over the same cached time `CoarseClock` reads
+/// (the cache only; refreshing is the updater thread's job).
+fn uhlc_coarse_clock() -> uhlc::NTP64 {
+    uhlc::NTP64::from(Duration::from_nanos(
+        coarsetime::Clock::recent_since_epoch().as_nanos(),
+    ))
+}
+
+fn uhlc_with(clock: fn() -> uhlc::NTP64) -> uhlc::HLC {
+    uhlc::HLCBuilder::new()
+        .with_clock(clock)
+        .with_max_delta(Duration::from_millis(500))
+        .build()
+}
+
+fn now_single_thread(c: &mut Criterion) {
+    let mut group = c.benchmark_group("now/system/1-thread");
+    group.bench_function("floor-clock-read", |b| {
+        b.iter_custom(|iters| {
+            rounds_1_thread(iters, &SystemClock, |_| {
+                black_box(SystemClock.unix_millis());
+            })
+        })
+    });
+    group.bench_function("dsys-hlc", |b| {
+        let mut hlc = Hlc::new(SystemClock);
+        b.iter_custom(|iters| {
+            rounds_1_thread(iters, &SystemClock, |_| {
+                black_box(hlc.now().expect("rounds stay within capacity"));
+            })
+        })
+    });
+    group.bench_function("dsys-atomic-hlc", |b| {
+        let hlc = AtomicHlc::new(SystemClock);
+        b.iter_custom(|iters| {
+            rounds_1_thread(iters, &SystemClock, |_| {
+                black_box(hlc.now().expect("rounds stay within capacity"));
+            })
+        })
+    });
+    group.bench_function("uhlc", |b| {
+        let hlc = uhlc::HLC::default();
+        b.iter_custom(|iters| {
+            rounds_1_thread(iters, &SystemClock, |_| {
+                black_box(hlc.new_timestamp());
+            })
+        })
+    });
+    group.finish();
+}
+
+fn now_two_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("now/system/2-threads");
+    group.bench_function("floor-clock-read", |b| {
+        b.iter_custom(|iters| {
+            rounds_2_threads(iters, &SystemClock, |_| {
+                black_box(SystemClock.unix_millis());
+            })
+        })
+    });
+    group.bench_function("dsys-atomic-hlc", |b| {
+        let hlc = AtomicHlc::new(SystemClock);
+        b.iter_custom(|iters| {
+            rounds_2_threads(iters, &SystemClock, |_| {
+                black_box(hlc.now().expect("rounds stay within capacity"));
+            })
+        })
+    });
+    group.bench_function("uhlc", |b| {
+        let hlc = uhlc::HLC::default();
+        b.iter_custom(|iters| {
+            rounds_2_threads(iters, &SystemClock, |_| {
+                black_box(hlc.new_timestamp());
+            })
+        })
+    });
+    group.finish();
+}
+
+fn now_coarse(c: &mut Criterion) {
+    let updater = coarsetime::Updater::new(1)
+        .start()
+        .expect("start the coarsetime updater thread");
+    let coarse = CoarseClock::new();
+
+    let mut group = c.benchmark_group("now/coarse/1-thread");
+    group.bench_function("dsys-hlc", |b| {
+        let mut hlc = Hlc::new(coarse);
+        b.iter_custom(|iters| {
+            rounds_1_thread(iters, &coarse, |_| {
+                black_box(hlc.now().expect("rounds stay within capacity"));
+            })
+        })
+    });
+    group.bench_function("dsys-atomic-hlc", |b| {
+        let hlc = AtomicHlc::new(coarse);
+        b.iter_custom(|iters| {
+            rounds_1_thread(iters, &coarse, |_| {
+                black_box(hlc.now().expect("rounds stay within capacity"));
+            })
+        })
+    });
+    group.bench_function("uhlc", |b| {
+        let hlc = uhlc::HLC::default();
+        b.iter_custom(|iters| {
+            rounds_1_thread(iters, &coarse, |_| {
+                black_box(hlc.new_timestamp());
+            })
+        })
+    });
+    group.bench_function("uhlc-coarse", |b| {
+        let hlc = uhlc_with(uhlc_coarse_clock);
+        b.iter_custom(|iters| {
+            rounds_1_thread(iters, &coarse, |_| {
+                black_box(hlc.new_timestamp());
+            })
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("now/coarse/2-threads");
+    group.bench_function("dsys-atomic-hlc", |b| {
+        let hlc = AtomicHlc::new(coarse);
+        b.iter_custom(|iters| {
+            rounds_2_threads(iters, &coarse, |_| {
+                black_box(hlc.now().expect("rounds stay within capacity"));
+            })
+        })
+    });
+    group.bench_function("uhlc", |b| {
+        let hlc = uhlc::HLC::default();
+        b.iter_custom(|iters| {
+            rounds_2_threads(iters, &coarse, |_| {
+                black_box(hlc.new_timestamp());
+            })
+        })
+    });
+    group.bench_function("uhlc-coarse", |b| {
+        let hlc = uhlc_with(uhlc_coarse_clock);
+        b.iter_custom(|iters| {
+            rounds_2_threads(iters, &coarse, |_| {
+                black_box(hlc.new_timestamp());
+            })
+        })
+    });
+    group.finish();
+    updater.stop().expect("stop the coarsetime updater thread");
+}
+
+/// Remote timestamps 0..REMOTE_SPREAD_MS behind `now_ms`, with varied
+/// logical parts: the same values for both crates.
+fn remotes(now_ms: u64) -> Vec<(Timestamp, uhlc::Timestamp)> {
+    let peer = uhlc::ID::try_from([7u8]).expect("a one-byte id is valid");
+    (0..1024u64)
+        .map(|i| {
+            let behind = (i * 7919) % REMOTE_SPREAD_MS;
+            let logical = (i * 104_729 % 16) as u16;
+            let ours = Timestamp::new(now_ms - behind, logical).expect("current time fits 48 bits");
+            let ntp = uhlc::NTP64::from(Duration::from_millis(now_ms - behind));
+            (
+                ours,
+                uhlc::Timestamp::new(uhlc::NTP64(ntp.0 + u64::from(logical)), peer),
+            )
+        })
+        .collect()
+}
+
+fn update_single_thread(c: &mut Criterion) {
+    let mut group = c.benchmark_group("update/system/1-thread");
+    group.bench_function("floor-clock-read", |b| {
+        b.iter_custom(|iters| {
+            rounds_1_thread(iters, &SystemClock, |_| {
+                black_box(SystemClock.unix_millis());
+            })
+        })
+    });
+    group.bench_function("dsys-hlc", |b| {
+        let mut hlc = Hlc::new(SystemClock);
+        b.iter_custom(|iters| {
+            let remotes = remotes(SystemClock.unix_millis());
+            rounds_1_thread(iters, &SystemClock, |i| {
+                let remote = remotes[(i % 1024) as usize].0;
+                black_box(hlc.update(remote).expect("remotes are behind local time"));
+            })
+        })
+    });
+    group.bench_function("dsys-atomic-hlc", |b| {
+        let hlc = AtomicHlc::new(SystemClock);
+        b.iter_custom(|iters| {
+            let remotes = remotes(SystemClock.unix_millis());
+            rounds_1_thread(iters, &SystemClock, |i| {
+                let remote = remotes[(i % 1024) as usize].0;
+                black_box(hlc.update(remote).expect("remotes are behind local time"));
+            })
+        })
+    });
+    group.bench_function("uhlc", |b| {
+        let hlc = uhlc::HLC::default();
+        b.iter_custom(|iters| {
+            let remotes = remotes(SystemClock.unix_millis());
+            rounds_1_thread(iters, &SystemClock, |i| {
+                let remote = &remotes[(i % 1024) as usize].1;
+                black_box(
+                    hlc.update_with_timestamp(remote)
+                        .expect("remotes are behind local time"),
+                );
+            })
+        })
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(700))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(40)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = now_single_thread, now_two_threads, now_coarse, update_single_thread
+}
+criterion_main!(benches);

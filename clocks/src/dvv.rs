@@ -167,6 +167,16 @@ impl<N: Ord + Clone, V> Siblings<N, V> {
     /// context contains, then adds the new version with a fresh dot of
     /// `server`. Returns that dot.
     ///
+    /// `context` MUST be one that [`context`](Self::context) returned
+    /// together with the [`values`](Self::values) the client read (on this
+    /// or another replica): it names exactly the versions the client saw.
+    /// A client MUST NOT build its next context as "my last context plus the
+    /// dot my write returned": a version vector counts each node from 1, so
+    /// `add(dot)` also claims every earlier dot of `server`, including
+    /// concurrent writes the client never read, and its next write would
+    /// silently discard them. To write again, read again (Riak's
+    /// `return_body` does the read in the write's reply).
+    ///
     /// # Errors
     /// [`CounterOverflow`] if `server`'s counter would pass `u64::MAX` (only
     /// a corrupt context carries such a value); nothing changes.

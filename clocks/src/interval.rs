@@ -187,7 +187,17 @@ impl<C: PhysicalClock> IntervalClock<C> {
 
     /// `TT.before(t)`: `t` has definitely not arrived yet.
     pub fn before(&self, t: u64) -> bool {
-        t > self.now().latest
+        self.before_at(t, self.clock.unix_nanos())
+    }
+
+    /// [`after`](Self::after) at a caller-given physical time.
+    pub fn after_at(&self, t: u64, physical_nanos: u64) -> bool {
+        t < self.interval_at(physical_nanos).earliest
+    }
+
+    /// [`before`](Self::before) at a caller-given physical time.
+    pub fn before_at(&self, t: u64, physical_nanos: u64) -> bool {
+        t > self.interval_at(physical_nanos).latest
     }
 
     /// How long to wait before `after(s)` holds (zero if it already does):
@@ -230,10 +240,6 @@ impl<C: PhysicalClock> IntervalClock<C> {
     /// The physical clock.
     pub fn physical_clock(&self) -> &C {
         &self.clock
-    }
-
-    fn after_at(&self, t: u64, physical_nanos: u64) -> bool {
-        t < self.interval_at(physical_nanos).earliest
     }
 
     fn epsilon_nanos(&self, physical_nanos: u64) -> u64 {

@@ -61,6 +61,18 @@ impl CausalOrder {
     }
 }
 
+/// `before`, `after`, `equal` or `concurrent`.
+impl fmt::Display for CausalOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Before => "before",
+            Self::After => "after",
+            Self::Equal => "equal",
+            Self::Concurrent => "concurrent",
+        })
+    }
+}
+
 /// A vector clock over node ids of type `N`.
 ///
 /// ```

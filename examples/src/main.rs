@@ -1,1 +1,166 @@
-fn main() {}
+//! The dsys tour: runnable chapters that put each dsys crate to work on a
+//! problem from the seed articles.
+//!
+//! ```text
+//! cargo run --release -p dsys-examples              # every chapter
+//! cargo run --release -p dsys-examples -- clocks    # one chapter
+//! cargo run --release -p dsys-examples -- --list    # what there is
+//! ```
+//!
+//! Every chapter is deterministic (simulated clocks, no threads, no real
+//! time), so its output is the same on every run.
+//!
+//! To add a chapter: write `src/<name>.rs` with
+//! `pub(crate) fn run() -> Result<(), Box<dyn Error>>`, printing through
+//! [`report`], and append it to [`CHAPTERS`].
+
+mod clocks;
+mod report;
+
+use std::error::Error;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+
+/// One chapter of the tour.
+pub(crate) struct Chapter {
+    /// What to type on the command line: lowercase, one word.
+    pub(crate) name: &'static str,
+    /// A short headline for the banner and `--list`.
+    pub(crate) title: &'static str,
+    /// Prints the chapter; an error (a crate disagreeing with the story the
+    /// chapter tells) stops the tour with a non-zero exit.
+    pub(crate) run: fn() -> Result<(), Box<dyn Error>>,
+}
+
+/// Every chapter, in tour order.
+pub(crate) const CHAPTERS: &[Chapter] = &[Chapter {
+    name: "clocks",
+    title: "ordering events without a shared clock (dsys-clocks)",
+    run: clocks::run,
+}];
+
+/// The dsys tour: each chapter puts a dsys crate to work on a problem from
+/// the seed articles. With no arguments, runs every chapter.
+#[derive(Debug, Parser)]
+#[command(name = "dsys-examples", version)]
+struct Cli {
+    /// Chapters to run, in the order given (default: all; see --list).
+    #[arg(value_name = "CHAPTER")]
+    chapters: Vec<String>,
+
+    /// List the chapters and exit.
+    #[arg(short, long, conflicts_with = "chapters")]
+    list: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.list {
+        print_list();
+        return ExitCode::SUCCESS;
+    }
+    let selected = match select(&cli.chapters) {
+        Ok(selected) => selected,
+        Err(unknown) => {
+            let valid: Vec<&str> = CHAPTERS.iter().map(|c| c.name).collect();
+            Cli::command()
+                .error(
+                    ErrorKind::InvalidValue,
+                    format!(
+                        "unknown chapter '{unknown}'\n\nvalid chapters: {}",
+                        valid.join(", ")
+                    ),
+                )
+                .exit()
+        }
+    };
+    for (i, chapter) in selected.iter().enumerate() {
+        if i > 0 {
+            println!();
+            println!();
+        }
+        report::chapter(chapter.name, chapter.title);
+        if let Err(error) = (chapter.run)() {
+            eprintln!("error: chapter '{}' failed: {error}", chapter.name);
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// The chapters named, in order, or every chapter when none is; `Err` with
+/// the first unknown name.
+fn select(names: &[String]) -> Result<Vec<&'static Chapter>, String> {
+    if names.is_empty() {
+        return Ok(CHAPTERS.iter().collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            CHAPTERS
+                .iter()
+                .find(|chapter| chapter.name == name.as_str())
+                .ok_or_else(|| name.clone())
+        })
+        .collect()
+}
+
+fn print_list() {
+    let width = CHAPTERS.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    println!("Chapters (run one with `dsys-examples <CHAPTER>`, all with no argument):");
+    for chapter in CHAPTERS {
+        println!("  {:width$}  {}", chapter.name, chapter.title);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn chapter_names_are_unique_single_words() {
+        for (i, chapter) in CHAPTERS.iter().enumerate() {
+            assert!(
+                chapter
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{}",
+                chapter.name
+            );
+            assert!(
+                CHAPTERS[..i].iter().all(|c| c.name != chapter.name),
+                "duplicate chapter {}",
+                chapter.name
+            );
+        }
+    }
+
+    #[test]
+    fn select_keeps_order_and_rejects_unknown_names() {
+        assert_eq!(select(&[]).unwrap().len(), CHAPTERS.len());
+        let one = select(&["clocks".to_owned()]).unwrap();
+        assert_eq!(one[0].name, "clocks");
+        assert_eq!(
+            select(&["clocks".to_owned(), "nope".to_owned()]).err(),
+            Some("nope".to_owned())
+        );
+    }
+
+    /// Every chapter's own checks pass (its output goes to the captured stdout).
+    #[test]
+    fn every_chapter_runs() {
+        for chapter in CHAPTERS {
+            if let Err(error) = (chapter.run)() {
+                panic!("chapter {} failed: {error}", chapter.name);
+            }
+        }
+    }
+}

@@ -109,8 +109,9 @@ pub enum UpdateError {
     /// physical clock: the sender's clock (or ours) is broken, or the message
     /// is forged. Drop the message; do not apply it.
     #[error(
-        "remote timestamp {remote} is {} ms ahead of the physical clock ({physical_millis} ms), over max_offset {max_offset:?} (clock unchanged)",
-        remote.millis() - physical_millis
+        "remote timestamp {remote} is {} ms ahead of the physical clock ({physical_millis} ms), over max_offset {} ms (clock unchanged)",
+        remote.millis() - physical_millis,
+        max_offset.as_millis()
     )]
     RemoteTooFarAhead {
         /// The rejected timestamp.

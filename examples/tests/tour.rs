@@ -1,0 +1,55 @@
+//! The tour binary end to end: deterministic output, chapter selection,
+//! and a clear error for an unknown chapter.
+
+use std::process::{Command, Output};
+
+fn tour(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dsys-examples"))
+        .args(args)
+        .output()
+        .expect("run the tour binary")
+}
+
+#[test]
+fn full_tour_succeeds_and_is_identical_on_every_run() {
+    let first = tour(&[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(first.stderr.is_empty());
+    let second = tour(&[]);
+    assert_eq!(first.stdout, second.stdout);
+}
+
+#[test]
+fn one_chapter_runs_alone() {
+    let out = tour(&["clocks"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("====="));
+    assert!(text.contains("clocks: "));
+    assert!(text.contains("[2,3,2]"));
+    assert!(text.contains("Lamport orders them, but they are concurrent"));
+}
+
+#[test]
+fn list_names_every_chapter() {
+    let out = tour(&["--list"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8(out.stdout).unwrap().contains("clocks"));
+}
+
+#[test]
+fn unknown_chapter_fails_and_lists_valid_names() {
+    let out = tour(&["no-such-chapter"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("unknown chapter 'no-such-chapter'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("valid chapters: clocks"), "{stderr}");
+}
