@@ -11,6 +11,7 @@
 //!   accepted (Kulkarni et al. Theorem 2 with CockroachDB's max-offset guard),
 //!   and messages from clocks further ahead are rejected without effect.
 
+mod common;
 use dsys_clocks::{
     CausalOrder, Hlc, HlcConfig, LamportClock, ManualClock, PhysicalClock, Timestamp, UpdateError,
     VectorClock,
@@ -75,7 +76,7 @@ struct Message {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(400)))]
 
     #[test]
     fn clocks_agree_with_happened_before((skews, ops) in scenario()) {

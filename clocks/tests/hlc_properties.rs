@@ -1,6 +1,7 @@
 //! Algebraic properties of the hybrid logical clock (Kulkarni et al. 2014,
 //! Theorems 1-3) and of its packed encoding (§6.2).
 
+mod common;
 use dsys_clocks::{AtomicHlc, Hlc, HlcConfig, ManualClock, Timestamp};
 use proptest::prelude::*;
 use std::time::Duration;
@@ -33,7 +34,7 @@ fn input() -> impl Strategy<Value = Input> {
 const START_MS: u64 = 1_700_000_000_000;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(512)))]
 
     /// Every timestamp is larger than the one before, `l >= pt` at every
     /// event, and `l - pt` never exceeds the largest remote offset accepted

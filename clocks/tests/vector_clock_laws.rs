@@ -1,6 +1,7 @@
 //! Vector clocks form a partial order and merge is a join (a semilattice):
 //! the laws CRDTs and causal delivery rely on.
 
+mod common;
 use dsys_clocks::{CausalOrder, VectorClock};
 use proptest::prelude::*;
 use std::cmp::Ordering;
@@ -30,7 +31,7 @@ fn reference_compare(a: &VectorClock<u8>, b: &VectorClock<u8>) -> CausalOrder {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1024))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(1024)))]
 
     #[test]
     fn compare_matches_the_entrywise_definition(a in clock(), b in clock()) {
