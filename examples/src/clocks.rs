@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dsys_clocks::{
-    CausalOrder, Dot, Hlc, IntervalClock, LamportClock, ManualClock, PhysicalClock, Siblings,
-    Timestamp, Uncertainty, UpdateError, VectorClock, VersionVector,
+    CausalOrder, Hlc, IntervalClock, LamportClock, ManualClock, PhysicalClock, Siblings, Timestamp,
+    Uncertainty, UpdateError, VectorClock, VersionVector,
 };
 
 use crate::report::{self, Table, check, check_eq};
@@ -447,7 +447,7 @@ fn show_versions(cart: &Siblings<&'static str, Cart>) -> String {
 
 /// What a client writes after reading `siblings`: every item of every sibling
 /// (first seen first), plus `extra`.
-fn resolve<'a>(siblings: impl IntoIterator<Item = &'a Cart>, extra: &[&'static str]) -> Cart {
+fn resolve<'a>(siblings: impl IntoIterator<Item = &'a Cart>, extra: &'a [&'static str]) -> Cart {
     let mut cart: Cart = Vec::new();
     for &item in siblings.into_iter().flatten().chain(extra) {
         if !cart.contains(&item) {
@@ -530,10 +530,11 @@ fn shopping_cart() -> Res {
     // No sibling explosion under stale reads: every round, both clients read
     // (values + context) before either writes, so the laptop's write never
     // sees the phone's write of the same round.
-    report::note(
-        "Then a phone and a laptop, 20 rounds: both read values and context, then both write \
-         (the laptop has not seen the phone's write):",
-    );
+    const ROUNDS: usize = 20;
+    report::note(&format!(
+        "Then a phone and a laptop, {ROUNDS} rounds: both read values and context, then both \
+         write with them:"
+    ));
     let mut rounds = Table::new(&[
         "round",
         "phone read ctx",
@@ -547,7 +548,6 @@ fn shopping_cart() -> Res {
     let read = |cart: &Siblings<&'static str, Cart>| -> (Vec<Cart>, VersionVector<&'static str>) {
         (cart.values().cloned().collect(), cart.context())
     };
-    const ROUNDS: usize = 20;
     for round in 1..=ROUNDS {
         // Both read first...
         let (phone_read, phone_ctx) = read(&cart);
@@ -590,9 +590,9 @@ fn shopping_cart() -> Res {
         &vec!["milk", "eggs", "bread", "apples", "coffee"],
     )?;
     report::note(&format!(
-        "{ROUNDS} rounds of stale writes, always 2 siblings: each round's writes replace all they \
-         read, and keep each other.\nA write's context must come from a read; the dot a write \
-         returns is not a context."
+        "{ROUNDS} rounds: the laptop's write never saw the phone's, yet exactly those 2 writes \
+         remain each time.\nA write's context must come from a read; the dot a write returns is \
+         not a context."
     ));
 
     report::takeaway(
