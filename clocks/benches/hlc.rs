@@ -16,6 +16,9 @@
 //! - `now/coarse/*`: dsys clocks on `CoarseClock` (a cached time refreshed
 //!   every 1 ms by `coarsetime::Updater`), against uhlc on `SystemTime` (its
 //!   default) and uhlc on the same cached time.
+//! - every `system` group also runs `uhlc-same-clock`: uhlc reading the
+//!   clock through dsys's `SystemClock` (rustix's vDSO call) instead of
+//!   `SystemTime`, to show how much of the gain is the clock path.
 //! - `update/system/1-thread`: the receive path with remote timestamps 0-20
 //!   ms behind local time (typical network delay).
 //!
@@ -27,7 +30,7 @@
 //! `cargo bench -p dsys-clocks --bench hlc`.
 
 use std::hint::black_box;
-use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -62,8 +65,10 @@ fn rounds_1_thread(iters: u64, clock: &impl PhysicalClock, mut stamp: impl FnMut
     timed
 }
 
-/// Runs `iters` calls of `stamp` split across two threads, each round
-/// started together through a barrier; returns the wall time inside rounds.
+/// Runs `iters` calls of `stamp` split across two threads; returns the wall
+/// time inside rounds. Both threads spin (rather than park on a
+/// `std::sync::Barrier`) between rounds, so a round's time holds no thread
+/// wake-up latency, which on a VM varies more than the work being measured.
 fn rounds_2_threads(
     iters: u64,
     clock: &(impl PhysicalClock + Sync),
@@ -71,27 +76,31 @@ fn rounds_2_threads(
 ) -> Duration {
     let per_thread_round = STAMPS_PER_ROUND / 2;
     let rounds = iters.div_ceil(STAMPS_PER_ROUND);
-    let start_line = Barrier::new(2);
-    let finish_line = Barrier::new(2);
+    let started = AtomicU64::new(0);
+    let finished = AtomicU64::new(0);
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            for _ in 0..rounds {
-                start_line.wait();
+            for round in 1..=rounds {
+                while started.load(Ordering::Acquire) < round {
+                    std::hint::spin_loop();
+                }
                 for i in 0..per_thread_round {
                     stamp(i);
                 }
-                finish_line.wait();
+                finished.store(round, Ordering::Release);
             }
         });
         let mut timed = Duration::ZERO;
-        for _ in 0..rounds {
+        for round in 1..=rounds {
             let ms = clock.unix_millis();
-            start_line.wait();
             let start = Instant::now();
+            started.store(round, Ordering::Release);
             for i in 0..per_thread_round {
                 stamp(i);
             }
-            finish_line.wait();
+            while finished.load(Ordering::Acquire) < round {
+                std::hint::spin_loop();
+            }
             timed += start.elapsed();
             wait_for_next_millisecond(clock, ms);
         }
@@ -106,6 +115,12 @@ fn uhlc_coarse_clock() -> uhlc::NTP64 {
     uhlc::NTP64::from(Duration::from_nanos(
         coarsetime::Clock::recent_since_epoch().as_nanos(),
     ))
+}
+
+/// uhlc's clock function over dsys's `SystemClock` read (rustix's vDSO
+/// call): separates what the clock path gains from what the HLC gains.
+fn uhlc_same_system_clock() -> uhlc::NTP64 {
+    uhlc::NTP64::from(Duration::from_nanos(SystemClock.unix_nanos()))
 }
 
 fn uhlc_with(clock: fn() -> uhlc::NTP64) -> uhlc::HLC {
@@ -148,6 +163,14 @@ fn now_single_thread(c: &mut Criterion) {
             })
         })
     });
+    group.bench_function("uhlc-same-clock", |b| {
+        let hlc = uhlc_with(uhlc_same_system_clock);
+        b.iter_custom(|iters| {
+            rounds_1_thread(iters, &SystemClock, |_| {
+                black_box(hlc.new_timestamp());
+            })
+        })
+    });
     group.finish();
 }
 
@@ -170,6 +193,14 @@ fn now_two_threads(c: &mut Criterion) {
     });
     group.bench_function("uhlc", |b| {
         let hlc = uhlc::HLC::default();
+        b.iter_custom(|iters| {
+            rounds_2_threads(iters, &SystemClock, |_| {
+                black_box(hlc.new_timestamp());
+            })
+        })
+    });
+    group.bench_function("uhlc-same-clock", |b| {
+        let hlc = uhlc_with(uhlc_same_system_clock);
         b.iter_custom(|iters| {
             rounds_2_threads(iters, &SystemClock, |_| {
                 black_box(hlc.new_timestamp());
@@ -298,6 +329,18 @@ fn update_single_thread(c: &mut Criterion) {
     });
     group.bench_function("uhlc", |b| {
         let hlc = uhlc::HLC::default();
+        b.iter_custom(|iters| {
+            let remotes = remotes(SystemClock.unix_millis());
+            rounds_1_thread(iters, &SystemClock, |i| {
+                let remote = &remotes[(i % 1024) as usize].1;
+                // Returns (): the effect is on the clock, which the next call reads.
+                hlc.update_with_timestamp(black_box(remote))
+                    .expect("remotes are behind local time");
+            })
+        })
+    });
+    group.bench_function("uhlc-same-clock", |b| {
+        let hlc = uhlc_with(uhlc_same_system_clock);
         b.iter_custom(|iters| {
             let remotes = remotes(SystemClock.unix_millis());
             rounds_1_thread(iters, &SystemClock, |i| {

@@ -19,6 +19,9 @@ use crate::loom::{AtomicU64, Ordering};
 
 /// A Lamport logical clock owned by one process.
 ///
+/// `Clone` but deliberately not `Copy`: a silently copied clock would issue
+/// the same stamps twice.
+///
 /// ```
 /// use dsys_clocks::LamportClock;
 ///
@@ -30,7 +33,7 @@ use crate::loom::{AtomicU64, Ordering};
 /// assert_eq!(b.receive(stamp)?, 3);  // max(2, 1) + 1
 /// # Ok::<(), dsys_clocks::CounterOverflow>(())
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(transparent))]
 pub struct LamportClock {

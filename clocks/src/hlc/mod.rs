@@ -110,7 +110,7 @@ pub enum UpdateError {
     /// is forged. Drop the message; do not apply it.
     #[error(
         "remote timestamp {remote} is {} ms ahead of the physical clock ({physical_millis} ms), over max_offset {} ms (clock unchanged)",
-        remote.millis() - physical_millis,
+        remote.millis().saturating_sub(*physical_millis),
         max_offset.as_millis()
     )]
     RemoteTooFarAhead {
@@ -229,7 +229,9 @@ pub(crate) mod rules {
 /// assert_eq!(hlc.last(), c);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Not `Clone`: two copies of one clock would issue the same timestamps.
+#[derive(Debug)]
 pub struct Hlc<C> {
     clock: C,
     last: Timestamp,
