@@ -109,6 +109,16 @@ fn rounds_2_threads(
     })
 }
 
+/// A value alone on its own pair of cache lines (x86 prefetches lines in
+/// pairs), so that a contended clock never shares a line with the bench's
+/// own stack traffic.
+#[repr(align(128))]
+struct Isolated<T>(T);
+
+fn isolated<T>(value: T) -> Box<Isolated<T>> {
+    Box::new(Isolated(value))
+}
+
 /// uhlc's clock function over the same cached time `CoarseClock` reads
 /// (the cache only; refreshing is the updater thread's job).
 fn uhlc_coarse_clock() -> uhlc::NTP64 {
@@ -184,7 +194,7 @@ fn now_two_threads(c: &mut Criterion) {
         })
     });
     group.bench_function("dsys-atomic-hlc", |b| {
-        let hlc = AtomicHlc::new(SystemClock);
+        let hlc = &isolated(AtomicHlc::new(SystemClock)).0;
         b.iter_custom(|iters| {
             rounds_2_threads(iters, &SystemClock, |_| {
                 black_box(hlc.now().expect("rounds stay within capacity"));
@@ -192,7 +202,7 @@ fn now_two_threads(c: &mut Criterion) {
         })
     });
     group.bench_function("uhlc", |b| {
-        let hlc = uhlc::HLC::default();
+        let hlc = &isolated(uhlc::HLC::default()).0;
         b.iter_custom(|iters| {
             rounds_2_threads(iters, &SystemClock, |_| {
                 black_box(hlc.new_timestamp());
@@ -200,7 +210,7 @@ fn now_two_threads(c: &mut Criterion) {
         })
     });
     group.bench_function("uhlc-same-clock", |b| {
-        let hlc = uhlc_with(uhlc_same_system_clock);
+        let hlc = &isolated(uhlc_with(uhlc_same_system_clock)).0;
         b.iter_custom(|iters| {
             rounds_2_threads(iters, &SystemClock, |_| {
                 black_box(hlc.new_timestamp());
@@ -253,7 +263,7 @@ fn now_coarse(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("now/coarse/2-threads");
     group.bench_function("dsys-atomic-hlc", |b| {
-        let hlc = AtomicHlc::new(coarse);
+        let hlc = &isolated(AtomicHlc::new(coarse)).0;
         b.iter_custom(|iters| {
             rounds_2_threads(iters, &coarse, |_| {
                 black_box(hlc.now().expect("rounds stay within capacity"));
@@ -261,7 +271,7 @@ fn now_coarse(c: &mut Criterion) {
         })
     });
     group.bench_function("uhlc", |b| {
-        let hlc = uhlc::HLC::default();
+        let hlc = &isolated(uhlc::HLC::default()).0;
         b.iter_custom(|iters| {
             rounds_2_threads(iters, &coarse, |_| {
                 black_box(hlc.new_timestamp());
@@ -269,7 +279,7 @@ fn now_coarse(c: &mut Criterion) {
         })
     });
     group.bench_function("uhlc-coarse", |b| {
-        let hlc = uhlc_with(uhlc_coarse_clock);
+        let hlc = &isolated(uhlc_with(uhlc_coarse_clock)).0;
         b.iter_custom(|iters| {
             rounds_2_threads(iters, &coarse, |_| {
                 black_box(hlc.new_timestamp());
