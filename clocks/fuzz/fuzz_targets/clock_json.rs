@@ -8,9 +8,16 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(clock) = serde_json::from_slice::<VectorClock<u16>>(data) {
         let entries: Vec<(u16, u64)> = clock.iter().map(|(n, c)| (*n, c)).collect();
-        assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "not sorted and unique: {entries:?}");
-        assert!(entries.iter().all(|(_, c)| *c > 0), "zero entry kept: {entries:?}");
-        let again: VectorClock<u16> = serde_json::from_str(&serde_json::to_string(&clock).unwrap()).unwrap();
+        assert!(
+            entries.windows(2).all(|w| w[0].0 < w[1].0),
+            "not sorted and unique: {entries:?}"
+        );
+        assert!(
+            entries.iter().all(|(_, c)| *c > 0),
+            "zero entry kept: {entries:?}"
+        );
+        let again: VectorClock<u16> =
+            serde_json::from_str(&serde_json::to_string(&clock).unwrap()).unwrap();
         assert_eq!(again, clock);
         let _ = clock.compare(&again);
     }

@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(ts) = text.parse::<Timestamp>() {
         let printed = ts.to_string();
-        assert_eq!(printed.parse::<Timestamp>(), Ok(ts), "{text:?} -> {printed:?}");
+        assert_eq!(
+            printed.parse::<Timestamp>(),
+            Ok(ts),
+            "{text:?} -> {printed:?}"
+        );
         assert_eq!(Timestamp::from_u64(ts.to_u64()), ts);
     }
 });
