@@ -19,8 +19,9 @@
 //! - every `system` group also runs `uhlc-same-clock`: uhlc reading the
 //!   clock through dsys's `SystemClock` (rustix's vDSO call) instead of
 //!   `SystemTime`, to show how much of the gain is the clock path.
-//! - `update/system/1-thread`: the receive path with remote timestamps 0-20
-//!   ms behind local time (typical network delay).
+//! - `update/system/1-thread`: the receive path, with 1,024 remote
+//!   timestamps made 0-20 ms behind local time when the group starts (every
+//!   one stays accepted as the group runs).
 //!
 //! Each system-clock group also times `floor-clock-read`: the clock read
 //! alone, which every HLC must do once per event. Peer time / floor is the
@@ -140,82 +141,75 @@ fn uhlc_with(clock: fn() -> uhlc::NTP64) -> uhlc::HLC {
         .build()
 }
 
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// Registers one contender timed in single-thread rounds: `stamp(i)` is one
+/// timestamp (or receive) of the contender.
+fn on_1_thread(
+    group: &mut Group<'_>,
+    name: &str,
+    clock: &impl PhysicalClock,
+    mut stamp: impl FnMut(u64),
+) {
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| rounds_1_thread(iters, clock, &mut stamp))
+    });
+}
+
+/// Registers one contender timed in two-thread rounds on one shared clock.
+fn on_2_threads(
+    group: &mut Group<'_>,
+    name: &str,
+    clock: &(impl PhysicalClock + Sync),
+    stamp: impl Fn(u64) + Sync,
+) {
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| rounds_2_threads(iters, clock, &stamp))
+    });
+}
+
+const WITHIN_CAPACITY: &str = "rounds stay within 65,536 stamps per millisecond";
+
 fn now_single_thread(c: &mut Criterion) {
     let mut group = c.benchmark_group("now/system/1-thread");
-    group.bench_function("floor-clock-read", |b| {
-        b.iter_custom(|iters| {
-            rounds_1_thread(iters, &SystemClock, |_| {
-                black_box(SystemClock.unix_millis());
-            })
-        })
+    on_1_thread(&mut group, "floor-clock-read", &SystemClock, |_| {
+        black_box(SystemClock.unix_millis());
     });
-    group.bench_function("dsys-hlc", |b| {
-        let mut hlc = Hlc::new(SystemClock);
-        b.iter_custom(|iters| {
-            rounds_1_thread(iters, &SystemClock, |_| {
-                black_box(hlc.now().expect("rounds stay within capacity"));
-            })
-        })
+    let mut hlc = Hlc::new(SystemClock);
+    on_1_thread(&mut group, "dsys-hlc", &SystemClock, |_| {
+        black_box(hlc.now().expect(WITHIN_CAPACITY));
     });
-    group.bench_function("dsys-atomic-hlc", |b| {
-        let hlc = AtomicHlc::new(SystemClock);
-        b.iter_custom(|iters| {
-            rounds_1_thread(iters, &SystemClock, |_| {
-                black_box(hlc.now().expect("rounds stay within capacity"));
-            })
-        })
+    let hlc = AtomicHlc::new(SystemClock);
+    on_1_thread(&mut group, "dsys-atomic-hlc", &SystemClock, |_| {
+        black_box(hlc.now().expect(WITHIN_CAPACITY));
     });
-    group.bench_function("uhlc", |b| {
-        let hlc = uhlc::HLC::default();
-        b.iter_custom(|iters| {
-            rounds_1_thread(iters, &SystemClock, |_| {
-                black_box(hlc.new_timestamp());
-            })
-        })
+    let hlc = uhlc::HLC::default();
+    on_1_thread(&mut group, "uhlc", &SystemClock, |_| {
+        black_box(hlc.new_timestamp());
     });
-    group.bench_function("uhlc-same-clock", |b| {
-        let hlc = uhlc_with(uhlc_same_system_clock);
-        b.iter_custom(|iters| {
-            rounds_1_thread(iters, &SystemClock, |_| {
-                black_box(hlc.new_timestamp());
-            })
-        })
+    let hlc = uhlc_with(uhlc_same_system_clock);
+    on_1_thread(&mut group, "uhlc-same-clock", &SystemClock, |_| {
+        black_box(hlc.new_timestamp());
     });
     group.finish();
 }
 
 fn now_two_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("now/system/2-threads");
-    group.bench_function("floor-clock-read", |b| {
-        b.iter_custom(|iters| {
-            rounds_2_threads(iters, &SystemClock, |_| {
-                black_box(SystemClock.unix_millis());
-            })
-        })
+    on_2_threads(&mut group, "floor-clock-read", &SystemClock, |_| {
+        black_box(SystemClock.unix_millis());
     });
-    group.bench_function("dsys-atomic-hlc", |b| {
-        let hlc = &isolated(AtomicHlc::new(SystemClock)).0;
-        b.iter_custom(|iters| {
-            rounds_2_threads(iters, &SystemClock, |_| {
-                black_box(hlc.now().expect("rounds stay within capacity"));
-            })
-        })
+    let hlc = isolated(AtomicHlc::new(SystemClock));
+    on_2_threads(&mut group, "dsys-atomic-hlc", &SystemClock, |_| {
+        black_box(hlc.0.now().expect(WITHIN_CAPACITY));
     });
-    group.bench_function("uhlc", |b| {
-        let hlc = &isolated(uhlc::HLC::default()).0;
-        b.iter_custom(|iters| {
-            rounds_2_threads(iters, &SystemClock, |_| {
-                black_box(hlc.new_timestamp());
-            })
-        })
+    let hlc = isolated(uhlc::HLC::default());
+    on_2_threads(&mut group, "uhlc", &SystemClock, |_| {
+        black_box(hlc.0.new_timestamp());
     });
-    group.bench_function("uhlc-same-clock", |b| {
-        let hlc = &isolated(uhlc_with(uhlc_same_system_clock)).0;
-        b.iter_custom(|iters| {
-            rounds_2_threads(iters, &SystemClock, |_| {
-                black_box(hlc.new_timestamp());
-            })
-        })
+    let hlc = isolated(uhlc_with(uhlc_same_system_clock));
+    on_2_threads(&mut group, "uhlc-same-clock", &SystemClock, |_| {
+        black_box(hlc.0.new_timestamp());
     });
     group.finish();
 }
@@ -227,64 +221,36 @@ fn now_coarse(c: &mut Criterion) {
     let coarse = CoarseClock::new();
 
     let mut group = c.benchmark_group("now/coarse/1-thread");
-    group.bench_function("dsys-hlc", |b| {
-        let mut hlc = Hlc::new(coarse);
-        b.iter_custom(|iters| {
-            rounds_1_thread(iters, &coarse, |_| {
-                black_box(hlc.now().expect("rounds stay within capacity"));
-            })
-        })
+    let mut hlc = Hlc::new(coarse);
+    on_1_thread(&mut group, "dsys-hlc", &coarse, |_| {
+        black_box(hlc.now().expect(WITHIN_CAPACITY));
     });
-    group.bench_function("dsys-atomic-hlc", |b| {
-        let hlc = AtomicHlc::new(coarse);
-        b.iter_custom(|iters| {
-            rounds_1_thread(iters, &coarse, |_| {
-                black_box(hlc.now().expect("rounds stay within capacity"));
-            })
-        })
+    let hlc = AtomicHlc::new(coarse);
+    on_1_thread(&mut group, "dsys-atomic-hlc", &coarse, |_| {
+        black_box(hlc.now().expect(WITHIN_CAPACITY));
     });
-    group.bench_function("uhlc", |b| {
-        let hlc = uhlc::HLC::default();
-        b.iter_custom(|iters| {
-            rounds_1_thread(iters, &coarse, |_| {
-                black_box(hlc.new_timestamp());
-            })
-        })
+    let hlc = uhlc::HLC::default();
+    on_1_thread(&mut group, "uhlc", &coarse, |_| {
+        black_box(hlc.new_timestamp());
     });
-    group.bench_function("uhlc-coarse", |b| {
-        let hlc = uhlc_with(uhlc_coarse_clock);
-        b.iter_custom(|iters| {
-            rounds_1_thread(iters, &coarse, |_| {
-                black_box(hlc.new_timestamp());
-            })
-        })
+    let hlc = uhlc_with(uhlc_coarse_clock);
+    on_1_thread(&mut group, "uhlc-coarse", &coarse, |_| {
+        black_box(hlc.new_timestamp());
     });
     group.finish();
 
     let mut group = c.benchmark_group("now/coarse/2-threads");
-    group.bench_function("dsys-atomic-hlc", |b| {
-        let hlc = &isolated(AtomicHlc::new(coarse)).0;
-        b.iter_custom(|iters| {
-            rounds_2_threads(iters, &coarse, |_| {
-                black_box(hlc.now().expect("rounds stay within capacity"));
-            })
-        })
+    let hlc = isolated(AtomicHlc::new(coarse));
+    on_2_threads(&mut group, "dsys-atomic-hlc", &coarse, |_| {
+        black_box(hlc.0.now().expect(WITHIN_CAPACITY));
     });
-    group.bench_function("uhlc", |b| {
-        let hlc = &isolated(uhlc::HLC::default()).0;
-        b.iter_custom(|iters| {
-            rounds_2_threads(iters, &coarse, |_| {
-                black_box(hlc.new_timestamp());
-            })
-        })
+    let hlc = isolated(uhlc::HLC::default());
+    on_2_threads(&mut group, "uhlc", &coarse, |_| {
+        black_box(hlc.0.new_timestamp());
     });
-    group.bench_function("uhlc-coarse", |b| {
-        let hlc = &isolated(uhlc_with(uhlc_coarse_clock)).0;
-        b.iter_custom(|iters| {
-            rounds_2_threads(iters, &coarse, |_| {
-                black_box(hlc.new_timestamp());
-            })
-        })
+    let hlc = isolated(uhlc_with(uhlc_coarse_clock));
+    on_2_threads(&mut group, "uhlc-coarse", &coarse, |_| {
+        black_box(hlc.0.new_timestamp());
     });
     group.finish();
     updater.stop().expect("stop the coarsetime updater thread");
@@ -310,56 +276,30 @@ fn remotes(now_ms: u64) -> Vec<(Timestamp, uhlc::Timestamp)> {
 
 fn update_single_thread(c: &mut Criterion) {
     let mut group = c.benchmark_group("update/system/1-thread");
-    group.bench_function("floor-clock-read", |b| {
-        b.iter_custom(|iters| {
-            rounds_1_thread(iters, &SystemClock, |_| {
-                black_box(SystemClock.unix_millis());
-            })
-        })
+    let remotes = remotes(SystemClock.unix_millis());
+    let remote = |i: u64| &remotes[(i % remotes.len() as u64) as usize];
+    const BEHIND: &str = "remotes are behind local time";
+    on_1_thread(&mut group, "floor-clock-read", &SystemClock, |_| {
+        black_box(SystemClock.unix_millis());
     });
-    group.bench_function("dsys-hlc", |b| {
-        let mut hlc = Hlc::new(SystemClock);
-        b.iter_custom(|iters| {
-            let remotes = remotes(SystemClock.unix_millis());
-            rounds_1_thread(iters, &SystemClock, |i| {
-                let remote = remotes[(i % 1024) as usize].0;
-                black_box(hlc.update(remote).expect("remotes are behind local time"));
-            })
-        })
+    let mut hlc = Hlc::new(SystemClock);
+    on_1_thread(&mut group, "dsys-hlc", &SystemClock, |i| {
+        black_box(hlc.update(remote(i).0).expect(BEHIND));
     });
-    group.bench_function("dsys-atomic-hlc", |b| {
-        let hlc = AtomicHlc::new(SystemClock);
-        b.iter_custom(|iters| {
-            let remotes = remotes(SystemClock.unix_millis());
-            rounds_1_thread(iters, &SystemClock, |i| {
-                let remote = remotes[(i % 1024) as usize].0;
-                black_box(hlc.update(remote).expect("remotes are behind local time"));
-            })
-        })
+    let hlc = AtomicHlc::new(SystemClock);
+    on_1_thread(&mut group, "dsys-atomic-hlc", &SystemClock, |i| {
+        black_box(hlc.update(remote(i).0).expect(BEHIND));
     });
-    group.bench_function("uhlc", |b| {
-        let hlc = uhlc::HLC::default();
-        b.iter_custom(|iters| {
-            let remotes = remotes(SystemClock.unix_millis());
-            rounds_1_thread(iters, &SystemClock, |i| {
-                let remote = &remotes[(i % 1024) as usize].1;
-                // Returns (): the effect is on the clock, which the next call reads.
-                hlc.update_with_timestamp(black_box(remote))
-                    .expect("remotes are behind local time");
-            })
-        })
+    // uhlc's update returns (): its effect is on the clock, which the next call reads.
+    let hlc = uhlc::HLC::default();
+    on_1_thread(&mut group, "uhlc", &SystemClock, |i| {
+        hlc.update_with_timestamp(black_box(&remote(i).1))
+            .expect(BEHIND);
     });
-    group.bench_function("uhlc-same-clock", |b| {
-        let hlc = uhlc_with(uhlc_same_system_clock);
-        b.iter_custom(|iters| {
-            let remotes = remotes(SystemClock.unix_millis());
-            rounds_1_thread(iters, &SystemClock, |i| {
-                let remote = &remotes[(i % 1024) as usize].1;
-                // Returns (): the effect is on the clock, which the next call reads.
-                hlc.update_with_timestamp(black_box(remote))
-                    .expect("remotes are behind local time");
-            })
-        })
+    let hlc = uhlc_with(uhlc_same_system_clock);
+    on_1_thread(&mut group, "uhlc-same-clock", &SystemClock, |i| {
+        hlc.update_with_timestamp(black_box(&remote(i).1))
+            .expect(BEHIND);
     });
     group.finish();
 }
