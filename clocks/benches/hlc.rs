@@ -128,10 +128,18 @@ fn uhlc_coarse_clock() -> uhlc::NTP64 {
     ))
 }
 
-/// uhlc's clock function over dsys's `SystemClock` read (rustix's vDSO
-/// call): separates what the clock path gains from what the HLC gains.
+/// uhlc's own clock function with only the system call swapped: the same
+/// `CLOCK_REALTIME` read through rustix's vDSO call (as dsys's
+/// `SystemClock` does) instead of `SystemTime::now()`, converted to NTP64 the
+/// way uhlc converts it. Separates what the clock path gains from what the
+/// HLC gains.
 fn uhlc_same_system_clock() -> uhlc::NTP64 {
-    uhlc::NTP64::from(Duration::from_nanos(SystemClock.unix_nanos()))
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    let since_epoch = Duration::new(
+        u64::try_from(now.tv_sec).expect("the bench machine's clock is after 1970"),
+        u32::try_from(now.tv_nsec).expect("tv_nsec is below 1e9"),
+    );
+    uhlc::NTP64::from(since_epoch)
 }
 
 fn uhlc_with(clock: fn() -> uhlc::NTP64) -> uhlc::HLC {
