@@ -11,14 +11,16 @@
 //!
 //! Groups (criterion time per iteration = wall time per timestamp):
 //! - `now/system/1-thread`: `Hlc` (`&mut`), `AtomicHlc` (`&self`) and uhlc's
-//!   `HLC::new_timestamp`, all reading `SystemTime`.
+//!   `HLC::new_timestamp`, each on its own system clock: dsys's
+//!   `SystemClock` (`CLOCK_REALTIME` through rustix's vDSO call) and uhlc's
+//!   default (`SystemTime::now()`, the same `CLOCK_REALTIME`).
 //! - `now/system/2-threads`: `AtomicHlc` vs uhlc, two threads on one clock.
 //! - `now/coarse/*`: dsys clocks on `CoarseClock` (a cached time refreshed
 //!   every 1 ms by `coarsetime::Updater`), against uhlc on `SystemTime` (its
 //!   default) and uhlc on the same cached time.
-//! - every `system` group also runs `uhlc-same-clock`: uhlc reading the
-//!   clock through dsys's `SystemClock` (rustix's vDSO call) instead of
-//!   `SystemTime`, to show how much of the gain is the clock path.
+//! - every `system` group also runs `uhlc-same-clock`: uhlc reading
+//!   `CLOCK_REALTIME` through rustix's vDSO call instead of `SystemTime`, to
+//!   show how much of the gain is the clock path.
 //! - `update/system/1-thread`: the receive path, with 1,024 remote
 //!   timestamps made 0-20 ms behind local time when the group starts (every
 //!   one stays accepted as the group runs).

@@ -78,8 +78,8 @@ fn main() -> ExitCode {
     };
     for (i, chapter) in selected.iter().enumerate() {
         if i > 0 {
-            println!();
-            println!();
+            report::out!();
+            report::out!();
         }
         report::chapter(chapter.name, chapter.title);
         if let Err(error) = (chapter.run)() {
@@ -109,9 +109,9 @@ fn select(names: &[String]) -> Result<Vec<&'static Chapter>, String> {
 
 fn print_list() {
     let width = CHAPTERS.iter().map(|c| c.name.len()).max().unwrap_or(0);
-    println!("Chapters (run one with `dsys-examples <CHAPTER>`, all with no argument):");
+    report::out!("Chapters (run one with `dsys-examples <CHAPTER>`, all with no argument):");
     for chapter in CHAPTERS {
-        println!("  {:width$}  {}", chapter.name, chapter.title);
+        report::out!("  {:width$}  {}", chapter.name, chapter.title);
     }
 }
 

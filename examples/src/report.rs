@@ -9,6 +9,28 @@ use std::fmt::{Debug, Display};
 
 use comfy_table::{CellAlignment, ContentArrangement};
 
+/// `println!` that ends the tour quietly (exit 0) when stdout is closed, as
+/// when the output is piped into `head`, instead of panicking on the broken
+/// pipe the way `println!` does.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::report::stdout_failed(error);
+        }
+    }};
+}
+pub(crate) use out;
+
+/// Where [`out!`] goes when a write to stdout fails.
+pub(crate) fn stdout_failed(error: std::io::Error) -> ! {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to stdout: {error}");
+    std::process::exit(1);
+}
+
 /// Width of the rule around a chapter heading.
 const RULE_WIDTH: usize = 78;
 
@@ -20,16 +42,16 @@ const PRESET: &str = "     -+ |          ";
 /// Prints a chapter's banner.
 pub(crate) fn chapter(name: &str, title: &str) {
     let rule = "=".repeat(RULE_WIDTH);
-    println!("{rule}");
-    println!("{name}: {title}");
-    println!("{rule}");
+    out!("{rule}");
+    out!("{name}: {title}");
+    out!("{rule}");
 }
 
 /// Prints a section heading, underlined.
 pub(crate) fn section(title: &str) {
-    println!();
-    println!("{title}");
-    println!("{}", "-".repeat(title.chars().count()));
+    out!();
+    out!("{title}");
+    out!("{}", "-".repeat(title.chars().count()));
 }
 
 /// Prose lines wrap at this many columns.
@@ -38,10 +60,10 @@ const TEXT_WIDTH: usize = 100;
 /// Prints a paragraph of prose, set off by a blank line and wrapped at
 /// [`TEXT_WIDTH`] columns (explicit `\n`s start a new line).
 pub(crate) fn note(text: &str) {
-    println!();
+    out!();
     for paragraph in text.lines() {
         for line in wrap(paragraph, TEXT_WIDTH) {
-            println!("{line}");
+            out!("{line}");
         }
     }
 }
@@ -49,14 +71,14 @@ pub(crate) fn note(text: &str) {
 /// Prints `text` verbatim, indented: an error message, a value.
 pub(crate) fn quote(text: &str) {
     for line in text.lines() {
-        println!("    {line}");
+        out!("    {line}");
     }
 }
 
 /// Prints the one-line lesson of a section.
 pub(crate) fn takeaway(text: &str) {
-    println!();
-    println!("=> {text}");
+    out!();
+    out!("=> {text}");
 }
 
 /// Greedy word wrap; a word longer than `width` gets a line of its own.
@@ -120,9 +142,9 @@ impl Table {
 
     /// Prints the table, set off by a blank line and indented two spaces.
     pub(crate) fn print(&self) {
-        println!();
+        out!();
         for line in self.inner.lines() {
-            println!("  {}", line.trim_end());
+            out!("  {}", line.trim_end());
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The tour binary end to end: deterministic output, chapter selection,
-//! and a clear error for an unknown chapter.
+//! a clear error for an unknown chapter, and a quiet exit when the reader
+//! of stdout goes away.
 
 use std::process::{Command, Output};
 
@@ -52,4 +53,21 @@ fn unknown_chapter_fails_and_lists_valid_names() {
         "{stderr}"
     );
     assert!(stderr.contains("valid chapters: clocks"), "{stderr}");
+}
+
+/// `dsys-examples | head` must not panic: a reader that stops reading ends
+/// the tour quietly.
+#[test]
+fn closed_stdout_ends_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dsys-examples"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the tour binary");
+    // Close the read end before the tour writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for the tour");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
