@@ -23,6 +23,7 @@ pub use hlc::{
 pub use interval::{IntervalClock, TimeInterval, Uncertainty};
 pub use lamport::{AtomicLamport, LamportClock};
 #[cfg(feature = "coarsetime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "coarsetime")))]
 pub use physical::CoarseClock;
 pub use physical::{ManualClock, PhysicalClock, SystemClock};
 pub use vector::{CausalOrder, INLINE_NODES, VectorClock, VersionVector};

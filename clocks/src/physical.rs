@@ -166,6 +166,7 @@ impl PhysicalClock for ManualClock {
 /// every HLC timestamp shares one `l` and counts up in `c`, and `c` holds
 /// 65,536 values per millisecond.
 #[cfg(feature = "coarsetime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "coarsetime")))]
 #[derive(Debug, Clone, Copy)]
 pub struct CoarseClock(());
 
