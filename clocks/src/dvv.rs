@@ -23,10 +23,13 @@ use crate::vector::{CausalOrder, VersionVector};
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
     feature = "serde",
-    serde(bound(
-        serialize = "N: serde::Serialize",
-        deserialize = "N: serde::Deserialize<'de> + Ord"
-    ))
+    serde(
+        try_from = "UncheckedDvv<N>",
+        bound(
+            serialize = "N: serde::Serialize",
+            deserialize = "N: serde::Deserialize<'de> + Ord + Clone"
+        )
+    )
 )]
 pub struct DottedVersionVector<N> {
     dot: Dot<N>,
@@ -107,10 +110,13 @@ impl<N: Ord + Clone> DottedVersionVector<N> {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
     feature = "serde",
-    serde(bound(
-        serialize = "N: serde::Serialize, V: serde::Serialize",
-        deserialize = "N: serde::Deserialize<'de> + Ord, V: serde::Deserialize<'de>"
-    ))
+    serde(
+        try_from = "UncheckedSiblings<N, V>",
+        bound(
+            serialize = "N: serde::Serialize, V: serde::Serialize",
+            deserialize = "N: serde::Deserialize<'de> + Ord + Clone, V: serde::Deserialize<'de>"
+        )
+    )
 )]
 pub struct Siblings<N, V> {
     versions: Vec<(DottedVersionVector<N>, V)>,
@@ -166,6 +172,11 @@ impl<N: Ord + Clone, V> Siblings<N, V> {
     /// `context` (DVV §5 "Update"): discards every sibling whose dot the
     /// context contains, then adds the new version with a fresh dot of
     /// `server`. Returns that dot.
+    ///
+    /// `server` MUST be the id of the replica that owns this `Siblings`:
+    /// dots are unique only because each replica mints its own, and a dot
+    /// minted under another replica's name can collide with one that replica
+    /// minted, making [`merge`](Self::merge) drop a write.
     ///
     /// `context` MUST be one that [`context`](Self::context) returned
     /// together with the [`values`](Self::values) the client read (on this
@@ -223,6 +234,78 @@ impl<N: Ord + Clone, V> Siblings<N, V> {
         self.versions
             .retain(|(clock, _)| !superseded_by(clock, &other.versions));
         self.versions.extend(incoming);
+    }
+}
+
+/// Deserialized parts of a [`DottedVersionVector`], before validation.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(bound(deserialize = "N: serde::Deserialize<'de> + Ord"))]
+struct UncheckedDvv<N> {
+    dot: Dot<N>,
+    context: VersionVector<N>,
+}
+
+#[cfg(feature = "serde")]
+impl<N: Ord + Clone> TryFrom<UncheckedDvv<N>> for DottedVersionVector<N> {
+    type Error = &'static str;
+
+    /// Rejects what no update creates: a zero counter (dots count from 1),
+    /// or a dot its own context already contains.
+    fn try_from(raw: UncheckedDvv<N>) -> Result<Self, Self::Error> {
+        if raw.dot.counter == 0 {
+            return Err("dot counter 0: dots count from 1");
+        }
+        if raw.context.contains(&raw.dot) {
+            return Err("dot inside its own context");
+        }
+        Ok(Self::new(raw.dot, raw.context))
+    }
+}
+
+/// Deserialized versions of a [`Siblings`], before validation.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(bound(
+    deserialize = "N: serde::Deserialize<'de> + Ord + Clone, V: serde::Deserialize<'de>"
+))]
+struct UncheckedSiblings<N, V> {
+    versions: Vec<(DottedVersionVector<N>, V)>,
+}
+
+#[cfg(feature = "serde")]
+impl<N: Ord + Clone, V> TryFrom<UncheckedSiblings<N, V>> for Siblings<N, V> {
+    type Error = &'static str;
+
+    /// Rejects two versions with one dot (which value is it?) or that each
+    /// contain the other's dot (no history does that), and drops versions
+    /// another one supersedes, as any update or sync would.
+    fn try_from(raw: UncheckedSiblings<N, V>) -> Result<Self, Self::Error> {
+        let clocks: Vec<_> = raw
+            .versions
+            .iter()
+            .map(|(clock, _)| clock.clone())
+            .collect();
+        for (i, a) in clocks.iter().enumerate() {
+            for b in &clocks[i + 1..] {
+                if a.dot == b.dot {
+                    return Err("two versions with the same dot");
+                }
+                if a.history_contains(&b.dot) && b.history_contains(&a.dot) {
+                    return Err("two versions that each claim to have seen the other");
+                }
+            }
+        }
+        let versions = raw
+            .versions
+            .into_iter()
+            .filter(|(clock, _)| {
+                !clocks
+                    .iter()
+                    .any(|other| clock.compare(other) == CausalOrder::Before)
+            })
+            .collect();
+        Ok(Self { versions })
     }
 }
 

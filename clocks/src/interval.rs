@@ -21,9 +21,6 @@ use crate::physical::PhysicalClock;
 
 const PPM: u128 = 1_000_000;
 
-/// Steps the commit-wait estimate may move to absorb ε's rounding.
-const ROUNDING_STEPS: u32 = 4;
-
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -32,11 +29,35 @@ fn nanos(d: Duration) -> u64 {
 /// contains the true time (TrueTime's `TTinterval`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "UncheckedInterval"))]
 pub struct TimeInterval {
     /// The true time is at least this.
     pub earliest: u64,
     /// The true time is at most this.
     pub latest: u64,
+}
+
+/// A deserialized interval before the `earliest <= latest` check.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct UncheckedInterval {
+    earliest: u64,
+    latest: u64,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<UncheckedInterval> for TimeInterval {
+    type Error = &'static str;
+
+    fn try_from(raw: UncheckedInterval) -> Result<Self, Self::Error> {
+        if raw.earliest > raw.latest {
+            return Err("interval with earliest > latest");
+        }
+        Ok(Self {
+            earliest: raw.earliest,
+            latest: raw.latest,
+        })
+    }
 }
 
 impl TimeInterval {
@@ -47,7 +68,7 @@ impl TimeInterval {
 
     /// `latest - earliest`: twice the uncertainty ε.
     pub fn width(&self) -> Duration {
-        Duration::from_nanos(self.latest - self.earliest)
+        Duration::from_nanos(self.latest.saturating_sub(self.earliest))
     }
 }
 
@@ -209,32 +230,29 @@ impl<C: PhysicalClock> IntervalClock<C> {
     }
 
     /// [`commit_wait`](Self::commit_wait) from a caller-given physical time.
+    /// `Duration::MAX` if `after(s)` can never hold (`s` within ε of the end
+    /// of time).
     pub fn commit_wait_at(&self, s: u64, physical_nanos: u64) -> Duration {
+        // `after_at(s, t)` only turns from false to true as `t` grows
+        // (earliest(t) never decreases), so the exact wait is the first `t`
+        // where it holds: a binary search, at most 64 probes, with no
+        // assumption about where ε's growth or clamping puts it.
         if self.after_at(s, physical_nanos) {
             return Duration::ZERO;
         }
-        // earliest(t + w) = earliest(t) + w * (1 - drift): solve for the
-        // first w with earliest(t + w) > s, then settle the rounding of ε by
-        // probing the neighbours (at most a step or two).
-        let gap = u128::from(s - self.interval_at(physical_nanos).earliest);
-        let slope = PPM - u128::from(self.uncertainty.drift_ppm);
-        let mut wait = u64::try_from((gap * PPM).div_ceil(slope)).unwrap_or(u64::MAX);
-        // ε is floored to whole nanoseconds, so the estimate is off by at
-        // most one step either way; the bound keeps an unreachable `s` (near
-        // u64::MAX) from looping.
-        for _ in 0..ROUNDING_STEPS {
-            if self.after_at(s, physical_nanos.saturating_add(wait)) {
-                break;
-            }
-            wait = wait.saturating_add(1);
+        if !self.after_at(s, u64::MAX) {
+            return Duration::MAX;
         }
-        for _ in 0..ROUNDING_STEPS {
-            if wait == 0 || !self.after_at(s, physical_nanos.saturating_add(wait - 1)) {
-                break;
+        let (mut never, mut holds) = (physical_nanos, u64::MAX);
+        while holds - never > 1 {
+            let mid = never + (holds - never) / 2;
+            if self.after_at(s, mid) {
+                holds = mid;
+            } else {
+                never = mid;
             }
-            wait -= 1;
         }
-        Duration::from_nanos(wait)
+        Duration::from_nanos(holds - physical_nanos)
     }
 
     /// The physical clock.

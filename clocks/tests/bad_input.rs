@@ -77,6 +77,9 @@ fn malformed_text_is_rejected() {
         ("1,-1", ParseTimestampError::InvalidLogical),
         ("1,2,3", ParseTimestampError::InvalidLogical),
         ("1,0 ", ParseTimestampError::InvalidLogical),
+        ("007,0", ParseTimestampError::InvalidMillis),
+        ("7,00", ParseTimestampError::InvalidLogical),
+        ("7,01", ParseTimestampError::InvalidLogical),
         ("１,0", ParseTimestampError::InvalidMillis), // full-width digit
         (
             "281474976710656,0",
@@ -220,4 +223,35 @@ fn deserialized_vector_clocks_are_normalised() {
     assert!(serde_json::from_str::<VectorClock<u8>>(r#"[[1]]"#).is_err());
     assert!(serde_json::from_str::<VectorClock<u8>>(r#"{"a":1}"#).is_err());
     assert!(serde_json::from_str::<Timestamp>(r#"-1"#).is_err());
+}
+
+#[test]
+fn malformed_dotted_versions_are_rejected_or_canonicalised() {
+    use dsys_clocks::{DottedVersionVector, Siblings};
+    type Dvv = DottedVersionVector<u8>;
+    // A zero dot, and a dot inside its own context: no update creates these.
+    assert!(serde_json::from_str::<Dvv>(r#"{"dot":{"node":1,"counter":0},"context":[]}"#).is_err());
+    assert!(
+        serde_json::from_str::<Dvv>(r#"{"dot":{"node":1,"counter":2},"context":[[1,3]]}"#).is_err()
+    );
+    assert!(
+        serde_json::from_str::<Dvv>(r#"{"dot":{"node":1,"counter":4},"context":[[1,3]]}"#).is_ok()
+    );
+
+    let v =
+        |dot: &str, ctx: &str, value: u8| format!(r#"[{{"dot":{dot},"context":{ctx}}},{value}]"#);
+    let siblings = |versions: &[String]| format!(r#"{{"versions":[{}]}}"#, versions.join(","));
+    let s1 = r#"{"node":1,"counter":1}"#;
+    let s2 = r#"{"node":1,"counter":2}"#;
+    let t1 = r#"{"node":2,"counter":1}"#;
+    // Two values under one dot: ambiguous, rejected.
+    let dup = siblings(&[v(s2, "[]", 7), v(s2, "[]", 8)]);
+    assert!(serde_json::from_str::<Siblings<u8, u8>>(&dup).is_err());
+    // Each claims to have seen the other: rejected.
+    let mutual = siblings(&[v(s2, "[[2,1]]", 7), v(t1, "[[1,2]]", 8)]);
+    assert!(serde_json::from_str::<Siblings<u8, u8>>(&mutual).is_err());
+    // A superseded version is dropped, as any update or sync would drop it.
+    let stale = siblings(&[v(s1, "[]", 7), v(s2, "[[1,1]]", 8), v(t1, "[]", 9)]);
+    let parsed: Siblings<u8, u8> = serde_json::from_str(&stale).unwrap();
+    assert_eq!(parsed.values().copied().collect::<Vec<_>>(), [8, 9]);
 }

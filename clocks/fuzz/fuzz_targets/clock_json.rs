@@ -22,10 +22,18 @@ fuzz_target!(|data: &[u8]| {
         let _ = clock.compare(&again);
     }
     if let Ok(clock) = serde_json::from_slice::<DottedVersionVector<u16>>(data) {
-        let _ = clock.compare(&clock);
+        assert!(clock.dot().counter > 0);
+        assert!(!clock.context().contains(clock.dot()));
         let _ = clock.to_version_vector();
     }
     if let Ok(mut siblings) = serde_json::from_slice::<Siblings<u16, u8>>(data) {
+        // Canonical: distinct dots, and no version supersedes another.
+        let clocks: Vec<_> = siblings.iter().map(|(clock, _)| clock.clone()).collect();
+        for (i, a) in clocks.iter().enumerate() {
+            for b in &clocks[i + 1..] {
+                assert_eq!(a.compare(b), dsys_clocks::CausalOrder::Concurrent, "{a:?} vs {b:?}");
+            }
+        }
         let context = siblings.context();
         let copy = siblings.clone();
         siblings.merge(&copy);

@@ -1,5 +1,5 @@
 //! `Timestamp::from_str` on arbitrary text: never panics, and whatever it
-//! accepts prints back to text that parses to the same timestamp.
+//! accepts is the canonical form: it prints back as the same text.
 #![no_main]
 
 use dsys_clocks::Timestamp;

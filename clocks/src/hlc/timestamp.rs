@@ -94,7 +94,8 @@ impl fmt::Display for Timestamp {
     }
 }
 
-/// Parses `millis,logical` (ASCII decimal digits only, no sign or spaces).
+/// Parses `millis,logical` in the one form `Display` writes: decimal digits
+/// only, no sign, spaces or leading zeros.
 impl FromStr for Timestamp {
     type Err = ParseTimestampError;
 
@@ -111,10 +112,13 @@ impl FromStr for Timestamp {
     }
 }
 
-/// A non-empty run of ASCII digits as a `u64`, or `None` (`u64::from_str`
-/// alone would also accept a leading `+`).
+/// A canonical decimal `u64`: ASCII digits, no sign, no leading zero (but
+/// `0` itself), so that each timestamp has exactly one text form and text
+/// can serve as a key. `None` otherwise (`u64::from_str` alone would accept
+/// `+7` and `007`).
 fn parse_digits(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    let canonical = s == "0" || (!s.is_empty() && !s.starts_with('0'));
+    if !canonical || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()
