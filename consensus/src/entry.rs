@@ -1,0 +1,72 @@
+//! Log entries and the state a node must persist (Raft §5, Figure 2).
+
+use bytes::Bytes;
+
+/// A Raft term: the logical clock of leadership (§5.1). Starts at 0.
+pub type Term = u64;
+
+/// A position in the replicated log. The first entry has index 1; index 0
+/// stands for "before the log".
+pub type Index = u64;
+
+/// Bytes an entry is counted as besides its payload, when limiting the size
+/// of messages and of the uncommitted tail (term and index).
+pub const ENTRY_OVERHEAD: u64 = 16;
+
+/// One entry of the replicated log: a command and the term of the leader
+/// that created it.
+///
+/// The payload is a `Bytes`, so sending one entry to every follower shares
+/// one buffer instead of copying it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Entry {
+    /// The term of the leader that appended it.
+    pub term: Term,
+    /// Its position in the log.
+    pub index: Index,
+    /// The command, opaque to consensus. A new leader's first entry is empty
+    /// (§8: it commits the entries of earlier terms).
+    pub data: Bytes,
+}
+
+impl Entry {
+    /// An entry at `index` from the leader of `term`.
+    pub fn new(term: Term, index: Index, data: impl Into<Bytes>) -> Self {
+        Self {
+            term,
+            index,
+            data: data.into(),
+        }
+    }
+
+    /// The size this entry counts for in size limits: payload plus
+    /// [`ENTRY_OVERHEAD`].
+    pub fn size(&self) -> u64 {
+        self.data.len() as u64 + ENTRY_OVERHEAD
+    }
+}
+
+/// The state a node MUST persist before it answers a message that depends
+/// on it (Figure 2, "Persistent state on all servers"): its current term,
+/// whom it voted for in that term, and, as in etcd, the commit index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct HardState<N> {
+    /// The latest term this node has seen.
+    pub term: Term,
+    /// The candidate this node voted for in `term`, if any.
+    pub vote: Option<N>,
+    /// The highest index known committed.
+    pub commit: Index,
+}
+
+impl<N> Default for HardState<N> {
+    fn default() -> Self {
+        Self {
+            term: 0,
+            vote: None,
+            commit: 0,
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The Raft log: stable entries (in [`Storage`]) followed by the unstable
+//! tail not yet persisted, with the commit and apply positions (§5.3, §5.4).
+//!
+//! Asynchronous persistence: the tail is handed out for persisting with
+//! [`RaftLog::take_to_persist`], which marks it *in progress*; the node keeps
+//! appending while the write runs, and [`RaftLog::on_persisted`] moves the
+//! persisted prefix out of the tail once the write is done. An
+//! acknowledgement for entries that a new leader has since overwritten is
+//! recognised by its term and ignored.
+
+use crate::entry::{Entry, Index, Term};
+use crate::storage::{Storage, StorageError, limit_size};
+
+/// Why a log operation was refused. The log is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// Entries would overwrite a committed entry. Committed entries are
+    /// final (§5.4, leader completeness): the sender is faulty or the
+    /// message is corrupt.
+    #[error("entries from index {index} would overwrite committed entries (committed {committed})")]
+    WouldOverwriteCommitted {
+        /// First index the entries would replace.
+        index: Index,
+        /// The commit index.
+        committed: Index,
+    },
+    /// Entries do not continue the log: their first index is past
+    /// `last_index + 1`, or they skip an index.
+    #[error("entries starting at {first} do not continue a log ending at {last_index}")]
+    NotContiguous {
+        /// Index of the first entry.
+        first: Index,
+        /// The log's last index.
+        last_index: Index,
+    },
+    /// A commit index past the end of the log.
+    #[error("cannot commit {index}: the log ends at {last_index}")]
+    CommitBeyondLog {
+        /// The commit index asked for.
+        index: Index,
+        /// The log's last index.
+        last_index: Index,
+    },
+    /// The stable log could not supply an entry or a term.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Entries appended but not yet persisted.
+#[derive(Debug, Clone)]
+struct Unstable {
+    /// Index of `entries[0]` (or where the next entry goes when empty).
+    offset: Index,
+    entries: Vec<Entry>,
+    /// Entries below this index were handed out to be persisted.
+    in_progress: Index,
+}
+
+impl Unstable {
+    fn last_index(&self) -> Option<Index> {
+        self.entries.last().map(|e| e.index)
+    }
+
+    fn term(&self, index: Index) -> Option<Term> {
+        let at = usize::try_from(index.checked_sub(self.offset)?).ok()?;
+        self.entries.get(at).map(|e| e.term)
+    }
+
+    /// Appends `entries`, dropping any tail they replace. `entries` is
+    /// non-empty and contiguous.
+    fn truncate_and_append(&mut self, entries: &[Entry]) {
+        let after = entries[0].index;
+        if after <= self.offset {
+            // Replaces the whole tail (and shadows stable entries from `after` on).
+            self.offset = after;
+            self.entries.clear();
+        } else {
+            let keep = usize::try_from(after - self.offset).expect("after is within the tail");
+            self.entries.truncate(keep);
+        }
+        self.in_progress = self.in_progress.min(after).max(self.offset);
+        self.entries.extend_from_slice(entries);
+    }
+
+    fn to_persist(&self) -> &[Entry] {
+        let from = usize::try_from(self.in_progress - self.offset)
+            .expect("in_progress is within the tail");
+        &self.entries[from.min(self.entries.len())..]
+    }
+
+    /// Drops entries up to `index` once persisted, if the entry there still
+    /// has `term` (else it was overwritten after the write began).
+    fn stable_to(&mut self, index: Index, term: Term) -> bool {
+        if index < self.offset || self.term(index) != Some(term) {
+            return false;
+        }
+        let drop = usize::try_from(index + 1 - self.offset).expect("index is within the tail");
+        self.entries.drain(..drop);
+        self.offset = index + 1;
+        self.in_progress = self.in_progress.max(self.offset);
+        true
+    }
+}
+
+/// The replicated log of one node.
+#[derive(Debug, Clone)]
+pub struct RaftLog<S> {
+    storage: S,
+    unstable: Unstable,
+    committed: Index,
+    applied: Index,
+}
+
+impl<S: Storage> RaftLog<S> {
+    /// The log over `storage`, committed and applied where storage says.
+    pub fn new(storage: S) -> Self {
+        let next = storage.last_index() + 1;
+        let applied = storage.first_index() - 1;
+        let committed = storage
+            .initial_state()
+            .hard_state
+            .commit
+            .clamp(applied, storage.last_index());
+        Self {
+            storage,
+            unstable: Unstable {
+                offset: next,
+                entries: Vec::new(),
+                in_progress: next,
+            },
+            committed,
+            applied,
+        }
+    }
+
+    /// The stable storage.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Mutable access to the stable storage, for the application to persist
+    /// into (for `MemStorage`, in tests and simulations).
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
+    /// First available index.
+    pub fn first_index(&self) -> Index {
+        self.storage.first_index()
+    }
+
+    /// Last index, persisted or not.
+    pub fn last_index(&self) -> Index {
+        self.unstable
+            .last_index()
+            .unwrap_or_else(|| self.storage.last_index())
+    }
+
+    /// Highest index known committed (§5.3).
+    pub fn committed(&self) -> Index {
+        self.committed
+    }
+
+    /// Highest index applied to the state machine.
+    pub fn applied(&self) -> Index {
+        self.applied
+    }
+
+    /// Term of the entry at `index`, persisted or not (`index` may be the
+    /// entry before the first available one).
+    ///
+    /// # Errors
+    /// [`StorageError`] if `index` is compacted or past the end.
+    pub fn term(&self, index: Index) -> Result<Term, StorageError> {
+        if index >= self.unstable.offset {
+            return self.unstable.term(index).ok_or(StorageError::Unavailable {
+                index,
+                last_index: self.last_index(),
+            });
+        }
+        self.storage.term(index)
+    }
+
+    /// Term of the last entry (0 for an empty log).
+    pub fn last_term(&self) -> Term {
+        self.term(self.last_index())
+            .expect("the last index is always readable: it is in the tail or in storage")
+    }
+
+    /// Whether the entry at `index` has term `term` (§5.3's consistency
+    /// check on `prevLogIndex` / `prevLogTerm`).
+    pub fn match_term(&self, index: Index, term: Term) -> bool {
+        self.term(index) == Ok(term)
+    }
+
+    /// Whether a candidate whose log ends at (`last_index`, `last_term`) is
+    /// at least as up to date as this log (§5.4.1): a later last term wins,
+    /// and with equal terms the longer log does.
+    pub fn is_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
+        let my_term = self.last_term();
+        last_term > my_term || (last_term == my_term && last_index >= self.last_index())
+    }
+
+    /// The index of the first of `entries` that this log does not already
+    /// hold with the same term: a conflict or the first new entry. `None`
+    /// when every entry matches.
+    pub fn find_conflict(&self, entries: &[Entry]) -> Option<Index> {
+        entries
+            .iter()
+            .find(|e| !self.match_term(e.index, e.term))
+            .map(|e| e.index)
+    }
+
+    /// The follower's side of AppendEntries (§5.3): if the log holds
+    /// (`prev_index`, `prev_term`), appends `entries` after it, replacing a
+    /// conflicting suffix, and advances the commit index to
+    /// `min(leader_commit, index of last new entry)`. Returns that last
+    /// index, or `None` when the consistency check fails (the leader must
+    /// back off).
+    ///
+    /// # Errors
+    /// [`LogError`] if the entries do not follow `prev_index` one by one or
+    /// would overwrite a committed entry; the log is unchanged.
+    pub fn maybe_append(
+        &mut self,
+        prev_index: Index,
+        prev_term: Term,
+        leader_commit: Index,
+        entries: &[Entry],
+    ) -> Result<Option<Index>, LogError> {
+        let contiguous = entries
+            .iter()
+            .zip(
+                prev_index
+                    .checked_add(1)
+                    .into_iter()
+                    .flat_map(|first| first..),
+            )
+            .all(|(entry, expected)| entry.index == expected);
+        if !contiguous || (entries.len() as u64) > u64::MAX - prev_index {
+            return Err(LogError::NotContiguous {
+                first: entries.first().map_or(prev_index, |e| e.index),
+                last_index: self.last_index(),
+            });
+        }
+        if !self.match_term(prev_index, prev_term) {
+            return Ok(None);
+        }
+        let last_new = prev_index + entries.len() as Index;
+        if let Some(conflict) = self.find_conflict(entries) {
+            let from =
+                usize::try_from(conflict - prev_index - 1).expect("conflict is among entries");
+            self.append(&entries[from..])?;
+        }
+        self.commit_to(leader_commit.min(last_new))?;
+        Ok(Some(last_new))
+    }
+
+    /// Appends `entries` (the leader's own, or a follower's new suffix),
+    /// replacing any conflicting tail. Returns the new last index.
+    ///
+    /// # Errors
+    /// [`LogError`] if they do not continue the log or would overwrite a
+    /// committed entry; the log is unchanged.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<Index, LogError> {
+        let Some(first) = entries.first() else {
+            return Ok(self.last_index());
+        };
+        let contiguous = entries
+            .windows(2)
+            .all(|w| w[0].index.checked_add(1) == Some(w[1].index));
+        if !contiguous || first.index > self.last_index() + 1 || first.index == 0 {
+            return Err(LogError::NotContiguous {
+                first: first.index,
+                last_index: self.last_index(),
+            });
+        }
+        if first.index <= self.committed {
+            return Err(LogError::WouldOverwriteCommitted {
+                index: first.index,
+                committed: self.committed,
+            });
+        }
+        self.unstable.truncate_and_append(entries);
+        Ok(self.last_index())
+    }
+
+    /// Advances the commit index to `index` (never backwards).
+    ///
+    /// # Errors
+    /// [`LogError::CommitBeyondLog`] if `index` is past the last entry.
+    pub fn commit_to(&mut self, index: Index) -> Result<(), LogError> {
+        if index <= self.committed {
+            return Ok(());
+        }
+        if index > self.last_index() {
+            return Err(LogError::CommitBeyondLog {
+                index,
+                last_index: self.last_index(),
+            });
+        }
+        self.committed = index;
+        Ok(())
+    }
+
+    /// The leader's commit rule (§5.4.2): commits up to `index` only if the
+    /// entry there is from `current_term`. Entries of earlier terms are never
+    /// committed by counting replicas (Figure 8); they commit indirectly when
+    /// a current-term entry after them does. Returns whether the index moved.
+    pub fn maybe_commit(&mut self, index: Index, current_term: Term) -> bool {
+        if index > self.committed && self.term(index) == Ok(current_term) {
+            self.committed = index;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Entries in `[low, high)`, at most `max_bytes` (at least one entry).
+    ///
+    /// # Errors
+    /// [`StorageError`] if the range is compacted or runs past the end.
+    pub fn slice(
+        &self,
+        low: Index,
+        high: Index,
+        max_bytes: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        if high > self.last_index() + 1 {
+            return Err(StorageError::Unavailable {
+                index: high - 1,
+                last_index: self.last_index(),
+            });
+        }
+        if low >= high {
+            return Ok(Vec::new());
+        }
+        let offset = self.unstable.offset;
+        let mut out = if low < offset {
+            self.storage.entries(low, high.min(offset), max_bytes)?
+        } else {
+            Vec::new()
+        };
+        let stable_complete = out.last().is_none_or(|e| e.index + 1 >= high.min(offset));
+        if high > offset && stable_complete {
+            let from = usize::try_from(low.max(offset) - offset).expect("within the tail");
+            let to = usize::try_from(high - offset).expect("within the tail");
+            out.extend_from_slice(&self.unstable.entries[from..to]);
+            limit_size(&mut out, max_bytes);
+        }
+        Ok(out)
+    }
+
+    /// The highest index that may be applied: committed, and handed out to
+    /// be persisted locally (applying never runs ahead of the local write
+    /// the application has been asked to make).
+    pub fn applicable(&self) -> Index {
+        self.committed.min(self.unstable.in_progress - 1)
+    }
+
+    /// Committed entries not yet applied, at most `max_bytes` (at least one
+    /// if any). Mark them with [`applied_to`](Self::applied_to) once applied.
+    ///
+    /// # Errors
+    /// [`StorageError`] if storage cannot supply them.
+    pub fn next_to_apply(&self, max_bytes: u64) -> Result<Vec<Entry>, StorageError> {
+        self.slice(self.applied + 1, self.applicable() + 1, max_bytes)
+    }
+
+    /// Records that entries up to `index` were applied. Ignores an index
+    /// past [`applicable`](Self::applicable) or below the current one.
+    pub fn applied_to(&mut self, index: Index) {
+        if index > self.applied && index <= self.applicable() {
+            self.applied = index;
+        }
+    }
+
+    /// The entries the application must persist next; marks them in
+    /// progress. Empty when nothing new was appended.
+    pub fn take_to_persist(&mut self) -> Vec<Entry> {
+        let out = self.unstable.to_persist().to_vec();
+        self.unstable.in_progress = self.unstable.offset + self.unstable.entries.len() as Index;
+        out
+    }
+
+    /// Entries up to (`index`, `term`) are durable. An acknowledgement whose
+    /// entry was overwritten meanwhile (different term) is ignored. Returns
+    /// whether the tail moved.
+    pub fn on_persisted(&mut self, index: Index, term: Term) -> bool {
+        self.unstable.stable_to(index, term)
+    }
+
+    /// Highest index whose entry is persisted locally (the stable log's end
+    /// if the tail shadows none of it).
+    pub fn persisted(&self) -> Index {
+        self.unstable.offset - 1
+    }
+
+    /// For fast back-off (§5.3, "the follower can include the term of the
+    /// conflicting entry and the first index it stores for that term"): the
+    /// largest index at or below `index` whose term is at most `term`, with
+    /// that term. The leader can jump there instead of probing one by one.
+    pub fn find_conflict_by_term(&self, index: Index, term: Term) -> (Index, Term) {
+        let mut at = index.min(self.last_index());
+        loop {
+            match self.term(at) {
+                Ok(t) if t <= term => return (at, t),
+                Ok(_) if at > 0 => at -= 1,
+                // Compacted (or index 0): the boundary is the best hint.
+                _ => return (at, 0),
+            }
+        }
+    }
+}

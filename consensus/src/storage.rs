@@ -1,0 +1,262 @@
+//! The stable log: a read-only view for consensus, and an in-memory
+//! implementation.
+//!
+//! Consensus only *reads* stable storage. Writing is the application's job:
+//! it persists what the node hands out (entries, hard state) in its own way,
+//! then tells the node (`on_persisted`). `MemStorage` is the reference
+//! implementation and what the tests and simulator use.
+
+use crate::entry::{Entry, HardState, Index, Term};
+
+/// Why a read of the stable log failed. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The entry at `index` was compacted away (it is at or below the
+    /// compaction point `compacted`); only a snapshot can supply it.
+    #[error("entry {index} is compacted (log starts after {compacted})")]
+    Compacted {
+        /// The index asked for.
+        index: Index,
+        /// The last compacted index.
+        compacted: Index,
+    },
+    /// The entry at `index` is past the end of the stable log.
+    #[error("entry {index} is unavailable (last index {last_index})")]
+    Unavailable {
+        /// The index asked for.
+        index: Index,
+        /// The last index stored.
+        last_index: Index,
+    },
+    /// An append would leave a gap or rewrite compacted entries.
+    #[error(
+        "append at {first} does not continue the log (first index {first_index}, last index {last_index})"
+    )]
+    NotContiguous {
+        /// Index of the first entry appended.
+        first: Index,
+        /// First available index.
+        first_index: Index,
+        /// Last index stored.
+        last_index: Index,
+    },
+}
+
+/// What a node needs to restart: its hard state and the voting members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialState<N> {
+    /// Term, vote and commit index as last persisted.
+    pub hard_state: HardState<N>,
+    /// The voters of the cluster (including this node).
+    pub voters: Vec<N>,
+}
+
+/// A read-only view of the stable (persisted) log.
+///
+/// The log is the contiguous range `first_index()..=last_index()`. The entry
+/// just before it, at `first_index() - 1`, may have been compacted, but its
+/// term stays readable through [`term`](Self::term) so that a new entry can
+/// still be matched against it (§5.3, log matching).
+pub trait Storage {
+    /// How nodes are named (u64, a socket address, a UUID...).
+    type NodeId: Clone;
+
+    /// The persisted hard state and membership.
+    fn initial_state(&self) -> InitialState<Self::NodeId>;
+
+    /// Entries in `[low, high)`, stopping once their total
+    /// [`Entry::size`] would exceed `max_bytes` (but always at least one
+    /// entry when the range is not empty).
+    ///
+    /// # Errors
+    /// [`StorageError::Compacted`] if `low < first_index()`,
+    /// [`StorageError::Unavailable`] if `high > last_index() + 1`.
+    fn entries(&self, low: Index, high: Index, max_bytes: u64) -> Result<Vec<Entry>, StorageError>;
+
+    /// The term of the entry at `index`, for `index` in
+    /// `first_index() - 1 ..= last_index()`.
+    ///
+    /// # Errors
+    /// [`StorageError::Compacted`] below that range,
+    /// [`StorageError::Unavailable`] above it.
+    fn term(&self, index: Index) -> Result<Term, StorageError>;
+
+    /// The first index whose entry is available (1 for a log never compacted).
+    fn first_index(&self) -> Index;
+
+    /// The last index stored (`first_index() - 1` when empty).
+    fn last_index(&self) -> Index;
+}
+
+/// Takes entries from `entries` while their total size stays within
+/// `max_bytes`, always keeping the first.
+pub(crate) fn limit_size(entries: &mut Vec<Entry>, max_bytes: u64) {
+    let mut total = 0u64;
+    let keep = entries
+        .iter()
+        .position(|entry| {
+            total = total.saturating_add(entry.size());
+            total > max_bytes
+        })
+        .unwrap_or(entries.len())
+        .max(1);
+    entries.truncate(keep);
+}
+
+/// The stable log in memory: the reference [`Storage`].
+///
+/// ```
+/// use dsys_consensus::{Entry, MemStorage, Storage};
+///
+/// let mut storage = MemStorage::new(vec![1u64, 2, 3]);
+/// storage.append(&[Entry::new(1, 1, "a"), Entry::new(1, 2, "b")])?;
+/// storage.append(&[Entry::new(2, 2, "c")])?; // conflicting suffix replaced
+/// assert_eq!(storage.last_index(), 2);
+/// assert_eq!(storage.term(2)?, 2);
+/// storage.compact(1)?;
+/// assert_eq!((storage.first_index(), storage.term(1)?), (2, 1));
+/// # Ok::<(), dsys_consensus::StorageError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemStorage<N> {
+    hard_state: HardState<N>,
+    voters: Vec<N>,
+    /// Index and term of the entry just before `entries` (0, 0 if never compacted).
+    compacted: (Index, Term),
+    entries: Vec<Entry>,
+}
+
+impl<N: Clone> MemStorage<N> {
+    /// An empty log for a cluster of `voters`.
+    pub fn new(voters: Vec<N>) -> Self {
+        Self {
+            hard_state: HardState::default(),
+            voters,
+            compacted: (0, 0),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Records a persisted hard state.
+    pub fn set_hard_state(&mut self, hard_state: HardState<N>) {
+        self.hard_state = hard_state;
+    }
+
+    /// The hard state last recorded.
+    pub fn hard_state(&self) -> &HardState<N> {
+        &self.hard_state
+    }
+
+    /// Persists `entries` (consecutive indexes, ascending). An entry at an index
+    /// already stored replaces it and everything after it: a new leader
+    /// overwrote a conflicting suffix (§5.3).
+    ///
+    /// # Errors
+    /// [`StorageError::NotContiguous`] if the entries skip an index, or the
+    /// first would leave a gap after the log or falls at or below the
+    /// compaction point; nothing changes.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let contiguous = entries
+            .windows(2)
+            .all(|w| w[0].index.checked_add(1) == Some(w[1].index));
+        if !contiguous || first.index <= self.compacted.0 || first.index > self.last_index() + 1 {
+            return Err(StorageError::NotContiguous {
+                first: first.index,
+                first_index: self.first_index(),
+                last_index: self.last_index(),
+            });
+        }
+        let keep = usize::try_from(first.index - self.first_index())
+            .expect("first.index is within the stored range, checked above");
+        self.entries.truncate(keep);
+        self.entries.extend_from_slice(entries);
+        Ok(())
+    }
+
+    /// Discards entries up to and including `index` (after a snapshot),
+    /// keeping its term for matching.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] if `index > last_index()`; compacting
+    /// at or below the current point is a no-op.
+    pub fn compact(&mut self, index: Index) -> Result<(), StorageError> {
+        if index <= self.compacted.0 {
+            return Ok(());
+        }
+        let term = self.term(index)?;
+        let drop = usize::try_from(index - self.compacted.0)
+            .expect("index is within the stored range, checked by term()");
+        self.entries.drain(..drop);
+        self.compacted = (index, term);
+        Ok(())
+    }
+}
+
+impl<N: Clone> Storage for MemStorage<N> {
+    type NodeId = N;
+
+    fn initial_state(&self) -> InitialState<N> {
+        InitialState {
+            hard_state: self.hard_state.clone(),
+            voters: self.voters.clone(),
+        }
+    }
+
+    fn entries(&self, low: Index, high: Index, max_bytes: u64) -> Result<Vec<Entry>, StorageError> {
+        if low < self.first_index() {
+            return Err(StorageError::Compacted {
+                index: low,
+                compacted: self.compacted.0,
+            });
+        }
+        if high > self.last_index() + 1 {
+            return Err(StorageError::Unavailable {
+                index: high - 1,
+                last_index: self.last_index(),
+            });
+        }
+        if low >= high {
+            return Ok(Vec::new());
+        }
+        let from = usize::try_from(low - self.first_index())
+            .expect("low is within the log, checked above");
+        let to = usize::try_from(high - self.first_index())
+            .expect("high is within the log, checked above");
+        let mut out = self.entries[from..to].to_vec();
+        limit_size(&mut out, max_bytes);
+        Ok(out)
+    }
+
+    fn term(&self, index: Index) -> Result<Term, StorageError> {
+        if index < self.compacted.0 {
+            return Err(StorageError::Compacted {
+                index,
+                compacted: self.compacted.0,
+            });
+        }
+        if index == self.compacted.0 {
+            return Ok(self.compacted.1);
+        }
+        if index > self.last_index() {
+            return Err(StorageError::Unavailable {
+                index,
+                last_index: self.last_index(),
+            });
+        }
+        let at = usize::try_from(index - self.first_index())
+            .expect("index is within the log, checked above");
+        Ok(self.entries[at].term)
+    }
+
+    fn first_index(&self) -> Index {
+        self.compacted.0 + 1
+    }
+
+    fn last_index(&self) -> Index {
+        self.compacted.0 + self.entries.len() as Index
+    }
+}

@@ -1,0 +1,130 @@
+//! `MemStorage`, the reference `Storage`: ranges, compaction, conflicting
+//! appends, and typed errors instead of panics for out-of-range reads.
+
+use dsys_consensus::{ENTRY_OVERHEAD, Entry, HardState, MemStorage, Storage, StorageError};
+
+fn storage_with(terms: &[u64]) -> MemStorage<u64> {
+    let mut s = MemStorage::new(vec![1, 2, 3]);
+    let entries: Vec<Entry> = terms
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Entry::new(*t, i as u64 + 1, vec![0u8; 4]))
+        .collect();
+    s.append(&entries).unwrap();
+    s
+}
+
+#[test]
+fn empty_storage_reads_as_an_empty_log() {
+    let s = MemStorage::<u64>::new(vec![1]);
+    assert_eq!((s.first_index(), s.last_index()), (1, 0));
+    assert_eq!(s.term(0), Ok(0));
+    assert_eq!(s.entries(1, 1, u64::MAX), Ok(vec![]));
+    assert_eq!(
+        s.term(1),
+        Err(StorageError::Unavailable {
+            index: 1,
+            last_index: 0
+        })
+    );
+    assert_eq!(s.initial_state().hard_state, HardState::default());
+}
+
+#[test]
+fn out_of_range_reads_are_typed_errors() {
+    let mut s = storage_with(&[1, 1, 2, 3]);
+    s.compact(2).unwrap();
+    assert_eq!(
+        s.term(1),
+        Err(StorageError::Compacted {
+            index: 1,
+            compacted: 2
+        })
+    );
+    assert_eq!(
+        s.term(2),
+        Ok(1),
+        "the compaction point keeps its term for matching (§5.3)"
+    );
+    assert_eq!(
+        s.term(5),
+        Err(StorageError::Unavailable {
+            index: 5,
+            last_index: 4
+        })
+    );
+    assert_eq!(
+        s.entries(2, 4, u64::MAX),
+        Err(StorageError::Compacted {
+            index: 2,
+            compacted: 2
+        })
+    );
+    assert_eq!(
+        s.entries(3, 6, u64::MAX),
+        Err(StorageError::Unavailable {
+            index: 5,
+            last_index: 4
+        })
+    );
+    assert_eq!(s.entries(3, 5, u64::MAX).unwrap().len(), 2);
+}
+
+#[test]
+fn entries_respect_the_size_limit_but_return_at_least_one() {
+    let s = storage_with(&[1, 1, 1, 1]);
+    let one = 4 + ENTRY_OVERHEAD;
+    assert_eq!(s.entries(1, 5, 0).unwrap().len(), 1);
+    assert_eq!(s.entries(1, 5, one).unwrap().len(), 1);
+    assert_eq!(s.entries(1, 5, 2 * one).unwrap().len(), 2);
+    assert_eq!(s.entries(1, 5, 2 * one + 1).unwrap().len(), 2);
+    assert_eq!(s.entries(1, 5, u64::MAX).unwrap().len(), 4);
+}
+
+#[test]
+fn append_replaces_a_conflicting_suffix() {
+    let mut s = storage_with(&[1, 1, 1]);
+    s.append(&[Entry::new(2, 2, "x")]).unwrap();
+    assert_eq!(s.last_index(), 2);
+    assert_eq!((s.term(1), s.term(2)), (Ok(1), Ok(2)));
+}
+
+#[test]
+fn non_contiguous_appends_are_rejected_and_change_nothing() {
+    let mut s = storage_with(&[1, 1]);
+    let gap = s.append(&[Entry::new(1, 4, "")]);
+    assert!(matches!(
+        gap,
+        Err(StorageError::NotContiguous { first: 4, .. })
+    ));
+    let skip = s.append(&[Entry::new(1, 3, ""), Entry::new(1, 5, "")]);
+    assert!(matches!(skip, Err(StorageError::NotContiguous { .. })));
+    let zero = s.append(&[Entry::new(1, 0, "")]);
+    assert!(matches!(zero, Err(StorageError::NotContiguous { .. })));
+    let huge = s.append(&[Entry::new(1, u64::MAX, ""), Entry::new(1, u64::MAX, "")]);
+    assert!(matches!(huge, Err(StorageError::NotContiguous { .. })));
+    s.compact(1).unwrap();
+    let compacted = s.append(&[Entry::new(3, 1, "")]);
+    assert!(matches!(compacted, Err(StorageError::NotContiguous { .. })));
+    assert_eq!((s.first_index(), s.last_index(), s.term(2)), (2, 2, Ok(1)));
+}
+
+#[test]
+fn compaction_is_idempotent_and_bounded() {
+    let mut s = storage_with(&[1, 2, 3]);
+    assert!(matches!(
+        s.compact(4),
+        Err(StorageError::Unavailable { .. })
+    ));
+    s.compact(2).unwrap();
+    s.compact(1).unwrap();
+    s.compact(2).unwrap();
+    assert_eq!(
+        (s.first_index(), s.last_index(), s.term(2), s.term(3)),
+        (3, 3, Ok(2), Ok(3))
+    );
+    s.compact(3).unwrap();
+    assert_eq!((s.first_index(), s.last_index(), s.term(3)), (4, 3, Ok(3)));
+    s.append(&[Entry::new(4, 4, "")]).unwrap();
+    assert_eq!(s.last_index(), 4);
+}
