@@ -15,6 +15,7 @@
 //! [`report`], and append it to [`CHAPTERS`].
 
 mod clocks;
+mod raft;
 mod report;
 
 use std::error::Error;
@@ -35,11 +36,18 @@ pub(crate) struct Chapter {
 }
 
 /// Every chapter, in tour order.
-pub(crate) const CHAPTERS: &[Chapter] = &[Chapter {
-    name: "clocks",
-    title: "ordering events without a shared clock (dsys-clocks)",
-    run: clocks::run,
-}];
+pub(crate) const CHAPTERS: &[Chapter] = &[
+    Chapter {
+        name: "clocks",
+        title: "ordering events without a shared clock (dsys-clocks)",
+        run: clocks::run,
+    },
+    Chapter {
+        name: "raft",
+        title: "log replication: bringing divergent logs in line (dsys-consensus)",
+        run: raft::run,
+    },
+];
 
 /// The dsys tour: each chapter puts a dsys crate to work on a problem from
 /// the seed articles. With no arguments, runs every chapter.

@@ -36,10 +36,40 @@ fn one_chapter_runs_alone() {
 }
 
 #[test]
+fn raft_chapter_replays_figure_7_and_figure_8() {
+    let out = tour(&["raft"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("====="));
+    assert!(text.contains("raft: log replication"));
+    // The Figure 7 table: its header, the leader's log and follower (f).
+    assert!(
+        text.contains(
+            "follower | log terms               | diverged | round trips | round trips | entries"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("leader   | 1 1 1 4 4 5 5 6 6 6 8 "), "{text}");
+    assert!(text.contains("(f)      | 1 1 1 2 2 2 3 3 3 3 3 "), "{text}");
+    assert!(text.contains("maybe_commit(2, 4) = false"), "{text}");
+    assert!(text.contains("maybe_commit(3, 4) = true"), "{text}");
+}
+
+#[test]
 fn list_names_every_chapter() {
     let out = tour(&["--list"]);
     assert!(out.status.success());
-    assert!(String::from_utf8(out.stdout).unwrap().contains("clocks"));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["clocks", "raft"], "{text}");
 }
 
 #[test]
@@ -52,7 +82,7 @@ fn unknown_chapter_fails_and_lists_valid_names() {
         stderr.contains("unknown chapter 'no-such-chapter'"),
         "{stderr}"
     );
-    assert!(stderr.contains("valid chapters: clocks"), "{stderr}");
+    assert!(stderr.contains("valid chapters: clocks, raft"), "{stderr}");
 }
 
 /// `dsys-examples | head` must not panic: a reader that stops reading ends
