@@ -3,8 +3,12 @@
 
 mod entry;
 mod log;
+mod progress;
+mod quorum;
 mod storage;
 
 pub use entry::{ENTRY_OVERHEAD, Entry, HardState, Index, Term};
 pub use log::{LogError, RaftLog};
+pub use progress::{Inflights, Progress, ReplicationState};
+pub use quorum::{Majority, VoteResult};
 pub use storage::{InitialState, MemStorage, Storage, StorageError};
