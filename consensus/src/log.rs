@@ -9,7 +9,7 @@
 //! recognised by its term and ignored.
 
 use crate::entry::{Entry, Index, Term};
-use crate::storage::{Storage, StorageError, limit_size};
+use crate::storage::{Storage, StorageError, check_range, limit_size};
 
 /// Why a log operation was refused. The log is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -327,13 +327,7 @@ impl<S: Storage> RaftLog<S> {
         high: Index,
         max_bytes: u64,
     ) -> Result<Vec<Entry>, StorageError> {
-        if high > self.last_index() + 1 {
-            return Err(StorageError::Unavailable {
-                index: high - 1,
-                last_index: self.last_index(),
-            });
-        }
-        if low >= high {
+        if check_range(low, high, self.first_index(), self.last_index())? {
             return Ok(Vec::new());
         }
         let offset = self.unstable.offset;

@@ -89,6 +89,30 @@ pub trait Storage {
     fn last_index(&self) -> Index;
 }
 
+/// Checks a read of `[low, high)` from a log spanning
+/// `first_index..=last_index`: `Ok(true)` when the range is empty, `Ok(false)`
+/// when it can be read, an error when it reaches outside the log.
+pub(crate) fn check_range(
+    low: Index,
+    high: Index,
+    first_index: Index,
+    last_index: Index,
+) -> Result<bool, StorageError> {
+    if low < first_index {
+        return Err(StorageError::Compacted {
+            index: low,
+            compacted: first_index - 1,
+        });
+    }
+    if high > last_index + 1 {
+        return Err(StorageError::Unavailable {
+            index: high - 1,
+            last_index,
+        });
+    }
+    Ok(low >= high)
+}
+
 /// Takes entries from `entries` while their total size stays within
 /// `max_bytes`, always keeping the first.
 pub(crate) fn limit_size(entries: &mut Vec<Entry>, max_bytes: u64) {
@@ -207,19 +231,7 @@ impl<N: Clone> Storage for MemStorage<N> {
     }
 
     fn entries(&self, low: Index, high: Index, max_bytes: u64) -> Result<Vec<Entry>, StorageError> {
-        if low < self.first_index() {
-            return Err(StorageError::Compacted {
-                index: low,
-                compacted: self.compacted.0,
-            });
-        }
-        if high > self.last_index() + 1 {
-            return Err(StorageError::Unavailable {
-                index: high - 1,
-                last_index: self.last_index(),
-            });
-        }
-        if low >= high {
+        if check_range(low, high, self.first_index(), self.last_index())? {
             return Ok(Vec::new());
         }
         let from = usize::try_from(low - self.first_index())
