@@ -11,7 +11,6 @@
 //! is the same on every run.
 
 use std::cmp::Ordering;
-use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +19,7 @@ use dsys_clocks::{
     Uncertainty, UpdateError, VectorClock, VersionVector,
 };
 
-use crate::report::{self, Table, check, check_eq};
-
-type Res<T = ()> = Result<T, Box<dyn Error>>;
+use crate::report::{self, Res, Table, check, check_eq};
 
 /// The seed's processes, in vector order.
 const NODES: [&str; 3] = ["A", "B", "C"];

@@ -13,13 +13,9 @@
 //! No clocks, no threads: a round trip is one `maybe_append` call, so every
 //! number printed is the same on every run.
 
-use std::error::Error;
-
 use dsys_consensus::{Entry, Index, MemStorage, RaftLog, Storage, Term};
 
-use crate::report::{self, Table, check, check_eq};
-
-type Res<T = ()> = Result<T, Box<dyn Error>>;
+use crate::report::{self, Res, Table, check, check_eq};
 
 /// One node's log, over in-memory storage; nodes are named by number.
 type Log = RaftLog<MemStorage<u64>>;

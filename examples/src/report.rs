@@ -31,6 +31,9 @@ pub(crate) fn stdout_failed(error: std::io::Error) -> ! {
     std::process::exit(1);
 }
 
+/// What a chapter and its steps return: an error stops the tour.
+pub(crate) type Res<T = ()> = Result<T, Box<dyn Error>>;
+
 /// Width of the rule around a chapter heading.
 const RULE_WIDTH: usize = 78;
 
