@@ -1,14 +1,25 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod config;
 mod entry;
 mod log;
+mod message;
+mod output;
 mod progress;
 mod quorum;
+mod raft;
 mod storage;
 
+pub use config::{Config, ConfigError, ReadOnlyOption};
 pub use entry::{ENTRY_OVERHEAD, Entry, HardState, Index, Term};
 pub use log::{LogError, RaftLog};
+pub use message::{AppendOutcome, Message, MessageBody};
+pub use output::{
+    Output, Persist, PersistId, ProposeError, ReadError, ReadState, ReplicatedLog,
+};
 pub use progress::{Inflights, Progress, ReplicationState};
 pub use quorum::{Majority, VoteResult};
+pub use raft::{Counters, NodeId, RaftNode, RaftOutput, Role, Status, TransferError};
 pub use storage::{InitialState, MemStorage, Storage, StorageError};
+pub mod sim;

@@ -370,6 +370,12 @@ impl<S: Storage> RaftLog<S> {
         }
     }
 
+    /// Whether entries were appended that have not been handed out to
+    /// persist yet.
+    pub fn has_to_persist(&self) -> bool {
+        !self.unstable.to_persist().is_empty()
+    }
+
     /// The entries the application must persist next; marks them in
     /// progress. Empty when nothing new was appended.
     pub fn take_to_persist(&mut self) -> Vec<Entry> {

@@ -62,6 +62,13 @@ impl Inflights {
         }
     }
 
+    /// Forgets the oldest message in flight, presumed lost.
+    pub fn free_first(&mut self) {
+        if let Some((_, bytes)) = self.window.pop_front() {
+            self.bytes = self.bytes.saturating_sub(bytes);
+        }
+    }
+
     /// No more messages may be sent until some are acknowledged.
     pub fn is_full(&self) -> bool {
         self.window.len() >= self.max_count || self.bytes >= self.max_bytes
@@ -149,6 +156,22 @@ impl Progress {
         match self.state {
             ReplicationState::Probe => self.probe_sent,
             ReplicationState::Replicate => self.inflights.is_full(),
+        }
+    }
+
+    /// The follower answered a heartbeat: it is reachable, so what may have
+    /// been lost can be sent again. In Probe, the probe is resent; in
+    /// Replicate with a full window, one slot is freed, so a window whose
+    /// acknowledgements were lost cannot stall replication for good (as
+    /// etcd does).
+    pub fn on_heartbeat_response(&mut self) {
+        match self.state {
+            ReplicationState::Probe => self.probe_sent = false,
+            ReplicationState::Replicate => {
+                if self.inflights.is_full() {
+                    self.inflights.free_first();
+                }
+            }
         }
     }
 

@@ -1,0 +1,144 @@
+//! Node configuration, validated once at construction.
+
+use crate::entry::Index;
+
+/// How linearizable reads confirm leadership (thesis §6.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum ReadOnlyOption {
+    /// ReadIndex: each batch of reads is confirmed by a heartbeat round
+    /// acknowledged by a majority. Safe under any clock behaviour.
+    #[default]
+    Safe,
+    /// Lease reads (thesis §6.4.1): the leader answers from its commit index
+    /// without a round trip, relying on check-quorum and on clocks that
+    /// tick at the same rate (bounded drift). Requires
+    /// [`Config::check_quorum`].
+    LeaseBased,
+}
+
+/// A node's tunables. [`Config::default`] gives etcd's usual settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Config {
+    /// Ticks without hearing from a leader before a follower campaigns. The
+    /// actual timeout is drawn uniformly from
+    /// `[election_tick, 2 * election_tick)` (§5.2). Must exceed
+    /// `heartbeat_tick`.
+    pub election_tick: u32,
+    /// Ticks between a leader's heartbeats. At least 1.
+    pub heartbeat_tick: u32,
+    /// Seed for the randomized election timeouts: give every node a
+    /// different one (its id, say). The node draws nothing else at random.
+    pub seed: u64,
+    /// Campaign with a pre-vote round first (thesis §9.6), so a node that
+    /// was partitioned away does not disrupt the cluster when it returns.
+    pub pre_vote: bool,
+    /// A leader steps down when it has not heard from a majority within an
+    /// election timeout, and followers that hear from a leader ignore vote
+    /// requests (thesis §6.2, §9.6).
+    pub check_quorum: bool,
+    /// How [`read_index`](crate::RaftNode::read_index) confirms leadership.
+    pub read_only: ReadOnlyOption,
+    /// Most entry bytes ([`Entry::size`](crate::Entry::size)) in one
+    /// AppendEntries (at least one entry is always sent).
+    pub max_size_per_msg: u64,
+    /// Most AppendEntries in flight to one follower while streaming.
+    pub max_inflight_msgs: usize,
+    /// Most entry bytes in flight to one follower (`u64::MAX`: no limit).
+    pub max_inflight_bytes: u64,
+    /// Largest single proposal, in bytes of payload.
+    pub max_proposal_size: u64,
+    /// Most bytes of proposed but uncommitted entries a leader holds; more
+    /// proposals are refused until some commit (`u64::MAX`: no limit). A
+    /// proposal is always accepted when nothing is uncommitted.
+    pub max_uncommitted_size: u64,
+    /// Most entry bytes handed out in one
+    /// [`Output::Apply`](crate::Output::Apply).
+    pub max_apply_bytes: u64,
+    /// The index the application's state machine has already applied (it
+    /// persists its own state): on restart the node hands out committed
+    /// entries after it.
+    pub applied: Index,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            election_tick: 10,
+            heartbeat_tick: 1,
+            seed: 0,
+            pre_vote: true,
+            check_quorum: true,
+            read_only: ReadOnlyOption::Safe,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            max_inflight_bytes: u64::MAX,
+            max_proposal_size: 16 << 20,
+            max_uncommitted_size: u64::MAX,
+            max_apply_bytes: 64 << 20,
+            applied: 0,
+        }
+    }
+}
+
+/// Why a configuration or a restart was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `heartbeat_tick` is 0.
+    #[error("heartbeat_tick must be at least 1")]
+    ZeroHeartbeat,
+    /// `election_tick <= heartbeat_tick`: followers would time out between
+    /// heartbeats.
+    #[error("election_tick ({election}) must exceed heartbeat_tick ({heartbeat})")]
+    ElectionNotAboveHeartbeat {
+        /// The election tick.
+        election: u32,
+        /// The heartbeat tick.
+        heartbeat: u32,
+    },
+    /// `max_inflight_msgs` is 0: nothing could ever be sent.
+    #[error("max_inflight_msgs must be at least 1")]
+    ZeroInflight,
+    /// Lease reads without check-quorum would be unsafe: a deposed leader
+    /// would keep answering.
+    #[error("lease-based reads require check_quorum")]
+    LeaseWithoutCheckQuorum,
+    /// The node is not among the voters storage lists.
+    #[error("this node is not a voter of the configuration in storage")]
+    NotAVoter,
+    /// `applied` is past the commit index in storage.
+    #[error("applied index {applied} is past the committed index {committed}")]
+    AppliedBeyondCommit {
+        /// The configured applied index.
+        applied: Index,
+        /// The commit index recovered from storage.
+        committed: Index,
+    },
+}
+
+impl Config {
+    /// Checks the settings against each other.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.heartbeat_tick == 0 {
+            return Err(ConfigError::ZeroHeartbeat);
+        }
+        if self.election_tick <= self.heartbeat_tick {
+            return Err(ConfigError::ElectionNotAboveHeartbeat {
+                election: self.election_tick,
+                heartbeat: self.heartbeat_tick,
+            });
+        }
+        if self.max_inflight_msgs == 0 {
+            return Err(ConfigError::ZeroInflight);
+        }
+        if self.read_only == ReadOnlyOption::LeaseBased && !self.check_quorum {
+            return Err(ConfigError::LeaseWithoutCheckQuorum);
+        }
+        Ok(())
+    }
+}

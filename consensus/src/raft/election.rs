@@ -1,0 +1,239 @@
+//! Leader election (§5.2), the voting rule (§5.4.1), pre-vote and
+//! check-quorum (thesis §9.6).
+
+use bytes::Bytes;
+
+use super::{NodeId, Peer, RaftNode, Role};
+use crate::entry::{Entry, Index, Term};
+use crate::message::MessageBody;
+use crate::progress::Progress;
+use crate::quorum::VoteResult;
+use crate::storage::Storage;
+
+impl<S> RaftNode<S>
+where
+    S: Storage,
+    S::NodeId: NodeId,
+{
+    /// Starts an election now, as if the election timeout had fired (with a
+    /// pre-vote round when configured). A leader ignores it.
+    pub fn campaign(&mut self) {
+        if self.role == Role::Leader {
+            return;
+        }
+        if self.config.pre_vote {
+            self.become_pre_candidate();
+        } else {
+            self.become_candidate(false);
+        }
+    }
+
+    pub(super) fn tick_election(&mut self) {
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.randomized_election_timeout {
+            self.campaign();
+        }
+    }
+
+    /// Leader ticks: check-quorum once per election timeout, heartbeats
+    /// every `heartbeat_tick`.
+    pub(super) fn tick_leader(&mut self) {
+        self.heartbeat_elapsed += 1;
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.config.election_tick {
+            self.election_elapsed = 0;
+            if self.config.check_quorum && !self.quorum_recently_active() {
+                tracing::debug!(id = ?self.id, term = self.term, "lost contact with a quorum: stepping down");
+                self.become_follower(self.term, None);
+                return;
+            }
+            // A transfer that has not completed within an election timeout
+            // is abandoned (thesis §3.10).
+            self.transfer_target = None;
+        }
+        if self.heartbeat_elapsed >= self.config.heartbeat_tick {
+            self.heartbeat_elapsed = 0;
+            self.broadcast_heartbeat();
+        }
+    }
+
+    /// Whether a majority (counting this leader) was heard from since the
+    /// last check; clears the marks for the next period.
+    fn quorum_recently_active(&mut self) -> bool {
+        let peers = &self.peers;
+        let me = &self.id;
+        let result = self.voters.vote_result(|n| {
+            if n == me {
+                Some(true)
+            } else {
+                peers.get(n).map(|p| p.recent_active)
+            }
+        });
+        for peer in self.peers.values_mut() {
+            peer.recent_active = false;
+        }
+        result == VoteResult::Won
+    }
+
+    /// Check-quorum's leader lease: a leader was heard from within the
+    /// election timeout, so vote requests are ignored (thesis §6.2).
+    pub(super) fn in_leader_lease(&self) -> bool {
+        self.config.check_quorum
+            && self.leader.is_some()
+            && self.election_elapsed < self.config.election_tick
+    }
+
+    pub(super) fn become_follower(&mut self, term: Term, leader: Option<S::NodeId>) {
+        if term != self.term {
+            self.term = term;
+            self.vote = None;
+        }
+        if self.role != Role::Follower || self.leader != leader {
+            tracing::debug!(id = ?self.id, term, ?leader, "follower");
+        }
+        self.leave_leadership();
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.reset_election_timer();
+    }
+
+    /// Drops what only a leader keeps.
+    fn leave_leadership(&mut self) {
+        if self.role == Role::Leader {
+            self.peers.clear();
+            self.uncommitted.clear();
+            self.uncommitted_size = 0;
+            self.transfer_target = None;
+            self.broadcast_pending = false;
+        }
+        self.fail_pending_reads();
+    }
+
+    fn become_pre_candidate(&mut self) {
+        tracing::debug!(id = ?self.id, term = self.term, "pre-candidate");
+        self.leave_leadership();
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.reset_election_timer();
+        self.request_votes(true, false);
+    }
+
+    pub(super) fn become_candidate(&mut self, leadership_transfer: bool) {
+        self.leave_leadership();
+        self.term += 1;
+        self.vote = Some(self.id.clone());
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.reset_election_timer();
+        tracing::debug!(id = ?self.id, term = self.term, "candidate");
+        self.request_votes(false, leadership_transfer);
+    }
+
+    /// Votes for itself and asks every other voter (§5.2).
+    fn request_votes(&mut self, pre_vote: bool, leadership_transfer: bool) {
+        self.votes.clear();
+        self.votes.insert(self.id.clone(), true);
+        let term = if pre_vote { self.term + 1 } else { self.term };
+        let body = MessageBody::VoteRequest {
+            pre_vote,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+            leadership_transfer,
+        };
+        for i in 0..self.voters.voters().len() {
+            let to = self.voters.voters()[i].clone();
+            if to != self.id {
+                self.send_with_term(to, term, body.clone());
+            }
+        }
+        self.tally_votes();
+    }
+
+    fn tally_votes(&mut self) {
+        let votes = &self.votes;
+        match self.voters.vote_result(|n| votes.get(n).copied()) {
+            VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(false),
+            VoteResult::Won => self.become_leader(),
+            VoteResult::Lost => self.become_follower(self.term, None),
+            VoteResult::Pending => {}
+        }
+    }
+
+    fn become_leader(&mut self) {
+        tracing::debug!(id = ?self.id, term = self.term, "leader");
+        self.role = Role::Leader;
+        self.leader = Some(self.id.clone());
+        self.heartbeat_elapsed = 0;
+        self.election_elapsed = 0;
+        let next = self.log.last_index() + 1;
+        self.peers.clear();
+        for voter in self.voters.voters() {
+            if *voter != self.id {
+                let progress = Progress::new(
+                    next,
+                    self.config.max_inflight_msgs,
+                    self.config.max_inflight_bytes,
+                );
+                self.peers.insert(
+                    voter.clone(),
+                    Peer {
+                        progress,
+                        recent_active: false,
+                        read_round: 0,
+                    },
+                );
+            }
+        }
+        // §8: a no-op entry of the new term commits the entries of earlier
+        // terms and lets reads learn the commit index.
+        let noop = Entry::new(self.term, next, Bytes::new());
+        self.log
+            .append(&[noop])
+            .expect("the no-op continues the log, after every committed entry");
+        self.broadcast_pending = true;
+        self.maybe_commit();
+    }
+
+    pub(super) fn handle_vote_request(
+        &mut self,
+        from: S::NodeId,
+        term: Term,
+        pre_vote: bool,
+        last_index: Index,
+        last_term: Term,
+    ) {
+        // §5.2: one vote per term, first come first served; a pre-vote for a
+        // later term is granted freely (it binds nothing).
+        let can_vote = self.vote.as_ref() == Some(&from)
+            || (self.vote.is_none() && self.leader.is_none())
+            || (pre_vote && term > self.term);
+        // §5.4.1: only for a candidate whose log is at least as up to date.
+        let granted = can_vote && self.log.is_up_to_date(last_index, last_term);
+        if granted && !pre_vote {
+            self.vote = Some(from.clone());
+            self.reset_election_timer();
+        }
+        // A granted pre-vote answers in the term it was asked for.
+        let reply_term = if granted && pre_vote { term } else { self.term };
+        self.send_with_term(from, reply_term, MessageBody::VoteResponse { pre_vote, granted });
+    }
+
+    pub(super) fn handle_vote_response(
+        &mut self,
+        from: S::NodeId,
+        term: Term,
+        pre_vote: bool,
+        granted: bool,
+    ) {
+        let current = match self.role {
+            Role::PreCandidate => pre_vote && (term == self.term + 1 || (!granted && term == self.term)),
+            Role::Candidate => !pre_vote && term == self.term,
+            _ => false,
+        };
+        if !current {
+            return;
+        }
+        self.votes.entry(from).or_insert(granted);
+        self.tally_votes();
+    }
+}

@@ -1,0 +1,664 @@
+//! The Raft node (Ongaro & Ousterhout 2014; Ongaro's thesis 2014): one
+//! deterministic state machine per server. Messages, ticks, proposals and
+//! persistence acknowledgements go in; messages, batches to persist,
+//! committed entries and read confirmations come out through
+//! [`RaftNode::poll_output`].
+//!
+//! The protocol is split by concept: [`election`] (§5.2, pre-vote and
+//! check-quorum from thesis §9.6), [`replication`] (§5.3–§5.4),
+//! [`read`] (ReadIndex and lease reads, thesis §6.4) and [`transfer`]
+//! (leadership transfer, thesis §3.10). This module holds the state they
+//! share, term handling (§5.1) and the persistence contract.
+
+mod election;
+mod read;
+mod replication;
+mod transfer;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use bytes::Bytes;
+
+use crate::config::{Config, ConfigError};
+use crate::entry::{HardState, Index, Term};
+use crate::log::RaftLog;
+use crate::message::{Message, MessageBody};
+use crate::output::{Output, PersistId, ProposeError, ReadError, ReplicatedLog};
+use crate::progress::Progress;
+use crate::quorum::Majority;
+use crate::storage::Storage;
+
+pub use transfer::TransferError;
+
+/// What a node id must support: users bring their own (u64, a socket
+/// address, a UUID).
+pub trait NodeId: Clone + Ord + Hash + Debug {}
+impl<T: Clone + Ord + Hash + Debug> NodeId for T {}
+
+/// A node's role (§5.1, Figure 4), plus the pre-vote stage of thesis §9.6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Role {
+    /// Answers leaders and candidates.
+    Follower,
+    /// Asking whether it could win, without changing terms.
+    PreCandidate,
+    /// Campaigning in a new term.
+    Candidate,
+    /// Accepting proposals and replicating them.
+    Leader,
+}
+
+/// Counters for input that was ignored. None of these is an error of the
+/// node; they say what the network or the application sent that could
+/// not be used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages from an older term, dropped (§5.1).
+    pub stale_term: u64,
+    /// Messages from a node outside the configuration, or addressed to
+    /// another node.
+    pub unknown_sender: u64,
+    /// Messages that contradict themselves or the receiver's committed log
+    /// (entries that skip indexes, acknowledgements past the log's end).
+    pub malformed: u64,
+    /// Vote requests ignored because a leader was heard from recently
+    /// (check-quorum's leader lease).
+    pub lease_ignored_votes: u64,
+    /// `on_persisted` calls for ids that were never handed out or were
+    /// already acknowledged.
+    pub bad_persist_acks: u64,
+    /// Followers that needed entries already compacted (snapshots are not
+    /// implemented yet).
+    pub compacted_needed: u64,
+}
+
+/// A snapshot of a node's state, for monitoring and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status<N> {
+    /// This node.
+    pub id: N,
+    /// Current term.
+    pub term: Term,
+    /// Vote in the current term.
+    pub vote: Option<N>,
+    /// Current role.
+    pub role: Role,
+    /// The leader it knows of.
+    pub leader: Option<N>,
+    /// Last log index (persisted or not).
+    pub last_index: Index,
+    /// Commit index.
+    pub commit: Index,
+    /// Index last handed out to apply.
+    pub applied: Index,
+    /// Highest index persisted locally.
+    pub persisted: Index,
+}
+
+/// The leader's view of one peer.
+#[derive(Debug, Clone)]
+struct Peer {
+    progress: Progress,
+    /// Heard from since the last check-quorum.
+    recent_active: bool,
+    /// Highest read round acknowledged.
+    read_round: u64,
+}
+
+/// Messages wait here until the state they depend on is durable.
+#[derive(Debug, Clone)]
+struct Durability<N> {
+    /// The id the next `Persist` gets.
+    next_id: PersistId,
+    /// Every id up to this one is durable.
+    acked: PersistId,
+    /// Handed out and not acknowledged: id and the last entry it carried.
+    issued: VecDeque<(PersistId, Option<(Index, Term)>)>,
+    /// The hard state as last handed out (or read from storage).
+    handed: HardState<N>,
+    /// The persist that carries the current term and vote.
+    term_vote_id: PersistId,
+    /// Messages and the persist id each waits for.
+    held: VecDeque<(PersistId, Message<N>)>,
+}
+
+/// The output type of a Raft node.
+pub type RaftOutput<N> = Output<Message<N>, HardState<N>>;
+
+/// One Raft server.
+///
+/// ```
+/// use bytes::Bytes;
+/// use dsys_consensus::{Config, MemStorage, Output, RaftNode};
+///
+/// // A single-node cluster elects itself and commits on its own.
+/// let mut node = RaftNode::new(1u64, MemStorage::new(vec![1]), Config::default())?;
+/// node.campaign();
+/// let mut applied = Vec::new();
+/// let mut drive = |node: &mut RaftNode<MemStorage<u64>>, applied: &mut Vec<Bytes>| {
+///     while let Some(output) = node.poll_output() {
+///         match output {
+///             Output::Persist(p) => {
+///                 if let Some(hs) = p.hard_state {
+///                     node.storage_mut().set_hard_state(hs);
+///                 }
+///                 node.storage_mut().append(&p.entries).expect("entries continue the log");
+///                 node.on_persisted(p.id);
+///             }
+///             Output::Apply(entries) => applied.extend(entries.into_iter().map(|e| e.data)),
+///             _ => {}
+///         }
+///     }
+/// };
+/// drive(&mut node, &mut applied);
+/// assert!(node.is_leader());
+/// node.propose(Bytes::from("x=1")).expect("the leader accepts proposals");
+/// drive(&mut node, &mut applied);
+/// assert_eq!(applied, [Bytes::new(), Bytes::from("x=1")]); // the no-op, then ours
+/// # Ok::<(), dsys_consensus::ConfigError>(())
+/// ```
+#[derive(Debug)]
+pub struct RaftNode<S: Storage> {
+    id: S::NodeId,
+    config: Config,
+    log: RaftLog<S>,
+    voters: Majority<S::NodeId>,
+    term: Term,
+    vote: Option<S::NodeId>,
+    role: Role,
+    leader: Option<S::NodeId>,
+    rng: fastrand::Rng,
+
+    // Timers, in ticks.
+    election_elapsed: u32,
+    heartbeat_elapsed: u32,
+    randomized_election_timeout: u32,
+
+    /// Answers in the current (pre-)election.
+    votes: BTreeMap<S::NodeId, bool>,
+    /// The leader's peers (every voter but itself).
+    peers: BTreeMap<S::NodeId, Peer>,
+    /// Entries appended and not yet broadcast (proposal batching).
+    broadcast_pending: bool,
+    /// Leader: uncommitted proposal sizes, by index.
+    uncommitted: VecDeque<(Index, u64)>,
+    uncommitted_size: u64,
+    /// Leader: the peer leadership is being handed to.
+    transfer_target: Option<S::NodeId>,
+
+    reads: read::ReadQueue<S::NodeId>,
+
+    durability: Durability<S::NodeId>,
+    outbox: VecDeque<RaftOutput<S::NodeId>>,
+    counters: Counters,
+}
+
+impl<S> RaftNode<S>
+where
+    S: Storage,
+    S::NodeId: NodeId,
+{
+    /// A node named `id`, starting (or restarting) from what `storage`
+    /// holds, as a follower.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if the configuration is inconsistent, `id` is not a
+    /// voter in storage, or `config.applied` is past the stored commit.
+    pub fn new(id: S::NodeId, storage: S, config: Config) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let state = storage.initial_state();
+        let voters = Majority::new(state.voters);
+        if !voters.contains(&id) {
+            return Err(ConfigError::NotAVoter);
+        }
+        let mut log = RaftLog::new(storage);
+        if config.applied > log.committed() {
+            return Err(ConfigError::AppliedBeyondCommit {
+                applied: config.applied,
+                committed: log.committed(),
+            });
+        }
+        log.applied_to(config.applied);
+        let hard_state = state.hard_state;
+        let mut node = Self {
+            rng: fastrand::Rng::with_seed(config.seed),
+            id,
+            log,
+            voters,
+            term: hard_state.term,
+            vote: hard_state.vote.clone(),
+            role: Role::Follower,
+            leader: None,
+            election_elapsed: 0,
+            heartbeat_elapsed: 0,
+            randomized_election_timeout: config.election_tick,
+            votes: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            broadcast_pending: false,
+            uncommitted: VecDeque::new(),
+            uncommitted_size: 0,
+            transfer_target: None,
+            reads: read::ReadQueue::default(),
+            durability: Durability {
+                next_id: 1,
+                acked: 0,
+                issued: VecDeque::new(),
+                handed: hard_state,
+                term_vote_id: 0,
+                held: VecDeque::new(),
+            },
+            outbox: VecDeque::new(),
+            counters: Counters::default(),
+            config,
+        };
+        node.reset_election_timer();
+        Ok(node)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &S::NodeId {
+        &self.id
+    }
+
+    /// Current term.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// Current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
+    /// The leader this node knows of (itself when it leads).
+    pub fn leader(&self) -> Option<&S::NodeId> {
+        self.leader.as_ref()
+    }
+
+    /// The log.
+    pub fn log(&self) -> &RaftLog<S> {
+        &self.log
+    }
+
+    /// The stable storage (read-only).
+    pub fn storage(&self) -> &S {
+        self.log.storage()
+    }
+
+    /// Mutable access to the stable storage, so the application can write
+    /// what [`Output::Persist`] hands out (for [`MemStorage`](crate::MemStorage)).
+    pub fn storage_mut(&mut self) -> &mut S {
+        self.log.storage_mut()
+    }
+
+    /// The voters.
+    pub fn voters(&self) -> &[S::NodeId] {
+        self.voters.voters()
+    }
+
+    /// Ignored-input counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The election timeout drawn for the current term, in ticks.
+    pub fn randomized_election_timeout(&self) -> u32 {
+        self.randomized_election_timeout
+    }
+
+    /// A summary of the node's state.
+    pub fn status(&self) -> Status<S::NodeId> {
+        Status {
+            id: self.id.clone(),
+            term: self.term,
+            vote: self.vote.clone(),
+            role: self.role,
+            leader: self.leader.clone(),
+            last_index: self.log.last_index(),
+            commit: self.log.committed(),
+            applied: self.log.applied(),
+            persisted: self.log.persisted(),
+        }
+    }
+
+    /// The leader's replication progress for `peer` (`None` off the
+    /// leader, or for itself).
+    pub fn progress(&self, peer: &S::NodeId) -> Option<&Progress> {
+        self.peers.get(peer).map(|p| &p.progress)
+    }
+
+    /// Bytes of proposals appended by this leader and not yet committed.
+    pub fn uncommitted_size(&self) -> u64 {
+        self.uncommitted_size
+    }
+
+    /// Messages waiting for a persistence acknowledgement.
+    pub fn held_messages(&self) -> usize {
+        self.durability.held.len()
+    }
+
+    /// Advances logical time by one tick: followers and candidates count
+    /// towards an election, leaders towards heartbeats and check-quorum.
+    pub fn tick(&mut self) {
+        match self.role {
+            Role::Leader => self.tick_leader(),
+            _ => self.tick_election(),
+        }
+    }
+
+    /// Handles a message from a peer (§5.1 term rules first, then the
+    /// role's handler). Misaddressed messages, unknown senders and stale
+    /// terms are ignored and counted.
+    pub fn handle_message(&mut self, message: Message<S::NodeId>) {
+        if message.to != self.id || message.from == self.id || !self.voters.contains(&message.from)
+        {
+            self.counters.unknown_sender += 1;
+            return;
+        }
+        if message.term > self.term {
+            if !self.adopt_higher_term(&message) {
+                return;
+            }
+        } else if message.term < self.term {
+            self.handle_stale_term(&message);
+            return;
+        }
+        let Message { from, term, body, .. } = message;
+        match body {
+            MessageBody::VoteRequest {
+                pre_vote,
+                last_index,
+                last_term,
+                ..
+            } => self.handle_vote_request(from, term, pre_vote, last_index, last_term),
+            MessageBody::VoteResponse { pre_vote, granted } => {
+                self.handle_vote_response(from, term, pre_vote, granted);
+            }
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            } => self.handle_append(from, prev_index, prev_term, &entries, commit),
+            MessageBody::AppendResponse(outcome) => self.handle_append_response(from, outcome),
+            MessageBody::Heartbeat { commit, read_round } => {
+                self.handle_heartbeat(from, commit, read_round);
+            }
+            MessageBody::HeartbeatResponse { read_round } => {
+                self.handle_heartbeat_response(from, read_round);
+            }
+            MessageBody::TimeoutNow => self.handle_timeout_now(from),
+            MessageBody::ReadIndexRequest { id } => self.handle_read_index_request(from, id),
+            MessageBody::ReadIndexResponse { id, index } => {
+                self.handle_read_index_response(from, id, index);
+            }
+        }
+    }
+
+    /// A message from a later term (§5.1): adopt the term and step down,
+    /// except for the cases thesis §9.6 carves out. Returns whether the
+    /// message should still be handled.
+    fn adopt_higher_term(&mut self, message: &Message<S::NodeId>) -> bool {
+        match &message.body {
+            MessageBody::VoteRequest {
+                pre_vote,
+                leadership_transfer,
+                ..
+            } => {
+                if self.in_leader_lease() && !leadership_transfer {
+                    // Check-quorum's lease: a leader was heard from within
+                    // the election timeout, so this candidate is disruptive.
+                    self.counters.lease_ignored_votes += 1;
+                    return false;
+                }
+                if !pre_vote {
+                    self.become_follower(message.term, None);
+                }
+                true
+            }
+            // A granted pre-vote carries the term we would campaign in.
+            MessageBody::VoteResponse {
+                pre_vote: true,
+                granted: true,
+            } => true,
+            body => {
+                let leader = body.is_from_leader().then(|| message.from.clone());
+                self.become_follower(message.term, leader);
+                true
+            }
+        }
+    }
+
+    /// A message from an earlier term is dropped, but a stale leader or
+    /// pre-candidate is told the current term so it can catch up (without
+    /// this, with check-quorum, a partitioned node that rejoins could
+    /// never step down).
+    fn handle_stale_term(&mut self, message: &Message<S::NodeId>) {
+        self.counters.stale_term += 1;
+        let reply = match &message.body {
+            MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
+                if self.config.check_quorum || self.config.pre_vote =>
+            {
+                MessageBody::AppendResponse(crate::message::AppendOutcome::Accepted {
+                    last_index: 0,
+                })
+            }
+            MessageBody::VoteRequest { pre_vote: true, .. } => MessageBody::VoteResponse {
+                pre_vote: true,
+                granted: false,
+            },
+            _ => return,
+        };
+        self.send(message.from.clone(), reply);
+    }
+
+    // ---- Outputs and the persistence contract ----
+
+    /// The next output, or `None` when there is nothing to do. Drain it
+    /// after every input (see [the contract](crate::output)).
+    pub fn poll_output(&mut self) -> Option<RaftOutput<S::NodeId>> {
+        if self.outbox.is_empty() {
+            self.flush();
+        }
+        self.outbox.pop_front()
+    }
+
+    /// Persist batch `id` and all before it are durable: releases the
+    /// messages that waited for them, and lets the leader count its own
+    /// copy of the entries (thesis §10.2.1). Ids never handed out or
+    /// already acknowledged are ignored and counted.
+    pub fn on_persisted(&mut self, id: PersistId) {
+        if id <= self.durability.acked || id >= self.durability.next_id {
+            self.counters.bad_persist_acks += 1;
+            return;
+        }
+        self.durability.acked = id;
+        let mut moved = false;
+        while let Some(&(issued, last)) = self.durability.issued.front() {
+            if issued > id {
+                break;
+            }
+            self.durability.issued.pop_front();
+            if let Some((index, term)) = last {
+                moved |= self.log.on_persisted(index, term);
+            }
+        }
+        let held = std::mem::take(&mut self.durability.held);
+        for (needs, message) in held {
+            if needs <= id {
+                self.outbox.push_back(Output::Send(message));
+            } else {
+                self.durability.held.push_back((needs, message));
+            }
+        }
+        if moved && self.role == Role::Leader {
+            self.maybe_commit();
+        }
+    }
+
+    /// Whether state changed since the last persist was handed out (term,
+    /// vote or new entries): messages that depend on it must wait.
+    fn term_or_vote_dirty(&self) -> bool {
+        self.durability.handed.term != self.term || self.durability.handed.vote != self.vote
+    }
+
+    /// Queues a message that depends on everything this node has done so
+    /// far (a vote, an acknowledgement of entries).
+    fn send(&mut self, to: S::NodeId, body: MessageBody) {
+        self.send_with_term(to, self.term, body);
+    }
+
+    /// [`send`](Self::send) with an explicit term (pre-votes are asked and
+    /// granted in the term the candidate would campaign in).
+    fn send_with_term(&mut self, to: S::NodeId, term: Term, body: MessageBody) {
+        let needs = if self.term_or_vote_dirty() || self.log.has_to_persist() {
+            self.durability.next_id
+        } else {
+            self.durability.next_id - 1
+        };
+        self.send_after(needs, to, term, body);
+    }
+
+    /// Queues a leader's message: it depends only on the leader's term being
+    /// durable, not on its own copy of the entries (thesis §10.2.1: the
+    /// leader writes its log in parallel with replicating it).
+    fn send_as_leader(&mut self, to: S::NodeId, body: MessageBody) {
+        let needs = if self.term_or_vote_dirty() {
+            self.durability.next_id
+        } else {
+            self.durability.term_vote_id
+        };
+        self.send_after(needs, to, self.term, body);
+    }
+
+    fn send_after(&mut self, needs: PersistId, to: S::NodeId, term: Term, body: MessageBody) {
+        let message = Message {
+            from: self.id.clone(),
+            to,
+            term,
+            body,
+        };
+        if needs <= self.durability.acked {
+            self.outbox.push_back(Output::Send(message));
+        } else {
+            self.durability.held.push_back((needs, message));
+        }
+    }
+
+    /// Turns pending work into outputs: batched appends and read rounds,
+    /// then one `Persist` for everything new, then committed entries.
+    fn flush(&mut self) {
+        if self.role == Role::Leader {
+            if self.broadcast_pending {
+                self.broadcast_pending = false;
+                self.broadcast_append();
+            }
+            self.start_read_round();
+        }
+        let hard_state = HardState {
+            term: self.term,
+            vote: self.vote.clone(),
+            commit: self.log.committed(),
+        };
+        let term_vote_changed = self.term_or_vote_dirty();
+        if term_vote_changed || self.log.has_to_persist() {
+            let id = self.durability.next_id;
+            self.durability.next_id += 1;
+            let entries = self.log.take_to_persist();
+            let last = entries.last().map(|e| (e.index, e.term));
+            self.durability.issued.push_back((id, last));
+            if term_vote_changed {
+                self.durability.term_vote_id = id;
+            }
+            let hard_state = (hard_state != self.durability.handed).then(|| {
+                self.durability.handed = hard_state.clone();
+                hard_state
+            });
+            self.outbox
+                .push_back(Output::Persist(crate::output::Persist {
+                    id,
+                    hard_state,
+                    entries,
+                }));
+        }
+        self.emit_applicable();
+        self.reads.emit_ready(self.log.applied(), &mut self.outbox);
+    }
+
+    /// Hands out committed, locally handed-to-persist entries.
+    fn emit_applicable(&mut self) {
+        if self.log.applicable() <= self.log.applied() {
+            return;
+        }
+        match self.log.next_to_apply(self.config.max_apply_bytes) {
+            Ok(entries) if !entries.is_empty() => {
+                let last = entries[entries.len() - 1].index;
+                self.log.applied_to(last);
+                self.outbox.push_back(Output::Apply(entries));
+            }
+            Ok(_) => {}
+            Err(error) => {
+                // Storage lost entries that are committed and not yet
+                // applied: nothing to hand out until it recovers.
+                tracing::error!(%error, "cannot read committed entries to apply");
+            }
+        }
+    }
+
+    fn reset_election_timer(&mut self) {
+        self.election_elapsed = 0;
+        let base = self.config.election_tick;
+        self.randomized_election_timeout = base + self.rng.u32(0..base);
+    }
+}
+
+impl<S> ReplicatedLog for RaftNode<S>
+where
+    S: Storage,
+    S::NodeId: NodeId,
+{
+    type NodeId = S::NodeId;
+    type Message = Message<S::NodeId>;
+    type HardState = HardState<S::NodeId>;
+
+    fn propose(&mut self, data: Bytes) -> Result<Index, ProposeError<S::NodeId>> {
+        RaftNode::propose(self, data)
+    }
+
+    fn tick(&mut self) {
+        RaftNode::tick(self);
+    }
+
+    fn handle_message(&mut self, message: Message<S::NodeId>) {
+        RaftNode::handle_message(self, message);
+    }
+
+    fn on_persisted(&mut self, id: PersistId) {
+        RaftNode::on_persisted(self, id);
+    }
+
+    fn read_index(&mut self, id: u64) -> Result<(), ReadError> {
+        RaftNode::read_index(self, id)
+    }
+
+    fn poll_output(&mut self) -> Option<RaftOutput<S::NodeId>> {
+        RaftNode::poll_output(self)
+    }
+
+    fn leader(&self) -> Option<&S::NodeId> {
+        RaftNode::leader(self)
+    }
+}
