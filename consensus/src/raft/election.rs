@@ -215,7 +215,11 @@ where
         }
         // A granted pre-vote answers in the term it was asked for.
         let reply_term = if granted && pre_vote { term } else { self.term };
-        self.send_with_term(from, reply_term, MessageBody::VoteResponse { pre_vote, granted });
+        self.send_with_term(
+            from,
+            reply_term,
+            MessageBody::VoteResponse { pre_vote, granted },
+        );
     }
 
     pub(super) fn handle_vote_response(
@@ -226,7 +230,9 @@ where
         granted: bool,
     ) {
         let current = match self.role {
-            Role::PreCandidate => pre_vote && (term == self.term + 1 || (!granted && term == self.term)),
+            Role::PreCandidate => {
+                pre_vote && (term == self.term + 1 || (!granted && term == self.term))
+            }
             Role::Candidate => !pre_vote && term == self.term,
             _ => false,
         };

@@ -376,7 +376,9 @@ where
             self.handle_stale_term(&message);
             return;
         }
-        let Message { from, term, body, .. } = message;
+        let Message {
+            from, term, body, ..
+        } = message;
         match body {
             MessageBody::VoteRequest {
                 pre_vote,

@@ -192,7 +192,10 @@ where
             }
             let read = self.reads.pending.pop_front().expect("front exists");
             match read.from {
-                None => self.reads.confirmed.push_back(ReadState { id: read.id, index }),
+                None => self
+                    .reads
+                    .confirmed
+                    .push_back(ReadState { id: read.id, index }),
                 Some(follower) => self.send_as_leader(
                     follower,
                     MessageBody::ReadIndexResponse {

@@ -179,7 +179,10 @@ where
             );
             return;
         }
-        match self.log.maybe_append(prev_index, prev_term, commit, entries) {
+        match self
+            .log
+            .maybe_append(prev_index, prev_term, commit, entries)
+        {
             Ok(Some(last_index)) => self.send(
                 from,
                 MessageBody::AppendResponse(AppendOutcome::Accepted { last_index }),

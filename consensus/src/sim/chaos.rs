@@ -149,7 +149,15 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
             inject_fault(&mut sim, &mut rng, nodes, &mut crashes);
         }
         for client in &mut clients {
-            drive_client(&mut sim, &mut rng, client, config, nodes, client_timeout, true);
+            drive_client(
+                &mut sim,
+                &mut rng,
+                client,
+                config,
+                nodes,
+                client_timeout,
+                true,
+            );
         }
         sim.step();
         if let Some(v) = sim.violation() {
@@ -182,7 +190,15 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
             }));
         }
         for client in &mut clients {
-            drive_client(&mut sim, &mut rng, client, config, nodes, client_timeout, false);
+            drive_client(
+                &mut sim,
+                &mut rng,
+                client,
+                config,
+                nodes,
+                client_timeout,
+                false,
+            );
         }
         // The marker: a proposal made after the faults stopped. One made on
         // a leader that was already deposed is lost legitimately; retry.
@@ -304,7 +320,9 @@ fn drive_client(
     };
     match outcome {
         Ok(()) => client.outstanding = sim.last_op().map(|op| (op, sim.time())),
-        Err(ProposeError::NotLeader { leader: Some(leader) }) => client.target = leader,
+        Err(ProposeError::NotLeader {
+            leader: Some(leader),
+        }) => client.target = leader,
         Err(ProposeError::NotLeader { leader: None }) => client.target = 1 + rng.u64(..nodes),
         Err(_) => {}
     }

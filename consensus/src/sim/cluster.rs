@@ -59,7 +59,11 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} violated at t={}: {}", self.property, self.time, self.detail)
+        write!(
+            f,
+            "{} violated at t={}: {}",
+            self.property, self.time, self.detail
+        )
     }
 }
 
@@ -384,7 +388,13 @@ impl Simulation {
     ///
     /// # Errors
     /// The node's refusal (nothing is recorded), or `NotLeader` if it is down.
-    pub fn put(&mut self, client: u64, node: u64, key: u64, value: u64) -> Result<Index, ProposeError<u64>> {
+    pub fn put(
+        &mut self,
+        client: u64,
+        node: u64,
+        key: u64,
+        value: u64,
+    ) -> Result<Index, ProposeError<u64>> {
         self.next_seq += 1;
         let seq = self.next_seq;
         let sim_node = &mut self.nodes[Self::slot(node)];
@@ -392,9 +402,19 @@ impl Simulation {
             return Err(ProposeError::NotLeader { leader: None });
         };
         let index = raft.propose(encode_put(client, seq, key, value))?;
-        let op = self.history.invoke(client, KvOp::Put { key, value }, self.time);
+        let op = self
+            .history
+            .invoke(client, KvOp::Put { key, value }, self.time);
         let life = sim_node.life;
-        self.puts.insert((client, seq), PendingPut { op, node, life, index });
+        self.puts.insert(
+            (client, seq),
+            PendingPut {
+                op,
+                node,
+                life,
+                index,
+            },
+        );
         self.drain(node);
         self.check_step();
         Ok(index)
@@ -415,7 +435,15 @@ impl Simulation {
         raft.read_index(id)?;
         let op = self.history.invoke(client, KvOp::Get { key }, self.time);
         let life = sim_node.life;
-        self.gets.insert(id, PendingGet { op, node, life, key });
+        self.gets.insert(
+            id,
+            PendingGet {
+                op,
+                node,
+                life,
+                key,
+            },
+        );
         self.drain(node);
         self.check_step();
         Ok(())
@@ -537,7 +565,8 @@ impl Simulation {
                         let node = &self.nodes[slot];
                         if get.node == id && get.life == node.life {
                             let value = node.kv.get(&get.key).copied();
-                            self.history.complete(get.op, KvResult::Read(value), self.time);
+                            self.history
+                                .complete(get.op, KvResult::Read(value), self.time);
                         }
                     }
                 }
@@ -558,7 +587,10 @@ impl Simulation {
             if entry.index != next_apply {
                 self.fail(
                     "state machine safety",
-                    format!("node {id} applied index {} when {next_apply} was next", entry.index),
+                    format!(
+                        "node {id} applied index {} when {next_apply} was next",
+                        entry.index
+                    ),
                 );
                 return;
             }
@@ -577,7 +609,10 @@ impl Simulation {
                 None => {
                     self.fail(
                         "state machine safety",
-                        format!("node {id} applied index {} before anyone knew it committed", entry.index),
+                        format!(
+                            "node {id} applied index {} before anyone knew it committed",
+                            entry.index
+                        ),
                     );
                     return;
                 }
@@ -676,7 +711,6 @@ impl Simulation {
         }
     }
 
-
     /// Entries newly known committed on the node in `slot` join the chosen
     /// log; they must agree with what was chosen before.
     fn record_commits(&mut self, slot: usize) {
@@ -695,9 +729,8 @@ impl Simulation {
                 let at = usize::try_from(entry.index - 1).expect("small index");
                 if let Some(chosen) = self.chosen.get(at) {
                     if *chosen != entry {
-                        let detail = format!(
-                            "node {id} committed {entry:?} where {chosen:?} was committed"
-                        );
+                        let detail =
+                            format!("node {id} committed {entry:?} where {chosen:?} was committed");
                         self.fail("state machine safety", detail);
                     }
                 } else if at == self.chosen.len() {
@@ -785,7 +818,11 @@ impl Simulation {
                         if let Some(p) = raft.progress(peer) {
                             out.push_str(&format!(
                                 "\n    -> {peer}: {:?} match {} next {} inflight {} paused {}",
-                                p.state(), p.matched(), p.next(), p.inflights().count(), p.is_paused()
+                                p.state(),
+                                p.matched(),
+                                p.next(),
+                                p.inflights().count(),
+                                p.is_paused()
                             ));
                         }
                     }

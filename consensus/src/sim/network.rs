@@ -82,7 +82,8 @@ impl Network {
             1
         };
         for _ in 0..copies {
-            let delay = rng.u64(self.config.min_delay..=self.config.max_delay.max(self.config.min_delay));
+            let delay =
+                rng.u64(self.config.min_delay..=self.config.max_delay.max(self.config.min_delay));
             self.seq += 1;
             self.in_flight
                 .insert((now + delay.max(1), self.seq), message.clone());

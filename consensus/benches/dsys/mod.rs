@@ -1,0 +1,165 @@
+//! Our contender: three `dsys_consensus::RaftNode`s over `MemStorage`, driven
+//! round by round exactly like the raft-rs contender: each node handles the
+//! messages queued for it, then drains its outputs (persisting synchronously
+//! in memory and acknowledging at once).
+
+use bytes::Bytes;
+use dsys_consensus::{Config, MemStorage, Message, Output, RaftNode};
+
+use crate::cluster::Cluster;
+
+/// Node ids; node `id` sits at index `id - 1`.
+const IDS: [u64; 3] = [1, 2, 3];
+
+/// The leader: it campaigns when the cluster is built, and nothing ever
+/// ticks, so no other node starts an election.
+const LEADER: u64 = 1;
+
+/// Rounds after which a cluster that has not settled is taken to be stuck.
+const MAX_ROUNDS: usize = 10_000;
+
+/// Three dsys Raft nodes in one thread, with a perfect in-memory network.
+pub(crate) struct DsysCluster {
+    nodes: Vec<Node>,
+    inboxes: Vec<Vec<Message<u64>>>,
+}
+
+struct Node {
+    raft: RaftNode<MemStorage<u64>>,
+    /// Highest applied normal-entry index.
+    applied: u64,
+}
+
+impl DsysCluster {
+    /// Builds the cluster, elects node 1 and drives until every node applied
+    /// the new leader's no-op entry.
+    pub(crate) fn new() -> Self {
+        let nodes = IDS
+            .iter()
+            .map(|&id| {
+                let raft = RaftNode::new(id, MemStorage::new(IDS.to_vec()), config(id))
+                    .expect("the config is valid");
+                Node { raft, applied: 0 }
+            })
+            .collect();
+        let mut cluster = Self {
+            nodes,
+            inboxes: vec![Vec::new(); IDS.len()],
+        };
+        cluster.nodes[index(LEADER)].raft.campaign();
+        cluster.drive_until(|c| {
+            let leader = &c.nodes[index(LEADER)].raft;
+            leader.is_leader() && c.all_applied(leader.log().last_index())
+        });
+        cluster
+    }
+
+    fn all_applied(&self, index: u64) -> bool {
+        self.nodes.iter().all(|n| n.applied >= index)
+    }
+
+    fn drive_until(&mut self, done: impl Fn(&Self) -> bool) {
+        for _ in 0..MAX_ROUNDS {
+            if done(self) {
+                return;
+            }
+            let mut progressed = false;
+            for i in 0..self.nodes.len() {
+                let inbox = std::mem::take(&mut self.inboxes[i]);
+                progressed |= !inbox.is_empty();
+                let node = &mut self.nodes[i];
+                for message in inbox {
+                    node.raft.handle_message(message);
+                }
+                progressed |= node.drain(&mut self.inboxes);
+            }
+            assert!(progressed, "dsys cluster stalled");
+        }
+        panic!("dsys cluster did not settle within {MAX_ROUNDS} rounds");
+    }
+}
+
+impl Node {
+    /// Handles every output; returns whether there was any.
+    fn drain(&mut self, inboxes: &mut [Vec<Message<u64>>]) -> bool {
+        let mut any = false;
+        while let Some(output) = self.raft.poll_output() {
+            any = true;
+            match output {
+                Output::Persist(persist) => {
+                    let storage = self.raft.storage_mut();
+                    if let Some(hard_state) = persist.hard_state {
+                        storage.set_hard_state(hard_state);
+                    }
+                    storage
+                        .append(&persist.entries)
+                        .expect("entries follow the stored log");
+                    self.raft.on_persisted(persist.id);
+                }
+                Output::Send(message) => {
+                    let to = index(message.to);
+                    inboxes[to].push(message);
+                }
+                Output::Apply(entries) => {
+                    for entry in entries {
+                        assert_eq!(entry.index, self.applied + 1, "applied in order");
+                        self.applied = entry.index;
+                    }
+                }
+                Output::ReadReady(_) | Output::ReadFailed { .. } => {}
+            }
+        }
+        any
+    }
+}
+
+impl Cluster for DsysCluster {
+    fn replicate(&mut self, batch: &[Bytes]) {
+        let leader = &mut self.nodes[index(LEADER)].raft;
+        for payload in batch {
+            // `Bytes` clone: a reference count, no copy of the payload.
+            leader
+                .propose(payload.clone())
+                .expect("the leader accepts proposals");
+        }
+        let last = leader.log().last_index();
+        self.drive_until(|c| c.all_applied(last));
+    }
+
+    fn applied(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.applied).collect()
+    }
+
+    fn compact(&mut self) {
+        let floor = self
+            .nodes
+            .iter()
+            .map(|n| n.applied)
+            .min()
+            .expect("three nodes");
+        for node in &mut self.nodes {
+            node.raft
+                .storage_mut()
+                .compact(floor)
+                .expect("MemStorage compacts any stored index");
+        }
+    }
+}
+
+/// The same settings as the raft-rs contender.
+fn config(id: u64) -> Config {
+    Config {
+        seed: id,
+        election_tick: 10,
+        heartbeat_tick: 1,
+        max_size_per_msg: 1024 * 1024,
+        max_inflight_msgs: 256,
+        check_quorum: false,
+        pre_vote: false,
+        ..Config::default()
+    }
+}
+
+fn index(id: u64) -> usize {
+    usize::try_from(id - 1).expect("node ids are small")
+}
