@@ -5,7 +5,7 @@ mod config;
 mod entry;
 mod log;
 mod message;
-mod output;
+pub mod output;
 mod progress;
 mod quorum;
 mod raft;

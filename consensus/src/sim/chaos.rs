@@ -36,7 +36,7 @@ impl Default for ChaosConfig {
     fn default() -> Self {
         Self {
             cluster_sizes: vec![3, 5],
-            chaos_ticks: 150,
+            chaos_ticks: 300,
             liveness_ticks: 200,
             clients: 3,
             keys: 3,
