@@ -44,7 +44,7 @@ pub(crate) const CHAPTERS: &[Chapter] = &[
     },
     Chapter {
         name: "raft",
-        title: "log replication: bringing divergent logs in line (dsys-consensus)",
+        title: "log replication: election, crash, catch-up, reads, Figures 7 and 8 (dsys-consensus)",
         run: raft::run,
     },
 ];

@@ -57,6 +57,9 @@ fn raft_chapter_replays_figure_7_and_figure_8() {
     assert!(text.contains("(f)      | 1 1 1 2 2 2 3 3 3 3 3 "), "{text}");
     assert!(text.contains("maybe_commit(2, 4) = false"), "{text}");
     assert!(text.contains("maybe_commit(3, 4) = true"), "{text}");
+    // The election, crash and catch-up story, and the follower read.
+    assert!(text.contains("Identical logs, entry by entry"), "{text}");
+    assert!(text.contains("node 3 answers P1=B3"), "{text}");
 }
 
 #[test]

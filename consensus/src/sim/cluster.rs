@@ -847,8 +847,7 @@ impl Simulation {
             })
     }
 
-    /// Whether the storage of every node is reachable by this test's
-    /// invariants (used by tests to peek at persisted state).
+    /// The last index in node `id`'s storage (what survives a crash).
     pub fn persisted_last_index(&self, id: u64) -> Index {
         match &self.nodes[Self::slot(id)].raft {
             Some(raft) => raft.storage().last_index(),
