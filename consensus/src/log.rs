@@ -229,16 +229,15 @@ impl<S: Storage> RaftLog<S> {
         leader_commit: Index,
         entries: &[Entry],
     ) -> Result<Option<Index>, LogError> {
-        let contiguous = entries
-            .iter()
-            .zip(
-                prev_index
-                    .checked_add(1)
-                    .into_iter()
-                    .flat_map(|first| first..),
-            )
-            .all(|(entry, expected)| entry.index == expected);
-        if !contiguous || (entries.len() as u64) > u64::MAX - prev_index {
+        // Entries must be prev_index + 1, prev_index + 2, ... without
+        // running past the index space.
+        let fits = (entries.len() as u64) <= u64::MAX - prev_index;
+        let contiguous = fits
+            && entries
+                .iter()
+                .zip(1..)
+                .all(|(entry, offset)| Some(entry.index) == prev_index.checked_add(offset));
+        if !contiguous {
             return Err(LogError::NotContiguous {
                 first: entries.first().map_or(prev_index, |e| e.index),
                 last_index: self.last_index(),

@@ -41,12 +41,17 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
     );
     // The sweep must actually exercise the protocol: faults, elections,
     // commits and completed reads and writes.
-    assert!(total(|r| r.crashes) > seeds / 2, "too few crashes to mean anything");
+    assert!(
+        total(|r| r.crashes) > seeds / 2,
+        "too few crashes to mean anything"
+    );
     assert!(total(|r| r.elections) > seeds * 2, "too few elections");
     assert!(reports.iter().map(|r| r.ops.0).sum::<usize>() as u64 > seeds * 5);
     for options in [(true, true), (false, false), (true, false), (false, true)] {
         assert!(
-            reports.iter().any(|r| (r.options.0, r.options.1) == options),
+            reports
+                .iter()
+                .any(|r| (r.options.0, r.options.1) == options),
             "pre-vote/check-quorum combination {options:?} never drawn"
         );
     }

@@ -21,6 +21,13 @@ where
         if self.role == Role::Leader {
             return;
         }
+        if self.term == Term::MAX {
+            // No later term exists to campaign in (only a faulty peer can
+            // have pushed the term this far).
+            tracing::warn!(id = ?self.id, "term space exhausted: cannot campaign");
+            self.reset_election_timer();
+            return;
+        }
         if self.config.pre_vote {
             self.become_pre_candidate();
         } else {
@@ -119,6 +126,10 @@ where
     }
 
     pub(super) fn become_candidate(&mut self, leadership_transfer: bool) {
+        if self.term == Term::MAX {
+            // No later term to campaign in (see `campaign`).
+            return;
+        }
         self.leave_leadership();
         self.term += 1;
         self.vote = Some(self.id.clone());
@@ -207,6 +218,12 @@ where
         let can_vote = self.vote.as_ref() == Some(&from)
             || (self.vote.is_none() && self.leader.is_none())
             || (pre_vote && term > self.term);
+        // Thesis §9.6: no pre-vote while a leader is heard from (within an
+        // election timeout), so a node returning from a partition cannot
+        // disrupt a working leader even without check-quorum.
+        let heard_from_leader =
+            self.leader.is_some() && self.election_elapsed < self.config.election_tick;
+        let can_vote = can_vote && !(pre_vote && heard_from_leader);
         // §5.4.1: only for a candidate whose log is at least as up to date.
         let granted = can_vote && self.log.is_up_to_date(last_index, last_term);
         if granted && !pre_vote {

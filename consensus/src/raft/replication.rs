@@ -170,7 +170,18 @@ where
         self.follow(from.clone());
         let committed = self.log.committed();
         if prev_index < committed {
-            // Already committed here: the leader's copy is the same (§5.4).
+            // Already committed here: a leader's copy is the same (§5.4).
+            // An append that contradicts the committed log comes from a
+            // faulty sender: no acknowledgement.
+            let contradicts = self.log.term(prev_index).is_ok_and(|t| t != prev_term)
+                || entries
+                    .iter()
+                    .take_while(|e| e.index <= committed)
+                    .any(|e| self.log.term(e.index).is_ok_and(|t| t != e.term));
+            if contradicts {
+                self.counters.malformed += 1;
+                return;
+            }
             self.send(
                 from,
                 MessageBody::AppendResponse(AppendOutcome::Accepted {
