@@ -26,34 +26,13 @@ fn cluster(nodes: u64, seed: u64, pre_vote: bool, check_quorum: bool) -> Simulat
     Simulation::new(config, seed)
 }
 
-/// Runs until a leader exists and a proposal made on it after `from` is
-/// applied on every up node; returns the ticks that took.
+/// Runs until a leader exists and a new proposal is applied on every up
+/// node; returns the ticks that took.
 fn ticks_to_recover(sim: &mut Simulation, seed: u64) -> u64 {
-    let start = sim.time();
-    let mut marker = None;
-    let mut marker_at = 0;
-    while sim.time() < start + BOUND_TICKS * TICK {
-        if marker.is_some_and(|m| !sim.is_complete(m)) && sim.time() > marker_at + 30 * TICK {
-            marker = None; // proposed on a leader that was already deposed
-        }
-        if marker.is_none() {
-            if let Some(leader) = sim.leader() {
-                if sim.put(1, leader, 7, sim.time()).is_ok() {
-                    marker = sim.last_op();
-                    marker_at = sim.time();
-                }
-            }
-        }
-        sim.step();
-        assert_eq!(sim.violation(), None, "seed {seed}");
-        if marker.is_some_and(|m| sim.is_complete(m)) && sim.converged() {
-            return (sim.time() - start).div_ceil(TICK);
-        }
+    match sim.recover_with(BOUND_TICKS * TICK, |_| {}) {
+        Ok(units) => units.div_ceil(TICK),
+        Err(violation) => panic!("seed {seed}: {violation}"),
     }
-    panic!(
-        "seed {seed}: no leader committing within {BOUND_TICKS} ticks{}",
-        sim.describe()
-    );
 }
 
 fn sweep(name: &str, mut scenario: impl FnMut(u64) -> u64) {

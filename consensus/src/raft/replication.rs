@@ -227,15 +227,22 @@ where
         self.election_elapsed = 0;
     }
 
-    pub(super) fn handle_append_response(&mut self, from: S::NodeId, outcome: AppendOutcome) {
+    /// On the leader, the peer an answer came from, marked as heard from
+    /// (check-quorum); `None` off the leader or for a stranger.
+    fn answering_peer(&mut self, from: &S::NodeId) -> Option<&mut super::Peer> {
         if self.role != Role::Leader {
-            return;
+            return None;
         }
+        let peer = self.peers.get_mut(from)?;
+        peer.recent_active = true;
+        Some(peer)
+    }
+
+    pub(super) fn handle_append_response(&mut self, from: S::NodeId, outcome: AppendOutcome) {
         let last_index = self.log.last_index();
-        let Some(peer) = self.peers.get_mut(&from) else {
+        let Some(peer) = self.answering_peer(&from) else {
             return;
         };
-        peer.recent_active = true;
         match outcome {
             AppendOutcome::Accepted { last_index: acked } => {
                 if acked > last_index {
@@ -294,14 +301,10 @@ where
     }
 
     pub(super) fn handle_heartbeat_response(&mut self, from: S::NodeId, read_round: u64) {
-        if self.role != Role::Leader {
-            return;
-        }
         let last_index = self.log.last_index();
-        let Some(peer) = self.peers.get_mut(&from) else {
+        let Some(peer) = self.answering_peer(&from) else {
             return;
         };
-        peer.recent_active = true;
         peer.progress.on_heartbeat_response();
         if peer.progress.matched() < last_index {
             // Even with nothing new to send: an empty append probes whether

@@ -171,57 +171,12 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     for id in 1..=nodes {
         sim.restart(id);
     }
-    let calm_start = sim.time();
-    let deadline = calm_start + config.liveness_ticks * tick;
-    let mut marker: Option<OpId> = None;
-    let mut marker_at = 0;
-    loop {
-        if sim.time() >= deadline {
-            let detail = format!(
-                "no convergence within {} ticks after faults stopped (leader {:?}, marker committed: {})",
-                config.liveness_ticks,
-                sim.leader(),
-                marker.is_some_and(|m| sim.is_complete(m)),
-            ) + &sim.describe();
-            return Err(fail(Violation {
-                time: sim.time(),
-                property: "liveness",
-                detail,
-            }));
-        }
+    let recovery = sim.recover_with(config.liveness_ticks * tick, |sim| {
         for client in &mut clients {
-            drive_client(
-                &mut sim,
-                &mut rng,
-                client,
-                config,
-                nodes,
-                client_timeout,
-                false,
-            );
+            drive_client(sim, &mut rng, client, config, nodes, client_timeout, false);
         }
-        // The marker: a proposal made after the faults stopped. One made on
-        // a leader that was already deposed is lost legitimately; retry.
-        if marker.is_some_and(|m| !sim.is_complete(m)) && sim.time() > marker_at + 30 * tick {
-            marker = None;
-        }
-        if marker.is_none() {
-            if let Some(leader) = sim.leader() {
-                if sim.put(0, leader, 0, u64::MAX - sim.time()).is_ok() {
-                    marker = sim.last_op();
-                    marker_at = sim.time();
-                }
-            }
-        }
-        sim.step();
-        if let Some(v) = sim.violation() {
-            return Err(fail(v.clone()));
-        }
-        if marker.is_some_and(|m| sim.is_complete(m)) && sim.converged() {
-            break;
-        }
-    }
-    let recovery_ticks = (sim.time() - calm_start).div_ceil(tick);
+    });
+    let recovery_ticks = recovery.map_err(fail)?.div_ceil(tick);
     sim.check_logs().map_err(fail)?;
     sim.check_history().map_err(fail)?;
     let pending = sim.history().pending();

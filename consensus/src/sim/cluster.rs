@@ -510,6 +510,57 @@ impl Simulation {
         }
     }
 
+    /// Liveness: steps until a leader exists and a proposal made on it after
+    /// now (the *marker*) is applied on every up node, which has then
+    /// applied the leader's whole log; `each_step` runs before every step
+    /// (clients, say). A marker proposed on a leader already deposed is
+    /// lost legitimately and proposed again after 30 ticks. Returns the
+    /// time units it took.
+    ///
+    /// # Errors
+    /// A `liveness` [`Violation`] if that takes more than `max_units`, with
+    /// every node's state; or the first safety violation seen.
+    pub fn recover_with(
+        &mut self,
+        max_units: u64,
+        mut each_step: impl FnMut(&mut Self),
+    ) -> Result<u64, Violation> {
+        let start = self.time;
+        let retry_after = 30 * self.config.tick_interval;
+        let mut marker: Option<(OpId, u64)> = None;
+        while self.time < start + max_units {
+            each_step(self);
+            if marker.is_some_and(|(op, at)| !self.is_complete(op) && self.time > at + retry_after)
+            {
+                marker = None;
+            }
+            if marker.is_none() {
+                if let Some(leader) = self.leader() {
+                    if self.put(0, leader, 0, u64::MAX - self.time).is_ok() {
+                        marker = self.last_op().map(|op| (op, self.time));
+                    }
+                }
+            }
+            self.step();
+            if let Some(violation) = &self.violation {
+                return Err(violation.clone());
+            }
+            if marker.is_some_and(|(op, _)| self.is_complete(op)) && self.converged() {
+                return Ok(self.time - start);
+            }
+        }
+        Err(Violation {
+            time: self.time,
+            property: "liveness",
+            detail: format!(
+                "no leader committing a new proposal on every node within {} ticks (leader {:?}){}",
+                max_units / self.config.tick_interval.max(1),
+                self.leader(),
+                self.describe()
+            ),
+        })
+    }
+
     /// Steps until some node leads, for at most `units`; returns it.
     pub fn run_until_leader(&mut self, units: u64) -> Option<u64> {
         for _ in 0..units {
