@@ -48,3 +48,26 @@ pub(crate) fn agreed_applied(cluster: &impl Cluster, contender: &str) -> u64 {
     );
     first
 }
+
+/// Rounds after which a cluster that has not reached its goal is taken to be
+/// stuck rather than slow.
+const MAX_ROUNDS: usize = 10_000;
+
+/// Runs `round` (every node handles its inbox, then its outputs; returns
+/// whether anything happened) until `done` holds. Panics if a round makes no
+/// progress, or after [`MAX_ROUNDS`], instead of spinning forever on a
+/// harness bug. Both contenders are driven by this one loop.
+pub(crate) fn drive_until<C>(
+    cluster: &mut C,
+    contender: &str,
+    done: impl Fn(&C) -> bool,
+    mut round: impl FnMut(&mut C) -> bool,
+) {
+    for _ in 0..MAX_ROUNDS {
+        if done(cluster) {
+            return;
+        }
+        assert!(round(cluster), "{contender} cluster stalled");
+    }
+    panic!("{contender} cluster did not settle within {MAX_ROUNDS} rounds");
+}
