@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod bounded;
+pub mod hash;
+mod jump;
+mod maglev;
+mod modulo;
+mod placement;
+pub mod quality;
+mod range;
+mod rendezvous;
+mod ring;
+
+pub use bounded::{BoundedLoads, BoundedLoadsError};
+pub use hash::KeyHash;
+pub use jump::{JumpHash, jump_consistent_hash};
+pub use maglev::{Maglev, MaglevConfigError};
+pub use modulo::ModuloHash;
+pub use placement::{AddNodeError, NodeId, Placement, RemoveNodeError};
+pub use range::{RangeConfigError, RangePartition, order_preserving_point};
+pub use rendezvous::Rendezvous;
+pub use ring::{
+    MAX_RING_VNODES, MAX_VNODES_PER_WEIGHT, NodeConfig, PreferenceList, RebalancePlan, Ring,
+    RingConfig, RingConfigError, TokenAllocation, TokenRange, Transfer,
+};
