@@ -841,7 +841,7 @@ fn run_model<P: Contract>(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn jump_follows_the_model(ops in ops(), probes in proptest::collection::vec(any::<u64>(), 1..4)) {

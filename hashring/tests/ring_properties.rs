@@ -79,7 +79,7 @@ fn check_change(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Adding a node moves only keys that the new node now owns, and the
     /// plan says exactly which.
