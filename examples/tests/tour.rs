@@ -11,6 +11,19 @@ fn tour(args: &[&str]) -> Output {
         .expect("run the tour binary")
 }
 
+/// Runs one chapter, checks it succeeded, and returns what it printed.
+fn chapter(name: &str) -> String {
+    let out = tour(&[name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("the tour prints UTF-8");
+    assert!(text.starts_with("====="), "{text}");
+    text
+}
+
 /// `text` with every measured time (`12.3 ns`, right-aligned in a table
 /// cell) replaced by `<t> ns`: the only numbers that may differ between runs.
 fn without_timings(text: &str) -> String {
@@ -64,10 +77,7 @@ fn full_tour_succeeds_and_is_identical_on_every_run() {
 
 #[test]
 fn one_chapter_runs_alone() {
-    let out = tour(&["clocks"]);
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("====="));
+    let text = chapter("clocks");
     assert!(text.contains("clocks: "));
     assert!(text.contains("[2,3,2]"));
     assert!(text.contains("Lamport orders them, but they are concurrent"));
@@ -75,14 +85,7 @@ fn one_chapter_runs_alone() {
 
 #[test]
 fn raft_chapter_replays_figure_7_and_figure_8() {
-    let out = tour(&["raft"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("====="));
+    let text = chapter("raft");
     assert!(text.contains("raft: log replication"));
     // The Figure 7 table: its header, the leader's log and follower (f).
     assert!(
@@ -102,14 +105,7 @@ fn raft_chapter_replays_figure_7_and_figure_8() {
 
 #[test]
 fn ring_chapter_places_the_seeds_keys_and_reports_quality() {
-    let out = tour(&["ring"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("====="));
+    let text = chapter("ring");
     assert!(text.contains("ring: placing keys on nodes"), "{text}");
     // Section 1: the seeds' four keys, each with three replicas in three zones.
     for key in ["user:1001", "order:5555", "product:abc", "session:xyz"] {

@@ -195,6 +195,10 @@ impl<N: NodeId> Placement<N> for BoundedLoads<N> {
         self.ring.len()
     }
 
+    fn contains(&self, node: &N) -> bool {
+        self.ring.contains(node)
+    }
+
     fn add_node(&mut self, node: N, weight: u32) -> Result<(), AddNodeError> {
         self.add(node, weight)
     }

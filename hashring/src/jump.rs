@@ -11,7 +11,7 @@
 //! buckets' keys.
 
 use crate::hash::{KeyHash, mix};
-use crate::placement::{AddNodeError, NodeId, Placement, RemoveNodeError};
+use crate::placement::{AddNodeError, NodeId, Placement, RemoveNodeError, push_distinct};
 
 /// The bucket in `0..buckets` that `key` falls in, or `None` for 0 buckets.
 ///
@@ -115,24 +115,6 @@ impl<N: NodeId> JumpHash<N> {
         self.nodes.iter()
     }
 
-    /// How many nodes (buckets) there are.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
-
-    /// Whether there are no nodes.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
-    /// Whether `node` is a member.
-    #[must_use]
-    pub fn contains(&self, node: &N) -> bool {
-        self.nodes.contains(node)
-    }
-
     /// The bucket number that owns `key`, or `None` when there are no nodes.
     #[must_use]
     pub fn bucket(&self, key: KeyHash) -> Option<u32> {
@@ -158,6 +140,10 @@ impl<N: NodeId> Placement<N> for JumpHash<N> {
 
     fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    fn contains(&self, node: &N) -> bool {
+        self.nodes.contains(node)
     }
 
     fn add_node(&mut self, node: N, weight: u32) -> Result<(), AddNodeError> {
@@ -221,15 +207,6 @@ impl<N: NodeId> Placement<N> for JumpHash<N> {
             i = (i + 1) % len;
             push_distinct(out, &self.nodes[i]);
         }
-    }
-}
-
-/// Pushes `node` unless it is already in `out`. Members are distinct
-/// elements of one `Vec`, so address identity is node identity, and cheaper
-/// than comparing ids.
-fn push_distinct<'a, N>(out: &mut Vec<&'a N>, node: &'a N) {
-    if !out.iter().any(|o| std::ptr::eq(*o, node)) {
-        out.push(node);
     }
 }
 

@@ -13,7 +13,7 @@
 use thiserror::Error;
 
 use crate::hash::{KeyHash, derived_point, node_hash};
-use crate::placement::{AddNodeError, NodeId, Placement, RemoveNodeError};
+use crate::placement::{AddNodeError, NodeId, Placement, RemoveNodeError, push_distinct};
 
 /// Why [`Maglev::new`] refused a table size. Nothing was created.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -210,24 +210,6 @@ impl<N: NodeId> Maglev<N> {
         self.table.iter().map(|&i| &self.members[i as usize].node)
     }
 
-    /// How many nodes there are.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Whether there are no nodes.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
-    /// Whether `node` is a member.
-    #[must_use]
-    pub fn contains(&self, node: &N) -> bool {
-        self.find(node).is_ok()
-    }
-
     /// Adds several nodes with their weights and rebuilds the table once
     /// (adding `N` nodes one by one rebuilds it `N` times). The result is
     /// the same as adding them one by one.
@@ -375,6 +357,10 @@ impl<N: NodeId> Placement<N> for Maglev<N> {
         self.members.len()
     }
 
+    fn contains(&self, node: &N) -> bool {
+        self.find(node).is_ok()
+    }
+
     fn add_node(&mut self, node: N, weight: u32) -> Result<(), AddNodeError> {
         let member = self.admit(&self.members, self.total_weight, node, weight)?;
         self.total_weight += u64::from(member.weight);
@@ -421,14 +407,6 @@ impl<N: NodeId> Placement<N> for Maglev<N> {
             }
             push_distinct(out, &self.members[(owner + step) % len].node);
         }
-    }
-}
-
-/// Pushes `node` unless it is already in `out`. Members are distinct
-/// elements of one `Vec`, so address identity is node identity.
-fn push_distinct<'a, N>(out: &mut Vec<&'a N>, node: &'a N) {
-    if !out.iter().any(|o| std::ptr::eq(*o, node)) {
-        out.push(node);
     }
 }
 

@@ -54,24 +54,6 @@ impl<N: NodeId> ModuloHash<N> {
         self.nodes.iter()
     }
 
-    /// How many nodes there are.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
-
-    /// Whether there are no nodes.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
-    /// Whether `node` is a member.
-    #[must_use]
-    pub fn contains(&self, node: &N) -> bool {
-        self.nodes.contains(node)
-    }
-
     /// The owner's position, `key % n`, or `None` when there are no nodes.
     fn position(&self, key: KeyHash) -> Option<usize> {
         let n = u64::try_from(self.nodes.len()).ok().filter(|&n| n > 0)?;
@@ -87,6 +69,10 @@ impl<N: NodeId> Placement<N> for ModuloHash<N> {
 
     fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    fn contains(&self, node: &N) -> bool {
+        self.nodes.contains(node)
     }
 
     fn add_node(&mut self, node: N, weight: u32) -> Result<(), AddNodeError> {

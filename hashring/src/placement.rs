@@ -34,6 +34,14 @@ pub trait Placement<N: NodeId> {
     /// How many distinct nodes take part.
     fn node_count(&self) -> usize;
 
+    /// True when there are no nodes (every lookup answers `None`).
+    fn is_empty(&self) -> bool {
+        self.node_count() == 0
+    }
+
+    /// True when `node` takes part.
+    fn contains(&self, node: &N) -> bool;
+
     /// Adds `node` with a relative `weight` (1 is the usual unit; an
     /// algorithm without weights accepts only 1). On error nothing changed.
     fn add_node(&mut self, node: N, weight: u32) -> Result<(), AddNodeError>;
@@ -110,4 +118,13 @@ pub enum RemoveNodeError {
     /// other nodes (jump hash only removes its last bucket).
     #[error("this placement can only remove its most recently added node")]
     OnlyLastRemovable,
+}
+
+/// Pushes `node` unless it is already in `out`, for building replica lists.
+/// A placement's members are distinct elements of its own storage, so
+/// address identity is node identity, and cheaper than comparing ids.
+pub(crate) fn push_distinct<'a, N>(out: &mut Vec<&'a N>, node: &'a N) {
+    if !out.iter().any(|o| std::ptr::eq(*o, node)) {
+        out.push(node);
+    }
 }

@@ -196,24 +196,6 @@ impl<N: NodeId> RangePartition<N> {
         Some(self.ranges[i].0..=self.upper(i))
     }
 
-    /// How many nodes (ranges) there are.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.ranges.len()
-    }
-
-    /// Whether there are no nodes.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
-    }
-
-    /// Whether `node` is a member.
-    #[must_use]
-    pub fn contains(&self, node: &N) -> bool {
-        self.index_of(node).is_some()
-    }
-
     /// The owner of `point`, or `None` when there are no nodes.
     #[must_use]
     pub fn locate_point(&self, point: u64) -> Option<&N> {
@@ -260,6 +242,10 @@ impl<N: NodeId> Placement<N> for RangePartition<N> {
 
     fn node_count(&self) -> usize {
         self.ranges.len()
+    }
+
+    fn contains(&self, node: &N) -> bool {
+        self.index_of(node).is_some()
     }
 
     fn add_node(&mut self, node: N, weight: u32) -> Result<(), AddNodeError> {

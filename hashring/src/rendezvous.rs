@@ -96,24 +96,6 @@ impl<N: NodeId> Rendezvous<N> {
         self.members.iter().map(|m| (&m.node, m.weight))
     }
 
-    /// How many nodes there are.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Whether there are no nodes.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
-    /// Whether `node` is a member.
-    #[must_use]
-    pub fn contains(&self, node: &N) -> bool {
-        self.find(node).is_ok()
-    }
-
     /// The weight of `node`, if it is a member.
     #[must_use]
     pub fn weight(&self, node: &N) -> Option<u32> {
@@ -203,6 +185,10 @@ impl<N: NodeId> Placement<N> for Rendezvous<N> {
 
     fn node_count(&self) -> usize {
         self.members.len()
+    }
+
+    fn contains(&self, node: &N) -> bool {
+        self.find(node).is_ok()
     }
 
     fn add_node(&mut self, node: N, weight: u32) -> Result<(), AddNodeError> {

@@ -384,16 +384,7 @@ impl<N: NodeId> Ring<N> {
     /// [`AddNodeError::ZeroWeight`], [`AddNodeError::CapacityExceeded`]
     /// (more than 2²² vnodes in total), [`AddNodeError::HashCollision`].
     pub fn add(&mut self, node: N, config: NodeConfig) -> Result<(), AddNodeError> {
-        if config.weight == 0 {
-            return Err(AddNodeError::ZeroWeight);
-        }
-        if self.contains(&node) {
-            return Err(AddNodeError::Duplicate);
-        }
-        let hash = node_hash(&node);
-        if self.members.iter().any(|m| m.hash == hash) {
-            return Err(AddNodeError::HashCollision);
-        }
+        let hash = self.admissible(&node, &config)?;
         let vnodes = u64::from(config.weight) * u64::from(self.config.vnodes_per_weight);
         if self.tokens.len() as u64 + vnodes > MAX_RING_VNODES
             || self.members.len() >= u32::MAX as usize
@@ -426,16 +417,7 @@ impl<N: NodeId> Ring<N> {
         config: NodeConfig,
         tokens: impl IntoIterator<Item = u64>,
     ) -> Result<(), AddNodeError> {
-        if config.weight == 0 {
-            return Err(AddNodeError::ZeroWeight);
-        }
-        if self.contains(&node) {
-            return Err(AddNodeError::Duplicate);
-        }
-        let hash = node_hash(&node);
-        if self.members.iter().any(|m| m.hash == hash) {
-            return Err(AddNodeError::HashCollision);
-        }
+        let hash = self.admissible(&node, &config)?;
         let mut tokens: Vec<u64> = tokens.into_iter().collect();
         tokens.sort_unstable();
         tokens.dedup();
@@ -451,6 +433,21 @@ impl<N: NodeId> Ring<N> {
         }
         self.insert_member(node, hash, config, tokens);
         Ok(())
+    }
+
+    /// Checks a would-be member; returns its node hash.
+    fn admissible(&self, node: &N, config: &NodeConfig) -> Result<u64, AddNodeError> {
+        if config.weight == 0 {
+            return Err(AddNodeError::ZeroWeight);
+        }
+        if self.contains(node) {
+            return Err(AddNodeError::Duplicate);
+        }
+        let hash = node_hash(node);
+        if self.members.iter().any(|m| m.hash == hash) {
+            return Err(AddNodeError::HashCollision);
+        }
+        Ok(hash)
     }
 
     fn insert_member(&mut self, node: N, hash: u64, config: NodeConfig, tokens: Vec<u64>) {
@@ -633,6 +630,10 @@ impl<N: NodeId> Placement<N> for Ring<N> {
 
     fn node_count(&self) -> usize {
         self.len()
+    }
+
+    fn contains(&self, node: &N) -> bool {
+        Ring::contains(self, node)
     }
 
     fn add_node(&mut self, node: N, weight: u32) -> Result<(), AddNodeError> {
