@@ -195,6 +195,8 @@ pub struct Ring<N> {
     tokens: Vec<u64>,
     /// `vnodes[i].slot`, packed for preference-list walks.
     owners: Vec<u32>,
+    /// The zone of `owners[i]`, packed for zone-aware walks.
+    owner_zones: Vec<u32>,
     /// `index[b]` is the first vnode whose token's top `index_bits` bits are
     /// at least `b`; `index[2^bits] == len`.
     index: Vec<u32>,
@@ -234,6 +236,7 @@ impl<N: NodeId> Ring<N> {
             vnodes: VNodes::default(),
             tokens: Vec::new(),
             owners: Vec::new(),
+            owner_zones: Vec::new(),
             index: Vec::new(),
             index_bits: 0,
             distinct_zones: 0,
@@ -459,11 +462,31 @@ impl<N: NodeId> Ring<N> {
             weight: config.weight,
             zone,
         });
-        self.vnodes.extend(tokens.into_iter().map(|token| VNode {
-            token,
-            node_hash: hash,
-            slot,
-        }));
+        let mut added: Vec<VNode> = tokens
+            .into_iter()
+            .map(|token| VNode {
+                token,
+                node_hash: hash,
+                slot,
+            })
+            .collect();
+        added.sort_unstable_by_key(|v| (v.token, v.node_hash));
+        // Merge the two sorted runs (O(vnodes)); re-wrapping a sorted vector
+        // costs one linear pass, where `extend` would sort everything again.
+        let old: Vec<VNode> = std::mem::take(&mut self.vnodes).into();
+        let mut merged = Vec::with_capacity(old.len() + added.len());
+        let (mut a, mut b) = (old.into_iter().peekable(), added.into_iter().peekable());
+        while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+            let next = if (x.token, x.node_hash) <= (y.token, y.node_hash) {
+                a.next()
+            } else {
+                b.next()
+            };
+            merged.extend(next);
+        }
+        merged.extend(a);
+        merged.extend(b);
+        self.vnodes = VNodes::from(merged);
         self.rebuild_lookup();
     }
 
@@ -596,6 +619,10 @@ impl<N: NodeId> Ring<N> {
         self.owners.clear();
         self.tokens.extend(self.vnodes.iter().map(|v| v.token));
         self.owners.extend(self.vnodes.iter().map(|v| v.slot));
+        self.owner_zones.clear();
+        let members = &self.members;
+        self.owner_zones
+            .extend(self.owners.iter().map(|&s| members[s as usize].zone));
         self.distinct_zones = self.count_zones();
         let len = self.tokens.len();
         if len == 0 {

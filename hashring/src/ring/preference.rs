@@ -169,7 +169,7 @@ impl<N: NodeId> Ring<N> {
         while zones.len() < zone_target && steps < len {
             let slot = owners[i];
             if !taken.contains(&slot) && !set_aside.contains(&slot) {
-                let zone = self.members[slot as usize].zone;
+                let zone = self.owner_zones[i];
                 if zones.contains(&zone) {
                     set_aside.push(slot);
                 } else {
