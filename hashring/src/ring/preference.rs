@@ -171,7 +171,11 @@ impl<N: NodeId> Ring<N> {
             if !taken.contains(&slot) && !set_aside.contains(&slot) {
                 let zone = self.owner_zones[i];
                 if zones.contains(&zone) {
-                    set_aside.push(slot);
+                    // Only the first `want - zone_target` set-aside nodes can
+                    // be used in phase 2, so keep no more (and stay inline).
+                    if set_aside.len() < want - zone_target {
+                        set_aside.push(slot);
+                    }
                 } else {
                     zones.push(zone);
                     taken.push(slot);
