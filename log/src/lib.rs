@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod batch;
+mod config;
+pub mod group;
+pub mod index;
+mod log;
+mod producer;
+mod segment;
+pub mod storage;
+mod sync;
+
+pub use batch::{BatchBuf, BatchBuilder, BatchError, NewRecord, ProducerStamp, Record, RecordBatch};
+pub use config::{CleanupPolicy, ConfigError, FlushPolicy, HighWatermarkPolicy, LogConfig};
+pub use log::{
+    AppendError, Appended, FlushError, Log, LogReader, OpenError, ReadError, RecoveryReport,
+};
+pub use producer::{BATCHES_PER_PRODUCER, ProducerError};
+pub use storage::{MemDir, StdDir, Storage, StorageFile};
