@@ -193,33 +193,42 @@ pub struct Log<S: Storage> {
     high_watermark: u64,
 }
 
+/// The recovery point: offsets below `offset` are in fsynced, sealed segments. A
+/// clean shutdown also records the active segment's size, so a file changed after
+/// the shutdown is validated anyway.
 #[derive(Debug, Clone, Copy)]
 struct Checkpoint {
     offset: u64,
-    clean: bool,
+    clean_size: Option<u64>,
 }
 
 impl Checkpoint {
     fn encode(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(13);
+        let mut out = Vec::with_capacity(21);
         out.extend_from_slice(&self.offset.to_be_bytes());
-        out.push(self.clean as u8);
+        out.push(self.clean_size.is_some() as u8);
+        out.extend_from_slice(&self.clean_size.unwrap_or(0).to_be_bytes());
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_be_bytes());
         out
     }
 
     fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != 13 || crc32c::crc32c(&bytes[..9]) != u32::from_be_bytes(bytes[9..13].try_into().ok()?) {
+        if bytes.len() != 21 {
             return None;
         }
-        let offset = u64::from_be_bytes(bytes[..8].try_into().ok()?);
-        let clean = match bytes[8] {
-            0 => false,
-            1 => true,
+        let (body, crc) = bytes.split_at(17);
+        if crc32c::crc32c(body) != u32::from_be_bytes(crc.try_into().ok()?) {
+            return None;
+        }
+        let offset = u64::from_be_bytes(body[..8].try_into().ok()?);
+        let size = u64::from_be_bytes(body[9..17].try_into().ok()?);
+        let clean_size = match body[8] {
+            0 => None,
+            1 => Some(size),
             _ => return None,
         };
-        Some(Checkpoint { offset, clean })
+        Some(Checkpoint { offset, clean_size })
     }
 }
 
@@ -278,8 +287,12 @@ impl<S: Storage> Log<S> {
         }
         let checkpoint = read_small_file(&dir, CHECKPOINT_FILE).and_then(|b| Checkpoint::decode(&b));
         let last_base = *bases.last().expect("at least one segment");
+        let last_len = match dir.open(&file_name(last_base, LOG_SUFFIX), false) {
+            Ok(f) => Some(f.len()?),
+            Err(_) => None,
+        };
         let validate_from = match checkpoint {
-            Some(cp) if cp.clean && cp.offset >= last_base => {
+            Some(cp) if cp.offset >= last_base && cp.clean_size.is_some() && cp.clean_size == last_len => {
                 report.clean_shutdown = true;
                 bases.len()
             }
@@ -327,7 +340,10 @@ impl<S: Storage> Log<S> {
                 Some(v) => v,
                 None => {
                     report.validated_segments += 1;
-                    let end = scan(&file, base, ScanMode::Verify, |pos, h| {
+                    // The active segment is never compacted, so its offsets must be
+                    // contiguous: a damaged baseOffset (outside the CRC) is caught too.
+                    let mode = if i + 1 == bases.len() { ScanMode::VerifyContiguous } else { ScanMode::Verify };
+                    let end = scan(&file, base, mode, |pos, h| {
                         builder.on_batch(&mut indexes, base, pos, h, interval)
                     })?;
                     let damaged = end.valid_len < len;
@@ -386,7 +402,7 @@ impl<S: Storage> Log<S> {
         let next_offset = segments.last().expect("at least one segment").next_offset;
         let producers = restore_producers(&dir, &names, &segments, next_offset)?;
         let active_base = segments.last().expect("at least one segment").base_offset();
-        write_file_atomic(&dir, CHECKPOINT_FILE, &Checkpoint { offset: active_base, clean: false }.encode())?;
+        write_file_atomic(&dir, CHECKPOINT_FILE, &Checkpoint { offset: active_base, clean_size: None }.encode())?;
         report.segments = segments.len();
         report.next_offset = next_offset;
         let high_watermark = match config.high_watermark {
@@ -692,7 +708,7 @@ impl<S: Storage> Log<S> {
         // Everything below `base` is durable: move the recovery point and snapshot the
         // producers there. Failing here only means a longer recovery next time.
         let _ = write_file_atomic(&self.dir, &file_name(base, SNAPSHOT_SUFFIX), &self.producers.encode());
-        let _ = write_file_atomic(&self.dir, CHECKPOINT_FILE, &Checkpoint { offset: base, clean: false }.encode());
+        let _ = write_file_atomic(&self.dir, CHECKPOINT_FILE, &Checkpoint { offset: base, clean_size: None }.encode());
         self.prune_snapshots();
         Ok(())
     }
@@ -721,6 +737,7 @@ impl<S: Storage> Log<S> {
         self.flush()?;
         let next = self.next_offset;
         let active = self.segments.last_mut().expect("an active segment");
+        let clean_size = Some(active.size);
         let indexes = lock(&active.shared.indexes).clone();
         let b = active.base_offset();
         let written = (|| {
@@ -730,7 +747,7 @@ impl<S: Storage> Log<S> {
                 self.dir.open(&file_name(b, suffix), false)?.sync_data()?;
             }
             write_file_atomic(&self.dir, &file_name(next, SNAPSHOT_SUFFIX), &self.producers.encode())?;
-            write_file_atomic(&self.dir, CHECKPOINT_FILE, &Checkpoint { offset: next, clean: true }.encode())
+            write_file_atomic(&self.dir, CHECKPOINT_FILE, &Checkpoint { offset: next, clean_size }.encode())
         })();
         written.map_err(FlushError::Sync)?;
         self.prune_snapshots();

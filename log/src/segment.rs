@@ -142,6 +142,9 @@ pub(crate) struct ScanEnd {
 pub(crate) enum ScanMode {
     /// Read every byte and check each batch's CRC-32C and records (recovery).
     Verify,
+    /// As `Verify`, and each batch must start right after the previous one (the
+    /// segment starts at its base offset and was never compacted).
+    VerifyContiguous,
     /// Read only headers (trusted segments: rebuilding producer state or an index).
     Headers,
 }
@@ -176,7 +179,7 @@ pub(crate) fn scan<F: StorageFile + ?Sized>(
                 let n = read_full_at(file, &mut header_bytes, pos)?;
                 BatchHeader::decode(&header_bytes[..n])
             }
-            ScanMode::Verify => {
+            ScanMode::Verify | ScanMode::VerifyContiguous => {
                 if pos + (HEADER_LEN as u64) > buf_pos + buf.len() as u64 {
                     refill(file, &mut buf, &mut buf_pos, pos, CHUNK.max(HEADER_LEN))?;
                 }
@@ -188,13 +191,15 @@ pub(crate) fn scan<F: StorageFile + ?Sized>(
             return Ok(end);
         };
         let total = header.total_len() as u64;
-        let in_order = header.base_offset >= end.next_offset
+        let contiguous = mode != ScanMode::VerifyContiguous || header.base_offset == end.next_offset;
+        let in_order = contiguous
+            && header.base_offset >= end.next_offset
             && header.last_offset() - base_offset <= i32::MAX as u64;
         if !in_order || pos + total > file_len {
             end.damaged = true;
             return Ok(end);
         }
-        if mode == ScanMode::Verify {
+        if mode != ScanMode::Headers {
             if pos + total > buf_pos + buf.len() as u64 {
                 refill(file, &mut buf, &mut buf_pos, pos, CHUNK.max(total as usize))?;
                 if pos + total > buf_pos + buf.len() as u64 {

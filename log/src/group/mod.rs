@@ -1,1 +1,86 @@
-//! Consumer groups (being written).
+//! Consumer groups: Kafka's partition assignors and a sans-IO group
+//! coordinator.
+//!
+//! A consumer group shares the partitions of the topics it consumes among
+//! its members, each partition read by exactly one member. Members come and
+//! go; each change is a *rebalance* that ends in a new *generation* with a
+//! new [`Assignment`].
+//!
+//! - [`Assignor`] and its four Kafka implementations, [`RangeAssignor`],
+//!   [`RoundRobinAssignor`], [`StickyAssignor`] (KIP-54) and
+//!   [`CooperativeStickyAssignor`] (KIP-429): pure functions from members and
+//!   partitions to an assignment. Members beyond the partition count get an
+//!   empty share and stay idle.
+//! - [`GroupCoordinator`]: one group's JoinGroup / SyncGroup / Heartbeat /
+//!   LeaveGroup protocol, session and rebalance timeouts (KIP-62), and
+//!   generations. It runs the assignor itself (server-side assignment, as
+//!   in KIP-848) instead of delegating to a leader member.
+//!
+//! The coordinator does no I/O and reads no clock: the driver passes every
+//! request in with the current time in milliseconds, drains
+//! [`GroupCoordinator::poll_event`], and calls
+//! [`GroupCoordinator::handle_timeout`] at
+//! [`GroupCoordinator::poll_timeout`]. Committed offsets live elsewhere.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use dsys_log::group::{
+//!     GroupConfig, GroupCoordinator, GroupEvent, GroupState, HeartbeatError, Subscription,
+//! };
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let topics = BTreeMap::from([("orders".to_string(), 4)]);
+//! let mut group = GroupCoordinator::new(GroupConfig::default(), topics)?;
+//!
+//! // A lone member's join completes the rebalance at once: generation 1.
+//! let a = group.handle_join(None, "app", Subscription::new(["orders"]), 0)?;
+//! let generation = a.generation.expect("nobody else to wait for");
+//! assert_eq!(group.handle_sync(&a.member_id, generation, 0)?.assignment.len(), 4);
+//! assert_eq!(group.state(), GroupState::Stable);
+//!
+//! // A second member starts a rebalance; its join waits for the first
+//! // member, which learns of it from its next heartbeat and rejoins.
+//! let b = group.handle_join(None, "app", Subscription::new(["orders"]), 1_000)?;
+//! assert_eq!(b.generation, None);
+//! assert_eq!(
+//!     group.handle_heartbeat(&a.member_id, generation, 2_000),
+//!     Err(HeartbeatError::RebalanceInProgress)
+//! );
+//! let a = group.handle_join(Some(&a.member_id), "app", Subscription::new(["orders"]), 2_500)?;
+//! assert_eq!(a.generation, Some(2));
+//!
+//! // The event answers b's pending join.
+//! let mut b_generation = None;
+//! while let Some(event) = group.poll_event() {
+//!     if let GroupEvent::RebalanceCompleted { generation, assignment } = event {
+//!         if assignment.contains_member(&b.member_id) {
+//!             b_generation = Some(generation);
+//!         }
+//!     }
+//! }
+//! let b_generation = b_generation.expect("the rebalance completed");
+//! assert_eq!(group.handle_sync(&a.member_id, 2, 3_000)?.assignment.len(), 2);
+//! assert_eq!(group.handle_sync(&b.member_id, b_generation, 3_000)?.assignment.len(), 2);
+//! assert_eq!(group.state(), GroupState::Stable);
+//!
+//! // The next timer: a's session, 45 s after its last sync.
+//! assert_eq!(group.poll_timeout(), Some(48_000));
+//! # Ok(())
+//! # }
+//! ```
+
+mod assignment;
+mod assignor;
+mod config;
+mod coordinator;
+
+pub use assignment::{Assignment, MemberId, Subscription, TopicPartition};
+pub use assignor::{
+    Assignor, AssignorKind, CooperativeStickyAssignor, RangeAssignor, RebalanceProtocol,
+    RoundRobinAssignor, StickyAssignor,
+};
+pub use config::{GroupConfig, GroupConfigError};
+pub use coordinator::{
+    ExpiryReason, GroupCoordinator, GroupEvent, GroupState, HeartbeatError, JoinError,
+    JoinResponse, LeaveError, RebalanceReason, SyncError, SyncResponse,
+};
