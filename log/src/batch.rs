@@ -616,30 +616,8 @@ impl BatchBuilder {
         self.max_timestamp = self.max_timestamp.max(record.timestamp);
         let timestamp_delta = record.timestamp.wrapping_sub(self.base_timestamp);
         let offset_delta = i32::try_from(self.count).expect("fewer than 2^31 records per batch");
-        let body = 1
-            + timestamp_delta.required_space()
-            + offset_delta.required_space()
-            + nullable_len(record.key)
-            + nullable_len(record.value)
-            + (record.headers.len() as i32).required_space()
-            + record
-                .headers
-                .iter()
-                .map(|(k, v)| nullable_len(Some(k.as_bytes())) + nullable_len(*v))
-                .sum::<usize>();
-        assert!(body <= MAX_BATCH_LEN, "record larger than MAX_BATCH_LEN");
-        self.buf.reserve(body + 5);
-        put_varint(&mut self.buf, body as i64);
-        self.buf.put_u8(0);
-        put_varint(&mut self.buf, timestamp_delta);
-        put_varint(&mut self.buf, offset_delta as i64);
-        put_nullable(&mut self.buf, record.key);
-        put_nullable(&mut self.buf, record.value);
-        put_varint(&mut self.buf, record.headers.len() as i64);
-        for (k, v) in record.headers {
-            put_nullable(&mut self.buf, Some(k.as_bytes()));
-            put_nullable(&mut self.buf, *v);
-        }
+        let headers = record.headers.iter().map(|(k, v)| (k.as_bytes(), *v));
+        encode_record(&mut self.buf, timestamp_delta, offset_delta, record.key, record.value, headers);
         self.count += 1;
     }
 
@@ -673,6 +651,87 @@ impl BatchBuilder {
         let header = BatchHeader::decode(&self.buf).expect("the builder writes a valid header");
         Some(BatchBuf { header, buf: self.buf })
     }
+}
+
+/// Appends one record in the v2 record layout.
+///
+/// # Panics
+///
+/// If the record is larger than [`MAX_BATCH_LEN`]: callers bound batch sizes long before.
+fn encode_record<'h>(
+    buf: &mut BytesMut,
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: impl ExactSizeIterator<Item = (&'h [u8], Option<&'h [u8]>)> + Clone,
+) {
+    let header_count = headers.len();
+    let body = 1
+        + timestamp_delta.required_space()
+        + offset_delta.required_space()
+        + nullable_len(key)
+        + nullable_len(value)
+        + (header_count as i32).required_space()
+        + headers.clone().map(|(k, v)| nullable_len(Some(k)) + nullable_len(v)).sum::<usize>();
+    assert!(body <= MAX_BATCH_LEN, "record larger than MAX_BATCH_LEN");
+    buf.reserve(body + 5);
+    put_varint(buf, body as i64);
+    buf.put_u8(0);
+    put_varint(buf, timestamp_delta);
+    put_varint(buf, offset_delta as i64);
+    put_nullable(buf, key);
+    put_nullable(buf, value);
+    put_varint(buf, header_count as i64);
+    for (k, v) in headers {
+        put_nullable(buf, Some(k));
+        put_nullable(buf, v);
+    }
+}
+
+/// Re-encodes a batch keeping only `records` (a subset of its records, in order) at
+/// their original offsets: the base offset, `lastOffsetDelta`, producer fields,
+/// `baseTimestamp` and leader epoch stay, so offsets and producer state never change
+/// (what Kafka's cleaner does to v2 batches). `None` when `records` is empty.
+pub(crate) fn rebuild(original: &BatchHeader, records: &[Record]) -> Option<BatchBuf> {
+    if records.is_empty() {
+        return None;
+    }
+    let mut buf = BytesMut::with_capacity(original.total_len());
+    buf.put_bytes(0, HEADER_LEN);
+    let mut max_timestamp = i64::MIN;
+    for r in records {
+        max_timestamp = max_timestamp.max(r.timestamp);
+        let offset_delta = i32::try_from(r.offset - original.base_offset).ok()?;
+        let headers = r.headers.iter().map(|h| (&h.key[..], h.value.as_deref()));
+        encode_record(
+            &mut buf,
+            r.timestamp.wrapping_sub(original.base_timestamp),
+            offset_delta,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            headers,
+        );
+    }
+    let batch_length = (buf.len() - LOG_OVERHEAD) as i32;
+    let attributes = original.attributes & !(ATTR_COMPRESSION_MASK | ATTR_LOG_APPEND_TIME);
+    let h = &mut buf[..HEADER_LEN];
+    h[0..8].copy_from_slice(&(original.base_offset as i64).to_be_bytes());
+    h[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    h[12..16].copy_from_slice(&original.partition_leader_epoch.to_be_bytes());
+    h[16] = MAGIC as u8;
+    h[21..23].copy_from_slice(&attributes.to_be_bytes());
+    h[23..27].copy_from_slice(&(original.last_offset_delta as i32).to_be_bytes());
+    h[27..35].copy_from_slice(&original.base_timestamp.to_be_bytes());
+    h[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+    h[43..51].copy_from_slice(&original.producer_id.to_be_bytes());
+    h[51..53].copy_from_slice(&original.producer_epoch.to_be_bytes());
+    h[53..57].copy_from_slice(&original.base_sequence.to_be_bytes());
+    h[57..61].copy_from_slice(&(records.len() as i32).to_be_bytes());
+    let crc = batch_crc(&buf);
+    buf[17..21].copy_from_slice(&crc.to_be_bytes());
+    let header = BatchHeader::decode(&buf).ok()?;
+    Some(BatchBuf { header, buf })
 }
 
 fn nullable_len(v: Option<&[u8]>) -> usize {

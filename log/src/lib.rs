@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod batch;
+mod cleaner;
 mod config;
 pub mod group;
 pub mod index;
@@ -12,9 +13,11 @@ pub mod storage;
 mod sync;
 
 pub use batch::{BatchBuf, BatchBuilder, BatchError, NewRecord, ProducerStamp, Record, RecordBatch};
+pub use cleaner::{CompactionReport, RetentionReport};
 pub use config::{CleanupPolicy, ConfigError, FlushPolicy, HighWatermarkPolicy, LogConfig};
 pub use log::{
     AppendError, Appended, FlushError, Log, LogReader, OpenError, ReadError, RecoveryReport,
+    SegmentInfo,
 };
 pub use producer::{BATCHES_PER_PRODUCER, ProducerError};
 pub use storage::{MemDir, StdDir, Storage, StorageFile};

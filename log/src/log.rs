@@ -128,6 +128,20 @@ pub struct RecoveryReport {
     pub next_offset: u64,
 }
 
+/// A segment as [`Log::segments`] describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SegmentInfo {
+    /// Offset in the file name; no record in the segment is below it.
+    pub base_offset: u64,
+    /// Offset after the segment's last batch.
+    pub next_offset: u64,
+    /// Bytes in the `.log` file.
+    pub size_bytes: u64,
+    /// Largest record timestamp, if the segment has records.
+    pub max_timestamp: Option<i64>,
+}
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -463,6 +477,19 @@ impl<S: Storage> Log<S> {
     /// Base offsets of the segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<u64> {
         self.segments.iter().map(|s| s.base_offset()).collect()
+    }
+
+    /// A description of every segment, oldest first.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.segments
+            .iter()
+            .map(|s| SegmentInfo {
+                base_offset: s.base_offset(),
+                next_offset: s.next_offset,
+                size_bytes: s.size,
+                max_timestamp: s.max_timestamp,
+            })
+            .collect()
     }
 
     /// Bytes in all segments.
