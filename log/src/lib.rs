@@ -7,6 +7,7 @@ mod config;
 pub mod group;
 pub mod index;
 mod log;
+mod offsets;
 mod producer;
 mod segment;
 pub mod storage;
@@ -19,5 +20,6 @@ pub use log::{
     AppendError, Appended, FlushError, Log, LogReader, OpenError, ReadError, RecoveryReport,
     SegmentInfo,
 };
+pub use offsets::{CommitError, CommittedOffset, OffsetStore};
 pub use producer::{BATCHES_PER_PRODUCER, ProducerError};
 pub use storage::{MemDir, StdDir, Storage, StorageFile};

@@ -12,7 +12,7 @@ use crate::sync::{Arc, Mutex, lock};
 ///
 /// Implementations MUST make `rename` atomic (the file is either under its old or its
 /// new name after a crash) and make directory changes durable by `sync_dir`.
-pub trait Storage: Send + Sync + 'static {
+pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// An open file.
     type File: StorageFile;
     /// Opens `name` for reading and writing, creating it when `create` is true.
@@ -28,7 +28,7 @@ pub trait Storage: Send + Sync + 'static {
 }
 
 /// A file read and written at explicit positions, shared by one writer and many readers.
-pub trait StorageFile: Send + Sync + 'static {
+pub trait StorageFile: Send + Sync + std::fmt::Debug + 'static {
     /// Current length in bytes.
     fn len(&self) -> io::Result<u64>;
     /// Reads up to `buf.len()` bytes at `pos`; fewer at the end of the file.
