@@ -8,6 +8,7 @@ pub mod group;
 pub mod index;
 mod log;
 mod offsets;
+mod partitioner;
 mod producer;
 mod segment;
 pub mod storage;
@@ -21,5 +22,6 @@ pub use log::{
     SegmentInfo,
 };
 pub use offsets::{CommitError, CommittedOffset, OffsetStore};
+pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{BATCHES_PER_PRODUCER, ProducerError};
 pub use storage::{MemDir, StdDir, Storage, StorageFile};
