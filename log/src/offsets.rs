@@ -63,12 +63,13 @@ impl<S: Storage> OffsetStore<S> {
     /// The log configuration the store uses: compaction, an fsync per commit, small
     /// segments so compaction can reclaim space early.
     pub fn log_config() -> LogConfig {
-        let mut c = LogConfig::default();
-        c.cleanup = CleanupPolicy::Compact;
-        c.flush = FlushPolicy::every_batch();
-        c.segment_bytes = 100 << 20;
-        c.retention_ms = None;
-        c
+        LogConfig {
+            cleanup: CleanupPolicy::Compact,
+            flush: FlushPolicy::every_batch(),
+            segment_bytes: 100 << 20,
+            retention_ms: None,
+            ..LogConfig::default()
+        }
     }
 
     /// Opens the store in `dir` and replays its log. Records that do not decode are

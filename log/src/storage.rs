@@ -28,6 +28,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
 }
 
 /// A file read and written at explicit positions, shared by one writer and many readers.
+// `len` is a file length from metadata; an `is_empty` would only invite a second syscall.
+#[allow(clippy::len_without_is_empty)]
 pub trait StorageFile: Send + Sync + std::fmt::Debug + 'static {
     /// Current length in bytes.
     fn len(&self) -> io::Result<u64>;

@@ -33,9 +33,11 @@ fn copy_dir(from: &MemDir) -> MemDir {
     to
 }
 
-/// A log of several segments; returns it with the byte ranges (start, end, first
-/// offset, next offset) of the batches of its last segment.
-fn written_log() -> (MemDir, String, Vec<(usize, usize, u64, u64)>) {
+/// A batch of the last segment: (start byte, end byte, first offset, next offset).
+type BatchSpan = (usize, usize, u64, u64);
+
+/// A log of several segments; returns it with the batches of its last segment.
+fn written_log() -> (MemDir, String, Vec<BatchSpan>) {
     let dir = MemDir::new();
     let (mut log, _) = Log::open(dir.clone(), config()).expect("open");
     let mut next = 0;
