@@ -128,12 +128,17 @@ impl Subscription {
 ///
 /// Every member of the group has an entry, possibly empty: a member beyond
 /// the partition count stays idle but is still part of the group. Each
-/// member's partitions are kept sorted and free of duplicates.
+/// member's partitions are kept sorted and free of duplicates. With the
+/// `serde` feature it reads and writes as a map from member id to partition
+/// list, sorting the lists as it reads them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Serialize, serde::Deserialize),
-    serde(transparent)
+    serde(
+        from = "BTreeMap<MemberId, Vec<TopicPartition>>",
+        into = "BTreeMap<MemberId, Vec<TopicPartition>>"
+    )
 )]
 pub struct Assignment {
     members: BTreeMap<MemberId, Vec<TopicPartition>>,
@@ -252,6 +257,12 @@ impl Assignment {
 impl From<BTreeMap<MemberId, Vec<TopicPartition>>> for Assignment {
     fn from(map: BTreeMap<MemberId, Vec<TopicPartition>>) -> Self {
         map.into_iter().collect()
+    }
+}
+
+impl From<Assignment> for BTreeMap<MemberId, Vec<TopicPartition>> {
+    fn from(assignment: Assignment) -> Self {
+        assignment.members
     }
 }
 

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::{
-    Assignment, Assignor, GroupConfig, GroupConfigError, MemberId, RebalanceProtocol,
-    Subscription, TopicPartition,
+    Assignment, Assignor, GroupConfig, GroupConfigError, MemberId, RebalanceProtocol, Subscription,
+    TopicPartition,
 };
 
 /// Where a group is in its rebalance cycle: Kafka's `GroupState`, less
@@ -488,8 +488,7 @@ impl GroupCoordinator {
             .expect("the member was found or inserted above")
             .rejoined = true;
         self.maybe_complete(now_ms);
-        let generation =
-            (self.state != GroupState::PreparingRebalance).then_some(self.generation);
+        let generation = (self.state != GroupState::PreparingRebalance).then_some(self.generation);
         Ok(JoinResponse {
             member_id,
             generation,
@@ -591,8 +590,7 @@ impl GroupCoordinator {
     /// New topic metadata (topic name to partition count). The group
     /// rebalances if a topic some member consumes changed.
     pub fn handle_metadata(&mut self, partitions_per_topic: BTreeMap<String, u32>, now_ms: u64) {
-        let consumed: BTreeSet<&String> =
-            self.members.values().flat_map(|m| &m.topics).collect();
+        let consumed: BTreeSet<&String> = self.members.values().flat_map(|m| &m.topics).collect();
         let changed = consumed
             .iter()
             .any(|t| self.partitions_per_topic.get(*t) != partitions_per_topic.get(*t));
@@ -716,9 +714,9 @@ impl GroupCoordinator {
                 (id.clone(), subscription)
             })
             .collect();
-        let proposed = self
-            .assignor
-            .assign(&self.partitions_per_topic, &subscriptions, &self.owned);
+        let proposed =
+            self.assignor
+                .assign(&self.partitions_per_topic, &subscriptions, &self.owned);
         let mut assignment: Assignment = proposed
             .into_inner()
             .into_iter()

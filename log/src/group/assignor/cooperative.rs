@@ -19,7 +19,9 @@ use crate::group::{Assignment, MemberId, Subscription, TopicPartition};
 /// When the members consume the same topics the follow-up rebalance moves
 /// nothing further: its result is the balanced target, and the partitions
 /// that changed hands over both steps are as few as with the eager sticky
-/// strategy. Partitions whose holder left the group move in one step.
+/// strategy. With unequal subscriptions that is the usual outcome too, but
+/// not a guarantee: a follow-up may revoke again, and another rebalance
+/// follows. Partitions whose holder left the group move in one step.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CooperativeStickyAssignor;
 

@@ -45,7 +45,10 @@ pub enum RebalanceProtocol {
 /// A partition assignment strategy.
 ///
 /// The trait is object safe, so a coordinator can hold any strategy as a
-/// `Box<dyn Assignor>`.
+/// `Box<dyn Assignor>`; `Send + Sync` lets that coordinator move between
+/// threads. An implementation must be a pure function of its arguments
+/// (no clock, no unseeded randomness, no iteration over hash maps), or the
+/// group loses its determinism.
 pub trait Assignor: fmt::Debug + Send + Sync {
     /// The strategy's protocol name, as Kafka spells it (`"range"`,
     /// `"roundrobin"`, `"sticky"`, `"cooperative-sticky"`).

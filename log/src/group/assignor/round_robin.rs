@@ -36,7 +36,10 @@ impl Assignor for RoundRobinAssignor {
         // as Kafka's circular iterator over the sorted members does.
         let mut seat = 0;
         for (topic, &count) in partitions_per_topic {
-            if !table.iter().any(|(_, topics)| topics.contains(topic.as_str())) {
+            if !table
+                .iter()
+                .any(|(_, topics)| topics.contains(topic.as_str()))
+            {
                 continue;
             }
             for partition in 0..count {

@@ -1,7 +1,7 @@
 //! Kafka's `StickyAssignor` (KIP-54): balanced, and moving as little as it
 //! can.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::{Assignor, exists, finish, known_topics};
 use crate::group::{Assignment, MemberId, Subscription, TopicPartition};
@@ -14,13 +14,18 @@ use crate::group::{Assignment, MemberId, Subscription, TopicPartition};
 /// - When every member consumes the same topics, partition counts differ by
 ///   at most one, and the number of partitions that change hands is the
 ///   least any balanced assignment can achieve: each member keeps up to its
-///   quota of what it held, and the members holding the most keep the
-///   `partitions % members` extra slots.
+///   quota of what it held, and the `partitions % members` larger quotas go
+///   to members that held more than the smaller one.
 /// - Otherwise no partition could move from a member to another member that
 ///   consumes its topic and has at least two fewer partitions, so members
 ///   with equal subscriptions differ by at most one. Partitions nobody
 ///   holds go first to the least loaded consumer, those with the fewest
-///   possible consumers first.
+///   possible consumers first; then partitions shift from loaded members
+///   to members with two fewer, through chains of moves that prefer
+///   partitions nobody held (a heuristic: minimal movement is only
+///   guaranteed in the equal-subscription case). Each shift is a search
+///   over the members, so this case costs more than the O(P log P) sort of
+///   the equal-subscription case.
 ///
 /// The previous owners come from `previous` and, for partitions it does not
 /// place, from each member's [`Subscription::owned`]. An owner no longer in
@@ -108,10 +113,11 @@ fn prior_owners<'a>(
 /// Every member consumes the same topics (the "constrained" case of
 /// Kafka's implementation). With `P` partitions and `M` members each member
 /// ends with `P / M` or `P / M + 1`, exactly `P % M` of them with the larger
-/// count. Member `i`, holding `h_i`, keeps `min(h_i, quota_i)`, and the
-/// `P % M` larger quotas go to the members holding the most, which
-/// maximises what stays put: `Σ min(h_i, P/M) + min(P % M, #{i: h_i > P/M})`
-/// partitions, the most any balanced assignment can keep.
+/// count. Member `i`, holding `h_i`, keeps `min(h_i, quota_i)`. The larger
+/// quotas go first to members holding more than `P / M` (each keeps exactly
+/// one more for it; the most loaded are served first), so
+/// `Σ min(h_i, P/M) + min(P % M, #{i: h_i > P/M})` partitions stay put: the
+/// most any balanced assignment can keep.
 fn constrained(
     partitions_per_topic: &BTreeMap<String, u32>,
     consumes: &BTreeMap<&MemberId, BTreeSet<&str>>,
@@ -141,11 +147,8 @@ fn constrained(
         .map(|(m, parts)| (*m, parts.len()))
         .collect();
     over.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    let may_exceed: BTreeSet<&MemberId> = over
-        .iter()
-        .take(max_quota_slots)
-        .map(|(m, _)| *m)
-        .collect();
+    let may_exceed: BTreeSet<&MemberId> =
+        over.iter().take(max_quota_slots).map(|(m, _)| *m).collect();
 
     let mut lists: BTreeMap<&MemberId, Vec<TopicPartition>> = BTreeMap::new();
     let mut kept: BTreeSet<&TopicPartition> = BTreeSet::new();
@@ -172,7 +175,10 @@ fn constrained(
         under.retain(|member| {
             let list = lists.get_mut(member).expect("under is drawn from lists");
             // Enough are free: the kept partitions fit within the quotas.
-            list.push(free.next().expect("free partitions cover the minimum quotas"));
+            list.push(
+                free.next()
+                    .expect("free partitions cover the minimum quotas"),
+            );
             list.len() < min_quota
         });
     }
@@ -185,14 +191,17 @@ fn constrained(
             }
         }
     }
-    debug_assert!(free.next().is_none(), "quotas add up to the partition count");
+    debug_assert!(
+        free.next().is_none(),
+        "quotas add up to the partition count"
+    );
     finish(lists)
 }
 
 /// Members consume different topics (Kafka's "general" case): keep every
 /// standing claim, place the unclaimed partitions on the least loaded
-/// consumer, then move partitions from loaded members to consumers with at
-/// least two fewer until no such move is left.
+/// consumer, then shift partitions from loaded members towards members with
+/// at least two fewer, cheapest chain first, until no chain is left.
 fn general(
     partitions_per_topic: &BTreeMap<String, u32>,
     consumes: &BTreeMap<&MemberId, BTreeSet<&str>>,
@@ -237,11 +246,20 @@ fn general(
             .insert(p);
     }
 
-    // Each move goes from a member with load L to one with load at most
-    // L - 2, so the sum of squared loads drops and the loop ends.
-    while let Some((from, p, to)) = find_move(&lists, &consumers, prior) {
-        lists.get_mut(from).expect("from is a member").remove(&p);
-        lists.get_mut(to).expect("to is a member").insert(p);
+    // Each shift takes one partition off a member with load L and gives
+    // one to a member with load at most L - 2 (those in between give one and
+    // take one), so the sum of squared loads drops and the loop ends.
+    while let Some(shift) = cheapest_shift(&lists, &consumers, prior) {
+        for (from, p, to) in shift {
+            lists
+                .get_mut(from)
+                .expect("shifts run between members")
+                .remove(&p);
+            lists
+                .get_mut(to)
+                .expect("shifts run between members")
+                .insert(p);
+        }
     }
     lists
         .into_iter()
@@ -249,43 +267,88 @@ fn general(
         .collect()
 }
 
-/// A partition that can go from a member to a consumer of its topic with at
-/// least two fewer partitions. The most loaded member gives first, and a
-/// partition it did not hold going in (moving it costs nothing) before one
-/// it did.
-fn find_move<'a>(
+/// One move of a shift: a partition, from the first member to the second.
+type Move<'a> = (&'a MemberId, TopicPartition, &'a MemberId);
+
+/// The cheapest way to take one partition off a member and give one to a
+/// member with at least two fewer: a chain of moves, each to a consumer of
+/// the moved partition's topic, so the members in between keep their load.
+/// A move costs 1 when the giver held the partition going in (it changes
+/// hands) and nothing otherwise, so a chain of free moves beats a direct
+/// costly one. Ties go to the most loaded giver, then the least loaded
+/// receiver, then member order.
+///
+/// `None` means no such chain exists, which implies in particular that no
+/// single partition can move to a consumer of its topic with two fewer.
+fn cheapest_shift<'a>(
     lists: &BTreeMap<&'a MemberId, BTreeSet<TopicPartition>>,
     consumers: &BTreeMap<&str, Vec<&'a MemberId>>,
     prior: &BTreeMap<TopicPartition, &MemberId>,
-) -> Option<(&'a MemberId, TopicPartition, &'a MemberId)> {
-    // The two least loaded consumers of each topic: the lightest other than
-    // the giver is one of them.
-    let lightest: BTreeMap<&str, Vec<(usize, &'a MemberId)>> = consumers
-        .iter()
-        .map(|(topic, members)| {
-            let mut loads: Vec<(usize, &'a MemberId)> =
-                members.iter().map(|m| (lists[*m].len(), *m)).collect();
-            loads.sort();
-            loads.truncate(2);
-            (*topic, loads)
-        })
-        .collect();
+) -> Option<Vec<Move<'a>>> {
+    let min_load = lists.values().map(BTreeSet::len).min()?;
     let mut givers: Vec<(&'a MemberId, usize)> = lists.iter().map(|(m, l)| (*m, l.len())).collect();
     givers.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    for (from, load) in givers {
-        let parts = &lists[from];
-        let fresh = parts.iter().filter(|p| prior.get(*p) != Some(&from));
-        let held = parts.iter().filter(|p| prior.get(*p) == Some(&from));
-        for p in fresh.chain(held) {
-            let receiver = lightest[p.topic.as_str()]
-                .iter()
-                .find(|(_, m)| *m != from);
-            if let Some(&(to_load, to)) = receiver {
-                if load > to_load + 1 {
-                    return Some((from, p.clone(), to));
+    let mut best: Option<(usize, Vec<Move<'a>>)> = None;
+    for (giver, load) in givers {
+        if load < min_load + 2 {
+            break;
+        }
+        if let Some((cost, shift)) = cheapest_shift_from(giver, load, lists, consumers, prior) {
+            if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                best = Some((cost, shift));
+            }
+            if cost == 0 {
+                break;
+            }
+        }
+    }
+    best.map(|(_, shift)| shift)
+}
+
+/// [`cheapest_shift`] from one giver: a 0-1 breadth-first search (Dijkstra
+/// with weights 0 and 1) over the members.
+fn cheapest_shift_from<'a>(
+    giver: &'a MemberId,
+    giver_load: usize,
+    lists: &BTreeMap<&'a MemberId, BTreeSet<TopicPartition>>,
+    consumers: &BTreeMap<&str, Vec<&'a MemberId>>,
+    prior: &BTreeMap<TopicPartition, &MemberId>,
+) -> Option<(usize, Vec<Move<'a>>)> {
+    let mut cost: BTreeMap<&'a MemberId, usize> = BTreeMap::from([(giver, 0)]);
+    let mut came_from: BTreeMap<&'a MemberId, (&'a MemberId, &TopicPartition)> = BTreeMap::new();
+    let mut queue = VecDeque::from([(0, giver)]);
+    while let Some((c, at)) = queue.pop_front() {
+        if cost[at] < c {
+            continue;
+        }
+        for p in &lists[at] {
+            let step = usize::from(prior.get(p) == Some(&at));
+            for &next in &consumers[p.topic.as_str()] {
+                if next == at || cost.get(next).is_some_and(|&old| old <= c + step) {
+                    continue;
+                }
+                cost.insert(next, c + step);
+                came_from.insert(next, (at, p));
+                if step == 0 {
+                    queue.push_front((c, next));
+                } else {
+                    queue.push_back((c + step, next));
                 }
             }
         }
     }
-    None
+    let (total, _, receiver) = cost
+        .iter()
+        .filter(|(m, _)| lists[*m].len() + 2 <= giver_load)
+        .map(|(m, c)| (*c, lists[*m].len(), *m))
+        .min()?;
+    let mut shift = Vec::new();
+    let mut at = receiver;
+    while at != giver {
+        let (from, p) = came_from[at];
+        shift.push((from, p.clone(), at));
+        at = from;
+    }
+    shift.reverse();
+    Some((total, shift))
 }
