@@ -200,13 +200,13 @@ impl<S: Storage> Log<S> {
         let old = &self.segments[i];
         let persisted = (indexes.offsets.entries().len(), indexes.times.entries().len());
         let next_offset = old.next_offset;
-        let first_batch_timestamp = old.first_batch_timestamp;
+        let first_append_ms = old.first_append_ms;
         self.segments[i] = SegmentState {
             shared: Arc::new(Segment::new(base, file, indexes)),
             size: end.valid_len,
             next_offset,
             max_timestamp: builder.max_timestamp,
-            first_batch_timestamp,
+            first_append_ms,
             builder,
             persisted,
         };

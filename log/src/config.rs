@@ -81,7 +81,8 @@ pub struct LogConfig {
     /// Roll to a new segment before the active one exceeds this size (`segment.bytes`,
     /// default 1 GiB; at most 2 GiB because index positions are 31-bit).
     pub segment_bytes: u64,
-    /// Roll when the active segment's first batch is this old (`segment.ms`, 7 days).
+    /// Roll when the active segment's first append (by the `now` passed to
+    /// [`crate::Log::append`], since the log was opened) is this old (`segment.ms`, 7 days).
     pub segment_ms: Option<i64>,
     /// Bytes between index entries (`index.interval.bytes`, 4096).
     pub index_interval_bytes: u64,

@@ -173,7 +173,10 @@ pub(crate) struct SegmentState<F> {
     pub(crate) size: u64,
     pub(crate) next_offset: u64,
     pub(crate) max_timestamp: Option<i64>,
-    pub(crate) first_batch_timestamp: Option<i64>,
+    /// The caller's clock at the segment's first append since open: `segment.ms`
+    /// counts from there (Kafka counts from the first batch's timestamp, which
+    /// makes producers with old timestamps roll a segment per batch).
+    pub(crate) first_append_ms: Option<i64>,
     pub(crate) builder: IndexBuilder,
     /// Offset and time index entries already in the index files.
     pub(crate) persisted: (usize, usize),
@@ -391,7 +394,6 @@ impl<S: Storage> Log<S> {
                     (end.valid_len, end.next_offset)
                 }
             };
-            let first_batch_timestamp = first_batch_timestamp(&file, size)?;
             let is_last = i + 1 == bases.len() || report.truncated_at.is_some();
             let persisted = if is_last && i >= validate_from {
                 (0, 0)
@@ -404,7 +406,7 @@ impl<S: Storage> Log<S> {
                 size,
                 next_offset,
                 max_timestamp,
-                first_batch_timestamp,
+                first_append_ms: None,
                 builder,
                 persisted,
             });
@@ -564,7 +566,7 @@ impl<S: Storage> Log<S> {
         active.size += batch.len() as u64;
         active.next_offset = header.next_offset();
         active.max_timestamp = Some(active.max_timestamp.map_or(header.max_timestamp, |m| m.max(header.max_timestamp)));
-        active.first_batch_timestamp.get_or_insert(header.max_timestamp);
+        active.first_append_ms.get_or_insert(now);
         self.producers.record(&header);
         self.next_offset = header.next_offset();
         self.unflushed_bytes += batch.len() as u64;
@@ -599,7 +601,7 @@ impl<S: Storage> Log<S> {
             return false;
         }
         let too_big = active.size + batch_len > self.config.segment_bytes;
-        let too_old = match (self.config.segment_ms, active.first_batch_timestamp) {
+        let too_old = match (self.config.segment_ms, active.first_append_ms) {
             (Some(ms), Some(first)) => now.saturating_sub(first) > ms,
             _ => false,
         };
@@ -724,7 +726,7 @@ impl<S: Storage> Log<S> {
             size: 0,
             next_offset: base,
             max_timestamp: None,
-            first_batch_timestamp: None,
+            first_append_ms: None,
             builder: IndexBuilder::default(),
             persisted: (0, 0),
         });
@@ -834,14 +836,6 @@ fn load_indexes<S: Storage>(dir: &S, base: u64, segment_len: u64) -> Option<Inde
     Some(Indexes { offsets, times })
 }
 
-fn first_batch_timestamp<F: StorageFile>(file: &F, size: u64) -> io::Result<Option<i64>> {
-    if size == 0 {
-        return Ok(None);
-    }
-    let mut header = [0u8; crate::batch::HEADER_LEN];
-    let n = read_full_at(file, &mut header, 0)?;
-    Ok(BatchHeader::decode(&header[..n]).ok().map(|h| h.max_timestamp))
-}
 
 /// Restores producer state: the newest valid snapshot at or below `next_offset`, then
 /// the headers of every batch after it.

@@ -87,3 +87,17 @@ fn std_dir_round_trip() {
     assert_eq!(log.read(77, 1).expect("read")[0].base_offset(), 76);
     std::fs::remove_dir_all(&path).expect("cleanup");
 }
+
+#[test]
+fn segments_roll_by_age_of_their_first_append() {
+    let mut c = LogConfig::default();
+    c.segment_ms = Some(1_000);
+    let (mut log, _) = Log::open(MemDir::new(), c).expect("open");
+    // Record timestamps far in the past do not make every append roll.
+    log.append(batch(0, 1, 0), 10_000).expect("append");
+    log.append(batch(1, 1, 0), 10_500).expect("append");
+    assert_eq!(log.segment_count(), 1);
+    log.append(batch(2, 1, 0), 11_001).expect("append");
+    assert_eq!(log.segment_count(), 2, "the first append is more than segment_ms old");
+    assert_eq!(log.segment_base_offsets(), vec![0, 2]);
+}
