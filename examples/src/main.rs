@@ -17,6 +17,7 @@
 //! [`report`], and append it to [`CHAPTERS`].
 
 mod clocks;
+mod log;
 mod raft;
 mod report;
 mod ring;
@@ -54,6 +55,11 @@ pub(crate) const CHAPTERS: &[Chapter] = &[
         name: "ring",
         title: "placing keys on nodes: consistent hashing, replicas, joins (dsys-hashring)",
         run: ring::run,
+    },
+    Chapter {
+        name: "log",
+        title: "an ordered, durable event log with consumer groups (dsys-log)",
+        run: log::run,
     },
 ];
 

@@ -154,6 +154,65 @@ fn ring_chapter_places_the_seeds_keys_and_reports_quality() {
 }
 
 #[test]
+fn log_chapter_produces_consumes_and_resumes_at_the_committed_offsets() {
+    let text = chapter("log");
+    assert!(
+        text.contains("log: an ordered, durable event log with consumer groups"),
+        "{text}"
+    );
+    // Section 1: the seeds' delivery reports, ORD-0000 first; the retry.
+    let delivered: Vec<&str> = text
+        .lines()
+        .map(str::trim_start)
+        .filter(|line| line.starts_with("Message delivered to orders ["))
+        .collect();
+    assert!(delivered[0].contains("ORD-0000"), "{text}");
+    assert_eq!(delivered.len(), 25, "{text}");
+    assert!(text.contains("duplicate of @ 11: not written"), "{text}");
+    assert!(text.contains("written again @ 1"), "{text}");
+    // Section 2: the seeds' diagram, P0, P1 / P2, P3.
+    assert!(
+        text.contains("| consumer-1 | SyncGroup (gen 2)        | P0, P1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| consumer-2 | SyncGroup (gen 2)        | P2, P3"),
+        "{text}"
+    );
+    // Section 3: five consumers, exactly one idle; the late commit refused.
+    let idle: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("(none): idle"))
+        .collect();
+    assert_eq!(idle.len(), 1, "{text}");
+    assert!(idle[0].contains("consumer-5"), "{}", idle[0]);
+    assert!(
+        text.contains("ILLEGAL_GENERATION (now 3): refused"),
+        "{text}"
+    );
+    // Section 4: every partition resumes at its committed offset.
+    let header = text
+        .lines()
+        .position(|line| line.contains("| committed before the stop |"))
+        .unwrap_or_else(|| panic!("no resume table: {text}"));
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(header + 2)
+        .take_while(|line| !line.trim().is_empty())
+        .map(|line| line.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    for row in &rows {
+        let (committed, first_read) = (row[2], row[3]);
+        assert!(first_read == committed || first_read == "-", "{row:?}");
+    }
+    assert_eq!(rows[3], ["P3", "consumer-4", "11", "11", "ORD-0019"]);
+    assert!(text.contains("25 orders, 26 processings"), "{text}");
+    // Deterministic: a second run prints the same.
+    assert_eq!(chapter("log"), text);
+}
+
+#[test]
 fn list_names_every_chapter() {
     let out = tour(&["--list"]);
     assert!(out.status.success());
@@ -163,7 +222,7 @@ fn list_names_every_chapter() {
         .skip(1)
         .filter_map(|line| line.split_whitespace().next())
         .collect();
-    assert_eq!(names, ["clocks", "raft", "ring"], "{text}");
+    assert_eq!(names, ["clocks", "raft", "ring", "log"], "{text}");
 }
 
 #[test]
@@ -177,7 +236,7 @@ fn unknown_chapter_fails_and_lists_valid_names() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("valid chapters: clocks, raft, ring"),
+        stderr.contains("valid chapters: clocks, raft, ring, log"),
         "{stderr}"
     );
 }

@@ -9,7 +9,7 @@
 
 use std::io;
 
-use crate::batch::{BatchBuf, BatchHeader, RecordBatch};
+use crate::batch::{BatchBuf, RecordBatch};
 use crate::config::{ConfigError, HighWatermarkPolicy, LogConfig};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::producer::{ProducerError, ProducerTable, SequenceCheck};
