@@ -84,6 +84,7 @@ impl<S: Storage> Log<S> {
             report.log_start_offset = self.log_start_offset();
             return Ok(report);
         }
+        self.mark_dirty()?;
         let removed: Vec<_> = self.segments.drain(..delete).collect();
         self.publish_segments();
         for seg in &removed {
@@ -158,6 +159,7 @@ impl<S: Storage> Log<S> {
                 }
             }
             if changed {
+                self.mark_dirty()?;
                 self.replace_segment(i, &out)?;
                 report.segments_rewritten += 1;
             }

@@ -207,6 +207,8 @@ pub struct Log<S: Storage> {
     oldest_unflushed_ms: Option<i64>,
     pub(crate) producers: ProducerTable,
     failed: Option<String>,
+    /// The on-disk checkpoint still claims a clean shutdown.
+    dirty_checkpoint_pending: bool,
     high_watermark: u64,
 }
 
@@ -414,11 +416,18 @@ impl<S: Storage> Log<S> {
                 break;
             }
         }
-        dir.sync_dir()?;
+        if !report.clean_shutdown {
+            dir.sync_dir()?;
+        }
         let next_offset = segments.last().expect("at least one segment").next_offset;
         let producers = restore_producers(&dir, &names, &segments, next_offset)?;
         let active_base = segments.last().expect("at least one segment").base_offset();
-        write_file_atomic(&dir, CHECKPOINT_FILE, &Checkpoint { offset: active_base, clean_size: None }.encode())?;
+        // After a clean shutdown the checkpoint still says "clean"; it is replaced
+        // before the first change (`mark_dirty`), so opening a clean log writes nothing.
+        let dirty_checkpoint_pending = report.clean_shutdown;
+        if !dirty_checkpoint_pending {
+            write_file_atomic(&dir, CHECKPOINT_FILE, &Checkpoint { offset: active_base, clean_size: None }.encode())?;
+        }
         report.segments = segments.len();
         report.next_offset = next_offset;
         let high_watermark = match config.high_watermark {
@@ -441,6 +450,7 @@ impl<S: Storage> Log<S> {
             oldest_unflushed_ms: None,
             producers,
             failed: None,
+            dirty_checkpoint_pending,
             high_watermark,
         };
         Ok((log, report))
@@ -547,6 +557,7 @@ impl<S: Storage> Log<S> {
                 FlushError::Failed(w) => AppendError::Failed(w),
             })?;
         }
+        self.mark_dirty().map_err(AppendError::Io)?;
         let base_offset = self.next_offset;
         batch.assign(base_offset, self.config.leader_epoch);
         let interval = self.config.index_interval_bytes;
@@ -593,6 +604,17 @@ impl<S: Storage> Log<S> {
             duplicate: false,
             durable_offset: self.durable_offset,
         })
+    }
+
+    /// Replaces a clean-shutdown checkpoint before the first change after opening,
+    /// so a crash from here on is recovered by validation.
+    pub(crate) fn mark_dirty(&mut self) -> io::Result<()> {
+        if self.dirty_checkpoint_pending {
+            let base = self.segments.last().expect("an active segment").base_offset();
+            write_file_atomic(&self.dir, CHECKPOINT_FILE, &Checkpoint { offset: base, clean_size: None }.encode())?;
+            self.dirty_checkpoint_pending = false;
+        }
+        Ok(())
     }
 
     fn needs_roll(&self, batch_len: u64, last_delta: u64, now: i64) -> bool {
@@ -685,10 +707,11 @@ impl<S: Storage> Log<S> {
             return Err(FlushError::Failed(why.clone()));
         }
         let base = self.next_offset;
-        let active = self.segments.last_mut().expect("an active segment");
-        if active.size == 0 {
+        if self.segments.last().expect("an active segment").size == 0 {
             return Ok(());
         }
+        self.mark_dirty().map_err(FlushError::Sync)?;
+        let active = self.segments.last_mut().expect("an active segment");
         {
             let mut indexes = lock(&active.shared.indexes);
             active.builder.seal(&mut indexes, active.shared.base_offset);

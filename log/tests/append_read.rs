@@ -101,3 +101,21 @@ fn segments_roll_by_age_of_their_first_append() {
     assert_eq!(log.segment_count(), 2, "the first append is more than segment_ms old");
     assert_eq!(log.segment_base_offsets(), vec![0, 2]);
 }
+
+#[test]
+fn opening_a_cleanly_closed_log_writes_nothing_until_the_first_change() {
+    let dir = MemDir::new();
+    let (mut log, _) = Log::open(dir.clone(), small_segments()).expect("open");
+    log.append(batch(0, 3, 0), 0).expect("append");
+    log.close().expect("close");
+    let syncs = dir.sync_count();
+    let (mut log, report) = Log::open(dir.clone(), small_segments()).expect("reopen");
+    assert!(report.clean_shutdown);
+    assert_eq!(dir.sync_count(), syncs, "a clean open fsyncs nothing");
+    log.append(batch(3, 1, 0), 0).expect("append");
+    assert!(dir.sync_count() > syncs, "the clean mark is replaced before the first change");
+    drop(log);
+    let (_, report) = Log::open(dir, small_segments()).expect("reopen after an unclean stop");
+    assert!(!report.clean_shutdown);
+    assert_eq!(report.next_offset, 4);
+}
