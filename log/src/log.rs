@@ -790,7 +790,13 @@ impl<S: Storage> Log<S> {
         let next = self.next_offset;
         let active = self.segments.last_mut().expect("an active segment");
         let clean_size = Some(active.size);
-        let indexes = lock(&active.shared.indexes).clone();
+        // As Kafka's `LogSegment.close`: the time index ends with the segment's
+        // largest timestamp, which the next open reads back as the maximum.
+        let indexes = {
+            let mut indexes = lock(&active.shared.indexes);
+            active.builder.seal(&mut indexes, active.shared.base_offset);
+            indexes.clone()
+        };
         let b = active.base_offset();
         let written = (|| {
             write_index_file(&self.dir, &file_name(b, INDEX_SUFFIX), &indexes.offsets.encode_from(0))?;
