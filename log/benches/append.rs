@@ -86,8 +86,8 @@ const RECORDS_PER_BATCH: usize = 64;
 const PAYLOAD_PER_BATCH: u64 = (VALUE_BYTES * RECORDS_PER_BATCH) as u64;
 /// Capacity handed to `BatchBuilder::with_capacity`. Each record takes 1,033 bytes
 /// (66,112 for 64), but `push` reserves 5 bytes more than a record's body before
-/// writing it, so an exact capacity reallocates (and copies) the batch at its last
-/// record; 16 bytes of slack per record avoid that.
+/// writing it, so an exact capacity grows the buffer at the last record; 16 bytes of
+/// slack per record keep every batch in one allocation.
 const BATCH_CAPACITY: usize = RECORDS_PER_BATCH * (VALUE_BYTES + 16);
 /// Batches appended into one fresh directory (64 MiB of payload).
 const CHUNK_BATCHES: u64 = 1024;
@@ -497,8 +497,8 @@ fn open(c: &mut Criterion) {
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
-        .sample_size(20)
+        .measurement_time(Duration::from_secs(5))
+        .sample_size(30)
 }
 
 criterion_group! {
