@@ -267,7 +267,9 @@ fn append_group(c: &mut Criterion, name: &str, durability: Durability) {
     group.throughput(Throughput::Bytes(PAYLOAD_PER_BATCH));
     group.bench_function("dsys", |b| {
         b.iter_custom(|iters| {
-            chunked(dir, iters, |d, n| dsys_append_chunk(d, &values, n, durability))
+            chunked(dir, iters, |d, n| {
+                dsys_append_chunk(d, &values, n, durability)
+            })
         });
     });
     let peer_flush = match durability {
@@ -276,18 +278,26 @@ fn append_group(c: &mut Criterion, name: &str, durability: Durability) {
     };
     group.bench_function("commitlog", |b| {
         b.iter_custom(|iters| {
-            chunked(dir, iters, |d, n| commitlog_append_chunk(d, &values, n, peer_flush))
+            chunked(dir, iters, |d, n| {
+                commitlog_append_chunk(d, &values, n, peer_flush)
+            })
         });
     });
     if durability == Durability::Fsync1MiB {
         group.bench_function("commitlog-fsync", |b| {
             b.iter_custom(|iters| {
-                chunked(dir, iters, |d, n| commitlog_append_chunk(d, &values, n, durability))
+                chunked(dir, iters, |d, n| {
+                    commitlog_append_chunk(d, &values, n, durability)
+                })
             });
         });
     }
     group.bench_function("raw-write", |b| {
-        b.iter_custom(|iters| chunked(dir, iters, |d, n| raw_write_chunk(d, &encoded, n, durability)));
+        b.iter_custom(|iters| {
+            chunked(dir, iters, |d, n| {
+                raw_write_chunk(d, &encoded, n, durability)
+            })
+        });
     });
     group.finish();
 }
@@ -324,7 +334,10 @@ fn write_commitlog(dir: &Path, values: &[Vec<u8>], batches: u64) {
     log.flush().expect("flush");
     drop(log);
     for entry in fs::read_dir(dir).expect("list") {
-        File::open(entry.expect("entry").path()).expect("open").sync_all().expect("fsync");
+        File::open(entry.expect("entry").path())
+            .expect("open")
+            .sync_all()
+            .expect("fsync");
     }
 }
 
@@ -402,7 +415,9 @@ fn read(c: &mut Criterion) {
             let mut offset = 0u64;
             let mut sum = 0u64;
             loop {
-                let messages = peer.read(offset, ReadLimit::max_bytes(READ_CHUNK)).expect("read");
+                let messages = peer
+                    .read(offset, ReadLimit::max_bytes(READ_CHUNK))
+                    .expect("read");
                 let mut last = None;
                 for message in messages.iter() {
                     sum += message.payload().len() as u64;

@@ -150,7 +150,10 @@ impl BatchHeader {
     /// Does not check the CRC (that needs the whole batch; see [`RecordBatch::decode`]).
     pub fn decode(buf: &[u8]) -> Result<Self, BatchError> {
         if buf.len() < LOG_OVERHEAD {
-            return Err(BatchError::Truncated { needed: LOG_OVERHEAD, available: buf.len() });
+            return Err(BatchError::Truncated {
+                needed: LOG_OVERHEAD,
+                available: buf.len(),
+            });
         }
         let batch_length = be_i32(buf, 8);
         let total = LOG_OVERHEAD as i64 + batch_length as i64;
@@ -158,7 +161,10 @@ impl BatchHeader {
             return Err(BatchError::InvalidLength(batch_length));
         }
         if buf.len() < HEADER_LEN {
-            return Err(BatchError::Truncated { needed: HEADER_LEN, available: buf.len() });
+            return Err(BatchError::Truncated {
+                needed: HEADER_LEN,
+                available: buf.len(),
+            });
         }
         let magic = buf[16] as i8;
         if magic != MAGIC {
@@ -167,7 +173,9 @@ impl BatchHeader {
         let last_offset_delta = be_i32(buf, 23);
         let records_count = be_i32(buf, 57);
         if last_offset_delta < 0 || records_count < 0 {
-            return Err(BatchError::Inconsistent("negative lastOffsetDelta or recordsCount"));
+            return Err(BatchError::Inconsistent(
+                "negative lastOffsetDelta or recordsCount",
+            ));
         }
         let base_offset = be_i64(buf, 0);
         if base_offset < 0 || base_offset.checked_add(last_offset_delta as i64).is_none() {
@@ -249,7 +257,11 @@ impl BatchHeader {
 
 /// Adds to a producer sequence number, wrapping from `i32::MAX` to 0 as Kafka does.
 pub(crate) fn sequence_add(seq: i32, n: i32) -> i32 {
-    if seq > i32::MAX - n { n - (i32::MAX - seq) - 1 } else { seq + n }
+    if seq > i32::MAX - n {
+        n - (i32::MAX - seq) - 1
+    } else {
+        seq + n
+    }
 }
 
 fn be_i32(buf: &[u8], at: usize) -> i32 {
@@ -293,12 +305,18 @@ impl RecordBatch {
         let header = BatchHeader::decode(&bytes)?;
         let total = header.total_len();
         if bytes.len() < total {
-            return Err(BatchError::Truncated { needed: total, available: bytes.len() });
+            return Err(BatchError::Truncated {
+                needed: total,
+                available: bytes.len(),
+            });
         }
         let bytes = bytes.slice(..total);
         let computed = batch_crc(&bytes);
         if computed != header.crc {
-            return Err(BatchError::CrcMismatch { stored: header.crc, computed });
+            return Err(BatchError::CrcMismatch {
+                stored: header.crc,
+                computed,
+            });
         }
         Ok(RecordBatch { header, bytes })
     }
@@ -342,7 +360,12 @@ impl RecordBatch {
     /// Iterates over the records, decoding each on demand. Fails on compressed batches
     /// ([`BatchError::UnsupportedCompression`]) and on malformed records.
     pub fn records(&self) -> Records<'_> {
-        Records { batch: self, pos: HEADER_LEN, index: 0, failed: false }
+        Records {
+            batch: self,
+            pos: HEADER_LEN,
+            index: 0,
+            failed: false,
+        }
     }
 
     /// Decodes every record, checking that offset deltas run 0, 1, 2... and agree with
@@ -352,15 +375,21 @@ impl RecordBatch {
         for record in self.records() {
             let record = record?;
             if record.offset != self.header.base_offset + count as u64 {
-                return Err(BatchError::Inconsistent("record offset deltas are not 0, 1, 2..."));
+                return Err(BatchError::Inconsistent(
+                    "record offset deltas are not 0, 1, 2...",
+                ));
             }
             count += 1;
         }
         if count != self.header.records_count {
-            return Err(BatchError::Inconsistent("recordsCount does not match the records"));
+            return Err(BatchError::Inconsistent(
+                "recordsCount does not match the records",
+            ));
         }
         if count == 0 || self.header.last_offset_delta != count - 1 {
-            return Err(BatchError::Inconsistent("lastOffsetDelta does not match the records"));
+            return Err(BatchError::Inconsistent(
+                "lastOffsetDelta does not match the records",
+            ));
         }
         Ok(())
     }
@@ -434,12 +463,15 @@ struct Cursor<'a> {
 
 impl Cursor<'_> {
     fn fail(&self, reason: &'static str) -> BatchError {
-        BatchError::MalformedRecord { index: self.index, reason }
+        BatchError::MalformedRecord {
+            index: self.index,
+            reason,
+        }
     }
 
     fn varint(&mut self) -> Result<i32, BatchError> {
-        let (v, n) =
-            i32::decode_var(&self.buf[self.pos..self.end]).ok_or_else(|| self.fail("bad varint"))?;
+        let (v, n) = i32::decode_var(&self.buf[self.pos..self.end])
+            .ok_or_else(|| self.fail("bad varint"))?;
         self.pos += n;
         Ok(v)
     }
@@ -454,7 +486,11 @@ impl Cursor<'_> {
     fn nullable_bytes(&mut self) -> Result<Option<Bytes>, BatchError> {
         let len = self.varint()?;
         if len < 0 {
-            return if len == -1 { Ok(None) } else { Err(self.fail("negative length")) };
+            return if len == -1 {
+                Ok(None)
+            } else {
+                Err(self.fail("negative length"))
+            };
         }
         let len = len as usize;
         if len > self.end - self.pos {
@@ -472,7 +508,12 @@ fn decode_record(
     index: usize,
     header: &BatchHeader,
 ) -> Result<(Record, usize), BatchError> {
-    let mut c = Cursor { buf, pos, end: buf.len(), index };
+    let mut c = Cursor {
+        buf,
+        pos,
+        end: buf.len(),
+        index,
+    };
     let length = c.varint()?;
     if length < 0 || length as usize > c.end - c.pos {
         return Err(c.fail("record length past the end of the batch"));
@@ -495,7 +536,9 @@ fn decode_record(
     }
     let mut headers = Vec::with_capacity(header_count as usize);
     for _ in 0..header_count {
-        let key = c.nullable_bytes()?.ok_or_else(|| c.fail("null header key"))?;
+        let key = c
+            .nullable_bytes()?
+            .ok_or_else(|| c.fail("null header key"))?;
         if std::str::from_utf8(&key).is_err() {
             return Err(c.fail("header key is not UTF-8"));
         }
@@ -547,7 +590,12 @@ pub struct NewRecord<'a> {
 impl<'a> NewRecord<'a> {
     /// A record with a key and a value and no headers.
     pub fn new(timestamp: i64, key: Option<&'a [u8]>, value: Option<&'a [u8]>) -> Self {
-        NewRecord { timestamp, key, value, headers: &[] }
+        NewRecord {
+            timestamp,
+            key,
+            value,
+            headers: &[],
+        }
     }
 }
 
@@ -578,7 +626,13 @@ impl BatchBuilder {
     pub fn with_capacity(capacity: usize) -> Self {
         let mut buf = BytesMut::with_capacity(HEADER_LEN + capacity);
         buf.put_bytes(0, HEADER_LEN);
-        BatchBuilder { buf, producer: None, count: 0, base_timestamp: 0, max_timestamp: 0 }
+        BatchBuilder {
+            buf,
+            producer: None,
+            count: 0,
+            base_timestamp: 0,
+            max_timestamp: 0,
+        }
     }
 
     /// Stamps the batch with an idempotent producer's id, epoch and first sequence.
@@ -617,7 +671,14 @@ impl BatchBuilder {
         let timestamp_delta = record.timestamp.wrapping_sub(self.base_timestamp);
         let offset_delta = i32::try_from(self.count).expect("fewer than 2^31 records per batch");
         let headers = record.headers.iter().map(|(k, v)| (k.as_bytes(), *v));
-        encode_record(&mut self.buf, timestamp_delta, offset_delta, record.key, record.value, headers);
+        encode_record(
+            &mut self.buf,
+            timestamp_delta,
+            offset_delta,
+            record.key,
+            record.value,
+            headers,
+        );
         self.count += 1;
     }
 
@@ -649,7 +710,10 @@ impl BatchBuilder {
         let crc = batch_crc(&self.buf);
         self.buf[17..21].copy_from_slice(&crc.to_be_bytes());
         let header = BatchHeader::decode(&self.buf).expect("the builder writes a valid header");
-        Some(BatchBuf { header, buf: self.buf })
+        Some(BatchBuf {
+            header,
+            buf: self.buf,
+        })
     }
 }
 
@@ -673,7 +737,10 @@ fn encode_record<'h>(
         + nullable_len(key)
         + nullable_len(value)
         + (header_count as i32).required_space()
-        + headers.clone().map(|(k, v)| nullable_len(Some(k)) + nullable_len(v)).sum::<usize>();
+        + headers
+            .clone()
+            .map(|(k, v)| nullable_len(Some(k)) + nullable_len(v))
+            .sum::<usize>();
     assert!(body <= MAX_BATCH_LEN, "record larger than MAX_BATCH_LEN");
     buf.reserve(body + 5);
     put_varint(buf, body as i64);
@@ -773,14 +840,20 @@ impl BatchBuf {
         let header = BatchHeader::decode(&buf)?;
         if buf.len() != header.total_len() {
             return Err(if buf.len() < header.total_len() {
-                BatchError::Truncated { needed: header.total_len(), available: buf.len() }
+                BatchError::Truncated {
+                    needed: header.total_len(),
+                    available: buf.len(),
+                }
             } else {
                 BatchError::Inconsistent("bytes after the batch")
             });
         }
         let computed = batch_crc(&buf);
         if computed != header.crc {
-            return Err(BatchError::CrcMismatch { stored: header.crc, computed });
+            return Err(BatchError::CrcMismatch {
+                stored: header.crc,
+                computed,
+            });
         }
         let batch = BatchBuf { header, buf };
         if header.compression() == Compression::None {
@@ -819,7 +892,10 @@ impl BatchBuf {
 
     /// Freezes into a shared [`RecordBatch`].
     pub fn freeze(self) -> RecordBatch {
-        RecordBatch { header: self.header, bytes: self.buf.freeze() }
+        RecordBatch {
+            header: self.header,
+            bytes: self.buf.freeze(),
+        }
     }
 }
 
@@ -863,12 +939,18 @@ mod tests {
         }
         let bytes = b.finish().expect("records").freeze().as_bytes().clone();
         for cut in 0..bytes.len() {
-            assert!(RecordBatch::decode(bytes.slice(..cut)).is_err(), "cut at {cut}");
+            assert!(
+                RecordBatch::decode(bytes.slice(..cut)).is_err(),
+                "cut at {cut}"
+            );
         }
         for at in 16..bytes.len() {
             let mut damaged = bytes.to_vec();
             damaged[at] ^= 0x5a;
-            assert!(RecordBatch::decode(Bytes::from(damaged)).is_err(), "flip at {at}");
+            assert!(
+                RecordBatch::decode(Bytes::from(damaged)).is_err(),
+                "flip at {at}"
+            );
         }
     }
 

@@ -72,8 +72,10 @@ impl<S: Storage> Log<S> {
                 (Some(ms), Some(max)) => max < now.saturating_sub(ms),
                 _ => false,
             };
-            let oversize =
-                self.config.retention_bytes.is_some_and(|limit| total - seg.size >= limit);
+            let oversize = self
+                .config
+                .retention_bytes
+                .is_some_and(|limit| total - seg.size >= limit);
             if !(expired || oversize) {
                 break;
             }
@@ -129,7 +131,10 @@ impl<S: Storage> Log<S> {
             let mut batches = Vec::new();
             read_batches(&self.segments[i], |b| batches.push(b))?;
             for batch in batches {
-                let records: Vec<Record> = batch.records().collect::<Result<_, _>>().map_err(io::Error::other)?;
+                let records: Vec<Record> = batch
+                    .records()
+                    .collect::<Result<_, _>>()
+                    .map_err(io::Error::other)?;
                 let total = records.len();
                 let kept: Vec<Record> = records
                     .into_iter()
@@ -197,10 +202,21 @@ impl<S: Storage> Log<S> {
             builder.on_batch(&mut indexes, base, pos, h, interval)
         })?;
         builder.seal(&mut indexes, base);
-        write_index_file(&self.dir, &file_name(base, INDEX_SUFFIX), &indexes.offsets.encode_from(0))?;
-        write_index_file(&self.dir, &file_name(base, TIME_INDEX_SUFFIX), &indexes.times.encode_from(0))?;
+        write_index_file(
+            &self.dir,
+            &file_name(base, INDEX_SUFFIX),
+            &indexes.offsets.encode_from(0),
+        )?;
+        write_index_file(
+            &self.dir,
+            &file_name(base, TIME_INDEX_SUFFIX),
+            &indexes.times.encode_from(0),
+        )?;
         let old = &self.segments[i];
-        let persisted = (indexes.offsets.entries().len(), indexes.times.entries().len());
+        let persisted = (
+            indexes.offsets.entries().len(),
+            indexes.times.entries().len(),
+        );
         let next_offset = old.next_offset;
         let first_append_ms = old.first_append_ms;
         self.segments[i] = SegmentState {
@@ -238,7 +254,10 @@ fn read_batches<F: StorageFile>(
     if position != seg.size {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("segment {} is damaged at byte {position}", seg.base_offset()),
+            format!(
+                "segment {} is damaged at byte {position}",
+                seg.base_offset()
+            ),
         ));
     }
     Ok(())

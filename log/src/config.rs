@@ -20,23 +20,35 @@ pub struct FlushPolicy {
 impl FlushPolicy {
     /// Fsync after every append.
     pub const fn every_batch() -> Self {
-        FlushPolicy { max_unflushed_bytes: Some(0), max_unflushed_ms: None }
+        FlushPolicy {
+            max_unflushed_bytes: Some(0),
+            max_unflushed_ms: None,
+        }
     }
 
     /// Fsync once `bytes` are unflushed.
     pub const fn every_bytes(bytes: u64) -> Self {
-        FlushPolicy { max_unflushed_bytes: Some(bytes), max_unflushed_ms: None }
+        FlushPolicy {
+            max_unflushed_bytes: Some(bytes),
+            max_unflushed_ms: None,
+        }
     }
 
     /// Fsync once the oldest unflushed append is `ms` old.
     pub const fn every_millis(ms: i64) -> Self {
-        FlushPolicy { max_unflushed_bytes: None, max_unflushed_ms: Some(ms) }
+        FlushPolicy {
+            max_unflushed_bytes: None,
+            max_unflushed_ms: Some(ms),
+        }
     }
 
     /// Never fsync on the log's own initiative (segments are still fsynced when they
     /// roll, and [`crate::Log::flush`] and [`crate::Log::close`] always fsync).
     pub const fn os() -> Self {
-        FlushPolicy { max_unflushed_bytes: None, max_unflushed_ms: None }
+        FlushPolicy {
+            max_unflushed_bytes: None,
+            max_unflushed_ms: None,
+        }
     }
 }
 

@@ -66,7 +66,10 @@ impl OffsetIndex {
     /// and that positions are inside a segment of `segment_len` bytes.
     pub fn decode(bytes: &[u8], segment_len: u64) -> Result<Self, IndexError> {
         if bytes.len() % OFFSET_ENTRY_LEN != 0 {
-            return Err(IndexError::PartialEntry { len: bytes.len(), entry: OFFSET_ENTRY_LEN });
+            return Err(IndexError::PartialEntry {
+                len: bytes.len(),
+                entry: OFFSET_ENTRY_LEN,
+            });
         }
         let mut entries = Vec::with_capacity(bytes.len() / OFFSET_ENTRY_LEN);
         for (i, chunk) in bytes.chunks_exact(OFFSET_ENTRY_LEN).enumerate() {
@@ -75,8 +78,10 @@ impl OffsetIndex {
             if relative_offset < 0 || position < 0 {
                 return Err(IndexError::OutOfOrder(i));
             }
-            let entry =
-                OffsetEntry { relative_offset: relative_offset as u32, position: position as u32 };
+            let entry = OffsetEntry {
+                relative_offset: relative_offset as u32,
+                position: position as u32,
+            };
             if let Some(last) = entries.last().copied() {
                 let last: OffsetEntry = last;
                 if entry.relative_offset <= last.relative_offset || entry.position <= last.position
@@ -120,7 +125,9 @@ impl OffsetIndex {
     /// Where to start scanning for `relative_offset`: the position of the last entry
     /// whose offset is below it (its batch ends before the target), or 0.
     pub fn lookup(&self, relative_offset: u32) -> u32 {
-        let i = self.entries.partition_point(|e| e.relative_offset < relative_offset);
+        let i = self
+            .entries
+            .partition_point(|e| e.relative_offset < relative_offset);
         if i == 0 {
             return 0;
         }
@@ -146,7 +153,10 @@ impl TimeIndex {
     /// Decodes a `.timeindex` file, checking that timestamps and offsets increase.
     pub fn decode(bytes: &[u8]) -> Result<Self, IndexError> {
         if bytes.len() % TIME_ENTRY_LEN != 0 {
-            return Err(IndexError::PartialEntry { len: bytes.len(), entry: TIME_ENTRY_LEN });
+            return Err(IndexError::PartialEntry {
+                len: bytes.len(),
+                entry: TIME_ENTRY_LEN,
+            });
         }
         let mut entries: Vec<TimeEntry> = Vec::with_capacity(bytes.len() / TIME_ENTRY_LEN);
         for (i, chunk) in bytes.chunks_exact(TIME_ENTRY_LEN).enumerate() {
@@ -155,7 +165,10 @@ impl TimeIndex {
             if relative_offset < 0 {
                 return Err(IndexError::OutOfOrder(i));
             }
-            let entry = TimeEntry { timestamp, relative_offset: relative_offset as u32 };
+            let entry = TimeEntry {
+                timestamp,
+                relative_offset: relative_offset as u32,
+            };
             if let Some(last) = entries.last() {
                 if entry.timestamp <= last.timestamp || entry.relative_offset < last.relative_offset
                 {
@@ -201,12 +214,18 @@ impl TimeIndex {
     /// at least `timestamp`: the offset after the last entry whose timestamp is below it.
     pub fn lookup(&self, timestamp: i64) -> u32 {
         let i = self.entries.partition_point(|e| e.timestamp < timestamp);
-        if i == 0 { 0 } else { self.entries[i - 1].relative_offset.saturating_add(1) }
+        if i == 0 {
+            0
+        } else {
+            self.entries[i - 1].relative_offset.saturating_add(1)
+        }
     }
 
     /// Drops entries whose offset is at or after `relative_offset`.
     pub fn truncate_to_offset(&mut self, relative_offset: u32) {
-        let keep = self.entries.partition_point(|e| e.relative_offset < relative_offset);
+        let keep = self
+            .entries
+            .partition_point(|e| e.relative_offset < relative_offset);
         self.entries.truncate(keep);
     }
 }
@@ -218,9 +237,18 @@ mod tests {
     #[test]
     fn offset_index_round_trips_and_looks_up() {
         let mut idx = OffsetIndex::default();
-        idx.push(OffsetEntry { relative_offset: 9, position: 0 });
-        idx.push(OffsetEntry { relative_offset: 19, position: 4096 });
-        idx.push(OffsetEntry { relative_offset: 19, position: 5000 }); // ignored
+        idx.push(OffsetEntry {
+            relative_offset: 9,
+            position: 0,
+        });
+        idx.push(OffsetEntry {
+            relative_offset: 19,
+            position: 4096,
+        });
+        idx.push(OffsetEntry {
+            relative_offset: 19,
+            position: 5000,
+        }); // ignored
         let bytes = idx.encode_from(0);
         assert_eq!(bytes.len(), 16);
         assert_eq!(OffsetIndex::decode(&bytes, 8192).expect("valid"), idx);
@@ -235,9 +263,18 @@ mod tests {
     #[test]
     fn time_index_lookup_skips_entries_below_the_target() {
         let mut idx = TimeIndex::default();
-        idx.push(TimeEntry { timestamp: 100, relative_offset: 4 });
-        idx.push(TimeEntry { timestamp: 200, relative_offset: 9 });
-        idx.push(TimeEntry { timestamp: 150, relative_offset: 12 }); // ignored
+        idx.push(TimeEntry {
+            timestamp: 100,
+            relative_offset: 4,
+        });
+        idx.push(TimeEntry {
+            timestamp: 200,
+            relative_offset: 9,
+        });
+        idx.push(TimeEntry {
+            timestamp: 150,
+            relative_offset: 12,
+        }); // ignored
         assert_eq!(TimeIndex::decode(&idx.encode_from(0)).expect("valid"), idx);
         assert_eq!(idx.lookup(50), 0);
         assert_eq!(idx.lookup(100), 0);

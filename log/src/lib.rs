@@ -14,7 +14,9 @@ mod segment;
 pub mod storage;
 mod sync;
 
-pub use batch::{BatchBuf, BatchBuilder, BatchError, NewRecord, ProducerStamp, Record, RecordBatch};
+pub use batch::{
+    BatchBuf, BatchBuilder, BatchError, NewRecord, ProducerStamp, Record, RecordBatch,
+};
 pub use cleaner::{CompactionReport, RetentionReport};
 pub use config::{CleanupPolicy, ConfigError, FlushPolicy, HighWatermarkPolicy, LogConfig};
 pub use log::{

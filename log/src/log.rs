@@ -298,20 +298,27 @@ impl<S: Storage> Log<S> {
                 dir.remove(name)?;
             }
         }
-        let mut bases: Vec<u64> =
-            names.iter().filter_map(|n| parse_file_name(n, LOG_SUFFIX)).collect();
+        let mut bases: Vec<u64> = names
+            .iter()
+            .filter_map(|n| parse_file_name(n, LOG_SUFFIX))
+            .collect();
         bases.sort_unstable();
         if bases.is_empty() {
             bases.push(0);
         }
-        let checkpoint = read_small_file(&dir, CHECKPOINT_FILE).and_then(|b| Checkpoint::decode(&b));
+        let checkpoint =
+            read_small_file(&dir, CHECKPOINT_FILE).and_then(|b| Checkpoint::decode(&b));
         let last_base = *bases.last().expect("at least one segment");
         let last_len = match dir.open(&file_name(last_base, LOG_SUFFIX), false) {
             Ok(f) => Some(f.len()?),
             Err(_) => None,
         };
         let validate_from = match checkpoint {
-            Some(cp) if cp.offset >= last_base && cp.clean_size.is_some() && cp.clean_size == last_len => {
+            Some(cp)
+                if cp.offset >= last_base
+                    && cp.clean_size.is_some()
+                    && cp.clean_size == last_len =>
+            {
                 report.clean_shutdown = true;
                 bases.len()
             }
@@ -338,8 +345,12 @@ impl<S: Storage> Log<S> {
                         if let Some(e) = indexes.times.entries().last() {
                             builder.max_timestamp_offset = base + e.relative_offset as u64;
                         }
-                        builder.bytes_since_entry =
-                            len - indexes.offsets.entries().last().map_or(0, |e| e.position as u64);
+                        builder.bytes_since_entry = len
+                            - indexes
+                                .offsets
+                                .entries()
+                                .last()
+                                .map_or(0, |e| e.position as u64);
                     }
                     None => {
                         report.rebuilt_indexes += 1;
@@ -349,8 +360,16 @@ impl<S: Storage> Log<S> {
                         if i + 1 < bases.len() {
                             builder.seal(&mut indexes, base);
                         }
-                        write_index_file(&dir, &file_name(base, INDEX_SUFFIX), &indexes.offsets.encode_from(0))?;
-                        write_index_file(&dir, &file_name(base, TIME_INDEX_SUFFIX), &indexes.times.encode_from(0))?;
+                        write_index_file(
+                            &dir,
+                            &file_name(base, INDEX_SUFFIX),
+                            &indexes.offsets.encode_from(0),
+                        )?;
+                        write_index_file(
+                            &dir,
+                            &file_name(base, TIME_INDEX_SUFFIX),
+                            &indexes.times.encode_from(0),
+                        )?;
                     }
                 }
                 state_next = Some((len, next));
@@ -361,7 +380,11 @@ impl<S: Storage> Log<S> {
                     report.validated_segments += 1;
                     // The active segment is never compacted, so its offsets must be
                     // contiguous: a damaged baseOffset (outside the CRC) is caught too.
-                    let mode = if i + 1 == bases.len() { ScanMode::VerifyContiguous } else { ScanMode::Verify };
+                    let mode = if i + 1 == bases.len() {
+                        ScanMode::VerifyContiguous
+                    } else {
+                        ScanMode::Verify
+                    };
                     let end = scan(&file, base, mode, |pos, h| {
                         builder.on_batch(&mut indexes, base, pos, h, interval)
                     })?;
@@ -383,8 +406,16 @@ impl<S: Storage> Log<S> {
                     } else {
                         (indexes.offsets.clone(), indexes.times.clone())
                     };
-                    write_index_file(&dir, &file_name(base, INDEX_SUFFIX), &offsets.encode_from(0))?;
-                    write_index_file(&dir, &file_name(base, TIME_INDEX_SUFFIX), &times.encode_from(0))?;
+                    write_index_file(
+                        &dir,
+                        &file_name(base, INDEX_SUFFIX),
+                        &offsets.encode_from(0),
+                    )?;
+                    write_index_file(
+                        &dir,
+                        &file_name(base, TIME_INDEX_SUFFIX),
+                        &times.encode_from(0),
+                    )?;
                     if damaged {
                         for &later in &bases[i + 1..] {
                             for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
@@ -400,7 +431,10 @@ impl<S: Storage> Log<S> {
             let persisted = if is_last && i >= validate_from {
                 (0, 0)
             } else {
-                (indexes.offsets.entries().len(), indexes.times.entries().len())
+                (
+                    indexes.offsets.entries().len(),
+                    indexes.times.entries().len(),
+                )
             };
             let max_timestamp = builder.max_timestamp;
             segments.push(SegmentState {
@@ -426,7 +460,15 @@ impl<S: Storage> Log<S> {
         // before the first change (`mark_dirty`), so opening a clean log writes nothing.
         let dirty_checkpoint_pending = report.clean_shutdown;
         if !dirty_checkpoint_pending {
-            write_file_atomic(&dir, CHECKPOINT_FILE, &Checkpoint { offset: active_base, clean_size: None }.encode())?;
+            write_file_atomic(
+                &dir,
+                CHECKPOINT_FILE,
+                &Checkpoint {
+                    offset: active_base,
+                    clean_size: None,
+                }
+                .encode(),
+            )?;
         }
         report.segments = segments.len();
         report.next_offset = next_offset;
@@ -521,7 +563,9 @@ impl<S: Storage> Log<S> {
 
     /// A handle for reading from other threads; see [`LogReader`].
     pub fn reader(&self) -> LogReader<S::File> {
-        LogReader { shared: self.shared.clone() }
+        LogReader {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Appends a batch at the next offset, `now` being the caller's clock in
@@ -539,8 +583,10 @@ impl<S: Storage> Log<S> {
             });
         }
         if batch.header().has_producer_id() {
-            if let SequenceCheck::Duplicate { base_offset, last_offset } =
-                self.producers.check(batch.header())?
+            if let SequenceCheck::Duplicate {
+                base_offset,
+                last_offset,
+            } = self.producers.check(batch.header())?
             {
                 return Ok(Appended {
                     base_offset,
@@ -572,11 +618,21 @@ impl<S: Storage> Log<S> {
         let header = *batch.header();
         {
             let mut indexes = lock(&active.shared.indexes);
-            active.builder.on_batch(&mut indexes, active.shared.base_offset, position, &header, interval);
+            active.builder.on_batch(
+                &mut indexes,
+                active.shared.base_offset,
+                position,
+                &header,
+                interval,
+            );
         }
         active.size += batch.len() as u64;
         active.next_offset = header.next_offset();
-        active.max_timestamp = Some(active.max_timestamp.map_or(header.max_timestamp, |m| m.max(header.max_timestamp)));
+        active.max_timestamp = Some(
+            active
+                .max_timestamp
+                .map_or(header.max_timestamp, |m| m.max(header.max_timestamp)),
+        );
         active.first_append_ms.get_or_insert(now);
         self.producers.record(&header);
         self.next_offset = header.next_offset();
@@ -610,8 +666,20 @@ impl<S: Storage> Log<S> {
     /// so a crash from here on is recovered by validation.
     pub(crate) fn mark_dirty(&mut self) -> io::Result<()> {
         if self.dirty_checkpoint_pending {
-            let base = self.segments.last().expect("an active segment").base_offset();
-            write_file_atomic(&self.dir, CHECKPOINT_FILE, &Checkpoint { offset: base, clean_size: None }.encode())?;
+            let base = self
+                .segments
+                .last()
+                .expect("an active segment")
+                .base_offset();
+            write_file_atomic(
+                &self.dir,
+                CHECKPOINT_FILE,
+                &Checkpoint {
+                    offset: base,
+                    clean_size: None,
+                }
+                .encode(),
+            )?;
             self.dirty_checkpoint_pending = false;
         }
         Ok(())
@@ -636,7 +704,11 @@ impl<S: Storage> Log<S> {
         if self.unflushed_bytes == 0 {
             return false;
         }
-        let by_bytes = self.config.flush.max_unflushed_bytes.is_some_and(|b| self.unflushed_bytes > b);
+        let by_bytes = self
+            .config
+            .flush
+            .max_unflushed_bytes
+            .is_some_and(|b| self.unflushed_bytes > b);
         let by_time = match (self.config.flush.max_unflushed_ms, self.oldest_unflushed_ms) {
             (Some(ms), Some(oldest)) => now.saturating_sub(oldest) >= ms,
             _ => false,
@@ -672,7 +744,8 @@ impl<S: Storage> Log<S> {
     /// Runs time-based duties: flushes when `max_unflushed_ms` has passed and forgets
     /// expired idempotent producers. Call it by [`Log::poll_timeout`].
     pub fn tick(&mut self, now: i64) -> Result<(), FlushError> {
-        self.producers.expire(now, self.config.producer_expiration_ms);
+        self.producers
+            .expire(now, self.config.producer_expiration_ms);
         if self.flush_due(now) {
             self.flush()?;
         }
@@ -720,12 +793,23 @@ impl<S: Storage> Log<S> {
             active.shared.file.sync_data()?;
             let indexes = lock(&active.shared.indexes).clone();
             let b = active.base_offset();
-            write_index_file(&self.dir, &file_name(b, INDEX_SUFFIX), &indexes.offsets.encode_from(0))?;
-            write_index_file(&self.dir, &file_name(b, TIME_INDEX_SUFFIX), &indexes.times.encode_from(0))?;
+            write_index_file(
+                &self.dir,
+                &file_name(b, INDEX_SUFFIX),
+                &indexes.offsets.encode_from(0),
+            )?;
+            write_index_file(
+                &self.dir,
+                &file_name(b, TIME_INDEX_SUFFIX),
+                &indexes.times.encode_from(0),
+            )?;
             for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
                 self.dir.open(&file_name(b, suffix), false)?.sync_data()?;
             }
-            active.persisted = (indexes.offsets.entries().len(), indexes.times.entries().len());
+            active.persisted = (
+                indexes.offsets.entries().len(),
+                indexes.times.entries().len(),
+            );
             let file = self.dir.open(&file_name(base, LOG_SUFFIX), true)?;
             file.set_len(0)?;
             for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
@@ -759,8 +843,20 @@ impl<S: Storage> Log<S> {
         }
         // Everything below `base` is durable: move the recovery point and snapshot the
         // producers there. Failing here only means a longer recovery next time.
-        let _ = write_file_atomic(&self.dir, &file_name(base, SNAPSHOT_SUFFIX), &self.producers.encode());
-        let _ = write_file_atomic(&self.dir, CHECKPOINT_FILE, &Checkpoint { offset: base, clean_size: None }.encode());
+        let _ = write_file_atomic(
+            &self.dir,
+            &file_name(base, SNAPSHOT_SUFFIX),
+            &self.producers.encode(),
+        );
+        let _ = write_file_atomic(
+            &self.dir,
+            CHECKPOINT_FILE,
+            &Checkpoint {
+                offset: base,
+                clean_size: None,
+            }
+            .encode(),
+        );
         self.prune_snapshots();
         Ok(())
     }
@@ -768,8 +864,10 @@ impl<S: Storage> Log<S> {
     /// Keeps the two newest producer snapshots.
     fn prune_snapshots(&self) {
         let Ok(names) = self.dir.list() else { return };
-        let mut snaps: Vec<u64> =
-            names.iter().filter_map(|n| parse_file_name(n, SNAPSHOT_SUFFIX)).collect();
+        let mut snaps: Vec<u64> = names
+            .iter()
+            .filter_map(|n| parse_file_name(n, SNAPSHOT_SUFFIX))
+            .collect();
         snaps.sort_unstable();
         let keep_from = snaps.len().saturating_sub(2);
         for &s in &snaps[..keep_from] {
@@ -799,13 +897,33 @@ impl<S: Storage> Log<S> {
         };
         let b = active.base_offset();
         let written = (|| {
-            write_index_file(&self.dir, &file_name(b, INDEX_SUFFIX), &indexes.offsets.encode_from(0))?;
-            write_index_file(&self.dir, &file_name(b, TIME_INDEX_SUFFIX), &indexes.times.encode_from(0))?;
+            write_index_file(
+                &self.dir,
+                &file_name(b, INDEX_SUFFIX),
+                &indexes.offsets.encode_from(0),
+            )?;
+            write_index_file(
+                &self.dir,
+                &file_name(b, TIME_INDEX_SUFFIX),
+                &indexes.times.encode_from(0),
+            )?;
             for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
                 self.dir.open(&file_name(b, suffix), false)?.sync_data()?;
             }
-            write_file_atomic(&self.dir, &file_name(next, SNAPSHOT_SUFFIX), &self.producers.encode())?;
-            write_file_atomic(&self.dir, CHECKPOINT_FILE, &Checkpoint { offset: next, clean_size }.encode())
+            write_file_atomic(
+                &self.dir,
+                &file_name(next, SNAPSHOT_SUFFIX),
+                &self.producers.encode(),
+            )?;
+            write_file_atomic(
+                &self.dir,
+                CHECKPOINT_FILE,
+                &Checkpoint {
+                    offset: next,
+                    clean_size,
+                }
+                .encode(),
+            )
         })();
         written.map_err(FlushError::Sync)?;
         self.prune_snapshots();
@@ -833,13 +951,19 @@ fn remove_if_exists<S: Storage>(dir: &S, name: &str) -> io::Result<()> {
 }
 
 /// Appends the active segment's new index entries to its index files.
-fn persist_new_index_entries<S: Storage>(dir: &S, active: &mut SegmentState<S::File>) -> io::Result<()> {
+fn persist_new_index_entries<S: Storage>(
+    dir: &S,
+    active: &mut SegmentState<S::File>,
+) -> io::Result<()> {
     let (offsets, times, counts) = {
         let indexes = lock(&active.shared.indexes);
         (
             indexes.offsets.encode_from(active.persisted.0),
             indexes.times.encode_from(active.persisted.1),
-            (indexes.offsets.entries().len(), indexes.times.entries().len()),
+            (
+                indexes.offsets.entries().len(),
+                indexes.times.entries().len(),
+            ),
         )
     };
     let b = active.base_offset();
@@ -865,7 +989,6 @@ fn load_indexes<S: Storage>(dir: &S, base: u64, segment_len: u64) -> Option<Inde
     Some(Indexes { offsets, times })
 }
 
-
 /// Restores producer state: the newest valid snapshot at or below `next_offset`, then
 /// the headers of every batch after it.
 fn restore_producers<S: Storage>(
@@ -874,8 +997,10 @@ fn restore_producers<S: Storage>(
     segments: &[SegmentState<S::File>],
     next_offset: u64,
 ) -> io::Result<ProducerTable> {
-    let mut snaps: Vec<u64> =
-        names.iter().filter_map(|n| parse_file_name(n, SNAPSHOT_SUFFIX)).collect();
+    let mut snaps: Vec<u64> = names
+        .iter()
+        .filter_map(|n| parse_file_name(n, SNAPSHOT_SUFFIX))
+        .collect();
     snaps.sort_unstable();
     let mut table = ProducerTable::default();
     let mut from = 0;
@@ -892,12 +1017,20 @@ fn restore_producers<S: Storage>(
             break;
         }
     }
-    for seg in segments.iter().filter(|s| s.next_offset > from && s.size > 0) {
-        scan(&*seg.shared.file, seg.base_offset(), ScanMode::Headers, |_, h| {
-            if h.base_offset >= from {
-                table.record(h);
-            }
-        })?;
+    for seg in segments
+        .iter()
+        .filter(|s| s.next_offset > from && s.size > 0)
+    {
+        scan(
+            &*seg.shared.file,
+            seg.base_offset(),
+            ScanMode::Headers,
+            |_, h| {
+                if h.base_offset >= from {
+                    table.record(h);
+                }
+            },
+        )?;
     }
     Ok(table)
 }
@@ -912,7 +1045,9 @@ pub struct LogReader<F> {
 
 impl<F> Clone for LogReader<F> {
     fn clone(&self) -> Self {
-        LogReader { shared: self.shared.clone() }
+        LogReader {
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -924,7 +1059,9 @@ impl<F: StorageFile> LogReader<F> {
 
     /// First offset in the log.
     pub fn log_start_offset(&self) -> u64 {
-        lock(&self.shared.segments).first().map_or(0, |s| s.base_offset)
+        lock(&self.shared.segments)
+            .first()
+            .map_or(0, |s| s.base_offset)
     }
 
     /// Reads whole batches from `offset` on: the batch holding `offset` (or, after
@@ -936,12 +1073,18 @@ impl<F: StorageFile> LogReader<F> {
         let segments = lock(&self.shared.segments).clone();
         let start = segments.first().map_or(0, |s| s.base_offset);
         if offset < start || offset > high_watermark {
-            return Err(ReadError::OffsetOutOfRange { offset, start, high_watermark });
+            return Err(ReadError::OffsetOutOfRange {
+                offset,
+                start,
+                high_watermark,
+            });
         }
         if offset == high_watermark {
             return Ok(Vec::new());
         }
-        let first = segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+        let first = segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
         for segment in &segments[first..] {
             if segment.base_offset >= high_watermark {
                 break;

@@ -76,7 +76,11 @@ impl<S: Storage> OffsetStore<S> {
     /// skipped and counted ([`OffsetStore::skipped_records`]).
     pub fn open(dir: S) -> Result<(Self, RecoveryReport), OpenError> {
         let (log, report) = Log::open(dir, Self::log_config())?;
-        let mut store = OffsetStore { log, committed: BTreeMap::new(), skipped_records: 0 };
+        let mut store = OffsetStore {
+            log,
+            committed: BTreeMap::new(),
+            skipped_records: 0,
+        };
         let mut offset = store.log.log_start_offset();
         while offset < store.log.high_watermark() {
             let batches = store.log.read(offset, 1 << 20).map_err(|e| match e {
@@ -87,7 +91,10 @@ impl<S: Storage> OffsetStore<S> {
             offset = last.last_offset() + 1;
             for batch in &batches {
                 for record in batch.records() {
-                    match record.ok().and_then(|r| decode_key(r.key.as_ref()?).map(|k| (k, r.value))) {
+                    match record
+                        .ok()
+                        .and_then(|r| decode_key(r.key.as_ref()?).map(|k| (k, r.value)))
+                    {
                         Some((key, None)) => {
                             store.committed.remove(&key);
                         }
@@ -123,9 +130,11 @@ impl<S: Storage> OffsetStore<S> {
         for (k, v) in &encoded {
             builder.push(NewRecord::new(now, Some(k), Some(v)));
         }
-        self.log.append(builder.finish().expect("at least one offset"), now)?;
+        self.log
+            .append(builder.finish().expect("at least one offset"), now)?;
         for (tp, c) in offsets {
-            self.committed.insert((group.to_string(), tp.clone()), c.clone());
+            self.committed
+                .insert((group.to_string(), tp.clone()), c.clone());
         }
         Ok(())
     }
@@ -140,12 +149,15 @@ impl<S: Storage> OffsetStore<S> {
         let full: Vec<_> = offsets
             .iter()
             .map(|(tp, o)| {
-                (tp.clone(), CommittedOffset {
-                    offset: *o,
-                    leader_epoch: -1,
-                    metadata: String::new(),
-                    commit_timestamp: now,
-                })
+                (
+                    tp.clone(),
+                    CommittedOffset {
+                        offset: *o,
+                        leader_epoch: -1,
+                        metadata: String::new(),
+                        commit_timestamp: now,
+                    },
+                )
             })
             .collect();
         self.commit(group, &full, now)
@@ -154,17 +166,25 @@ impl<S: Storage> OffsetStore<S> {
     /// Deletes every committed offset of `group` (tombstones, removed by compaction
     /// after `delete_retention_ms`).
     pub fn delete_group(&mut self, group: &str, now: i64) -> Result<usize, CommitError> {
-        let keys: Vec<_> =
-            self.committed.keys().filter(|(g, _)| g == group).map(|(_, tp)| tp.clone()).collect();
+        let keys: Vec<_> = self
+            .committed
+            .keys()
+            .filter(|(g, _)| g == group)
+            .map(|(_, tp)| tp.clone())
+            .collect();
         if keys.is_empty() {
             return Ok(0);
         }
         let mut builder = BatchBuilder::new();
-        let encoded: Vec<_> = keys.iter().map(|tp| encode_key(group, tp)).collect::<Result<_, _>>()?;
+        let encoded: Vec<_> = keys
+            .iter()
+            .map(|tp| encode_key(group, tp))
+            .collect::<Result<_, _>>()?;
         for k in &encoded {
             builder.push(NewRecord::new(now, Some(k), None));
         }
-        self.log.append(builder.finish().expect("at least one key"), now)?;
+        self.log
+            .append(builder.finish().expect("at least one key"), now)?;
         for tp in &keys {
             self.committed.remove(&(group.to_string(), tp.clone()));
         }
@@ -262,7 +282,8 @@ fn decode_key(bytes: &Bytes) -> Option<(String, TopicPartition)> {
     let group = c.string()?;
     let topic = c.string()?;
     let partition = u32::try_from(i32::from_be_bytes(c.take()?)).ok()?;
-    c.0.is_empty().then(|| (group, TopicPartition::new(topic, partition)))
+    c.0.is_empty()
+        .then(|| (group, TopicPartition::new(topic, partition)))
 }
 
 fn decode_value(bytes: &[u8]) -> Option<CommittedOffset> {
@@ -274,7 +295,12 @@ fn decode_value(bytes: &[u8]) -> Option<CommittedOffset> {
     let leader_epoch = i32::from_be_bytes(c.take()?);
     let metadata = c.string()?;
     let commit_timestamp = i64::from_be_bytes(c.take()?);
-    c.0.is_empty().then_some(CommittedOffset { offset, leader_epoch, metadata, commit_timestamp })
+    c.0.is_empty().then_some(CommittedOffset {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp,
+    })
 }
 
 #[cfg(test)]
@@ -285,9 +311,19 @@ mod tests {
     fn key_and_value_follow_kafkas_schemas() {
         let tp = TopicPartition::new("orders", 3);
         let key = encode_key("g", &tp).expect("fits");
-        assert_eq!(key, [0, 1, 0, 1, b'g', 0, 6, b'o', b'r', b'd', b'e', b'r', b's', 0, 0, 0, 3]);
+        assert_eq!(
+            key,
+            [
+                0, 1, 0, 1, b'g', 0, 6, b'o', b'r', b'd', b'e', b'r', b's', 0, 0, 0, 3
+            ]
+        );
         assert_eq!(decode_key(&Bytes::from(key)), Some(("g".to_string(), tp)));
-        let c = CommittedOffset { offset: 42, leader_epoch: -1, metadata: "m".into(), commit_timestamp: 7 };
+        let c = CommittedOffset {
+            offset: 42,
+            leader_epoch: -1,
+            metadata: "m".into(),
+            commit_timestamp: 7,
+        };
         let value = encode_value(&c).expect("fits");
         assert_eq!(value.len(), 2 + 8 + 4 + 3 + 8);
         assert_eq!(decode_value(&value), Some(c));

@@ -109,7 +109,10 @@ impl ProducerTable {
                 last_offset: dup.last_offset,
             });
         }
-        let expected = entry.batches.back().map_or(0, |b| sequence_add(b.last_seq, 1));
+        let expected = entry
+            .batches
+            .back()
+            .map_or(0, |b| sequence_add(b.last_seq, 1));
         if h.base_sequence == expected {
             Ok(SequenceCheck::New)
         } else {
@@ -129,7 +132,10 @@ impl ProducerTable {
         let entry = self
             .producers
             .entry(h.producer_id)
-            .or_insert_with(|| ProducerEntry { epoch: h.producer_epoch, batches: VecDeque::new() });
+            .or_insert_with(|| ProducerEntry {
+                epoch: h.producer_epoch,
+                batches: VecDeque::new(),
+            });
         if entry.epoch != h.producer_epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
@@ -151,7 +157,9 @@ impl ProducerTable {
     pub(crate) fn expire(&mut self, now: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
         self.producers.retain(|_, e| {
-            e.batches.back().is_some_and(|b| b.timestamp.saturating_add(expiration_ms) >= now)
+            e.batches
+                .back()
+                .is_some_and(|b| b.timestamp.saturating_add(expiration_ms) >= now)
         });
         before - self.producers.len()
     }
@@ -266,15 +274,25 @@ mod tests {
         t.record(&first);
         assert_eq!(
             t.check(&header(7, 0, 0, 3, 999)),
-            Ok(SequenceCheck::Duplicate { base_offset: 100, last_offset: 102 })
+            Ok(SequenceCheck::Duplicate {
+                base_offset: 100,
+                last_offset: 102
+            })
         );
         assert!(matches!(
             t.check(&header(7, 0, 4, 1, 0)),
-            Err(ProducerError::OutOfOrderSequence { expected: 3, got: 4, .. })
+            Err(ProducerError::OutOfOrderSequence {
+                expected: 3,
+                got: 4,
+                ..
+            })
         ));
         assert_eq!(t.check(&header(7, 0, 3, 1, 0)), Ok(SequenceCheck::New));
         t.record(&header(7, 1, 0, 1, 103));
-        assert!(matches!(t.check(&header(7, 0, 3, 1, 0)), Err(ProducerError::Fenced { .. })));
+        assert!(matches!(
+            t.check(&header(7, 0, 3, 1, 0)),
+            Err(ProducerError::Fenced { .. })
+        ));
         let decoded = ProducerTable::decode(&t.encode()).expect("round trip");
         assert_eq!(decoded, t);
         assert_eq!(t.expire(10 + 1000, 999), 1);

@@ -51,7 +51,11 @@ pub(crate) struct Indexes {
 
 impl<F: StorageFile> Segment<F> {
     pub(crate) fn new(base_offset: u64, file: F, indexes: Indexes) -> Self {
-        Segment { base_offset, file: Arc::new(file), indexes: Mutex::new(indexes) }
+        Segment {
+            base_offset,
+            file: Arc::new(file),
+            indexes: Mutex::new(indexes),
+        }
     }
 
     /// Byte position to start scanning from for `offset`.
@@ -191,7 +195,8 @@ pub(crate) fn scan<F: StorageFile + ?Sized>(
             return Ok(end);
         };
         let total = header.total_len() as u64;
-        let contiguous = mode != ScanMode::VerifyContiguous || header.base_offset == end.next_offset;
+        let contiguous =
+            mode != ScanMode::VerifyContiguous || header.base_offset == end.next_offset;
         let in_order = contiguous
             && header.base_offset >= end.next_offset
             && header.last_offset() - base_offset <= i32::MAX as u64;
@@ -217,9 +222,10 @@ pub(crate) fn scan<F: StorageFile + ?Sized>(
         each(pos, &header);
         end.valid_len = pos + total;
         end.next_offset = header.next_offset();
-        end.max_timestamp = Some(end.max_timestamp.map_or(header.max_timestamp, |m: i64| {
-            m.max(header.max_timestamp)
-        }));
+        end.max_timestamp = Some(
+            end.max_timestamp
+                .map_or(header.max_timestamp, |m: i64| m.max(header.max_timestamp)),
+        );
     }
 }
 
@@ -283,7 +289,10 @@ impl IndexBuilder {
         }
         let relative = (header.last_offset() - base_offset) as u32;
         if self.bytes_since_entry > interval_bytes {
-            indexes.offsets.push(OffsetEntry { relative_offset: relative, position: position as u32 });
+            indexes.offsets.push(OffsetEntry {
+                relative_offset: relative,
+                position: position as u32,
+            });
             if let Some(ts) = self.max_timestamp {
                 indexes.times.push(TimeEntry {
                     timestamp: ts,
@@ -313,9 +322,18 @@ mod tests {
     #[test]
     fn file_names_are_twenty_digits() {
         assert_eq!(file_name(42, LOG_SUFFIX), "00000000000000000042.log");
-        assert_eq!(parse_file_name("00000000000000000042.log", LOG_SUFFIX), Some(42));
+        assert_eq!(
+            parse_file_name("00000000000000000042.log", LOG_SUFFIX),
+            Some(42)
+        );
         assert_eq!(parse_file_name("0000000000000000042.log", LOG_SUFFIX), None);
-        assert_eq!(parse_file_name("00000000000000000042.index", LOG_SUFFIX), None);
-        assert_eq!(parse_file_name("0000000000000000004x.log", LOG_SUFFIX), None);
+        assert_eq!(
+            parse_file_name("00000000000000000042.index", LOG_SUFFIX),
+            None
+        );
+        assert_eq!(
+            parse_file_name("0000000000000000004x.log", LOG_SUFFIX),
+            None
+        );
     }
 }

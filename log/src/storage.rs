@@ -92,7 +92,9 @@ impl StdDir {
     /// Uses `path` as the partition directory, creating it (and its parents) if needed.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         std::fs::create_dir_all(path.as_ref())?;
-        Ok(StdDir { path: path.as_ref().to_path_buf() })
+        Ok(StdDir {
+            path: path.as_ref().to_path_buf(),
+        })
     }
 
     /// The directory.
@@ -286,7 +288,10 @@ impl Storage for MemDir {
             }
             None => return Err(io::Error::new(io::ErrorKind::NotFound, name.to_string())),
         };
-        Ok(MemFile { data, state: self.state.clone() })
+        Ok(MemFile {
+            data,
+            state: self.state.clone(),
+        })
     }
 
     fn list(&self) -> io::Result<Vec<String>> {
@@ -322,7 +327,9 @@ impl StorageFile for MemFile {
 
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         let f = lock(&self.data);
-        let Ok(pos) = usize::try_from(pos) else { return Ok(0) };
+        let Ok(pos) = usize::try_from(pos) else {
+            return Ok(0);
+        };
         if pos >= f.data.len() {
             return Ok(0);
         }

@@ -7,7 +7,11 @@ fn batch(first: u64, n: usize, ts: i64) -> dsys_log::BatchBuf {
     for i in 0..n {
         let key = format!("k{}", first + i as u64);
         let value = format!("value-{}", first + i as u64);
-        b.push(NewRecord::new(ts + i as i64, Some(key.as_bytes()), Some(value.as_bytes())));
+        b.push(NewRecord::new(
+            ts + i as i64,
+            Some(key.as_bytes()),
+            Some(value.as_bytes()),
+        ));
     }
     b.finish().expect("non-empty")
 }
@@ -25,7 +29,9 @@ fn appends_get_consecutive_offsets_and_read_back() {
     assert_eq!(report.next_offset, 0);
     let mut next = 0;
     for i in 0..50 {
-        let a = log.append(batch(next, 3, 1000 + i * 10), 0).expect("append");
+        let a = log
+            .append(batch(next, 3, 1000 + i * 10), 0)
+            .expect("append");
         assert_eq!(a.base_offset, next);
         assert_eq!(a.last_offset, next + 2);
         next += 3;
@@ -35,8 +41,15 @@ fn appends_get_consecutive_offsets_and_read_back() {
         let batches = log.read(offset, 100).expect("read");
         let first = &batches[0];
         assert!(first.base_offset() <= offset && offset <= first.last_offset());
-        let rec = first.records().map(|r| r.expect("record")).find(|r| r.offset == offset).expect("offset");
-        assert_eq!(rec.value.as_deref(), Some(format!("value-{offset}").as_bytes()));
+        let rec = first
+            .records()
+            .map(|r| r.expect("record"))
+            .find(|r| r.offset == offset)
+            .expect("offset");
+        assert_eq!(
+            rec.value.as_deref(),
+            Some(format!("value-{offset}").as_bytes())
+        );
     }
     assert!(log.read(next, 100).expect("at end").is_empty());
     assert!(log.read(next + 1, 100).is_err());
@@ -44,8 +57,14 @@ fn appends_get_consecutive_offsets_and_read_back() {
     assert_eq!(log.offset_for_timestamp(0).expect("ts"), Some(0));
     assert_eq!(log.offset_for_timestamp(1001).expect("ts"), Some(1));
     assert_eq!(log.offset_for_timestamp(1003).expect("ts"), Some(3));
-    assert_eq!(log.offset_for_timestamp(1000 + 49 * 10 + 2).expect("ts"), Some(149));
-    assert_eq!(log.offset_for_timestamp(1000 + 49 * 10 + 3).expect("ts"), None);
+    assert_eq!(
+        log.offset_for_timestamp(1000 + 49 * 10 + 2).expect("ts"),
+        Some(149)
+    );
+    assert_eq!(
+        log.offset_for_timestamp(1000 + 49 * 10 + 3).expect("ts"),
+        None
+    );
 }
 
 #[test]
@@ -75,13 +94,20 @@ fn reopen_after_close_and_after_crash_keeps_flushed_batches() {
 fn std_dir_round_trip() {
     let path = std::env::temp_dir().join(format!("dsys-log-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&path);
-    let (mut log, _) = Log::open(StdDir::open(&path).expect("dir"), small_segments()).expect("open");
+    let (mut log, _) =
+        Log::open(StdDir::open(&path).expect("dir"), small_segments()).expect("open");
     for i in 0..30 {
         log.append(batch(i * 4, 4, 0), 0).expect("append");
     }
     log.close().expect("close");
-    let names: Vec<_> = std::fs::read_dir(&path).expect("ls").map(|e| e.expect("e").file_name().into_string().expect("utf8")).collect();
-    assert!(names.iter().any(|n| n == "00000000000000000000.log"), "{names:?}");
+    let names: Vec<_> = std::fs::read_dir(&path)
+        .expect("ls")
+        .map(|e| e.expect("e").file_name().into_string().expect("utf8"))
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "00000000000000000000.log"),
+        "{names:?}"
+    );
     let (log, _) = Log::open(StdDir::open(&path).expect("dir"), small_segments()).expect("reopen");
     assert_eq!(log.next_offset(), 120);
     assert_eq!(log.read(77, 1).expect("read")[0].base_offset(), 76);
@@ -98,7 +124,11 @@ fn segments_roll_by_age_of_their_first_append() {
     log.append(batch(1, 1, 0), 10_500).expect("append");
     assert_eq!(log.segment_count(), 1);
     log.append(batch(2, 1, 0), 11_001).expect("append");
-    assert_eq!(log.segment_count(), 2, "the first append is more than segment_ms old");
+    assert_eq!(
+        log.segment_count(),
+        2,
+        "the first append is more than segment_ms old"
+    );
     assert_eq!(log.segment_base_offsets(), vec![0, 2]);
 }
 
@@ -113,7 +143,10 @@ fn opening_a_cleanly_closed_log_writes_nothing_until_the_first_change() {
     assert!(report.clean_shutdown);
     assert_eq!(dir.sync_count(), syncs, "a clean open fsyncs nothing");
     log.append(batch(3, 1, 0), 0).expect("append");
-    assert!(dir.sync_count() > syncs, "the clean mark is replaced before the first change");
+    assert!(
+        dir.sync_count() > syncs,
+        "the clean mark is replaced before the first change"
+    );
     drop(log);
     let (_, report) = Log::open(dir, small_segments()).expect("reopen after an unclean stop");
     assert!(!report.clean_shutdown);

@@ -13,12 +13,17 @@ enum Op {
     /// Records as (key, value); key 255 means no key, value None a tombstone.
     Append(Vec<(u8, Option<u16>)>),
     Roll,
-    Clean { now_delta: i64 },
+    Clean {
+        now_delta: i64,
+    },
     Reopen,
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let record = (prop_oneof![8 => 0u8..6, 1 => Just(255u8)], prop::option::weighted(0.85, any::<u16>()));
+    let record = (
+        prop_oneof![8 => 0u8..6, 1 => Just(255u8)],
+        prop::option::weighted(0.85, any::<u16>()),
+    );
     prop_oneof![
         6 => prop::collection::vec(record, 1..5).prop_map(Op::Append),
         1 => Just(Op::Roll),
@@ -84,7 +89,13 @@ impl Run {
     fn new(cfg: LogConfig) -> Self {
         let dir = MemDir::new();
         let (log, _) = Log::open(dir.clone(), cfg.clone()).expect("open");
-        Run { dir, log, cfg, model: BTreeMap::new(), now: 0 }
+        Run {
+            dir,
+            log,
+            cfg,
+            model: BTreeMap::new(),
+            now: 0,
+        }
     }
 
     fn apply(&mut self, op: &Op) -> Option<(u64, i64)> {
@@ -101,9 +112,16 @@ impl Run {
                         value.as_ref().map(|v| &v[..]),
                     ));
                 }
-                let a = self.log.append(b.finish().expect("non-empty"), self.now).expect("append");
+                let a = self
+                    .log
+                    .append(b.finish().expect("non-empty"), self.now)
+                    .expect("append");
                 for (i, (k, v)) in records.iter().enumerate() {
-                    let rec = Rec { key: (*k != 255).then_some(*k), value: *v, timestamp: self.now + i as i64 };
+                    let rec = Rec {
+                        key: (*k != 255).then_some(*k),
+                        value: *v,
+                        timestamp: self.now + i as i64,
+                    };
                     self.model.insert(a.base_offset + i as u64, rec);
                 }
                 None
@@ -114,12 +132,22 @@ impl Run {
             }
             Op::Clean { now_delta } => {
                 self.now += now_delta;
-                Some((*self.log.segment_base_offsets().last().expect("active"), self.now))
+                Some((
+                    *self.log.segment_base_offsets().last().expect("active"),
+                    self.now,
+                ))
             }
             Op::Reopen => {
-                let log = std::mem::replace(&mut self.log, Log::open(MemDir::new(), self.cfg.clone()).expect("placeholder").0);
+                let log = std::mem::replace(
+                    &mut self.log,
+                    Log::open(MemDir::new(), self.cfg.clone())
+                        .expect("placeholder")
+                        .0,
+                );
                 drop(log);
-                self.log = Log::open(self.dir.clone(), self.cfg.clone()).expect("reopen").0;
+                self.log = Log::open(self.dir.clone(), self.cfg.clone())
+                    .expect("reopen")
+                    .0;
                 None
             }
         }
@@ -206,11 +234,21 @@ fn tombstones_outlive_delete_retention_then_go() {
     run.apply(&Op::Roll);
     let now = run.now;
     run.log.compact(now + 100).expect("compact");
-    let keys: Vec<_> = contents(&run.log).into_iter().map(|(_, r)| (r.key, r.value)).collect();
-    assert_eq!(keys, vec![(Some(2), Some(8)), (Some(1), None)], "the tombstone stays while young");
+    let keys: Vec<_> = contents(&run.log)
+        .into_iter()
+        .map(|(_, r)| (r.key, r.value))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![(Some(2), Some(8)), (Some(1), None)],
+        "the tombstone stays while young"
+    );
     let report = run.log.compact(now + 10_000).expect("compact");
     assert_eq!(report.tombstones_removed, 1);
-    let keys: Vec<_> = contents(&run.log).into_iter().map(|(_, r)| (r.key, r.value)).collect();
+    let keys: Vec<_> = contents(&run.log)
+        .into_iter()
+        .map(|(_, r)| (r.key, r.value))
+        .collect();
     assert_eq!(keys, vec![(Some(2), Some(8))]);
     assert_eq!(run.log.next_offset(), 3, "offsets never change");
 }

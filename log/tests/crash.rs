@@ -20,7 +20,11 @@ fn batch(first_offset: u64, i: usize) -> dsys_log::BatchBuf {
     for r in 0..(1 + i % 4) as u64 {
         let offset = first_offset + r;
         let value = format!("value of offset {offset}").repeat(1 + (offset % 3) as usize);
-        b.push(NewRecord::new(offset as i64 * 10, Some(&offset.to_be_bytes()), Some(value.as_bytes())));
+        b.push(NewRecord::new(
+            offset as i64 * 10,
+            Some(&offset.to_be_bytes()),
+            Some(value.as_bytes()),
+        ));
     }
     b.finish().expect("non-empty")
 }
@@ -47,10 +51,17 @@ fn written_log() -> (MemDir, String, Vec<BatchSpan>) {
         let segments = log.segment_count();
         let a = log.append(batch(next, i), i as i64).expect("append");
         next = a.last_offset + 1;
-        in_last = if log.segment_count() == segments { in_last + 1 } else { 1 };
+        in_last = if log.segment_count() == segments {
+            in_last + 1
+        } else {
+            1
+        };
         i += 1;
     }
-    assert!(log.segment_count() >= 3, "{LAST_SEGMENT}: want several segments");
+    assert!(
+        log.segment_count() >= 3,
+        "{LAST_SEGMENT}: want several segments"
+    );
     let last_base = *log.segment_base_offsets().last().expect("segments");
     drop(log); // no clean close: the last segment is validated on open
     let name = format!("{last_base:020}.log");
@@ -65,35 +76,56 @@ fn written_log() -> (MemDir, String, Vec<BatchSpan>) {
         offset += count;
         at += len;
     }
-    assert!(ranges.len() >= 4, "want several batches in the last segment, got {}", ranges.len());
+    assert!(
+        ranges.len() >= 4,
+        "want several batches in the last segment, got {}",
+        ranges.len()
+    );
     (dir, name, ranges)
 }
 
 /// Reopens `dir` and checks that exactly the offsets below `expect_next` are there
 /// with their values, then appends and reopens again.
 fn check_recovered(dir: &MemDir, expect_next: u64, what: &str) {
-    let (mut log, report) = Log::open(dir.clone(), config()).unwrap_or_else(|e| panic!("{what}: open: {e}"));
+    let (mut log, report) =
+        Log::open(dir.clone(), config()).unwrap_or_else(|e| panic!("{what}: open: {e}"));
     assert_eq!(log.next_offset(), expect_next, "{what}: {report:?}");
     let mut offset = log.log_start_offset();
     while offset < expect_next {
-        let batches = log.read(offset, 4096).unwrap_or_else(|e| panic!("{what}: read {offset}: {e}"));
+        let batches = log
+            .read(offset, 4096)
+            .unwrap_or_else(|e| panic!("{what}: read {offset}: {e}"));
         assert!(!batches.is_empty(), "{what}: nothing at {offset}");
         for b in batches {
             for r in b.records() {
                 let r = r.unwrap_or_else(|e| panic!("{what}: record: {e}"));
                 assert_eq!(r.offset, offset, "{what}");
                 let want = format!("value of offset {offset}").repeat(1 + (offset % 3) as usize);
-                assert_eq!(r.value.as_deref(), Some(want.as_bytes()), "{what}: value at {offset}");
+                assert_eq!(
+                    r.value.as_deref(),
+                    Some(want.as_bytes()),
+                    "{what}: value at {offset}"
+                );
                 offset += 1;
             }
         }
     }
     assert_eq!(offset, expect_next, "{what}");
-    let a = log.append(batch(expect_next, 2), 1_000).unwrap_or_else(|e| panic!("{what}: append: {e}"));
-    assert_eq!(a.base_offset, expect_next, "{what}: appends continue at the cut");
+    let a = log
+        .append(batch(expect_next, 2), 1_000)
+        .unwrap_or_else(|e| panic!("{what}: append: {e}"));
+    assert_eq!(
+        a.base_offset, expect_next,
+        "{what}: appends continue at the cut"
+    );
     drop(log);
-    let (log, _) = Log::open(dir.clone(), config()).unwrap_or_else(|e| panic!("{what}: reopen: {e}"));
-    assert_eq!(log.next_offset(), a.last_offset + 1, "{what}: after append and reopen");
+    let (log, _) =
+        Log::open(dir.clone(), config()).unwrap_or_else(|e| panic!("{what}: reopen: {e}"));
+    assert_eq!(
+        log.next_offset(),
+        a.last_offset + 1,
+        "{what}: after append and reopen"
+    );
 }
 
 #[test]
@@ -108,7 +140,11 @@ fn cutting_the_last_segment_at_every_byte_keeps_exactly_the_whole_batches() {
             .take_while(|(_, end, _, _)| *end <= cut)
             .last()
             .map_or(ranges[0].2, |r| r.3);
-        check_recovered(&copy, expect_next, &format!("cut at byte {cut} of {}", bytes.len()));
+        check_recovered(
+            &copy,
+            expect_next,
+            &format!("cut at byte {cut} of {}", bytes.len()),
+        );
     }
 }
 
@@ -126,8 +162,16 @@ fn flipping_a_byte_in_the_tail_drops_that_batch_and_everything_after() {
                 let mut damaged = bytes.clone();
                 damaged[at] ^= mask;
                 copy.write_file(&name, &damaged);
-                let expect_next = if in_epoch { ranges.last().expect("batches").3 } else { first };
-                check_recovered(&copy, expect_next, &format!("flip {mask:#04x} at byte {at}"));
+                let expect_next = if in_epoch {
+                    ranges.last().expect("batches").3
+                } else {
+                    first
+                };
+                check_recovered(
+                    &copy,
+                    expect_next,
+                    &format!("flip {mask:#04x} at byte {at}"),
+                );
             }
         }
     }
@@ -153,12 +197,19 @@ fn a_crash_loses_only_what_was_not_fsynced() {
     for i in 0..30 {
         let a = log.append(batch(next, i), 0).expect("append");
         next = a.last_offset + 1;
-        assert!(a.durable_offset >= durable, "durable offset never goes back");
+        assert!(
+            a.durable_offset >= durable,
+            "durable offset never goes back"
+        );
         durable = a.durable_offset;
     }
     assert!(durable < next, "some appends are not durable yet");
     drop(log);
     dir.crash();
     let (log, _) = Log::open(dir.clone(), c).expect("recover");
-    assert_eq!(log.next_offset(), durable, "exactly the durable prefix survives");
+    assert_eq!(
+        log.next_offset(),
+        durable,
+        "exactly the durable prefix survives"
+    );
 }

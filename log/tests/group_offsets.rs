@@ -12,19 +12,36 @@ fn tp(p: u32) -> TopicPartition {
 fn committed_offsets_survive_restart_and_crash() {
     let dir = MemDir::new();
     let (mut store, _) = OffsetStore::open(dir.clone()).expect("open");
-    store.commit_offsets("billing", &[(tp(0), 10), (tp(1), 20)], 1).expect("commit");
-    store.commit_offsets("billing", &[(tp(0), 15)], 2).expect("commit");
-    store.commit_offsets("audit", &[(tp(0), 3)], 3).expect("commit");
+    store
+        .commit_offsets("billing", &[(tp(0), 10), (tp(1), 20)], 1)
+        .expect("commit");
+    store
+        .commit_offsets("billing", &[(tp(0), 15)], 2)
+        .expect("commit");
+    store
+        .commit_offsets("audit", &[(tp(0), 3)], 3)
+        .expect("commit");
     store.close().expect("close");
     let (mut store, _) = OffsetStore::open(dir.clone()).expect("reopen");
-    assert_eq!(store.committed("billing", &tp(0)).map(|c| c.offset), Some(15));
-    assert_eq!(store.committed("billing", &tp(1)).map(|c| c.offset), Some(20));
+    assert_eq!(
+        store.committed("billing", &tp(0)).map(|c| c.offset),
+        Some(15)
+    );
+    assert_eq!(
+        store.committed("billing", &tp(1)).map(|c| c.offset),
+        Some(20)
+    );
     assert_eq!(store.committed("audit", &tp(0)).map(|c| c.offset), Some(3));
-    store.commit_offsets("billing", &[(tp(1), 25)], 4).expect("commit");
+    store
+        .commit_offsets("billing", &[(tp(1), 25)], 4)
+        .expect("commit");
     drop(store);
     dir.crash(); // every acknowledged commit was fsynced
     let (store, _) = OffsetStore::open(dir).expect("recover");
-    assert_eq!(store.committed("billing", &tp(1)).map(|c| c.offset), Some(25));
+    assert_eq!(
+        store.committed("billing", &tp(1)).map(|c| c.offset),
+        Some(25)
+    );
     assert_eq!(store.group_offsets("billing").len(), 2);
     assert_eq!(store.skipped_records(), 0);
 }
@@ -33,8 +50,12 @@ fn committed_offsets_survive_restart_and_crash() {
 fn a_torn_multi_partition_commit_is_all_or_nothing() {
     let dir = MemDir::new();
     let (mut store, _) = OffsetStore::open(dir.clone()).expect("open");
-    store.commit_offsets("g", &[(tp(0), 1), (tp(1), 1)], 1).expect("commit");
-    store.commit_offsets("g", &[(tp(0), 2), (tp(1), 2), (tp(2), 2)], 2).expect("commit");
+    store
+        .commit_offsets("g", &[(tp(0), 1), (tp(1), 1)], 1)
+        .expect("commit");
+    store
+        .commit_offsets("g", &[(tp(0), 2), (tp(1), 2), (tp(2), 2)], 2)
+        .expect("commit");
     drop(store);
     let name = "00000000000000000000.log";
     let bytes = dir.read_file(name).expect("segment");
@@ -47,7 +68,9 @@ fn a_torn_multi_partition_commit_is_all_or_nothing() {
         }
         copy.write_file(name, &bytes[..cut]);
         let (store, _) = OffsetStore::open(copy).expect("recover");
-        let offsets: Vec<u64> = (0..3).filter_map(|p| store.committed("g", &tp(p)).map(|c| c.offset)).collect();
+        let offsets: Vec<u64> = (0..3)
+            .filter_map(|p| store.committed("g", &tp(p)).map(|c| c.offset))
+            .collect();
         assert_eq!(offsets, vec![1, 1], "cut at {cut}");
     }
 }
@@ -57,9 +80,13 @@ fn compaction_keeps_the_latest_commit_and_deleted_groups_stay_deleted() {
     let dir = MemDir::new();
     let (mut store, _) = OffsetStore::open(dir.clone()).expect("open");
     for i in 0..200u64 {
-        store.commit_offsets("g", &[(tp((i % 4) as u32), i)], i as i64).expect("commit");
+        store
+            .commit_offsets("g", &[(tp((i % 4) as u32), i)], i as i64)
+            .expect("commit");
     }
-    store.commit_offsets("gone", &[(tp(0), 1)], 200).expect("commit");
+    store
+        .commit_offsets("gone", &[(tp(0), 1)], 200)
+        .expect("commit");
     assert_eq!(store.delete_group("gone", 201).expect("delete"), 1);
     let before = store.log().size_bytes();
     let report = store.compact(202).expect("compact");
@@ -67,7 +94,10 @@ fn compaction_keeps_the_latest_commit_and_deleted_groups_stay_deleted() {
     store.close().expect("close");
     let (store, _) = OffsetStore::open(dir).expect("reopen");
     for p in 0..4u32 {
-        assert_eq!(store.committed("g", &tp(p)).map(|c| c.offset), Some(196 + p as u64));
+        assert_eq!(
+            store.committed("g", &tp(p)).map(|c| c.offset),
+            Some(196 + p as u64)
+        );
     }
     assert!(store.group_offsets("gone").is_empty());
 }

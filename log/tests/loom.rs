@@ -24,8 +24,13 @@ fn read_all_below_high_watermark(reader: &LogReader<MemFile>) -> u64 {
     let high_watermark = reader.high_watermark();
     let mut offset = 0;
     while offset < high_watermark {
-        let batches = reader.read(offset, 1 << 10).expect("read below the high-watermark");
-        assert!(!batches.is_empty(), "offset {offset} is below the high-watermark {high_watermark} but unreadable");
+        let batches = reader
+            .read(offset, 1 << 10)
+            .expect("read below the high-watermark");
+        assert!(
+            !batches.is_empty(),
+            "offset {offset} is below the high-watermark {high_watermark} but unreadable"
+        );
         for b in batches {
             for r in b.records() {
                 let r = r.expect("a complete record");
