@@ -72,6 +72,10 @@ pub enum AppendError {
     /// An earlier fsync or cleanup failed; reopen the log.
     #[error("log failed earlier ({0}); reopen it")]
     Failed(String),
+    /// The batch's offsets would pass `i64::MAX`, the largest Kafka offset; nothing
+    /// was written.
+    #[error("offsets past i64::MAX")]
+    OffsetOverflow,
 }
 
 /// Why a flush failed.
@@ -241,6 +245,9 @@ impl Checkpoint {
             return None;
         }
         let offset = u64::from_be_bytes(body[..8].try_into().ok()?);
+        if offset > i64::MAX as u64 {
+            return None;
+        }
         let size = u64::from_be_bytes(body[9..17].try_into().ok()?);
         let clean_size = match body[8] {
             0 => None,
@@ -597,6 +604,9 @@ impl<S: Storage> Log<S> {
             }
         }
         let last_delta = batch.header().last_offset_delta as u64;
+        if self.next_offset.saturating_add(last_delta) > i64::MAX as u64 {
+            return Err(AppendError::OffsetOverflow);
+        }
         if self.needs_roll(batch.len() as u64, last_delta, now) {
             self.roll(now).map_err(|e| match e {
                 FlushError::Sync(e) => AppendError::Io(e),

@@ -31,7 +31,8 @@ pub(crate) fn parse_file_name(name: &str, suffix: &str) -> Option<u64> {
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    // Kafka offsets are int64: a larger name is not a segment this log can hold.
+    digits.parse().ok().filter(|&b: &u64| b <= i64::MAX as u64)
 }
 
 /// The part of a segment readers share with the appender.

@@ -43,7 +43,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Append generated records to a partition directory, or to P partition
-    /// directories <DIR>/<TOPIC>-<p>, and report offsets, bytes and time.
+    /// directories `<DIR>/<TOPIC>-<p>`, and report offsets, bytes and time.
     Produce(ProduceArgs),
     /// Print the batches of .log files, the entries of .index and
     /// .timeindex files (as Kafka's DumpLogSegments does). Stops at the
@@ -58,7 +58,7 @@ enum Command {
 #[derive(Debug, Args)]
 struct ProduceArgs {
     /// Partition directory (created if missing); with --partitions, the
-    /// topic directory holding <TOPIC>-<p> subdirectories.
+    /// topic directory holding `<TOPIC>-<p>` subdirectories.
     dir: PathBuf,
     /// Records to append in all.
     #[arg(long, default_value_t = 10_000)]
@@ -73,7 +73,7 @@ struct ProduceArgs {
     /// Bytes per value.
     #[arg(long, default_value_t = 100)]
     value_bytes: usize,
-    /// Write P partitions <DIR>/<TOPIC>-0 ... <DIR>/<TOPIC>-<P-1>, keys
+    /// Write P partitions `<DIR>/<TOPIC>-0` ... `<DIR>/<TOPIC>-<P-1>`, keys
     /// placed by Kafka's murmur2 partitioner.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     partitions: Option<u32>,
