@@ -55,7 +55,7 @@
 //! in the page-cache group. All files live under [`std::env::temp_dir`] (or
 //! `$DSYS_LOG_BENCH_DIR`) and are deleted when each group ends.
 //!
-//! Run (about 4 min on 2 cores, 2.3 GiB of disk at most):
+//! Run (about 2 min on 2 cores; 2.3 GB of disk at most, in the open group):
 //!
 //! ```sh
 //! cargo bench -p dsys-log --bench append
