@@ -16,7 +16,7 @@ use std::io;
 
 use crate::batch::{Record, rebuild};
 use crate::config::CleanupPolicy;
-use crate::log::{Log, SegmentState, write_index_file};
+use crate::log::{Log, SegmentState, remove_if_exists, write_indexes};
 use crate::segment::{
     CLEANED_SUFFIX, INDEX_SUFFIX, IndexBuilder, Indexes, LOG_SUFFIX, ScanMode, Segment,
     TIME_INDEX_SUFFIX, file_name, scan,
@@ -93,10 +93,7 @@ impl<S: Storage> Log<S> {
             report.deleted_segments += 1;
             report.deleted_bytes += seg.size;
             for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-                match self.dir.remove(&file_name(seg.base_offset(), suffix)) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                    _ => {}
-                }
+                remove_if_exists(&self.dir, &file_name(seg.base_offset(), suffix))?;
             }
         }
         self.dir.sync_dir()?;
@@ -186,10 +183,7 @@ impl<S: Storage> Log<S> {
         file.sync_data()?;
         drop(file);
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            match self.dir.remove(&file_name(base, suffix)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+            remove_if_exists(&self.dir, &file_name(base, suffix))?;
         }
         self.dir.sync_dir()?;
         self.dir.rename(&cleaned, &file_name(base, LOG_SUFFIX))?;
@@ -202,16 +196,7 @@ impl<S: Storage> Log<S> {
             builder.on_batch(&mut indexes, base, pos, h, interval)
         })?;
         builder.seal(&mut indexes, base);
-        write_index_file(
-            &self.dir,
-            &file_name(base, INDEX_SUFFIX),
-            &indexes.offsets.encode_from(0),
-        )?;
-        write_index_file(
-            &self.dir,
-            &file_name(base, TIME_INDEX_SUFFIX),
-            &indexes.times.encode_from(0),
-        )?;
+        write_indexes(&self.dir, base, &indexes, false)?;
         let old = &self.segments[i];
         let persisted = (
             indexes.offsets.entries().len(),

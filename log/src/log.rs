@@ -367,16 +367,7 @@ impl<S: Storage> Log<S> {
                         if i + 1 < bases.len() {
                             builder.seal(&mut indexes, base);
                         }
-                        write_index_file(
-                            &dir,
-                            &file_name(base, INDEX_SUFFIX),
-                            &indexes.offsets.encode_from(0),
-                        )?;
-                        write_index_file(
-                            &dir,
-                            &file_name(base, TIME_INDEX_SUFFIX),
-                            &indexes.times.encode_from(0),
-                        )?;
+                        write_indexes(&dir, base, &indexes, false)?;
                     }
                 }
                 state_next = Some((len, next));
@@ -408,21 +399,8 @@ impl<S: Storage> Log<S> {
                     }
                     // A sealed segment gets complete index files; the active one's are
                     // rewritten from scratch at its next flush.
-                    let (offsets, times) = if last {
-                        (OffsetIndex::default(), TimeIndex::default())
-                    } else {
-                        (indexes.offsets.clone(), indexes.times.clone())
-                    };
-                    write_index_file(
-                        &dir,
-                        &file_name(base, INDEX_SUFFIX),
-                        &offsets.encode_from(0),
-                    )?;
-                    write_index_file(
-                        &dir,
-                        &file_name(base, TIME_INDEX_SUFFIX),
-                        &times.encode_from(0),
-                    )?;
+                    let empty = Indexes::default();
+                    write_indexes(&dir, base, if last { &empty } else { &indexes }, false)?;
                     if damaged {
                         for &later in &bases[i + 1..] {
                             for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
@@ -803,19 +781,7 @@ impl<S: Storage> Log<S> {
             active.shared.file.sync_data()?;
             let indexes = lock(&active.shared.indexes).clone();
             let b = active.base_offset();
-            write_index_file(
-                &self.dir,
-                &file_name(b, INDEX_SUFFIX),
-                &indexes.offsets.encode_from(0),
-            )?;
-            write_index_file(
-                &self.dir,
-                &file_name(b, TIME_INDEX_SUFFIX),
-                &indexes.times.encode_from(0),
-            )?;
-            for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-                self.dir.open(&file_name(b, suffix), false)?.sync_data()?;
-            }
+            write_indexes(&self.dir, b, &indexes, true)?;
             active.persisted = (
                 indexes.offsets.entries().len(),
                 indexes.times.entries().len(),
@@ -907,19 +873,7 @@ impl<S: Storage> Log<S> {
         };
         let b = active.base_offset();
         let written = (|| {
-            write_index_file(
-                &self.dir,
-                &file_name(b, INDEX_SUFFIX),
-                &indexes.offsets.encode_from(0),
-            )?;
-            write_index_file(
-                &self.dir,
-                &file_name(b, TIME_INDEX_SUFFIX),
-                &indexes.times.encode_from(0),
-            )?;
-            for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-                self.dir.open(&file_name(b, suffix), false)?.sync_data()?;
-            }
+            write_indexes(&self.dir, b, &indexes, true)?;
             write_file_atomic(
                 &self.dir,
                 &file_name(next, SNAPSHOT_SUFFIX),
@@ -953,7 +907,7 @@ impl<S: Storage> Log<S> {
     }
 }
 
-fn remove_if_exists<S: Storage>(dir: &S, name: &str) -> io::Result<()> {
+pub(crate) fn remove_if_exists<S: Storage>(dir: &S, name: &str) -> io::Result<()> {
     match dir.remove(name) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
@@ -986,6 +940,27 @@ fn persist_new_index_entries<S: Storage>(
         write_all_at(&f, &times, active.persisted.1 as u64 * 12)?;
     }
     active.persisted = counts;
+    Ok(())
+}
+
+/// Writes a segment's `.index` and `.timeindex` files in full, fsyncing them when
+/// `sync` (sealed segments; an active segment's indexes are rebuilt on recovery).
+pub(crate) fn write_indexes<S: Storage>(
+    dir: &S,
+    base: u64,
+    indexes: &Indexes,
+    sync: bool,
+) -> io::Result<()> {
+    for (suffix, bytes) in [
+        (INDEX_SUFFIX, indexes.offsets.encode_from(0)),
+        (TIME_INDEX_SUFFIX, indexes.times.encode_from(0)),
+    ] {
+        let name = file_name(base, suffix);
+        write_index_file(dir, &name, &bytes)?;
+        if sync {
+            dir.open(&name, false)?.sync_data()?;
+        }
+    }
     Ok(())
 }
 
