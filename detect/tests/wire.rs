@@ -88,6 +88,26 @@ fn real_packets_decode_and_fit_the_packet_size() {
     }
 }
 
+/// The fuzz target's seeds are real packets of every kind, so the fuzzer starts from
+/// inputs that get past the header.
+#[test]
+fn fuzz_seeds_are_valid_packets() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/packet");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).expect("seed directory") {
+        let path = entry.expect("seed").path();
+        let bytes = std::fs::read(&path).expect("read seed");
+        assert!(
+            inspect::<u32>(&bytes, 0).is_ok(),
+            "{} does not decode: {:?}",
+            path.display(),
+            inspect::<u32>(&bytes, 0)
+        );
+        count += 1;
+    }
+    assert!(count >= 7, "one seed per message kind");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 

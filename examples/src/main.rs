@@ -17,6 +17,7 @@
 //! [`report`], and append it to [`CHAPTERS`].
 
 mod clocks;
+mod detect;
 mod log;
 mod raft;
 mod report;
@@ -60,6 +61,11 @@ pub(crate) const CHAPTERS: &[Chapter] = &[
         name: "log",
         title: "an ordered, durable event log with consumer groups (dsys-log)",
         run: log::run,
+    },
+    Chapter {
+        name: "detect",
+        title: "who is alive? heartbeats, phi accrual and SWIM with Lifeguard (dsys-detect)",
+        run: detect::run,
     },
 ];
 
