@@ -148,16 +148,6 @@ pub struct Swim<N: NodeId> {
     scratch: Vec<Update<N>>,
 }
 
-/// Where an update came from: piggybacked news is passed on; a full view (answer to an
-/// announce) only passes on what changes a member this node already knew, or what the
-/// view's sender says of itself, so a join does not flood the cluster with old news.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Gossip,
-    View,
-    Local,
-}
-
 impl<N: NodeId> Swim<N> {
     /// A node that knows nobody yet. `rng_seed` drives every random choice, so a run
     /// is reproducible from its seed; give each node a different one.
@@ -327,10 +317,6 @@ impl<N: NodeId> Swim<N> {
         }
         self.counters.packets_received += 1;
         let from = packet.from;
-        let source = match packet.message {
-            Message::Announce { .. } | Message::Feed { .. } => Source::View,
-            _ => Source::Gossip,
-        };
         // The header is news too: the sender is alive at its incarnation. Only new news
         // is applied (it is repeated in every packet, so it is not counted as stale).
         if self
@@ -342,16 +328,11 @@ impl<N: NodeId> Swim<N> {
                 node: from.clone(),
                 incarnation: packet.from_incarnation,
             };
-            self.apply(sender_alive, Source::Gossip, now);
+            self.apply(sender_alive, now);
         }
         let mut updates = packet.updates;
         for update in updates.drain(..) {
-            let source = if source == Source::View && *update.node() == from {
-                Source::Gossip
-            } else {
-                source
-            };
-            self.apply(update, source, now);
+            self.apply(update, now);
         }
         self.scratch = updates;
         match packet.message {
@@ -573,7 +554,7 @@ impl<N: NodeId> Swim<N> {
                     incarnation: m.incarnation,
                     by: self.me.clone(),
                 };
-                self.apply(update, Source::Local, now);
+                self.apply(update, now);
             }
         }
     }
@@ -613,7 +594,7 @@ impl<N: NodeId> Swim<N> {
                 incarnation: m.incarnation,
                 by: self.me.clone(),
             };
-            self.apply(update, Source::Local, now);
+            self.apply(update, now);
         }
     }
 
@@ -658,7 +639,11 @@ impl<N: NodeId> Swim<N> {
         self.broadcasts.push(self.self_alive());
     }
 
-    fn apply(&mut self, update: Update<N>, source: Source, now: Instant) {
+    /// Applies one piece of news, wherever it came from (piggybacked, a packet's header,
+    /// a whole view, our own probe), and passes on whatever changed our view. News of new
+    /// members learned from a whole view is passed on too, as memberlist's push-pull
+    /// merge does: it is what makes a burst of joins reach everyone.
+    fn apply(&mut self, update: Update<N>, now: Instant) {
         if *update.node() == self.me {
             match update {
                 Update::Alive { incarnation, .. } => {
@@ -686,9 +671,7 @@ impl<N: NodeId> Swim<N> {
             if claim == Claim::Alive {
                 self.insert_alive(node.clone(), incarnation, now);
                 self.events.push_back(Event::Up(node));
-                if source != Source::View {
-                    self.broadcasts.push(update);
-                }
+                self.broadcasts.push(update);
             } else {
                 self.counters.stale_updates += 1;
             }
