@@ -209,3 +209,29 @@ fn down_members_are_bounded() {
         assert!(node.counters().forgotten >= 2);
     }
 }
+
+/// Lifeguard's slow member (§4.1): a member that wakes from a freeze long after its
+/// probe's deadlines does not blame the target for the time it lost itself. Member 1
+/// cannot reach member 2 directly (so every probe of 2 needs its relays) and freezes for
+/// 3 s every 4 s; its late timers must still give the relays their window.
+#[test]
+fn a_member_waking_from_a_freeze_does_not_accuse_its_target() {
+    let mut c = Cluster::new(6, Config::default());
+    c.run(secs(10));
+    assert!(c.everyone_alive());
+    c.sim.set_link_loss(1, 2, 1.0);
+    for k in 0..40u64 {
+        c.run(secs(11 + 4 * k));
+        c.sim.pause(1, secs(3));
+    }
+    c.run(secs(200));
+    assert!(
+        !c.any(2, SimEventKind::Suspect),
+        "member 2 was suspected: {:?}",
+        c.events()
+            .iter()
+            .filter(|e| e.subject == 2)
+            .collect::<Vec<_>>()
+    );
+    assert!(c.sim.node(1).health_score() > 0 || c.sim.node(1).counters().refutations > 0);
+}

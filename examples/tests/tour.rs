@@ -213,6 +213,57 @@ fn log_chapter_produces_consumes_and_resumes_at_the_committed_offsets() {
 }
 
 #[test]
+fn detect_chapter_plots_phi_and_tells_who_suspected_whom() {
+    /// The trimmed cells of a table row.
+    fn cells(line: &str) -> Vec<&str> {
+        line.split('|').map(str::trim).collect()
+    }
+    let text = chapter("detect");
+    assert!(text.contains("detect: who is alive?"), "{text}");
+    // Section 1: the plot. The fixed timeout fires at 3 s while phi is still
+    // 0; phi passes the seed's levels and the threshold within the plot.
+    let row = |start: &str| {
+        text.lines()
+            .find(|line| line.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no row {start}: {text}"))
+    };
+    let three = row("3.00 s |");
+    assert_eq!(cells(three)[1], "0.00", "{three}");
+    assert_eq!(cells(three)[5], "DOWN", "{three}");
+    assert!(three.ends_with("<- the timeout fires"), "{three}");
+    assert!(row("0.00 s |").contains("| alive"), "{text}");
+    assert!(
+        text.lines()
+            .any(|line| line.contains("| DOWN") && line.contains(": gives up")),
+        "{text}"
+    );
+    assert!(row("Akka, normal model").ends_with(" s"), "{text}");
+    assert!(row("fixed 3.00 s timeout").ends_with(" 3.00 s"), "{text}");
+    // Section 2: phi never cried wolf; the tight timeout did, on the jittery
+    // network only.
+    let alarms = cells(row("false alarms: phi = 8 / 1.2 s timeout"));
+    assert_eq!(alarms[1], "0 / 0", "{alarms:?}");
+    assert!(
+        alarms[2].starts_with("0 / ") && alarms[2] != "0 / 0",
+        "{alarms:?}"
+    );
+    // Section 3: the crash is detected by all, the slow member refutes and
+    // stays Alive for everyone.
+    assert!(text.contains(">> node 7 crashes"), "{text}");
+    assert!(text.contains("7 suspected by "), "{text}");
+    assert!(text.contains("7 declared Down, first by "), "{text}");
+    assert!(text.contains("13 refutes: incarnation "), "{text}");
+    let end = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("at ") && line.contains(" of 19"))
+        .unwrap_or_else(|| panic!("no final states: {text}"));
+    assert!(end.contains("| Down for 19 of 19"), "{end}");
+    assert!(end.contains("| Alive for 18 of 18"), "{end}");
+    // Deterministic: a second run prints the same.
+    assert_eq!(chapter("detect"), text);
+}
+
+#[test]
 fn list_names_every_chapter() {
     let out = tour(&["--list"]);
     assert!(out.status.success());
@@ -222,7 +273,7 @@ fn list_names_every_chapter() {
         .skip(1)
         .filter_map(|line| line.split_whitespace().next())
         .collect();
-    assert_eq!(names, ["clocks", "raft", "ring", "log"], "{text}");
+    assert_eq!(names, ["clocks", "raft", "ring", "log", "detect"], "{text}");
 }
 
 #[test]

@@ -254,9 +254,10 @@ impl<N: NodeId> Swim<N> {
     // ---- commands ----
 
     /// Joins through `seeds`: announces this node to each and asks for their view. Seeds
-    /// are remembered and announced to again whenever this node knows nobody alive.
+    /// are remembered and asked again every protocol period while this node knows nobody
+    /// alive (a lost join), and every `announce_interval` after it has lost every peer.
     pub fn join(&mut self, seeds: impl IntoIterator<Item = N>, now: Instant) {
-        let _ = now;
+        self.next_announce = now + self.config.probe_interval;
         self.seeds = seeds.into_iter().filter(|s| *s != self.me).collect();
         self.seeds.sort();
         self.seeds.dedup();
@@ -282,7 +283,7 @@ impl<N: NodeId> Swim<N> {
             incarnation: self.incarnation,
         });
         let fanout = self.config.gossip_nodes.max(1) * 3;
-        for to in self.order.sample(fanout, &[], &mut self.rng) {
+        for to in self.order.sample(fanout, |_| true, &mut self.rng) {
             self.send(to, Message::Gossip);
         }
         let _ = now;
@@ -355,7 +356,14 @@ impl<N: NodeId> Swim<N> {
                         Relay {
                             requester: from,
                             their_seq: seq,
-                            deadline: now + self.config.probe_timeout,
+                            // Lifeguard §4.2: the nack must reach the requester before
+                            // its protocol period ends, `probe_interval - probe_timeout`
+                            // after it asked; give up at 4/5 of that, leaving a fifth
+                            // for the round trip. (Waiting a whole probe timeout, the
+                            // nack arrives after the requester has counted it missing,
+                            // and every probe of a crashed member hurts its prober's
+                            // health score.)
+                            deadline: now + self.relay_timeout(),
                         },
                     );
                     self.send(
@@ -389,8 +397,15 @@ impl<N: NodeId> Swim<N> {
         if !self.left {
             self.advance_probe(now);
             if now >= self.next_announce {
-                self.next_announce = now + self.config.announce_interval;
                 self.announce();
+                // A member that knows nobody alive (its join was lost, or it lost every
+                // peer) asks its seeds again every protocol period.
+                let interval = if self.live == 0 && !self.seeds.is_empty() {
+                    self.config.probe_interval
+                } else {
+                    self.config.announce_interval
+                };
+                self.next_announce = now + interval;
             }
             if self.next_sync.is_some_and(|at| now >= at) {
                 self.next_sync = Some(now + self.config.sync_interval);
@@ -436,7 +451,9 @@ impl<N: NodeId> Swim<N> {
                 .map(|(t, _)| *t + self.config.down_retention),
         );
         if !self.left {
-            consider(Some(self.next_probe));
+            if self.probe.is_none() {
+                consider(Some(self.next_probe));
+            }
             consider(Some(self.next_announce));
             consider(self.next_sync);
             if let Some(p) = &self.probe {
@@ -452,9 +469,29 @@ impl<N: NodeId> Swim<N> {
     // ---- failure detection (SWIM §3.1) ----
 
     fn advance_probe(&mut self, now: Instant) {
-        if let Some(p) = &self.probe {
+        if let Some(p) = &mut self.probe {
             if !p.indirect_sent && now >= p.ack_deadline {
+                // Called late (this node was frozen or starved): the relays still get
+                // their whole window, or the probe would fail the instant the ping-reqs
+                // leave, accusing a member for time this node lost (Lifeguard's slow
+                // member). Being this late is itself a sign of local trouble (§4.1).
+                let window = self
+                    .awareness
+                    .scale(self.config.probe_interval - self.config.probe_timeout);
+                if now >= p.period_end {
+                    p.period_end = now + window;
+                    p.extended = true;
+                    self.next_probe = self.next_probe.max(p.period_end);
+                    self.awareness.apply(1);
+                }
                 self.send_ping_reqs();
+            } else if !p.extended && now >= p.period_end + self.config.probe_timeout {
+                // The period ended long ago: acks may be waiting, unread, in this
+                // node's receive queue. Read them before blaming the target.
+                p.period_end = now + self.config.probe_timeout;
+                p.extended = true;
+                self.next_probe = self.next_probe.max(p.period_end);
+                self.awareness.apply(1);
             }
         }
         if self.probe.as_ref().is_some_and(|p| now >= p.period_end) {
@@ -479,6 +516,7 @@ impl<N: NodeId> Swim<N> {
             ack_deadline: now + self.awareness.scale(self.config.probe_timeout),
             period_end: now + period,
             indirect_sent: false,
+            extended: false,
             expected_nacks: 0,
             nacks: 0,
         });
@@ -495,9 +533,14 @@ impl<N: NodeId> Swim<N> {
         let Some(p) = &mut self.probe else { return };
         p.indirect_sent = true;
         let (seq, target) = (p.seq, p.target.clone());
-        let relays = self
-            .order
-            .sample(self.config.indirect_checks, &[&target], &mut self.rng);
+        // Relays must be members we believe alive (memberlist's rule): a suspect relay
+        // is likely to fail, and its missing nack would count against our own health.
+        let members = &self.members;
+        let relays = self.order.sample(
+            self.config.indirect_checks,
+            |n| *n != target && members.get(n).is_some_and(|m| m.state == State::Alive),
+            &mut self.rng,
+        );
         if let Some(p) = &mut self.probe {
             p.expected_nacks = relays.len() as u32;
         }
@@ -557,6 +600,13 @@ impl<N: NodeId> Swim<N> {
                 self.apply(update, now);
             }
         }
+    }
+
+    fn relay_timeout(&self) -> std::time::Duration {
+        let window = self
+            .awareness
+            .scale(self.config.probe_interval - self.config.probe_timeout);
+        window.mul_f64(0.8)
     }
 
     fn expire_relays(&mut self, now: Instant) {
@@ -826,7 +876,7 @@ impl<N: NodeId> Swim<N> {
         }
         for to in self
             .order
-            .sample(self.config.gossip_nodes, &[], &mut self.rng)
+            .sample(self.config.gossip_nodes, |_| true, &mut self.rng)
         {
             if self.broadcasts.is_empty() {
                 break;
@@ -862,7 +912,7 @@ impl<N: NodeId> Swim<N> {
     /// repairing whatever dissemination missed (a lost update, a refutation that ran out
     /// of retransmissions before reaching us).
     fn sync(&mut self) {
-        if let Some(to) = self.order.sample(1, &[], &mut self.rng).pop() {
+        if let Some(to) = self.order.sample(1, |_| true, &mut self.rng).pop() {
             self.send_view(to, true);
         }
     }

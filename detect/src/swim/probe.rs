@@ -51,14 +51,19 @@ impl<N: PartialEq + Clone> ProbeOrder<N> {
         Some(self.list[self.next - 1].clone())
     }
 
-    /// Up to `k` distinct members other than `except`, chosen at random.
-    pub(crate) fn sample(&self, k: usize, except: &[&N], rng: &mut fastrand::Rng) -> Vec<N> {
-        let eligible = self.list.iter().filter(|n| !except.contains(n)).count();
-        let k = k.min(eligible);
+    /// Up to `k` distinct members for which `eligible` holds, chosen at random.
+    pub(crate) fn sample(
+        &self,
+        k: usize,
+        eligible: impl Fn(&N) -> bool,
+        rng: &mut fastrand::Rng,
+    ) -> Vec<N> {
+        let count = self.list.iter().filter(|n| eligible(n)).count();
+        let k = k.min(count);
         let mut picked: Vec<N> = Vec::with_capacity(k);
-        if k * 3 >= eligible {
+        if k * 3 >= count {
             // Few candidates: a partial shuffle of all of them.
-            let mut all: Vec<&N> = self.list.iter().filter(|n| !except.contains(n)).collect();
+            let mut all: Vec<&N> = self.list.iter().filter(|n| eligible(n)).collect();
             for i in 0..k {
                 let j = rng.usize(i..all.len());
                 all.swap(i, j);
@@ -68,7 +73,7 @@ impl<N: PartialEq + Clone> ProbeOrder<N> {
         }
         while picked.len() < k {
             let n = &self.list[rng.usize(..self.list.len())];
-            if !except.contains(&n) && !picked.contains(n) {
+            if eligible(n) && !picked.contains(n) {
                 picked.push(n.clone());
             }
         }
@@ -91,6 +96,8 @@ pub(crate) struct Probe<N> {
     /// End of the protocol period: no ack by then means suspicion.
     pub(crate) period_end: Instant,
     pub(crate) indirect_sent: bool,
+    /// The period was stretched once because this node ran late.
+    pub(crate) extended: bool,
     /// Lifeguard §4.1: relays asked, and nacks heard back from them.
     pub(crate) expected_nacks: u32,
     pub(crate) nacks: u32,
@@ -147,7 +154,7 @@ mod tests {
             order.insert(n, &mut rng);
         }
         for k in [0, 1, 3, 50, 99, 200] {
-            let s = order.sample(k, &[&5, &6], &mut rng);
+            let s = order.sample(k, |n| *n != 5 && *n != 6, &mut rng);
             assert_eq!(s.len(), k.min(98));
             assert!(!s.contains(&5) && !s.contains(&6));
             let mut d = s.clone();
