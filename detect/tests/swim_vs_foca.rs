@@ -2,9 +2,8 @@
 //! CI scale (100 nodes): the targets of the SWIM issue, checked side by side.
 //!
 //! - failure detection (SWIM §4.2 suspicion, Lifeguard §4.3 dynamic suspicion): mean
-//!   time from a crash to Down at each member no worse than foca's (5 % tolerance),
-//!   and every live member gets there. The p99 is printed but not asserted: at 100
-//!   nodes it is sometimes worse than foca's (see the test);
+//!   and p99 time from a crash to Down at each member no worse than foca's (5 %
+//!   tolerance), and every live member gets there;
 //! - false positives with one slow node (Lifeguard §4.1 local health, §5 evaluation):
 //!   at least 10× fewer false Down events than foca's;
 //! - dissemination (SWIM §4.1 infection-style): a join reaches every member within
@@ -136,16 +135,14 @@ fn every_member_sees_every_join() {
     }
 }
 
-/// SWIM §4.2 with Lifeguard §4.3: detection on average no slower than foca's fixed
-/// suspicion timeout.
-///
-/// The p99 is not asserted: Lifeguard starts an unconfirmed suspicion at 6× the
-/// shortest timeout and needs two independent confirmations to bring it down, which
-/// at 100 nodes (about one probe of a given member per second, cluster-wide) sometimes
-/// takes long; over ten groups of three seeds the p99 ratio to foca ranged from 0.88
-/// to 1.18 while the mean ratio stayed within 0.97–1.02.
+/// SWIM §4.2 with Lifeguard §4.3: detection, on average and in the tail, no slower
+/// than foca's fixed suspicion timeout. An unconfirmed Lifeguard suspicion starts at 6×
+/// the shortest timeout; a crashed member's other probers confirm it within seconds.
+/// (This test once showed a heavier dsys tail: relays' nacks arrived just after the
+/// requester's period ended, so each failed probe of the crashed member raised its
+/// prober's health score and slowed its probing. Relays now nack within the window.)
 #[test]
-fn crash_detection_is_no_slower_than_foca_on_average() {
+fn crash_detection_is_no_slower_than_foca() {
     let runs = runs();
     let ours = merged(&runs.dsys, |r| &r.crash)
         .summary()
@@ -159,6 +156,12 @@ fn crash_detection_is_no_slower_than_foca_on_average() {
         "seeds {SEEDS:?}: mean detection {:?} vs foca {:?}",
         ours.mean,
         theirs.mean
+    );
+    assert!(
+        ours.p99 <= theirs.p99.mul_f64(1.05),
+        "seeds {SEEDS:?}: p99 detection {:?} vs foca {:?}",
+        ours.p99,
+        theirs.p99
     );
 }
 
