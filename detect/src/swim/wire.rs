@@ -127,7 +127,9 @@ pub(crate) fn get_uvarint(input: &mut &[u8]) -> Result<u64, DecodeError> {
             DecodeError::Varint
         }
     })?;
-    if n == 10 && input[9] > 1 {
+    // One accepted encoding per value: no 10-byte overflow past 64 bits, and no
+    // padding (a last byte of zero after a continuation byte, as in [0x81, 0x00]).
+    if (n == 10 && input[9] > 1) || (n > 1 && input[n - 1] == 0) {
         return Err(DecodeError::Varint);
     }
     *input = &input[n..];
@@ -562,6 +564,11 @@ mod tests {
         let max = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
         assert_eq!(get_uvarint(&mut &max[..]), Ok(u64::MAX));
         assert_eq!(get_uvarint(&mut &[0x80][..]), Err(DecodeError::Truncated));
+        assert_eq!(
+            get_uvarint(&mut &[0x81, 0x00][..]),
+            Err(DecodeError::Varint),
+            "padded"
+        );
         assert_eq!(
             get_u32(&mut &[0x80, 0x80, 0x80, 0x80, 0x10][..]),
             Err(DecodeError::Varint)
