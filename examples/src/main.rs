@@ -17,6 +17,7 @@
 //! [`report`], and append it to [`CHAPTERS`].
 
 mod clocks;
+mod crdt;
 mod detect;
 mod log;
 mod raft;
@@ -66,6 +67,11 @@ pub(crate) const CHAPTERS: &[Chapter] = &[
         name: "detect",
         title: "who is alive? heartbeats, phi accrual and SWIM with Lifeguard (dsys-detect)",
         run: detect::run,
+    },
+    Chapter {
+        name: "crdt",
+        title: "counting without coordination: G-Counter replicas through a partition (dsys-crdt)",
+        run: crdt::run,
     },
 ];
 

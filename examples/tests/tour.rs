@@ -264,6 +264,52 @@ fn detect_chapter_plots_phi_and_tells_who_suspected_whom() {
 }
 
 #[test]
+fn crdt_chapter_counts_through_a_partition_and_converges() {
+    /// The trimmed cells of the first row whose first cell is `first`.
+    fn row<'a>(text: &'a str, first: &str) -> Vec<&'a str> {
+        text.lines()
+            .map(|line| line.split('|').map(str::trim).collect::<Vec<_>>())
+            .find(|cells| cells.len() > 1 && cells[0] == first)
+            .unwrap_or_else(|| panic!("no row {first}: {text}"))
+    }
+    let text = chapter("crdt");
+    assert!(
+        text.contains("crdt: counting without coordination"),
+        "{text}"
+    );
+    // Section 1: the sides diverge in the partition, then all read the total.
+    let cut = row(&text, "4 sync, virginia cut off");
+    assert_eq!(
+        cut[1..],
+        ["415 / 410 / 545", "1,370", "920", "920", "1,000"],
+        "{cut:?}"
+    );
+    let healed = row(&text, "5 sync");
+    assert_eq!(
+        healed[1..],
+        ["475 / 480 / 625", "1,580", "1,580", "1,580", "1,580"],
+        "{healed:?}"
+    );
+    // Section 2: only the G-Counter is exact; the retrying adder counts the
+    // duplicate twice at tokyo.
+    let crdt = row(&text, "G-Counter (dsys-crdt)");
+    assert_eq!(crdt[1..4], ["1,580", "1,580", "1,580"], "{crdt:?}");
+    let retry = row(&text, "send +n, retry until acked");
+    assert_eq!(retry[1..4], ["1,580", "1,710 (+130)", "1,580"], "{retry:?}");
+    assert!(row(&text, "last write wins")[1].contains("(-"), "{text}");
+    // Section 3: the delta stays 17 bytes while the whole state grows.
+    assert_eq!(row(&text, "3,000")[1..3], ["36,006 B", "17 B"], "{text}");
+    // Section 4: the PN-Counter converges to likes minus unlikes.
+    assert_eq!(
+        row(&text, "2 sync")[3..],
+        ["36", "36", "36", "36"],
+        "{text}"
+    );
+    // Deterministic: a second run prints the same.
+    assert_eq!(chapter("crdt"), text);
+}
+
+#[test]
 fn list_names_every_chapter() {
     let out = tour(&["--list"]);
     assert!(out.status.success());
@@ -273,7 +319,11 @@ fn list_names_every_chapter() {
         .skip(1)
         .filter_map(|line| line.split_whitespace().next())
         .collect();
-    assert_eq!(names, ["clocks", "raft", "ring", "log", "detect"], "{text}");
+    assert_eq!(
+        names,
+        ["clocks", "raft", "ring", "log", "detect", "crdt"],
+        "{text}"
+    );
 }
 
 #[test]

@@ -1,0 +1,79 @@
+//! Arbitrary bytes from a peer: the first byte picks a CRDT type, the rest is decoded
+//! as a protocol message carrying that type. Decoding never panics; whatever decodes
+//! joins into a replica's state without panicking, and afterwards the state includes
+//! it (join is an upper bound) and joining it again changes nothing (idempotence).
+#![no_main]
+
+use dsys_crdt::counter::{GCounter, PNCounter};
+use dsys_crdt::orset::ORSet;
+use dsys_crdt::ormap::ORMap;
+use dsys_crdt::register::{LwwRegister, MvRegister};
+use dsys_crdt::set::{GSet, TwoPSet};
+use dsys_crdt::sync::{Replica, SyncConfig, SyncMessage};
+use dsys_crdt::{Decode, Lattice};
+use libfuzzer_sys::fuzz_target;
+
+fn exercise<S: Lattice + PartialEq + Decode + std::fmt::Debug>(seed: S, bytes: &[u8]) {
+    let mut replica = Replica::new(0u32, seed, SyncConfig::default());
+    replica.add_peer(1);
+    let decoded = SyncMessage::<S>::from_bytes(bytes);
+    let result = replica.handle_bytes(&1, bytes);
+    assert_eq!(decoded.is_ok(), result.is_ok(), "decode and handle disagree");
+    if let Ok(SyncMessage::Delta { delta: remote, .. } | SyncMessage::State { state: remote, .. }) =
+        decoded
+    {
+        let state = replica.state().clone();
+        assert!(remote.leq(&state), "the join is not an upper bound");
+        let mut again = state.clone();
+        again.join(&remote);
+        assert_eq!(again, state, "joining twice changed the state");
+    }
+    replica.ship();
+    while replica.poll_transmit().is_some() {}
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&kind, bytes)) = data.split_first() else {
+        return;
+    };
+    match kind % 8 {
+        0 => {
+            let mut c = GCounter::<u32>::new();
+            let _ = c.increment(&0, 5);
+            exercise(c, bytes);
+        }
+        1 => {
+            let mut c = PNCounter::<u32>::new();
+            let _ = c.decrement(&0, 2);
+            exercise(c, bytes);
+        }
+        2 => {
+            let mut s = GSet::<u32>::new();
+            let _ = s.insert(7);
+            exercise(s, bytes);
+        }
+        3 => {
+            let mut s = TwoPSet::<u32>::new();
+            let _ = s.insert(7);
+            exercise(s, bytes);
+        }
+        4 => {
+            let mut s = ORSet::<u32, u32>::new();
+            let _ = s.add(&0, 7);
+            let _ = s.add(&0, 8);
+            let _ = s.remove(&7);
+            exercise(s, bytes);
+        }
+        5 => exercise(LwwRegister::<u32, u32>::bottom(), bytes),
+        6 => {
+            let mut r = MvRegister::<u32, u32>::bottom();
+            let _ = r.set(&0, 3);
+            exercise(r, bytes);
+        }
+        _ => {
+            let mut m = ORMap::<u32, u32, GCounter<u32>>::bottom();
+            let _ = m.update(&0, 1, |c| c.increment(&0, 1));
+            exercise(m, bytes);
+        }
+    }
+});

@@ -1,0 +1,52 @@
+//! Join-semilattices: what makes a state-based CRDT (Shapiro et al. 2011) and a
+//! delta-state CRDT (Almeida, Shoker, Baquero 2018).
+
+/// A join-semilattice: a state with a least upper bound.
+///
+/// `join` must be commutative, associative and idempotent (every type in this crate is
+/// property-tested for the three laws), so replicas that have seen the same updates,
+/// in any order and any number of times, hold equal states.
+///
+/// Delta mutators (Almeida et al.) return a value of the same type: a *delta*, a
+/// small state that holds just the effect of the mutation, such that joining it into
+/// the state before the mutation gives the state after. Deltas join with each other
+/// into delta groups, which is what the anti-entropy protocol ([`crate::sync`]) ships.
+pub trait Lattice: Clone {
+    /// `self ← self ⊔ other`.
+    fn join(&mut self, other: &Self);
+
+    /// Whether `self ⊑ other`: joining `self` into `other` would change nothing. The
+    /// anti-entropy protocol uses it to drop deltas a replica already has (Algorithm 2,
+    /// "if d ⋢ X"). The default joins a copy and compares; types override it with a
+    /// direct check.
+    fn leq(&self, other: &Self) -> bool
+    where
+        Self: PartialEq,
+    {
+        let mut joined = other.clone();
+        joined.join(self);
+        joined == *other
+    }
+
+    /// The bottom element ⊥: the state of a replica that has seen nothing.
+    fn bottom() -> Self;
+
+    /// Whether this is ⊥ (an empty delta is not worth sending).
+    fn is_bottom(&self) -> bool;
+
+    /// Checks, before a join, that `other` (received from a peer) can be joined into
+    /// `self`. Every value of this crate's types that decodes is joinable, so the
+    /// default accepts everything; types with stricter rules (the `crdts` crate's
+    /// `validate_merge`) refuse here, and the anti-entropy protocol drops and counts
+    /// what they refuse instead of panicking.
+    fn validate_join(&self, other: &Self) -> Result<(), InvalidJoin> {
+        let _ = other;
+        Ok(())
+    }
+}
+
+/// A peer's state or delta that cannot be joined into ours (see
+/// [`Lattice::validate_join`]). Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot join: {0}")]
+pub struct InvalidJoin(pub String);
