@@ -128,7 +128,10 @@ pub struct SyncConfig {
     /// Whether deltas received from one peer are passed on to the others (Algorithm 2
     /// as written: needed when peers are not all connected to each other, as on a
     /// ring or a tree). In a full mesh every peer hears each delta from its origin, and
-    /// relaying only multiplies the bytes by the number of peers: turn it off.
+    /// relaying only multiplies the bytes by the number of peers: turn it off. Without
+    /// relaying, replicas still converge, but a replica may see a peer's delta before
+    /// the deltas of a third replica that peer had seen: Algorithm 2's causal
+    /// consistency of intermediate states holds only with relaying on.
     pub relay: bool,
 }
 
