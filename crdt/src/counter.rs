@@ -347,7 +347,7 @@ impl<N: Decode + Ord + Clone> Decode for GCounter<N> {
     /// replicas out of order or repeated ([`DecodeError::Order`]).
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
         // Each entry takes at least its count's byte.
-        let len = get_canonical_len(input, 1)?;
+        let len = get_len(input, 1)?;
         let mut entries: Entries<N> = SmallVec::with_capacity(len);
         let mut total = 0u128;
         for _ in 0..len {
@@ -355,7 +355,7 @@ impl<N: Decode + Ord + Clone> Decode for GCounter<N> {
             if entries.last().is_some_and(|(last, _)| *last >= n) {
                 return Err(DecodeError::Order);
             }
-            let c = get_count(input)?;
+            let c = get_uvarint(input)?;
             if c == 0 {
                 return Err(DecodeError::Invalid("zero count in a G-Counter"));
             }
@@ -511,29 +511,6 @@ fn search<N: Ord>(entries: &[(N, u64)], k: &N) -> Result<usize, usize> {
 
 /// The longest run [`search`] scans.
 const SCAN: usize = 8;
-
-/// A varint in its shortest form: the same number written with padding bytes
-/// would be a second encoding of the same state.
-// `codec::get_uvarint` accepts padded varints (`0x81 0x00` for 1).
-fn get_count(input: &mut &[u8]) -> Result<u64, DecodeError> {
-    let before = input.len();
-    let c = get_uvarint(input)?;
-    let shortest = (64 - (c | 1).leading_zeros() as usize).div_ceil(7);
-    if before - input.len() != shortest {
-        return Err(DecodeError::Varint);
-    }
-    Ok(c)
-}
-
-/// [`get_len`] that also requires the length in its shortest form (the sets use it
-/// too).
-pub(crate) fn get_canonical_len(
-    input: &mut &[u8],
-    min_element_len: usize,
-) -> Result<usize, DecodeError> {
-    get_count(&mut &input[..])?;
-    get_len(input, min_element_len)
-}
 
 /// An increment/decrement counter (PN-Counter, Shapiro et al. 2011, §3.1, Specification 7): a
 /// [`GCounter`] of increments and one of decrements; the value is their difference.

@@ -16,23 +16,7 @@ use std::collections::BTreeSet;
 use std::collections::btree_set;
 
 use crate::codec::{Decode, DecodeError, Encode};
-use crate::counter::get_canonical_len;
 use crate::lattice::Lattice;
-
-/// A set written by [`BTreeSet`]'s [`Encode`]: the length (in its shortest form), then
-/// the elements strictly increasing.
-fn decode_elements<T: Ord + Decode>(input: &mut &[u8]) -> Result<BTreeSet<T>, DecodeError> {
-    let len = get_canonical_len(input, 1)?;
-    let mut set = BTreeSet::new();
-    for _ in 0..len {
-        let v = T::decode(input)?;
-        if set.last().is_some_and(|last| *last >= v) {
-            return Err(DecodeError::Order);
-        }
-        set.insert(v);
-    }
-    Ok(set)
-}
 
 /// A grow-only set (G-Set, Shapiro et al. 2011, §3.3, Specification 11): elements are only added;
 /// the join is union.
@@ -177,7 +161,7 @@ impl<T: Ord + Decode> Decode for GSet<T> {
     /// Rejects elements out of order or repeated ([`DecodeError::Order`]).
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
         Ok(Self {
-            elements: decode_elements(input)?,
+            elements: BTreeSet::decode(input)?,
         })
     }
 }
@@ -370,8 +354,8 @@ impl<T: Ord + Clone + Decode> Decode for TwoPSet<T> {
     /// Rejects elements out of order or repeated ([`DecodeError::Order`]) and an
     /// element both live and removed ([`DecodeError::Invalid`]).
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
-        let live = decode_elements(input)?;
-        let tombstones = decode_elements(input)?;
+        let live = BTreeSet::decode(input)?;
+        let tombstones = BTreeSet::decode(input)?;
         Self::from_parts(live, tombstones)
     }
 }
