@@ -29,10 +29,12 @@
 //! Ratios: `python3 .ci/bench-ratios --peer crdts gcounter/ pncounter/` after
 //! `cargo bench -p dsys-crdt --bench counter`.
 
+mod common;
+
 use std::hint::black_box;
 
 use crdts::{CmRDT, CvRDT};
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use dsys_crdt::Lattice;
 use dsys_crdt::counter::{GCounter, PNCounter};
 
@@ -110,28 +112,7 @@ fn gcounter(c: &mut Criterion) {
     }
 
     {
-        let mut g = c.benchmark_group("gcounter/merge");
-        g.bench_function("dsys", |bench| {
-            bench.iter_batched(
-                || our_a.clone(),
-                |mut x| {
-                    x.join(black_box(&our_b));
-                    x
-                },
-                BatchSize::SmallInput,
-            );
-        });
-        g.bench_function("crdts", |bench| {
-            bench.iter_batched(
-                || (their_a.clone(), their_b.clone()),
-                |(mut x, y)| {
-                    x.merge(black_box(y));
-                    x
-                },
-                BatchSize::SmallInput,
-            );
-        });
-        g.finish();
+        common::merge_group(c, "gcounter/merge", (&our_a, &our_b), (&their_a, &their_b));
     }
 
     {
@@ -140,28 +121,12 @@ fn gcounter(c: &mut Criterion) {
         more.extend(replica_ids(&mut rng, REPLICAS / 2));
         let (_, other) = diverged(&mut rng, &more);
         let (our_o, their_o) = (ours(&other), theirs(&other));
-        let mut g = c.benchmark_group("gcounter/merge-new-replicas");
-        g.bench_function("dsys", |bench| {
-            bench.iter_batched(
-                || our_a.clone(),
-                |mut x| {
-                    x.join(black_box(&our_o));
-                    x
-                },
-                BatchSize::SmallInput,
-            );
-        });
-        g.bench_function("crdts", |bench| {
-            bench.iter_batched(
-                || (their_a.clone(), their_o.clone()),
-                |(mut x, y)| {
-                    x.merge(black_box(y));
-                    x
-                },
-                BatchSize::SmallInput,
-            );
-        });
-        g.finish();
+        common::merge_group(
+            c,
+            "gcounter/merge-new-replicas",
+            (&our_a, &our_o),
+            (&their_a, &their_o),
+        );
     }
 
     {
@@ -244,28 +209,7 @@ fn pncounter(c: &mut Criterion) {
     assert_eq!(our_a.value().to_string(), their_a.read().to_string());
 
     {
-        let mut g = c.benchmark_group("pncounter/merge");
-        g.bench_function("dsys", |bench| {
-            bench.iter_batched(
-                || our_a.clone(),
-                |mut x| {
-                    x.join(black_box(&our_b));
-                    x
-                },
-                BatchSize::SmallInput,
-            );
-        });
-        g.bench_function("crdts", |bench| {
-            bench.iter_batched(
-                || (their_a.clone(), their_b.clone()),
-                |(mut x, y)| {
-                    x.merge(black_box(y));
-                    x
-                },
-                BatchSize::SmallInput,
-            );
-        });
-        g.finish();
+        common::merge_group(c, "pncounter/merge", (&our_a, &our_b), (&their_a, &their_b));
     }
     {
         let mut g = c.benchmark_group("pncounter/read");

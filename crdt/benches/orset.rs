@@ -35,6 +35,8 @@
 //! `cargo bench -p dsys-crdt --bench orset`.
 
 use std::collections::BTreeSet;
+mod common;
+
 use std::hint::black_box;
 
 use crdts::{CmRDT, CvRDT, Orswot};
@@ -173,28 +175,7 @@ fn orset(c: &mut Criterion) {
     }
 
     {
-        let mut g = c.benchmark_group("orset/merge");
-        g.bench_function("dsys", |bench| {
-            bench.iter_batched(
-                || our_a.clone(),
-                |mut x| {
-                    x.join(black_box(&our_b));
-                    x
-                },
-                BatchSize::SmallInput,
-            );
-        });
-        g.bench_function("crdts", |bench| {
-            bench.iter_batched(
-                || (their_a.clone(), their_b.clone()),
-                |(mut x, y)| {
-                    x.merge(black_box(y));
-                    x
-                },
-                BatchSize::SmallInput,
-            );
-        });
-        g.finish();
+        common::merge_group(c, "orset/merge", (&our_a, &our_b), (&their_a, &their_b));
     }
 
     {
