@@ -162,8 +162,9 @@ pub struct PhiConfig {
     pub max_sample_size: usize,
     /// Lower bound on the standard deviation used by the normal model, so
     /// that very regular heartbeats do not make φ jump on a small delay
-    /// (Akka's `min-std-deviation`). Must be above zero. Ignored by
-    /// [`PhiModel::Exponential`]. Default 100 ms.
+    /// (Akka's `min-std-deviation`). Must be above zero; no upper limit (it
+    /// enters the model as floating-point seconds, so no value overflows).
+    /// Ignored by [`PhiModel::Exponential`]. Default 100 ms.
     pub min_std_deviation: Duration,
     /// Silence that is accepted before suspicion starts: it is added to the
     /// mean in the normal model, shifting the φ curve right by this much
@@ -173,7 +174,9 @@ pub struct PhiConfig {
     pub acceptable_heartbeat_pause: Duration,
     /// Expected heartbeat interval, used to seed the window with two samples
     /// `estimate ∓ estimate / 4` (Akka's `heartbeat-interval` and
-    /// `firstHeartbeat`). Must be above zero. Default 1 s.
+    /// `firstHeartbeat`). Must be above zero; no upper limit (an estimate
+    /// above [`PhiAccrual::MAX_SAMPLE`] is recorded as that, like any sample).
+    /// Default 1 s.
     pub first_heartbeat_estimate: Duration,
     /// The distribution fitted to the intervals. Default
     /// [`PhiModel::Normal`].
@@ -189,7 +192,11 @@ impl PhiConfig {
     pub const MAX_SAMPLE_SIZE: usize = 1 << 20;
 
     /// Checks the limits documented on each field (Akka's constructor
-    /// `require`s, plus the window bound).
+    /// `require`s, plus the window bound). Nothing a valid config holds
+    /// overflows later: durations enter the model as floating-point seconds
+    /// or as samples capped at [`PhiAccrual::MAX_SAMPLE`], and the detector
+    /// never adds a duration to an `Instant` (`tests/config_bounds.rs` runs
+    /// every field at its extremes).
     ///
     /// # Errors
     ///

@@ -31,6 +31,7 @@ pub mod wire;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
+use config::UPDATE_COUNT_LEN;
 pub use config::{Config, ConfigError};
 pub use member::State;
 pub use wire::{DecodeError, NodeId, PacketError};
@@ -105,6 +106,14 @@ pub struct Counters {
     pub refutations: u64,
     /// Members forgotten by down-member retention.
     pub forgotten: u64,
+    /// Packets not sent because even without updates they would be larger than
+    /// [`Config::max_packet_size`]. Only an id longer than its type's
+    /// [`NodeId::MAX_ENCODED_LEN`] (a `decode` that accepts more than it declares) can
+    /// cause it: [`Config::validate_for`] sizes the packet for the longest ids.
+    pub oversized_packets: u64,
+    /// Updates left out of a whole-view exchange because, alone, they would not fit a
+    /// packet; the same cause as `oversized_packets`.
+    pub oversized_updates: u64,
 }
 
 /// A SWIM member: the local state machine of one node. See the [module docs](self).
@@ -151,8 +160,13 @@ pub struct Swim<N: NodeId> {
 impl<N: NodeId> Swim<N> {
     /// A node that knows nobody yet. `rng_seed` drives every random choice, so a run
     /// is reproducible from its seed; give each node a different one.
+    ///
+    /// # Errors
+    ///
+    /// A field out of its limits ([`Config::validate_for`] with this id type); nothing
+    /// was created.
     pub fn new(me: N, config: Config, rng_seed: u64, now: Instant) -> Result<Self, ConfigError> {
-        config.validate()?;
+        config.validate_for::<N>()?;
         let awareness = Awareness::new(if config.lifeguard {
             config.awareness_max_multiplier
         } else {
@@ -282,7 +296,7 @@ impl<N: NodeId> Swim<N> {
             node: self.me.clone(),
             incarnation: self.incarnation,
         });
-        let fanout = self.config.gossip_nodes.max(1) * 3;
+        let fanout = self.config.gossip_nodes.max(1).saturating_mul(3);
         for to in self.order.sample(fanout, |_| true, &mut self.rng) {
             self.send(to, Message::Gossip);
         }
@@ -946,55 +960,64 @@ impl<N: NodeId> Swim<N> {
         self.send_updates(to, announce, updates);
     }
 
-    /// Sends `updates` as `Announce` or `Feed` messages, split into packets.
+    /// Sends `updates` as `Announce` or `Feed` messages, split into packets of at most
+    /// `max_packet_size` bytes. An update too long for any packet (possible only with
+    /// ids longer than their declared `MAX_ENCODED_LEN`) is left out and counted.
     fn send_updates(&mut self, to: N, announce: bool, updates: Vec<Update<N>>) {
+        let message = |more| {
+            if announce {
+                Message::Announce { more }
+            } else {
+                Message::Feed { more }
+            }
+        };
+        let header = |this: &Self, more| {
+            let mut out = Vec::new();
+            encode_message(
+                &mut out,
+                this.config.cluster_id,
+                (&this.me, this.incarnation),
+                &message(more),
+            );
+            out
+        };
+        // `more` is one byte either way: every chunk's header has this length.
+        let header_len = header(self, false).len();
+        let Some(room) = self
+            .config
+            .max_packet_size
+            .checked_sub(header_len + UPDATE_COUNT_LEN)
+        else {
+            self.counters.oversized_packets += 1;
+            return;
+        };
         let mut chunks: Vec<(usize, Vec<u8>)> = Vec::new();
         let mut chunk = Vec::new();
         let mut count = 0;
-        let room = self.config.max_packet_size - self.header_len(&to) - 8;
+        let mut one = Vec::new();
         for u in &updates {
-            let before = chunk.len();
-            u.encode(&mut chunk);
-            if chunk.len() > room && count > 0 {
-                let tail = chunk.split_off(before);
-                chunks.push((count, std::mem::replace(&mut chunk, tail)));
+            one.clear();
+            u.encode(&mut one);
+            if one.len() > room {
+                self.counters.oversized_updates += 1;
+                continue;
+            }
+            if chunk.len() + one.len() > room {
+                chunks.push((count, std::mem::take(&mut chunk)));
                 count = 0;
             }
+            chunk.extend_from_slice(&one);
             count += 1;
         }
         chunks.push((count, chunk));
         let last = chunks.len() - 1;
         for (i, (count, encoded)) in chunks.into_iter().enumerate() {
-            let more = i < last;
-            let message = if announce {
-                Message::Announce { more }
-            } else {
-                Message::Feed { more }
-            };
-            let mut out = Vec::with_capacity(self.config.max_packet_size);
-            encode_message(
-                &mut out,
-                self.config.cluster_id,
-                (&self.me, self.incarnation),
-                &message,
-            );
+            let mut out = header(self, i < last);
+            out.reserve(UPDATE_COUNT_LEN + encoded.len());
             finish_updates(&mut out, count, &encoded);
+            debug_assert!(out.len() <= self.config.max_packet_size);
             self.push_transmit(to.clone(), out);
         }
-    }
-
-    fn header_len(&self, to: &N) -> usize {
-        let mut out = Vec::new();
-        encode_message(
-            &mut out,
-            self.config.cluster_id,
-            (&self.me, u32::MAX),
-            &Message::Ping {
-                seq: u32::MAX,
-                target: to.clone(),
-            },
-        );
-        out.len()
     }
 
     /// Encodes `message` to `to` with as many pending updates as fit. Lifeguard §4.2
@@ -1008,8 +1031,18 @@ impl<N: NodeId> Swim<N> {
             (&self.me, self.incarnation),
             &message,
         );
-        // The update count is a varint; 3 bytes cover any count that fits a packet.
-        let room = self.config.max_packet_size.saturating_sub(out.len() + 3);
+        // Even an update count of zero (one byte) does not fit: possible only with ids
+        // longer than their declared `MAX_ENCODED_LEN`. Send nothing rather than too much.
+        if out.len() >= self.config.max_packet_size {
+            self.counters.oversized_packets += 1;
+            return;
+        }
+        // The update count is a varint of at most UPDATE_COUNT_LEN bytes; with less room
+        // than that no update fits and the count is the single byte 0.
+        let room = self
+            .config
+            .max_packet_size
+            .saturating_sub(out.len() + UPDATE_COUNT_LEN);
         let buddy = if self.config.lifeguard {
             self.members.get(&to).and_then(|m| {
                 (m.state == State::Suspect).then(|| Update::Suspect {
@@ -1027,6 +1060,7 @@ impl<N: NodeId> Swim<N> {
             .broadcasts
             .fill(&mut encoded, room, limit, buddy.as_ref());
         finish_updates(&mut out, count, &encoded);
+        debug_assert!(out.len() <= self.config.max_packet_size);
         self.push_transmit(to, out);
     }
 

@@ -96,8 +96,16 @@ pub enum PacketError {
 /// Implemented for `u32`, `u64`, `u128`, `String` and [`SocketAddr`]; implement it for
 /// your own id type (a UUID, a name plus a generation) with a compact, prefix-free
 /// encoding. `decode` must consume exactly what `encode` wrote and must reject, not
-/// panic on, any other input.
+/// panic on, any other input, including an encoding longer than
+/// [`MAX_ENCODED_LEN`](Self::MAX_ENCODED_LEN).
 pub trait NodeId: Clone + Eq + Ord + Hash + Debug {
+    /// The longest encoding `encode` writes and `decode` accepts, in bytes. The
+    /// smallest valid [`Config::max_packet_size`](super::Config::max_packet_size) is
+    /// sized from it ([`Config::min_packet_size`](super::Config::min_packet_size)). An
+    /// id longer than declared never makes a packet exceed `max_packet_size`: what
+    /// does not fit is not sent, and is counted in
+    /// [`Counters`](super::Counters)' `oversized_packets` and `oversized_updates`.
+    const MAX_ENCODED_LEN: usize;
     /// Appends the encoding of `self`.
     fn encode(&self, out: &mut Vec<u8>);
     /// Reads one id from the front of `input` and advances it.
@@ -164,6 +172,7 @@ fn get_bytes<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], DecodeError
 }
 
 impl NodeId for u32 {
+    const MAX_ENCODED_LEN: usize = 5;
     fn encode(&self, out: &mut Vec<u8>) {
         put_uvarint(out, u64::from(*self));
     }
@@ -173,6 +182,7 @@ impl NodeId for u32 {
 }
 
 impl NodeId for u64 {
+    const MAX_ENCODED_LEN: usize = 10;
     fn encode(&self, out: &mut Vec<u8>) {
         put_uvarint(out, *self);
     }
@@ -182,6 +192,7 @@ impl NodeId for u64 {
 }
 
 impl NodeId for u128 {
+    const MAX_ENCODED_LEN: usize = 16;
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_be_bytes());
     }
@@ -192,6 +203,8 @@ impl NodeId for u128 {
 }
 
 impl NodeId for String {
+    /// A 2-byte length and up to [`MAX_ID_LEN`] bytes.
+    const MAX_ENCODED_LEN: usize = 2 + MAX_ID_LEN;
     fn encode(&self, out: &mut Vec<u8>) {
         put_uvarint(out, self.len() as u64);
         out.extend_from_slice(self.as_bytes());
@@ -207,6 +220,8 @@ impl NodeId for String {
 }
 
 impl NodeId for SocketAddr {
+    /// A tag, an IPv6 address and a port.
+    const MAX_ENCODED_LEN: usize = 1 + 16 + 2;
     fn encode(&self, out: &mut Vec<u8>) {
         match self.ip() {
             IpAddr::V4(ip) => {
@@ -551,6 +566,20 @@ mod tests {
         rt(String::from("node-a"));
         rt("10.0.0.1:7946".parse::<SocketAddr>().unwrap());
         rt("[::1]:7946".parse::<SocketAddr>().unwrap());
+        fn longest<N: NodeId>(n: N) {
+            let mut out = Vec::new();
+            n.encode(&mut out);
+            assert_eq!(out.len(), N::MAX_ENCODED_LEN, "{n:?}");
+        }
+        longest(u32::MAX);
+        longest(u64::MAX);
+        longest(u128::MAX);
+        longest("x".repeat(MAX_ID_LEN));
+        longest(
+            "[ffff::ffff]:65535"
+                .parse::<SocketAddr>()
+                .expect("an address"),
+        );
         let mut long = Vec::new();
         "x".repeat(MAX_ID_LEN + 1).encode(&mut long);
         assert_eq!(String::decode(&mut &long[..]), Err(DecodeError::NodeId));
