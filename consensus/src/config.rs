@@ -11,9 +11,14 @@ pub enum ReadOnlyOption {
     #[default]
     Safe,
     /// Lease reads (thesis §6.4.1): the leader answers from its commit index
-    /// without a round trip, relying on check-quorum and on clocks that
-    /// tick at the same rate (bounded drift). Requires
-    /// [`Config::check_quorum`].
+    /// without a round trip while it holds a lease: `election_tick - 1`
+    /// ticks from the moment it *sent* the latest heartbeat round that a
+    /// majority acknowledged (a voter that heard that round grants no vote
+    /// for `election_tick` of its own ticks). Relies on check-quorum and
+    /// on every node's ticks running at the same rate (clock drift below
+    /// one tick per election timeout). Without a lease (none acknowledged
+    /// recently, or a leadership transfer started in this term), reads
+    /// fall back to a ReadIndex round. Requires [`Config::check_quorum`].
     LeaseBased,
 }
 
@@ -89,6 +94,15 @@ pub enum ConfigError {
     /// `heartbeat_tick` is 0.
     #[error("heartbeat_tick must be at least 1")]
     ZeroHeartbeat,
+    /// `election_tick` is past [`Config::MAX_TICK`]: the randomized timeout
+    /// `[election_tick, 2 * election_tick)` would not fit in a `u32`.
+    #[error("election_tick ({election}) exceeds the largest supported, {max}")]
+    TickOutOfRange {
+        /// The election tick.
+        election: u32,
+        /// [`Config::MAX_TICK`].
+        max: u32,
+    },
     /// `election_tick <= heartbeat_tick`: followers would time out between
     /// heartbeats.
     #[error("election_tick ({election}) must exceed heartbeat_tick ({heartbeat})")]
@@ -119,13 +133,24 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Checks the settings against each other.
+    /// The largest `election_tick` (and so `heartbeat_tick`) accepted: the
+    /// randomized election timeout, below `2 * election_tick`, must fit in
+    /// a `u32`. Every other field is a limit that any value keeps bounded.
+    pub const MAX_TICK: u32 = u32::MAX / 2;
+
+    /// Checks every field's range and the settings against each other.
     ///
     /// # Errors
     /// The first [`ConfigError`] found.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.heartbeat_tick == 0 {
             return Err(ConfigError::ZeroHeartbeat);
+        }
+        if self.election_tick > Self::MAX_TICK {
+            return Err(ConfigError::TickOutOfRange {
+                election: self.election_tick,
+                max: Self::MAX_TICK,
+            });
         }
         if self.election_tick <= self.heartbeat_tick {
             return Err(ConfigError::ElectionNotAboveHeartbeat {

@@ -15,7 +15,9 @@ pub use config::{Config, ConfigError, ReadOnlyOption};
 pub use entry::{ENTRY_OVERHEAD, Entry, HardState, Index, Term};
 pub use log::{LogError, RaftLog};
 pub use message::{AppendOutcome, Message, MessageBody};
-pub use output::{Output, Persist, PersistId, ProposeError, ReadError, ReadState, ReplicatedLog};
+pub use output::{
+    Output, Persist, PersistId, ProposalId, ProposeError, ReadError, ReadState, ReplicatedLog,
+};
 pub use progress::{Inflights, Progress, ReplicationState};
 pub use quorum::{Majority, VoteResult};
 pub use raft::{Counters, NodeId, RaftNode, RaftOutput, Role, Status, TransferError};

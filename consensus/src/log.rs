@@ -345,11 +345,11 @@ impl<S: Storage> RaftLog<S> {
         Ok(out)
     }
 
-    /// The highest index that may be applied: committed, and handed out to
-    /// be persisted locally (applying never runs ahead of the local write
-    /// the application has been asked to make).
+    /// The highest index that may be applied: committed, and durable
+    /// locally (acknowledged through [`on_persisted`](Self::on_persisted)),
+    /// so applying never runs ahead of this node's own disk.
     pub fn applicable(&self) -> Index {
-        self.committed.min(self.unstable.in_progress - 1)
+        self.committed.min(self.persisted())
     }
 
     /// Committed entries not yet applied, at most `max_bytes` (at least one

@@ -1,38 +1,115 @@
 //! What a replicated-log node hands back, and the interface Raft (and the
 //! Multi-Paxos to come) present to the application.
 //!
+//! # Draining
+//!
+//! After every input (`tick`, `handle_message`, `propose`, `read_index`,
+//! `on_persisted`, ...) call [`ReplicatedLog::poll_output`] until it
+//! returns `None`. Outputs come out in the order they must be acted on.
+//!
 //! # The persistence contract
 //!
-//! Outputs are drained with [`ReplicatedLog::poll_output`] until it returns
-//! `None`, after every input. The application:
-//! - MUST write every [`Output::Persist`] durably (hard state, then
-//!   entries, replacing any stored suffix they overlap), in the order they
-//!   come out, and then call [`ReplicatedLog::on_persisted`] with its id.
-//!   Writes may run in the background while the node keeps working
-//!   (asynchronous persistence); acknowledging id `n` says every persist up
-//!   to `n` is durable.
-//! - MUST NOT expect a message that depends on unpersisted state (a vote, an
-//!   acknowledgement of entries) to come out before that acknowledgement:
-//!   the node holds such messages back and releases them from
-//!   `poll_output` after `on_persisted`.
-//! - MUST apply [`Output::Apply`] entries to its state machine in order.
+//! Each [`Output::Persist`] carries an id, entries and (when it changed) a
+//! hard state. The application:
+//! - MUST write the batches in the order they come out. Within one batch
+//!   it MUST make the entries durable no later than the hard state (write
+//!   the entries, then the hard state, as etcd and raft-rs require), or
+//!   write both atomically. An entry at an index already stored replaces
+//!   it and everything after it (§5.3).
+//! - MUST call [`ReplicatedLog::on_persisted`]`(id)` only once batch `id`
+//!   *and every batch before it* is durable (fsynced). One call may cover
+//!   several batches; it may come late. Writes may run in the background
+//!   while the node keeps working (asynchronous persistence).
+//! - MUST make what it acknowledged readable through [`Storage`](crate::Storage)
+//!   before calling `on_persisted` (for [`MemStorage`](crate::MemStorage):
+//!   `set_hard_state` and `append` on `storage_mut()`).
+//! - MUST NOT expect a message that depends on unpersisted state (a vote,
+//!   an acknowledgement of entries) to come out before that
+//!   acknowledgement: the node holds such messages back and releases them
+//!   from `poll_output` after `on_persisted`.
+//! - MUST apply [`Output::Apply`] entries to its state machine in order,
+//!   and MAY record the last applied index durably with its state machine
+//!   (then restart with [`Config::applied`](crate::Config::applied) set to
+//!   it).
 //! - MAY send [`Output::Send`] messages in any order, drop or duplicate
 //!   them: Raft tolerates an unreliable network.
+//!
+//! ## What a crash may leave, and what restart requires
+//!
+//! A crash MAY lose any batch not yet acknowledged, keep an in-order
+//! prefix of them, and tear the last one kept (a prefix of its entries,
+//! with or without its hard state). The node stays safe under all of these
+//! because:
+//! - every message that depends on a batch waits for its acknowledgement,
+//!   so nothing lost was ever promised to a peer;
+//! - the commit index in a batch's hard state never covers entries of the
+//!   same or a later batch: only entries acknowledged durable before the
+//!   batch was handed out. A torn or reordered batch can therefore never
+//!   make stale entries look committed on restart;
+//! - [`Output::Apply`] hands out only entries at or below a commit index
+//!   that is itself durable (in an acknowledged hard state), so a state
+//!   machine never runs ahead of its own disk, and
+//!   `Config::applied <= stored commit` holds at every restart.
+//!
+//! The application MUST NOT lose or alter anything it acknowledged. On
+//! restart it MUST build the node from that storage (hard state and
+//! entries) and MUST set `Config::applied` no higher than the index its
+//! state machine durably reflects (0 to replay the committed log from
+//! the start). A vote and the entries it acknowledged are in the storage
+//! by construction; the node needs nothing else from before the crash
+//! (read ids excepted: see [`ReplicatedLog::read_index`]).
+//!
+//! # Tracking proposals and reads
+//!
+//! [`ReplicatedLog::propose`] returns a [`ProposalId`]: the leader's term
+//! and the index of the new entry. The proposal is committed when an
+//! [`Output::Apply`] hands out the entry at that index *with that term*;
+//! if the entry applied at that index has another term, the proposal was
+//! lost (a new leader overwrote it) and MAY be retried. No other outcome
+//! exists, and none is final before the index is applied: a deposed
+//! leader's proposal may still commit.
+//!
+//! A read asked with [`ReplicatedLog::read_index`] ends with exactly one
+//! [`Output::ReadReady`] or [`Output::ReadFailed`] for its id, within
+//! about two election timeouts of ticks when it was forwarded to a leader.
 
 use bytes::Bytes;
 
-use crate::entry::{Entry, Index};
+use crate::entry::{Entry, Index, Term};
 
 /// Identifies one [`Persist`] batch; ids increase by one from 1.
 pub type PersistId = u64;
+
+/// Names a proposal: the leader's term when it was appended, and its index
+/// (openraft's `LogId`). See [tracking proposals](self#tracking-proposals-and-reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ProposalId {
+    /// The term of the leader that appended it (the entry's term).
+    pub term: Term,
+    /// The log index it was appended at.
+    pub index: Index,
+}
+
+impl ProposalId {
+    /// What an applied `entry` says of this proposal: `None` if it is
+    /// another index, `Some(true)` if it is this proposal (committed),
+    /// `Some(false)` if another entry committed at its index (the proposal
+    /// was lost and will never commit).
+    #[must_use]
+    pub fn outcome(&self, entry: &Entry) -> Option<bool> {
+        (entry.index == self.index).then_some(entry.term == self.term)
+    }
+}
 
 /// A batch of state the application must make durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Persist<H> {
     /// Acknowledge with `on_persisted(id)` once durable.
     pub id: PersistId,
-    /// The new hard state, when it changed (write it before `entries`
-    /// become visible, or atomically with them).
+    /// The new hard state, when it changed. Make it durable no earlier
+    /// than `entries`, or atomically with them. Its commit index covers
+    /// only entries acknowledged durable before this batch.
     pub hard_state: Option<H>,
     /// Entries to append; an entry at an index already stored replaces it
     /// and everything after it (§5.3).
@@ -62,8 +139,9 @@ pub enum Output<M, H> {
     Apply(Vec<Entry>),
     /// A read may be served once its index is applied.
     ReadReady(ReadState),
-    /// A read could not be confirmed (leadership changed, or no leader is
-    /// known); the client should retry.
+    /// A read could not be confirmed (leadership changed, no leader is
+    /// known, or a forwarded read got no answer within an election
+    /// timeout); the client should retry with a new id.
     ReadFailed {
         /// The id given to `read_index`.
         id: u64,
@@ -108,9 +186,19 @@ pub enum ProposeError<N> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadError {
-    /// No leader is known to confirm the read with.
+    /// No leader is known to confirm the read with. Nothing changed.
     #[error("no leader known")]
     NoLeader,
+    /// Read ids must increase on each node (see
+    /// [`ReplicatedLog::read_index`]); `id` is not above `last`, the
+    /// largest this node has accepted. Nothing changed.
+    #[error("read id {id} is not above the last one used, {last}")]
+    IdNotIncreasing {
+        /// The id given.
+        id: u64,
+        /// The largest id accepted so far.
+        last: u64,
+    },
 }
 
 /// A replicated log driven from outside (sans-IO): commands and messages
@@ -124,12 +212,14 @@ pub trait ReplicatedLog {
     /// The protocol's durable per-node state.
     type HardState;
 
-    /// Appends a command if this node leads; returns its log index. The
-    /// command is committed once it comes out in [`Output::Apply`].
+    /// Appends a command if this node leads; returns its term and index.
+    /// The command is committed once its entry comes out in
+    /// [`Output::Apply`] with that term, and lost if another term comes
+    /// out at that index ([tracking proposals](self#tracking-proposals-and-reads)).
     ///
     /// # Errors
     /// [`ProposeError`] when this node cannot accept it now.
-    fn propose(&mut self, data: Bytes) -> Result<Index, ProposeError<Self::NodeId>>;
+    fn propose(&mut self, data: Bytes) -> Result<ProposalId, ProposeError<Self::NodeId>>;
 
     /// Advances logical time by one tick.
     fn tick(&mut self);
@@ -143,6 +233,13 @@ pub trait ReplicatedLog {
 
     /// Asks for a linearizable read; the answer comes out as
     /// [`Output::ReadReady`] or [`Output::ReadFailed`] with this `id`.
+    ///
+    /// Ids MUST increase on each node, across restarts too (derive them
+    /// from a counter the application persists, or from a clock that
+    /// never goes back): an answer is matched to its read by id alone,
+    /// and a delayed duplicate of an old answer must never answer a newer
+    /// read. Within one run the node refuses an id that is not above the
+    /// last it accepted.
     ///
     /// # Errors
     /// [`ReadError`] when it cannot even be attempted.

@@ -52,8 +52,8 @@ fn leader_commits_and_applies_once_a_majority_stores_an_entry() {
     assert_eq!(node.status().commit, 1);
     assert_eq!(applied(&out), [Entry::new(1, 1, Bytes::new())]);
 
-    let index = node.propose(Bytes::from("a")).expect("leader");
-    assert_eq!(index, 2);
+    let proposal = node.propose(Bytes::from("a")).expect("leader");
+    assert_eq!((proposal.term, proposal.index), (1, 2));
     let out = drain(&mut node);
     let entry = Entry::new(1, 2, "a");
     assert_eq!(

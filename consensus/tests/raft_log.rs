@@ -247,8 +247,8 @@ fn stale_persistence_acknowledgement_is_ignored() {
     assert_eq!(l.persisted(), 3);
 }
 
-/// Entries are applied only once committed and handed out for local
-/// persistence, and never twice.
+/// Entries are applied only once committed and durable locally (not
+/// merely handed out to persist: issue 14, finding 3), and never twice.
 #[test]
 fn apply_follows_commit_and_local_persistence() {
     let mut l = log(&[1, 1, 1]);
@@ -258,7 +258,10 @@ fn apply_follows_commit_and_local_persistence() {
         0,
         "committed but not yet handed out to persist"
     );
-    let _ = l.take_to_persist();
+    let batch = l.take_to_persist();
+    assert_eq!(l.applicable(), 0, "handed out, not yet durable");
+    l.storage_mut().append(&batch).unwrap();
+    assert!(l.on_persisted(3, 1));
     assert_eq!(l.applicable(), 3);
     let next = l.next_to_apply(u64::MAX).unwrap();
     assert_eq!(next.len(), 3);

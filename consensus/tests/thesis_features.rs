@@ -618,7 +618,7 @@ fn proposals_over_the_size_limit_are_refused() {
         1,
         "a refused proposal was appended"
     );
-    assert_eq!(node.propose(Bytes::from("12345678")), Ok(2));
+    assert_eq!(node.propose(Bytes::from("12345678")).map(|p| p.index), Ok(2));
 }
 
 /// A leader holding `max_uncommitted_size` bytes of uncommitted proposals

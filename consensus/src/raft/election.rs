@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::{NodeId, Peer, RaftNode, Role};
+use crate::config::ReadOnlyOption;
 use crate::entry::{Entry, Index, Term};
 use crate::message::MessageBody;
 use crate::progress::Progress;
@@ -16,9 +17,16 @@ where
     S::NodeId: NodeId,
 {
     /// Starts an election now, as if the election timeout had fired (with a
-    /// pre-vote round when configured). A leader ignores it.
+    /// pre-vote round when configured). A leader ignores it, and so does,
+    /// with lease reads on, a follower that heard from a leader within the
+    /// election timeout: campaigning then would break that leader's lease
+    /// (thesis §6.4.1). Use leadership transfer to move a leader.
     pub fn campaign(&mut self) {
         if self.role == Role::Leader {
+            return;
+        }
+        if self.config.read_only == ReadOnlyOption::LeaseBased && self.in_leader_lease() {
+            self.counters.lease_ignored_votes += 1;
             return;
         }
         if self.term == Term::MAX {
@@ -82,12 +90,20 @@ where
         result == VoteResult::Won
     }
 
-    /// Check-quorum's leader lease: a leader was heard from within the
-    /// election timeout, so vote requests are ignored (thesis §6.2).
+    /// Check-quorum's leader lease: this node leads, or a follower heard
+    /// from a leader within the election timeout, so vote requests are
+    /// ignored (thesis §6.2). A leader's lease reads rely on it
+    /// (§6.4.1): the contact is remembered even if a later message of a
+    /// higher term made this node forget who leads.
     pub(super) fn in_leader_lease(&self) -> bool {
         self.config.check_quorum
-            && self.leader.is_some()
-            && self.election_elapsed < self.config.election_tick
+            && match self.role {
+                Role::Leader => true,
+                Role::Follower => self
+                    .leader_contact
+                    .is_some_and(|t| t < self.config.election_tick),
+                Role::PreCandidate | Role::Candidate => false,
+            }
     }
 
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<S::NodeId>) {
@@ -97,6 +113,8 @@ where
         }
         if self.role != Role::Follower || self.leader != leader {
             tracing::debug!(id = ?self.id, term, ?leader, "follower");
+            // Reads forwarded to the old leader will not be answered.
+            self.fail_forwarded_reads();
         }
         self.leave_leadership();
         self.role = Role::Follower;
@@ -119,6 +137,7 @@ where
     fn become_pre_candidate(&mut self) {
         tracing::debug!(id = ?self.id, term = self.term, "pre-candidate");
         self.leave_leadership();
+        self.fail_forwarded_reads();
         self.role = Role::PreCandidate;
         self.leader = None;
         self.reset_election_timer();
@@ -131,6 +150,7 @@ where
             return;
         }
         self.leave_leadership();
+        self.fail_forwarded_reads();
         self.term += 1;
         self.vote = Some(self.id.clone());
         self.role = Role::Candidate;
@@ -176,6 +196,7 @@ where
         self.leader = Some(self.id.clone());
         self.heartbeat_elapsed = 0;
         self.election_elapsed = 0;
+        self.reads.start_term();
         let next = self.log.last_index() + 1;
         self.peers.clear();
         for voter in self.voters.voters() {
@@ -221,8 +242,9 @@ where
         // Thesis §9.6: no pre-vote while a leader is heard from (within an
         // election timeout), so a node returning from a partition cannot
         // disrupt a working leader even without check-quorum.
-        let heard_from_leader =
-            self.leader.is_some() && self.election_elapsed < self.config.election_tick;
+        let heard_from_leader = (self.leader.is_some()
+            && self.election_elapsed < self.config.election_tick)
+            || self.in_leader_lease();
         let can_vote = can_vote && !(pre_vote && heard_from_leader);
         // §5.4.1: only for a candidate whose log is at least as up to date.
         let granted = can_vote && self.log.is_up_to_date(last_index, last_term);

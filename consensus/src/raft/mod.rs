@@ -25,7 +25,7 @@ use crate::config::{Config, ConfigError};
 use crate::entry::{HardState, Index, Term};
 use crate::log::RaftLog;
 use crate::message::{Message, MessageBody};
-use crate::output::{Output, PersistId, ProposeError, ReadError, ReplicatedLog};
+use crate::output::{Output, PersistId, ProposalId, ProposeError, ReadError, ReplicatedLog};
 use crate::progress::Progress;
 use crate::quorum::Majority;
 use crate::storage::Storage;
@@ -65,7 +65,8 @@ pub struct Counters {
     /// (entries that skip indexes, acknowledgements past the log's end).
     pub malformed: u64,
     /// Vote requests ignored because a leader was heard from recently
-    /// (check-quorum's leader lease).
+    /// (check-quorum's leader lease), and, with lease reads, `campaign`
+    /// calls ignored for the same reason.
     pub lease_ignored_votes: u64,
     /// `on_persisted` calls for ids that were never handed out or were
     /// already acknowledged.
@@ -115,14 +116,29 @@ struct Durability<N> {
     next_id: PersistId,
     /// Every id up to this one is durable.
     acked: PersistId,
-    /// Handed out and not acknowledged: id and the last entry it carried.
-    issued: VecDeque<(PersistId, Option<(Index, Term)>)>,
+    /// Handed out and not acknowledged: id, the last entry it carried, and
+    /// the commit index of its hard state (if it carried one).
+    issued: VecDeque<Issued>,
+    /// The commit index of the latest acknowledged hard state (or the one
+    /// storage held at start): entries up to here may be applied, and a
+    /// restart finds at least this commit index.
+    durable_commit: Index,
     /// The hard state as last handed out (or read from storage).
     handed: HardState<N>,
     /// The persist that carries the current term and vote.
     term_vote_id: PersistId,
     /// Messages and the persist id each waits for.
     held: VecDeque<(PersistId, Message<N>)>,
+}
+
+/// One persist batch handed out and not yet acknowledged.
+#[derive(Debug, Clone, Copy)]
+struct Issued {
+    id: PersistId,
+    /// Its last entry, if it carried entries.
+    last: Option<(Index, Term)>,
+    /// The commit index of its hard state, if it carried one.
+    commit: Option<Index>,
 }
 
 /// The output type of a Raft node.
@@ -172,8 +188,15 @@ pub struct RaftNode<S: Storage> {
     leader: Option<S::NodeId>,
     rng: fastrand::Rng,
 
+    /// Ticks since this node started: the leader's clock for its lease.
+    ticks: u64,
     // Timers, in ticks.
     election_elapsed: u32,
+    /// Ticks since a leader of the current term was last heard from (or
+    /// since a restart in lease mode, when one may have been): within
+    /// `election_tick` of it, this node grants no vote, so a leader's
+    /// lease holds (thesis §6.4.1). `None`: no leader heard.
+    leader_contact: Option<u32>,
     heartbeat_elapsed: u32,
     randomized_election_timeout: u32,
 
@@ -222,7 +245,14 @@ where
             });
         }
         log.applied_to(config.applied);
+        let durable_commit = log.committed();
         let hard_state = state.hard_state;
+        // A voter that acknowledged a heartbeat just before crashing must
+        // honour that leader's lease after restarting (thesis §6.4.1): it
+        // remembers nothing, so it assumes the contact was just now.
+        let leader_contact = (config.read_only == crate::config::ReadOnlyOption::LeaseBased
+            && hard_state.term > 0)
+            .then_some(0);
         let mut node = Self {
             rng: fastrand::Rng::with_seed(config.seed),
             id,
@@ -232,7 +262,9 @@ where
             vote: hard_state.vote.clone(),
             role: Role::Follower,
             leader: None,
+            ticks: 0,
             election_elapsed: 0,
+            leader_contact,
             heartbeat_elapsed: 0,
             randomized_election_timeout: config.election_tick,
             votes: BTreeMap::new(),
@@ -246,6 +278,7 @@ where
                 next_id: 1,
                 acked: 0,
                 issued: VecDeque::new(),
+                durable_commit,
                 handed: hard_state,
                 term_vote_id: 0,
                 held: VecDeque::new(),
@@ -353,6 +386,9 @@ where
     /// Advances logical time by one tick: followers and candidates count
     /// towards an election, leaders towards heartbeats and check-quorum.
     pub fn tick(&mut self) {
+        self.ticks += 1;
+        self.leader_contact = self.leader_contact.map(|t| t.saturating_add(1));
+        self.expire_forwarded_reads();
         match self.role {
             Role::Leader => self.tick_leader(),
             _ => self.tick_election(),
@@ -489,13 +525,16 @@ where
         }
         self.durability.acked = id;
         let mut moved = false;
-        while let Some(&(issued, last)) = self.durability.issued.front() {
-            if issued > id {
+        while let Some(&issued) = self.durability.issued.front() {
+            if issued.id > id {
                 break;
             }
             self.durability.issued.pop_front();
-            if let Some((index, term)) = last {
+            if let Some((index, term)) = issued.last {
                 moved |= self.log.on_persisted(index, term);
+            }
+            if let Some(commit) = issued.commit {
+                self.durability.durable_commit = self.durability.durable_commit.max(commit);
             }
         }
         let held = std::mem::take(&mut self.durability.held);
@@ -570,24 +609,35 @@ where
             }
             self.start_read_round();
         }
+        // The commit index written covers only entries already durable
+        // here, never entries of this batch: if the hard state lands and
+        // the entries do not (a torn write), the entries they would have
+        // replaced must not look committed after a restart.
         let hard_state = HardState {
             term: self.term,
             vote: self.vote.clone(),
-            commit: self.log.committed(),
+            commit: self.log.committed().min(self.log.persisted()),
         };
         let term_vote_changed = self.term_or_vote_dirty();
-        if term_vote_changed || self.log.has_to_persist() {
+        // A commit index that advanced alone is written too: applying
+        // waits for it (see `emit_applicable`).
+        let commit_advanced = hard_state.commit > self.durability.handed.commit;
+        if term_vote_changed || commit_advanced || self.log.has_to_persist() {
             let id = self.durability.next_id;
             self.durability.next_id += 1;
             let entries = self.log.take_to_persist();
             let last = entries.last().map(|e| (e.index, e.term));
-            self.durability.issued.push_back((id, last));
             if term_vote_changed {
                 self.durability.term_vote_id = id;
             }
             let hard_state = (hard_state != self.durability.handed).then(|| {
                 self.durability.handed = hard_state.clone();
                 hard_state
+            });
+            self.durability.issued.push_back(Issued {
+                id,
+                last,
+                commit: hard_state.as_ref().map(|h| h.commit),
             });
             self.outbox
                 .push_back(Output::Persist(crate::output::Persist {
@@ -600,12 +650,17 @@ where
         self.reads.emit_ready(self.log.applied(), &mut self.outbox);
     }
 
-    /// Hands out committed, locally handed-to-persist entries.
+    /// Hands out committed entries that are durable here, up to a commit
+    /// index that is itself durable: a state machine that records what it
+    /// applied never runs ahead of this node's disk, so a restart with
+    /// `Config::applied` set from it always finds that index committed.
     fn emit_applicable(&mut self) {
-        if self.log.applicable() <= self.log.applied() {
+        let limit = self.log.applicable().min(self.durability.durable_commit);
+        if limit <= self.log.applied() {
             return;
         }
-        match self.log.next_to_apply(self.config.max_apply_bytes) {
+        let next = self.log.applied() + 1;
+        match self.log.slice(next, limit + 1, self.config.max_apply_bytes) {
             Ok(entries) if !entries.is_empty() => {
                 let last = entries[entries.len() - 1].index;
                 self.log.applied_to(last);
@@ -636,7 +691,7 @@ where
     type Message = Message<S::NodeId>;
     type HardState = HardState<S::NodeId>;
 
-    fn propose(&mut self, data: Bytes) -> Result<Index, ProposeError<S::NodeId>> {
+    fn propose(&mut self, data: Bytes) -> Result<ProposalId, ProposeError<S::NodeId>> {
         RaftNode::propose(self, data)
     }
 

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 
 use super::{NodeId, RaftNode, RaftOutput, Role};
 use crate::config::ReadOnlyOption;
-use crate::entry::Index;
+use crate::entry::{Index, Term};
 use crate::message::MessageBody;
 use crate::output::{Output, ReadError, ReadState};
 use crate::storage::Storage;
@@ -30,12 +30,36 @@ struct PendingRead<N> {
     round: Option<(u64, Index)>,
 }
 
+/// A read this follower forwarded to its leader, waiting for the answer.
+#[derive(Debug, Clone)]
+struct ForwardedRead<N> {
+    id: u64,
+    /// The leader asked, and in which term: only it, then, can answer.
+    leader: N,
+    term: Term,
+    /// When it was sent, in this node's ticks.
+    sent_at: u64,
+}
+
 /// Reads being confirmed, and confirmed reads waiting to be applied.
 #[derive(Debug, Clone)]
 pub(super) struct ReadQueue<N> {
     /// The latest heartbeat round started (0: none yet).
     round: u64,
+    /// Leader: rounds sent and not yet acknowledged by a majority, with the
+    /// tick each was sent at (oldest first).
+    sent: VecDeque<(u64, u64)>,
+    /// Leader: the send tick of the latest round a majority acknowledged;
+    /// the lease runs from there.
+    lease_from: Option<u64>,
+    /// Leader: a leadership transfer started this term, so the voters'
+    /// leases may be overridden (thesis §3.10): no lease reads.
+    lease_forfeited: bool,
     pending: VecDeque<PendingRead<N>>,
+    /// Follower: reads sent to the leader.
+    forwarded: VecDeque<ForwardedRead<N>>,
+    /// The largest read id accepted (ids must increase).
+    last_id: Option<u64>,
     /// Confirmed on this node; handed out once applied up to their index.
     confirmed: VecDeque<ReadState>,
 }
@@ -44,15 +68,80 @@ impl<N> Default for ReadQueue<N> {
     fn default() -> Self {
         Self {
             round: 0,
+            sent: VecDeque::new(),
+            lease_from: None,
+            lease_forfeited: false,
             pending: VecDeque::new(),
+            forwarded: VecDeque::new(),
+            last_id: None,
             confirmed: VecDeque::new(),
         }
     }
 }
 
 impl<N> ReadQueue<N> {
-    pub(super) fn round(&self) -> u64 {
+    /// A new leadership: no lease yet, none forfeited.
+    pub(super) fn start_term(&mut self) {
+        self.sent.clear();
+        self.lease_from = None;
+        self.lease_forfeited = false;
+    }
+
+    /// Starts heartbeat round `round + 1`, sent at tick `now`. Rounds too
+    /// old to grant a lease are forgotten, so the record stays bounded
+    /// while no majority answers.
+    pub(super) fn new_round(&mut self, now: u64, election_tick: u32) -> u64 {
+        self.round += 1;
+        while self
+            .sent
+            .front()
+            .is_some_and(|&(_, at)| at + u64::from(election_tick) <= now)
+        {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((self.round, now));
         self.round
+    }
+
+    /// A majority acknowledged every round up to `round`: the lease runs
+    /// from the send time of the latest of them.
+    fn majority_acked(&mut self, round: u64) {
+        while let Some(&(r, at)) = self.sent.front() {
+            if r > round {
+                break;
+            }
+            self.sent.pop_front();
+            if r == round {
+                self.lease_from = Some(self.lease_from.map_or(at, |from| from.max(at)));
+            }
+        }
+    }
+
+    /// No lease reads for the rest of this term.
+    pub(super) fn forfeit_lease(&mut self) {
+        self.lease_forfeited = true;
+    }
+
+    /// Whether the leader holds a lease at tick `now`: a voter that heard
+    /// a round grants no vote for `election_tick` of its ticks after it,
+    /// and the leader's ticks may lag by up to one, so the lease ends
+    /// `election_tick - 1` ticks after the round was sent.
+    fn has_lease(&self, now: u64, election_tick: u32) -> bool {
+        !self.lease_forfeited
+            && self
+                .lease_from
+                .is_some_and(|from| now < from + u64::from(election_tick) - 1)
+    }
+
+    /// Accepts `id` if it is above every id accepted before.
+    fn accept_id(&mut self, id: u64) -> Result<(), ReadError> {
+        match self.last_id {
+            Some(last) if id <= last => Err(ReadError::IdNotIncreasing { id, last }),
+            _ => {
+                self.last_id = Some(id);
+                Ok(())
+            }
+        }
     }
 
     /// Hands out confirmed reads whose index is applied, in order.
@@ -78,12 +167,20 @@ where
     /// [`poll_output`](Self::poll_output) as
     /// [`Output::ReadReady`] once this node has applied the read index (so
     /// the state machine can be read right then), or as
-    /// [`Output::ReadFailed`] if leadership changed meanwhile. A forwarded
-    /// read whose answer is lost never comes back: time it out.
+    /// [`Output::ReadFailed`] if leadership changed meanwhile, or if a
+    /// forwarded read got no answer within `election_tick` ticks.
+    ///
+    /// Ids MUST increase, across restarts too (see
+    /// [`ReplicatedLog::read_index`](crate::ReplicatedLog::read_index)).
     ///
     /// # Errors
-    /// [`ReadError::NoLeader`] when no leader is known.
+    /// [`ReadError::NoLeader`] when no leader is known,
+    /// [`ReadError::IdNotIncreasing`] for an id not above the last one.
     pub fn read_index(&mut self, id: u64) -> Result<(), ReadError> {
+        if self.role != Role::Leader && self.leader.is_none() {
+            return Err(ReadError::NoLeader);
+        }
+        self.reads.accept_id(id)?;
         match (&self.role, self.leader.clone()) {
             (Role::Leader, _) => {
                 self.reads.pending.push_back(PendingRead {
@@ -94,6 +191,12 @@ where
                 Ok(())
             }
             (_, Some(leader)) => {
+                self.reads.forwarded.push_back(ForwardedRead {
+                    id,
+                    leader: leader.clone(),
+                    term: self.term,
+                    sent_at: self.ticks,
+                });
                 self.send(leader, MessageBody::ReadIndexRequest { id });
                 Ok(())
             }
@@ -119,11 +222,19 @@ where
         id: u64,
         index: Option<Index>,
     ) {
-        if self.leader.as_ref() != Some(&from) {
-            // Only the leader we asked can answer.
+        // Only the leader asked, in the term it was asked in, answers a read
+        // still waiting: a duplicate or a late answer is dropped.
+        let term = self.term;
+        let Some(at) = self
+            .reads
+            .forwarded
+            .iter()
+            .position(|r| r.id == id && r.leader == from && r.term == term)
+        else {
             self.counters.unknown_sender += 1;
             return;
-        }
+        };
+        self.reads.forwarded.remove(at);
         match index {
             Some(index) => self.reads.confirmed.push_back(ReadState { id, index }),
             None => self.outbox.push_back(Output::ReadFailed { id }),
@@ -139,7 +250,11 @@ where
             return;
         }
         let index = self.log.committed();
-        if self.config.read_only == ReadOnlyOption::LeaseBased || self.peers.is_empty() {
+        let leased = self.config.read_only == ReadOnlyOption::LeaseBased
+            && self
+                .reads
+                .has_lease(self.ticks, self.config.election_tick);
+        if leased || self.peers.is_empty() {
             let round = self.reads.round;
             for read in &mut self.reads.pending {
                 read.round.get_or_insert((round, index));
@@ -147,8 +262,8 @@ where
             self.confirm_reads_up_to(round);
             return;
         }
-        self.reads.round += 1;
-        let round = self.reads.round;
+        // No lease (or ReadIndex): a new heartbeat round confirms them.
+        let round = self.reads.round + 1;
         for read in &mut self.reads.pending {
             read.round.get_or_insert((round, index));
         }
@@ -179,6 +294,7 @@ where
                 peers.get(n).map(|p| p.read_round)
             }
         });
+        self.reads.majority_acked(confirmed);
         self.confirm_reads_up_to(confirmed);
     }
 
@@ -221,6 +337,27 @@ where
                     },
                 ),
             }
+        }
+    }
+
+    /// Leadership or term changed: reads forwarded to the old leader fail.
+    pub(super) fn fail_forwarded_reads(&mut self) {
+        for read in std::mem::take(&mut self.reads.forwarded) {
+            self.outbox.push_back(Output::ReadFailed { id: read.id });
+        }
+    }
+
+    /// Forwarded reads unanswered for an election timeout fail: the
+    /// request or its answer was lost, or the leader is gone.
+    pub(super) fn expire_forwarded_reads(&mut self) {
+        let timeout = u64::from(self.config.election_tick);
+        while let Some(read) = self.reads.forwarded.front() {
+            if read.sent_at + timeout > self.ticks {
+                break;
+            }
+            let id = read.id;
+            self.reads.forwarded.pop_front();
+            self.outbox.push_back(Output::ReadFailed { id });
         }
     }
 }

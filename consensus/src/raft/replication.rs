@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::{NodeId, RaftNode, Role};
 use crate::entry::{ENTRY_OVERHEAD, Entry, Index, Term};
 use crate::message::{AppendOutcome, MessageBody};
-use crate::output::ProposeError;
+use crate::output::{ProposalId, ProposeError};
 use crate::progress::ReplicationState;
 use crate::storage::{Storage, StorageError};
 
@@ -15,7 +15,8 @@ where
     S: Storage,
     S::NodeId: NodeId,
 {
-    /// Appends a command to the leader's log and returns its index. It is
+    /// Appends a command to the leader's log and returns its term and
+    /// index (see [tracking proposals](crate::output#tracking-proposals-and-reads)). It is
     /// replicated at the next [`poll_output`](Self::poll_output), together
     /// with every other proposal made since (batching), and comes out in
     /// [`Output::Apply`](crate::Output::Apply) once committed.
@@ -25,7 +26,7 @@ where
     /// candidate, [`ProposeError::TooLarge`] past `max_proposal_size`,
     /// [`ProposeError::UncommittedFull`] past `max_uncommitted_size`, and
     /// [`ProposeError::TransferInProgress`] while handing leadership over.
-    pub fn propose(&mut self, data: Bytes) -> Result<Index, ProposeError<S::NodeId>> {
+    pub fn propose(&mut self, data: Bytes) -> Result<ProposalId, ProposeError<S::NodeId>> {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader {
                 leader: self.leader.clone(),
@@ -57,7 +58,10 @@ where
         self.uncommitted.push_back((index, counted));
         self.uncommitted_size += counted;
         self.broadcast_pending = true;
-        Ok(index)
+        Ok(ProposalId {
+            term: self.term,
+            index,
+        })
     }
 
     /// Sends every peer what it lacks (or an empty append carrying the
@@ -71,8 +75,10 @@ where
         }
     }
 
+    /// Sends every peer a heartbeat of a new round; its send time starts
+    /// the lease that a majority's acknowledgement grants (thesis §6.4.1).
     pub(super) fn broadcast_heartbeat(&mut self) {
-        let round = self.reads.round();
+        let round = self.reads.new_round(self.ticks, self.config.election_tick);
         for i in 0..self.voters.voters().len() {
             let to = self.voters.voters()[i].clone();
             if let Some(peer) = self.peers.get(&to) {
@@ -225,6 +231,7 @@ where
             self.become_follower(self.term, Some(leader));
         }
         self.election_elapsed = 0;
+        self.leader_contact = Some(0);
     }
 
     /// On the leader, the peer an answer came from, marked as heard from

@@ -41,6 +41,9 @@ where
         }
         tracing::debug!(id = ?self.id, ?target, "transferring leadership");
         self.transfer_target = Some(target.clone());
+        // The target's election overrides the voters' leases: no lease read
+        // for the rest of this term (thesis §6.4.1).
+        self.reads.forfeit_lease();
         // The transfer is abandoned if it takes longer than an election timeout.
         self.election_elapsed = 0;
         self.send_appends(&target, false);

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bytes::Bytes;
 use dsys_consensus::{
     AppendOutcome, Config, Entry, HardState, Index, MemStorage, Message, MessageBody, Output,
-    Persist, ProposeError, RaftNode, ReadError, ReadState, Role, Term, TransferError,
+    Persist, ProposalId, ProposeError, RaftNode, ReadError, ReadState, Role, Term, TransferError,
 };
 
 /// A node as the tests use it.
@@ -646,12 +646,21 @@ impl Network {
         );
     }
 
-    /// Proposes on node `id` (outputs queued).
+    /// Proposes on node `id` (outputs queued); the index it got.
     pub(crate) fn propose(
         &mut self,
         id: u64,
         data: &'static str,
     ) -> Result<Index, ProposeError<u64>> {
+        self.propose_tracked(id, data).map(|p| p.index)
+    }
+
+    /// Proposes on node `id` (outputs queued); its term and index.
+    pub(crate) fn propose_tracked(
+        &mut self,
+        id: u64,
+        data: &'static str,
+    ) -> Result<ProposalId, ProposeError<u64>> {
         let result = self
             .node_mut(id)
             .propose(Bytes::from_static(data.as_bytes()));
