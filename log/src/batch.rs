@@ -757,13 +757,22 @@ fn encode_record<'h>(
 }
 
 /// Re-encodes a batch keeping only `records` (a subset of its records, in order) at
-/// their original offsets: the base offset, `lastOffsetDelta`, producer fields,
-/// `baseTimestamp` and leader epoch stay, so offsets and producer state never change
-/// (what Kafka's cleaner does to v2 batches). `None` when `records` is empty.
-pub(crate) fn rebuild(original: &BatchHeader, records: &[Record]) -> Option<BatchBuf> {
+/// their original offsets: the base offset, `lastOffsetDelta`, producer fields and
+/// leader epoch stay, so offsets and producer state never change (what Kafka's
+/// cleaner does to v2 batches). With `delete_horizon`, `baseTimestamp` holds it and
+/// attribute bit 6 is set (KIP-534, as Kafka's `MemoryRecordsBuilder` does); without,
+/// `baseTimestamp` stays. Record timestamps are written as deltas from whichever
+/// `baseTimestamp` the batch gets, so they decode unchanged. `None` when `records` is
+/// empty (see [`empty_batch`]).
+pub(crate) fn rebuild(
+    original: &BatchHeader,
+    records: &[Record],
+    delete_horizon: Option<i64>,
+) -> Option<BatchBuf> {
     if records.is_empty() {
         return None;
     }
+    let base_timestamp = delete_horizon.unwrap_or(original.base_timestamp);
     let mut buf = BytesMut::with_capacity(original.total_len());
     buf.put_bytes(0, HEADER_LEN);
     let mut max_timestamp = i64::MIN;
@@ -773,7 +782,7 @@ pub(crate) fn rebuild(original: &BatchHeader, records: &[Record]) -> Option<Batc
         let headers = r.headers.iter().map(|h| (&h.key[..], h.value.as_deref()));
         encode_record(
             &mut buf,
-            r.timestamp.wrapping_sub(original.base_timestamp),
+            r.timestamp.wrapping_sub(base_timestamp),
             offset_delta,
             r.key.as_deref(),
             r.value.as_deref(),
@@ -781,7 +790,11 @@ pub(crate) fn rebuild(original: &BatchHeader, records: &[Record]) -> Option<Batc
         );
     }
     let batch_length = (buf.len() - LOG_OVERHEAD) as i32;
-    let attributes = original.attributes & !(ATTR_COMPRESSION_MASK | ATTR_LOG_APPEND_TIME);
+    let mut attributes =
+        original.attributes & !(ATTR_COMPRESSION_MASK | ATTR_LOG_APPEND_TIME | ATTR_DELETE_HORIZON);
+    if delete_horizon.is_some() {
+        attributes |= ATTR_DELETE_HORIZON;
+    }
     let h = &mut buf[..HEADER_LEN];
     h[0..8].copy_from_slice(&(original.base_offset as i64).to_be_bytes());
     h[8..12].copy_from_slice(&batch_length.to_be_bytes());
@@ -789,7 +802,7 @@ pub(crate) fn rebuild(original: &BatchHeader, records: &[Record]) -> Option<Batc
     h[16] = MAGIC as u8;
     h[21..23].copy_from_slice(&attributes.to_be_bytes());
     h[23..27].copy_from_slice(&(original.last_offset_delta as i32).to_be_bytes());
-    h[27..35].copy_from_slice(&original.base_timestamp.to_be_bytes());
+    h[27..35].copy_from_slice(&base_timestamp.to_be_bytes());
     h[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
     h[43..51].copy_from_slice(&original.producer_id.to_be_bytes());
     h[51..53].copy_from_slice(&original.producer_epoch.to_be_bytes());
@@ -799,6 +812,41 @@ pub(crate) fn rebuild(original: &BatchHeader, records: &[Record]) -> Option<Batc
     buf[17..21].copy_from_slice(&crc.to_be_bytes());
     let header = BatchHeader::decode(&buf).ok()?;
     Some(BatchBuf { header, buf })
+}
+
+/// `baseTimestamp` of a batch without records (Kafka's `RecordBatch.NO_TIMESTAMP`).
+pub const NO_TIMESTAMP: i64 = -1;
+
+/// The header of `original` without its records, as Kafka's cleaner writes the last
+/// batch of a producer whose records are all gone (`DefaultRecordBatch.writeEmptyHeader`):
+/// base offset, `lastOffsetDelta`, leader epoch, producer id, epoch and base sequence,
+/// `maxTimestamp`, and the timestamp-type, transactional and control bits stay;
+/// `recordsCount` is 0, `baseTimestamp` is [`NO_TIMESTAMP`], and there is no
+/// compression and no delete horizon. Recovering producer state from the batch headers
+/// then still finds the producer's last sequence (KIP-98).
+pub(crate) fn empty_batch(original: &BatchHeader) -> BatchBuf {
+    let mut buf = BytesMut::zeroed(HEADER_LEN);
+    let attributes =
+        original.attributes & (ATTR_LOG_APPEND_TIME | ATTR_TRANSACTIONAL | ATTR_CONTROL);
+    let h = &mut buf[..];
+    h[0..8].copy_from_slice(&(original.base_offset as i64).to_be_bytes());
+    h[8..12].copy_from_slice(&((HEADER_LEN - LOG_OVERHEAD) as i32).to_be_bytes());
+    h[12..16].copy_from_slice(&original.partition_leader_epoch.to_be_bytes());
+    h[16] = MAGIC as u8;
+    h[21..23].copy_from_slice(&attributes.to_be_bytes());
+    h[23..27].copy_from_slice(&(original.last_offset_delta as i32).to_be_bytes());
+    h[27..35].copy_from_slice(&NO_TIMESTAMP.to_be_bytes());
+    h[35..43].copy_from_slice(&original.max_timestamp.to_be_bytes());
+    h[43..51].copy_from_slice(&original.producer_id.to_be_bytes());
+    h[51..53].copy_from_slice(&original.producer_epoch.to_be_bytes());
+    h[53..57].copy_from_slice(&original.base_sequence.to_be_bytes());
+    h[57..61].copy_from_slice(&0i32.to_be_bytes());
+    let crc = batch_crc(&buf);
+    buf[17..21].copy_from_slice(&crc.to_be_bytes());
+    // Every field comes from a header that passed `BatchHeader::decode`'s checks, and
+    // the length is exactly a header's.
+    let header = BatchHeader::decode(&buf).expect("the original header's fields are valid");
+    BatchBuf { header, buf }
 }
 
 fn nullable_len(v: Option<&[u8]>) -> usize {

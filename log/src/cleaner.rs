@@ -6,15 +6,24 @@
 //!   (Kafka's log cleaner): each segment is rewritten next to the original, fsynced,
 //!   and renamed over it, so a crash leaves either the old or the new segment. Offsets
 //!   never change: records keep theirs, and batches keep their base and last offsets.
-//!   Tombstones (null values) are kept for `delete_retention_ms` after their
-//!   timestamp, so consumers that are behind still see the delete.
+//!   Tombstones (null values) are kept for `delete_retention_ms` after the cleaning
+//!   that first sees them, so consumers that are behind still see the delete
+//!   (KIP-534): that cleaning stamps the batch's *delete horizon*, `now +
+//!   delete_retention_ms`, into its `baseTimestamp` with attribute bit 6, and a later
+//!   cleaning removes the tombstones once `now` reaches it. The record's own
+//!   timestamp, set by its producer, plays no part: a delete stamped with an old time
+//!   is kept as long as any other.
+//! - The last batch of each idempotent producer still remembered (not expired) is kept
+//!   even when all its records are removed, as a batch without records that keeps
+//!   its offsets, producer id, epoch and sequence (Kafka's cleaner does the same), so
+//!   producer state rebuilt from the batches still recognises the producer's retries.
 //!
 //! The active segment is never touched by either.
 
 use std::collections::HashMap;
 use std::io;
 
-use crate::batch::{Record, rebuild};
+use crate::batch::{Record, empty_batch, rebuild};
 use crate::config::CleanupPolicy;
 use crate::log::{Log, SegmentState, remove_if_exists, write_indexes};
 use crate::segment::{
@@ -46,8 +55,13 @@ pub struct CompactionReport {
     pub records_kept: u64,
     /// Records removed because a later record has the same key.
     pub records_superseded: u64,
-    /// Tombstones removed because `delete_retention_ms` passed.
+    /// Tombstones removed because their batch's delete horizon passed.
     pub tombstones_removed: u64,
+    /// Batches given a delete horizon because they hold tombstones (KIP-534).
+    pub delete_horizons_set: u64,
+    /// Batches kept without records because each is the last batch of an idempotent
+    /// producer (so its sequence state survives).
+    pub producer_batches_kept: u64,
     /// Bytes of the sealed segments before and after.
     pub bytes_before: u64,
     /// Bytes of the sealed segments after.
@@ -59,7 +73,13 @@ impl<S: Storage> Log<S> {
     /// with `now`) and, oldest first, while the log exceeds `retention_bytes`. Does
     /// nothing unless the cleanup policy includes `delete`. The active segment is
     /// never deleted. Readers holding a deleted segment finish their read.
+    ///
+    /// # Errors
+    ///
+    /// A storage error, or the log failed earlier ([`Log::is_failed`]: nothing is
+    /// deleted until it is reopened).
     pub fn apply_retention(&mut self, now: i64) -> io::Result<RetentionReport> {
+        self.check_not_failed()?;
         let mut report = RetentionReport::default();
         if self.config.cleanup == CleanupPolicy::Compact {
             report.log_start_offset = self.log_start_offset();
@@ -101,10 +121,20 @@ impl<S: Storage> Log<S> {
         Ok(report)
     }
 
-    /// Compacts the sealed segments: keeps the latest record per key, drops
-    /// tombstones older than `delete_retention_ms` before `now`, and records without
-    /// a key are kept. Does nothing unless the cleanup policy includes `compact`.
+    /// Compacts the sealed segments: keeps the latest record per key and every record
+    /// without a key; stamps batches holding tombstones with the delete horizon `now +
+    /// delete_retention_ms` the first time it sees them, and removes the tombstones at
+    /// a cleaning whose `now` has reached it (KIP-534); keeps each idempotent
+    /// producer's last batch, without records if need be. Does nothing unless the
+    /// cleanup policy includes `compact`. `now` is the caller's wall clock in
+    /// milliseconds, the clock the horizon is compared with.
+    ///
+    /// # Errors
+    ///
+    /// A storage error, damaged data in a sealed segment, or the log failed earlier
+    /// ([`Log::is_failed`]: nothing is rewritten until it is reopened).
     pub fn compact(&mut self, now: i64) -> io::Result<CompactionReport> {
+        self.check_not_failed()?;
         let mut report = CompactionReport::default();
         if self.config.cleanup == CleanupPolicy::Delete || self.segments.len() < 2 {
             return Ok(report);
@@ -120,7 +150,7 @@ impl<S: Storage> Log<S> {
             })?;
         }
         // Pass 2: rewrite each sealed segment with the survivors.
-        let horizon = now.saturating_sub(self.config.delete_retention_ms);
+        let stamped_horizon = now.saturating_add(self.config.delete_retention_ms);
         for i in 0..sealed {
             report.bytes_before += self.segments[i].size;
             let mut out: Vec<u8> = Vec::with_capacity(self.segments[i].size as usize);
@@ -128,11 +158,16 @@ impl<S: Storage> Log<S> {
             let mut batches = Vec::new();
             read_batches(&self.segments[i], |b| batches.push(b))?;
             for batch in batches {
+                let header = *batch.header();
                 let records: Vec<Record> = batch
                     .records()
                     .collect::<Result<_, _>>()
                     .map_err(io::Error::other)?;
                 let total = records.len();
+                // KIP-534: tombstones go once the horizon stamped at their first
+                // cleaning has passed, never by their own timestamp.
+                let horizon_passed = header.has_delete_horizon() && now >= header.base_timestamp;
+                let mut tombstones = false;
                 let kept: Vec<Record> = records
                     .into_iter()
                     .filter(|r| match &r.key {
@@ -141,24 +176,49 @@ impl<S: Storage> Log<S> {
                             if latest.get(&k[..]) != Some(&r.offset) {
                                 report.records_superseded += 1;
                                 false
-                            } else if r.value.is_none() && r.timestamp < horizon {
+                            } else if r.value.is_some() {
+                                true
+                            } else if horizon_passed {
                                 report.tombstones_removed += 1;
                                 false
                             } else {
+                                tombstones = true;
                                 true
                             }
                         }
                     })
                     .collect();
                 report.records_kept += kept.len() as u64;
-                if kept.len() == total {
+                let stamp = tombstones && !header.has_delete_horizon();
+                let producers_last = header.has_producer_id()
+                    && self
+                        .producers
+                        .is_last_batch(header.producer_id, header.last_offset());
+                if kept.len() == total && !stamp && (total > 0 || producers_last) {
                     out.extend_from_slice(batch.as_bytes());
-                } else {
-                    changed = true;
-                    if let Some(rebuilt) = rebuild(batch.header(), &kept) {
-                        out.extend_from_slice(rebuilt.as_slice());
-                    }
+                    continue;
                 }
+                changed = true;
+                if kept.is_empty() {
+                    if producers_last {
+                        out.extend_from_slice(empty_batch(&header).as_slice());
+                        report.producer_batches_kept += 1;
+                    }
+                    continue;
+                }
+                let horizon = if stamp {
+                    report.delete_horizons_set += 1;
+                    Some(stamped_horizon)
+                } else {
+                    header.has_delete_horizon().then_some(header.base_timestamp)
+                };
+                let rebuilt = rebuild(&header, &kept, horizon).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("batch at offset {} cannot be rewritten", header.base_offset),
+                    )
+                })?;
+                out.extend_from_slice(rebuilt.as_slice());
             }
             if changed {
                 self.mark_dirty()?;

@@ -72,6 +72,11 @@ pub enum AppendError {
     /// An earlier fsync or cleanup failed; reopen the log.
     #[error("log failed earlier ({0}); reopen it")]
     Failed(String),
+    /// The active segment was full and rolled, but the producer-state snapshot of the
+    /// roll could not be written (see [`FlushError::Snapshot`]). The batch was not
+    /// appended, and the log is failed until it is reopened.
+    #[error("rolled a segment but could not write the producer snapshot: {0}")]
+    Snapshot(io::Error),
     /// The batch's offsets would pass `i64::MAX`, the largest Kafka offset; nothing
     /// was written.
     #[error("offsets past i64::MAX")]
@@ -89,6 +94,18 @@ pub enum FlushError {
     /// An earlier failure; reopen the log.
     #[error("log failed earlier ({0}); reopen it")]
     Failed(String),
+    /// The producer-state snapshot could not be written. From [`Log::roll`]: the
+    /// segment rolled (everything before the new active segment is fsynced, sealed and
+    /// readable), but without the snapshot a restart could forget an idempotent
+    /// producer once retention or compaction removes the batches that hold its state,
+    /// and would then write the producer's retries twice. So the log is failed until
+    /// it is reopened, as after a failed fsync (Kafka takes the log directory offline
+    /// on any I/O error): no append, retention or compaction runs on it, and reopening
+    /// rebuilds producer state from the previous snapshot and the batches after it.
+    /// From [`Log::close`]: everything was flushed, but the shutdown is not clean (the
+    /// next open validates and rebuilds as after a crash).
+    #[error("could not write the producer snapshot: {0}")]
+    Snapshot(io::Error),
 }
 
 /// Why a read failed.
@@ -541,9 +558,20 @@ impl<S: Storage> Log<S> {
         self.producers.len()
     }
 
-    /// Whether an earlier fsync failure left the log unusable until it is reopened.
+    /// Whether an earlier failure (an fsync, a cleanup after a failed write, a producer
+    /// snapshot at roll) left the log unusable until it is reopened.
     pub fn is_failed(&self) -> bool {
         self.failed.is_some()
+    }
+
+    /// Refuses maintenance (retention, compaction) on a failed log.
+    pub(crate) fn check_not_failed(&self) -> io::Result<()> {
+        match &self.failed {
+            Some(why) => Err(io::Error::other(format!(
+                "log failed earlier ({why}); reopen it"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// A handle for reading from other threads; see [`LogReader`].
@@ -589,6 +617,7 @@ impl<S: Storage> Log<S> {
             self.roll(now).map_err(|e| match e {
                 FlushError::Sync(e) => AppendError::Io(e),
                 FlushError::Failed(w) => AppendError::Failed(w),
+                FlushError::Snapshot(e) => AppendError::Snapshot(e),
             })?;
         }
         self.mark_dirty().map_err(AppendError::Io)?;
@@ -632,7 +661,7 @@ impl<S: Storage> Log<S> {
         if self.flush_due(now) {
             if let Err(e) = self.flush() {
                 let source = match e {
-                    FlushError::Sync(e) => e,
+                    FlushError::Sync(e) | FlushError::Snapshot(e) => e,
                     FlushError::Failed(w) => io::Error::other(w),
                 };
                 return Err(AppendError::Sync {
@@ -762,7 +791,14 @@ impl<S: Storage> Log<S> {
     }
 
     /// Seals the active segment (fsynced, with complete indexes) and starts a new one
-    /// at the next offset, as Kafka does at `segment.bytes` / `segment.ms`.
+    /// at the next offset, as Kafka does at `segment.bytes` / `segment.ms`, then writes
+    /// a producer-state snapshot at the new segment's base offset.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError::Sync`] when sealing failed, [`FlushError::Snapshot`] when the
+    /// segment rolled but the snapshot could not be written; either way the log is
+    /// failed until reopened. [`FlushError::Failed`] on a log failed earlier.
     pub fn roll(&mut self, _now: i64) -> Result<(), FlushError> {
         if let Some(why) = &self.failed {
             return Err(FlushError::Failed(why.clone()));
@@ -817,13 +853,18 @@ impl<S: Storage> Log<S> {
         if self.config.high_watermark == HighWatermarkPolicy::Durable {
             self.publish_high_watermark(base);
         }
-        // Everything below `base` is durable: move the recovery point and snapshot the
-        // producers there. Failing here only means a longer recovery next time.
-        let _ = write_file_atomic(
+        // Everything below `base` is durable: snapshot the producers there, then move
+        // the recovery point. The snapshot is what remembers producers whose batches
+        // retention or compaction later remove, so failing to write it fails the log.
+        if let Err(e) = write_file_atomic(
             &self.dir,
             &file_name(base, SNAPSHOT_SUFFIX),
             &self.producers.encode(),
-        );
+        ) {
+            self.failed = Some(format!("writing the producer snapshot failed: {e}"));
+            return Err(FlushError::Snapshot(e));
+        }
+        // A checkpoint that fails to move only means validating more at the next open.
         let _ = write_file_atomic(
             &self.dir,
             CHECKPOINT_FILE,
@@ -872,24 +913,23 @@ impl<S: Storage> Log<S> {
             indexes.clone()
         };
         let b = active.base_offset();
-        let written = (|| {
-            write_indexes(&self.dir, b, &indexes, true)?;
-            write_file_atomic(
-                &self.dir,
-                &file_name(next, SNAPSHOT_SUFFIX),
-                &self.producers.encode(),
-            )?;
-            write_file_atomic(
-                &self.dir,
-                CHECKPOINT_FILE,
-                &Checkpoint {
-                    offset: next,
-                    clean_size,
-                }
-                .encode(),
-            )
-        })();
-        written.map_err(FlushError::Sync)?;
+        write_indexes(&self.dir, b, &indexes, true).map_err(FlushError::Sync)?;
+        write_file_atomic(
+            &self.dir,
+            &file_name(next, SNAPSHOT_SUFFIX),
+            &self.producers.encode(),
+        )
+        .map_err(FlushError::Snapshot)?;
+        write_file_atomic(
+            &self.dir,
+            CHECKPOINT_FILE,
+            &Checkpoint {
+                offset: next,
+                clean_size,
+            }
+            .encode(),
+        )
+        .map_err(FlushError::Sync)?;
         self.prune_snapshots();
         Ok(())
     }
@@ -1106,7 +1146,10 @@ impl<F: StorageFile> LogReader<F> {
                     break;
                 };
                 for batch in &batches {
-                    if batch.header().max_timestamp < timestamp {
+                    // A batch compaction emptied (a producer's last) holds no record to
+                    // point at, whatever its maxTimestamp (Kafka skips it too).
+                    if batch.header().max_timestamp < timestamp || batch.header().records_count == 0
+                    {
                         continue;
                     }
                     let found = batch

@@ -152,6 +152,18 @@ impl ProducerTable {
         });
     }
 
+    /// Whether the batch of `producer_id` ending at `last_offset` is that producer's
+    /// last batch: the batch compaction keeps, emptied of its records if need be, so
+    /// that its sequence survives in the log itself (Kafka's `LogCleaner` retains the
+    /// batch holding an active producer's last data offset). Expired producers have
+    /// none.
+    pub(crate) fn is_last_batch(&self, producer_id: i64, last_offset: u64) -> bool {
+        self.producers
+            .get(&producer_id)
+            .and_then(|e| e.batches.back())
+            .is_some_and(|b| b.last_offset == last_offset)
+    }
+
     /// Forgets producers whose last batch is older than `expiration_ms` before `now`
     /// (Kafka's `producer.id.expiration.ms`), keeping memory bounded.
     pub(crate) fn expire(&mut self, now: i64, expiration_ms: i64) -> usize {

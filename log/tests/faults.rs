@@ -2,8 +2,14 @@
 //! short writes. A failed fsync is reported, the durable offset does not advance, and
 //! the log refuses further work until it is reopened.
 
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dsys_log::storage::MemFile;
 use dsys_log::{
-    AppendError, BatchBuilder, FlushError, FlushPolicy, Log, LogConfig, MemDir, NewRecord,
+    AppendError, BatchBuilder, CleanupPolicy, FlushError, FlushPolicy, Log, LogConfig, MemDir,
+    NewRecord, ProducerStamp, Storage,
 };
 
 fn batch(tag: u64) -> dsys_log::BatchBuf {
@@ -158,4 +164,128 @@ fn short_writes_are_completed() {
     assert!(report.clean_shutdown);
     assert_eq!(log.next_offset(), 100);
     assert_eq!(log.read(99, 1).expect("read")[0].last_offset(), 99);
+}
+
+/// A [`MemDir`] whose producer snapshots cannot be written while `fail` is set.
+#[derive(Debug, Clone)]
+struct SnapshotsFail {
+    inner: MemDir,
+    fail: Arc<AtomicBool>,
+}
+
+impl Storage for SnapshotsFail {
+    type File = MemFile;
+    fn open(&self, name: &str, create: bool) -> io::Result<MemFile> {
+        if create && name.contains(".snapshot") && self.fail.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected: snapshot write failed"));
+        }
+        self.inner.open(name, create)
+    }
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn remove(&self, name: &str) -> io::Result<()> {
+        self.inner.remove(name)
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self) -> io::Result<()> {
+        self.inner.sync_dir()
+    }
+}
+
+fn producer_batch(base_sequence: i32) -> dsys_log::BatchBuf {
+    let mut b = BatchBuilder::new().producer(ProducerStamp {
+        producer_id: 42,
+        producer_epoch: 0,
+        base_sequence,
+    });
+    b.push(NewRecord::new(0, Some(b"key"), Some(b"once")));
+    b.push(NewRecord::new(0, Some(b"key"), Some(b"only once")));
+    b.finish().expect("records")
+}
+
+/// Issue 14, finding 10: a producer snapshot that failed to write at roll was ignored.
+/// Retention then deleted the only segment holding the producer's batch, and after a
+/// restart the log had forgotten the producer and wrote its retry a second time. A
+/// failed snapshot fails the log (as Kafka takes the log directory offline), so
+/// nothing removes data the producer state still depends on until the log is
+/// reopened, and reopening rebuilds the state from the batches.
+#[test]
+fn a_failed_producer_snapshot_at_roll_does_not_forget_the_producer() {
+    let fail = Arc::new(AtomicBool::new(false));
+    let dir = SnapshotsFail {
+        inner: MemDir::new(),
+        fail: fail.clone(),
+    };
+    let mut cfg = config(FlushPolicy::every_batch());
+    cfg.cleanup = CleanupPolicy::Delete;
+    cfg.retention_ms = Some(1_000);
+    let (mut log, _) = Log::open(dir.clone(), cfg.clone()).expect("open");
+    let first = log.append(producer_batch(0), 0).expect("append");
+    assert_eq!((first.base_offset, first.last_offset), (0, 1));
+
+    fail.store(true, Ordering::SeqCst);
+    let rolled = log.roll(0);
+    assert!(
+        matches!(rolled, Err(FlushError::Snapshot(_))),
+        "the snapshot failure is reported: {rolled:?}"
+    );
+    assert!(log.is_failed(), "and fails the log");
+    assert_eq!(log.segment_count(), 2, "the segment did roll");
+    assert_eq!(log.read(0, 1 << 20).expect("readable").len(), 1);
+    assert!(matches!(
+        log.append(producer_batch(2), 0),
+        Err(AppendError::Failed(_))
+    ));
+    // The producer's only batch is now past retention: once the segment is deleted,
+    // only a snapshot remembers the producer. A failed log deletes nothing.
+    assert!(log.apply_retention(10_000).is_err());
+    assert!(log.compact(10_000).is_err());
+    assert_eq!(log.log_start_offset(), 0);
+    drop(log);
+    dir.inner.crash();
+    fail.store(false, Ordering::SeqCst);
+
+    let (mut log, _) = Log::open(dir, cfg).expect("reopen");
+    let retry = log.append(producer_batch(0), 10_000).expect("retry");
+    assert!(
+        retry.duplicate && (retry.base_offset, retry.last_offset) == (0, 1),
+        "the producer's retry was written twice: {retry:?}"
+    );
+}
+
+/// The same failure when an append fills the segment: the append is refused with
+/// [`AppendError::Snapshot`], nothing is appended, the log is failed, and a reopen
+/// (no crash) has every earlier batch and the producer.
+#[test]
+fn a_failed_producer_snapshot_when_an_append_rolls_refuses_the_append() {
+    let fail = Arc::new(AtomicBool::new(false));
+    let dir = SnapshotsFail {
+        inner: MemDir::new(),
+        fail: fail.clone(),
+    };
+    let cfg = config(FlushPolicy::os());
+    let (mut log, _) = Log::open(dir.clone(), cfg.clone()).expect("open");
+    let mut seq = 0;
+    fail.store(true, Ordering::SeqCst);
+    let err = loop {
+        match log.append(producer_batch(seq), 0) {
+            Ok(a) => seq += (a.last_offset - a.base_offset + 1) as i32,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, AppendError::Snapshot(_)), "{err:?}");
+    assert!(log.is_failed());
+    let next = log.next_offset();
+    assert_eq!(next, seq as u64, "the refused batch was not appended");
+    drop(log);
+    fail.store(false, Ordering::SeqCst);
+    let (mut log, _) = Log::open(dir, cfg).expect("reopen");
+    assert_eq!(log.next_offset(), next);
+    let retry = log.append(producer_batch(seq - 2), 0).expect("retry");
+    assert!(retry.duplicate, "{retry:?}");
+    let fresh = log.append(producer_batch(seq), 0).expect("append");
+    assert_eq!(fresh.base_offset, next);
 }

@@ -226,7 +226,19 @@ mod spec {
         pub(crate) fn last_offset(&self) -> i64 {
             self.base_offset + self.last_offset_delta as i64
         }
+
+        /// The delete horizon the log cleaner stamped (KIP-534): with attribute bit 6
+        /// set, `baseTimestamp` holds it, and record timestamps are still
+        /// `baseTimestamp + timestampDelta`.
+        pub(crate) fn delete_horizon(&self) -> Option<i64> {
+            (self.attributes & DELETE_HORIZON_FLAG != 0).then_some(self.base_timestamp)
+        }
     }
+
+    /// Attribute bit 6: `baseTimestamp` is the delete horizon (KIP-534).
+    pub(crate) const DELETE_HORIZON_FLAG: i16 = 0x40;
+    /// `baseTimestamp` of a batch without records (`RecordBatch.NO_TIMESTAMP`).
+    pub(crate) const NO_TIMESTAMP: i64 = -1;
 
     /// One record of a batch.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -894,6 +906,10 @@ fn check_indexes(seg: &Segment, sealed: bool) {
         for r in &b.records {
             max = max.max(b.base_timestamp.wrapping_add(r.timestamp_delta));
         }
+        if b.records.is_empty() {
+            // A batch the cleaner emptied keeps its maxTimestamp.
+            max = max.max(b.max_timestamp);
+        }
         running.insert(b.last_offset(), max);
     }
     for (i, &(ts, rel)) in times.iter().enumerate() {
@@ -1518,4 +1534,174 @@ fn write_fuzz_seeds() {
         &recovery_input(&files, Some(bases[1]), true, snapshot),
     );
     write("log_recovery", "empty", &[0]);
+
+    // Compaction output: an emptied producer batch, a batch with a delete horizon.
+    let dir = MemDir::new();
+    let (log, _, _) = compacted_log(&dir);
+    let bases = log.segment_base_offsets();
+    let files = mem_files(&dir);
+    let first = spec::decode_segment(&files[&format!("{:020}.log", bases[0])]).expect("decodes");
+    let log_bytes = &files[&format!("{:020}.log", bases[0])];
+    let (pos, empty) = &first[0];
+    write(
+        "batch_decoder",
+        "empty_producer_batch",
+        &log_bytes[*pos..pos + empty.size()],
+    );
+    let (pos, stamped) = &first[1];
+    write(
+        "batch_decoder",
+        "delete_horizon",
+        &log_bytes[*pos..pos + stamped.size()],
+    );
+    write(
+        "log_recovery",
+        "compacted",
+        &recovery_input(&files, Some(bases[1]), false, None),
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Compaction output: KIP-534 delete horizons and the cleaner's empty batches.
+// ---------------------------------------------------------------------------------
+
+/// What compaction writes, read with the independent decoder: a batch kept for its
+/// tombstone carries attribute bit 6 with the delete horizon in `baseTimestamp`, and
+/// its records' timestamps still decode to what the producer sent; a producer's last
+/// batch whose records were all superseded is a bare 61-byte header with
+/// `recordsCount` 0 and `baseTimestamp` -1 that keeps its offsets, producer fields and
+/// `maxTimestamp` (Kafka's `DefaultRecordBatch.writeEmptyHeader`); the indexes of the
+/// rewritten segment are Kafka's.
+#[test]
+fn compacted_segments_decode_with_the_independent_decoder() {
+    let dir = MemDir::new();
+    let (mut log, cfg, now) = compacted_log(&dir);
+    let old = T0 - 86_400_000;
+    let segments = decode_dir(&mem_files(&dir));
+    let batches: Vec<&spec::Batch> = segments[0].batches.iter().map(|(_, b)| b).collect();
+    assert_eq!(batches.len(), 3, "{batches:#?}");
+    let empty = batches[0];
+    assert_eq!(
+        (
+            empty.base_offset,
+            empty.last_offset_delta,
+            empty.records_count
+        ),
+        (0, 1, 0)
+    );
+    assert_eq!(empty.batch_length, 49, "a bare header");
+    assert_eq!(empty.partition_leader_epoch, 7);
+    assert_eq!(empty.attributes, 0);
+    assert_eq!(empty.base_timestamp, spec::NO_TIMESTAMP);
+    assert_eq!(empty.max_timestamp, T0 + 3);
+    assert_eq!(
+        (empty.producer_id, empty.producer_epoch, empty.base_sequence),
+        (5, 2, 10)
+    );
+
+    let stamped = batches[1];
+    assert_eq!(stamped.attributes, spec::DELETE_HORIZON_FLAG);
+    assert_eq!(
+        stamped.delete_horizon(),
+        Some(now + cfg.delete_retention_ms)
+    );
+    assert_eq!((stamped.base_offset, stamped.last_offset_delta), (2, 2));
+    let records: Vec<(i32, i64, Option<&[u8]>)> = stamped
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r.offset_delta,
+                stamped.base_timestamp.wrapping_add(r.timestamp_delta),
+                r.value.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        records,
+        vec![(1, old, None), (2, T0 + 4, Some(&b"v2'"[..]))]
+    );
+    assert_eq!(stamped.max_timestamp, T0 + 4);
+    assert_eq!(batches[2].attributes, 0, "no tombstone, no horizon");
+    for seg in &segments[..segments.len() - 1] {
+        check_indexes(seg, true);
+    }
+    // dsys-log reads the same.
+    let read = log.read(0, 1 << 20).expect("read");
+    assert_eq!(read[0].header().records_count, 0);
+    assert!(read[1].header().has_delete_horizon());
+    let tombstone = read[1].records().next().expect("a record").expect("valid");
+    assert_eq!((tombstone.offset, tombstone.timestamp), (3, old));
+    // Lookups by time skip the emptied batch, whose maxTimestamp has no record left.
+    assert_eq!(log.offset_for_timestamp(T0 + 3).expect("lookup"), Some(4));
+    assert_eq!(log.offset_for_timestamp(old).expect("lookup"), Some(3));
+
+    // At the horizon the tombstone goes; the batch keeps its horizon, as Kafka's
+    // cleaner keeps a batch's existing deleteHorizonMs.
+    log.compact(now + cfg.delete_retention_ms).expect("compact");
+    let segments = decode_dir(&mem_files(&dir));
+    let stamped = &segments[0].batches[1].1;
+    assert_eq!(stamped.records.len(), 1);
+    assert_eq!(stamped.records[0].offset_delta, 2);
+    assert_eq!(
+        stamped.delete_horizon(),
+        Some(now + cfg.delete_retention_ms)
+    );
+    assert_eq!(
+        stamped
+            .base_timestamp
+            .wrapping_add(stamped.records[0].timestamp_delta),
+        T0 + 4
+    );
+    for seg in &segments[..segments.len() - 1] {
+        check_indexes(seg, true);
+    }
+}
+
+/// A log of two segments whose first was compacted once at the returned `now`: a
+/// producer's batch emptied (offsets 0..=1), a batch kept for its tombstone with an
+/// old CreateTime (2..=4, the value at 2 superseded), a plain batch (5).
+fn compacted_log(dir: &MemDir) -> (Log<MemDir>, LogConfig, i64) {
+    let mut cfg = config();
+    cfg.cleanup = dsys_log::CleanupPolicy::Compact;
+    cfg.delete_retention_ms = 1_000;
+    let (mut log, _) = Log::open(dir.clone(), cfg.clone()).expect("open");
+    let producer = ProducerStamp {
+        producer_id: 5,
+        producer_epoch: 2,
+        base_sequence: 10,
+    };
+    let old = T0 - 86_400_000;
+    type Records<'a> = Vec<(i64, &'a [u8], Option<&'a [u8]>)>;
+    let sent: [(Option<ProducerStamp>, Records<'_>); 3] = [
+        (
+            Some(producer),
+            vec![(T0, b"k1", Some(b"v1")), (T0 + 3, b"k2", Some(b"v2"))],
+        ),
+        (
+            None,
+            vec![
+                (T0 + 5, b"k3", Some(b"v3")),
+                // A delete with an old CreateTime.
+                (old, b"k1", None),
+                (T0 + 4, b"k2", Some(b"v2'")),
+            ],
+        ),
+        (None, vec![(T0 + 6, b"k3", Some(b"v3'"))]),
+    ];
+    for (stamp, records) in &sent {
+        let mut b = BatchBuilder::new();
+        if let Some(stamp) = stamp {
+            b = b.producer(*stamp);
+        }
+        for (ts, k, v) in records {
+            b.push(NewRecord::new(*ts, Some(k), *v));
+        }
+        log.append(b.finish().expect("records"), T0)
+            .expect("append");
+    }
+    log.roll(T0).expect("roll");
+    let now = T0 + 10_000;
+    log.compact(now).expect("compact");
+    (log, cfg, now)
 }
