@@ -410,7 +410,10 @@ fn partitioned_leader_fails_reads_when_it_steps_down() {
     assert_eq!(network.reads_failed(2), [11]);
 }
 
-/// Lease reads are confirmed at once, without a heartbeat round.
+/// Lease reads are confirmed at once, without a heartbeat round, while
+/// the leader holds a lease: from the send time of a heartbeat round a
+/// majority acknowledged, for less than the election timeout. Before the
+/// first such round, and once the lease ran out, a read takes a round.
 ///
 /// Reference: thesis §6.4.1 ("the leader would use the normal heartbeat
 /// mechanism to maintain a lease ... it would reply to read-only queries
@@ -423,9 +426,25 @@ fn lease_reads_are_answered_without_a_round() {
     };
     let mut network = Network::with_config(&VOTERS, lease);
     network.elect(1);
+    network.read_index(1, 3).expect("leader");
+    assert_eq!(network.queue().len(), 2, "no lease yet: a heartbeat round");
+    network.deliver_all();
+    assert_eq!(network.reads_ready(1), [ReadState { id: 3, index: 1 }]);
     network.read_index(1, 4).expect("leader");
     assert!(network.queue().is_empty(), "sent {:?}", network.queue());
-    assert_eq!(network.reads_ready(1), [ReadState { id: 4, index: 1 }]);
+    assert_eq!(
+        network.reads_ready(1)[1..],
+        [ReadState { id: 4, index: 1 }]
+    );
+    // Cut off, the leader's lease runs out before the others may elect.
+    network.isolate(1);
+    for _ in 0..ELECTION_TICK - 1 {
+        network.tick(1);
+    }
+    network.take_queue();
+    network.read_index(1, 5).expect("still leader");
+    assert!(!network.queue().is_empty(), "lease expired: a round");
+    assert_eq!(network.reads_ready(1).len(), 2);
 
     let mut safe = Network::with_config(&VOTERS, |id| thesis_config(id, true, true));
     safe.elect(1);
