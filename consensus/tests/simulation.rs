@@ -1,13 +1,22 @@
 //! Seeded simulation (DESIGN.md layer 3): Raft under message loss,
-//! duplication, reordering, symmetric and one-way partitions, crashes and
-//! restarts, and leadership transfers. Every step checks election safety,
-//! log matching, leader completeness and state-machine safety (Raft
-//! Figure 3); each run ends with a liveness check (a leader is elected and
-//! a new proposal applies everywhere within a bound once faults stop) and
-//! a linearizability check of the clients' history.
+//! duplication, reordering, long delays, replays of old messages,
+//! symmetric, one-way and non-transitive partitions and a cut-off leader;
+//! crashes between steps and in the middle of a drain, with disks that
+//! lose, keep or tear the writes not yet durable; state machines that
+//! record their applied index and restart from it; campaigns out of turn
+//! and leadership transfers. Every step checks election safety, log
+//! matching, leader completeness and state-machine safety (Raft Figure 3)
+//! and the persistence contract (votes, acknowledgements, commits and
+//! applies only of what is on disk); each run ends with a liveness check
+//! (a leader is elected and a new proposal applies everywhere within a
+//! bound once faults stop) and a linearizability check of the clients'
+//! history, reads included (lease reads on a deposed leader would show
+//! here).
 //!
-//! `DSYS_SIM_SEEDS=n` sets how many seeds to run (default 1000);
-//! `DSYS_SIM_SEED=s` replays one seed with `replay`.
+//! `DSYS_SIM_SEEDS=n` sets how many seeds to run (default 1000),
+//! `DSYS_SIM_FIRST_SEED=s` the first one; `DSYS_SIM_SEED=s` replays one
+//! seed with `replay`. A failing seed prints itself and the replay
+//! command.
 
 use dsys_consensus::sim::chaos::{self, ChaosConfig, Report};
 
@@ -27,34 +36,127 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
             Err(failure) => panic!("{failure}"),
         }
     }
-    let total = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
+    let total = |f: &dyn Fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
+    let lease_reads = total(&|r| {
+        if r.options.lease {
+            r.sim.reads_completed
+        } else {
+            0
+        }
+    });
+    let lease_stale_ticks = total(&|r| {
+        if r.options.lease {
+            r.sim.stale_leader_ticks
+        } else {
+            0
+        }
+    });
     let worst_recovery = reports.iter().map(|r| r.recovery_ticks).max().unwrap_or(0);
     println!(
-        "{seeds} seeds: {} elections, {} entries committed, {} client ops completed ({} indeterminate), {} crashes, {} messages lost, {} duplicated; slowest recovery {worst_recovery} ticks",
-        total(|r| r.elections),
-        total(|r| r.committed),
+        "{seeds} seeds from {first}: {} elections, {} entries committed, {} client ops completed ({} indeterminate, {lease_reads} lease reads, {lease_stale_ticks} ticks with a deposed leader unaware in lease runs), \
+         {} crashes ({} mid-drain), {} restarts ({} with applied > 0), writes at crashes: {} lost, {} kept, {} torn; \
+         {} multi-batch acknowledgements, {} state-machine snapshots, {} proposals lost, {} reads failed; \
+         messages: {} lost, {} duplicated, {} long-delayed, {} replayed; \
+         partitions: {} symmetric, {} one-way, {} non-transitive, {} leader cut off; {} transfers, {} campaigns; \
+         slowest recovery {worst_recovery} ticks",
+        total(&|r| r.elections),
+        total(&|r| r.committed),
         reports.iter().map(|r| r.ops.0).sum::<usize>(),
         reports.iter().map(|r| r.ops.1).sum::<usize>(),
-        total(|r| r.crashes),
-        total(|r| r.network.lost),
-        total(|r| r.network.duplicated),
+        total(&|r| r.sim.crashes),
+        total(&|r| r.sim.mid_drain_crashes),
+        total(&|r| r.sim.restarts),
+        total(&|r| r.sim.restarts_with_applied),
+        total(&|r| r.sim.writes_lost),
+        total(&|r| r.sim.writes_kept),
+        total(&|r| r.sim.writes_torn),
+        total(&|r| r.sim.multi_batch_acks),
+        total(&|r| r.sim.snapshots),
+        total(&|r| r.sim.proposals_lost),
+        total(&|r| r.sim.reads_failed),
+        total(&|r| r.network.lost),
+        total(&|r| r.network.duplicated),
+        total(&|r| r.network.long_delayed),
+        total(&|r| r.network.replayed),
+        total(&|r| r.faults.partitions),
+        total(&|r| r.faults.one_way),
+        total(&|r| r.faults.non_transitive),
+        total(&|r| r.faults.leader_cut),
+        total(&|r| r.faults.transfers),
+        total(&|r| r.faults.campaigns),
     );
-    // The sweep must actually exercise the protocol: faults, elections,
-    // commits and completed reads and writes.
-    assert!(
-        total(|r| r.crashes) > seeds / 2,
-        "too few crashes to mean anything"
+    // The sweep must actually exercise what it claims to: every kind of
+    // fault, elections, commits, completed reads and writes, and restarts
+    // that resume a state machine.
+    let at_least = |what: &str, got: u64, want: u64| {
+        assert!(
+            got >= want,
+            "{seeds} seeds exercised too few {what}: {got} < {want}"
+        );
+    };
+    at_least("crashes", total(&|r| r.sim.crashes), seeds);
+    at_least(
+        "mid-drain crashes",
+        total(&|r| r.sim.mid_drain_crashes),
+        seeds / 4,
     );
-    assert!(total(|r| r.elections) > seeds * 2, "too few elections");
-    assert!(reports.iter().map(|r| r.ops.0).sum::<usize>() as u64 > seeds * 5);
+    at_least(
+        "restarts with applied > 0",
+        total(&|r| r.sim.restarts_with_applied),
+        seeds / 4,
+    );
+    at_least(
+        "writes lost at crashes",
+        total(&|r| r.sim.writes_lost),
+        seeds / 4,
+    );
+    at_least(
+        "writes kept at crashes",
+        total(&|r| r.sim.writes_kept),
+        seeds / 10,
+    );
+    at_least("torn writes", total(&|r| r.sim.writes_torn), seeds / 10);
+    at_least(
+        "multi-batch acknowledgements",
+        total(&|r| r.sim.multi_batch_acks),
+        seeds,
+    );
+    at_least("replayed messages", total(&|r| r.network.replayed), seeds);
+    at_least(
+        "long-delayed messages",
+        total(&|r| r.network.long_delayed),
+        seeds,
+    );
+    at_least(
+        "non-transitive partitions",
+        total(&|r| r.faults.non_transitive),
+        seeds / 4,
+    );
+    at_least(
+        "leaders cut off",
+        total(&|r| r.faults.leader_cut),
+        seeds / 4,
+    );
+    at_least("elections", total(&|r| r.elections), seeds * 2);
+    at_least(
+        "completed client operations",
+        reports.iter().map(|r| r.ops.0 as u64).sum(),
+        seeds * 5,
+    );
+    at_least("lease reads", lease_reads, seeds / 2);
     for options in [(true, true), (false, false), (true, false), (false, true)] {
         assert!(
             reports
                 .iter()
-                .any(|r| (r.options.0, r.options.1) == options),
+                .any(|r| (r.options.pre_vote, r.options.check_quorum) == options),
             "pre-vote/check-quorum combination {options:?} never drawn"
         );
     }
+    let ticks: Vec<u32> = reports.iter().map(|r| r.election_tick).collect();
+    assert!(
+        ticks.iter().any(|&e| e <= 5) && ticks.iter().any(|&e| e >= 25),
+        "election timeouts drawn too narrowly"
+    );
 }
 
 #[test]

@@ -1,32 +1,52 @@
 //! The randomized scenario: clients write and read keys through a cluster
-//! while the network drops, duplicates, delays and partitions messages,
-//! nodes crash and restart, and leadership is transferred. Then the faults
-//! stop, and the cluster must elect a leader and commit within a bound
-//! (liveness). Safety is checked after every step and the client history
-//! for linearizability at the end.
+//! while the network drops, duplicates, delays (some messages for many
+//! election timeouts), replays and partitions messages (symmetric,
+//! one-way, non-transitive, or the leader cut off), nodes crash between
+//! steps or in the middle of a drain and restart from disks that lost,
+//! kept or tore the writes in the air, nodes campaign out of turn, and
+//! leadership is transferred. Then the faults stop, and the cluster must
+//! elect a leader and commit within a bound (liveness). Safety is checked
+//! after every step and output, the client history for linearizability
+//! at the end.
 //!
-//! Each seed also picks the protocol options (pre-vote, check-quorum, lease
-//! reads, asynchronous persistence), so a sweep over seeds covers them all.
+//! Each seed also draws the protocol options (election and heartbeat
+//! ticks, pre-vote, check-quorum, lease reads, asynchronous persistence,
+//! acknowledgement lag, state-machine snapshots), so a sweep over seeds
+//! covers them all.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 
-use super::cluster::{SimConfig, Simulation, Violation};
+use super::cluster::{SimConfig, SimStats, Simulation, Violation};
+use super::disk::DiskConfig;
 use super::linearizability::OpId;
 use super::network::{NetworkConfig, NetworkStats};
 use crate::config::{Config, ReadOnlyOption};
 use crate::output::{ProposeError, ReadError};
+
+/// Simulation time units per Raft tick in chaos runs.
+const TICK: u64 = 10;
 
 /// Size and length of a chaos run.
 #[derive(Debug, Clone)]
 pub struct ChaosConfig {
     /// Cluster sizes to choose from (by seed).
     pub cluster_sizes: Vec<u64>,
-    /// Ticks of faults.
+    /// Election timeouts (`election_tick`) to choose from (by seed).
+    pub election_ticks: RangeInclusive<u32>,
+    /// Ticks of faults, at least.
     pub chaos_ticks: u64,
+    /// Election timeouts of faults, at least (runs with a long election
+    /// timeout run longer).
+    pub chaos_timeouts: u64,
     /// Ticks allowed, once faults stop, for a leader to be elected and a
-    /// new proposal to be applied everywhere.
+    /// new proposal to be applied everywhere, at least.
     pub liveness_ticks: u64,
-    /// Concurrent clients.
+    /// The same bound in election timeouts (the larger bound applies).
+    pub liveness_timeouts: u64,
+    /// Concurrent clients; some stick to the node they talk to until it
+    /// refuses (so they keep talking to a deposed leader that does not
+    /// know it yet).
     pub clients: u64,
     /// Keys the clients use.
     pub keys: u64,
@@ -36,12 +56,56 @@ impl Default for ChaosConfig {
     fn default() -> Self {
         Self {
             cluster_sizes: vec![3, 5],
+            election_ticks: 3..=30,
             chaos_ticks: 300,
+            chaos_timeouts: 20,
             liveness_ticks: 200,
-            clients: 3,
+            liveness_timeouts: 20,
+            clients: 4,
             keys: 3,
         }
     }
+}
+
+/// The options a seed drew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Pre-vote (thesis §9.6).
+    pub pre_vote: bool,
+    /// Check-quorum (thesis §6.2).
+    pub check_quorum: bool,
+    /// Lease reads (thesis §6.4.1).
+    pub lease: bool,
+    /// Writes become durable some time after they are handed out.
+    pub async_writes: bool,
+    /// Acknowledgements lag durability (and cover several writes).
+    pub ack_lag: bool,
+    /// The state machine records its state, and restarts resume from it.
+    pub snapshots: bool,
+}
+
+/// Faults the scenario injected (the simulation counts crashes and disk
+/// outcomes itself, in [`SimStats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Crashes between steps.
+    pub crashes: u64,
+    /// Mid-drain crashes armed.
+    pub mid_drain_armed: u64,
+    /// Symmetric partitions into two random groups.
+    pub partitions: u64,
+    /// One-way partitions (a group can send but not hear back).
+    pub one_way: u64,
+    /// Non-transitive partitions (A↔C cut, A↔B and B↔C up).
+    pub non_transitive: u64,
+    /// The leader cut off from everyone (both ways, or one way).
+    pub leader_cut: u64,
+    /// Heals.
+    pub heals: u64,
+    /// Leadership transfers asked for.
+    pub transfers: u64,
+    /// Campaigns started out of turn.
+    pub campaigns: u64,
 }
 
 /// What a passing run did.
@@ -51,16 +115,22 @@ pub struct Report {
     pub seed: u64,
     /// Cluster size.
     pub nodes: u64,
-    /// The options drawn: pre-vote, check-quorum, lease reads, async writes.
-    pub options: (bool, bool, bool, bool),
+    /// Election timeout, in ticks.
+    pub election_tick: u32,
+    /// Heartbeat interval, in ticks.
+    pub heartbeat_tick: u32,
+    /// The options drawn.
+    pub options: Options,
     /// Leaders elected (distinct terms).
     pub elections: u64,
     /// Entries committed.
     pub committed: u64,
     /// Client operations completed, and left indeterminate.
     pub ops: (usize, usize),
-    /// Crashes injected.
-    pub crashes: u64,
+    /// Faults injected.
+    pub faults: Faults,
+    /// Node, disk and client counters.
+    pub sim: SimStats,
     /// Ticks from the end of faults until the cluster converged.
     pub recovery_ticks: u64,
     /// Network counters.
@@ -80,7 +150,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed {} failed: {}\nreplay: DSYS_SIM_SEED={} cargo test -p dsys-consensus --test simulation replay",
+            "seed {} failed: {}\nreplay: DSYS_SIM_SEED={} cargo test -p dsys-consensus --test simulation replay -- --nocapture",
             self.seed, self.violation, self.seed
         )
     }
@@ -92,7 +162,36 @@ impl std::error::Error for Failure {}
 struct Client {
     id: u64,
     target: u64,
+    /// Stays with its target after a timeout (only a refusal moves it).
+    sticky: bool,
+    /// Probability that an operation is a put (else a get).
+    puts: f64,
+    /// Probability of starting an operation in a time unit, when idle.
+    rate: f64,
     outstanding: Option<(OpId, u64)>,
+}
+
+impl Client {
+    /// Clients take turns at four habits: a writer, a fast reader that
+    /// sticks to its node (so it keeps asking a deposed leader that does
+    /// not know it yet, and a stale lease read would be seen), a mixed
+    /// client, and a slow reader that moves on after a timeout.
+    fn new(id: u64, target: u64) -> Self {
+        let (sticky, puts, rate) = match id % 4 {
+            1 => (false, 0.8, 0.05),
+            2 => (true, 0.02, 0.2),
+            3 => (false, 0.6, 0.05),
+            _ => (false, 0.2, 0.05),
+        };
+        Self {
+            id,
+            target,
+            sticky,
+            puts,
+            rate,
+            outstanding: None,
+        }
+    }
 }
 
 /// Runs the scenario for `seed`.
@@ -102,14 +201,23 @@ struct Client {
 pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed_c4a0_5eed_c4a0);
     let nodes = config.cluster_sizes[rng.usize(..config.cluster_sizes.len().max(1))];
-    let pre_vote = rng.bool();
-    let check_quorum = rng.bool();
-    let lease = check_quorum && rng.bool();
-    let async_writes = rng.bool();
-    let raft = Config {
-        pre_vote,
+    let election_tick = rng.u32(config.election_ticks.clone()).max(2);
+    let heartbeat_tick = rng.u32(1..=(election_tick / 2).max(1));
+    let check_quorum = rng.f64() < 0.7;
+    let options = Options {
+        pre_vote: rng.bool(),
         check_quorum,
-        read_only: if lease {
+        lease: check_quorum && rng.f64() < 0.6,
+        async_writes: rng.f64() < 0.75,
+        ack_lag: rng.bool(),
+        snapshots: rng.f64() < 0.7,
+    };
+    let raft = Config {
+        election_tick,
+        heartbeat_tick,
+        pre_vote: options.pre_vote,
+        check_quorum,
+        read_only: if options.lease {
             ReadOnlyOption::LeaseBased
         } else {
             ReadOnlyOption::Safe
@@ -118,46 +226,61 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         max_size_per_msg: 64 + rng.u64(..512),
         ..Config::default()
     };
+    let election_units = u64::from(election_tick) * TICK;
+    let network = NetworkConfig {
+        min_delay: 1,
+        max_delay: 1 + rng.u64(..30),
+        loss: rng.f64() * 0.1,
+        duplicate: rng.f64() * 0.05,
+        long_delay: if rng.bool() { rng.f64() * 0.02 } else { 0.0 },
+        long_delay_max: election_units * (1 + rng.u64(..5)),
+        replay: if rng.bool() { rng.f64() * 0.02 } else { 0.0 },
+    };
     let sim_config = SimConfig {
         nodes,
         raft,
-        network: NetworkConfig {
-            min_delay: 1,
-            max_delay: 1 + rng.u64(..30),
-            loss: rng.f64() * 0.1,
-            duplicate: rng.f64() * 0.05,
+        network,
+        tick_interval: TICK,
+        // Disks slower than an election timeout would keep any cluster
+        // from electing: writes take up to half of one.
+        max_persist_delay: if options.async_writes {
+            1 + rng.u64(..(election_units / 2).min(50))
+        } else {
+            0
         },
-        tick_interval: 10,
-        max_persist_delay: if async_writes { 1 + rng.u64(..20) } else { 0 },
     };
-    let tick = sim_config.tick_interval;
-    let mut sim = Simulation::new(sim_config, seed);
+    let disk = DiskConfig {
+        max_ack_lag: if options.ack_lag {
+            1 + rng.u64(..(election_units / 4).min(20))
+        } else {
+            0
+        },
+        keep_on_crash: 0.5,
+        tear_on_crash: 0.7,
+        snapshot_state_machine: if options.snapshots {
+            0.02 + rng.f64() * 0.3
+        } else {
+            0.0
+        },
+    };
+    let mut sim = Simulation::with_disk(sim_config, disk, seed);
     let mut clients: Vec<Client> = (1..=config.clients)
-        .map(|id| Client {
-            id,
-            target: 1 + rng.u64(..nodes),
-            outstanding: None,
-        })
+        .map(|id| Client::new(id, 1 + rng.u64(..nodes)))
         .collect();
-    let client_timeout = 40 * tick;
-    let mut crashes = 0;
+    let client_timeout = (4 * u64::from(election_tick)).max(40) * TICK;
+    let mut faults = Faults::default();
     let fail = |violation: Violation| Failure { seed, violation };
+    let chaos_ticks = config
+        .chaos_ticks
+        .max(config.chaos_timeouts * u64::from(election_tick));
 
     // Chaos.
-    for _ in 0..config.chaos_ticks * tick {
-        if sim.time() % tick == 0 {
-            inject_fault(&mut sim, &mut rng, nodes, &mut crashes);
+    for _ in 0..chaos_ticks * TICK {
+        if sim.time() % TICK == 0 {
+            inject_faults(&mut sim, &mut rng, nodes, election_tick, &mut faults);
         }
         for client in &mut clients {
-            drive_client(
-                &mut sim,
-                &mut rng,
-                client,
-                config,
-                nodes,
-                client_timeout,
-                true,
-            );
+            drive_client(&mut sim, &mut rng, client, config, client_timeout, true);
         }
         sim.step();
         if let Some(v) = sim.violation() {
@@ -165,19 +288,28 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         }
     }
 
-    // Calm: faults stop, clients finish what they started.
+    // Calm: faults stop (messages already held back still arrive), clients
+    // finish what they started.
     sim.heal();
+    sim.disarm_crashes();
     sim.set_network(NetworkConfig::reliable(1, 10));
     for id in 1..=nodes {
         sim.restart(id);
     }
-    let recovery = sim.recover_with(config.liveness_ticks * tick, |sim| {
+    if let Some(v) = sim.violation() {
+        return Err(fail(v.clone()));
+    }
+    let liveness_ticks = config
+        .liveness_ticks
+        .max(config.liveness_timeouts * u64::from(election_tick));
+    let recovery = sim.recover_with(liveness_ticks * TICK, |sim| {
         for client in &mut clients {
-            drive_client(sim, &mut rng, client, config, nodes, client_timeout, false);
+            drive_client(sim, &mut rng, client, config, client_timeout, false);
         }
     });
-    let recovery_ticks = recovery.map_err(fail)?.div_ceil(tick);
+    let recovery_ticks = recovery.map_err(fail)?.div_ceil(TICK);
     sim.check_logs().map_err(fail)?;
+    sim.check_disks().map_err(fail)?;
     sim.check_history().map_err(fail)?;
     let pending = sim.history().pending();
     let completed = sim.history().len() - pending;
@@ -189,55 +321,158 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     Ok(Report {
         seed,
         nodes,
-        options: (pre_vote, check_quorum, lease, async_writes),
+        election_tick,
+        heartbeat_tick,
+        options,
         elections,
         committed: sim.committed(),
         ops: (completed, pending),
-        crashes,
+        faults,
+        sim: sim.stats(),
         recovery_ticks,
         network: sim.network_stats(),
     })
 }
 
-fn inject_fault(sim: &mut Simulation, rng: &mut fastrand::Rng, nodes: u64, crashes: &mut u64) {
+/// Injects this tick's faults. Rates are per election timeout, so runs
+/// with short and long timeouts see the same amount of trouble per
+/// election.
+fn inject_faults(
+    sim: &mut Simulation,
+    rng: &mut fastrand::Rng,
+    nodes: u64,
+    election_tick: u32,
+    faults: &mut Faults,
+) {
+    let per_timeout =
+        |rng: &mut fastrand::Rng, rate: f64| rng.f64() < rate / f64::from(election_tick);
     let down: Vec<u64> = (1..=nodes).filter(|&id| !sim.is_up(id)).collect();
-    let roll = rng.f64();
-    if roll < 0.02 && (down.len() as u64) < (nodes - 1) / 2 + 1 {
-        // Crash: leaders are favoured, they are the interesting case.
-        let victim = match sim.leader() {
-            Some(leader) if rng.bool() => leader,
-            _ => 1 + rng.u64(..nodes),
-        };
-        if sim.is_up(victim) {
-            sim.crash(victim);
-            *crashes += 1;
+    let random_node = |rng: &mut fastrand::Rng| 1 + rng.u64(..nodes);
+    // Leaders are favoured as victims: they are the interesting case.
+    let victim = |sim: &Simulation, rng: &mut fastrand::Rng| match sim.leader() {
+        Some(leader) if rng.bool() => leader,
+        _ => random_node(rng),
+    };
+    if per_timeout(rng, 0.2) && (down.len() as u64) < nodes.div_ceil(2) {
+        let id = victim(sim, rng);
+        if sim.is_up(id) {
+            sim.crash(id);
+            faults.crashes += 1;
         }
-    } else if roll < 0.07 {
+    }
+    if per_timeout(rng, 0.2) {
+        // Followers mostly: a follower crashing right after it was handed
+        // an append's batch is where torn writes bite.
+        let id = match sim.leader() {
+            Some(leader) if rng.f64() < 0.25 => leader,
+            _ => random_node(rng),
+        };
+        if rng.bool() {
+            sim.crash_mid_drain(id, rng.usize(..3));
+        } else {
+            sim.crash_after_persist(id);
+        }
+        faults.mid_drain_armed += 1;
+    }
+    if per_timeout(rng, 0.5) {
+        // Adversarial: a follower holding entries the leader does not
+        // (a deposed leader's) crashes right after it is handed the batch
+        // that replaces them, while that batch is in the air.
+        if let Some(id) = diverged_follower(sim, nodes) {
+            sim.crash_after_persist(id);
+            faults.mid_drain_armed += 1;
+        }
+    }
+    if per_timeout(rng, 1.0) {
         if let Some(&id) = down.get(rng.usize(..down.len().max(1))) {
             sim.restart(id);
         }
-    } else if roll < 0.09 {
-        let mut group: Vec<u64> = (1..=nodes).filter(|_| rng.bool()).collect();
-        if group.is_empty() {
-            group.push(1 + rng.u64(..nodes));
-        }
-        let rest: Vec<u64> = (1..=nodes).filter(|id| !group.contains(id)).collect();
-        if rng.bool() {
-            sim.partition(&group, &rest);
-        } else {
-            // One-way: the group can send but not hear back.
-            for &a in &group {
-                for &b in &rest {
-                    sim.cut(b, a);
+    }
+    if per_timeout(rng, 0.3) {
+        partition(sim, rng, nodes, faults);
+    }
+    if per_timeout(rng, 0.3) {
+        sim.heal();
+        faults.heals += 1;
+    }
+    if per_timeout(rng, 0.1) {
+        let from = match sim.leader() {
+            Some(leader) if rng.f64() < 0.8 => leader,
+            _ => random_node(rng),
+        };
+        sim.transfer(from, random_node(rng));
+        faults.transfers += 1;
+    }
+    if per_timeout(rng, 0.05) {
+        sim.campaign(random_node(rng));
+        faults.campaigns += 1;
+    }
+}
+
+/// An up follower whose last entry is not in the leader's log.
+fn diverged_follower(sim: &Simulation, nodes: u64) -> Option<u64> {
+    let leader = sim.node(sim.leader()?)?;
+    (1..=nodes).find(|&id| {
+        sim.node(id).is_some_and(|raft| {
+            let last = raft.log().last_index();
+            raft.role() != crate::raft::Role::Leader
+                && last > 0
+                && leader.log().term(last) != raft.log().term(last)
+        })
+    })
+}
+
+fn partition(sim: &mut Simulation, rng: &mut fastrand::Rng, nodes: u64, faults: &mut Faults) {
+    let others = |id: u64| (1..=nodes).filter(move |&n| n != id);
+    match rng.u32(..5) {
+        0 | 1 => {
+            let mut group: Vec<u64> = (1..=nodes).filter(|_| rng.bool()).collect();
+            if group.is_empty() {
+                group.push(1 + rng.u64(..nodes));
+            }
+            let rest: Vec<u64> = (1..=nodes).filter(|id| !group.contains(id)).collect();
+            if rng.bool() {
+                sim.partition(&group, &rest);
+                faults.partitions += 1;
+            } else {
+                // One-way: the group can send but not hear back.
+                for &a in &group {
+                    for &b in &rest {
+                        sim.cut(b, a);
+                    }
                 }
+                faults.one_way += 1;
             }
         }
-    } else if roll < 0.12 {
-        sim.heal();
-    } else if roll < 0.125 {
-        if let Some(leader) = sim.leader() {
-            let target = 1 + rng.u64(..nodes);
-            sim.transfer(leader, target);
+        2 => {
+            // Non-transitive: a and c cannot talk, both still reach b.
+            let a = 1 + rng.u64(..nodes);
+            let c = loop {
+                let c = 1 + rng.u64(..nodes);
+                if c != a {
+                    break c;
+                }
+            };
+            sim.partition(&[a], &[c]);
+            faults.non_transitive += 1;
+        }
+        _ => {
+            // The leader (or, without one, any node) alone, and nothing
+            // else cut: both ways (mostly: the others elect a new leader
+            // while it may still believe it leads), it cannot hear, or it
+            // cannot be heard.
+            let id = sim.leader().unwrap_or_else(|| 1 + rng.u64(..nodes));
+            sim.heal();
+            let way = rng.u32(..5);
+            for other in others(id) {
+                if way != 3 {
+                    sim.cut(id, other);
+                }
+                if way != 4 {
+                    sim.cut(other, id);
+                }
+            }
+            faults.leader_cut += 1;
         }
     }
 }
@@ -247,38 +482,52 @@ fn drive_client(
     rng: &mut fastrand::Rng,
     client: &mut Client,
     config: &ChaosConfig,
-    nodes: u64,
     timeout: u64,
     start_new: bool,
 ) {
+    let nodes = sim.config().nodes;
     if let Some((op, started)) = client.outstanding {
         if sim.is_complete(op) {
             client.outstanding = None;
         } else if sim.time() > started + timeout {
             // Give up: the operation stays indeterminate in the history.
             client.outstanding = None;
-            client.target = 1 + rng.u64(..nodes);
+            if !client.sticky || !sim.is_up(client.target) {
+                client.target = 1 + rng.u64(..nodes);
+            }
         } else {
             return;
         }
     }
-    if !start_new || !rng.f64().lt(&0.05) {
+    if !start_new || rng.f64() >= client.rate {
         return;
     }
+    // Clients talk to the leader their node names (a redirect, as etcd's
+    // clients follow): a node that still believes it leads keeps them.
+    if let Some(leader) = sim
+        .node(client.target)
+        .and_then(|raft| raft.leader().copied())
+    {
+        client.target = leader;
+    }
     let key = rng.u64(..config.keys);
-    let outcome = if rng.f64() < 0.6 {
+    let refused_by = if rng.f64() < client.puts {
         let value = client.id << 32 | rng.u64(..1 << 31);
-        sim.put(client.id, client.target, key, value).map(|_| ())
+        match sim.put(client.id, client.target, key, value) {
+            Ok(_) => None,
+            Err(ProposeError::NotLeader { leader }) => Some(leader),
+            Err(_) => return,
+        }
     } else {
-        sim.get(client.id, client.target, key)
-            .map_err(|ReadError::NoLeader| ProposeError::NotLeader { leader: None })
+        match sim.get(client.id, client.target, key) {
+            Ok(()) => None,
+            Err(ReadError::NoLeader) => Some(None),
+            Err(_) => return,
+        }
     };
-    match outcome {
-        Ok(()) => client.outstanding = sim.last_op().map(|op| (op, sim.time())),
-        Err(ProposeError::NotLeader {
-            leader: Some(leader),
-        }) => client.target = leader,
-        Err(ProposeError::NotLeader { leader: None }) => client.target = 1 + rng.u64(..nodes),
-        Err(_) => {}
+    match refused_by {
+        None => client.outstanding = sim.last_op().map(|op| (op, sim.time())),
+        Some(Some(leader)) => client.target = leader,
+        Some(None) => client.target = 1 + rng.u64(..nodes),
     }
 }

@@ -1,19 +1,22 @@
 //! A simulated cluster of [`RaftNode`]s over the simulated network, with a
-//! key-value state machine per node, client operations recorded for the
-//! linearizability checker, and Raft's safety properties (Figure 3)
-//! checked after every step.
+//! simulated disk and a key-value state machine per node, client
+//! operations recorded for the linearizability checker, and Raft's safety
+//! properties (Figure 3) plus the persistence contract checked after every
+//! step and every output.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::Bytes;
 
+use super::disk::{CrashWrites, Disk, DiskConfig, write_batch};
 use super::linearizability::{History, KvOp, KvResult, OpId};
 use super::network::{Network, NetworkConfig, NetworkStats};
 use crate::config::Config;
-use crate::entry::{Entry, Index, Term};
-use crate::output::{Output, Persist, ProposeError, ReadError};
-use crate::raft::{RaftNode, Role};
+use crate::entry::{Entry, HardState, Index, Term};
+use crate::message::{AppendOutcome, Message, MessageBody};
+use crate::output::{Output, Persist, ProposalId, ProposeError, ReadError, ReadState};
+use crate::raft::{RaftNode, RaftOutput, Role};
 use crate::storage::{MemStorage, Storage};
 
 /// The shape of a simulated cluster.
@@ -22,15 +25,17 @@ pub struct SimConfig {
     /// Number of nodes, named `1..=nodes`.
     pub nodes: u64,
     /// Node configuration; each node's `seed` is derived from the
-    /// simulation seed and its id.
+    /// simulation seed and its id, and `applied` from what its state
+    /// machine recorded.
     pub raft: Config,
     /// Network behaviour.
     pub network: NetworkConfig,
     /// Simulation time units per Raft tick.
     pub tick_interval: u64,
-    /// Longest a write to storage takes, in time units (0: persisted
-    /// synchronously, as soon as it is handed out). Writes complete in
-    /// order.
+    /// Longest a write to storage takes to become durable, in time units
+    /// (0: durable as soon as it is handed out). Writes complete in order.
+    /// How the disk acknowledges, and what a crash does to writes not yet
+    /// durable, is [`DiskConfig`] ([`Simulation::set_disk`]).
     pub max_persist_delay: u64,
 }
 
@@ -51,7 +56,9 @@ impl Default for SimConfig {
 pub struct Violation {
     /// Simulation time.
     pub time: u64,
-    /// Which property (Raft Figure 3's names, or "linearizability").
+    /// Which property (Raft Figure 3's names, "linearizability", or one
+    /// of the persistence contract's: "vote durability", "append
+    /// durability", "commit durability", "apply durability", "restart").
     pub property: &'static str,
     /// What was seen.
     pub detail: String,
@@ -94,16 +101,49 @@ pub enum SimEvent {
     },
 }
 
+/// What the simulation did to the nodes, for reports and for tests that
+/// assert a sweep exercised what it claims to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Crashes, mid-drain ones included.
+    pub crashes: u64,
+    /// Crashes between two outputs of one drain.
+    pub mid_drain_crashes: u64,
+    /// Restarts of crashed nodes.
+    pub restarts: u64,
+    /// Restarts whose state machine had recorded an applied index above 0.
+    pub restarts_with_applied: u64,
+    /// Batches not yet durable at a crash that were lost.
+    pub writes_lost: u64,
+    /// Batches not yet durable at a crash that landed whole anyway.
+    pub writes_kept: u64,
+    /// Batches torn at a crash.
+    pub writes_torn: u64,
+    /// Acknowledgements covering more than one batch.
+    pub multi_batch_acks: u64,
+    /// State-machine snapshots recorded.
+    pub snapshots: u64,
+    /// Puts and gets that completed.
+    pub writes_completed: u64,
+    /// Gets that completed.
+    pub reads_completed: u64,
+    /// Proposals known lost: another term was applied at their index.
+    pub proposals_lost: u64,
+    /// Reads that ended with `ReadFailed`.
+    pub reads_failed: u64,
+    /// Ticks during which an up node believed it led a term older than
+    /// the newest leader's (a deposed leader that does not know it yet:
+    /// the exposure of lease reads).
+    pub stale_leader_ticks: u64,
+}
+
 /// One node of the simulation: the Raft state machine while it is up,
-/// its storage, and the key-value state machine it applies to.
+/// its disk, and the key-value state machine it applies to.
 #[derive(Debug)]
 struct SimNode {
     id: u64,
     raft: Option<RaftNode<MemStorage<u64>>>,
-    /// What survives a crash: the storage as last written.
-    storage: MemStorage<u64>,
-    /// Writes handed out and not yet completed: (completion time, batch).
-    writing: VecDeque<(u64, Persist<crate::entry::HardState<u64>>)>,
+    disk: Disk,
     kv: BTreeMap<u64, u64>,
     /// Next index this node must apply.
     next_apply: Index,
@@ -112,14 +152,27 @@ struct SimNode {
     /// Incremented at every restart: outcomes from a previous life are void.
     life: u64,
     was_leader: Option<Term>,
+    /// Where its next drain-time crash falls, if one is armed.
+    crash_armed: Option<CrashPoint>,
 }
 
+/// Where in a drain an armed crash falls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CrashPoint {
+    /// When about to handle output number `n` (from 0) of a drain.
+    Output(usize),
+    /// Right after a `Persist` was handed to the disk, before anything
+    /// else: the batch is in the air.
+    AfterPersist,
+}
+
+/// A put accepted by a node, waiting for that node to apply its index.
 #[derive(Debug, Clone, Copy)]
 struct PendingPut {
     op: OpId,
-    node: u64,
-    life: u64,
-    index: Index,
+    client: u64,
+    seq: u64,
+    term: Term,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -128,6 +181,14 @@ struct PendingGet {
     node: u64,
     life: u64,
     key: u64,
+    /// Entries known committed when it was asked: its read index must
+    /// cover them (thesis §6.4: the leader's commit index is at least
+    /// that once it has committed an entry of its term; a deposed leader
+    /// serving from its lease would not be).
+    committed: Index,
+    /// Forwarded to a leader (the node did not lead when asked): it must
+    /// end by this time while the node stays up.
+    deadline: Option<u64>,
 }
 
 /// A put command as stored in the log: client, sequence, key, value.
@@ -150,6 +211,14 @@ fn decode_put(data: &[u8]) -> Option<[u64; 4]> {
     Some(words)
 }
 
+/// Whether `storage` holds exactly `entry`.
+fn holds(storage: &MemStorage<u64>, entry: &Entry) -> bool {
+    storage.term(entry.index) == Ok(entry.term)
+        && storage
+            .entries(entry.index, entry.index + 1, u64::MAX)
+            .is_ok_and(|stored| stored.first() == Some(entry))
+}
+
 /// A deterministic simulated Raft cluster.
 ///
 /// ```
@@ -164,6 +233,7 @@ fn decode_put(data: &[u8]) -> Option<[u64; 4]> {
 #[derive(Debug)]
 pub struct Simulation {
     config: SimConfig,
+    disk_config: DiskConfig,
     time: u64,
     rng: fastrand::Rng,
     nodes: Vec<SimNode>,
@@ -175,19 +245,31 @@ pub struct Simulation {
     chosen: Vec<Entry>,
     leaders: BTreeMap<Term, u64>,
     history: History<u64, u64>,
-    puts: BTreeMap<(u64, u64), PendingPut>,
+    /// Puts by the node and life that accepted them, and their index.
+    puts: BTreeMap<(u64, u64, Index), PendingPut>,
+    /// Puts known lost (client, seq): they must never apply.
+    lost_puts: BTreeMap<(u64, u64), Index>,
     gets: BTreeMap<u64, PendingGet>,
     next_seq: u64,
     events: Vec<SimEvent>,
     violation: Option<Violation>,
+    stats: SimStats,
+    crash_writes: CrashWrites,
 }
 
 impl Simulation {
-    /// A cluster of fresh nodes; every random choice derives from `seed`.
+    /// A cluster of fresh nodes on benign disks ([`DiskConfig::default`]);
+    /// every random choice derives from `seed`.
     pub fn new(config: SimConfig, seed: u64) -> Self {
+        Self::with_disk(config, DiskConfig::default(), seed)
+    }
+
+    /// A cluster of fresh nodes whose disks behave as `disk` says.
+    pub fn with_disk(config: SimConfig, disk: DiskConfig, seed: u64) -> Self {
         let voters: Vec<u64> = (1..=config.nodes).collect();
         let network = Network::new(config.network.clone());
         let mut sim = Self {
+            disk_config: disk,
             time: 0,
             rng: fastrand::Rng::with_seed(seed),
             nodes: Vec::new(),
@@ -197,42 +279,69 @@ impl Simulation {
             leaders: BTreeMap::new(),
             history: History::new(),
             puts: BTreeMap::new(),
+            lost_puts: BTreeMap::new(),
             gets: BTreeMap::new(),
             next_seq: 0,
             events: Vec::new(),
             violation: None,
+            stats: SimStats::default(),
+            crash_writes: CrashWrites::default(),
             config,
         };
         for id in voters.iter().copied() {
             sim.nodes.push(SimNode {
                 id,
                 raft: None,
-                storage: MemStorage::new(voters.clone()),
-                writing: VecDeque::new(),
+                disk: Disk::new(voters.clone()),
                 kv: BTreeMap::new(),
                 next_apply: 1,
                 seen_commit: 0,
                 life: 0,
                 was_leader: None,
+                crash_armed: None,
             });
             sim.start(id);
         }
         sim
     }
 
+    /// Builds node `id` from its disk: the stored log and hard state, and
+    /// the state machine's own record (`Config::applied`).
     fn start(&mut self, id: u64) {
         let seed = self.rng.u64(..);
-        let node = &mut self.nodes[Self::slot(id)];
+        let slot = Self::slot(id);
+        let node = &mut self.nodes[slot];
         let mut config = self.config.raft.clone();
         config.seed = seed;
-        let raft = RaftNode::new(id, node.storage.clone(), config)
-            .expect("the simulation's configuration is valid and every node is a voter");
-        node.raft = Some(raft);
+        let (applied, kv) = node.disk.state_machine.clone().unwrap_or_default();
+        config.applied = applied;
+        let restart = node.life > 0;
+        match RaftNode::new(id, node.disk.durable.clone(), config) {
+            Ok(raft) => node.raft = Some(raft),
+            Err(error) => {
+                let hard_state = node.disk.durable.hard_state().clone();
+                let last = node.disk.durable.last_index();
+                let detail = format!(
+                    "node {id} cannot restart from its disk: {error} (state machine applied {applied}; disk hard state {hard_state:?}, last index {last})"
+                );
+                self.fail("restart", detail);
+                return;
+            }
+        }
         node.life += 1;
-        node.kv.clear();
-        node.next_apply = 1;
+        node.kv = kv;
+        node.next_apply = applied + 1;
         node.seen_commit = 0;
         node.was_leader = None;
+        node.crash_armed = None;
+        node.disk.restart();
+        if restart {
+            self.stats.restarts += 1;
+            if applied > 0 {
+                self.stats.restarts_with_applied += 1;
+            }
+        }
+        self.record_commits(slot);
     }
 
     fn slot(id: u64) -> usize {
@@ -249,6 +358,16 @@ impl Simulation {
         &self.config
     }
 
+    /// The disks' behaviour.
+    pub fn disk_config(&self) -> &DiskConfig {
+        &self.disk_config
+    }
+
+    /// Changes how the disks behave from now on.
+    pub fn set_disk(&mut self, disk: DiskConfig) {
+        self.disk_config = disk;
+    }
+
     /// Node `id`'s Raft state machine, if it is up.
     pub fn node(&self, id: u64) -> Option<&RaftNode<MemStorage<u64>>> {
         self.nodes.get(Self::slot(id))?.raft.as_ref()
@@ -257,6 +376,11 @@ impl Simulation {
     /// Node `id`'s key-value state.
     pub fn kv(&self, id: u64) -> &BTreeMap<u64, u64> {
         &self.nodes[Self::slot(id)].kv
+    }
+
+    /// What node `id`'s disk holds durably (what survives a crash).
+    pub fn disk(&self, id: u64) -> &MemStorage<u64> {
+        &self.nodes[Self::slot(id)].disk.durable
     }
 
     /// Node ids.
@@ -287,6 +411,16 @@ impl Simulation {
     /// Network counters.
     pub fn network_stats(&self) -> NetworkStats {
         self.network.stats
+    }
+
+    /// Node, disk and client counters.
+    pub fn stats(&self) -> SimStats {
+        SimStats {
+            writes_lost: self.crash_writes.lost,
+            writes_kept: self.crash_writes.kept,
+            writes_torn: self.crash_writes.torn,
+            ..self.stats
+        }
     }
 
     /// Messages in flight.
@@ -339,27 +473,67 @@ impl Simulation {
         self.node(id).is_some()
     }
 
-    /// Crashes node `id`: its volatile state and unfinished writes are
-    /// lost; what it persisted survives.
+    /// Crashes node `id`: its volatile state is lost, what its disk holds
+    /// durably survives, and the writes still in the air land, tear or
+    /// vanish as [`DiskConfig`] says.
     pub fn crash(&mut self, id: u64) {
-        let node = &mut self.nodes[Self::slot(id)];
-        if let Some(raft) = node.raft.take() {
-            node.storage = raft.storage().clone();
-            node.writing.clear();
-            if let Some(term) = node.was_leader.take() {
-                self.events.push(SimEvent::SteppedDown {
-                    time: self.time,
-                    node: id,
-                    term,
-                });
-            }
+        let slot = Self::slot(id);
+        if self.nodes[slot].raft.is_none() {
+            return;
+        }
+        // What it knew committed counts as known, even though it dies.
+        self.record_commits(slot);
+        let node = &mut self.nodes[slot];
+        node.raft = None;
+        node.crash_armed = None;
+        self.stats.crashes += 1;
+        let result = node
+            .disk
+            .crash(&self.disk_config, &mut self.rng, &mut self.crash_writes);
+        if let Err(error) = result {
+            let detail = format!("node {id}'s writes do not continue its disk at a crash: {error}");
+            self.fail("persistence contract", detail);
+        }
+        if let Some(term) = self.nodes[slot].was_leader.take() {
+            self.events.push(SimEvent::SteppedDown {
+                time: self.time,
+                node: id,
+                term,
+            });
         }
     }
 
-    /// Restarts a crashed node from its persisted state.
+    /// Arms a crash of node `id` in the middle of one of its next drains:
+    /// it crashes when about to handle output number `after` (from 0) of a
+    /// drain, so the outputs before it were acted on and the rest are
+    /// lost. Disarmed by a crash or [`disarm_crashes`](Self::disarm_crashes).
+    pub fn crash_mid_drain(&mut self, id: u64, after: usize) {
+        if let Some(node) = self.nodes.get_mut(Self::slot(id)) {
+            node.crash_armed = Some(CrashPoint::Output(after));
+        }
+    }
+
+    /// Arms a crash of node `id` right after it next hands a `Persist`
+    /// batch to its disk, before it acts on any other output: with
+    /// writes that take time, the batch is in the air when it crashes.
+    pub fn crash_after_persist(&mut self, id: u64) {
+        if let Some(node) = self.nodes.get_mut(Self::slot(id)) {
+            node.crash_armed = Some(CrashPoint::AfterPersist);
+        }
+    }
+
+    /// Cancels every armed mid-drain crash.
+    pub fn disarm_crashes(&mut self) {
+        for node in &mut self.nodes {
+            node.crash_armed = None;
+        }
+    }
+
+    /// Restarts a crashed node from its disk.
     pub fn restart(&mut self, id: u64) {
         if !self.is_up(id) {
             self.start(id);
+            self.check_step();
         }
     }
 
@@ -384,7 +558,7 @@ impl Simulation {
 
     /// Client `client` asks node `node` to put `value` under `key`. The
     /// operation is recorded once the node accepts it and completes when
-    /// that node applies it.
+    /// that node applies it; returns its log index.
     ///
     /// # Errors
     /// The node's refusal (nothing is recorded), or `NotLeader` if it is down.
@@ -401,27 +575,28 @@ impl Simulation {
         let Some(raft) = sim_node.raft.as_mut() else {
             return Err(ProposeError::NotLeader { leader: None });
         };
-        let index = raft.propose(encode_put(client, seq, key, value))?;
+        let proposal: ProposalId = raft.propose(encode_put(client, seq, key, value))?;
         let op = self
             .history
             .invoke(client, KvOp::Put { key, value }, self.time);
         let life = sim_node.life;
         self.puts.insert(
-            (client, seq),
+            (node, life, proposal.index),
             PendingPut {
                 op,
-                node,
-                life,
-                index,
+                client,
+                seq,
+                term: proposal.term,
             },
         );
         self.drain(node);
         self.check_step();
-        Ok(index)
+        Ok(proposal.index)
     }
 
     /// Client `client` asks node `node` for a linearizable read of `key`
-    /// (ReadIndex); it completes when the node confirms it.
+    /// (ReadIndex); it completes when the node confirms it, with the value
+    /// the node's state machine holds then.
     ///
     /// # Errors
     /// The node's refusal (nothing is recorded); `NoLeader` if it is down.
@@ -432,7 +607,13 @@ impl Simulation {
         let Some(raft) = sim_node.raft.as_mut() else {
             return Err(ReadError::NoLeader);
         };
+        let forwarded = raft.role() != Role::Leader;
         raft.read_index(id)?;
+        // A forwarded read must end (ready or failed) within a bounded
+        // number of the node's ticks (the contract of `read_index`).
+        let election = u64::from(self.config.raft.election_tick);
+        let deadline =
+            forwarded.then(|| self.time + (6 * election + 2) * self.config.tick_interval.max(1));
         let op = self.history.invoke(client, KvOp::Get { key }, self.time);
         let life = sim_node.life;
         self.gets.insert(
@@ -442,6 +623,8 @@ impl Simulation {
                 node,
                 life,
                 key,
+                committed: self.chosen.len() as Index,
+                deadline,
             },
         );
         self.drain(node);
@@ -452,10 +635,7 @@ impl Simulation {
     /// Whether client operation `op` has completed.
     pub fn is_complete(&self, op: OpId) -> bool {
         self.history
-            .operations()
-            .iter()
-            .rev()
-            .find(|o| o.id == op)
+            .operation(op)
             .is_some_and(|o| o.completed.is_some())
     }
 
@@ -465,7 +645,8 @@ impl Simulation {
     }
 
     /// Advances time by one unit: delivers due messages, completes due
-    /// writes, ticks the nodes whose tick falls now, then checks safety.
+    /// writes and acknowledgements, ticks the nodes whose tick falls now,
+    /// then checks safety.
     pub fn step(&mut self) {
         self.time += 1;
         while let Some(message) = self.network.next_due(self.time) {
@@ -482,25 +663,54 @@ impl Simulation {
             }
             self.drain(to);
         }
-        for i in 0..self.nodes.len() {
-            let id = self.nodes[i].id;
-            while self.nodes[i]
-                .writing
-                .front()
-                .is_some_and(|(at, _)| *at <= self.time)
+        for slot in 0..self.nodes.len() {
+            let id = self.nodes[slot].id;
+            let mut acted = false;
+            while self.nodes[slot].raft.is_some()
+                && self.nodes[slot]
+                    .disk
+                    .writing
+                    .front()
+                    .is_some_and(|(at, _)| *at <= self.time)
             {
-                let (_, persist) = self.nodes[i].writing.pop_front().expect("front exists");
-                self.complete_write(id, persist);
+                let (_, persist) = self.nodes[slot]
+                    .disk
+                    .writing
+                    .pop_front()
+                    .expect("front exists");
+                self.complete_write(slot, &persist);
+                acted = true;
+            }
+            if self.nodes[slot]
+                .disk
+                .ack_due
+                .is_some_and(|at| at <= self.time)
+            {
+                self.acknowledge(slot);
+                acted = true;
+            }
+            if acted {
+                self.drain(id);
             }
             let phase = id * 7 % self.config.tick_interval.max(1);
             if self.time % self.config.tick_interval.max(1) == phase {
-                if let Some(raft) = self.nodes[i].raft.as_mut() {
+                if let Some(raft) = self.nodes[slot].raft.as_mut() {
                     raft.tick();
                 }
                 self.drain(id);
             }
         }
         self.check_step();
+        if self.time % self.config.tick_interval.max(1) == 0 {
+            self.check_reads_end();
+            let newest = self.leaders.last_key_value().map_or(0, |(term, _)| *term);
+            let stale = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.raft.as_ref())
+                .any(|raft| raft.role() == Role::Leader && raft.term() < newest);
+            self.stats.stale_leader_ticks += u64::from(stale);
+        }
     }
 
     /// Runs `units` steps.
@@ -572,23 +782,60 @@ impl Simulation {
         self.leader()
     }
 
-    fn complete_write(&mut self, id: u64, persist: Persist<crate::entry::HardState<u64>>) {
-        let Some(raft) = self.nodes[Self::slot(id)].raft.as_mut() else {
+    /// Batch `persist` of the node in `slot` is durable now: it is on the
+    /// disk and readable through the node's storage; it is acknowledged
+    /// now or, with an acknowledgement lag, a little later together with
+    /// whatever else is durable by then. The caller drains.
+    fn complete_write(&mut self, slot: usize, persist: &Persist<HardState<u64>>) {
+        let id = self.nodes[slot].id;
+        let node = &mut self.nodes[slot];
+        let mirrored = node
+            .disk
+            .complete(persist)
+            .and_then(|()| match &mut node.raft {
+                Some(raft) => write_batch(raft.storage_mut(), persist),
+                None => Ok(()),
+            });
+        if let Err(error) = mirrored {
+            let detail = format!(
+                "node {id}'s persist {} does not continue its stored log: {error}",
+                persist.id
+            );
+            self.fail("persistence contract", detail);
             return;
-        };
-        if let Some(hard_state) = persist.hard_state {
-            raft.storage_mut().set_hard_state(hard_state);
         }
-        raft.storage_mut()
-            .append(&persist.entries)
-            .expect("persisted entries continue the stored log");
-        raft.on_persisted(persist.id);
-        self.drain(id);
+        let lag = self.disk_config.max_ack_lag;
+        if lag == 0 {
+            self.acknowledge(slot);
+        } else if self.nodes[slot].disk.ack_due.is_none() {
+            let at = self.time + self.rng.u64(..=lag);
+            self.nodes[slot].disk.ack_due = Some(at);
+        }
     }
 
-    /// Handles every output of node `id`.
+    /// Acknowledges everything durable (one call for every batch durable
+    /// since the last one). The caller drains.
+    fn acknowledge(&mut self, slot: usize) {
+        let node = &mut self.nodes[slot];
+        node.disk.ack_due = None;
+        let (durable, acked) = (node.disk.durable_id, node.disk.acked_id);
+        let Some(raft) = node.raft.as_mut() else {
+            return;
+        };
+        if durable > acked {
+            if durable - acked > 1 {
+                self.stats.multi_batch_acks += 1;
+            }
+            node.disk.acked_id = durable;
+            raft.on_persisted(durable);
+        }
+    }
+
+    /// Handles every output of node `id`, crashing it in the middle if a
+    /// crash is armed.
     fn drain(&mut self, id: u64) {
         let slot = Self::slot(id);
+        let mut handled = 0;
         loop {
             let Some(raft) = self.nodes[slot].raft.as_mut() else {
                 return;
@@ -596,37 +843,162 @@ impl Simulation {
             let Some(output) = raft.poll_output() else {
                 return;
             };
-            match output {
-                Output::Persist(persist) => {
-                    self.check_log_matching(id, &persist.entries);
-                    let delay = self.config.max_persist_delay;
-                    if delay == 0 {
-                        self.complete_write(id, persist);
-                    } else {
-                        let node = &mut self.nodes[slot];
-                        let after = node.writing.back().map_or(0, |(at, _)| *at);
-                        let at = (self.time + self.rng.u64(0..=delay)).max(after);
-                        node.writing.push_back((at, persist));
-                    }
-                }
-                Output::Send(message) => self.network.send(message, self.time, &mut self.rng),
-                Output::Apply(entries) => self.apply(id, &entries),
-                Output::ReadReady(read) => {
-                    if let Some(get) = self.gets.remove(&read.id) {
-                        let node = &self.nodes[slot];
-                        if get.node == id && get.life == node.life {
-                            let value = node.kv.get(&get.key).copied();
-                            self.history
-                                .complete(get.op, KvResult::Read(value), self.time);
-                        }
-                    }
-                }
-                Output::ReadFailed { id: read } => {
-                    // A failed read has no effect: it stays pending, which
-                    // the checker ignores.
-                    self.gets.remove(&read);
+            if self.nodes[slot].crash_armed == Some(CrashPoint::Output(handled)) {
+                self.stats.mid_drain_crashes += 1;
+                self.crash(id);
+                return;
+            }
+            handled += 1;
+            if matches!(output, Output::Persist(_))
+                && self.nodes[slot].crash_armed == Some(CrashPoint::AfterPersist)
+            {
+                self.handle_output(slot, output);
+                self.stats.mid_drain_crashes += 1;
+                self.crash(id);
+                return;
+            }
+            self.handle_output(slot, output);
+        }
+    }
+
+    fn handle_output(&mut self, slot: usize, output: RaftOutput<u64>) {
+        let id = self.nodes[slot].id;
+        match output {
+            Output::Persist(persist) => {
+                self.check_log_matching(id, &persist.entries);
+                let delay = self.config.max_persist_delay;
+                if delay == 0 {
+                    self.complete_write(slot, &persist);
+                } else {
+                    let at = self.time + self.rng.u64(0..=delay);
+                    let writing = &mut self.nodes[slot].disk.writing;
+                    let after = writing.back().map_or(0, |(at, _)| *at);
+                    writing.push_back((at.max(after), persist));
                 }
             }
+            Output::Send(message) => {
+                self.check_send(slot, &message);
+                self.network.send(message, self.time, &mut self.rng);
+            }
+            Output::Apply(entries) => self.apply(id, &entries),
+            Output::ReadReady(read) => self.read_ready(slot, read),
+            Output::ReadFailed { id: read } => {
+                // A failed read has no effect: it stays pending, which
+                // the checker ignores.
+                if self.gets.remove(&read).is_some() {
+                    self.stats.reads_failed += 1;
+                }
+            }
+        }
+    }
+
+    fn read_ready(&mut self, slot: usize, read: ReadState) {
+        let Some(get) = self.gets.get(&read.id).copied() else {
+            return;
+        };
+        let node = &self.nodes[slot];
+        if get.node != node.id || get.life != node.life {
+            return;
+        }
+        self.gets.remove(&read.id);
+        let applied = node.next_apply - 1;
+        if read.index < get.committed {
+            let (role, term) = node
+                .raft
+                .as_ref()
+                .map(|raft| (raft.role(), raft.term()))
+                .expect("outputs come from up nodes");
+            let latest = self.leaders.last_key_value();
+            let detail = format!(
+                "node {} ({role:?} in term {term}) served read {} at index {}, but index {} was committed before it was asked (latest leader, term: {latest:?})",
+                node.id, read.id, read.index, get.committed
+            );
+            self.fail("read freshness", detail);
+            return;
+        }
+        if read.index > applied {
+            let detail = format!(
+                "node {} served read {} at index {} having applied only {applied}",
+                node.id, read.id, read.index
+            );
+            self.fail("linearizability", detail);
+            return;
+        }
+        let value = node.kv.get(&get.key).copied();
+        self.history
+            .complete(get.op, KvResult::Read(value), self.time);
+        self.stats.reads_completed += 1;
+    }
+
+    /// A forwarded read must end within its deadline while its node is up
+    /// in the life it was asked in.
+    fn check_reads_end(&mut self) {
+        let overdue = self.gets.iter().find(|(_, get)| {
+            get.deadline.is_some_and(|at| at < self.time)
+                && self.nodes[Self::slot(get.node)].life == get.life
+                && self.nodes[Self::slot(get.node)].raft.is_some()
+        });
+        if let Some((&read, get)) = overdue {
+            let detail = format!(
+                "node {}'s forwarded read {read} has neither completed nor failed by its deadline t={}",
+                get.node,
+                get.deadline.unwrap_or_default()
+            );
+            self.fail("read liveness", detail);
+        }
+    }
+
+    /// The persistence contract, seen from the wire: a granted vote leaves
+    /// only once that vote is on the voter's disk, an acknowledgement of
+    /// entries only once those entries are.
+    fn check_send(&mut self, slot: usize, message: &Message<u64>) {
+        let node = &self.nodes[slot];
+        let disk = &node.disk.durable;
+        let detail = match &message.body {
+            MessageBody::VoteResponse {
+                pre_vote: false,
+                granted: true,
+            } => {
+                let stored = disk.hard_state();
+                let durable = stored.term > message.term
+                    || (stored.term == message.term && stored.vote == Some(message.to));
+                (!durable).then(|| {
+                    (
+                        "vote durability",
+                        format!(
+                            "node {} granted its vote in term {} to {} with {stored:?} on disk",
+                            node.id, message.term, message.to
+                        ),
+                    )
+                })
+            }
+            MessageBody::AppendResponse(AppendOutcome::Accepted { last_index })
+                if *last_index > 0 =>
+            {
+                let Some(raft) = node.raft.as_ref() else {
+                    return;
+                };
+                if raft.term() != message.term {
+                    return;
+                }
+                let want = raft.log().term(*last_index);
+                let have = disk.term(*last_index);
+                (want.is_err() || have != want).then(|| {
+                    (
+                        "append durability",
+                        format!(
+                            "node {} acknowledged entries up to {last_index} (term {want:?}) in term {} with term {have:?} there on disk (disk last index {})",
+                            node.id,
+                            message.term,
+                            disk.last_index()
+                        ),
+                    )
+                })
+            }
+            _ => None,
+        };
+        if let Some((property, detail)) = detail {
+            self.fail(property, detail);
         }
     }
 
@@ -668,17 +1040,64 @@ impl Simulation {
                     return;
                 }
             }
+            if !holds(&self.nodes[slot].disk.durable, entry) {
+                let detail = format!(
+                    "node {id} was handed index {} (term {}) to apply before it was on its disk (disk last index {})",
+                    entry.index,
+                    entry.term,
+                    self.nodes[slot].disk.durable.last_index()
+                );
+                self.fail("apply durability", detail);
+                return;
+            }
+            self.apply_put(slot, entry);
+        }
+        if self.rng.f64() < self.disk_config.snapshot_state_machine {
             let node = &mut self.nodes[slot];
-            let Some([client, seq, key, value]) = decode_put(&entry.data) else {
-                continue;
-            };
+            node.disk.state_machine = Some((node.next_apply - 1, node.kv.clone()));
+            self.stats.snapshots += 1;
+        }
+    }
+
+    /// Applies a put to the key-value map, and settles the put proposed
+    /// at this index on this node in this life: committed if this is it,
+    /// lost otherwise (and then it must never apply anywhere).
+    fn apply_put(&mut self, slot: usize, entry: &Entry) {
+        let node = &mut self.nodes[slot];
+        let (id, life) = (node.id, node.life);
+        let command = decode_put(&entry.data);
+        if let Some([_, _, key, value]) = command {
             node.kv.insert(key, value);
-            let life = node.life;
-            if let Some(put) = self.puts.get(&(client, seq)).copied() {
-                if put.node == id && put.life == life && put.index == entry.index {
-                    self.puts.remove(&(client, seq));
-                    self.history.complete(put.op, KvResult::Written, self.time);
-                }
+        }
+        if let Some([client, seq, ..]) = command {
+            if let Some(index) = self.lost_puts.get(&(client, seq)) {
+                let detail = format!(
+                    "node {id} applied client {client}'s put {seq} at index {}, after index {index} applied another term than its proposal's",
+                    entry.index
+                );
+                self.fail("proposal outcome", detail);
+                return;
+            }
+        }
+        let Some(put) = self.puts.remove(&(id, life, entry.index)) else {
+            return;
+        };
+        let ours = command.is_some_and(|[client, seq, ..]| client == put.client && seq == put.seq);
+        match (ours, entry.term == put.term) {
+            (true, true) => {
+                self.history.complete(put.op, KvResult::Written, self.time);
+                self.stats.writes_completed += 1;
+            }
+            (false, false) => {
+                self.lost_puts.insert((put.client, put.seq), entry.index);
+                self.stats.proposals_lost += 1;
+            }
+            (true, false) | (false, true) => {
+                let detail = format!(
+                    "node {id} proposed client {}'s put {} as (term {}, index {}) and applied {entry:?} there",
+                    put.client, put.seq, put.term, entry.index
+                );
+                self.fail("proposal outcome", detail);
             }
         }
     }
@@ -714,8 +1133,9 @@ impl Simulation {
             };
             let (role, term) = (raft.role(), raft.term());
             self.record_commits(slot);
-            let raft = self.nodes[slot].raft.as_ref().expect("checked above");
-            let was = self.nodes[slot].was_leader;
+            let node = &self.nodes[slot];
+            let raft = node.raft.as_ref().expect("checked above");
+            let was = node.was_leader;
             if role == Role::Leader {
                 let holder = *self.leaders.entry(term).or_insert(id);
                 if holder != id {
@@ -742,6 +1162,18 @@ impl Simulation {
                             break;
                         }
                     }
+                    // Its own vote counted: it must be on its disk, or a
+                    // restart could vote again in this term.
+                    let stored = node.disk.durable.hard_state();
+                    if self.config.nodes > 1 && (stored.term != term || stored.vote != Some(id)) {
+                        let detail =
+                            format!("node {id} leads term {term} with {stored:?} on its disk");
+                        self.violation.get_or_insert(Violation {
+                            time: self.time,
+                            property: "vote durability",
+                            detail,
+                        });
+                    }
                     let last_index = raft.log().last_index();
                     self.events.push(SimEvent::Elected {
                         time: self.time,
@@ -763,7 +1195,8 @@ impl Simulation {
     }
 
     /// Entries newly known committed on the node in `slot` join the chosen
-    /// log; they must agree with what was chosen before.
+    /// log; they must agree with what was chosen before, and an entry
+    /// first known committed must be on a majority of disks.
     fn record_commits(&mut self, slot: usize) {
         let id = self.nodes[slot].id;
         let Some(raft) = self.nodes[slot].raft.as_ref() else {
@@ -771,29 +1204,42 @@ impl Simulation {
         };
         let commit = raft.log().committed();
         let seen = self.nodes[slot].seen_commit;
-        if commit > seen {
-            let entries = raft
-                .log()
-                .slice(seen + 1, commit + 1, u64::MAX)
-                .expect("committed entries are in the log (nothing is compacted)");
-            for entry in entries {
-                let at = usize::try_from(entry.index - 1).expect("small index");
-                if let Some(chosen) = self.chosen.get(at) {
-                    if *chosen != entry {
-                        let detail =
-                            format!("node {id} committed {entry:?} where {chosen:?} was committed");
-                        self.fail("state machine safety", detail);
-                    }
-                } else if at == self.chosen.len() {
-                    self.chosen.push(entry);
-                } else {
-                    self.fail(
-                        "state machine safety",
-                        format!("node {id} committed index {} past a gap", entry.index),
-                    );
+        if commit <= seen {
+            return;
+        }
+        let entries = raft
+            .log()
+            .slice(seen + 1, commit + 1, u64::MAX)
+            .expect("committed entries are in the log (nothing is compacted)");
+        self.nodes[slot].seen_commit = commit;
+        for entry in entries {
+            let at = usize::try_from(entry.index - 1).expect("small index");
+            if let Some(chosen) = self.chosen.get(at) {
+                if *chosen != entry {
+                    let detail =
+                        format!("node {id} committed {entry:?} where {chosen:?} was committed");
+                    self.fail("state machine safety", detail);
                 }
+            } else if at == self.chosen.len() {
+                let on_disk = self
+                    .nodes
+                    .iter()
+                    .filter(|n| holds(&n.disk.durable, &entry))
+                    .count() as u64;
+                if on_disk <= self.config.nodes / 2 {
+                    let detail = format!(
+                        "node {id} knows index {} (term {}) committed while only {on_disk} of {} disks hold it",
+                        entry.index, entry.term, self.config.nodes
+                    );
+                    self.fail("commit durability", detail);
+                }
+                self.chosen.push(entry);
+            } else {
+                self.fail(
+                    "state machine safety",
+                    format!("node {id} committed index {} past a gap", entry.index),
+                );
             }
-            self.nodes[slot].seen_commit = commit;
         }
     }
 
@@ -803,6 +1249,32 @@ impl Simulation {
             property,
             detail,
         });
+    }
+
+    /// Checks that every committed entry is still on a majority of disks
+    /// (nothing acknowledged was lost, nothing committed was overwritten).
+    ///
+    /// # Errors
+    /// A `commit durability` [`Violation`] naming the first entry that is not.
+    pub fn check_disks(&self) -> Result<(), Violation> {
+        for entry in &self.chosen {
+            let on_disk = self
+                .nodes
+                .iter()
+                .filter(|n| holds(&n.disk.durable, entry))
+                .count() as u64;
+            if on_disk <= self.config.nodes / 2 {
+                return Err(Violation {
+                    time: self.time,
+                    property: "commit durability",
+                    detail: format!(
+                        "committed index {} (term {}) is on only {on_disk} of {} disks",
+                        entry.index, entry.term, self.config.nodes
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Checks the client history for linearizability.
@@ -861,9 +1333,11 @@ impl Simulation {
                 Some(raft) => {
                     let s = raft.status();
                     out.push_str(&format!(
-                        "\n  node {}: {:?} term {} leader {:?} last {} commit {} applied {} persisted {} held {} writing {}",
+                        "\n  node {}: {:?} term {} leader {:?} last {} commit {} applied {} persisted {} held {} writing {} (durable {}, acknowledged {}); disk {:?} last {}",
                         node.id, s.role, s.term, s.leader, s.last_index, s.commit, s.applied,
-                        s.persisted, raft.held_messages(), node.writing.len()
+                        s.persisted, raft.held_messages(), node.disk.writing.len(),
+                        node.disk.durable_id, node.disk.acked_id,
+                        node.disk.durable.hard_state(), node.disk.durable.last_index()
                     ));
                     for peer in raft.voters() {
                         if let Some(p) = raft.progress(peer) {
@@ -878,7 +1352,12 @@ impl Simulation {
                         }
                     }
                 }
-                None => out.push_str(&format!("\n  node {}: down", node.id)),
+                None => out.push_str(&format!(
+                    "\n  node {}: down; disk {:?} last {}",
+                    node.id,
+                    node.disk.durable.hard_state(),
+                    node.disk.durable.last_index()
+                )),
             }
         }
         out
@@ -898,11 +1377,8 @@ impl Simulation {
             })
     }
 
-    /// The last index in node `id`'s storage (what survives a crash).
+    /// The last index on node `id`'s disk (what survives a crash).
     pub fn persisted_last_index(&self, id: u64) -> Index {
-        match &self.nodes[Self::slot(id)].raft {
-            Some(raft) => raft.storage().last_index(),
-            None => self.nodes[Self::slot(id)].storage.last_index(),
-        }
+        self.nodes[Self::slot(id)].disk.durable.last_index()
     }
 }

@@ -233,6 +233,11 @@ impl<K: Ord + Clone + Hash + Debug, V: Eq + Clone + Hash + Debug> History<K, V> 
         &self.ops
     }
 
+    /// The operation `id`, if this history recorded it.
+    pub fn operation(&self, id: OpId) -> Option<&Operation<K, V>> {
+        self.ops.get(id.0)
+    }
+
     /// Whether the history is linearizable.
     ///
     /// Keys are checked independently in ascending order. A definite

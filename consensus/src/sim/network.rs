@@ -1,10 +1,16 @@
 //! The simulated network: per-message latency (so messages reorder),
-//! loss, duplication, and partitions as a set of cut directed links (a
-//! one-way partition cuts one direction only).
+//! loss, duplication, long delays (a message held for many election
+//! timeouts), replays of old messages (copies of messages sent long ago,
+//! from any term, delivered again), and partitions as a set of cut
+//! directed links (a one-way partition cuts one direction only; cutting
+//! A↔C while A↔B and B↔C stay up is a non-transitive partition).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::message::Message;
+
+/// How many past messages the network keeps to replay.
+const REPLAY_SAMPLE: usize = 64;
 
 /// How the network misbehaves. Times are in simulation time units.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +24,15 @@ pub struct NetworkConfig {
     pub loss: f64,
     /// Probability that a message is delivered twice.
     pub duplicate: f64,
+    /// Probability that a message is held back for a long delay instead,
+    /// uniform in `max_delay..=long_delay_max`.
+    pub long_delay: f64,
+    /// Longest of the long delays (several election timeouts, say).
+    pub long_delay_max: u64,
+    /// Probability, per message sent, that a copy of an old message (one
+    /// of a bounded sample of everything sent so far, any term, any
+    /// sender) is delivered again.
+    pub replay: f64,
 }
 
 impl NetworkConfig {
@@ -29,6 +44,9 @@ impl NetworkConfig {
             max_delay,
             loss: 0.0,
             duplicate: 0.0,
+            long_delay: 0.0,
+            long_delay_max: max_delay,
+            replay: 0.0,
         }
     }
 }
@@ -38,7 +56,7 @@ impl NetworkConfig {
 pub struct NetworkStats {
     /// Messages handed to the network.
     pub sent: u64,
-    /// Messages delivered (duplicates included).
+    /// Messages delivered (duplicates and replays included).
     pub delivered: u64,
     /// Lost at random.
     pub lost: u64,
@@ -46,6 +64,10 @@ pub struct NetworkStats {
     pub cut: u64,
     /// Extra copies delivered.
     pub duplicated: u64,
+    /// Messages held back for a long delay.
+    pub long_delayed: u64,
+    /// Old messages injected again.
+    pub replayed: u64,
 }
 
 #[derive(Debug)]
@@ -55,6 +77,8 @@ pub(super) struct Network {
     in_flight: BTreeMap<(u64, u64), Message<u64>>,
     seq: u64,
     cut: BTreeSet<(u64, u64)>,
+    /// Past messages that may be replayed.
+    sample: Vec<Message<u64>>,
     pub(super) stats: NetworkStats,
 }
 
@@ -65,29 +89,50 @@ impl Network {
             in_flight: BTreeMap::new(),
             seq: 0,
             cut: BTreeSet::new(),
+            sample: Vec::new(),
             stats: NetworkStats::default(),
         }
     }
 
     pub(super) fn send(&mut self, message: Message<u64>, now: u64, rng: &mut fastrand::Rng) {
         self.stats.sent += 1;
+        if self.config.replay > 0.0 {
+            if rng.f64() < self.config.replay && !self.sample.is_empty() {
+                let old = self.sample[rng.usize(..self.sample.len())].clone();
+                self.stats.replayed += 1;
+                self.enqueue(old, now, rng);
+            }
+            // Keep a bounded sample spread over the whole run: early
+            // messages stay likely enough to be replayed much later.
+            if self.sample.len() < REPLAY_SAMPLE {
+                self.sample.push(message.clone());
+            } else if rng.u32(..8) == 0 {
+                let slot = rng.usize(..REPLAY_SAMPLE);
+                self.sample[slot] = message.clone();
+            }
+        }
         if rng.f64() < self.config.loss {
             self.stats.lost += 1;
             return;
         }
-        let copies = if rng.f64() < self.config.duplicate {
+        if rng.f64() < self.config.duplicate {
             self.stats.duplicated += 1;
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let delay =
-                rng.u64(self.config.min_delay..=self.config.max_delay.max(self.config.min_delay));
-            self.seq += 1;
-            self.in_flight
-                .insert((now + delay.max(1), self.seq), message.clone());
+            self.enqueue(message.clone(), now, rng);
         }
+        self.enqueue(message, now, rng);
+    }
+
+    fn enqueue(&mut self, message: Message<u64>, now: u64, rng: &mut fastrand::Rng) {
+        let max = self.config.max_delay.max(self.config.min_delay);
+        let delay = if self.config.long_delay > 0.0 && rng.f64() < self.config.long_delay {
+            self.stats.long_delayed += 1;
+            rng.u64(max..=self.config.long_delay_max.max(max))
+        } else {
+            rng.u64(self.config.min_delay..=max)
+        };
+        self.seq += 1;
+        self.in_flight
+            .insert((now + delay.max(1), self.seq), message);
     }
 
     /// The next message due at or before `now` whose link is not cut.
@@ -108,7 +153,9 @@ impl Network {
     }
 
     pub(super) fn cut_link(&mut self, from: u64, to: u64) {
-        self.cut.insert((from, to));
+        if from != to {
+            self.cut.insert((from, to));
+        }
     }
 
     pub(super) fn heal(&mut self) {
