@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 use dsys_clocks::{Dot, VersionVector};
 
 use crate::codec::{Decode, DecodeError, Encode, get_len, get_uvarint, put_uvarint};
-use crate::lattice::Lattice;
+use crate::lattice::{Authored, InvalidJoin, Lattice};
 
 /// The dots a replica has seen: a version vector (the contiguous prefix
 /// `1..=n` of each node) plus a cloud of the dots beyond it (Almeida et al.
@@ -165,20 +165,16 @@ impl<N: Ord + Clone> CausalContext<N> {
 
     /// The next dot of `node`, recorded as seen (§5: `next_i(c) = (i, max_i(c) + 1)`).
     ///
-    /// # Panics
-    ///
-    /// If `node` has already issued `u64::MAX` dots. A replica reaches that only
-    /// after 2^64 updates of its own, or when a peer forged dots under this
-    /// replica's id, which breaks the uniqueness of dots every causal CRDT
-    /// relies on.
-    pub fn next_dot(&mut self, node: &N) -> Dot<N> {
-        let counter = self
-            .max_counter(node)
-            .checked_add(1)
-            .expect("a replica issues at most u64::MAX dots (see # Panics)");
+    /// `None`, with nothing recorded, once `node` has issued `u64::MAX` dots: a
+    /// replica reaches that only after 2^64 updates of its own, since the protocol
+    /// refuses a peer's dot of this replica that it never issued
+    /// ([`Authored`]). Reusing a dot would break the uniqueness every
+    /// causal CRDT relies on, so the mutators built on this one change nothing then.
+    pub fn next_dot(&mut self, node: &N) -> Option<Dot<N>> {
+        let counter = self.max_counter(node).checked_add(1)?;
         let dot = Dot::new(node.clone(), counter);
         self.insert(dot.clone());
-        dot
+        Some(dot)
     }
 
     /// Folds every cloud dot that continues the prefix into the version vector.
@@ -278,6 +274,18 @@ impl<N: Ord + Clone> Lattice for CausalContext<N> {
 
     fn is_bottom(&self) -> bool {
         self.is_empty()
+    }
+}
+
+/// A context must not hold a dot of `me` beyond the last one `me` issued.
+impl<N: Ord + Clone> Authored<N> for CausalContext<N> {
+    fn validate_peer_join(&self, me: &N, other: &Self) -> Result<(), InvalidJoin> {
+        // `me` issues its dots in order and holds every one it issued, so its dots in
+        // `self` are the prefix `1..=max`: a larger counter is one it never issued.
+        if other.max_counter(me) > self.max_counter(me) {
+            return Err(InvalidJoin::forged());
+        }
+        Ok(())
     }
 }
 
@@ -385,9 +393,16 @@ mod tests {
     #[test]
     fn next_dot_passes_the_cloud() {
         let mut c = ctx(&[(1, 1), (1, 5)]);
-        assert_eq!(c.next_dot(&1), Dot::new(1, 6));
-        assert_eq!(c.next_dot(&2), Dot::new(2, 1));
+        assert_eq!(c.next_dot(&1), Some(Dot::new(1, 6)));
+        assert_eq!(c.next_dot(&2), Some(Dot::new(2, 1)));
         assert!(c.contains(&Dot::new(1, 6)));
+    }
+
+    #[test]
+    fn next_dot_is_none_when_dots_run_out() {
+        let mut c = ctx(&[(1, u64::MAX)]);
+        assert_eq!(c.next_dot(&1), None);
+        assert_eq!(c, ctx(&[(1, u64::MAX)]), "nothing recorded");
     }
 
     #[test]

@@ -28,7 +28,8 @@
 //!
 //! A replica's own entry saturates at `u64::MAX` rather than wrapping or panicking
 //! (2^64 increments by one take centuries at a billion a second); an increment that
-//! would pass it stops there. No input makes a join or a decoder panic: counts only
+//! would pass it stops there. A peer cannot bring that about: the protocol refuses a
+//! peer's entry for this replica above this replica's own ([`Authored`]). No input makes a join or a decoder panic: counts only
 //! meet `max`, saturating and `u128` arithmetic, and the decoder checks every length
 //! against the bytes left before allocating.
 
@@ -37,7 +38,7 @@ use std::cmp::Ordering;
 use smallvec::{SmallVec, smallvec};
 
 use crate::codec::{Decode, DecodeError, Encode, get_len, get_uvarint, put_uvarint};
-use crate::lattice::Lattice;
+use crate::lattice::{Authored, InvalidJoin, Lattice};
 
 /// A grow-only counter (G-Counter, Shapiro et al. 2011, §3.1, Specification 6): one monotonic count
 /// per replica; the value is their sum.
@@ -332,6 +333,17 @@ impl<N: Ord + Clone> TryFrom<Vec<(N, u64)>> for GCounter<N> {
     }
 }
 
+/// `me`'s entry counts only `me`'s increments: a peer's larger entry for `me` counts
+/// increments `me` never made (and one at `u64::MAX` would swallow every later one).
+impl<N: Ord + Clone> Authored<N> for GCounter<N> {
+    fn validate_peer_join(&self, me: &N, other: &Self) -> Result<(), InvalidJoin> {
+        if other.get(me) > self.get(me) {
+            return Err(InvalidJoin::forged());
+        }
+        Ok(())
+    }
+}
+
 impl<N: Encode> Encode for GCounter<N> {
     fn encode(&self, out: &mut Vec<u8>) {
         put_uvarint(out, self.entries.len() as u64);
@@ -615,6 +627,14 @@ impl<N: Ord + Clone> Lattice for PNCounter<N> {
 
     fn is_bottom(&self) -> bool {
         self.p.is_bottom() && self.n.is_bottom()
+    }
+}
+
+/// Both sides, as [`GCounter`].
+impl<N: Ord + Clone> Authored<N> for PNCounter<N> {
+    fn validate_peer_join(&self, me: &N, other: &Self) -> Result<(), InvalidJoin> {
+        self.p.validate_peer_join(me, &other.p)?;
+        self.n.validate_peer_join(me, &other.n)
     }
 }
 

@@ -45,8 +45,45 @@ pub trait Lattice: Clone {
     }
 }
 
+/// A lattice whose updates are authored by named replicas: a counter's entry, a dot, a
+/// register write each belong to the replica that made it, and only that replica makes
+/// more of them. A peer's value that holds an update of *ours* that we never made is a
+/// forgery (or we were restored from an old record, which the persistence contract of
+/// [`crate::sync`] forbids); joining it would make our next mutation reuse or overflow
+/// a counter (`u64::MAX` dots issued: no dot left for the next add).
+///
+/// [`sync::Replica`](crate::sync::Replica) runs
+/// [`validate_peer_join`](Self::validate_peer_join) before every join of a peer's
+/// message and drops what it refuses. Lattices with no authored updates (sets without
+/// dots, the `crdts` wrapper) implement it with an empty `impl` block.
+pub trait Authored<N>: Lattice {
+    /// Checks, before a join, that `other` (received from a peer) can be joined into
+    /// `self`, the state of replica `me`: [`Lattice::validate_join`], and no update of
+    /// `me` beyond those `self` holds. The default checks only the former.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidJoin`] if `other` must not be joined; nothing was changed.
+    fn validate_peer_join(&self, me: &N, other: &Self) -> Result<(), InvalidJoin> {
+        let _ = me;
+        self.validate_join(other)
+    }
+}
+
 /// A peer's state or delta that cannot be joined into ours (see
-/// [`Lattice::validate_join`]). Nothing was changed.
+/// [`Lattice::validate_join`] and [`Authored::validate_peer_join`]). Nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot join: {0}")]
 pub struct InvalidJoin(pub String);
+
+impl InvalidJoin {
+    /// The refusal of [`Authored::validate_peer_join`]: `other` holds an update of this
+    /// replica that it never made.
+    pub(crate) fn forged() -> Self {
+        InvalidJoin(
+            "the value holds an update of this replica that it never made (forged by a peer, \
+             or this replica was restored from an old record)"
+                .to_owned(),
+        )
+    }
+}

@@ -9,12 +9,13 @@ pub mod ormap;
 pub mod orset;
 pub mod register;
 pub mod set;
+pub mod sim;
 pub mod sync;
 
 pub use causal::CausalContext;
 pub use codec::{Decode, DecodeError, Encode, ReplicaId};
 pub use counter::{GCounter, PNCounter};
-pub use lattice::{InvalidJoin, Lattice};
+pub use lattice::{Authored, InvalidJoin, Lattice};
 pub use ormap::ORMap;
 pub use orset::ORSet;
 pub use register::{LwwRegister, MvRegister};

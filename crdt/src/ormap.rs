@@ -30,7 +30,7 @@ use std::fmt;
 
 use crate::causal::CausalContext;
 use crate::codec::{Decode, DecodeError, Encode};
-use crate::lattice::Lattice;
+use crate::lattice::{Authored, InvalidJoin, Lattice};
 use crate::orset::ORSet;
 
 /// An observed-remove map from `K` to CRDTs `V`, with add-wins keys and values
@@ -132,14 +132,17 @@ impl<N: Ord + Clone, K: Ord + Clone, V: Lattice> ORMap<N, K, V> {
     /// is present wherever the delta is joined, even where it was concurrently
     /// removed (add wins).
     ///
-    /// # Panics
-    ///
-    /// If `replica` has issued `u64::MAX` dots (see [`CausalContext::next_dot`]).
+    /// If `replica` has issued `u64::MAX` dots, the key cannot get a new dot: `f` is
+    /// not called, nothing changes and ⊥ is returned (see
+    /// [`CausalContext::next_dot`]).
     pub fn update<F>(&mut self, replica: &N, key: K, f: F) -> Self
     where
         F: FnOnce(&mut V) -> V,
     {
         let keys = self.keys.add(replica, key.clone());
+        if keys.is_bottom() {
+            return Self::new();
+        }
         let delta = match self.values.entry(key.clone()) {
             Entry::Occupied(mut e) => {
                 let delta = f(e.get_mut());
@@ -266,6 +269,26 @@ impl<N: Ord + Clone, K: Ord + Clone, V: Lattice + PartialEq> Lattice for ORMap<N
 
     fn is_bottom(&self) -> bool {
         self.keys.is_bottom() && self.values.is_empty()
+    }
+}
+
+/// No key dot of `me` that `me` never issued, and no value holding an update of `me`
+/// beyond ours (a missing value counts as ⊥).
+impl<N, K, V> Authored<N> for ORMap<N, K, V>
+where
+    N: Ord + Clone,
+    K: Ord + Clone,
+    V: Authored<N> + PartialEq,
+{
+    fn validate_peer_join(&self, me: &N, other: &Self) -> Result<(), InvalidJoin> {
+        self.keys.validate_peer_join(me, &other.keys)?;
+        for (key, theirs) in &other.values {
+            self.values
+                .get(key)
+                .unwrap_or(&self.bottom)
+                .validate_peer_join(me, theirs)?;
+        }
+        Ok(())
     }
 }
 

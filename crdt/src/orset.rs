@@ -34,7 +34,7 @@ use dsys_clocks::Dot;
 
 use crate::causal::{CausalContext, decode_dot, encode_dot};
 use crate::codec::{Decode, DecodeError, Encode, get_len, put_uvarint};
-use crate::lattice::Lattice;
+use crate::lattice::{Authored, InvalidJoin, Lattice};
 
 /// An add-wins observed-remove set (Almeida et al. 2018, §5, AWSet).
 ///
@@ -179,11 +179,12 @@ impl<N: Ord + Clone, T: Ord + Clone> ORSet<N, T> {
     /// element's older dots are in the delta's context, so they are dropped
     /// wherever it is joined: at most one dot per element survives sequential adds.
     ///
-    /// # Panics
-    ///
-    /// If `replica` has issued `u64::MAX` dots (see [`CausalContext::next_dot`]).
+    /// If `replica` has issued `u64::MAX` dots, nothing changes and ⊥ is returned
+    /// (see [`CausalContext::next_dot`]); otherwise the delta is never ⊥.
     pub fn add(&mut self, replica: &N, value: T) -> Self {
-        let dot = self.context.next_dot(replica);
+        let Some(dot) = self.context.next_dot(replica) else {
+            return Self::new();
+        };
         let mut delta_ctx = CausalContext::new();
         let key = match self.entries.entry(value) {
             Entry::Occupied(mut e) => {
@@ -355,6 +356,13 @@ impl<N: Ord + Clone, T: Ord + Clone> Lattice for ORSet<N, T> {
 
     fn is_bottom(&self) -> bool {
         self.context.is_empty()
+    }
+}
+
+/// No dot of `me` that `me` never issued (its store dots are in its context).
+impl<N: Ord + Clone, T: Ord + Clone> Authored<N> for ORSet<N, T> {
+    fn validate_peer_join(&self, me: &N, other: &Self) -> Result<(), InvalidJoin> {
+        self.context.validate_peer_join(me, &other.context)
     }
 }
 

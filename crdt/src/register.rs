@@ -17,7 +17,7 @@ use dsys_clocks::{Dot, Timestamp};
 
 use crate::causal::{CausalContext, decode_dot, encode_dot};
 use crate::codec::{Decode, DecodeError, Encode, get_bytes, get_len, get_u8, put_uvarint};
-use crate::lattice::Lattice;
+use crate::lattice::{Authored, InvalidJoin, Lattice};
 
 /// A last-writer-wins register: the write with the greatest
 /// `(timestamp, replica)` wins (Shapiro et al. 2011, LWW-Register; as a δ-CRDT,
@@ -123,6 +123,17 @@ impl<N: Ord + Clone, T: Ord + Clone> Lattice for LwwRegister<N, T> {
 
     fn is_bottom(&self) -> bool {
         self.write.is_none()
+    }
+}
+
+/// A write attributed to `me` must be one `me` made: `me` holds every write it made or
+/// a greater one, so a greater write of `me` is forged.
+impl<N: Ord + Clone, T: Ord + Clone> Authored<N> for LwwRegister<N, T> {
+    fn validate_peer_join(&self, me: &N, other: &Self) -> Result<(), InvalidJoin> {
+        if other.writer() == Some(me) && other.write > self.write {
+            return Err(InvalidJoin::forged());
+        }
+        Ok(())
     }
 }
 
@@ -250,11 +261,12 @@ impl<N: Ord + Clone, T: Clone> MvRegister<N, T> {
     /// `({d ↦ value}, {d} ∪ dom(store))`, so the write replaces every sibling
     /// this replica holds, and only those.
     ///
-    /// # Panics
-    ///
-    /// If `replica` has issued `u64::MAX` dots (see [`CausalContext::next_dot`]).
+    /// If `replica` has issued `u64::MAX` dots, nothing changes and ⊥ is returned
+    /// (see [`CausalContext::next_dot`]); otherwise the delta is never ⊥.
     pub fn set(&mut self, replica: &N, value: T) -> Self {
-        let dot = self.context.next_dot(replica);
+        let Some(dot) = self.context.next_dot(replica) else {
+            return Self::new();
+        };
         let mut context: CausalContext<N> = self.store.drain(..).map(|(d, _)| d).collect();
         context.insert(dot.clone());
         self.store.push((dot.clone(), value.clone()));
@@ -371,6 +383,13 @@ fn find<'a, N: Ord, T>(store: &'a [(Dot<N>, T)], dot: &Dot<N>) -> Option<&'a T> 
         .binary_search_by(|(d, _)| d.cmp(dot))
         .ok()
         .map(|i| &store[i].1)
+}
+
+/// No dot of `me` that `me` never issued (its store dots are in its context).
+impl<N: Ord + Clone, T: Ord + Clone> Authored<N> for MvRegister<N, T> {
+    fn validate_peer_join(&self, me: &N, other: &Self) -> Result<(), InvalidJoin> {
+        self.context.validate_peer_join(me, &other.context)
+    }
 }
 
 impl<N: Ord + Clone + Encode, T: Encode> Encode for MvRegister<N, T> {

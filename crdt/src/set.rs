@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::collections::btree_set;
 
 use crate::codec::{Decode, DecodeError, Encode};
-use crate::lattice::Lattice;
+use crate::lattice::{Authored, Lattice};
 
 /// A grow-only set (G-Set, Shapiro et al. 2011, §3.3, Specification 11): elements are only added;
 /// the join is union.
@@ -150,6 +150,9 @@ impl<T: Ord + Clone> Lattice for GSet<T> {
         self.elements.is_empty()
     }
 }
+
+/// Elements are nobody's: any peer's set can be joined.
+impl<N, T: Ord + Clone> Authored<N> for GSet<T> {}
 
 impl<T: Ord + Encode> Encode for GSet<T> {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -342,6 +345,9 @@ impl<T: Ord + Clone> Lattice for TwoPSet<T> {
         self.live.is_empty() && self.tombstones.is_empty()
     }
 }
+
+/// Elements and tombstones are nobody's: any peer's set can be joined.
+impl<N, T: Ord + Clone> Authored<N> for TwoPSet<T> {}
 
 impl<T: Ord + Encode> Encode for TwoPSet<T> {
     fn encode(&self, out: &mut Vec<u8>) {

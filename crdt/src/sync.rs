@@ -17,77 +17,151 @@
 //! again (the peer's ack did not advance), a duplicate is dropped by `d ⋢ X` and
 //! acknowledged again, and an old ack never moves `A(j)` backwards.
 //!
-//! The protocol is generic over any [`Lattice`]: this crate's types, and the `crdts`
-//! crate's state-based types through [`Cvrdt`] (feature `crdts`).
+//! The protocol is generic over any [`Lattice`] that is also [`Authored`]: this
+//! crate's types, and the `crdts` crate's state-based types through [`Cvrdt`] (feature
+//! `crdts`).
+//!
+//! # Persistence and restart
+//!
+//! Algorithm 2 keeps `X` and `c` durable and `D` and `A` volatile. Here the durable
+//! record is `X` and an *incarnation number* instead of `c`: sequence numbers restart
+//! with every incarnation, every message carries its sender's incarnation, and an ack
+//! names the incarnation it acknowledges, so an ack sent to an earlier life of a
+//! replica can never vouch for a delta of the current one (it is counted in
+//! [`SyncCounters::stale_acks`] and ignored). The application:
+//!
+//! 1. MUST persist the record, [`Replica::state`] and [`Replica::incarnation`], in one
+//!    atomic write (a torn write must read back as the previous record).
+//! 2. MUST make the record durable after each change and before sending any message
+//!    polled after that change, acks included, and before telling a client that its
+//!    update is done. A change is a [`mutate`](Replica::mutate) or
+//!    [`apply_local`](Replica::apply_local) that returned a non-⊥ delta, a
+//!    `handle_*` that joined something, and [`Replica::restore`];
+//!    [`Replica::changes`] grows with each, so persisting whenever it differs from its
+//!    value at the last persist is enough. A peer thus never sees an update that a
+//!    crash could take back, and never gets an ack for a join that a crash could undo.
+//! 3. MAY lose, in a crash, every change after the last durable record: none of it was
+//!    sent or confirmed to anyone.
+//! 4. MUST restart a replica with [`Replica::restore`], from the last durable record,
+//!    and add its peers again. The restored replica runs as the next incarnation,
+//!    which rule 2 makes durable before its first message, and sends every peer its
+//!    whole state first: a change persisted but not yet shipped before the crash
+//!    reaches the peers.
+//! 5. MUST NOT restart with [`Replica::new`] (incarnation 0 again: acks of the old
+//!    life would be taken for acks of the new one), nor from an older record than the
+//!    last durable one (a backup): peers may hold updates of this replica that such a
+//!    record lacks, and the replica refuses their states from then on as forged
+//!    ([`Authored`]). A replica whose disk is lost comes back under a new id.
+//!
+//! Nothing else needs to survive: the delta buffer, the acknowledgements and the
+//! sequence counter are rebuilt, at the cost of one whole state per peer. Peers need
+//! no notice of a restart.
+//!
+//! # Peer input
+//!
+//! A message that does not decode, comes from a replica that is not a peer, or holds
+//! a value [`Authored::validate_peer_join`] refuses (an update of this replica that it
+//! never made, which would otherwise make its next mutation overflow a counter) is
+//! dropped and counted in [`SyncCounters::rejected`]; nothing changes and nothing
+//! panics.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::codec::{Decode, DecodeError, Encode, ReplicaId, get_u8, get_uvarint, put_uvarint};
-use crate::lattice::{InvalidJoin, Lattice};
+use crate::lattice::{Authored, InvalidJoin, Lattice};
 
 /// One protocol message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SyncMessage<S> {
     /// The join of the sender's deltas from the receiver's last acknowledgement up to
-    /// `seq` (exclusive). The receiver acknowledges `seq`.
+    /// `seq` (exclusive). The receiver acknowledges `(incarnation, seq)`.
     Delta {
+        /// The sender's incarnation ([`Replica::incarnation`]).
+        incarnation: u64,
         /// The sender's sequence counter after these deltas.
         seq: u64,
         /// The delta-interval.
         delta: S,
     },
     /// The sender's whole state, for a receiver whose missing deltas the sender no
-    /// longer buffers (or a new peer). The receiver acknowledges `seq`.
+    /// longer buffers (or a new peer, or any peer after a restart). The receiver
+    /// acknowledges `(incarnation, seq)`.
     State {
+        /// The sender's incarnation ([`Replica::incarnation`]).
+        incarnation: u64,
         /// The sender's sequence counter.
         seq: u64,
         /// The state.
         state: S,
     },
-    /// "I have everything you sent before `seq`."
+    /// "I have everything your incarnation `incarnation` sent before `seq`."
     Ack {
+        /// The incarnation of the acknowledged message.
+        incarnation: u64,
         /// The acknowledged sequence number.
         seq: u64,
     },
 }
 
+/// Wire form: a tag, the incarnation if not 0, the sequence number (varints), then the
+/// delta or state. Tags 1, 2, 3 (delta, state, ack) are incarnation 0, the form every
+/// replica that never restarted sends, so incarnations cost no byte until a restart;
+/// tags 4, 5, 6 are the same messages followed by an incarnation of at least 1.
 impl<S: Encode> Encode for SyncMessage<S> {
     fn encode(&self, out: &mut Vec<u8>) {
+        let (tag, incarnation, seq) = match self {
+            SyncMessage::Delta {
+                incarnation, seq, ..
+            } => (1, *incarnation, *seq),
+            SyncMessage::State {
+                incarnation, seq, ..
+            } => (2, *incarnation, *seq),
+            SyncMessage::Ack { incarnation, seq } => (3, *incarnation, *seq),
+        };
+        if incarnation == 0 {
+            out.push(tag);
+        } else {
+            out.push(tag + INCARNATION_TAGS);
+            put_uvarint(out, incarnation);
+        }
+        put_uvarint(out, seq);
         match self {
-            SyncMessage::Delta { seq, delta } => {
-                out.push(1);
-                put_uvarint(out, *seq);
-                delta.encode(out);
-            }
-            SyncMessage::State { seq, state } => {
-                out.push(2);
-                put_uvarint(out, *seq);
-                state.encode(out);
-            }
-            SyncMessage::Ack { seq } => {
-                out.push(3);
-                put_uvarint(out, *seq);
-            }
+            SyncMessage::Delta { delta, .. } => delta.encode(out),
+            SyncMessage::State { state, .. } => state.encode(out),
+            SyncMessage::Ack { .. } => {}
         }
     }
 }
 
+/// Added to a message's tag when an incarnation follows it.
+const INCARNATION_TAGS: u8 = 3;
+
 impl<S: Decode> Decode for SyncMessage<S> {
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
-        Ok(match get_u8(input)? {
+        let tag = get_u8(input)?;
+        let (kind, incarnation) = match tag {
+            1..=3 => (tag, 0),
+            4..=6 => match get_uvarint(input)? {
+                // One encoding per message: incarnation 0 has the short form.
+                0 => return Err(DecodeError::Invalid("incarnation 0 in the long form")),
+                incarnation => (tag - INCARNATION_TAGS, incarnation),
+            },
+            t => return Err(DecodeError::Tag(t)),
+        };
+        let seq = get_uvarint(input)?;
+        Ok(match kind {
             1 => SyncMessage::Delta {
-                seq: get_uvarint(input)?,
+                incarnation,
+                seq,
                 delta: S::decode(input)?,
             },
             2 => SyncMessage::State {
-                seq: get_uvarint(input)?,
+                incarnation,
+                seq,
                 state: S::decode(input)?,
             },
-            3 => SyncMessage::Ack {
-                seq: get_uvarint(input)?,
-            },
-            t => return Err(DecodeError::Tag(t)),
+            _ => SyncMessage::Ack { incarnation, seq },
         })
     }
 }
@@ -111,9 +185,20 @@ pub enum SyncError {
     /// The sender is not a peer of this replica ([`Replica::add_peer`]).
     #[error("message from a replica that is not a peer")]
     UnknownPeer,
-    /// The state or delta cannot be joined into ours ([`Lattice::validate_join`]).
+    /// The state or delta cannot be joined into ours
+    /// ([`Authored::validate_peer_join`]).
     #[error(transparent)]
     Invalid(#[from] InvalidJoin),
+}
+
+/// Why [`Replica::restore`] refused a persisted record. Nothing was created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// The persisted incarnation is `u64::MAX`: there is no next one. No correct
+    /// replica restarts that often; the record is corrupt.
+    #[error("incarnation numbers exhausted")]
+    IncarnationExhausted,
 }
 
 /// Limits of a [`Replica`].
@@ -169,10 +254,11 @@ pub struct SyncCounters {
     pub joined: u64,
     /// Received deltas or states already included in our state (duplicates, echoes).
     pub redundant: u64,
-    /// Acks that did not move a peer's acknowledgement (old, duplicated) or claimed a
-    /// sequence number we never sent.
+    /// Acks that did not move a peer's acknowledgement (old, duplicated), claimed a
+    /// sequence number we never sent, or were sent to an earlier incarnation.
     pub stale_acks: u64,
-    /// Messages dropped: malformed, from unknown peers, or not joinable.
+    /// Messages dropped: malformed, from unknown peers, or not joinable (forged
+    /// updates of this replica among them).
     pub rejected: u64,
     /// Deltas dropped from the buffer by `max_buffered_deltas` before every peer had
     /// them.
@@ -188,16 +274,24 @@ struct Buffered<N, S> {
 
 /// One replica of a delta-state CRDT `S`, with Algorithm 2's anti-entropy.
 ///
+/// - Constructors: [`new`](Self::new) (first start), [`restore`](Self::restore)
+///   (every restart; see [the persistence contract](self#persistence-and-restart)).
 /// - Commands: [`mutate`](Self::mutate) (apply a delta mutator), [`add_peer`](Self::add_peer),
 ///   [`remove_peer`](Self::remove_peer), [`ship`](Self::ship) / [`ship_to`](Self::ship_to)
 ///   (call on your own timer: the paper's "periodically").
 /// - Inputs: [`handle_message`](Self::handle_message), [`handle_bytes`](Self::handle_bytes).
-/// - Output: [`poll_transmit`](Self::poll_transmit), drained after each call.
-/// - Getters: [`state`](Self::state), [`counters`](Self::counters).
+/// - Output: [`poll_transmit`](Self::poll_transmit), drained after each call, once the
+///   record is durable if [`changes`](Self::changes) moved.
+/// - Getters: [`state`](Self::state), [`incarnation`](Self::incarnation),
+///   [`changes`](Self::changes), [`counters`](Self::counters).
 #[derive(Debug, Clone)]
 pub struct Replica<N: ReplicaId, S> {
     me: N,
     state: S,
+    /// This life of the replica: 0 at [`Replica::new`], one more at each restore.
+    incarnation: u64,
+    /// Grows at each change of the durable record (state or incarnation).
+    changes: u64,
     /// `c`: the sequence number the next buffered delta gets.
     seq: u64,
     /// `D`: buffered deltas by sequence number.
@@ -211,17 +305,57 @@ pub struct Replica<N: ReplicaId, S> {
     counters: SyncCounters,
 }
 
-impl<N: ReplicaId, S: Lattice + PartialEq> Replica<N, S> {
-    /// A replica named `me` starting from `state` (⊥ for a new replica, or a state
-    /// restored from disk).
+impl<N: ReplicaId, S: Lattice + Authored<N> + PartialEq> Replica<N, S> {
+    /// A replica named `me` that never ran before, as incarnation 0, starting from
+    /// `state` (⊥, or a state to seed every peer with: it is shipped whole to each).
+    ///
+    /// A replica that ran before MUST come back with [`restore`](Self::restore)
+    /// instead (see [the persistence contract](self#persistence-and-restart)).
     pub fn new(me: N, state: S, config: SyncConfig) -> Self {
+        Self::start(me, state, 0, config)
+    }
+
+    /// Restarts replica `me` from its last durable record: `state` and `incarnation`
+    /// as [`state`](Self::state) and [`incarnation`](Self::incarnation) returned when
+    /// it was written. The new replica runs as incarnation `incarnation + 1`, which the
+    /// application MUST make durable (with the state) before sending any of its
+    /// messages; [`changes`](Self::changes) is 1 to say so. Add the peers again. Every
+    /// peer is treated as lagging: each gets the whole state at the first ship, so
+    /// changes persisted but not shipped before the crash reach them; acks of the
+    /// earlier incarnations are ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`RestoreError::IncarnationExhausted`] if `incarnation` is `u64::MAX`.
+    pub fn restore(
+        me: N,
+        state: S,
+        incarnation: u64,
+        config: SyncConfig,
+    ) -> Result<Self, RestoreError> {
+        let incarnation = incarnation
+            .checked_add(1)
+            .ok_or(RestoreError::IncarnationExhausted)?;
+        let mut replica = Self::start(me, state, incarnation, config);
+        replica.changes = 1;
+        Ok(replica)
+    }
+
+    fn start(me: N, state: S, incarnation: u64, config: SyncConfig) -> Self {
+        // Algorithm 2 keeps `c` durable, so a restarted replica has `D = {}` and
+        // `A(j) = 0 < c` and ships `X` whole. Here `c` restarts with the incarnation:
+        // a state that is not ⊥ counts as slot 0, which no buffer holds, so every peer
+        // (acknowledging 0) gets the whole state.
+        let seq = u64::from(!state.is_bottom());
         Replica {
             me,
             state,
-            seq: 0,
+            incarnation,
+            changes: 0,
+            seq,
             buffer: BTreeMap::new(),
             acked: BTreeMap::new(),
-            shipped: 0,
+            shipped: seq,
             config: SyncConfig {
                 max_buffered_deltas: config.max_buffered_deltas.max(1),
                 ..config
@@ -239,6 +373,21 @@ impl<N: ReplicaId, S: Lattice + PartialEq> Replica<N, S> {
     /// The current state.
     pub fn state(&self) -> &S {
         &self.state
+    }
+
+    /// This replica's incarnation: 0 for a replica made by [`new`](Self::new), one
+    /// more than the persisted one after [`restore`](Self::restore). Part of the
+    /// durable record.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// How many times the durable record ([`state`](Self::state) and
+    /// [`incarnation`](Self::incarnation)) has changed since this value was created.
+    /// When it differs from its value at the last persist, the application MUST
+    /// persist before sending what [`poll_transmit`](Self::poll_transmit) returns.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Counters.
@@ -259,20 +408,25 @@ impl<N: ReplicaId, S: Lattice + PartialEq> Replica<N, S> {
     /// Applies a delta mutator: `f` mutates the state and returns the delta of that
     /// mutation, as every delta mutator of this crate does (`|s, me| s.increment(me, 1)`).
     /// The delta is buffered for the peers and returned.
+    ///
+    /// A non-⊥ delta is a change of the durable record: persist it before the next
+    /// message goes out and before confirming the update to anyone.
     pub fn mutate(&mut self, f: impl FnOnce(&mut S, &N) -> S) -> S {
         let delta = f(&mut self.state, &self.me);
         if !delta.is_bottom() {
+            self.changes += 1;
             self.buffer_local(delta.clone());
         }
         delta
     }
 
     /// Joins a delta produced elsewhere by a delta mutator on this replica's behalf and
-    /// buffers it for the peers.
+    /// buffers it for the peers. It is trusted: no [`Authored`] check runs.
     pub fn apply_local(&mut self, delta: S) {
         if delta.is_bottom() {
             return;
         }
+        self.changes += 1;
         self.state.join(&delta);
         self.buffer_local(delta);
     }
@@ -336,6 +490,7 @@ impl<N: ReplicaId, S: Lattice + PartialEq> Replica<N, S> {
             self.outbox.push_back(Outgoing {
                 to: peer.clone(),
                 message: SyncMessage::State {
+                    incarnation: self.incarnation,
                     seq: self.seq,
                     state: self.state.clone(),
                 },
@@ -358,6 +513,7 @@ impl<N: ReplicaId, S: Lattice + PartialEq> Replica<N, S> {
                 self.outbox.push_back(Outgoing {
                     to: peer.clone(),
                     message: SyncMessage::Delta {
+                        incarnation: self.incarnation,
                         seq: self.seq,
                         delta,
                     },
@@ -371,7 +527,9 @@ impl<N: ReplicaId, S: Lattice + PartialEq> Replica<N, S> {
         }
     }
 
-    /// Handles a decoded message from `from`.
+    /// Handles a decoded message from `from`. A joined state or delta is a change of
+    /// the durable record ([`changes`](Self::changes)): persist it before sending the
+    /// ack this queues.
     ///
     /// # Errors
     ///
@@ -382,9 +540,17 @@ impl<N: ReplicaId, S: Lattice + PartialEq> Replica<N, S> {
             return Err(SyncError::UnknownPeer);
         }
         match message {
-            SyncMessage::Delta { seq, delta: remote }
-            | SyncMessage::State { seq, state: remote } => {
-                if let Err(e) = self.state.validate_join(&remote) {
+            SyncMessage::Delta {
+                incarnation,
+                seq,
+                delta: remote,
+            }
+            | SyncMessage::State {
+                incarnation,
+                seq,
+                state: remote,
+            } => {
+                if let Err(e) = self.state.validate_peer_join(&self.me, &remote) {
                     self.counters.rejected += 1;
                     return Err(e.into());
                 }
@@ -392,6 +558,7 @@ impl<N: ReplicaId, S: Lattice + PartialEq> Replica<N, S> {
                     self.counters.redundant += 1;
                 } else {
                     self.state.join(&remote);
+                    self.changes += 1;
                     self.counters.joined += 1;
                     if self.config.relay {
                         self.buffer_delta(Some(from.clone()), remote);
@@ -400,12 +567,14 @@ impl<N: ReplicaId, S: Lattice + PartialEq> Replica<N, S> {
                 self.counters.acks_sent += 1;
                 self.outbox.push_back(Outgoing {
                     to: from.clone(),
-                    message: SyncMessage::Ack { seq },
+                    message: SyncMessage::Ack { incarnation, seq },
                 });
             }
-            SyncMessage::Ack { seq } => {
+            SyncMessage::Ack { incarnation, seq } => {
                 let acked = self.acked.get_mut(from).expect("checked above");
-                if seq <= *acked || seq > self.seq {
+                // An ack of an earlier incarnation speaks of sequence numbers this one
+                // reuses: it says nothing about the deltas buffered now.
+                if incarnation != self.incarnation || seq <= *acked || seq > self.seq {
                     self.counters.stale_acks += 1;
                 } else {
                     *acked = seq;
@@ -445,7 +614,7 @@ impl<N: ReplicaId, S: Lattice + PartialEq> Replica<N, S> {
     }
 }
 
-impl<N: ReplicaId, S: Lattice + PartialEq + Decode> Replica<N, S> {
+impl<N: ReplicaId, S: Lattice + Authored<N> + PartialEq + Decode> Replica<N, S> {
     /// Decodes and handles a message from `from`.
     ///
     /// # Errors
@@ -472,7 +641,7 @@ mod interop {
     use serde::de::DeserializeOwned;
 
     use crate::codec::{Decode, DecodeError, Encode, get_bytes, get_len, put_uvarint};
-    use crate::lattice::{InvalidJoin, Lattice};
+    use crate::lattice::{Authored, InvalidJoin, Lattice};
 
     /// A state-based type of the `crdts` crate (`CvRDT`: `GCounter`, `Orswot`, `Map`,
     /// `MVReg`...) as a [`Lattice`], so [`Replica`](super::Replica) can sync it. Its
@@ -506,6 +675,10 @@ mod interop {
                 .map_err(|e| InvalidJoin(e.to_string()))
         }
     }
+
+    /// `crdts`' types are opaque here: only `validate_merge` runs. A forged entry of
+    /// this replica in a `crdts` clock is not detected.
+    impl<N, T: CvRDT + Clone + Default + PartialEq> Authored<N> for Cvrdt<T> {}
 
     impl<T: Serialize> Encode for Cvrdt<T> {
         fn encode(&self, out: &mut Vec<u8>) {
@@ -554,6 +727,8 @@ mod tests {
         }
     }
 
+    impl Authored<u32> for Union {}
+
     impl Decode for Union {
         fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
             BTreeSet::decode(input).map(Union)
@@ -598,6 +773,7 @@ mod tests {
         assert_eq!(
             out.message,
             SyncMessage::Delta {
+                incarnation: 0,
                 seq: 1,
                 delta: Union(BTreeSet::from([1, 2]))
             },
@@ -661,7 +837,7 @@ mod tests {
         assert_eq!(a.counters().evicted, 3);
         a.ship();
         match a.poll_transmit().unwrap().message {
-            SyncMessage::State { seq, state } => {
+            SyncMessage::State { seq, state, .. } => {
                 assert_eq!(seq, 5);
                 assert_eq!(state.0, (0..5).collect());
             }
@@ -692,10 +868,23 @@ mod tests {
         let (mut a, _) = pair();
         a.mutate(add(1));
         assert_eq!(
-            a.handle_message(&9, SyncMessage::Ack { seq: 1 }),
+            a.handle_message(
+                &9,
+                SyncMessage::Ack {
+                    incarnation: 0,
+                    seq: 1
+                }
+            ),
             Err(SyncError::UnknownPeer)
         );
-        a.handle_message(&2, SyncMessage::Ack { seq: 5 }).unwrap();
+        a.handle_message(
+            &2,
+            SyncMessage::Ack {
+                incarnation: 0,
+                seq: 5,
+            },
+        )
+        .unwrap();
         assert_eq!(a.counters().stale_acks, 1, "an ack for deltas never sent");
         assert_eq!(a.buffered(), 1, "and it collected nothing");
         assert!(matches!(
@@ -711,11 +900,48 @@ mod tests {
     }
 
     #[test]
+    fn incarnation_zero_costs_no_byte_and_has_one_encoding() {
+        let ack = |incarnation| SyncMessage::<Union>::Ack {
+            incarnation,
+            seq: 1,
+        };
+        assert_eq!(ack(0).to_bytes(), [3, 1]);
+        assert_eq!(ack(2).to_bytes(), [6, 2, 1]);
+        for incarnation in [0, 1, 300, u64::MAX] {
+            let delta = SyncMessage::Delta {
+                incarnation,
+                seq: 7,
+                delta: Union(BTreeSet::from([4])),
+            };
+            assert_eq!(SyncMessage::from_bytes(&delta.to_bytes()), Ok(delta));
+            assert_eq!(
+                SyncMessage::from_bytes(&ack(incarnation).to_bytes()),
+                Ok(ack(incarnation))
+            );
+        }
+        assert_eq!(
+            SyncMessage::<Union>::from_bytes(&[6, 0, 1]),
+            Err(DecodeError::Invalid("incarnation 0 in the long form"))
+        );
+        assert_eq!(
+            SyncMessage::<Union>::from_bytes(&[7, 1, 1]),
+            Err(DecodeError::Tag(7))
+        );
+    }
+
+    #[test]
     fn removing_a_dead_peer_releases_the_buffer() {
         let (mut a, _) = pair();
         a.add_peer(3);
         a.mutate(add(1));
-        a.handle_message(&2, SyncMessage::Ack { seq: 1 }).unwrap();
+        a.handle_message(
+            &2,
+            SyncMessage::Ack {
+                incarnation: 0,
+                seq: 1,
+            },
+        )
+        .unwrap();
         assert_eq!(a.buffered(), 1, "peer 3 has not acknowledged");
         a.remove_peer(&3);
         assert_eq!(a.buffered(), 0);

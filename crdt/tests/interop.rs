@@ -10,7 +10,7 @@ use dsys_crdt::{Decode, Encode};
 
 fn mesh<S>(states: impl Fn() -> S) -> Vec<Replica<u64, S>>
 where
-    S: dsys_crdt::Lattice + PartialEq,
+    S: dsys_crdt::Lattice + dsys_crdt::Authored<u64> + PartialEq,
 {
     (0..3u64)
         .map(|i| {
@@ -26,7 +26,7 @@ where
 /// Ships from everyone and delivers every message (encoded and decoded) until quiet.
 fn settle<S>(replicas: &mut [Replica<u64, S>])
 where
-    S: dsys_crdt::Lattice + PartialEq + Encode + Decode,
+    S: dsys_crdt::Lattice + dsys_crdt::Authored<u64> + PartialEq + Encode + Decode,
 {
     for _ in 0..10 {
         for r in replicas.iter_mut() {

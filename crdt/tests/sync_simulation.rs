@@ -6,14 +6,15 @@
 //! The same operation schedule is also run with plain state-based anti-entropy (every
 //! round, each replica sends its whole state to each peer) and the bytes both put on
 //! the wire are compared. `DSYS_CRDT_SIM_SEEDS` sets the number of seeds (default 20,
-//! 4 for the OR-Set); a failing seed is printed.
+//! 4 for the OR-Set) and `DSYS_CRDT_SIM_FIRST_SEED` the first; a failing seed is
+//! printed. Crashes and restarts are in `sync_restart.rs`.
 
 use std::collections::BTreeSet;
 
 use dsys_crdt::counter::{GCounter, PNCounter};
 use dsys_crdt::orset::ORSet;
 use dsys_crdt::sync::{Replica, SyncConfig, SyncMessage};
-use dsys_crdt::{Decode, Encode, Lattice};
+use dsys_crdt::{Authored, Decode, Encode, Lattice};
 
 const REPLICAS: u64 = 10;
 /// Simulated milliseconds per step.
@@ -91,7 +92,7 @@ fn simulate<S>(
     mut op: impl FnMut(&mut fastrand::Rng, &mut S, &u64) -> S,
 ) -> Outcome<S>
 where
-    S: Lattice + PartialEq + Encode + Decode + std::fmt::Debug,
+    S: Lattice + Authored<u64> + PartialEq + Encode + Decode + std::fmt::Debug,
 {
     let mut replicas: Vec<Replica<u64, S>> = (0..REPLICAS)
         .map(|i| {
@@ -138,6 +139,7 @@ where
                         // State-based anti-entropy: the whole state to every peer.
                         let me = *r.id();
                         let bytes = SyncMessage::State {
+                            incarnation: 0,
                             seq: 0,
                             state: r.state().clone(),
                         }
@@ -175,13 +177,11 @@ where
     }
 }
 
-/// `DSYS_CRDT_SIM_SEEDS` seeds, or `default`.
+/// `DSYS_CRDT_SIM_SEEDS` seeds (or `default`) from `DSYS_CRDT_SIM_FIRST_SEED` (or 0).
 fn seeds_or(default: u64) -> std::ops::Range<u64> {
-    let n = std::env::var("DSYS_CRDT_SIM_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    0..n
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let first = var("DSYS_CRDT_SIM_FIRST_SEED").unwrap_or(0);
+    first..first.saturating_add(var("DSYS_CRDT_SIM_SEEDS").unwrap_or(default))
 }
 
 fn seeds() -> std::ops::Range<u64> {

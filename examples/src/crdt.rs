@@ -28,7 +28,7 @@ use dsys_crdt::counter::{GCounter, PNCounter};
 use dsys_crdt::orset::ORSet;
 use dsys_crdt::set::TwoPSet;
 use dsys_crdt::sync::{Replica, SyncConfig, SyncMessage};
-use dsys_crdt::{Decode, Encode, Lattice};
+use dsys_crdt::{Authored, Decode, Encode, Lattice};
 
 use crate::report::{self, Res, Table, check, check_eq};
 
@@ -252,7 +252,7 @@ struct CrdtNode<S> {
     whole_state_bytes: usize,
 }
 
-impl<S: Lattice + PartialEq + Encode + Decode> CrdtNode<S> {
+impl<S: Lattice + Authored<String> + PartialEq + Encode + Decode> CrdtNode<S> {
     /// The three replicas, every one a peer of the other two.
     fn mesh(config: &SyncConfig) -> Vec<Self> {
         (0..NAMES.len())
@@ -287,7 +287,7 @@ impl Counter for CrdtNode<GCounter<String>> {
     }
 }
 
-impl<S: Lattice + PartialEq + Encode + Decode> Peer for CrdtNode<S> {
+impl<S: Lattice + Authored<String> + PartialEq + Encode + Decode> Peer for CrdtNode<S> {
     type Msg = Vec<u8>;
 
     fn ship(&mut self) {
@@ -301,7 +301,10 @@ impl<S: Lattice + PartialEq + Encode + Decode> Peer for CrdtNode<S> {
         // Polled right after `ship`, before anything else arrives: the state
         // is the one the interval was cut from.
         self.whole_state_bytes += match &out.message {
-            SyncMessage::Delta { seq, .. } => SyncMessage::State {
+            SyncMessage::Delta {
+                incarnation, seq, ..
+            } => SyncMessage::State {
+                incarnation: *incarnation,
                 seq: *seq,
                 state: self.replica.state().clone(),
             }
@@ -933,12 +936,19 @@ fn bytes(default_run: &[CrdtNode<GCounter<String>>]) -> Res {
         let seq = 1_000_000;
         let delta = counter.increment(&pop(0), 1);
         let whole = SyncMessage::State {
+            incarnation: 0,
             seq,
             state: counter.clone(),
         }
         .to_bytes()
         .len();
-        let one = SyncMessage::Delta { seq, delta }.to_bytes().len();
+        let one = SyncMessage::Delta {
+            incarnation: 0,
+            seq,
+            delta,
+        }
+        .to_bytes()
+        .len();
         let ratio = one as f64 / whole as f64;
         check(
             "the delta's share shrinks as replicas are added",
@@ -1115,7 +1125,7 @@ type Carts = Vec<[Vec<String>; 3]>;
 
 /// Plays [`CART`] on three replicas of a set type: `apply` is the delta
 /// mutator of an operation, `items` what a reader of the cart sees.
-fn play_cart<S: Lattice + PartialEq + Encode + Decode>(
+fn play_cart<S: Lattice + Authored<String> + PartialEq + Encode + Decode>(
     apply: fn(&mut S, &String, CartOp) -> S,
     items: fn(&S) -> Vec<String>,
 ) -> Res<Carts> {
