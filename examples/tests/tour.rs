@@ -305,6 +305,20 @@ fn crdt_chapter_counts_through_a_partition_and_converges() {
         ["36", "36", "36", "36"],
         "{text}"
     );
+    // Section 6: written but unshipped, the pen survives tokyo's crash; the unwritten
+    // lamp does not; tokyo comes back as incarnation 1.
+    let healed = text
+        .lines()
+        .find(|line| line.contains("healed; the same cart everywhere"))
+        .unwrap_or_else(|| panic!("no healed row: {text}"));
+    assert_eq!(healed.matches("book, mug, pen").count(), 3, "{healed}");
+    assert!(!healed.contains("lamp"), "{healed}");
+    let tokyo_disk = text
+        .lines()
+        .map(|line| line.split('|').map(str::trim).collect::<Vec<_>>())
+        .find(|cells| cells[0] == "tokyo" && cells.len() > 2 && cells[2].starts_with("incarnation"))
+        .unwrap_or_else(|| panic!("no record row for tokyo: {text}"));
+    assert_eq!(tokyo_disk[1], "1", "{tokyo_disk:?}");
     // Deterministic: a second run prints the same.
     assert_eq!(chapter("crdt"), text);
 }
