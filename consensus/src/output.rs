@@ -71,7 +71,8 @@
 //!
 //! A read asked with [`ReplicatedLog::read_index`] ends with exactly one
 //! [`Output::ReadReady`] or [`Output::ReadFailed`] for its id, within
-//! about two election timeouts of ticks when it was forwarded to a leader.
+//! two election timeouts (`2 * election_tick` ticks) when it was forwarded
+//! to a leader.
 
 use bytes::Bytes;
 
@@ -139,9 +140,9 @@ pub enum Output<M, H> {
     Apply(Vec<Entry>),
     /// A read may be served once its index is applied.
     ReadReady(ReadState),
-    /// A read could not be confirmed (leadership changed, no leader is
-    /// known, or a forwarded read got no answer within an election
-    /// timeout); the client should retry with a new id.
+    /// A read could not be confirmed or served (leadership changed, no
+    /// leader is known, or a forwarded read was not served within two
+    /// election timeouts); the client should retry with a new id.
     ReadFailed {
         /// The id given to `read_index`.
         id: u64,

@@ -8,8 +8,8 @@ mod common;
 use bytes::Bytes;
 use common::{Network, drain, ents, msg, new_node, node_with_log, paper_config};
 use dsys_consensus::{
-    Config, ConfigError, MemStorage, MessageBody, Output, RaftNode, ReadError,
-    ReadOnlyOption, Storage,
+    Config, ConfigError, MemStorage, MessageBody, Output, RaftNode, ReadError, ReadOnlyOption,
+    Storage,
 };
 
 fn lease_config(id: u64) -> Config {
@@ -50,7 +50,8 @@ fn lease_read_on_a_cut_off_leader_never_misses_a_newer_write() {
     // which commits an acknowledged write.
     let rounds = net.run_until(60, |n| n.leader().is_some_and(|l| l != 1));
     let new_leader = net.leader().expect("a new leader");
-    net.propose(new_leader, "x=new").expect("the new leader accepts");
+    net.propose(new_leader, "x=new")
+        .expect("the new leader accepts");
     net.deliver_all();
     net.run(2);
     for id in [2, 3] {
@@ -232,7 +233,9 @@ fn nothing_is_applied_before_it_is_durable_locally() {
     assert!(net.node(2).storage().last_index() < 2);
     let applied = net.applied(2);
     assert!(
-        applied.iter().all(|e| e.index <= net.node(2).storage().last_index()),
+        applied
+            .iter()
+            .all(|e| e.index <= net.node(2).storage().last_index()),
         "node 2 applied {applied:?} while its disk ends at {}",
         net.node(2).storage().last_index()
     );
@@ -348,7 +351,8 @@ fn a_forwarded_read_fails_within_an_election_timeout() {
     elect(&mut net, 1);
     net.run(1);
     net.isolate(1);
-    net.read_index(2, 11).expect("node 2 still knows the leader");
+    net.read_index(2, 11)
+        .expect("node 2 still knows the leader");
     net.deliver_all();
     for _ in 0..2 * paper_config(2).election_tick {
         net.tick(2);
@@ -358,6 +362,46 @@ fn a_forwarded_read_fails_within_an_election_timeout() {
         vec![11],
         "the forwarded read neither completed nor failed"
     );
+}
+
+/// Finding 4, found by the simulator: a forwarded read that was answered,
+/// on a follower that then cannot apply up to the read index (the
+/// leader's appends no longer reach it), waited for ever. It fails too.
+#[test]
+fn an_answered_read_that_cannot_be_served_fails() {
+    let mut net = Network::new(&[1, 2, 3]);
+    elect(&mut net, 1);
+    net.run(1);
+    // Node 2 still hears heartbeats and read answers, but no entries.
+    net.set_filter(|m| match m.body {
+        MessageBody::Append { .. } if m.to == 2 => None,
+        _ => Some(m),
+    });
+    net.propose(1, "x").expect("the leader accepts");
+    net.deliver_all();
+    net.run(1);
+    net.read_index(2, 20).expect("node 2 knows the leader");
+    net.deliver_all();
+    assert!(
+        net.delivered().iter().any(|m| m.to == 2
+            && matches!(
+                m.body,
+                MessageBody::ReadIndexResponse {
+                    id: 20,
+                    index: Some(2)
+                }
+            )),
+        "scenario: the leader answered with index 2"
+    );
+    for _ in 0..2 * paper_config(2).election_tick {
+        net.tick(2);
+    }
+    assert!(
+        net.node(2).log().applied() < 2,
+        "scenario: node 2 cannot apply"
+    );
+    assert!(net.reads_ready(2).is_empty());
+    assert_eq!(net.reads_failed(2), vec![20]);
 }
 
 // ---- Finding 11: configuration bounds ----
@@ -407,5 +451,9 @@ fn the_largest_valid_config_runs() {
         node.tick();
     }
     drain(&mut node);
-    assert_eq!(node.log().applied(), 2, "the no-op and the proposal applied");
+    assert_eq!(
+        node.log().applied(),
+        2,
+        "the no-op and the proposal applied"
+    );
 }

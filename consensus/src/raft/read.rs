@@ -60,8 +60,10 @@ pub(super) struct ReadQueue<N> {
     forwarded: VecDeque<ForwardedRead<N>>,
     /// The largest read id accepted (ids must increase).
     last_id: Option<u64>,
-    /// Confirmed on this node; handed out once applied up to their index.
-    confirmed: VecDeque<ReadState>,
+    /// Confirmed; handed out once applied up to their index. A forwarded
+    /// read keeps its deadline (in ticks) until then: a follower cut off
+    /// after the answer may never apply that far.
+    confirmed: VecDeque<(ReadState, Option<u64>)>,
 }
 
 impl<N> Default for ReadQueue<N> {
@@ -146,7 +148,7 @@ impl<N> ReadQueue<N> {
 
     /// Hands out confirmed reads whose index is applied, in order.
     pub(super) fn emit_ready(&mut self, applied: Index, outbox: &mut VecDeque<RaftOutput<N>>) {
-        while let Some(read) = self.confirmed.front() {
+        while let Some((read, _)) = self.confirmed.front() {
             if read.index > applied {
                 break;
             }
@@ -168,7 +170,7 @@ where
     /// [`Output::ReadReady`] once this node has applied the read index (so
     /// the state machine can be read right then), or as
     /// [`Output::ReadFailed`] if leadership changed meanwhile, or if a
-    /// forwarded read got no answer within `election_tick` ticks.
+    /// forwarded read was not served within `2 * election_tick` ticks.
     ///
     /// Ids MUST increase, across restarts too (see
     /// [`ReplicatedLog::read_index`](crate::ReplicatedLog::read_index)).
@@ -234,9 +236,14 @@ where
             self.counters.unknown_sender += 1;
             return;
         };
-        self.reads.forwarded.remove(at);
+        let read = self.reads.forwarded.remove(at).expect("found above");
         match index {
-            Some(index) => self.reads.confirmed.push_back(ReadState { id, index }),
+            Some(index) => {
+                let deadline = read.sent_at + self.forwarded_read_timeout();
+                self.reads
+                    .confirmed
+                    .push_back((ReadState { id, index }, Some(deadline)));
+            }
             None => self.outbox.push_back(Output::ReadFailed { id }),
         }
     }
@@ -251,9 +258,7 @@ where
         }
         let index = self.log.committed();
         let leased = self.config.read_only == ReadOnlyOption::LeaseBased
-            && self
-                .reads
-                .has_lease(self.ticks, self.config.election_tick);
+            && self.reads.has_lease(self.ticks, self.config.election_tick);
         if leased || self.peers.is_empty() {
             let round = self.reads.round;
             for read in &mut self.reads.pending {
@@ -311,7 +316,7 @@ where
                 None => self
                     .reads
                     .confirmed
-                    .push_back(ReadState { id: read.id, index }),
+                    .push_back((ReadState { id: read.id, index }, None)),
                 Some(follower) => self.send_as_leader(
                     follower,
                     MessageBody::ReadIndexResponse {
@@ -347,10 +352,19 @@ where
         }
     }
 
-    /// Forwarded reads unanswered for an election timeout fail: the
-    /// request or its answer was lost, or the leader is gone.
+    /// Ticks a forwarded read may take, from its request to being served:
+    /// two election timeouts.
+    fn forwarded_read_timeout(&self) -> u64 {
+        2 * u64::from(self.config.election_tick)
+    }
+
+    /// Forwarded reads not served within [`forwarded_read_timeout`] fail:
+    /// the request or its answer was lost, the leader is gone, or this
+    /// node cannot catch up to the read index.
+    ///
+    /// [`forwarded_read_timeout`]: Self::forwarded_read_timeout
     pub(super) fn expire_forwarded_reads(&mut self) {
-        let timeout = u64::from(self.config.election_tick);
+        let timeout = self.forwarded_read_timeout();
         while let Some(read) = self.reads.forwarded.front() {
             if read.sent_at + timeout > self.ticks {
                 break;
@@ -359,5 +373,14 @@ where
             self.reads.forwarded.pop_front();
             self.outbox.push_back(Output::ReadFailed { id });
         }
+        let now = self.ticks;
+        let outbox = &mut self.outbox;
+        self.reads.confirmed.retain(|(read, deadline)| {
+            let expired = deadline.is_some_and(|at| at <= now);
+            if expired {
+                outbox.push_back(Output::ReadFailed { id: read.id });
+            }
+            !expired
+        });
     }
 }
