@@ -168,20 +168,24 @@ struct Client {
     puts: f64,
     /// Probability of starting an operation in a time unit, when idle.
     rate: f64,
+    /// Moves to the leader its node names before each operation (else
+    /// its reads are forwarded by a follower).
+    redirects: bool,
     outstanding: Option<(OpId, u64)>,
 }
 
 impl Client {
     /// Clients take turns at four habits: a writer, a fast reader that
-    /// sticks to its node (so it keeps asking a deposed leader that does
-    /// not know it yet, and a stale lease read would be seen), a mixed
-    /// client, and a slow reader that moves on after a timeout.
+    /// follows its node's word on who leads and then sticks there (so it
+    /// keeps asking a deposed leader that does not know it yet, and a
+    /// stale lease read would be seen), a mixed client, and a slow reader
+    /// that stays on its node (a follower forwards its reads).
     fn new(id: u64, target: u64) -> Self {
-        let (sticky, puts, rate) = match id % 4 {
-            1 => (false, 0.8, 0.05),
-            2 => (true, 0.02, 0.2),
-            3 => (false, 0.6, 0.05),
-            _ => (false, 0.2, 0.05),
+        let (sticky, puts, rate, redirects) = match id % 4 {
+            1 => (false, 0.8, 0.05, true),
+            2 => (true, 0.0, 0.2, true),
+            3 => (false, 0.6, 0.05, true),
+            _ => (false, 0.2, 0.05, false),
         };
         Self {
             id,
@@ -189,6 +193,7 @@ impl Client {
             sticky,
             puts,
             rate,
+            redirects,
             outstanding: None,
         }
     }
@@ -203,11 +208,11 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     let nodes = config.cluster_sizes[rng.usize(..config.cluster_sizes.len().max(1))];
     let election_tick = rng.u32(config.election_ticks.clone()).max(2);
     let heartbeat_tick = rng.u32(1..=(election_tick / 2).max(1));
-    let check_quorum = rng.f64() < 0.7;
+    let check_quorum = rng.f64() < 0.75;
     let options = Options {
         pre_vote: rng.bool(),
         check_quorum,
-        lease: check_quorum && rng.f64() < 0.6,
+        lease: check_quorum && rng.f64() < 0.7,
         async_writes: rng.f64() < 0.75,
         ack_lag: rng.bool(),
         snapshots: rng.f64() < 0.7,
@@ -402,6 +407,15 @@ fn inject_faults(
         };
         sim.transfer(from, random_node(rng));
         faults.transfers += 1;
+        if rng.f64() < 0.3 {
+            // The old leader stops hearing anyone right after: its
+            // TimeoutNow still gets out, but news of the new leader does
+            // not come back, so it goes on believing it leads.
+            for other in (1..=nodes).filter(|&n| n != from) {
+                sim.cut(other, from);
+            }
+            faults.leader_cut += 1;
+        }
     }
     if per_timeout(rng, 0.05) {
         sim.campaign(random_node(rng));
@@ -489,6 +503,12 @@ fn drive_client(
     if let Some((op, started)) = client.outstanding {
         if sim.is_complete(op) {
             client.outstanding = None;
+        } else if sim.has_failed(op) {
+            // Refused after the fact: try again, elsewhere unless sticky.
+            client.outstanding = None;
+            if !client.sticky {
+                client.target = 1 + rng.u64(..nodes);
+            }
         } else if sim.time() > started + timeout {
             // Give up: the operation stays indeterminate in the history.
             client.outstanding = None;
@@ -507,6 +527,7 @@ fn drive_client(
     if let Some(leader) = sim
         .node(client.target)
         .and_then(|raft| raft.leader().copied())
+        .filter(|_| client.redirects)
     {
         client.target = leader;
     }

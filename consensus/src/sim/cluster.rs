@@ -4,7 +4,7 @@
 //! properties (Figure 3) plus the persistence contract checked after every
 //! step and every output.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use bytes::Bytes;
@@ -186,8 +186,9 @@ struct PendingGet {
     /// that once it has committed an entry of its term; a deposed leader
     /// serving from its lease would not be).
     committed: Index,
-    /// Forwarded to a leader (the node did not lead when asked): it must
-    /// end by this time while the node stays up.
+    /// Forwarded to a leader (the node did not lead when asked): unless
+    /// an answer with a read index reaches the node, the read must end
+    /// (ready or failed) by this time while the node stays up.
     deadline: Option<u64>,
 }
 
@@ -250,6 +251,8 @@ pub struct Simulation {
     /// Puts known lost (client, seq): they must never apply.
     lost_puts: BTreeMap<(u64, u64), Index>,
     gets: BTreeMap<u64, PendingGet>,
+    /// Operations known failed.
+    failed: BTreeSet<OpId>,
     next_seq: u64,
     events: Vec<SimEvent>,
     violation: Option<Violation>,
@@ -281,6 +284,7 @@ impl Simulation {
             puts: BTreeMap::new(),
             lost_puts: BTreeMap::new(),
             gets: BTreeMap::new(),
+            failed: BTreeSet::new(),
             next_seq: 0,
             events: Vec::new(),
             violation: None,
@@ -613,7 +617,7 @@ impl Simulation {
         // number of the node's ticks (the contract of `read_index`).
         let election = u64::from(self.config.raft.election_tick);
         let deadline =
-            forwarded.then(|| self.time + (6 * election + 2) * self.config.tick_interval.max(1));
+            forwarded.then(|| self.time + (3 * election + 2) * self.config.tick_interval.max(1));
         let op = self.history.invoke(client, KvOp::Get { key }, self.time);
         let life = sim_node.life;
         self.gets.insert(
@@ -639,6 +643,13 @@ impl Simulation {
             .is_some_and(|o| o.completed.is_some())
     }
 
+    /// Whether client operation `op` is known to have failed: a read that
+    /// ended with `ReadFailed`, or a put whose index applied another term
+    /// on the node that accepted it. It stays pending in the history.
+    pub fn has_failed(&self, op: OpId) -> bool {
+        self.failed.contains(&op)
+    }
+
     /// The id of the last operation recorded.
     pub fn last_op(&self) -> Option<OpId> {
         self.history.operations().last().map(|o| o.id)
@@ -651,6 +662,13 @@ impl Simulation {
         self.time += 1;
         while let Some(message) = self.network.next_due(self.time) {
             let to = message.to;
+            if let MessageBody::ReadIndexResponse { id, index: Some(_) } = message.body {
+                // Answered: from here on it waits for the node to apply
+                // the index, which no deadline bounds.
+                if let Some(get) = self.gets.get_mut(&id).filter(|get| get.node == to) {
+                    get.deadline = None;
+                }
+            }
             let Some(node) = self.nodes.get_mut(Self::slot(to)) else {
                 continue;
             };
@@ -885,7 +903,8 @@ impl Simulation {
             Output::ReadFailed { id: read } => {
                 // A failed read has no effect: it stays pending, which
                 // the checker ignores.
-                if self.gets.remove(&read).is_some() {
+                if let Some(get) = self.gets.remove(&read) {
+                    self.failed.insert(get.op);
                     self.stats.reads_failed += 1;
                 }
             }
@@ -1090,6 +1109,7 @@ impl Simulation {
             }
             (false, false) => {
                 self.lost_puts.insert((put.client, put.seq), entry.index);
+                self.failed.insert(put.op);
                 self.stats.proposals_lost += 1;
             }
             (true, false) | (false, true) => {
