@@ -244,6 +244,9 @@ pub struct Simulation {
     log_entries: BTreeMap<(Index, Term), (Bytes, Term)>,
     /// Committed entries by index (state-machine safety).
     chosen: Vec<Entry>,
+    /// The term each chosen entry was first known committed in (the term
+    /// of the node that first knew it: the committing leader's).
+    chosen_in: Vec<Term>,
     leaders: BTreeMap<Term, u64>,
     history: History<u64, u64>,
     /// Puts by the node and life that accepted them, and their index.
@@ -279,6 +282,7 @@ impl Simulation {
             network,
             log_entries: BTreeMap::new(),
             chosen: Vec::new(),
+            chosen_in: Vec::new(),
             leaders: BTreeMap::new(),
             history: History::new(),
             puts: BTreeMap::new(),
@@ -1166,9 +1170,12 @@ impl Simulation {
                     });
                 }
                 if was != Some(term) {
-                    // Leader completeness: the new leader holds every
-                    // committed entry.
-                    for chosen in &self.chosen {
+                    // Leader completeness (§5.4): the new leader holds
+                    // every entry committed in an earlier term. (Not those
+                    // committed since in later terms: its votes may have
+                    // reached it late.)
+                    let earlier = self.chosen.iter().zip(&self.chosen_in);
+                    for (chosen, _) in earlier.filter(|(_, known)| **known < term) {
                         if raft.log().term(chosen.index) != Ok(chosen.term) {
                             let detail = format!(
                                 "node {id} leads term {term} without committed entry {} (term {})",
@@ -1223,6 +1230,7 @@ impl Simulation {
             return;
         };
         let commit = raft.log().committed();
+        let term = raft.term();
         let seen = self.nodes[slot].seen_commit;
         if commit <= seen {
             return;
@@ -1254,6 +1262,7 @@ impl Simulation {
                     self.fail("commit durability", detail);
                 }
                 self.chosen.push(entry);
+                self.chosen_in.push(term);
             } else {
                 self.fail(
                     "state machine safety",
