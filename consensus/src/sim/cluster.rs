@@ -186,9 +186,9 @@ struct PendingGet {
     /// that once it has committed an entry of its term; a deposed leader
     /// serving from its lease would not be).
     committed: Index,
-    /// Forwarded to a leader (the node did not lead when asked): unless
-    /// an answer with a read index reaches the node, the read must end
-    /// (ready or failed) by this time while the node stays up.
+    /// Forwarded to a leader (the node did not lead when asked): the read
+    /// must end (ready or failed) by this time while the node stays up
+    /// (`read_index`'s contract: within two election timeouts).
     deadline: Option<u64>,
 }
 
@@ -621,7 +621,7 @@ impl Simulation {
         // number of the node's ticks (the contract of `read_index`).
         let election = u64::from(self.config.raft.election_tick);
         let deadline =
-            forwarded.then(|| self.time + (3 * election + 2) * self.config.tick_interval.max(1));
+            forwarded.then(|| self.time + (2 * election + 2) * self.config.tick_interval.max(1));
         let op = self.history.invoke(client, KvOp::Get { key }, self.time);
         let life = sim_node.life;
         self.gets.insert(
@@ -666,13 +666,6 @@ impl Simulation {
         self.time += 1;
         while let Some(message) = self.network.next_due(self.time) {
             let to = message.to;
-            if let MessageBody::ReadIndexResponse { id, index: Some(_) } = message.body {
-                // Answered: from here on it waits for the node to apply
-                // the index, which no deadline bounds.
-                if let Some(get) = self.gets.get_mut(&id).filter(|get| get.node == to) {
-                    get.deadline = None;
-                }
-            }
             let Some(node) = self.nodes.get_mut(Self::slot(to)) else {
                 continue;
             };
