@@ -379,7 +379,7 @@ fn inject_faults(
         }
         faults.mid_drain_armed += 1;
     }
-    if per_timeout(rng, 0.5) {
+    if per_timeout(rng, 1.0) {
         // Adversarial: a follower holding entries the leader does not
         // (a deposed leader's) crashes right after it is handed the batch
         // that replaces them, while that batch is in the air.

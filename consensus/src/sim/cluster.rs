@@ -161,8 +161,8 @@ struct SimNode {
 enum CrashPoint {
     /// When about to handle output number `n` (from 0) of a drain.
     Output(usize),
-    /// Right after a `Persist` was handed to the disk, before anything
-    /// else: the batch is in the air.
+    /// Right after a `Persist` with entries was handed to the disk,
+    /// before anything else: the batch is in the air.
     AfterPersist,
 }
 
@@ -522,8 +522,9 @@ impl Simulation {
     }
 
     /// Arms a crash of node `id` right after it next hands a `Persist`
-    /// batch to its disk, before it acts on any other output: with
-    /// writes that take time, the batch is in the air when it crashes.
+    /// batch with entries to its disk, before it acts on any other
+    /// output: with writes that take time, the batch is in the air when
+    /// it crashes.
     pub fn crash_after_persist(&mut self, id: u64) {
         if let Some(node) = self.nodes.get_mut(Self::slot(id)) {
             node.crash_armed = Some(CrashPoint::AfterPersist);
@@ -864,7 +865,7 @@ impl Simulation {
                 return;
             }
             handled += 1;
-            if matches!(output, Output::Persist(_))
+            if matches!(&output, Output::Persist(p) if !p.entries.is_empty())
                 && self.nodes[slot].crash_armed == Some(CrashPoint::AfterPersist)
             {
                 self.handle_output(slot, output);
