@@ -1069,7 +1069,10 @@ impl Simulation {
             }
             self.apply_put(slot, entry);
         }
-        if self.rng.f64() < self.disk_config.snapshot_state_machine {
+        // (No draw when snapshots are off: scripted runs keep their course.)
+        if self.disk_config.snapshot_state_machine > 0.0
+            && self.rng.f64() < self.disk_config.snapshot_state_machine
+        {
             let node = &mut self.nodes[slot];
             node.disk.state_machine = Some((node.next_apply - 1, node.kv.clone()));
             self.stats.snapshots += 1;

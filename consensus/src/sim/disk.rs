@@ -135,9 +135,10 @@ impl Disk {
             .collect();
         // Either one batch tears (every batch before it landed whole), or
         // an in-order prefix lands whole, or nothing does.
-        let (landed, torn) = if !tearable.is_empty() && rng.f64() < config.tear_on_crash {
+        let chance = |rng: &mut fastrand::Rng, p: f64| p > 0.0 && rng.f64() < p;
+        let (landed, torn) = if !tearable.is_empty() && chance(rng, config.tear_on_crash) {
             (tearable[rng.usize(..tearable.len())], true)
-        } else if !pending.is_empty() && rng.f64() < config.keep_on_crash {
+        } else if !pending.is_empty() && chance(rng, config.keep_on_crash) {
             (rng.usize(..=pending.len()), false)
         } else {
             (0, false)
