@@ -123,7 +123,7 @@ pub struct SimStats {
     pub multi_batch_acks: u64,
     /// State-machine snapshots recorded.
     pub snapshots: u64,
-    /// Puts and gets that completed.
+    /// Puts that completed.
     pub writes_completed: u64,
     /// Gets that completed.
     pub reads_completed: u64,
