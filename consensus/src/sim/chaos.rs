@@ -50,6 +50,9 @@ pub struct ChaosConfig {
     pub clients: u64,
     /// Keys the clients use.
     pub keys: u64,
+    /// Every seed runs with check-quorum and lease reads (the soak of
+    /// `DSYS_SIM_LEASE=1`); otherwise each seed draws them.
+    pub force_lease: bool,
 }
 
 impl Default for ChaosConfig {
@@ -63,6 +66,7 @@ impl Default for ChaosConfig {
             liveness_timeouts: 20,
             clients: 4,
             keys: 3,
+            force_lease: false,
         }
     }
 }
@@ -144,13 +148,20 @@ pub struct Failure {
     pub seed: u64,
     /// What broke.
     pub violation: Violation,
+    /// The run had lease reads forced on ([`ChaosConfig::force_lease`]).
+    pub force_lease: bool,
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lease = if self.force_lease {
+            "DSYS_SIM_LEASE=1 "
+        } else {
+            ""
+        };
         write!(
             f,
-            "seed {} failed: {}\nreplay: DSYS_SIM_SEED={} cargo test -p dsys-consensus --test simulation replay -- --nocapture",
+            "seed {} failed: {}\nreplay: {lease}DSYS_SIM_SEED={} cargo test -p dsys-consensus --test simulation replay -- --nocapture",
             self.seed, self.violation, self.seed
         )
     }
@@ -209,10 +220,13 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     let election_tick = rng.u32(config.election_ticks.clone()).max(2);
     let heartbeat_tick = rng.u32(1..=(election_tick / 2).max(1));
     let check_quorum = rng.f64() < 0.75;
+    let pre_vote = rng.bool();
+    let lease = check_quorum && rng.f64() < 0.7;
+    let check_quorum = check_quorum || config.force_lease;
     let options = Options {
-        pre_vote: rng.bool(),
+        pre_vote,
         check_quorum,
-        lease: check_quorum && rng.f64() < 0.7,
+        lease: lease || config.force_lease,
         async_writes: rng.f64() < 0.75,
         ack_lag: rng.bool(),
         snapshots: rng.f64() < 0.7,
@@ -274,7 +288,11 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         .collect();
     let client_timeout = (4 * u64::from(election_tick)).max(40) * TICK;
     let mut faults = Faults::default();
-    let fail = |violation: Violation| Failure { seed, violation };
+    let fail = |violation: Violation| Failure {
+        seed,
+        violation,
+        force_lease: config.force_lease,
+    };
     let chaos_ticks = config
         .chaos_ticks
         .max(config.chaos_timeouts * u64::from(election_tick));
