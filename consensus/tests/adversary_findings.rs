@@ -109,6 +109,58 @@ fn no_lease_read_once_a_transfer_has_started() {
     );
 }
 
+/// Finding 1, the lease across a restart: a voter that acknowledged the
+/// leader's heartbeat and then restarted remembers nothing, and would vote
+/// at once for a candidate that did not hear the leader, while the leader
+/// still serves lease reads. In lease mode a restarted voter honours the
+/// lease it may have granted.
+#[test]
+fn a_restarted_voter_still_honours_the_lease() {
+    let mut net = Network::with_config(&[1, 2, 3], lease_config);
+    elect(&mut net, 1);
+    // Node 3 stops hearing node 1 and its own lease memory runs out; node 2
+    // keeps acknowledging node 1, which keeps its lease.
+    net.cut(1, 3);
+    net.run(12);
+    assert!(net.node(1).is_leader() && !net.node(3).is_leader());
+    let _ = net.take_queue();
+    net.read_index(1, 1).expect("leader");
+    assert!(
+        net.queue().is_empty() && net.reads_ready(1).iter().any(|r| r.id == 1),
+        "scenario: node 1 serves lease reads"
+    );
+    net.restart(2);
+    net.campaign(3);
+    net.deliver_all();
+    assert!(
+        !net.node(3).is_leader(),
+        "node 3 won an election inside node 1's lease, with the vote of a restarted node 2"
+    );
+}
+
+/// Finding 1, a campaign inside a lease: with lease reads on, `campaign`
+/// on a follower that heard from its leader within the election timeout
+/// is ignored (it would break the lease); transfer leadership instead.
+#[test]
+fn campaign_inside_a_lease_is_ignored() {
+    let mut net = Network::with_config(&[1, 2, 3], lease_config);
+    elect(&mut net, 1);
+    net.run(1);
+    net.campaign(2);
+    assert_eq!(net.node(2).role(), dsys_consensus::Role::Follower);
+    assert_eq!(net.node(2).counters().lease_ignored_votes, 1);
+    // Without lease reads, the application may force an election.
+    let mut safe = Network::with_config(&[1, 2, 3], |id| Config {
+        check_quorum: true,
+        pre_vote: false,
+        ..paper_config(id)
+    });
+    elect(&mut safe, 1);
+    safe.run(1);
+    safe.campaign(2);
+    assert_eq!(safe.node(2).role(), dsys_consensus::Role::Candidate);
+}
+
 // ---- Finding 2: what a crash between the writes of one batch leaves ----
 
 /// Finding 2: one `Persist` carried a hard state whose commit covered

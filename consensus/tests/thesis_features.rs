@@ -432,10 +432,7 @@ fn lease_reads_are_answered_without_a_round() {
     assert_eq!(network.reads_ready(1), [ReadState { id: 3, index: 1 }]);
     network.read_index(1, 4).expect("leader");
     assert!(network.queue().is_empty(), "sent {:?}", network.queue());
-    assert_eq!(
-        network.reads_ready(1)[1..],
-        [ReadState { id: 4, index: 1 }]
-    );
+    assert_eq!(network.reads_ready(1)[1..], [ReadState { id: 4, index: 1 }]);
     // Cut off, the leader's lease runs out before the others may elect.
     network.isolate(1);
     for _ in 0..ELECTION_TICK - 1 {
@@ -637,7 +634,10 @@ fn proposals_over_the_size_limit_are_refused() {
         1,
         "a refused proposal was appended"
     );
-    assert_eq!(node.propose(Bytes::from("12345678")).map(|p| p.index), Ok(2));
+    assert_eq!(
+        node.propose(Bytes::from("12345678")).map(|p| p.index),
+        Ok(2)
+    );
 }
 
 /// A leader holding `max_uncommitted_size` bytes of uncommitted proposals
