@@ -25,7 +25,8 @@ use std::io;
 
 use crate::batch::{Record, empty_batch, rebuild};
 use crate::config::CleanupPolicy;
-use crate::log::{Log, SegmentState, remove_if_exists, write_indexes};
+use crate::log::files::{remove_if_exists, write_indexes};
+use crate::log::{Log, SegmentState};
 use crate::segment::{
     CLEANED_SUFFIX, INDEX_SUFFIX, IndexBuilder, Indexes, LOG_SUFFIX, ScanMode, Segment,
     TIME_INDEX_SUFFIX, file_name, scan,
