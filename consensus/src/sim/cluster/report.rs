@@ -1,0 +1,92 @@
+//! What a run of the simulation reports: the first safety property that
+//! failed, leadership changes, and counters of what was done to the nodes.
+
+use std::fmt;
+
+use crate::entry::{Index, Term};
+
+/// A safety property that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Simulation time.
+    pub time: u64,
+    /// Which property (Raft Figure 3's names, "linearizability", or one
+    /// of the persistence contract's: "vote durability", "append
+    /// durability", "commit durability", "apply durability", "restart").
+    pub property: &'static str,
+    /// What was seen.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} violated at t={}: {}",
+            self.property, self.time, self.detail
+        )
+    }
+}
+
+impl std::error::Error for Violation {}
+
+/// Something that happened, for narrating a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimEvent {
+    /// A node became leader.
+    Elected {
+        /// Simulation time.
+        time: u64,
+        /// The node.
+        node: u64,
+        /// Its term.
+        term: Term,
+        /// Its last log index on taking office (its no-op).
+        last_index: Index,
+    },
+    /// A leader stopped leading.
+    SteppedDown {
+        /// Simulation time.
+        time: u64,
+        /// The node.
+        node: u64,
+        /// The term it led.
+        term: Term,
+    },
+}
+
+/// What the simulation did to the nodes, for reports and for tests that
+/// assert a sweep exercised what it claims to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Crashes, mid-drain ones included.
+    pub crashes: u64,
+    /// Crashes between two outputs of one drain.
+    pub mid_drain_crashes: u64,
+    /// Restarts of crashed nodes.
+    pub restarts: u64,
+    /// Restarts whose state machine had recorded an applied index above 0.
+    pub restarts_with_applied: u64,
+    /// Batches not yet durable at a crash that were lost.
+    pub writes_lost: u64,
+    /// Batches not yet durable at a crash that landed whole anyway.
+    pub writes_kept: u64,
+    /// Batches torn at a crash.
+    pub writes_torn: u64,
+    /// Acknowledgements covering more than one batch.
+    pub multi_batch_acks: u64,
+    /// State-machine snapshots recorded.
+    pub snapshots: u64,
+    /// Puts that completed.
+    pub writes_completed: u64,
+    /// Gets that completed.
+    pub reads_completed: u64,
+    /// Proposals known lost: another term was applied at their index.
+    pub proposals_lost: u64,
+    /// Reads that ended with `ReadFailed`.
+    pub reads_failed: u64,
+    /// Ticks during which an up node believed it led a term older than
+    /// the newest leader's (a deposed leader that does not know it yet:
+    /// the exposure of lease reads).
+    pub stale_leader_ticks: u64,
+}
