@@ -247,6 +247,7 @@ pub trait ReplicatedLog {
     fn read_index(&mut self, id: u64) -> Result<(), ReadError>;
 
     /// The next thing to do, or `None` when there is nothing left.
+    #[must_use]
     fn poll_output(&mut self) -> Option<Output<Self::Message, Self::HardState>>;
 
     /// The leader this node knows of (itself when it leads).

@@ -586,6 +586,7 @@ impl<N: ReplicaId, S: Lattice + Authored<N> + PartialEq> Replica<N, S> {
     }
 
     /// The next message to send.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Outgoing<N, S>> {
         self.outbox.pop_front()
     }

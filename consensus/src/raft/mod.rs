@@ -507,6 +507,7 @@ where
 
     /// The next output, or `None` when there is nothing to do. Drain it
     /// after every input (see [the contract](crate::output)).
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<RaftOutput<S::NodeId>> {
         if self.outbox.is_empty() {
             self.flush();

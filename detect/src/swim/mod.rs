@@ -406,11 +406,13 @@ impl<N: NodeId> Swim<N> {
     // ---- outputs ----
 
     /// The next packet to send.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit<N>> {
         self.transmits.pop_front()
     }
 
     /// The next membership change.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event<N>> {
         self.events.pop_front()
     }
