@@ -117,7 +117,7 @@ fn drive_swim(config: &Config) -> usize {
         if event == 550 {
             for (i, node) in nodes.iter_mut().enumerate() {
                 if running[i] {
-                    node.leave(now);
+                    node.leave();
                 }
             }
         }

@@ -381,7 +381,7 @@ fn run_plan(plan: &Plan) -> Result<(), TestCaseError> {
             && let Some(node) = nodes[who].as_mut()
         {
             left = true;
-            node.leave(now);
+            node.leave();
         }
         for node in nodes.iter_mut().flatten() {
             node.handle_timeout(now);

@@ -213,7 +213,7 @@ impl<S: Storage> OffsetStore<S> {
     /// Compacts the store's log (rolling first, so every commit but the newest
     /// segment's is eligible).
     pub fn compact(&mut self, now: i64) -> std::io::Result<CompactionReport> {
-        self.log.roll(now).map_err(std::io::Error::other)?;
+        self.log.roll().map_err(std::io::Error::other)?;
         self.log.compact(now)
     }
 

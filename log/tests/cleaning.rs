@@ -176,7 +176,7 @@ impl Run {
                 None
             }
             Op::Roll => {
-                self.log.roll(self.now).expect("roll");
+                self.log.roll().expect("roll");
                 None
             }
             Op::Clean { now_delta } => {
@@ -365,7 +365,7 @@ fn a_tombstone_with_an_old_timestamp_is_kept_for_delete_retention_after_its_firs
     delete.push(NewRecord::new(0, Some(b"k"), None));
     log.append(delete.finish().expect("one record"), now)
         .expect("append");
-    log.roll(now).expect("roll");
+    log.roll().expect("roll");
 
     let report = log.compact(now).expect("compact");
     assert_eq!(report.records_superseded, 1, "the value is superseded");
@@ -430,7 +430,7 @@ fn a_producers_last_batch_survives_compaction_without_its_records() {
     // Another writer supersedes every record the producer wrote.
     log.append(batch(None, &[(b"a", b"3"), (b"b", b"3")]), 100)
         .expect("append");
-    log.roll(100).expect("roll");
+    log.roll().expect("roll");
     log.compact(200).expect("compact");
 
     let batches = log.read(0, 1 << 20).expect("read");

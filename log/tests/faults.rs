@@ -227,7 +227,7 @@ fn a_failed_producer_snapshot_at_roll_does_not_forget_the_producer() {
     assert_eq!((first.base_offset, first.last_offset), (0, 1));
 
     fail.store(true, Ordering::SeqCst);
-    let rolled = log.roll(0);
+    let rolled = log.roll();
     assert!(
         matches!(rolled, Err(FlushError::Snapshot(_))),
         "the snapshot failure is reported: {rolled:?}"

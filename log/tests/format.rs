@@ -1116,7 +1116,7 @@ fn offset_for_timestamp_after_a_clean_reopen() {
     log.close().expect("close");
     let (mut log, _) = Log::open(dir.clone(), config.clone()).expect("reopen");
     log.append(one(500), 0).expect("append");
-    log.roll(0).expect("roll");
+    log.roll().expect("roll");
     let times = spec::time_index(
         &dir.read_file("00000000000000000000.timeindex")
             .expect("sealed"),
@@ -1450,7 +1450,7 @@ fn seed_log(two: bool) -> (Files, Files, Vec<u64>) {
             &mut sequences,
         );
         if two && b == count / 2 {
-            log.roll(0).expect("roll");
+            log.roll().expect("roll");
         }
     }
     let bases = log.segment_base_offsets();
@@ -1700,7 +1700,7 @@ fn compacted_log(dir: &MemDir) -> (Log<MemDir>, LogConfig, i64) {
         log.append(b.finish().expect("records"), T0)
             .expect("append");
     }
-    log.roll(T0).expect("roll");
+    log.roll().expect("roll");
     let now = T0 + 10_000;
     log.compact(now).expect("compact");
     (log, cfg, now)

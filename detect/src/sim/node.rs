@@ -99,8 +99,9 @@ impl SimNode for Swim<u32> {
         Swim::join(self, seeds.iter().map(|&s| s as u32), now);
     }
 
-    fn leave(&mut self, now: Instant) {
-        Swim::leave(self, now);
+    fn leave(&mut self, _now: Instant) {
+        // SWIM leaves without reading time; other adapters (foca's) may need it.
+        Swim::leave(self);
     }
 
     fn state_of(&self, subject: usize) -> Option<State> {

@@ -27,7 +27,7 @@ impl<N: NodeId> Swim<N> {
     /// driving [`handle_timeout`](Self::handle_timeout) and draining for a few gossip
     /// intervals so the news gets out; later packets are refused with
     /// [`PacketError::Left`](super::PacketError::Left).
-    pub fn leave(&mut self, now: Instant) {
+    pub fn leave(&mut self) {
         if self.left {
             return;
         }
@@ -42,7 +42,6 @@ impl<N: NodeId> Swim<N> {
         for to in self.order.sample(fanout, |_| true, &mut self.rng) {
             self.send(to, Message::Gossip);
         }
-        let _ = now;
     }
 
     /// Announces this node to one member believed down: a short message (our own entry

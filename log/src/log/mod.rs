@@ -298,7 +298,7 @@ impl<S: Storage> Log<S> {
             return Err(AppendError::OffsetOverflow);
         }
         if self.needs_roll(batch.len() as u64, last_delta, now) {
-            self.roll(now).map_err(|e| match e {
+            self.roll().map_err(|e| match e {
                 FlushError::Sync(e) => AppendError::Io(e),
                 FlushError::Failed(w) => AppendError::Failed(w),
                 FlushError::Snapshot(e) => AppendError::Snapshot(e),
@@ -475,7 +475,7 @@ impl<S: Storage> Log<S> {
     /// [`FlushError::Sync`] when sealing failed, [`FlushError::Snapshot`] when the
     /// segment rolled but the snapshot could not be written; either way the log is
     /// failed until reopened. [`FlushError::Failed`] on a log failed earlier.
-    pub fn roll(&mut self, _now: i64) -> Result<(), FlushError> {
+    pub fn roll(&mut self) -> Result<(), FlushError> {
         if let Some(why) = &self.failed {
             return Err(FlushError::Failed(why.clone()));
         }
