@@ -4,6 +4,13 @@ use super::{NetConfig, NodeStatus, ResumeOrder, Sim};
 use crate::sim::{SimEventKind, SimNode};
 use crate::swim::State;
 
+/// The base of virtual time in these tests: read once, and only differences
+/// from it are ever used (the simulator itself takes its base as an argument).
+#[cfg(test)]
+fn base_instant() -> Instant {
+    Instant::now()
+}
+
 /// Answers every request (a packet starting with 0) with a reply (1) and sends a
 /// request to `peer` every 100 ms; logs what it handled, in order.
 struct Echo {
@@ -62,7 +69,7 @@ impl SimNode for Echo {
 }
 
 fn pair(seed: u64, net: NetConfig) -> Sim<Echo> {
-    let mut sim = Sim::new(seed, Instant::now(), net);
+    let mut sim = Sim::new(seed, base_instant(), net);
     let now = sim.instant();
     sim.add_node(Echo::new(0, 1, now));
     sim.add_node(Echo::new(1, 0, now));
@@ -243,7 +250,7 @@ fn spinning_node_is_reported_as_livelock() {
         event_budget: 10,
         ..NetConfig::default()
     };
-    let base = Instant::now();
+    let base = base_instant();
     let mut sim = Sim::new(0, base, net);
     sim.add_node(Spin(base));
     let err = sim.run_for(Duration::from_secs(1)).unwrap_err();
