@@ -23,8 +23,21 @@ pub enum ReadOnlyOption {
 }
 
 /// A node's tunables. [`Config::default`] gives etcd's usual settings.
+///
+/// Built from [`Default`] and set by assignment, so that adding a field is
+/// not a breaking change; [`Config::validate`] bounds every field and
+/// [`RaftNode::new`](crate::RaftNode::new) calls it:
+///
+/// ```
+/// use dsys_consensus::Config;
+///
+/// let mut config = Config::default();
+/// config.election_tick = 20;
+/// assert!(config.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Config {
     /// Ticks without hearing from a leader before a follower campaigns. The
     /// actual timeout is drawn uniformly from
@@ -87,15 +100,18 @@ impl Default for Config {
     }
 }
 
-/// Why a configuration or a restart was refused.
+/// Why a configuration was refused ([`Config::validate`]). Nothing was
+/// constructed and nothing changed. Errors found in storage when a node
+/// (re)starts are [`RestartError`]s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `heartbeat_tick` is 0.
+    /// `heartbeat_tick` is 0. Nothing changed.
     #[error("heartbeat_tick must be at least 1")]
     ZeroHeartbeat,
     /// `election_tick` is past [`Config::MAX_TICK`]: the randomized timeout
     /// `[election_tick, 2 * election_tick)` would not fit in a `u32`.
+    /// Nothing changed.
     #[error("election_tick ({election}) exceeds the largest supported, {max}")]
     TickOutOfRange {
         /// The election tick.
@@ -104,7 +120,7 @@ pub enum ConfigError {
         max: u32,
     },
     /// `election_tick <= heartbeat_tick`: followers would time out between
-    /// heartbeats.
+    /// heartbeats. Nothing changed.
     #[error("election_tick ({election}) must exceed heartbeat_tick ({heartbeat})")]
     ElectionNotAboveHeartbeat {
         /// The election tick.
@@ -112,17 +128,31 @@ pub enum ConfigError {
         /// The heartbeat tick.
         heartbeat: u32,
     },
-    /// `max_inflight_msgs` is 0: nothing could ever be sent.
+    /// `max_inflight_msgs` is 0: nothing could ever be sent. Nothing
+    /// changed.
     #[error("max_inflight_msgs must be at least 1")]
     ZeroInflight,
     /// Lease reads without check-quorum would be unsafe: a deposed leader
-    /// would keep answering.
+    /// would keep answering. Nothing changed.
     #[error("lease-based reads require check_quorum")]
     LeaseWithoutCheckQuorum,
-    /// The node is not among the voters storage lists.
+}
+
+/// Why a node could not be built from its storage
+/// ([`RaftNode::new`](crate::RaftNode::new), at a first start or a
+/// restart). Nothing was constructed, and the storage was not touched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestartError {
+    /// The configuration itself is invalid ([`Config::validate`]). Nothing
+    /// changed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The node is not among the voters storage lists. Nothing changed.
     #[error("this node is not a voter of the configuration in storage")]
     NotAVoter,
-    /// `applied` is past the commit index in storage.
+    /// [`Config::applied`] is past the commit index in storage: the state
+    /// machine claims more than the disk holds committed. Nothing changed.
     #[error("applied index {applied} is past the committed index {committed}")]
     AppliedBeyondCommit {
         /// The configured applied index.

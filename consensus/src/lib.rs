@@ -5,13 +5,13 @@ mod config;
 mod entry;
 mod log;
 mod message;
-pub mod output;
+mod output;
 mod progress;
 mod quorum;
 mod raft;
 mod storage;
 
-pub use config::{Config, ConfigError, ReadOnlyOption};
+pub use config::{Config, ConfigError, ReadOnlyOption, RestartError};
 pub use entry::{ENTRY_OVERHEAD, Entry, HardState, Index, Term};
 pub use log::{LogError, RaftLog};
 pub use message::{AppendOutcome, Message, MessageBody};

@@ -17,7 +17,7 @@ use crate::storage::{Storage, StorageError, check_range, limit_size};
 pub enum LogError {
     /// Entries would overwrite a committed entry. Committed entries are
     /// final (§5.4, leader completeness): the sender is faulty or the
-    /// message is corrupt.
+    /// message is corrupt. Nothing changed.
     #[error("entries from index {index} would overwrite committed entries (committed {committed})")]
     WouldOverwriteCommitted {
         /// First index the entries would replace.
@@ -26,7 +26,7 @@ pub enum LogError {
         committed: Index,
     },
     /// Entries do not continue the log: their first index is past
-    /// `last_index + 1`, or they skip an index.
+    /// `last_index + 1`, or they skip an index. Nothing changed.
     #[error("entries starting at {first} do not continue a log ending at {last_index}")]
     NotContiguous {
         /// Index of the first entry.
@@ -34,7 +34,7 @@ pub enum LogError {
         /// The log's last index.
         last_index: Index,
     },
-    /// A commit index past the end of the log.
+    /// A commit index past the end of the log. Nothing changed.
     #[error("cannot commit {index}: the log ends at {last_index}")]
     CommitBeyondLog {
         /// The commit index asked for.
@@ -42,7 +42,7 @@ pub enum LogError {
         /// The log's last index.
         last_index: Index,
     },
-    /// The stable log could not supply an entry or a term.
+    /// The stable log could not supply an entry or a term. Nothing changed.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -1,78 +1,8 @@
 //! What a replicated-log node hands back, and the interface Raft (and the
 //! Multi-Paxos to come) present to the application.
 //!
-//! # Draining
-//!
-//! After every input (`tick`, `handle_message`, `propose`, `read_index`,
-//! `on_persisted`, ...) call [`ReplicatedLog::poll_output`] until it
-//! returns `None`. Outputs come out in the order they must be acted on.
-//!
-//! # The persistence contract
-//!
-//! Each [`Output::Persist`] carries an id, entries and (when it changed) a
-//! hard state. The application:
-//! - MUST write the batches in the order they come out. Within one batch
-//!   it MUST make the entries durable no later than the hard state (write
-//!   the entries, then the hard state, as etcd and raft-rs require), or
-//!   write both atomically. An entry at an index already stored replaces
-//!   it and everything after it (§5.3).
-//! - MUST call [`ReplicatedLog::on_persisted`]`(id)` only once batch `id`
-//!   *and every batch before it* is durable (fsynced). One call may cover
-//!   several batches; it may come late. Writes may run in the background
-//!   while the node keeps working (asynchronous persistence).
-//! - MUST make what it acknowledged readable through [`Storage`](crate::Storage)
-//!   before calling `on_persisted` (for [`MemStorage`](crate::MemStorage):
-//!   `set_hard_state` and `append` on `storage_mut()`).
-//! - MUST NOT expect a message that depends on unpersisted state (a vote,
-//!   an acknowledgement of entries) to come out before that
-//!   acknowledgement: the node holds such messages back and releases them
-//!   from `poll_output` after `on_persisted`.
-//! - MUST apply [`Output::Apply`] entries to its state machine in order,
-//!   and MAY record the last applied index durably with its state machine
-//!   (then restart with [`Config::applied`](crate::Config::applied) set to
-//!   it).
-//! - MAY send [`Output::Send`] messages in any order, drop or duplicate
-//!   them: Raft tolerates an unreliable network.
-//!
-//! ## What a crash may leave, and what restart requires
-//!
-//! A crash MAY lose any batch not yet acknowledged, keep an in-order
-//! prefix of them, and tear the last one kept (a prefix of its entries,
-//! with or without its hard state). The node stays safe under all of these
-//! because:
-//! - every message that depends on a batch waits for its acknowledgement,
-//!   so nothing lost was ever promised to a peer;
-//! - the commit index in a batch's hard state never covers entries of the
-//!   same or a later batch: only entries acknowledged durable before the
-//!   batch was handed out. A torn or reordered batch can therefore never
-//!   make stale entries look committed on restart;
-//! - [`Output::Apply`] hands out only entries at or below a commit index
-//!   that is itself durable (in an acknowledged hard state), so a state
-//!   machine never runs ahead of its own disk, and
-//!   `Config::applied <= stored commit` holds at every restart.
-//!
-//! The application MUST NOT lose or alter anything it acknowledged. On
-//! restart it MUST build the node from that storage (hard state and
-//! entries) and MUST set `Config::applied` no higher than the index its
-//! state machine durably reflects (0 to replay the committed log from
-//! the start). A vote and the entries it acknowledged are in the storage
-//! by construction; the node needs nothing else from before the crash
-//! (read ids excepted: see [`ReplicatedLog::read_index`]).
-//!
-//! # Tracking proposals and reads
-//!
-//! [`ReplicatedLog::propose`] returns a [`ProposalId`]: the leader's term
-//! and the index of the new entry. The proposal is committed when an
-//! [`Output::Apply`] hands out the entry at that index *with that term*;
-//! if the entry applied at that index has another term, the proposal was
-//! lost (a new leader overwrote it) and MAY be retried. No other outcome
-//! exists, and none is final before the index is applied: a deposed
-//! leader's proposal may still commit.
-//!
-//! A read asked with [`ReplicatedLog::read_index`] ends with exactly one
-//! [`Output::ReadReady`] or [`Output::ReadFailed`] for its id, within
-//! two election timeouts (`2 * election_tick` ticks) when it was forwarded
-//! to a leader.
+//! The draining order and the persistence contract are documented on
+//! [`ReplicatedLog`], the public face of this module.
 
 use bytes::Bytes;
 
@@ -82,7 +12,7 @@ use crate::entry::{Entry, Index, Term};
 pub type PersistId = u64;
 
 /// Names a proposal: the leader's term when it was appended, and its index
-/// (openraft's `LogId`). See [tracking proposals](self#tracking-proposals-and-reads).
+/// (openraft's `LogId`). See [tracking proposals](ReplicatedLog#tracking-proposals-and-reads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ProposalId {
@@ -154,13 +84,13 @@ pub enum Output<M, H> {
 #[non_exhaustive]
 pub enum ProposeError<N> {
     /// Only the leader accepts proposals; `leader` is this node's best
-    /// knowledge of who is.
+    /// knowledge of who is. Nothing changed.
     #[error("not the leader (leader hint: {leader:?})")]
     NotLeader {
         /// The leader this node knows of, if any.
         leader: Option<N>,
     },
-    /// The payload exceeds `max_proposal_size`.
+    /// The payload exceeds `max_proposal_size`. Nothing changed.
     #[error("proposal of {size} bytes exceeds the limit of {max}")]
     TooLarge {
         /// Payload size.
@@ -169,7 +99,7 @@ pub enum ProposeError<N> {
         max: u64,
     },
     /// The leader already holds `max_uncommitted_size` bytes of uncommitted
-    /// entries; retry once some commit.
+    /// entries; retry once some commit. Nothing changed.
     #[error("{uncommitted} bytes are uncommitted; the limit is {max}")]
     UncommittedFull {
         /// Bytes uncommitted now.
@@ -178,7 +108,7 @@ pub enum ProposeError<N> {
         max: u64,
     },
     /// Leadership is being transferred (thesis §3.10); proposals resume on
-    /// the new leader.
+    /// the new leader. Nothing changed.
     #[error("leadership transfer in progress")]
     TransferInProgress,
 }
@@ -205,6 +135,79 @@ pub enum ReadError {
 /// A replicated log driven from outside (sans-IO): commands and messages
 /// in, outputs drained. Raft implements it; Multi-Paxos will too, so an
 /// application written against this trait can switch protocols.
+///
+/// # Draining
+///
+/// After every input (`tick`, `handle_message`, `propose`, `read_index`,
+/// `on_persisted`, ...) call [`poll_output`](Self::poll_output) until it
+/// returns `None`. Outputs come out in the order they must be acted on.
+///
+/// # The persistence contract
+///
+/// Each [`Output::Persist`] carries an id, entries and (when it changed) a
+/// hard state. The application:
+/// - MUST write the batches in the order they come out. Within one batch
+///   it MUST make the entries durable no later than the hard state (write
+///   the entries, then the hard state, as etcd and raft-rs require), or
+///   write both atomically. An entry at an index already stored replaces
+///   it and everything after it (§5.3).
+/// - MUST call [`on_persisted`](Self::on_persisted)`(id)` only once batch `id`
+///   *and every batch before it* is durable (fsynced). One call may cover
+///   several batches; it may come late. Writes may run in the background
+///   while the node keeps working (asynchronous persistence).
+/// - MUST make what it acknowledged readable through [`Storage`](crate::Storage)
+///   before calling `on_persisted` (for [`MemStorage`](crate::MemStorage):
+///   `set_hard_state` and `append` on `storage_mut()`).
+/// - MUST NOT expect a message that depends on unpersisted state (a vote,
+///   an acknowledgement of entries) to come out before that
+///   acknowledgement: the node holds such messages back and releases them
+///   from `poll_output` after `on_persisted`.
+/// - MUST apply [`Output::Apply`] entries to its state machine in order,
+///   and MAY record the last applied index durably with its state machine
+///   (then restart with [`Config::applied`](crate::Config::applied) set to
+///   it).
+/// - MAY send [`Output::Send`] messages in any order, drop or duplicate
+///   them: Raft tolerates an unreliable network.
+///
+/// ## What a crash may leave, and what restart requires
+///
+/// A crash MAY lose any batch not yet acknowledged, keep an in-order
+/// prefix of them, and tear the last one kept (a prefix of its entries,
+/// with or without its hard state). The node stays safe under all of these
+/// because:
+/// - every message that depends on a batch waits for its acknowledgement,
+///   so nothing lost was ever promised to a peer;
+/// - the commit index in a batch's hard state never covers entries of the
+///   same or a later batch: only entries acknowledged durable before the
+///   batch was handed out. A torn or reordered batch can therefore never
+///   make stale entries look committed on restart;
+/// - [`Output::Apply`] hands out only entries at or below a commit index
+///   that is itself durable (in an acknowledged hard state), so a state
+///   machine never runs ahead of its own disk, and
+///   `Config::applied <= stored commit` holds at every restart.
+///
+/// The application MUST NOT lose or alter anything it acknowledged. On
+/// restart it MUST build the node from that storage (hard state and
+/// entries) and MUST set `Config::applied` no higher than the index its
+/// state machine durably reflects (0 to replay the committed log from
+/// the start). A vote and the entries it acknowledged are in the storage
+/// by construction; the node needs nothing else from before the crash
+/// (read ids excepted: see [`read_index`](Self::read_index)).
+///
+/// # Tracking proposals and reads
+///
+/// [`propose`](Self::propose) returns a [`ProposalId`]: the leader's term
+/// and the index of the new entry. The proposal is committed when an
+/// [`Output::Apply`] hands out the entry at that index *with that term*;
+/// if the entry applied at that index has another term, the proposal was
+/// lost (a new leader overwrote it) and MAY be retried. No other outcome
+/// exists, and none is final before the index is applied: a deposed
+/// leader's proposal may still commit.
+///
+/// A read asked with [`read_index`](Self::read_index) ends with exactly one
+/// [`Output::ReadReady`] or [`Output::ReadFailed`] for its id, within
+/// two election timeouts (`2 * election_tick` ticks) when it was forwarded
+/// to a leader.
 pub trait ReplicatedLog {
     /// How nodes are named.
     type NodeId;
@@ -216,7 +219,7 @@ pub trait ReplicatedLog {
     /// Appends a command if this node leads; returns its term and index.
     /// The command is committed once its entry comes out in
     /// [`Output::Apply`] with that term, and lost if another term comes
-    /// out at that index ([tracking proposals](self#tracking-proposals-and-reads)).
+    /// out at that index ([tracking proposals](ReplicatedLog#tracking-proposals-and-reads)).
     ///
     /// # Errors
     /// [`ProposeError`] when this node cannot accept it now.

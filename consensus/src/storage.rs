@@ -13,7 +13,7 @@ use crate::entry::{Entry, HardState, Index, Term};
 #[non_exhaustive]
 pub enum StorageError {
     /// The entry at `index` was compacted away (it is at or below the
-    /// compaction point `compacted`); only a snapshot can supply it.
+    /// compaction point `compacted`); only a snapshot can supply it. Nothing changed.
     #[error("entry {index} is compacted (log starts after {compacted})")]
     Compacted {
         /// The index asked for.
@@ -21,7 +21,7 @@ pub enum StorageError {
         /// The last compacted index.
         compacted: Index,
     },
-    /// The entry at `index` is past the end of the stable log.
+    /// The entry at `index` is past the end of the stable log. Nothing changed.
     #[error("entry {index} is unavailable (last index {last_index})")]
     Unavailable {
         /// The index asked for.
@@ -29,7 +29,7 @@ pub enum StorageError {
         /// The last index stored.
         last_index: Index,
     },
-    /// An append would leave a gap or rewrite compacted entries.
+    /// An append would leave a gap or rewrite compacted entries. Nothing changed.
     #[error(
         "append at {first} does not continue the log (first index {first_index}, last index {last_index})"
     )]

@@ -13,12 +13,11 @@ use dsys_consensus::{
 };
 
 fn lease_config(id: u64) -> Config {
-    Config {
-        check_quorum: true,
-        pre_vote: true,
-        read_only: ReadOnlyOption::LeaseBased,
-        ..paper_config(id)
-    }
+    let mut config = paper_config(id);
+    config.check_quorum = true;
+    config.pre_vote = true;
+    config.read_only = ReadOnlyOption::LeaseBased;
+    config
 }
 
 /// Ticks and delivers until node `id` leads, starting it off with a
@@ -150,10 +149,11 @@ fn campaign_inside_a_lease_is_ignored() {
     assert_eq!(net.node(2).role(), dsys_consensus::Role::Follower);
     assert_eq!(net.node(2).counters().lease_ignored_votes, 1);
     // Without lease reads, the application may force an election.
-    let mut safe = Network::with_config(&[1, 2, 3], |id| Config {
-        check_quorum: true,
-        pre_vote: false,
-        ..paper_config(id)
+    let mut safe = Network::with_config(&[1, 2, 3], |id| {
+        let mut config = paper_config(id);
+        config.check_quorum = true;
+        config.pre_vote = false;
+        config
     });
     elect(&mut safe, 1);
     safe.run(1);
@@ -256,10 +256,8 @@ fn apply_record_applied_crash_restart() {
         // The state machine recorded `applied`; the node crashes and
         // restarts from its disk.
         let disk = net.node(id).storage().clone();
-        let config = Config {
-            applied,
-            ..paper_config(id)
-        };
+        let mut config = paper_config(id);
+        config.applied = applied;
         let restarted = RaftNode::new(id, disk, config);
         assert!(
             restarted.is_ok(),
@@ -463,10 +461,8 @@ fn an_answered_read_that_cannot_be_served_fails() {
 #[test]
 fn validate_bounds_the_election_tick() {
     for election_tick in [u32::MAX / 2 + 1, u32::MAX] {
-        let config = Config {
-            election_tick,
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.election_tick = election_tick;
         assert!(
             matches!(config.validate(), Err(ConfigError::TickOutOfRange { .. })),
             "election_tick {election_tick} accepted"
@@ -482,17 +478,15 @@ fn validate_bounds_the_election_tick() {
 /// largest accepted timeouts, ticked through an election and leadership.
 #[test]
 fn the_largest_valid_config_runs() {
-    let config = Config {
-        election_tick: Config::MAX_TICK,
-        heartbeat_tick: Config::MAX_TICK - 1,
-        max_size_per_msg: u64::MAX,
-        max_inflight_msgs: usize::MAX,
-        max_inflight_bytes: u64::MAX,
-        max_proposal_size: u64::MAX,
-        max_uncommitted_size: u64::MAX,
-        max_apply_bytes: u64::MAX,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.election_tick = Config::MAX_TICK;
+    config.heartbeat_tick = Config::MAX_TICK - 1;
+    config.max_size_per_msg = u64::MAX;
+    config.max_inflight_msgs = usize::MAX;
+    config.max_inflight_bytes = u64::MAX;
+    config.max_proposal_size = u64::MAX;
+    config.max_uncommitted_size = u64::MAX;
+    config.max_apply_bytes = u64::MAX;
     config.validate().expect("the largest ticks are valid");
     let mut node = new_node(1, &[1], config);
     node.campaign();

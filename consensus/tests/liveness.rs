@@ -3,8 +3,8 @@
 //! scenario is run over many seeds with a reliable network after the
 //! fault; the bound is stated in election timeouts.
 
+use dsys_consensus::Role;
 use dsys_consensus::sim::{NetworkConfig, SimConfig, Simulation};
-use dsys_consensus::{Config, Role};
 
 const TICK: u64 = 10;
 /// Election timeouts are drawn from [10, 20) ticks; with pre-vote an
@@ -12,18 +12,14 @@ const TICK: u64 = 10;
 const BOUND_TICKS: u64 = 200;
 
 fn cluster(nodes: u64, seed: u64, pre_vote: bool, check_quorum: bool) -> Simulation {
-    let config = SimConfig {
-        nodes,
-        raft: Config {
-            pre_vote,
-            check_quorum,
-            ..Config::default()
-        },
-        network: NetworkConfig::reliable(1, 8),
-        tick_interval: TICK,
-        max_persist_delay: 5,
-    };
-    Simulation::new(config, seed)
+    let mut config = SimConfig::default();
+    config.nodes = nodes;
+    config.raft.pre_vote = pre_vote;
+    config.raft.check_quorum = check_quorum;
+    config.network = NetworkConfig::reliable(1, 8);
+    config.tick_interval = TICK;
+    config.max_persist_delay = 5;
+    Simulation::new(config, seed).expect("a valid simulator configuration")
 }
 
 /// Runs until a leader exists and a new proposal is applied on every up

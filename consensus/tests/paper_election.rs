@@ -286,10 +286,8 @@ fn election_timeouts_are_randomized_within_range() {
     let mut drawn = BTreeSet::new();
     let mut varied = 0;
     for seed in 0..200 {
-        let config = dsys_consensus::Config {
-            seed,
-            ..paper_config(1)
-        };
+        let mut config = paper_config(1);
+        config.seed = seed;
         let mut node = new_node(1, &VOTERS, config);
         let timeout = node.randomized_election_timeout();
         assert!(

@@ -19,7 +19,9 @@
 //! check-quorum and lease reads (for the sweep and the replay). A failing
 //! seed prints itself and the replay command.
 
+use dsys_consensus::ConfigError;
 use dsys_consensus::sim::chaos::{self, ChaosConfig, Report};
+use dsys_consensus::sim::{DiskConfig, NetworkConfig, SimConfig, SimConfigError, Simulation};
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -29,10 +31,8 @@ fn env_u64(name: &str) -> Option<u64> {
 fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
     let seeds = env_u64("DSYS_SIM_SEEDS").unwrap_or(2000);
     let first = env_u64("DSYS_SIM_FIRST_SEED").unwrap_or(0);
-    let config = ChaosConfig {
-        force_lease: env_u64("DSYS_SIM_LEASE") == Some(1),
-        ..ChaosConfig::default()
-    };
+    let mut config = ChaosConfig::default();
+    config.force_lease = env_u64("DSYS_SIM_LEASE") == Some(1);
     let mut reports: Vec<Report> = Vec::new();
     for seed in first..first + seeds {
         match chaos::run(seed, &config) {
@@ -206,12 +206,74 @@ fn a_seed_replays_exactly() {
 #[test]
 fn replay() {
     let seed = env_u64("DSYS_SIM_SEED").unwrap_or(42);
-    let config = ChaosConfig {
-        force_lease: env_u64("DSYS_SIM_LEASE") == Some(1),
-        ..ChaosConfig::default()
-    };
+    let mut config = ChaosConfig::default();
+    config.force_lease = env_u64("DSYS_SIM_LEASE") == Some(1);
     match chaos::run(seed, &config) {
         Ok(report) => println!("{report:#?}"),
         Err(failure) => panic!("{failure}"),
     }
+}
+
+/// Every simulator configuration is validated before a simulation is
+/// built or changed: a refused one leaves nothing half-constructed.
+#[test]
+fn invalid_simulator_configs_are_refused() {
+    let mut config = SimConfig::default();
+    config.nodes = 0;
+    assert!(matches!(
+        Simulation::new(config, 1),
+        Err(SimConfigError::CountOutOfRange {
+            field: "SimConfig::nodes",
+            ..
+        })
+    ));
+
+    let mut config = SimConfig::default();
+    config.tick_interval = 0;
+    assert!(Simulation::new(config, 1).is_err());
+
+    let mut config = SimConfig::default();
+    config.raft.heartbeat_tick = 0;
+    assert!(matches!(
+        Simulation::new(config, 1),
+        Err(SimConfigError::Raft(ConfigError::ZeroHeartbeat))
+    ));
+
+    let mut network = NetworkConfig::default();
+    network.max_delay = network.long_delay_max + 1;
+    assert!(matches!(
+        network.validate(),
+        Err(SimConfigError::DelaysOutOfOrder { .. })
+    ));
+    let mut network = NetworkConfig::default();
+    network.loss = f64::NAN;
+    assert!(matches!(
+        network.validate(),
+        Err(SimConfigError::Probability { .. })
+    ));
+    let mut network = NetworkConfig::reliable(1, SimConfig::MAX_UNITS + 1);
+    network.min_delay = 1;
+    assert!(network.validate().is_err());
+
+    let mut disk = DiskConfig::default();
+    disk.tear_on_crash = 1.5;
+    assert!(Simulation::with_disk(SimConfig::default(), disk.clone(), 1).is_err());
+    let mut sim = Simulation::new(SimConfig::default(), 1).expect("the default is valid");
+    assert!(sim.set_disk(disk).is_err());
+    assert_eq!(sim.disk_config(), &DiskConfig::default(), "unchanged");
+    assert!(sim.set_network(NetworkConfig::reliable(5, 1)).is_err());
+
+    let mut chaos = ChaosConfig::default();
+    chaos.cluster_sizes.clear();
+    assert!(matches!(
+        chaos.validate(),
+        Err(SimConfigError::NoChoice { .. })
+    ));
+    let mut chaos = ChaosConfig::default();
+    chaos.keys = 0;
+    assert!(chaos.validate().is_err());
+    let mut chaos = ChaosConfig::default();
+    chaos.chaos_timeouts = ChaosConfig::MAX_TICKS + 1;
+    assert!(chaos.validate().is_err());
+    assert_eq!(ChaosConfig::default().validate(), Ok(()));
 }

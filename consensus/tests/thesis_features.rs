@@ -8,7 +8,7 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use dsys_consensus::{
-    Config, Entry, MessageBody, Output, ProposeError, ReadError, ReadOnlyOption, ReadState, Role,
+    Entry, MessageBody, Output, ProposeError, ReadError, ReadOnlyOption, ReadState, Role,
     TransferError,
 };
 
@@ -420,9 +420,10 @@ fn partitioned_leader_fails_reads_when_it_steps_down() {
 /// without any additional communication").
 #[test]
 fn lease_reads_are_answered_without_a_round() {
-    let lease = |id| Config {
-        read_only: ReadOnlyOption::LeaseBased,
-        ..thesis_config(id, true, true)
+    let lease = |id| {
+        let mut config = thesis_config(id, true, true);
+        config.read_only = ReadOnlyOption::LeaseBased;
+        config
     };
     let mut network = Network::with_config(&VOTERS, lease);
     network.elect(1);
@@ -615,14 +616,11 @@ fn proposals_off_the_leader_return_not_leader_with_a_hint() {
 /// limit is accepted.
 #[test]
 fn proposals_over_the_size_limit_are_refused() {
-    let mut node = new_node(
-        1,
-        &[1],
-        Config {
-            max_proposal_size: 8,
-            ..paper_config(1)
-        },
-    );
+    let mut node = new_node(1, &[1], {
+        let mut config = paper_config(1);
+        config.max_proposal_size = 8;
+        config
+    });
     make_leader(&mut node);
     drain(&mut node);
     assert_eq!(
@@ -645,9 +643,10 @@ fn proposals_over_the_size_limit_are_refused() {
 /// nothing is uncommitted, however large.
 #[test]
 fn proposals_beyond_the_uncommitted_limit_are_refused_until_commit() {
-    let limited = |id| Config {
-        max_uncommitted_size: 42,
-        ..thesis_config(id, true, true)
+    let limited = |id| {
+        let mut config = thesis_config(id, true, true);
+        config.max_uncommitted_size = 42;
+        config
     };
     let mut network = Network::with_config(&VOTERS, limited);
     network.elect(1);

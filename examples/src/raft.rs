@@ -106,14 +106,12 @@ struct Story {
 
 impl Story {
     fn new() -> Self {
-        let config = SimConfig {
-            nodes: NODES,
-            network: NetworkConfig::reliable(DELAY.0, DELAY.1),
-            tick_interval: TICK,
-            ..SimConfig::default()
-        };
+        let mut config = SimConfig::default();
+        config.nodes = NODES;
+        config.network = NetworkConfig::reliable(DELAY.0, DELAY.1);
+        config.tick_interval = TICK;
         let mut story = Self {
-            sim: Simulation::new(config, SEED),
+            sim: Simulation::new(config, SEED).expect("a valid simulator configuration"),
             seen: BTreeMap::new(),
         };
         story.changes();

@@ -144,16 +144,15 @@ impl Cluster for DsysCluster {
 
 /// The same settings as the raft-rs contender.
 fn config(id: u64) -> Config {
-    Config {
-        seed: id,
-        election_tick: 10,
-        heartbeat_tick: 1,
-        max_size_per_msg: 1024 * 1024,
-        max_inflight_msgs: 256,
-        check_quorum: false,
-        pre_vote: false,
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.seed = id;
+    config.election_tick = 10;
+    config.heartbeat_tick = 1;
+    config.max_size_per_msg = 1024 * 1024;
+    config.max_inflight_msgs = 256;
+    config.check_quorum = false;
+    config.pre_vote = false;
+    config
 }
 
 fn index(id: u64) -> usize {

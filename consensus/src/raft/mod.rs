@@ -21,7 +21,7 @@ use std::hash::Hash;
 
 use bytes::Bytes;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, RestartError};
 use crate::entry::{HardState, Index, Term};
 use crate::log::RaftLog;
 use crate::message::{Message, MessageBody};
@@ -32,10 +32,13 @@ use crate::storage::Storage;
 
 pub use transfer::TransferError;
 
-/// What a node id must support: users bring their own (u64, a socket
-/// address, a UUID).
-pub trait NodeId: Clone + Ord + Hash + Debug {}
-impl<T: Clone + Ord + Hash + Debug> NodeId for T {}
+/// What a node id must support: `Clone + Eq + Ord + Hash + Debug`, the
+/// bound set every dsys crate uses. It is implemented for every type that
+/// has them, so users bring their own (`u64`, `String`, a `SocketAddr`, a
+/// UUID type) unchanged. Ids are cloned into messages and kept in ordered
+/// maps (deterministic iteration), and printed in traces.
+pub trait NodeId: Clone + Eq + Ord + Hash + Debug {}
+impl<T: Clone + Eq + Ord + Hash + Debug> NodeId for T {}
 
 /// A node's role (§5.1, Figure 4), plus the pre-vote stage of thesis §9.6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,8 +56,11 @@ pub enum Role {
 
 /// Counters for input that was ignored. None of these is an error of the
 /// node; they say what the network or the application sent that could
-/// not be used.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// not be used. Counters only grow; read them with
+/// [`RaftNode::counters`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Counters {
     /// Messages from an older term, dropped (§5.1).
     pub stale_term: u64,
@@ -174,7 +180,7 @@ pub type RaftOutput<N> = Output<Message<N>, HardState<N>>;
 /// node.propose(Bytes::from("x=1")).expect("the leader accepts proposals");
 /// drive(&mut node, &mut applied);
 /// assert_eq!(applied, [Bytes::new(), Bytes::from("x=1")]); // the no-op, then ours
-/// # Ok::<(), dsys_consensus::ConfigError>(())
+/// # Ok::<(), dsys_consensus::RestartError>(())
 /// ```
 #[derive(Debug)]
 pub struct RaftNode<S: Storage> {
@@ -228,18 +234,20 @@ where
     /// holds, as a follower.
     ///
     /// # Errors
-    /// [`ConfigError`] if the configuration is inconsistent, `id` is not a
-    /// voter in storage, or `config.applied` is past the stored commit.
-    pub fn new(id: S::NodeId, storage: S, config: Config) -> Result<Self, ConfigError> {
+    /// [`RestartError::Config`] if the configuration is inconsistent,
+    /// [`RestartError::NotAVoter`] if `id` is not a voter in storage, and
+    /// [`RestartError::AppliedBeyondCommit`] if `config.applied` is past
+    /// the stored commit.
+    pub fn new(id: S::NodeId, storage: S, config: Config) -> Result<Self, RestartError> {
         config.validate()?;
         let state = storage.initial_state();
         let voters = Majority::new(state.voters);
         if !voters.contains(&id) {
-            return Err(ConfigError::NotAVoter);
+            return Err(RestartError::NotAVoter);
         }
         let mut log = RaftLog::new(storage);
         if config.applied > log.committed() {
-            return Err(ConfigError::AppliedBeyondCommit {
+            return Err(RestartError::AppliedBeyondCommit {
                 applied: config.applied,
                 committed: log.committed(),
             });
@@ -338,8 +346,8 @@ where
     }
 
     /// Ignored-input counters.
-    pub fn counters(&self) -> Counters {
-        self.counters
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// The configuration.
@@ -506,7 +514,7 @@ where
     // ---- Outputs and the persistence contract ----
 
     /// The next output, or `None` when there is nothing to do. Drain it
-    /// after every input (see [the contract](crate::output)).
+    /// after every input (see [the contract](crate::ReplicatedLog#the-persistence-contract)).
     #[must_use]
     pub fn poll_output(&mut self) -> Option<RaftOutput<S::NodeId>> {
         if self.outbox.is_empty() {

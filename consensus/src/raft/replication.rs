@@ -16,7 +16,7 @@ where
     S::NodeId: NodeId,
 {
     /// Appends a command to the leader's log and returns its term and
-    /// index (see [tracking proposals](crate::output#tracking-proposals-and-reads)). It is
+    /// index (see [tracking proposals](crate::ReplicatedLog#tracking-proposals-and-reads)). It is
     /// replicated at the next [`poll_output`](Self::poll_output), together
     /// with every other proposal made since (batching), and comes out in
     /// [`Output::Apply`](crate::Output::Apply) once committed.

@@ -10,10 +10,10 @@ use crate::storage::Storage;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransferError {
-    /// Only the leader can hand leadership over.
+    /// Only the leader can hand leadership over. Nothing changed.
     #[error("not the leader")]
     NotLeader,
-    /// The target is not a voter of the configuration.
+    /// The target is not a voter of the configuration. Nothing changed.
     #[error("the target is not a voter")]
     NotAVoter,
 }

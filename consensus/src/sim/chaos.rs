@@ -19,6 +19,7 @@ use std::ops::RangeInclusive;
 
 use super::cluster::{SimConfig, SimStats, Simulation, Violation};
 use super::disk::DiskConfig;
+use super::error::{self, SimConfigError};
 use super::linearizability::OpId;
 use super::network::{NetworkConfig, NetworkStats};
 use crate::config::{Config, ReadOnlyOption};
@@ -27,12 +28,18 @@ use crate::output::{ProposeError, ReadError};
 /// Simulation time units per Raft tick in chaos runs.
 const TICK: u64 = 10;
 
-/// Size and length of a chaos run.
-#[derive(Debug, Clone)]
+/// Size and length of a chaos run. Built from [`Default`] and set by
+/// assignment; [`ChaosConfig::validate`] bounds every field and [`run`]
+/// calls it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ChaosConfig {
-    /// Cluster sizes to choose from (by seed).
+    /// Cluster sizes to choose from (by seed); not empty, each in
+    /// `1..=`[`SimConfig::MAX_NODES`].
     pub cluster_sizes: Vec<u64>,
-    /// Election timeouts (`election_tick`) to choose from (by seed).
+    /// Election timeouts (`election_tick`) to choose from (by seed); not
+    /// empty, at most [`ChaosConfig::MAX_ELECTION_TICK`] (values below 2
+    /// are raised to 2).
     pub election_ticks: RangeInclusive<u32>,
     /// Ticks of faults, at least.
     pub chaos_ticks: u64,
@@ -48,7 +55,7 @@ pub struct ChaosConfig {
     /// refuses (so they keep talking to a deposed leader that does not
     /// know it yet).
     pub clients: u64,
-    /// Keys the clients use.
+    /// Keys the clients use; at least 1.
     pub keys: u64,
     /// Every seed runs with check-quorum and lease reads (the soak of
     /// `DSYS_SIM_LEASE=1`); otherwise each seed draws them.
@@ -68,6 +75,55 @@ impl Default for ChaosConfig {
             keys: 3,
             force_lease: false,
         }
+    }
+}
+
+impl ChaosConfig {
+    /// The largest election timeout a chaos run draws, in ticks.
+    pub const MAX_ELECTION_TICK: u32 = 1 << 16;
+    /// The largest of `chaos_ticks`, `chaos_timeouts`, `liveness_ticks`
+    /// and `liveness_timeouts`: a run's length in time units, at most
+    /// this times [`ChaosConfig::MAX_ELECTION_TICK`] times the tick
+    /// interval, never overflows.
+    pub const MAX_TICKS: u64 = 1 << 24;
+    /// The most concurrent clients.
+    pub const MAX_CLIENTS: u64 = 1 << 16;
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// The first [`SimConfigError`] found.
+    pub fn validate(&self) -> Result<(), SimConfigError> {
+        if self.cluster_sizes.is_empty() {
+            return Err(SimConfigError::NoChoice {
+                field: "ChaosConfig::cluster_sizes",
+            });
+        }
+        for &nodes in &self.cluster_sizes {
+            error::count("ChaosConfig::cluster_sizes", nodes, 1, SimConfig::MAX_NODES)?;
+        }
+        if self.election_ticks.is_empty() {
+            return Err(SimConfigError::NoChoice {
+                field: "ChaosConfig::election_ticks",
+            });
+        }
+        error::count(
+            "ChaosConfig::election_ticks",
+            u64::from(*self.election_ticks.end()),
+            0,
+            u64::from(Self::MAX_ELECTION_TICK),
+        )?;
+        let ticks = [
+            ("ChaosConfig::chaos_ticks", self.chaos_ticks),
+            ("ChaosConfig::chaos_timeouts", self.chaos_timeouts),
+            ("ChaosConfig::liveness_ticks", self.liveness_ticks),
+            ("ChaosConfig::liveness_timeouts", self.liveness_timeouts),
+        ];
+        for (field, value) in ticks {
+            error::count(field, value, 0, Self::MAX_TICKS)?;
+        }
+        error::count("ChaosConfig::clients", self.clients, 0, Self::MAX_CLIENTS)?;
+        error::count("ChaosConfig::keys", self.keys, 1, u64::MAX)
     }
 }
 
@@ -214,7 +270,14 @@ impl Client {
 ///
 /// # Errors
 /// The first safety, liveness or linearizability violation.
+///
+/// # Panics
+/// If `config` is invalid ([`ChaosConfig::validate`]): a test's setup
+/// error, not an outcome of the run.
 pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
+    if let Err(error) = config.validate() {
+        panic!("invalid chaos configuration: {error}");
+    }
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed_c4a0_5eed_c4a0);
     let nodes = config.cluster_sizes[rng.usize(..config.cluster_sizes.len().max(1))];
     let election_tick = rng.u32(config.election_ticks.clone()).max(2);
@@ -246,13 +309,15 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         ..Config::default()
     };
     let election_units = u64::from(election_tick) * TICK;
+    let max_delay = 1 + rng.u64(..30);
     let network = NetworkConfig {
         min_delay: 1,
-        max_delay: 1 + rng.u64(..30),
+        max_delay,
         loss: rng.f64() * 0.1,
         duplicate: rng.f64() * 0.05,
         long_delay: if rng.bool() { rng.f64() * 0.02 } else { 0.0 },
-        long_delay_max: election_units * (1 + rng.u64(..5)),
+        // Long delays are drawn from `max_delay..=long_delay_max`.
+        long_delay_max: (election_units * (1 + rng.u64(..5))).max(max_delay),
         replay: if rng.bool() { rng.f64() * 0.02 } else { 0.0 },
     };
     let sim_config = SimConfig {
@@ -282,7 +347,8 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
             0.0
         },
     };
-    let mut sim = Simulation::with_disk(sim_config, disk, seed);
+    let mut sim = Simulation::with_disk(sim_config, disk, seed)
+        .expect("a chaos run draws valid configurations");
     let mut clients: Vec<Client> = (1..=config.clients)
         .map(|id| Client::new(id, 1 + rng.u64(..nodes)))
         .collect();
@@ -315,7 +381,8 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     // finish what they started.
     sim.heal();
     sim.disarm_crashes();
-    sim.set_network(NetworkConfig::reliable(1, 10));
+    sim.set_network(NetworkConfig::reliable(1, 10))
+        .expect("a reliable network is a valid configuration");
     for id in 1..=nodes {
         sim.restart(id);
     }

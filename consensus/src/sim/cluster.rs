@@ -22,6 +22,7 @@ use bytes::Bytes;
 use self::clients::{PendingGet, PendingPut};
 pub use self::report::{SimEvent, SimStats, Violation};
 use super::disk::{CrashWrites, Disk, DiskConfig, write_batch};
+use super::error::{self, SimConfigError};
 use super::linearizability::{History, OpId};
 use super::network::{Network, NetworkConfig, NetworkStats};
 use crate::config::Config;
@@ -30,10 +31,14 @@ use crate::output::{Output, Persist};
 use crate::raft::{RaftNode, RaftOutput, Role};
 use crate::storage::{MemStorage, Storage};
 
-/// The shape of a simulated cluster.
-#[derive(Debug, Clone)]
+/// The shape of a simulated cluster. Built from [`Default`] and set by
+/// assignment; [`SimConfig::validate`] bounds every field and
+/// [`Simulation::new`] calls it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SimConfig {
-    /// Number of nodes, named `1..=nodes`.
+    /// Number of nodes, named `1..=nodes`; at most
+    /// [`SimConfig::MAX_NODES`].
     pub nodes: u64,
     /// Node configuration; each node's `seed` is derived from the
     /// simulation seed and its id, and `applied` from what its state
@@ -41,7 +46,7 @@ pub struct SimConfig {
     pub raft: Config,
     /// Network behaviour.
     pub network: NetworkConfig,
-    /// Simulation time units per Raft tick.
+    /// Simulation time units per Raft tick; at least 1.
     pub tick_interval: u64,
     /// Longest a write to storage takes to become durable, in time units
     /// (0: durable as soon as it is handed out). Writes complete in order.
@@ -55,10 +60,32 @@ impl Default for SimConfig {
         Self {
             nodes: 3,
             raft: Config::default(),
-            network: NetworkConfig::reliable(1, 5),
+            network: NetworkConfig::default(),
             tick_interval: 10,
             max_persist_delay: 0,
         }
+    }
+}
+
+impl SimConfig {
+    /// The most nodes a simulated cluster has.
+    pub const MAX_NODES: u64 = 1024;
+    /// The largest time, in simulation units, any simulator config holds
+    /// (a delay, a lag, a tick interval): adding one to the clock of a run
+    /// can never overflow.
+    pub const MAX_UNITS: u64 = 1 << 32;
+
+    /// Checks every field, the network's and the nodes' Raft
+    /// configuration included.
+    ///
+    /// # Errors
+    /// The first [`SimConfigError`] found.
+    pub fn validate(&self) -> Result<(), SimConfigError> {
+        error::count("SimConfig::nodes", self.nodes, 1, Self::MAX_NODES)?;
+        self.raft.validate()?;
+        self.network.validate()?;
+        error::time("SimConfig::tick_interval", self.tick_interval, 1)?;
+        error::time("SimConfig::max_persist_delay", self.max_persist_delay, 0)
     }
 }
 
@@ -96,11 +123,12 @@ enum CrashPoint {
 /// ```
 /// use dsys_consensus::sim::{SimConfig, Simulation};
 ///
-/// let mut sim = Simulation::new(SimConfig::default(), 7);
+/// let mut sim = Simulation::new(SimConfig::default(), 7)?;
 /// let leader = sim.run_until_leader(1_000).expect("a leader within 100 ticks");
 /// sim.put(1, leader, 42, 1).expect("the leader accepts");
 /// sim.run_for(200);
 /// assert!(sim.check_history().is_ok());
+/// # Ok::<(), dsys_consensus::sim::SimConfigError>(())
 /// ```
 #[derive(Debug)]
 pub struct Simulation {
@@ -137,12 +165,25 @@ pub struct Simulation {
 impl Simulation {
     /// A cluster of fresh nodes on benign disks ([`DiskConfig::default`]);
     /// every random choice derives from `seed`.
-    pub fn new(config: SimConfig, seed: u64) -> Self {
+    ///
+    /// # Errors
+    /// [`SimConfigError`] if `config` is invalid ([`SimConfig::validate`]).
+    pub fn new(config: SimConfig, seed: u64) -> Result<Self, SimConfigError> {
         Self::with_disk(config, DiskConfig::default(), seed)
     }
 
     /// A cluster of fresh nodes whose disks behave as `disk` says.
-    pub fn with_disk(config: SimConfig, disk: DiskConfig, seed: u64) -> Self {
+    ///
+    /// # Errors
+    /// [`SimConfigError`] if `config` or `disk` is invalid
+    /// ([`SimConfig::validate`], [`DiskConfig::validate`]).
+    pub fn with_disk(
+        config: SimConfig,
+        disk: DiskConfig,
+        seed: u64,
+    ) -> Result<Self, SimConfigError> {
+        config.validate()?;
+        disk.validate()?;
         let voters: Vec<u64> = (1..=config.nodes).collect();
         let network = Network::new(config.network.clone());
         let mut sim = Self {
@@ -181,7 +222,7 @@ impl Simulation {
             });
             sim.start(id);
         }
-        sim
+        Ok(sim)
     }
 
     /// Builds node `id` from its disk: the stored log and hard state, and
@@ -243,8 +284,14 @@ impl Simulation {
     }
 
     /// Changes how the disks behave from now on.
-    pub fn set_disk(&mut self, disk: DiskConfig) {
+    ///
+    /// # Errors
+    /// [`SimConfigError`] if `disk` is invalid ([`DiskConfig::validate`]);
+    /// the disks then keep behaving as before.
+    pub fn set_disk(&mut self, disk: DiskConfig) -> Result<(), SimConfigError> {
+        disk.validate()?;
         self.disk_config = disk;
+        Ok(())
     }
 
     /// Node `id`'s Raft state machine, if it is up.
@@ -318,8 +365,15 @@ impl Simulation {
     }
 
     /// Changes the network's behaviour (loss, delays) from now on.
-    pub fn set_network(&mut self, config: NetworkConfig) {
+    ///
+    /// # Errors
+    /// [`SimConfigError`] if `config` is invalid
+    /// ([`NetworkConfig::validate`]); the network then keeps behaving as
+    /// before.
+    pub fn set_network(&mut self, config: NetworkConfig) -> Result<(), SimConfigError> {
+        config.validate()?;
         self.network.config = config;
+        Ok(())
     }
 
     /// Cuts the link from `from` to `to` (one way).

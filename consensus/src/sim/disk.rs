@@ -1,6 +1,6 @@
 //! The simulated disk of one node: what is durable, apart from what the
 //! node was handed to write (the persistence contract in
-//! [`crate::output`]).
+//! [`ReplicatedLog`](crate::ReplicatedLog#the-persistence-contract)).
 //!
 //! A [`Persist`] batch is handed out, becomes durable some time later
 //! (batches complete in order), and is acknowledged to the node later
@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use super::error::{self, SimConfigError};
 use crate::entry::{HardState, Index};
 use crate::output::{Persist, PersistId};
 use crate::storage::{MemStorage, StorageError};
@@ -20,11 +21,16 @@ use crate::storage::{MemStorage, StorageError};
 /// [`DiskConfig::default`] is a benign disk: writes not yet durable at a
 /// crash are all lost, acknowledgements come as soon as a write is
 /// durable, and the state machine keeps nothing (it replays the log).
+/// Built from [`Default`] and set by assignment; [`DiskConfig::validate`]
+/// bounds every field.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct DiskConfig {
     /// Longest an acknowledgement (`on_persisted`) lags behind the write
-    /// becoming durable, in time units; one acknowledgement then covers
-    /// every batch durable by the time it is made.
+    /// becoming durable, in time units (at most
+    /// [`SimConfig::MAX_UNITS`](super::SimConfig::MAX_UNITS)); one
+    /// acknowledgement then covers every batch durable by the time it is
+    /// made.
     pub max_ack_lag: u64,
     /// At a crash, the probability that an in-order prefix of the writes
     /// handed out but not yet durable lands anyway (its length uniform).
@@ -49,6 +55,24 @@ impl Default for DiskConfig {
             tear_on_crash: 0.0,
             snapshot_state_machine: 0.0,
         }
+    }
+}
+
+impl DiskConfig {
+    /// Checks every field: the lag at most
+    /// [`SimConfig::MAX_UNITS`](super::SimConfig::MAX_UNITS), probabilities
+    /// in `0.0..=1.0`.
+    ///
+    /// # Errors
+    /// The first [`SimConfigError`] found.
+    pub fn validate(&self) -> Result<(), SimConfigError> {
+        error::time("DiskConfig::max_ack_lag", self.max_ack_lag, 0)?;
+        error::probability("DiskConfig::keep_on_crash", self.keep_on_crash)?;
+        error::probability("DiskConfig::tear_on_crash", self.tear_on_crash)?;
+        error::probability(
+            "DiskConfig::snapshot_state_machine",
+            self.snapshot_state_machine,
+        )
     }
 }
 

@@ -28,9 +28,11 @@
 pub mod chaos;
 mod cluster;
 mod disk;
+mod error;
 pub mod linearizability;
 mod network;
 
 pub use cluster::{SimConfig, SimEvent, SimStats, Simulation, Violation};
 pub use disk::DiskConfig;
+pub use error::SimConfigError;
 pub use network::{NetworkConfig, NetworkStats};

@@ -7,13 +7,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::error::{self, SimConfigError};
 use crate::message::Message;
 
 /// How many past messages the network keeps to replay.
 const REPLAY_SAMPLE: usize = 64;
 
-/// How the network misbehaves. Times are in simulation time units.
+/// How the network misbehaves. Times are in simulation time units, at
+/// most [`SimConfig::MAX_UNITS`](super::SimConfig::MAX_UNITS).
+/// [`NetworkConfig::default`] is [`NetworkConfig::reliable`]`(1, 5)`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct NetworkConfig {
     /// Shortest delivery delay.
     pub min_delay: u64,
@@ -27,12 +31,19 @@ pub struct NetworkConfig {
     /// Probability that a message is held back for a long delay instead,
     /// uniform in `max_delay..=long_delay_max`.
     pub long_delay: f64,
-    /// Longest of the long delays (several election timeouts, say).
+    /// Longest of the long delays (several election timeouts, say); at
+    /// least `max_delay`.
     pub long_delay_max: u64,
     /// Probability, per message sent, that a copy of an old message (one
     /// of a bounded sample of everything sent so far, any term, any
     /// sender) is delivered again.
     pub replay: f64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self::reliable(1, 5)
+    }
 }
 
 impl NetworkConfig {
@@ -48,6 +59,28 @@ impl NetworkConfig {
             long_delay_max: max_delay,
             replay: 0.0,
         }
+    }
+
+    /// Checks every field: delays ordered
+    /// `min_delay <= max_delay <= long_delay_max` and at most
+    /// [`SimConfig::MAX_UNITS`](super::SimConfig::MAX_UNITS), probabilities
+    /// in `0.0..=1.0`.
+    ///
+    /// # Errors
+    /// The first [`SimConfigError`] found.
+    pub fn validate(&self) -> Result<(), SimConfigError> {
+        error::time("NetworkConfig::long_delay_max", self.long_delay_max, 0)?;
+        if self.min_delay > self.max_delay || self.max_delay > self.long_delay_max {
+            return Err(SimConfigError::DelaysOutOfOrder {
+                min_delay: self.min_delay,
+                max_delay: self.max_delay,
+                long_delay_max: self.long_delay_max,
+            });
+        }
+        error::probability("NetworkConfig::loss", self.loss)?;
+        error::probability("NetworkConfig::duplicate", self.duplicate)?;
+        error::probability("NetworkConfig::long_delay", self.long_delay)?;
+        error::probability("NetworkConfig::replay", self.replay)
     }
 }
 

@@ -38,24 +38,22 @@ const DELIVERY_BOUND: usize = 100_000;
 /// Raft as in the paper's §5: neither pre-vote nor check-quorum, election
 /// timeout 10 ticks, heartbeat every tick, seeded by the node id.
 pub(crate) fn paper_config(id: u64) -> Config {
-    Config {
-        election_tick: 10,
-        heartbeat_tick: 1,
-        seed: id,
-        pre_vote: false,
-        check_quorum: false,
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.election_tick = 10;
+    config.heartbeat_tick = 1;
+    config.seed = id;
+    config.pre_vote = false;
+    config.check_quorum = false;
+    config
 }
 
 /// [`paper_config`] with the thesis's pre-vote and check-quorum switched
 /// as given.
 pub(crate) fn thesis_config(id: u64, pre_vote: bool, check_quorum: bool) -> Config {
-    Config {
-        pre_vote,
-        check_quorum,
-        ..paper_config(id)
-    }
+    let mut config = paper_config(id);
+    config.pre_vote = pre_vote;
+    config.check_quorum = check_quorum;
+    config
 }
 
 /// Entries `first, first + 1, ...` with the given terms and empty payloads.
@@ -544,10 +542,8 @@ impl Network {
     pub(crate) fn restart(&mut self, id: u64) {
         let node = self.nodes.remove(&id).expect("no such node");
         let storage = node.storage().clone();
-        let config = dsys_consensus::Config {
-            applied: 0,
-            ..node.config().clone()
-        };
+        let mut config = node.config().clone();
+        config.applied = 0;
         self.pending_persist.remove(&id);
         self.events.remove(&id);
         let restarted = RaftNode::new(id, storage, config).expect("restarts from its own storage");

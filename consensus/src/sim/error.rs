@@ -1,0 +1,116 @@
+//! Why a simulator configuration was refused.
+
+use crate::config::ConfigError;
+
+/// Why a simulator configuration ([`SimConfig`](super::SimConfig),
+/// [`NetworkConfig`](super::NetworkConfig), [`DiskConfig`](super::DiskConfig)
+/// or [`ChaosConfig`](super::chaos::ChaosConfig)) was refused by its
+/// `validate()`. The simulator's configs are one family, so they share
+/// one error. Nothing was constructed and nothing changed: a
+/// [`Simulation`](super::Simulation) given an invalid config is not
+/// built, and `set_network` / `set_disk` keep the config they had.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimConfigError {
+    /// The nodes' Raft configuration ([`SimConfig::raft`](super::SimConfig::raft))
+    /// is invalid. Nothing changed.
+    #[error("raft configuration: {0}")]
+    Raft(#[from] ConfigError),
+    /// A count (of nodes, clients, keys, ticks) is outside the range the
+    /// simulator supports. Nothing changed.
+    #[error("{field} is {value}; it must be in {min}..={max}")]
+    CountOutOfRange {
+        /// The field, as `Config::field`.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// The smallest accepted.
+        min: u64,
+        /// The largest accepted.
+        max: u64,
+    },
+    /// A time in simulation units is outside the range the simulator
+    /// supports, so that adding it to the clock can never overflow.
+    /// Nothing changed.
+    #[error("{field} is {value} time units; it must be in {min}..={max}")]
+    TimeOutOfRange {
+        /// The field, as `Config::field`.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// The smallest accepted.
+        min: u64,
+        /// The largest accepted.
+        max: u64,
+    },
+    /// The network's delays are not ordered
+    /// `min_delay <= max_delay <= long_delay_max`. Nothing changed.
+    #[error(
+        "delays must be ordered min_delay ({min_delay}) <= max_delay ({max_delay}) <= long_delay_max ({long_delay_max})"
+    )]
+    DelaysOutOfOrder {
+        /// `NetworkConfig::min_delay`.
+        min_delay: u64,
+        /// `NetworkConfig::max_delay`.
+        max_delay: u64,
+        /// `NetworkConfig::long_delay_max`.
+        long_delay_max: u64,
+    },
+    /// A probability is not a number in `0.0..=1.0`. Nothing changed.
+    #[error("{field} is {value}; a probability must be in 0.0..=1.0")]
+    Probability {
+        /// The field, as `Config::field`.
+        field: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// A set of choices to draw from is empty. Nothing changed.
+    #[error("{field} is empty: there is nothing to draw from")]
+    NoChoice {
+        /// The field, as `Config::field`.
+        field: &'static str,
+    },
+}
+
+/// Checks that `value` is in `min..=max`.
+pub(super) fn count(
+    field: &'static str,
+    value: u64,
+    min: u64,
+    max: u64,
+) -> Result<(), SimConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(SimConfigError::CountOutOfRange {
+            field,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+/// Checks that a time in simulation units is in `min..=MAX_UNITS`.
+pub(super) fn time(field: &'static str, value: u64, min: u64) -> Result<(), SimConfigError> {
+    let max = super::SimConfig::MAX_UNITS;
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(SimConfigError::TimeOutOfRange {
+            field,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+/// Checks that `value` is a probability.
+pub(super) fn probability(field: &'static str, value: f64) -> Result<(), SimConfigError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(SimConfigError::Probability { field, value })
+    }
+}
