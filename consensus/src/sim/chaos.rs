@@ -17,9 +17,10 @@
 use std::fmt;
 use std::ops::RangeInclusive;
 
-use super::cluster::{SimConfig, SimStats, Simulation, Violation};
+use super::cluster::{SimStats, Simulation, Violation};
+use super::config::SimConfig;
+use super::config::{self, SimConfigError};
 use super::disk::DiskConfig;
-use super::error::{self, SimConfigError};
 use super::linearizability::OpId;
 use super::network::{NetworkConfig, NetworkStats};
 use crate::config::{Config, ReadOnlyOption};
@@ -100,14 +101,14 @@ impl ChaosConfig {
             });
         }
         for &nodes in &self.cluster_sizes {
-            error::count("ChaosConfig::cluster_sizes", nodes, 1, SimConfig::MAX_NODES)?;
+            config::count("ChaosConfig::cluster_sizes", nodes, 1, SimConfig::MAX_NODES)?;
         }
         if self.election_ticks.is_empty() {
             return Err(SimConfigError::NoChoice {
                 field: "ChaosConfig::election_ticks",
             });
         }
-        error::count(
+        config::count(
             "ChaosConfig::election_ticks",
             u64::from(*self.election_ticks.end()),
             0,
@@ -120,10 +121,10 @@ impl ChaosConfig {
             ("ChaosConfig::liveness_timeouts", self.liveness_timeouts),
         ];
         for (field, value) in ticks {
-            error::count(field, value, 0, Self::MAX_TICKS)?;
+            config::count(field, value, 0, Self::MAX_TICKS)?;
         }
-        error::count("ChaosConfig::clients", self.clients, 0, Self::MAX_CLIENTS)?;
-        error::count("ChaosConfig::keys", self.keys, 1, u64::MAX)
+        config::count("ChaosConfig::clients", self.clients, 0, Self::MAX_CLIENTS)?;
+        config::count("ChaosConfig::keys", self.keys, 1, u64::MAX)
     }
 }
 

@@ -21,73 +21,14 @@ use bytes::Bytes;
 
 use self::clients::{PendingGet, PendingPut};
 pub use self::report::{SimEvent, SimStats, Violation};
+use super::config::{SimConfig, SimConfigError};
 use super::disk::{CrashWrites, Disk, DiskConfig, write_batch};
-use super::error::{self, SimConfigError};
 use super::linearizability::{History, OpId};
 use super::network::{Network, NetworkConfig, NetworkStats};
-use crate::config::Config;
 use crate::entry::{Entry, HardState, Index, Term};
 use crate::output::{Output, Persist};
 use crate::raft::{RaftNode, RaftOutput, Role};
 use crate::storage::{MemStorage, Storage};
-
-/// The shape of a simulated cluster. Built from [`Default`] and set by
-/// assignment; [`SimConfig::validate`] bounds every field and
-/// [`Simulation::new`] calls it.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct SimConfig {
-    /// Number of nodes, named `1..=nodes`; at most
-    /// [`SimConfig::MAX_NODES`].
-    pub nodes: u64,
-    /// Node configuration; each node's `seed` is derived from the
-    /// simulation seed and its id, and `applied` from what its state
-    /// machine recorded.
-    pub raft: Config,
-    /// Network behaviour.
-    pub network: NetworkConfig,
-    /// Simulation time units per Raft tick; at least 1.
-    pub tick_interval: u64,
-    /// Longest a write to storage takes to become durable, in time units
-    /// (0: durable as soon as it is handed out). Writes complete in order.
-    /// How the disk acknowledges, and what a crash does to writes not yet
-    /// durable, is [`DiskConfig`] ([`Simulation::set_disk`]).
-    pub max_persist_delay: u64,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        Self {
-            nodes: 3,
-            raft: Config::default(),
-            network: NetworkConfig::default(),
-            tick_interval: 10,
-            max_persist_delay: 0,
-        }
-    }
-}
-
-impl SimConfig {
-    /// The most nodes a simulated cluster has.
-    pub const MAX_NODES: u64 = 1024;
-    /// The largest time, in simulation units, any simulator config holds
-    /// (a delay, a lag, a tick interval): adding one to the clock of a run
-    /// can never overflow.
-    pub const MAX_UNITS: u64 = 1 << 32;
-
-    /// Checks every field, the network's and the nodes' Raft
-    /// configuration included.
-    ///
-    /// # Errors
-    /// The first [`SimConfigError`] found.
-    pub fn validate(&self) -> Result<(), SimConfigError> {
-        error::count("SimConfig::nodes", self.nodes, 1, Self::MAX_NODES)?;
-        self.raft.validate()?;
-        self.network.validate()?;
-        error::time("SimConfig::tick_interval", self.tick_interval, 1)?;
-        error::time("SimConfig::max_persist_delay", self.max_persist_delay, 0)
-    }
-}
 
 /// One node of the simulation: the Raft state machine while it is up,
 /// its disk, and the key-value state machine it applies to.

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::error::{self, SimConfigError};
+use super::config::{self, SimConfigError};
 use crate::entry::{HardState, Index};
 use crate::output::{Persist, PersistId};
 use crate::storage::{MemStorage, StorageError};
@@ -66,10 +66,10 @@ impl DiskConfig {
     /// # Errors
     /// The first [`SimConfigError`] found.
     pub fn validate(&self) -> Result<(), SimConfigError> {
-        error::time("DiskConfig::max_ack_lag", self.max_ack_lag, 0)?;
-        error::probability("DiskConfig::keep_on_crash", self.keep_on_crash)?;
-        error::probability("DiskConfig::tear_on_crash", self.tear_on_crash)?;
-        error::probability(
+        config::time("DiskConfig::max_ack_lag", self.max_ack_lag, 0)?;
+        config::probability("DiskConfig::keep_on_crash", self.keep_on_crash)?;
+        config::probability("DiskConfig::tear_on_crash", self.tear_on_crash)?;
+        config::probability(
             "DiskConfig::snapshot_state_machine",
             self.snapshot_state_machine,
         )

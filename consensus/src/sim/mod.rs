@@ -27,12 +27,12 @@
 
 pub mod chaos;
 mod cluster;
+mod config;
 mod disk;
-mod error;
 pub mod linearizability;
 mod network;
 
-pub use cluster::{SimConfig, SimEvent, SimStats, Simulation, Violation};
+pub use cluster::{SimEvent, SimStats, Simulation, Violation};
+pub use config::{SimConfig, SimConfigError};
 pub use disk::DiskConfig;
-pub use error::SimConfigError;
 pub use network::{NetworkConfig, NetworkStats};

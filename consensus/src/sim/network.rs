@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::error::{self, SimConfigError};
+use super::config::{self, SimConfigError};
 use crate::message::Message;
 
 /// How many past messages the network keeps to replay.
@@ -69,7 +69,7 @@ impl NetworkConfig {
     /// # Errors
     /// The first [`SimConfigError`] found.
     pub fn validate(&self) -> Result<(), SimConfigError> {
-        error::time("NetworkConfig::long_delay_max", self.long_delay_max, 0)?;
+        config::time("NetworkConfig::long_delay_max", self.long_delay_max, 0)?;
         if self.min_delay > self.max_delay || self.max_delay > self.long_delay_max {
             return Err(SimConfigError::DelaysOutOfOrder {
                 min_delay: self.min_delay,
@@ -77,10 +77,10 @@ impl NetworkConfig {
                 long_delay_max: self.long_delay_max,
             });
         }
-        error::probability("NetworkConfig::loss", self.loss)?;
-        error::probability("NetworkConfig::duplicate", self.duplicate)?;
-        error::probability("NetworkConfig::long_delay", self.long_delay)?;
-        error::probability("NetworkConfig::replay", self.replay)
+        config::probability("NetworkConfig::loss", self.loss)?;
+        config::probability("NetworkConfig::duplicate", self.duplicate)?;
+        config::probability("NetworkConfig::long_delay", self.long_delay)?;
+        config::probability("NetworkConfig::replay", self.replay)
     }
 }
 
