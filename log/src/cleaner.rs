@@ -20,6 +20,7 @@
 //!
 //! The active segment is never touched by either.
 
+use crate::Timestamp;
 use std::collections::HashMap;
 use std::io;
 
@@ -27,12 +28,12 @@ use crate::batch::{Record, empty_batch, rebuild};
 use crate::config::CleanupPolicy;
 use crate::log::files::{remove_if_exists, write_indexes};
 use crate::log::{Log, SegmentState};
+use crate::loom::Arc;
 use crate::segment::{
     CLEANED_SUFFIX, INDEX_SUFFIX, IndexBuilder, Indexes, LOG_SUFFIX, ScanMode, Segment,
     TIME_INDEX_SUFFIX, file_name, scan,
 };
 use crate::storage::{Storage, StorageFile, write_all_at};
-use crate::sync::Arc;
 
 /// What [`Log::apply_retention`] deleted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,7 +80,7 @@ impl<S: Storage> Log<S> {
     ///
     /// A storage error, or the log failed earlier ([`Log::is_failed`]: nothing is
     /// deleted until it is reopened).
-    pub fn apply_retention(&mut self, now: i64) -> io::Result<RetentionReport> {
+    pub fn apply_retention(&mut self, now: Timestamp) -> io::Result<RetentionReport> {
         self.check_not_failed()?;
         let mut report = RetentionReport::default();
         if self.config.cleanup == CleanupPolicy::Compact {
@@ -134,7 +135,7 @@ impl<S: Storage> Log<S> {
     ///
     /// A storage error, damaged data in a sealed segment, or the log failed earlier
     /// ([`Log::is_failed`]: nothing is rewritten until it is reopened).
-    pub fn compact(&mut self, now: i64) -> io::Result<CompactionReport> {
+    pub fn compact(&mut self, now: Timestamp) -> io::Result<CompactionReport> {
         self.check_not_failed()?;
         let mut report = CompactionReport::default();
         if self.config.cleanup == CleanupPolicy::Delete || self.segments.len() < 2 {

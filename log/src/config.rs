@@ -8,12 +8,13 @@
 /// durable offset reported by every append tells the caller what a crash cannot lose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct FlushPolicy {
     /// Flush once this many bytes were appended since the last flush (`0`: after every
     /// batch). Kafka's `flush.messages` counts records; bytes bound the loss window better.
     pub max_unflushed_bytes: Option<u64>,
     /// Flush when the oldest unflushed append is this old (`flush.ms`), checked at
-    /// appends and at [`crate::Log::tick`].
+    /// appends and at [`crate::Log::handle_timeout`].
     pub max_unflushed_ms: Option<i64>,
 }
 

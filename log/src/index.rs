@@ -11,6 +11,8 @@
 //! Kafka preallocates index files and trims them when a segment is closed; this crate
 //! writes exactly the entries, which Kafka reads the same way.
 
+use crate::Timestamp;
+
 /// Bytes per `.index` entry.
 pub const OFFSET_ENTRY_LEN: usize = 8;
 /// Bytes per `.timeindex` entry.
@@ -50,7 +52,7 @@ pub struct OffsetEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeEntry {
     /// Largest timestamp so far.
-    pub timestamp: i64,
+    pub timestamp: Timestamp,
     /// Offset relative to the segment's base offset.
     pub relative_offset: u32,
 }
@@ -206,13 +208,13 @@ impl TimeIndex {
     }
 
     /// The largest timestamp recorded, if any.
-    pub fn max_timestamp(&self) -> Option<i64> {
+    pub fn max_timestamp(&self) -> Option<Timestamp> {
         self.entries.last().map(|e| e.timestamp)
     }
 
     /// Relative offset to start scanning from for the first record with a timestamp of
     /// at least `timestamp`: the offset after the last entry whose timestamp is below it.
-    pub fn lookup(&self, timestamp: i64) -> u32 {
+    pub fn lookup(&self, timestamp: Timestamp) -> u32 {
         let i = self.entries.partition_point(|e| e.timestamp < timestamp);
         if i == 0 {
             0

@@ -1,24 +1,29 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod batch;
+mod batch;
 mod cleaner;
 mod config;
 pub mod group;
-pub mod index;
+mod index;
 mod log;
+mod loom;
 mod offsets;
 mod partitioner;
 mod producer;
 mod segment;
-pub mod storage;
-mod sync;
+mod storage;
 
 pub use batch::{
-    BatchBuf, BatchBuilder, BatchError, NewRecord, ProducerStamp, Record, RecordBatch,
+    BatchBuf, BatchBuilder, BatchError, BatchHeader, Compression, HEADER_LEN, LOG_OVERHEAD, MAGIC,
+    MAX_BATCH_LEN, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, NO_TIMESTAMP, NewRecord,
+    ProducerStamp, Record, RecordBatch, RecordHeader, Records, TimestampType,
 };
 pub use cleaner::{CompactionReport, RetentionReport};
 pub use config::{CleanupPolicy, ConfigError, FlushPolicy, HighWatermarkPolicy, LogConfig};
+pub use index::{
+    IndexError, OFFSET_ENTRY_LEN, OffsetEntry, OffsetIndex, TIME_ENTRY_LEN, TimeEntry, TimeIndex,
+};
 pub use log::{
     AppendError, Appended, FlushError, Log, LogReader, OpenError, ReadError, RecoveryReport,
     SegmentInfo,
@@ -26,4 +31,13 @@ pub use log::{
 pub use offsets::{CommitError, CommittedOffset, OffsetStore};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{BATCHES_PER_PRODUCER, ProducerError};
-pub use storage::{MemDir, StdDir, Storage, StorageFile};
+pub use storage::{MemDir, MemFaults, MemFile, StdDir, StdFile, Storage, StorageFile};
+
+/// Wall-clock time as the log sees it: milliseconds since the Unix epoch, Kafka's
+/// record timestamp (`CreateTime`).
+///
+/// Every rule that compares against record timestamps (`segment.ms`, `flush.ms`,
+/// `retention.ms`, `delete.retention.ms`, producer expiry, lookups by time) takes
+/// this type. The caller passes it; the log never reads a clock. Durations that
+/// mirror a Kafka `*.ms` setting stay integer milliseconds.
+pub type Timestamp = i64;

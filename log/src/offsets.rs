@@ -7,6 +7,7 @@
 //!
 //! A commit is acknowledged only once fsynced: the store's log flushes every batch.
 
+use crate::Timestamp;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -29,7 +30,7 @@ pub struct CommittedOffset {
     /// Free-form metadata from the committer.
     pub metadata: String,
     /// When the commit was made (milliseconds, the caller's clock).
-    pub commit_timestamp: i64,
+    pub commit_timestamp: Timestamp,
 }
 
 /// Why a commit failed. Nothing is committed (and nothing acknowledged) when it fails.
@@ -117,7 +118,7 @@ impl<S: Storage> OffsetStore<S> {
         &mut self,
         group: &str,
         offsets: &[(TopicPartition, CommittedOffset)],
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), CommitError> {
         if offsets.is_empty() {
             return Ok(());
@@ -144,7 +145,7 @@ impl<S: Storage> OffsetStore<S> {
         &mut self,
         group: &str,
         offsets: &[(TopicPartition, u64)],
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), CommitError> {
         let full: Vec<_> = offsets
             .iter()
@@ -165,7 +166,7 @@ impl<S: Storage> OffsetStore<S> {
 
     /// Deletes every committed offset of `group` (tombstones, removed by compaction
     /// after `delete_retention_ms`).
-    pub fn delete_group(&mut self, group: &str, now: i64) -> Result<usize, CommitError> {
+    pub fn delete_group(&mut self, group: &str, now: Timestamp) -> Result<usize, CommitError> {
         let keys: Vec<_> = self
             .committed
             .keys()
@@ -212,7 +213,7 @@ impl<S: Storage> OffsetStore<S> {
 
     /// Compacts the store's log (rolling first, so every commit but the newest
     /// segment's is eligible).
-    pub fn compact(&mut self, now: i64) -> std::io::Result<CompactionReport> {
+    pub fn compact(&mut self, now: Timestamp) -> std::io::Result<CompactionReport> {
         self.log.roll().map_err(std::io::Error::other)?;
         self.log.compact(now)
     }

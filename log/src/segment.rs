@@ -6,8 +6,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::batch::{BatchHeader, HEADER_LEN, RecordBatch, batch_crc};
 use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::loom::{Arc, Mutex, lock};
 use crate::storage::{StorageFile, read_full_at};
-use crate::sync::{Arc, Mutex, lock};
 
 /// Suffix of segment data files.
 pub(crate) const LOG_SUFFIX: &str = ".log";

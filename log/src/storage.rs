@@ -6,7 +6,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::sync::{Arc, Mutex, lock};
+use crate::loom::{Arc, Mutex, lock};
 
 /// A directory of files: the storage of one partition.
 ///
@@ -183,7 +183,7 @@ impl StorageFile for StdFile {
 /// Failures a [`MemDir`] injects; set through [`MemDir::faults`].
 #[derive(Debug, Default, Clone)]
 #[non_exhaustive]
-pub struct Faults {
+pub struct MemFaults {
     /// The next this-many `sync_data` calls fail; what was written since the last
     /// successful sync is not durable.
     pub fail_syncs: u32,
@@ -205,7 +205,7 @@ struct MemFileData {
 #[derive(Debug, Default)]
 struct MemState {
     files: std::collections::BTreeMap<String, Arc<Mutex<MemFileData>>>,
-    faults: Faults,
+    faults: MemFaults,
     syncs: u64,
 }
 
@@ -230,7 +230,7 @@ impl MemDir {
     }
 
     /// Changes the injected faults.
-    pub fn faults(&self, change: impl FnOnce(&mut Faults)) {
+    pub fn faults(&self, change: impl FnOnce(&mut MemFaults)) {
         change(&mut lock(&self.state).faults);
     }
 
@@ -266,7 +266,7 @@ impl MemDir {
     /// the post-crash contents, so drop the log before reopening it.
     pub fn crash(&self) {
         let mut state = lock(&self.state);
-        state.faults = Faults::default();
+        state.faults = MemFaults::default();
         for file in state.files.values() {
             let mut f = lock(file);
             f.data = f.durable.clone();

@@ -6,7 +6,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use dsys_log::storage::MemFile;
+use dsys_log::MemFile;
 use dsys_log::{
     AppendError, BatchBuilder, CleanupPolicy, FlushError, FlushPolicy, Log, LogConfig, MemDir,
     NewRecord, ProducerStamp, Storage,

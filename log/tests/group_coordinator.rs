@@ -7,12 +7,36 @@
 //! member.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use dsys_log::group::{
     Assignment, AssignorKind, ExpiryReason, GroupConfig, GroupConfigError, GroupCoordinator,
-    GroupEvent, GroupState, HeartbeatError, JoinError, LeaveError, MemberId, RebalanceReason,
-    Subscription, SyncError, TopicPartition,
+    GroupEvent, GroupState, HeartbeatError, JoinError, LeaveError, MAX_TIMEOUT, MemberId,
+    RebalanceReason, Subscription, SyncError, TopicPartition,
 };
+
+/// The origin of the tests' virtual clock: they count milliseconds from it and
+/// pass the coordinator `at(ms)`.
+fn origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// The instant `ms` milliseconds after the origin.
+fn at(ms: u64) -> Instant {
+    origin() + Duration::from_millis(ms)
+}
+
+/// Milliseconds from the origin to `t`.
+fn ms(t: Instant) -> u64 {
+    u64::try_from((t - origin()).as_millis()).expect("tests run for less than 2^64 ms")
+}
+
+/// A duration from the config, in the tests' milliseconds.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).expect("bounded by MAX_TIMEOUT")
+}
 
 fn tp(topic: &str, partition: u32) -> TopicPartition {
     TopicPartition::new(topic, partition)
@@ -27,10 +51,8 @@ fn sub(list: &[&str]) -> Subscription {
 }
 
 fn group(kind: AssignorKind, list: &[(&str, u32)]) -> GroupCoordinator {
-    let config = GroupConfig {
-        assignor: kind,
-        ..GroupConfig::default()
-    };
+    let mut config = GroupConfig::default();
+    config.assignor = kind;
     GroupCoordinator::new(config, topics(list)).expect("the default config is valid")
 }
 
@@ -48,13 +70,13 @@ fn rejoin_and_sync(g: &mut GroupCoordinator, ids: &[&MemberId], list: &[&str], n
     let mut generation = None;
     for id in ids {
         let joined = g
-            .handle_join(Some(id), "app", sub(list), now)
+            .handle_join(Some(id), "app", sub(list), at(now))
             .expect("a member");
         generation = joined.generation.or(generation);
     }
     let generation = generation.expect("the last rejoin completes the join phase");
     for id in ids {
-        g.handle_sync(id, generation, now)
+        g.handle_sync(id, generation, at(now))
             .expect("current generation");
     }
     generation
@@ -96,11 +118,11 @@ fn assert_stable_and_exclusive(g: &GroupCoordinator) {
 fn members_join_rebalance_sync_and_become_stable() {
     let mut g = group(AssignorKind::Range, &[("orders", 6)]);
     assert_eq!(
-        (g.state(), g.generation(), g.poll_timeout()),
+        (g.state(), g.generation(), g.poll_timeout().map(ms)),
         (GroupState::Empty, 0, None)
     );
 
-    let a = g.handle_join(None, "app", sub(&["orders"]), 0).unwrap();
+    let a = g.handle_join(None, "app", sub(&["orders"]), at(0)).unwrap();
     assert_eq!(a.member_id, MemberId::new("app-0"));
     assert_eq!(a.generation, Some(1));
     let all = partitions(&[
@@ -129,25 +151,30 @@ fn members_join_rebalance_sync_and_become_stable() {
         ]
     );
     assert_eq!(g.state(), GroupState::CompletingRebalance);
-    assert_eq!(g.handle_sync(&a.member_id, 1, 0).unwrap().assignment, all);
+    assert_eq!(
+        g.handle_sync(&a.member_id, 1, at(0)).unwrap().assignment,
+        all
+    );
     assert_eq!(drain(&mut g), vec![GroupEvent::Stable { generation: 1 }]);
     assert_stable_and_exclusive(&g);
 
-    let b = g.handle_join(None, "app", sub(&["orders"]), 1_000).unwrap();
+    let b = g
+        .handle_join(None, "app", sub(&["orders"]), at(1_000))
+        .unwrap();
     assert_eq!(b.member_id, MemberId::new("app-1"));
     assert_eq!(b.generation, None, "waits for app-0 to rejoin");
     assert_eq!(g.state(), GroupState::PreparingRebalance);
     assert_eq!(
-        g.handle_heartbeat(&a.member_id, 1, 2_000),
+        g.handle_heartbeat(&a.member_id, 1, at(2_000)),
         Err(HeartbeatError::RebalanceInProgress)
     );
     assert_eq!(
-        g.handle_sync(&a.member_id, 1, 2_000),
+        g.handle_sync(&a.member_id, 1, at(2_000)),
         Err(SyncError::RebalanceInProgress)
     );
 
     let a2 = g
-        .handle_join(Some(&a.member_id), "app", sub(&["orders"]), 2_500)
+        .handle_join(Some(&a.member_id), "app", sub(&["orders"]), at(2_500))
         .unwrap();
     assert_eq!(a2.generation, Some(2));
     let events = drain(&mut g);
@@ -164,13 +191,19 @@ fn members_join_rebalance_sync_and_become_stable() {
         "answers b's pending join"
     );
 
-    let got_a = g.handle_sync(&a.member_id, 2, 3_000).unwrap().assignment;
+    let got_a = g
+        .handle_sync(&a.member_id, 2, at(3_000))
+        .unwrap()
+        .assignment;
     assert_eq!(
         g.state(),
         GroupState::CompletingRebalance,
         "b has not synced"
     );
-    let got_b = g.handle_sync(&b.member_id, 2, 3_000).unwrap().assignment;
+    let got_b = g
+        .handle_sync(&b.member_id, 2, at(3_000))
+        .unwrap()
+        .assignment;
     assert_eq!(
         got_a,
         partitions(&[("orders", 0), ("orders", 1), ("orders", 2)])
@@ -180,7 +213,7 @@ fn members_join_rebalance_sync_and_become_stable() {
         partitions(&[("orders", 3), ("orders", 4), ("orders", 5)])
     );
     assert_stable_and_exclusive(&g);
-    assert_eq!(g.handle_heartbeat(&a.member_id, 2, 4_000), Ok(()));
+    assert_eq!(g.handle_heartbeat(&a.member_id, 2, at(4_000)), Ok(()));
 }
 
 /// Two members, stable at generation 2, both last heard at 3 s.
@@ -191,12 +224,12 @@ fn stable_pair(
 ) -> (GroupCoordinator, MemberId, MemberId) {
     let mut g = group(kind, list);
     let a = g
-        .handle_join(None, "app", sub(&[topic]), 0)
+        .handle_join(None, "app", sub(&[topic]), at(0))
         .unwrap()
         .member_id;
-    g.handle_sync(&a, 1, 0).unwrap();
+    g.handle_sync(&a, 1, at(0)).unwrap();
     let b = g
-        .handle_join(None, "app", sub(&[topic]), 1_000)
+        .handle_join(None, "app", sub(&[topic]), at(1_000))
         .unwrap()
         .member_id;
     assert_eq!(rejoin_and_sync(&mut g, &[&a, &b], &[topic], 3_000), 2);
@@ -209,7 +242,7 @@ fn stable_pair(
 #[test]
 fn a_member_leaving_triggers_a_rebalance() {
     let (mut g, a, b) = stable_pair(AssignorKind::Range, &[("orders", 4)], "orders");
-    g.handle_leave(&b, 5_000).unwrap();
+    g.handle_leave(&b, at(5_000)).unwrap();
     assert_eq!(
         drain(&mut g),
         vec![
@@ -223,42 +256,42 @@ fn a_member_leaving_triggers_a_rebalance() {
     assert!(!g.contains_member(&b));
     assert!(g.assignment().get(&b).is_none(), "a leaver owns nothing");
     assert_eq!(
-        g.handle_heartbeat(&a, 2, 6_000),
+        g.handle_heartbeat(&a, 2, at(6_000)),
         Err(HeartbeatError::RebalanceInProgress)
     );
     assert_eq!(rejoin_and_sync(&mut g, &[&a], &["orders"], 6_000), 3);
     assert_eq!(g.assignment().partitions_of(&a).len(), 4);
     assert_stable_and_exclusive(&g);
     assert_eq!(
-        g.handle_leave(&b, 7_000),
+        g.handle_leave(&b, at(7_000)),
         Err(LeaveError::UnknownMember { member: b })
     );
 }
 
 /// KIP-62: a member that stops heartbeating is expired exactly at
-/// `session_timeout_ms` after it was last heard from, and the group
+/// `session_timeout` after it was last heard from, and the group
 /// rebalances without it.
 #[test]
 fn a_silent_member_expires_after_the_session_timeout() {
     let (mut g, a, b) = stable_pair(AssignorKind::Range, &[("orders", 4)], "orders");
-    let session = g.config().session_timeout_ms;
+    let session = millis(g.config().session_timeout);
     let deadline = 3_000 + session;
     let mut now = 3_000;
     while now + 3_000 < deadline {
         now += 3_000;
-        assert_eq!(g.handle_heartbeat(&a, 2, now), Ok(()));
-        g.handle_timeout(now);
+        assert_eq!(g.handle_heartbeat(&a, 2, at(now)), Ok(()));
+        g.handle_timeout(at(now));
         assert_eq!(
-            g.poll_timeout(),
+            g.poll_timeout().map(ms),
             Some(deadline),
             "b's session is the next timer"
         );
         assert!(drain(&mut g).is_empty());
     }
-    g.handle_timeout(deadline - 1);
+    g.handle_timeout(at(deadline - 1));
     assert!(drain(&mut g).is_empty(), "not a millisecond early");
     assert!(g.contains_member(&b));
-    g.handle_timeout(deadline);
+    g.handle_timeout(at(deadline));
     assert_eq!(
         drain(&mut g),
         vec![
@@ -278,15 +311,15 @@ fn a_silent_member_expires_after_the_session_timeout() {
 
     // The expired member is fenced and must join again without its id.
     assert_eq!(
-        g.handle_heartbeat(&b, 2, deadline + 2),
+        g.handle_heartbeat(&b, 2, at(deadline + 2)),
         Err(HeartbeatError::UnknownMember { member: b.clone() })
     );
     assert_eq!(
-        g.handle_join(Some(&b), "app", sub(&["orders"]), deadline + 2),
+        g.handle_join(Some(&b), "app", sub(&["orders"]), at(deadline + 2)),
         Err(JoinError::UnknownMember { member: b.clone() })
     );
     let fresh = g
-        .handle_join(None, "app", sub(&["orders"]), deadline + 2)
+        .handle_join(None, "app", sub(&["orders"]), at(deadline + 2))
         .unwrap();
     assert_eq!(
         fresh.member_id,
@@ -302,13 +335,13 @@ fn a_silent_member_expires_after_the_session_timeout() {
 fn a_late_member_misses_the_rebalance_timeout_and_is_removed() {
     let (mut g, a, b) = stable_pair(AssignorKind::RoundRobin, &[("orders", 4)], "orders");
     let c = g
-        .handle_join(None, "app", sub(&["orders"]), 10_000)
+        .handle_join(None, "app", sub(&["orders"]), at(10_000))
         .unwrap()
         .member_id;
-    let deadline = 10_000 + g.config().rebalance_timeout_ms;
+    let deadline = 10_000 + millis(g.config().rebalance_timeout);
     drain(&mut g);
     assert_eq!(
-        g.handle_join(Some(&a), "app", sub(&["orders"]), 11_000)
+        g.handle_join(Some(&a), "app", sub(&["orders"]), at(11_000))
             .unwrap()
             .generation,
         None
@@ -318,16 +351,19 @@ fn a_late_member_misses_the_rebalance_timeout_and_is_removed() {
         now += 3_000;
         // b's heartbeats keep its session alive, but it never rejoins.
         assert_eq!(
-            g.handle_heartbeat(&b, 2, now),
+            g.handle_heartbeat(&b, 2, at(now)),
             Err(HeartbeatError::RebalanceInProgress)
         );
-        g.handle_timeout(now);
-        let session = g.config().session_timeout_ms;
-        assert_eq!(g.poll_timeout(), Some((now + session).min(deadline)));
+        g.handle_timeout(at(now));
+        let session = millis(g.config().session_timeout);
+        assert_eq!(
+            g.poll_timeout().map(ms),
+            Some((now + session).min(deadline))
+        );
         assert!(drain(&mut g).is_empty());
         assert_eq!(g.state(), GroupState::PreparingRebalance);
     }
-    g.handle_timeout(deadline);
+    g.handle_timeout(at(deadline));
     let events = drain(&mut g);
     assert_eq!(
         events[0],
@@ -345,11 +381,11 @@ fn a_late_member_misses_the_rebalance_timeout_and_is_removed() {
     };
     assert_eq!(assignment.members().collect::<Vec<_>>(), vec![&a, &c]);
     assert_eq!(events.len(), 2);
-    g.handle_sync(&a, 3, deadline).unwrap();
-    g.handle_sync(&c, 3, deadline).unwrap();
+    g.handle_sync(&a, 3, at(deadline)).unwrap();
+    g.handle_sync(&c, 3, at(deadline)).unwrap();
     assert_stable_and_exclusive(&g);
     assert_eq!(
-        g.handle_heartbeat(&b, 2, deadline + 1),
+        g.handle_heartbeat(&b, 2, at(deadline + 1)),
         Err(HeartbeatError::UnknownMember { member: b })
     );
 }
@@ -360,11 +396,11 @@ fn a_late_member_misses_the_rebalance_timeout_and_is_removed() {
 #[test]
 fn a_silent_member_ends_the_join_phase_at_its_session_timeout() {
     let (mut g, a, b) = stable_pair(AssignorKind::Range, &[("orders", 4)], "orders");
-    g.handle_join(Some(&a), "app", sub(&["orders", "orders"]), 4_000)
+    g.handle_join(Some(&a), "app", sub(&["orders", "orders"]), at(4_000))
         .unwrap();
     // Unchanged topics (duplicates aside) in a stable group: no rebalance.
     assert!(drain(&mut g).is_empty());
-    g.handle_metadata(topics(&[("orders", 6)]), 5_000);
+    g.handle_metadata(topics(&[("orders", 6)]), at(5_000));
     assert_eq!(
         drain(&mut g),
         vec![GroupEvent::RebalanceStarted {
@@ -373,14 +409,14 @@ fn a_silent_member_ends_the_join_phase_at_its_session_timeout() {
         }]
     );
     assert_eq!(
-        g.handle_join(Some(&a), "app", sub(&["orders"]), 5_000)
+        g.handle_join(Some(&a), "app", sub(&["orders"]), at(5_000))
             .unwrap()
             .generation,
         None
     );
     // a is awaiting its join answer and is kept alive; b was last heard at 3 s.
-    assert_eq!(g.poll_timeout(), Some(3_000 + 45_000));
-    g.handle_timeout(48_000);
+    assert_eq!(g.poll_timeout().map(ms), Some(3_000 + 45_000));
+    g.handle_timeout(at(48_000));
     let events = drain(&mut g);
     assert_eq!(
         events[0],
@@ -393,7 +429,10 @@ fn a_silent_member_ends_the_join_phase_at_its_session_timeout() {
         events[1],
         GroupEvent::RebalanceCompleted { generation: 3, .. }
     ));
-    assert_eq!(g.handle_sync(&a, 3, 48_000).unwrap().assignment.len(), 6);
+    assert_eq!(
+        g.handle_sync(&a, 3, at(48_000)).unwrap().assignment.len(),
+        6
+    );
     assert_stable_and_exclusive(&g);
 }
 
@@ -407,43 +446,43 @@ fn stale_generations_and_unknown_members_change_nothing() {
         g.generation(),
         g.assignment().clone(),
         g.owned().clone(),
-        g.poll_timeout(),
+        g.poll_timeout().map(ms),
     );
     let ghost = MemberId::new("ghost-7");
     assert_eq!(
-        g.handle_heartbeat(&a, 1, 9_000),
+        g.handle_heartbeat(&a, 1, at(9_000)),
         Err(HeartbeatError::IllegalGeneration {
             generation: 1,
             current: 2
         })
     );
     assert_eq!(
-        g.handle_sync(&a, 3, 9_000),
+        g.handle_sync(&a, 3, at(9_000)),
         Err(SyncError::IllegalGeneration {
             generation: 3,
             current: 2
         })
     );
     assert_eq!(
-        g.handle_heartbeat(&ghost, 2, 9_000),
+        g.handle_heartbeat(&ghost, 2, at(9_000)),
         Err(HeartbeatError::UnknownMember {
             member: ghost.clone()
         })
     );
     assert_eq!(
-        g.handle_sync(&ghost, 2, 9_000),
+        g.handle_sync(&ghost, 2, at(9_000)),
         Err(SyncError::UnknownMember {
             member: ghost.clone()
         })
     );
     assert_eq!(
-        g.handle_join(Some(&ghost), "x", sub(&["orders"]), 9_000),
+        g.handle_join(Some(&ghost), "x", sub(&["orders"]), at(9_000)),
         Err(JoinError::UnknownMember {
             member: ghost.clone()
         })
     );
     assert_eq!(
-        g.handle_leave(&ghost, 9_000),
+        g.handle_leave(&ghost, at(9_000)),
         Err(LeaveError::UnknownMember { member: ghost })
     );
     let after = (
@@ -451,7 +490,7 @@ fn stale_generations_and_unknown_members_change_nothing() {
         g.generation(),
         g.assignment().clone(),
         g.owned().clone(),
-        g.poll_timeout(),
+        g.poll_timeout().map(ms),
     );
     assert_eq!(before, after);
     assert!(drain(&mut g).is_empty());
@@ -466,12 +505,12 @@ fn subscription_and_metadata_changes() {
         &[("orders", 4), ("audit", 2)],
         "orders",
     );
-    g.handle_metadata(topics(&[("orders", 4), ("audit", 3)]), 4_000);
+    g.handle_metadata(topics(&[("orders", 4), ("audit", 3)]), at(4_000));
     assert!(drain(&mut g).is_empty(), "nobody consumes audit");
     assert_eq!(g.state(), GroupState::Stable);
 
     let joined = g
-        .handle_join(Some(&a), "app", sub(&["orders", "audit"]), 5_000)
+        .handle_join(Some(&a), "app", sub(&["orders", "audit"]), at(5_000))
         .unwrap();
     assert_eq!(joined.generation, None);
     assert_eq!(
@@ -482,12 +521,12 @@ fn subscription_and_metadata_changes() {
         }]
     );
     let generation = g
-        .handle_join(Some(&b), "app", sub(&["orders"]), 5_000)
+        .handle_join(Some(&b), "app", sub(&["orders"]), at(5_000))
         .unwrap()
         .generation;
     assert_eq!(generation, Some(3));
-    g.handle_sync(&a, 3, 5_000).unwrap();
-    g.handle_sync(&b, 3, 5_000).unwrap();
+    g.handle_sync(&a, 3, at(5_000)).unwrap();
+    g.handle_sync(&b, 3, at(5_000)).unwrap();
     assert_stable_and_exclusive(&g);
     assert_eq!(
         g.assignment()
@@ -506,30 +545,30 @@ fn subscription_and_metadata_changes() {
 fn cooperative_sticky_revokes_before_it_reassigns() {
     let mut g = group(AssignorKind::CooperativeSticky, &[("t", 4)]);
     let a = g
-        .handle_join(None, "app", sub(&["t"]), 0)
+        .handle_join(None, "app", sub(&["t"]), at(0))
         .unwrap()
         .member_id;
-    g.handle_sync(&a, 1, 0).unwrap();
+    g.handle_sync(&a, 1, at(0)).unwrap();
     let b = g
-        .handle_join(None, "app", sub(&["t"]), 1_000)
+        .handle_join(None, "app", sub(&["t"]), at(1_000))
         .unwrap()
         .member_id;
     assert_eq!(
-        g.handle_join(Some(&a), "app", sub(&["t"]), 1_000)
+        g.handle_join(Some(&a), "app", sub(&["t"]), at(1_000))
             .unwrap()
             .generation,
         Some(2)
     );
     drain(&mut g);
 
-    let a_holds = g.handle_sync(&a, 2, 1_500).unwrap().assignment;
+    let a_holds = g.handle_sync(&a, 2, at(1_500)).unwrap().assignment;
     assert_eq!(
         a_holds,
         partitions(&[("t", 0), ("t", 1)]),
         "t-2 and t-3 revoked"
     );
     assert_eq!(g.state(), GroupState::CompletingRebalance);
-    let b_holds = g.handle_sync(&b, 2, 1_600).unwrap().assignment;
+    let b_holds = g.handle_sync(&b, 2, at(1_600)).unwrap().assignment;
     assert_eq!(b_holds, vec![], "not yet: a might still hold them");
     assert_eq!(
         drain(&mut g),
@@ -545,7 +584,7 @@ fn cooperative_sticky_revokes_before_it_reassigns() {
     );
 
     assert_eq!(
-        g.handle_heartbeat(&b, 2, 2_000),
+        g.handle_heartbeat(&b, 2, at(2_000)),
         Err(HeartbeatError::RebalanceInProgress)
     );
     assert_eq!(rejoin_and_sync(&mut g, &[&a, &b], &["t"], 2_000), 3);
@@ -569,7 +608,7 @@ fn extra_consumers_stay_idle() {
         let mut ids = Vec::new();
         for i in 0..5u64 {
             ids.push(
-                g.handle_join(None, "app", sub(&["orders"]), i)
+                g.handle_join(None, "app", sub(&["orders"]), at(i))
                     .unwrap()
                     .member_id,
             );
@@ -593,26 +632,26 @@ fn extra_consumers_stay_idle() {
 #[test]
 fn the_group_empties_and_restarts() {
     let (mut g, a, b) = stable_pair(AssignorKind::Range, &[("orders", 4)], "orders");
-    g.handle_leave(&a, 4_000).unwrap();
-    g.handle_leave(&b, 4_000).unwrap();
+    g.handle_leave(&a, at(4_000)).unwrap();
+    g.handle_leave(&b, at(4_000)).unwrap();
     assert_eq!(g.state(), GroupState::Empty);
-    assert_eq!(g.poll_timeout(), None);
+    assert_eq!(g.poll_timeout().map(ms), None);
     assert!(g.assignment().is_empty() && g.owned().is_empty());
-    let c = g.handle_join(None, "app", sub(&["orders"]), 5_000).unwrap();
+    let c = g
+        .handle_join(None, "app", sub(&["orders"]), at(5_000))
+        .unwrap();
     assert_eq!(c.generation, Some(3));
 }
 
 #[test]
 fn a_full_group_refuses_new_members() {
-    let config = GroupConfig {
-        max_members: 1,
-        ..GroupConfig::default()
-    };
+    let mut config = GroupConfig::default();
+    config.max_members = 1;
     let mut g = GroupCoordinator::new(config, topics(&[("t", 1)])).unwrap();
-    g.handle_join(None, "app", sub(&["t"]), 0).unwrap();
+    g.handle_join(None, "app", sub(&["t"]), at(0)).unwrap();
     drain(&mut g);
     assert_eq!(
-        g.handle_join(None, "app", sub(&["t"]), 1),
+        g.handle_join(None, "app", sub(&["t"]), at(1)),
         Err(JoinError::GroupFull { max_members: 1 })
     );
     assert_eq!(g.member_count(), 1);
@@ -623,46 +662,61 @@ fn a_full_group_refuses_new_members() {
 fn config_defaults_and_validation() {
     let d = GroupConfig::default();
     assert_eq!(
+        (d.session_timeout, d.heartbeat_interval, d.rebalance_timeout),
         (
-            d.session_timeout_ms,
-            d.heartbeat_interval_ms,
-            d.rebalance_timeout_ms
-        ),
-        (45_000, 3_000, 300_000)
+            Duration::from_secs(45),
+            Duration::from_secs(3),
+            Duration::from_secs(300)
+        )
     );
     assert_eq!(d.assignor, AssignorKind::Range);
     assert_eq!(d.validate(), Ok(()));
+    let with = |change: &dyn Fn(&mut GroupConfig)| {
+        let mut config = d.clone();
+        change(&mut config);
+        config
+    };
+    let too_long = MAX_TIMEOUT + Duration::from_millis(1);
     let bad = [
         (
-            GroupConfig {
-                heartbeat_interval_ms: 0,
-                ..d.clone()
-            },
+            with(&|c| c.heartbeat_interval = Duration::ZERO),
             GroupConfigError::ZeroHeartbeatInterval,
         ),
         (
-            GroupConfig {
-                session_timeout_ms: 3_000,
-                ..d.clone()
-            },
+            with(&|c| c.session_timeout = Duration::from_secs(3)),
             GroupConfigError::SessionNotAboveHeartbeat {
-                session_timeout_ms: 3_000,
-                heartbeat_interval_ms: 3_000,
+                session_timeout: Duration::from_secs(3),
+                heartbeat_interval: Duration::from_secs(3),
             },
         ),
         (
-            GroupConfig {
-                rebalance_timeout_ms: 0,
-                ..d.clone()
-            },
+            with(&|c| c.rebalance_timeout = Duration::ZERO),
             GroupConfigError::ZeroRebalanceTimeout,
         ),
         (
-            GroupConfig {
-                max_members: 0,
-                ..d.clone()
-            },
+            with(&|c| c.max_members = 0),
             GroupConfigError::ZeroMaxMembers,
+        ),
+        (
+            with(&|c| c.session_timeout = too_long),
+            GroupConfigError::TooLong {
+                field: "session_timeout",
+                value: too_long,
+            },
+        ),
+        (
+            with(&|c| c.rebalance_timeout = too_long),
+            GroupConfigError::TooLong {
+                field: "rebalance_timeout",
+                value: too_long,
+            },
+        ),
+        (
+            with(&|c| c.heartbeat_interval = too_long),
+            GroupConfigError::TooLong {
+                field: "heartbeat_interval",
+                value: too_long,
+            },
         ),
     ];
     for (config, err) in bad {
@@ -672,6 +726,23 @@ fn config_defaults_and_validation() {
             err
         );
     }
+}
+
+/// The longest timeouts a config accepts never overflow `Instant` arithmetic:
+/// the coordinator schedules them without panicking.
+#[test]
+fn the_longest_valid_timeouts_schedule_without_overflow() {
+    let mut config = GroupConfig::default();
+    config.session_timeout = MAX_TIMEOUT;
+    config.rebalance_timeout = MAX_TIMEOUT;
+    config.heartbeat_interval = MAX_TIMEOUT - Duration::from_millis(1);
+    let mut g = GroupCoordinator::new(config, topics(&[("t", 2)])).unwrap();
+    let a = g.handle_join(None, "app", sub(&["t"]), at(0)).unwrap();
+    g.handle_sync(&a.member_id, 1, at(0)).unwrap();
+    g.handle_join(None, "app", sub(&["t"]), at(1)).unwrap();
+    assert_eq!(g.poll_timeout().map(ms), Some(millis(MAX_TIMEOUT)));
+    g.handle_timeout(at(millis(MAX_TIMEOUT) + 1));
+    assert_eq!(g.member_count(), 1, "a expired; b is alone");
 }
 
 // ------------------------------------------------------------ simulation ---
@@ -753,13 +824,11 @@ const TOPICS: [&str; 3] = ["a", "b", "c"];
 
 impl Sim {
     fn new(kind: AssignorKind, seed: u64) -> Self {
-        let config = GroupConfig {
-            session_timeout_ms: 10_000,
-            heartbeat_interval_ms: 1_000,
-            rebalance_timeout_ms: 20_000,
-            assignor: kind,
-            max_members: usize::MAX,
-        };
+        let mut config = GroupConfig::default();
+        config.session_timeout = Duration::from_secs(10);
+        config.heartbeat_interval = Duration::from_secs(1);
+        config.rebalance_timeout = Duration::from_secs(20);
+        config.assignor = kind;
         let g = GroupCoordinator::new(config, topics(&[("a", 3), ("b", 5), ("c", 1)]))
             .expect("valid config");
         Self {
@@ -873,7 +942,7 @@ impl Sim {
                 if *count < 8 {
                     *count += 1;
                 }
-                self.g.handle_metadata(meta, self.now);
+                self.g.handle_metadata(meta, at(self.now));
                 self.drain_and_check();
             }
             _ => {}
@@ -893,7 +962,7 @@ impl Sim {
                 self.act(i);
             }
         }
-        self.g.handle_timeout(self.now);
+        self.g.handle_timeout(at(self.now));
         self.drain_and_check();
     }
 
@@ -903,7 +972,7 @@ impl Sim {
         match (self.clients[i].phase, id) {
             (Phase::Fresh, _) => self.join(i, false),
             (Phase::Syncing(generation), Some(id)) => {
-                match self.g.handle_sync(&id, generation, self.now) {
+                match self.g.handle_sync(&id, generation, at(self.now)) {
                     Ok(answer) => {
                         self.clients[i].holds = answer.assignment.into_iter().collect();
                         self.clients[i].phase = Phase::Steady(generation);
@@ -915,7 +984,7 @@ impl Sim {
                 }
             }
             (Phase::Steady(generation), Some(id)) => {
-                match self.g.handle_heartbeat(&id, generation, self.now) {
+                match self.g.handle_heartbeat(&id, generation, at(self.now)) {
                     Ok(()) => {}
                     Err(HeartbeatError::UnknownMember { .. }) => self.fenced(i),
                     Err(_) if busy => {}
@@ -938,10 +1007,12 @@ impl Sim {
             None
         };
         let subscription = Subscription::new(self.clients[i].topics.clone());
-        match self
-            .g
-            .handle_join(id.as_ref(), &self.clients[i].name, subscription, self.now)
-        {
+        match self.g.handle_join(
+            id.as_ref(),
+            &self.clients[i].name,
+            subscription,
+            at(self.now),
+        ) {
             Ok(answer) => {
                 self.clients[i].id = Some(answer.member_id);
                 self.clients[i].phase = match answer.generation {
@@ -958,7 +1029,7 @@ impl Sim {
     fn leave(&mut self, i: usize) {
         if let Some(id) = self.clients[i].id.clone() {
             // Unknown if it was expired meanwhile: fine either way.
-            let _ = self.g.handle_leave(&id, self.now);
+            let _ = self.g.handle_leave(&id, at(self.now));
         }
         self.clients[i].phase = Phase::Gone;
         self.clients[i].holds.clear();

@@ -6,7 +6,7 @@
 //! write, index update, segment roll, high-watermark store) with a concurrent read.
 #![cfg(dsys_loom)]
 
-use dsys_log::{BatchBuilder, Log, LogConfig, LogReader, MemDir, NewRecord, storage::MemFile};
+use dsys_log::{BatchBuilder, Log, LogConfig, LogReader, MemDir, MemFile, NewRecord};
 use loom::thread;
 
 fn batch(first: u64) -> dsys_log::BatchBuf {

@@ -24,11 +24,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 use comfy_table::{CellAlignment, ContentArrangement};
-use dsys_log::batch::{BatchHeader, Compression, HEADER_LEN, TimestampType};
-use dsys_log::index::{OFFSET_ENTRY_LEN, OffsetIndex, TIME_ENTRY_LEN, TimeIndex};
 use dsys_log::{
-    AppendError, BatchBuilder, Log, LogConfig, NewRecord, ProducerStamp, RecordBatch, StdDir,
-    partition_for_key,
+    AppendError, BatchBuilder, BatchHeader, Compression, HEADER_LEN, Log, LogConfig, NewRecord,
+    OFFSET_ENTRY_LEN, OffsetIndex, ProducerStamp, RecordBatch, StdDir, TIME_ENTRY_LEN, TimeIndex,
+    Timestamp, TimestampType, partition_for_key,
 };
 
 /// Write, dump and verify dsys-log partition directories (Kafka's segment
@@ -89,7 +88,7 @@ struct ProduceArgs {
     /// Timestamp of the first record, in Unix milliseconds (default: now);
     /// record i gets this plus i.
     #[arg(long)]
-    timestamp: Option<i64>,
+    timestamp: Option<Timestamp>,
     /// Idempotent producer id (default: a fresh one, the number of records
     /// already in the partitions).
     #[arg(long, conflicts_with = "no_idempotence")]
@@ -527,7 +526,7 @@ fn fill_value(value: &mut Vec<u8>, i: u64, len: usize) {
 }
 
 /// Appends the partition's pending batch, if any.
-fn append(part: &mut Partition, producer: Option<i64>, now: i64) -> Res {
+fn append(part: &mut Partition, producer: Option<i64>, now: Timestamp) -> Res {
     let mut builder = std::mem::take(&mut part.builder);
     if builder.is_empty() {
         return Ok(());
@@ -909,7 +908,7 @@ fn verify_segment(log: &Path, base: u64) -> Res<SegmentCheck> {
     // Batch start position -> (last offset, running max timestamp after it).
     let mut starts: BTreeMap<u64, u64> = BTreeMap::new();
     let mut by_last_offset: BTreeMap<u64, i64> = BTreeMap::new();
-    let mut max_timestamp: Option<i64> = None;
+    let mut max_timestamp: Option<Timestamp> = None;
     let mut valid_len = 0u64;
     for step in Batches::new(bytes.clone()) {
         match step {

@@ -6,8 +6,10 @@
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
-use dsys_log::batch::{BatchHeader, Compression, HEADER_LEN, MAX_BATCH_LEN};
-use dsys_log::{BatchBuf, Log, LogConfig, MemDir, RecordBatch};
+use dsys_log::{
+    BatchBuf, BatchHeader, Compression, HEADER_LEN, Log, LogConfig, MAX_BATCH_LEN, MemDir,
+    RecordBatch,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

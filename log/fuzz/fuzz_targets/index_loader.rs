@@ -3,7 +3,7 @@
 //! what it accepts re-encodes to the same bytes and answers lookups consistently.
 #![no_main]
 
-use dsys_log::index::{OffsetIndex, TimeIndex};
+use dsys_log::{OffsetIndex, TimeIndex};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

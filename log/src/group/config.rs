@@ -1,27 +1,50 @@
 //! Group coordinator configuration, validated once at construction.
 
+use std::time::Duration;
+
 use super::AssignorKind;
+
+/// The longest timeout a [`GroupConfig`] accepts: `i32::MAX` milliseconds (about 24.8
+/// days), the largest value of Kafka's `int` `*.timeout.ms` settings. Bounding every
+/// duration keeps `now + timeout` far from `Instant`'s range, so it never overflows.
+pub const MAX_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
 /// A group's timeouts and assignment strategy. [`GroupConfig::default`]
 /// gives the Kafka defaults (consumer `session.timeout.ms`,
 /// `heartbeat.interval.ms`, `max.poll.interval.ms` as the rebalance timeout,
 /// and the consumer's default `range` strategy).
+///
+/// Built from the default and changed by assignment, then checked by
+/// [`GroupConfig::validate`] (which [`GroupCoordinator::new`](super::GroupCoordinator::new)
+/// calls):
+///
+/// ```
+/// use std::time::Duration;
+/// use dsys_log::group::GroupConfig;
+///
+/// let mut config = GroupConfig::default();
+/// config.session_timeout = Duration::from_secs(10);
+/// assert_eq!(config.validate(), Ok(()));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct GroupConfig {
     /// A member that sends no heartbeat, join or sync for this long is
     /// expired and the group rebalances (KIP-62's liveness timeout, kept
-    /// separate from processing time). Must exceed `heartbeat_interval_ms`.
-    pub session_timeout_ms: u64,
+    /// separate from processing time; Kafka's `session.timeout.ms`, 45 s).
+    /// Must exceed `heartbeat_interval`; at most [`MAX_TIMEOUT`].
+    pub session_timeout: Duration,
     /// How long a rebalance waits for the current members to rejoin; those
     /// that have not by then are removed and the rebalance completes
     /// without them (KIP-62's rebalance timeout, `max.poll.interval.ms` on
-    /// the Java consumer). At least 1.
-    pub rebalance_timeout_ms: u64,
-    /// How often members are expected to heartbeat. The coordinator only
-    /// reports it (members pace themselves); it must be below
-    /// `session_timeout_ms`, and Kafka advises at most a third of it.
-    pub heartbeat_interval_ms: u64,
+    /// the Java consumer, 5 min). Above zero; at most [`MAX_TIMEOUT`].
+    pub rebalance_timeout: Duration,
+    /// How often members are expected to heartbeat
+    /// (`heartbeat.interval.ms`, 3 s). The coordinator only reports it
+    /// (members pace themselves); it must be above zero and below
+    /// `session_timeout`, and Kafka advises at most a third of it.
+    pub heartbeat_interval: Duration,
     /// The assignment strategy the coordinator runs.
     pub assignor: AssignorKind,
     /// Most members the group admits (Kafka's `group.max.size`); joins
@@ -32,9 +55,9 @@ pub struct GroupConfig {
 impl Default for GroupConfig {
     fn default() -> Self {
         Self {
-            session_timeout_ms: 45_000,
-            rebalance_timeout_ms: 300_000,
-            heartbeat_interval_ms: 3_000,
+            session_timeout: Duration::from_secs(45),
+            rebalance_timeout: Duration::from_secs(300),
+            heartbeat_interval: Duration::from_secs(3),
             assignor: AssignorKind::default(),
             max_members: usize::MAX,
         }
@@ -44,16 +67,25 @@ impl Default for GroupConfig {
 impl GroupConfig {
     /// Checks the limits documented on each field.
     pub fn validate(&self) -> Result<(), GroupConfigError> {
-        if self.heartbeat_interval_ms == 0 {
+        for (field, value) in [
+            ("session_timeout", self.session_timeout),
+            ("rebalance_timeout", self.rebalance_timeout),
+            ("heartbeat_interval", self.heartbeat_interval),
+        ] {
+            if value > MAX_TIMEOUT {
+                return Err(GroupConfigError::TooLong { field, value });
+            }
+        }
+        if self.heartbeat_interval.is_zero() {
             return Err(GroupConfigError::ZeroHeartbeatInterval);
         }
-        if self.session_timeout_ms <= self.heartbeat_interval_ms {
+        if self.session_timeout <= self.heartbeat_interval {
             return Err(GroupConfigError::SessionNotAboveHeartbeat {
-                session_timeout_ms: self.session_timeout_ms,
-                heartbeat_interval_ms: self.heartbeat_interval_ms,
+                session_timeout: self.session_timeout,
+                heartbeat_interval: self.heartbeat_interval,
             });
         }
-        if self.rebalance_timeout_ms == 0 {
+        if self.rebalance_timeout.is_zero() {
             return Err(GroupConfigError::ZeroRebalanceTimeout);
         }
         if self.max_members == 0 {
@@ -63,28 +95,41 @@ impl GroupConfig {
     }
 }
 
-/// A [`GroupConfig`] outside its documented limits. No coordinator is built.
+/// A [`GroupConfig`] outside its documented limits. Returned by
+/// [`GroupConfig::validate`] and by the coordinator's constructors, which then
+/// build nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum GroupConfigError {
-    /// `heartbeat_interval_ms` is 0.
-    #[error("heartbeat_interval_ms must be at least 1")]
+    /// `heartbeat_interval` is zero. Nothing changed: no coordinator is built.
+    #[error("heartbeat_interval must be above zero")]
     ZeroHeartbeatInterval,
-    /// `session_timeout_ms <= heartbeat_interval_ms`: members would expire
-    /// between two heartbeats.
+    /// `session_timeout <= heartbeat_interval`: members would expire
+    /// between two heartbeats. Nothing changed: no coordinator is built.
     #[error(
-        "session_timeout_ms ({session_timeout_ms}) must exceed heartbeat_interval_ms ({heartbeat_interval_ms})"
+        "session_timeout ({session_timeout:?}) must exceed heartbeat_interval ({heartbeat_interval:?})"
     )]
     SessionNotAboveHeartbeat {
         /// The session timeout.
-        session_timeout_ms: u64,
+        session_timeout: Duration,
         /// The heartbeat interval.
-        heartbeat_interval_ms: u64,
+        heartbeat_interval: Duration,
     },
-    /// `rebalance_timeout_ms` is 0: no member could ever rejoin in time.
-    #[error("rebalance_timeout_ms must be at least 1")]
+    /// `rebalance_timeout` is zero: no member could ever rejoin in time.
+    /// Nothing changed: no coordinator is built.
+    #[error("rebalance_timeout must be above zero")]
     ZeroRebalanceTimeout,
-    /// `max_members` is 0: no member could ever join.
+    /// `max_members` is 0: no member could ever join. Nothing changed: no
+    /// coordinator is built.
     #[error("max_members must be at least 1")]
     ZeroMaxMembers,
+    /// A duration is above [`MAX_TIMEOUT`]. Nothing changed: no coordinator
+    /// is built.
+    #[error("{field} ({value:?}) is above the maximum of i32::MAX ms")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: Duration,
+    },
 }

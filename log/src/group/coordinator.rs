@@ -2,6 +2,7 @@
 //! rebalances, as a sans-IO state machine.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Instant;
 
 use super::{
     Assignment, Assignor, GroupConfig, GroupConfigError, MemberId, RebalanceProtocol, Subscription,
@@ -228,8 +229,8 @@ struct Member {
     /// Sorted, without duplicates.
     topics: Vec<String>,
     /// Last join, sync or heartbeat (in the current generation): the session
-    /// runs `session_timeout_ms` from here.
-    last_seen_ms: u64,
+    /// runs `session_timeout` from here.
+    last_seen: Instant,
     /// Joined in the current join phase.
     rejoined: bool,
     /// Synced the current generation.
@@ -260,7 +261,7 @@ struct Member {
 /// 1. the call after which every current member has joined in this phase
 ///    (members that leave or expire meanwhile no longer count), or
 /// 2. the first [`handle_timeout`](Self::handle_timeout) at or after the
-///    rebalance deadline (`rebalance_timeout_ms` after the phase began),
+///    rebalance deadline (`rebalance_timeout` after the phase began),
 ///    which first removes every member that has not rejoined.
 ///
 /// Completion bumps the generation, runs the assignor over the members
@@ -273,7 +274,7 @@ struct Member {
 ///
 /// A member that joined in the current join phase is kept alive until it
 /// ends, as Kafka does for members awaiting their JoinGroup response. Any
-/// other member that sends nothing for `session_timeout_ms` is expired.
+/// other member that sends nothing for `session_timeout` is expired.
 ///
 /// # Methods
 ///
@@ -286,8 +287,8 @@ struct Member {
 ///   [`handle_leave`](Self::handle_leave),
 ///   [`handle_metadata`](Self::handle_metadata),
 ///   [`handle_timeout`](Self::handle_timeout). Time is always an argument,
-///   in milliseconds on any monotonic scale the driver picks; it MUST NOT
-///   go backwards.
+///   a [`std::time::Instant`] the driver reads (or simulates); the
+///   coordinator never reads a clock. It MUST NOT go backwards.
 /// - Outputs: [`poll_event`](Self::poll_event) until `None`, then
 ///   [`poll_timeout`](Self::poll_timeout) for the next wake-up. The driver
 ///   MUST drain events after every input: they carry the delayed JoinGroup
@@ -305,7 +306,7 @@ pub struct GroupCoordinator {
     /// What each member holds: its share of the last generation it synced.
     owned: Assignment,
     /// Set exactly while the state is `PreparingRebalance`.
-    rebalance_deadline_ms: Option<u64>,
+    rebalance_deadline: Option<Instant>,
     /// The current generation left revoked partitions for a follow-up.
     follow_up: bool,
     /// Suffix of the next member id.
@@ -345,7 +346,7 @@ impl GroupCoordinator {
             members: BTreeMap::new(),
             assignment: Assignment::new(),
             owned: Assignment::new(),
-            rebalance_deadline_ms: None,
+            rebalance_deadline: None,
             follow_up: false,
             next_member: 0,
             events: VecDeque::new(),
@@ -434,7 +435,7 @@ impl GroupCoordinator {
         member: Option<&MemberId>,
         client_id: &str,
         subscription: Subscription,
-        now_ms: u64,
+        now: Instant,
     ) -> Result<JoinResponse, JoinError> {
         let mut topics = subscription.topics;
         topics.sort();
@@ -445,10 +446,10 @@ impl GroupCoordinator {
                 let Some(known) = self.members.get_mut(id) else {
                     return Err(JoinError::UnknownMember { member: id.clone() });
                 };
-                known.last_seen_ms = now_ms;
+                known.last_seen = now;
                 if known.topics != topics {
                     known.topics = topics;
-                    self.start_rebalance(RebalanceReason::SubscriptionChanged(id.clone()), now_ms);
+                    self.start_rebalance(RebalanceReason::SubscriptionChanged(id.clone()), now);
                 } else if !preparing {
                     // As Kafka answers a follower that rejoins a stable
                     // group with unchanged metadata: nothing to redo.
@@ -472,14 +473,14 @@ impl GroupCoordinator {
                     Member {
                         client_id: client_id.to_owned(),
                         topics,
-                        last_seen_ms: now_ms,
+                        last_seen: now,
                         rejoined: false,
                         synced: false,
                     },
                 );
                 self.events
                     .push_back(GroupEvent::MemberJoined { member: id.clone() });
-                self.start_rebalance(RebalanceReason::MemberJoined(id.clone()), now_ms);
+                self.start_rebalance(RebalanceReason::MemberJoined(id.clone()), now);
                 id
             }
         };
@@ -487,7 +488,7 @@ impl GroupCoordinator {
             .get_mut(&member_id)
             .expect("the member was found or inserted above")
             .rejoined = true;
-        self.maybe_complete(now_ms);
+        self.maybe_complete(now);
         let generation = (self.state != GroupState::PreparingRebalance).then_some(self.generation);
         Ok(JoinResponse {
             member_id,
@@ -504,7 +505,7 @@ impl GroupCoordinator {
         &mut self,
         member: &MemberId,
         generation: u32,
-        now_ms: u64,
+        now: Instant,
     ) -> Result<SyncResponse, SyncError> {
         let current = self.generation;
         let state = self.state;
@@ -519,7 +520,7 @@ impl GroupCoordinator {
                 current,
             });
         }
-        known.last_seen_ms = now_ms;
+        known.last_seen = now;
         if state == GroupState::PreparingRebalance {
             return Err(SyncError::RebalanceInProgress);
         }
@@ -530,7 +531,7 @@ impl GroupCoordinator {
             if self.follow_up {
                 // KIP-429: every holder has now seen its revocations, so the
                 // revoked partitions are free to go to their new owners.
-                self.start_rebalance(RebalanceReason::PendingRevocations, now_ms);
+                self.start_rebalance(RebalanceReason::PendingRevocations, now);
             } else {
                 self.state = GroupState::Stable;
                 self.events.push_back(GroupEvent::Stable { generation });
@@ -551,7 +552,7 @@ impl GroupCoordinator {
         &mut self,
         member: &MemberId,
         generation: u32,
-        now_ms: u64,
+        now: Instant,
     ) -> Result<(), HeartbeatError> {
         let current = self.generation;
         let Some(known) = self.members.get_mut(member) else {
@@ -565,7 +566,7 @@ impl GroupCoordinator {
                 current,
             });
         }
-        known.last_seen_ms = now_ms;
+        known.last_seen = now;
         if self.state == GroupState::PreparingRebalance {
             return Err(HeartbeatError::RebalanceInProgress);
         }
@@ -574,7 +575,7 @@ impl GroupCoordinator {
 
     /// A LeaveGroup: `member` is removed at once (rather than after its
     /// session timeout) and the others rebalance.
-    pub fn handle_leave(&mut self, member: &MemberId, now_ms: u64) -> Result<(), LeaveError> {
+    pub fn handle_leave(&mut self, member: &MemberId, now: Instant) -> Result<(), LeaveError> {
         if !self.remove_member(member) {
             return Err(LeaveError::UnknownMember {
                 member: member.clone(),
@@ -583,34 +584,34 @@ impl GroupCoordinator {
         self.events.push_back(GroupEvent::MemberLeft {
             member: member.clone(),
         });
-        self.after_removal(RebalanceReason::MemberLeft(member.clone()), now_ms);
+        self.after_removal(RebalanceReason::MemberLeft(member.clone()), now);
         Ok(())
     }
 
     /// New topic metadata (topic name to partition count). The group
     /// rebalances if a topic some member consumes changed.
-    pub fn handle_metadata(&mut self, partitions_per_topic: BTreeMap<String, u32>, now_ms: u64) {
+    pub fn handle_metadata(&mut self, partitions_per_topic: BTreeMap<String, u32>, now: Instant) {
         let consumed: BTreeSet<&String> = self.members.values().flat_map(|m| &m.topics).collect();
         let changed = consumed
             .iter()
             .any(|t| self.partitions_per_topic.get(*t) != partitions_per_topic.get(*t));
         self.partitions_per_topic = partitions_per_topic;
         if changed {
-            self.start_rebalance(RebalanceReason::MetadataChanged, now_ms);
+            self.start_rebalance(RebalanceReason::MetadataChanged, now);
         }
     }
 
-    /// Fires the timers due at `now_ms`: expires members whose session ran
+    /// Fires the timers due at `now`: expires members whose session ran
     /// out, and ends a join phase whose rebalance deadline passed, removing
     /// the members that did not rejoin. Calling it early does nothing.
-    pub fn handle_timeout(&mut self, now_ms: u64) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         let preparing = self.state == GroupState::PreparingRebalance;
-        let session = self.config.session_timeout_ms;
+        let session = self.config.session_timeout;
         let expired: Vec<MemberId> = self
             .members
             .iter()
             .filter(|(_, m)| !(preparing && m.rejoined))
-            .filter(|(_, m)| m.last_seen_ms.saturating_add(session) <= now_ms)
+            .filter(|(_, m)| m.last_seen + session <= now)
             .map(|(id, _)| id.clone())
             .collect();
         for id in &expired {
@@ -621,10 +622,10 @@ impl GroupCoordinator {
             });
         }
         if let Some(first) = expired.into_iter().next() {
-            self.after_removal(RebalanceReason::MemberExpired(first), now_ms);
+            self.after_removal(RebalanceReason::MemberExpired(first), now);
         }
 
-        let deadline_passed = self.rebalance_deadline_ms.is_some_and(|d| d <= now_ms);
+        let deadline_passed = self.rebalance_deadline.is_some_and(|d| d <= now);
         if self.state == GroupState::PreparingRebalance && deadline_passed {
             let late: Vec<MemberId> = self
                 .members
@@ -642,7 +643,7 @@ impl GroupCoordinator {
             if self.members.is_empty() {
                 self.become_empty();
             } else {
-                self.complete_rebalance(now_ms);
+                self.complete_rebalance(now);
             }
         }
     }
@@ -659,26 +660,26 @@ impl GroupCoordinator {
     /// do: the earliest session expiry or rebalance deadline. `None` when
     /// the group is empty.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<u64> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         let preparing = self.state == GroupState::PreparingRebalance;
-        let session = self.config.session_timeout_ms;
+        let session = self.config.session_timeout;
         self.members
             .values()
             .filter(|m| !(preparing && m.rejoined))
-            .map(|m| m.last_seen_ms.saturating_add(session))
-            .chain(self.rebalance_deadline_ms)
+            .map(|m| m.last_seen + session)
+            .chain(self.rebalance_deadline)
             .min()
     }
 
     // ----- transitions -----
 
     /// Enters the join phase, unless already in it.
-    fn start_rebalance(&mut self, reason: RebalanceReason, now_ms: u64) {
+    fn start_rebalance(&mut self, reason: RebalanceReason, now: Instant) {
         if self.state == GroupState::PreparingRebalance {
             return;
         }
         self.state = GroupState::PreparingRebalance;
-        self.rebalance_deadline_ms = Some(now_ms.saturating_add(self.config.rebalance_timeout_ms));
+        self.rebalance_deadline = Some(now + self.config.rebalance_timeout);
         self.follow_up = false;
         for member in self.members.values_mut() {
             member.rejoined = false;
@@ -691,17 +692,17 @@ impl GroupCoordinator {
     }
 
     /// Ends the join phase if every member has rejoined.
-    fn maybe_complete(&mut self, now_ms: u64) {
+    fn maybe_complete(&mut self, now: Instant) {
         if self.state == GroupState::PreparingRebalance
             && !self.members.is_empty()
             && self.members.values().all(|m| m.rejoined)
         {
-            self.complete_rebalance(now_ms);
+            self.complete_rebalance(now);
         }
     }
 
     /// The end of the join phase: a new generation and its assignment.
-    fn complete_rebalance(&mut self, now_ms: u64) {
+    fn complete_rebalance(&mut self, now: Instant) {
         self.generation = self.generation.wrapping_add(1);
         let subscriptions: BTreeMap<MemberId, Subscription> = self
             .members
@@ -733,10 +734,10 @@ impl GroupCoordinator {
             member.rejoined = false;
             member.synced = false;
             // Kafka restarts the session clock with the JoinGroup answer.
-            member.last_seen_ms = now_ms;
+            member.last_seen = now;
         }
         self.state = GroupState::CompletingRebalance;
-        self.rebalance_deadline_ms = None;
+        self.rebalance_deadline = None;
         self.events.push_back(GroupEvent::RebalanceCompleted {
             generation: self.generation,
             assignment: assignment.clone(),
@@ -756,13 +757,13 @@ impl GroupCoordinator {
 
     /// After members were removed: rebalance the rest, or finish the join
     /// phase if they have all rejoined already.
-    fn after_removal(&mut self, reason: RebalanceReason, now_ms: u64) {
+    fn after_removal(&mut self, reason: RebalanceReason, now: Instant) {
         if self.members.is_empty() {
             self.become_empty();
         } else if self.state == GroupState::PreparingRebalance {
-            self.maybe_complete(now_ms);
+            self.maybe_complete(now);
         } else {
-            self.start_rebalance(reason, now_ms);
+            self.start_rebalance(reason, now);
         }
     }
 
@@ -770,7 +771,7 @@ impl GroupCoordinator {
         self.state = GroupState::Empty;
         self.assignment = Assignment::new();
         self.owned = Assignment::new();
-        self.rebalance_deadline_ms = None;
+        self.rebalance_deadline = None;
         self.follow_up = false;
     }
 }

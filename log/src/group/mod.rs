@@ -17,13 +17,14 @@
 //!   in KIP-848) instead of delegating to a leader member.
 //!
 //! The coordinator does no I/O and reads no clock: the driver passes every
-//! request in with the current time in milliseconds, drains
+//! request in with the current time as a [`std::time::Instant`], drains
 //! [`GroupCoordinator::poll_event`], and calls
 //! [`GroupCoordinator::handle_timeout`] at
 //! [`GroupCoordinator::poll_timeout`]. Committed offsets live elsewhere.
 //!
 //! ```
 //! use std::collections::BTreeMap;
+//! use std::time::{Duration, Instant};
 //! use dsys_log::group::{
 //!     GroupConfig, GroupCoordinator, GroupEvent, GroupState, HeartbeatError, Subscription,
 //! };
@@ -31,22 +32,24 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let topics = BTreeMap::from([("orders".to_string(), 4)]);
 //! let mut group = GroupCoordinator::new(GroupConfig::default(), topics)?;
+//! let start = Instant::now(); // the driver's clock; the coordinator reads none
+//! let at = |ms: u64| start + Duration::from_millis(ms);
 //!
 //! // A lone member's join completes the rebalance at once: generation 1.
-//! let a = group.handle_join(None, "app", Subscription::new(["orders"]), 0)?;
+//! let a = group.handle_join(None, "app", Subscription::new(["orders"]), at(0))?;
 //! let generation = a.generation.expect("nobody else to wait for");
-//! assert_eq!(group.handle_sync(&a.member_id, generation, 0)?.assignment.len(), 4);
+//! assert_eq!(group.handle_sync(&a.member_id, generation, at(0))?.assignment.len(), 4);
 //! assert_eq!(group.state(), GroupState::Stable);
 //!
 //! // A second member starts a rebalance; its join waits for the first
 //! // member, which learns of it from its next heartbeat and rejoins.
-//! let b = group.handle_join(None, "app", Subscription::new(["orders"]), 1_000)?;
+//! let b = group.handle_join(None, "app", Subscription::new(["orders"]), at(1_000))?;
 //! assert_eq!(b.generation, None);
 //! assert_eq!(
-//!     group.handle_heartbeat(&a.member_id, generation, 2_000),
+//!     group.handle_heartbeat(&a.member_id, generation, at(2_000)),
 //!     Err(HeartbeatError::RebalanceInProgress)
 //! );
-//! let a = group.handle_join(Some(&a.member_id), "app", Subscription::new(["orders"]), 2_500)?;
+//! let a = group.handle_join(Some(&a.member_id), "app", Subscription::new(["orders"]), at(2_500))?;
 //! assert_eq!(a.generation, Some(2));
 //!
 //! // The event answers b's pending join.
@@ -59,12 +62,12 @@
 //!     }
 //! }
 //! let b_generation = b_generation.expect("the rebalance completed");
-//! assert_eq!(group.handle_sync(&a.member_id, 2, 3_000)?.assignment.len(), 2);
-//! assert_eq!(group.handle_sync(&b.member_id, b_generation, 3_000)?.assignment.len(), 2);
+//! assert_eq!(group.handle_sync(&a.member_id, 2, at(3_000))?.assignment.len(), 2);
+//! assert_eq!(group.handle_sync(&b.member_id, b_generation, at(3_000))?.assignment.len(), 2);
 //! assert_eq!(group.state(), GroupState::Stable);
 //!
 //! // The next timer: a's session, 45 s after its last sync.
-//! assert_eq!(group.poll_timeout(), Some(48_000));
+//! assert_eq!(group.poll_timeout(), Some(at(48_000)));
 //! # Ok(())
 //! # }
 //! ```
@@ -79,7 +82,7 @@ pub use assignor::{
     Assignor, AssignorKind, CooperativeStickyAssignor, RangeAssignor, RebalanceProtocol,
     RoundRobinAssignor, StickyAssignor,
 };
-pub use config::{GroupConfig, GroupConfigError};
+pub use config::{GroupConfig, GroupConfigError, MAX_TIMEOUT};
 pub use coordinator::{
     ExpiryReason, GroupCoordinator, GroupEvent, GroupState, HeartbeatError, JoinError,
     JoinResponse, LeaveError, RebalanceReason, SyncError, SyncResponse,

@@ -6,9 +6,9 @@ use std::io;
 
 use super::SegmentState;
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::loom::lock;
 use crate::segment::{INDEX_SUFFIX, Indexes, TIME_INDEX_SUFFIX, TMP_SUFFIX, file_name};
 use crate::storage::{Storage, StorageFile, read_full_at, write_all_at};
-use crate::sync::lock;
 
 /// Reads a whole small file; `None` if it is missing or unreadable.
 pub(super) fn read_small_file<S: Storage>(dir: &S, name: &str) -> Option<Vec<u8>> {

@@ -8,12 +8,12 @@ use super::checkpoint::Checkpoint;
 use super::files::{load_indexes, remove_if_exists, write_indexes};
 use super::{Log, SegmentState, Shared, producer_snapshots};
 use crate::config::{ConfigError, HighWatermarkPolicy, LogConfig};
+use crate::loom::{Arc, AtomicU64, Mutex};
 use crate::segment::{
     CLEANED_SUFFIX, INDEX_SUFFIX, IndexBuilder, Indexes, LOG_SUFFIX, ScanMode, Segment,
     TIME_INDEX_SUFFIX, TMP_SUFFIX, file_name, parse_file_name, scan,
 };
 use crate::storage::{Storage, StorageFile};
-use crate::sync::{Arc, AtomicU64, Mutex};
 
 /// Why a log could not be opened. Damaged data is not an error: it is truncated and
 /// reported in [`RecoveryReport`].

@@ -13,18 +13,19 @@ mod loader;
 mod producer_snapshots;
 mod reader;
 
+use crate::Timestamp;
 use std::io;
 
 use self::checkpoint::Checkpoint;
 use self::files::{persist_new_index_entries, write_indexes};
 use crate::batch::{BatchBuf, RecordBatch};
 use crate::config::{HighWatermarkPolicy, LogConfig};
+use crate::loom::{Arc, AtomicU64, Mutex, Ordering, lock};
 use crate::producer::{ProducerError, ProducerTable, SequenceCheck};
 use crate::segment::{
     INDEX_SUFFIX, IndexBuilder, Indexes, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX, file_name,
 };
 use crate::storage::{Storage, StorageFile, write_all_at};
-use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
 
 pub use self::loader::{OpenError, RecoveryReport};
 pub use self::reader::{LogReader, ReadError};
@@ -110,7 +111,7 @@ pub struct SegmentInfo {
     /// Bytes in the `.log` file.
     pub size_bytes: u64,
     /// Largest record timestamp, if the segment has records.
-    pub max_timestamp: Option<i64>,
+    pub max_timestamp: Option<Timestamp>,
 }
 
 /// What an append did.
@@ -143,11 +144,11 @@ pub(crate) struct SegmentState<F> {
     pub(crate) shared: Arc<Segment<F>>,
     pub(crate) size: u64,
     pub(crate) next_offset: u64,
-    pub(crate) max_timestamp: Option<i64>,
+    pub(crate) max_timestamp: Option<Timestamp>,
     /// The caller's clock at the segment's first append since open: `segment.ms`
     /// counts from there (Kafka counts from the first batch's timestamp, which
     /// makes producers with old timestamps roll a segment per batch).
-    pub(crate) first_append_ms: Option<i64>,
+    pub(crate) first_append_ms: Option<Timestamp>,
     pub(crate) builder: IndexBuilder,
     /// Offset and time index entries already in the index files.
     pub(crate) persisted: (usize, usize),
@@ -162,7 +163,7 @@ impl<F> SegmentState<F> {
 /// One partition's log: the single appender. See the crate docs for the run loop.
 ///
 /// Method groups: getters (`next_offset`, `durable_offset`, `high_watermark`...),
-/// commands (`append`, `flush`, `tick`, `set_high_watermark`, `apply_retention`,
+/// commands (`append`, `flush`, `handle_timeout`, `set_high_watermark`, `apply_retention`,
 /// `compact`, `close`), and reads (`read`, `offset_for_timestamp`, or a
 /// [`LogReader`] from `reader()` for other threads).
 #[derive(Debug)]
@@ -175,7 +176,7 @@ pub struct Log<S: Storage> {
     pub(crate) next_offset: u64,
     durable_offset: u64,
     unflushed_bytes: u64,
-    oldest_unflushed_ms: Option<i64>,
+    oldest_unflushed_ms: Option<Timestamp>,
     pub(crate) producers: ProducerTable,
     failed: Option<String>,
     /// The on-disk checkpoint still claims a clean shutdown.
@@ -269,7 +270,7 @@ impl<S: Storage> Log<S> {
     /// milliseconds (used for time-based rolling and flushing). A batch from an
     /// idempotent producer is checked against the producer's sequence: a retry of a
     /// batch already written returns its original offsets with `duplicate: true`.
-    pub fn append(&mut self, mut batch: BatchBuf, now: i64) -> Result<Appended, AppendError> {
+    pub fn append(&mut self, mut batch: BatchBuf, now: Timestamp) -> Result<Appended, AppendError> {
         if let Some(why) = &self.failed {
             return Err(AppendError::Failed(why.clone()));
         }
@@ -378,7 +379,7 @@ impl<S: Storage> Log<S> {
         Ok(())
     }
 
-    fn needs_roll(&self, batch_len: u64, last_delta: u64, now: i64) -> bool {
+    fn needs_roll(&self, batch_len: u64, last_delta: u64, now: Timestamp) -> bool {
         let active = self.segments.last().expect("an active segment");
         if active.size == 0 {
             return false;
@@ -393,7 +394,7 @@ impl<S: Storage> Log<S> {
         too_big || too_old || offsets_full
     }
 
-    fn flush_due(&self, now: i64) -> bool {
+    fn flush_due(&self, now: Timestamp) -> bool {
         if self.unflushed_bytes == 0 {
             return false;
         }
@@ -435,8 +436,9 @@ impl<S: Storage> Log<S> {
     }
 
     /// Runs time-based duties: flushes when `max_unflushed_ms` has passed and forgets
-    /// expired idempotent producers. Call it by [`Log::poll_timeout`].
-    pub fn tick(&mut self, now: i64) -> Result<(), FlushError> {
+    /// expired idempotent producers. Call it at [`Log::poll_timeout`]; calling it
+    /// early or late is harmless (a flush that is due runs, nothing else happens).
+    pub fn handle_timeout(&mut self, now: Timestamp) -> Result<(), FlushError> {
         self.producers
             .expire(now, self.config.producer_expiration_ms);
         if self.flush_due(now) {
@@ -445,9 +447,10 @@ impl<S: Storage> Log<S> {
         Ok(())
     }
 
-    /// When [`Log::tick`] next has something to do (a time-based flush), if ever.
+    /// When [`Log::handle_timeout`] next has something to do (a time-based flush), if
+    /// ever, on the same [`Timestamp`] scale as the `now` passed to appends.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<i64> {
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
         let ms = self.config.flush.max_unflushed_ms?;
         self.oldest_unflushed_ms.map(|t| t.saturating_add(ms))
     }
@@ -584,7 +587,7 @@ impl<S: Storage> Log<S> {
 
     /// The offset of the first record whose timestamp is at least `timestamp`; see
     /// [`LogReader::offset_for_timestamp`].
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>, ReadError> {
+    pub fn offset_for_timestamp(&self, timestamp: Timestamp) -> Result<Option<u64>, ReadError> {
         self.reader().offset_for_timestamp(timestamp)
     }
 }

@@ -1,11 +1,12 @@
 //! Reading: [`LogReader`], the handle other threads read a log through.
 
+use crate::Timestamp;
 use std::io;
 
 use super::Shared;
 use crate::batch::RecordBatch;
+use crate::loom::{Arc, Ordering, lock};
 use crate::storage::StorageFile;
-use crate::sync::{Arc, Ordering, lock};
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +91,7 @@ impl<F: StorageFile> LogReader<F> {
 
     /// The offset of the first record below the high-watermark whose timestamp is at
     /// least `timestamp` (Kafka's `ListOffsets` by time), found through the time index.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>, ReadError> {
+    pub fn offset_for_timestamp(&self, timestamp: Timestamp) -> Result<Option<u64>, ReadError> {
         let high_watermark = self.high_watermark();
         let segments = lock(&self.shared.segments).clone();
         for (i, segment) in segments.iter().enumerate() {

@@ -2,7 +2,7 @@
 //! under `--cfg dsys_loom`, from `loom`, so the loom tests explore the same code.
 
 #[cfg(dsys_loom)]
-pub(crate) use loom::sync::{
+pub(crate) use ::loom::sync::{
     Arc, Mutex, MutexGuard,
     atomic::{AtomicU64, Ordering},
 };
