@@ -62,13 +62,14 @@ fn heartbeat_offsets_ms(count: usize, seed: u64) -> Vec<u64> {
 }
 
 fn dsys_detector(window: usize) -> PhiAccrual {
-    PhiAccrual::new(PhiConfig {
-        max_sample_size: window,
-        min_std_deviation: Duration::from_millis(MIN_STD_DEVIATION_MS),
-        acceptable_heartbeat_pause: Duration::ZERO,
-        first_heartbeat_estimate: Duration::from_millis(100),
-        model: PhiModel::Normal,
-        ..PhiConfig::default()
+    PhiAccrual::new({
+        let mut c = PhiConfig::default();
+        c.max_sample_size = window;
+        c.min_std_deviation = Duration::from_millis(MIN_STD_DEVIATION_MS);
+        c.acceptable_heartbeat_pause = Duration::ZERO;
+        c.first_heartbeat_estimate = Duration::from_millis(100);
+        c.model = PhiModel::Normal;
+        c
     })
     .expect("a valid config")
 }

@@ -18,7 +18,7 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use dsys_detect::swim::{Config, Swim};
+use dsys_detect::{Swim, SwimConfig};
 use foca::{AccumulatingRuntime, Foca, Identity, NoCustomBroadcast, PostcardCodec, Timer};
 use rand_foca::SeedableRng;
 use rand_foca::rngs::StdRng;
@@ -57,7 +57,7 @@ struct Setup<N> {
 fn dsys_setup() -> (Setup<Swim<u32>>, Instant) {
     let now = Instant::now();
     let mut nodes: Vec<Swim<u32>> = (0..MEMBERS)
-        .map(|i| Swim::new(i, Config::default(), u64::from(i) + 1, now).expect("config"))
+        .map(|i| Swim::new(i, SwimConfig::default(), u64::from(i) + 1, now).expect("config"))
         .collect();
     for i in 1..MEMBERS as usize {
         nodes[i].join([0], now);

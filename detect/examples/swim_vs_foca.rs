@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use dsys_detect::sim::scenario::{self, FalseDowns, Plan, Report};
 use dsys_detect::sim::{Latencies, SimNode};
-use dsys_detect::swim::{Config, Swim};
+use dsys_detect::{Swim, SwimConfig};
 use foca_node::{FocaNode, foca_config};
 
 fn main() {
@@ -85,7 +85,7 @@ fn node_seed(seed: u64, i: usize) -> u64 {
 }
 
 fn swim(i: usize, now: Instant, seed: u64, lifeguard: bool) -> Swim<u32> {
-    let mut config = Config::default();
+    let mut config = SwimConfig::default();
     config.lifeguard = lifeguard;
     Swim::new(
         u32::try_from(i).expect("small cluster"),

@@ -1,32 +1,36 @@
-//! The fixed-timeout heartbeat detector: a peer is suspected once `timeout`
-//! has passed since its last heartbeat.
-//!
-//! This is the conventional binary detector that the φ accrual paper
-//! (Hayashibara et al., "The φ Accrual Failure Detector", SRDS 2004, introduction)
-//! sets out to improve on: one timeout must serve every application, and it
-//! cannot adapt to the network. It is here as the baseline to compare
-//! [`PhiAccrual`](crate::PhiAccrual) against, and for the cases where a
-//! hard deadline is what the caller wants (leases, lock expiry).
-//!
-//! Like the rest of the crate it reads no clock: time comes in as `now`.
-//! [`HeartbeatDetector::deadline`] is the instant to wake up at, the
-//! `poll_timeout` of this tiny state machine.
-//!
-//! ```
-//! use std::time::{Duration, Instant};
-//! use dsys_detect::HeartbeatDetector;
-//!
-//! let mut fd = HeartbeatDetector::new(Duration::from_secs(5));
-//! let t0 = Instant::now(); // the caller's clock, read by the caller
-//! fd.heartbeat(t0);
-//! assert_eq!(fd.deadline(), Some(t0 + Duration::from_secs(5)));
-//! assert!(fd.is_available(t0 + Duration::from_millis(4_999)));
-//! assert!(!fd.is_available(t0 + Duration::from_secs(5)));
-//! ```
+//! The fixed-timeout heartbeat detector, documented on [`HeartbeatDetector`].
 
 use std::time::{Duration, Instant};
 
-/// A fixed-timeout failure detector for one monitored process.
+/// The fixed-timeout heartbeat detector: a peer is suspected once `timeout`
+/// has passed since its last heartbeat.
+///
+/// This is the conventional binary detector that the φ accrual paper
+/// (Hayashibara et al., "The φ Accrual Failure Detector", SRDS 2004, introduction)
+/// sets out to improve on: one timeout must serve every application, and it
+/// cannot adapt to the network. It is here as the baseline to compare
+/// [`PhiAccrual`](crate::PhiAccrual) against, and for the cases where a
+/// hard deadline is what the caller wants (leases, lock expiry).
+///
+/// Like the rest of the crate it reads no clock: time comes in as `now`.
+/// [`deadline`](Self::deadline) is the instant to wake up at, the
+/// `poll_timeout` of this tiny state machine.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use dsys_detect::HeartbeatDetector;
+///
+/// let mut fd = HeartbeatDetector::new(Duration::from_secs(5));
+/// let t0 = Instant::now(); // the caller's clock, read by the caller
+/// fd.heartbeat(t0);
+/// assert_eq!(fd.deadline(), Some(t0 + Duration::from_secs(5)));
+/// assert!(fd.is_available(t0 + Duration::from_millis(4_999)));
+/// assert!(!fd.is_available(t0 + Duration::from_secs(5)));
+/// fd.heartbeat(t0 + Duration::from_secs(6));
+/// fd.heartbeat(t0); // out of order: ignored, and counted
+/// assert_eq!(fd.counters().ignored_heartbeats, 1);
+/// assert_eq!(fd.last_heartbeat(), Some(t0 + Duration::from_secs(6)));
+/// ```
 ///
 /// Available while less than `timeout` has passed since the last heartbeat;
 /// suspected from `last + timeout` on. Before the first heartbeat the peer
@@ -36,7 +40,17 @@ use std::time::{Duration, Instant};
 pub struct HeartbeatDetector {
     timeout: Duration,
     last: Option<Instant>,
-    ignored: u64,
+    counters: HeartbeatCounters,
+}
+
+/// Input a [`HeartbeatDetector`] ignored, counted. Every field only grows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct HeartbeatCounters {
+    /// Heartbeats ignored because their `now` was earlier than the last accepted one
+    /// (events fed out of order).
+    pub ignored_heartbeats: u64,
 }
 
 impl HeartbeatDetector {
@@ -51,7 +65,9 @@ impl HeartbeatDetector {
         Self {
             timeout,
             last: None,
-            ignored: 0,
+            counters: HeartbeatCounters {
+                ignored_heartbeats: 0,
+            },
         }
     }
 
@@ -60,10 +76,10 @@ impl HeartbeatDetector {
     ///
     /// A heartbeat with `now` earlier than the last accepted one (events fed
     /// out of order) is ignored, so it cannot pull the deadline back, and is
-    /// counted in [`ignored_heartbeats`](Self::ignored_heartbeats).
+    /// counted in [`counters`](Self::counters).
     pub fn heartbeat(&mut self, now: Instant) {
         match self.last {
-            Some(last) if now < last => self.ignored += 1,
+            Some(last) if now < last => self.counters.ignored_heartbeats += 1,
             _ => self.last = Some(now),
         }
     }
@@ -106,10 +122,9 @@ impl HeartbeatDetector {
         self.last
     }
 
-    /// How many heartbeats were ignored because their `now` was earlier
-    /// than the last accepted one.
+    /// Input ignored so far (heartbeats fed out of order).
     #[must_use]
-    pub fn ignored_heartbeats(&self) -> u64 {
-        self.ignored
+    pub fn counters(&self) -> &HeartbeatCounters {
+        &self.counters
     }
 }

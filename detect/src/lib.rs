@@ -1,14 +1,16 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod heartbeat;
-pub mod phi;
+// The protocol API is flat at the root, from private modules; `sim` is a distinct
+// component, reached only through its module.
+mod heartbeat;
+mod phi;
 pub mod sim;
-pub mod swim;
+mod swim;
 
-pub use heartbeat::HeartbeatDetector;
-pub use phi::{PhiAccrual, PhiConfig, PhiConfigError, PhiModel};
+pub use heartbeat::{HeartbeatCounters, HeartbeatDetector};
+pub use phi::{PhiAccrual, PhiConfig, PhiConfigError, PhiCounters, PhiModel};
 pub use swim::{
-    Config as SwimConfig, ConfigError as SwimConfigError, Event, NodeId, PacketError, State, Swim,
-    Transmit,
+    DecodeError, Event, IdCodec, MAX_ID_LEN, NodeId, PacketError, State, Swim, SwimConfig,
+    SwimConfigError, SwimCounters, Transmit, inspect_packet,
 };

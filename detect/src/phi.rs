@@ -1,115 +1,5 @@
-//! The φ accrual failure detector (Hayashibara, Défago, Yared and Katayama,
-//! "The φ Accrual Failure Detector", SRDS 2004).
-//!
-//! An accrual detector does not answer "up or down": it outputs a suspicion
-//! level φ that grows continuously while the monitored process stays silent,
-//! and each caller compares it with its own threshold. φ is defined from the
-//! distribution of heartbeat inter-arrival times observed in a sliding window
-//! (Hayashibara et al. §3):
-//!
-//! ```text
-//! φ(now) = −log10( P_later(now − T_last) )
-//! ```
-//!
-//! where `T_last` is the arrival time of the last heartbeat and
-//! `P_later(t)` is the probability that a heartbeat arrives more than `t`
-//! after the previous one. Suspecting the process once φ ≥ 1 is a mistake
-//! about 10 % of the time, once φ ≥ 2 about 1 %, once φ ≥ 8 (the default
-//! threshold) about 10⁻⁸ of the time, as far as the model fits the network.
-//!
-//! # Two models
-//!
-//! [`PhiModel::Normal`] follows Akka's `PhiAccrualFailureDetector`
-//! (`akka-remote`, `akka.remote.PhiAccrualFailureDetector`): the intervals
-//! are modelled as a normal distribution `N(μ + acceptable_heartbeat_pause,
-//! max(σ, min_std_deviation))`, and the normal CDF `F` is replaced by the
-//! logistic approximation Akka takes from the β Mathematics Handbook (error
-//! 0.00014 at ±3.16 σ):
-//!
-//! ```text
-//! y = (t − μ') / σ'
-//! F(y) ≈ 1 / (1 + e^(−y (1.5976 + 0.070566 y²)))
-//! φ = −log10(1 − F(y)) = log10(1 + e^(y (1.5976 + 0.070566 y²)))
-//! ```
-//!
-//! Akka evaluates this in two branches (`−log10(e / (1 + e))` past the mean,
-//! `−log10(1 − 1 / (1 + e))` before it, with `e = e^(−y(…))`); both are the
-//! right-hand form above. This module computes that form as a numerically
-//! stable softplus, so its values equal Akka's (to rounding) wherever
-//! Akka's are finite, and it stays finite and increasing far past the point
-//! where Akka's `e` underflows and its φ becomes `+∞` (about 10 σ'). A
-//! caller therefore gets an ordering between two very dead peers, and the
-//! threshold test is unchanged.
-//!
-//! [`PhiModel::Exponential`] follows Cassandra's `FailureDetector`
-//! (`org.apache.cassandra.gms.FailureDetector`, the math in CASSANDRA-2597):
-//! the intervals are modelled as exponential with the window's mean μ, so
-//! `P_later(t) = e^(−t/μ)` and
-//!
-//! ```text
-//! φ = −log10(e^(−t/μ)) = t / μ / ln 10      (Cassandra's PHI_FACTOR = 1 / ln 10)
-//! ```
-//!
-//! Cassandra's `ArrivalWindow::phi` returns `t / μ` and `interpret`
-//! multiplies it by `PHI_FACTOR` before comparing with
-//! `phi_convict_threshold`; [`PhiAccrual::phi`] returns the scaled value, so
-//! thresholds are on the same scale in both models. The exponential model
-//! has no standard deviation and no grace period: `min_std_deviation` and
-//! `acceptable_heartbeat_pause` do not apply to it (see [`PhiModel`]).
-//!
-//! # The window and its statistics
-//!
-//! Both models keep the last [`PhiConfig::max_sample_size`] inter-arrival
-//! times in a ring buffer, as Akka's `HeartbeatHistory` and Cassandra's
-//! `ArrayBackedBoundedStats` do. The running sums are exact integers
-//! (nanoseconds as `u64`, the sum and the sum of squares as `u128`), so
-//! adding a sample and evicting the oldest is O(1) and repeated
-//! addition/subtraction never drifts. The variance comes from the exact
-//! integer `n·Σx² − (Σx)² = n²·σ²`, so it does not suffer the cancellation
-//! of Akka's floating-point `Σx²/n − μ²` either. Mean and standard
-//! deviation are recomputed once per recorded heartbeat (no loop, no
-//! integer division in the usual case); [`PhiAccrual::phi`] is a handful of
-//! floating-point operations, and [`PhiAccrual::is_available`] compares the
-//! logistic exponent with its value at the threshold, without the `exp` and
-//! `log` of φ except within rounding distance of the threshold.
-//!
-//! # Start-up and long pauses (Akka's rules)
-//!
-//! - Before the first heartbeat the peer is not monitored: φ is 0 and it is
-//!   available ("treat unmanaged connections … as healthy", Akka).
-//! - The window starts with two samples, `first_heartbeat_estimate ∓
-//!   first_heartbeat_estimate / 4` (Akka's `firstHeartbeat`), so a peer that
-//!   sends exactly one heartbeat and then stops still becomes unavailable.
-//!   Cassandra seeds one sample of `fd_initial_value_ms` instead; the mean is
-//!   the estimate either way, and this module uses Akka's seeding for both
-//!   models.
-//! - The interval ending in a heartbeat that arrives while the peer is
-//!   already unavailable is not recorded: "don't use the first heartbeat
-//!   after failure for the history, since a long pause will skew the stats"
-//!   (Akka, `heartbeat()`). Cassandra drops intervals above
-//!   `fd_max_interval_ms` for the same reason; this module applies Akka's
-//!   rule to both models.
-//!
-//! # Sans-IO
-//!
-//! The detector reads no clock: every method that needs the time takes
-//! `now: Instant`. A heartbeat whose `now` is earlier than the last one
-//! (a caller feeding events out of order) is ignored and counted in
-//! [`PhiAccrual::ignored_heartbeats`]; it never panics.
-//!
-//! ```
-//! use std::time::{Duration, Instant};
-//! use dsys_detect::{PhiAccrual, PhiConfig};
-//!
-//! let mut fd = PhiAccrual::new(PhiConfig::default()).expect("the default config is valid");
-//! let start = Instant::now(); // the caller's clock, read by the caller
-//! for i in 0..10 {
-//!     fd.heartbeat(start + Duration::from_secs(i));
-//! }
-//! let last = start + Duration::from_secs(9);
-//! assert!(fd.is_available(last + Duration::from_secs(1)));
-//! assert!(!fd.is_available(last + Duration::from_secs(60)));
-//! ```
+//! The φ accrual failure detector (Hayashibara et al., SRDS 2004), documented on
+//! [`PhiAccrual`].
 
 use std::collections::VecDeque;
 use std::f64::consts::LN_10;
@@ -147,6 +37,7 @@ pub enum PhiModel {
 /// Akka's constructor checks (`require(…)`) are [`PhiConfig::validate`].
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct PhiConfig {
     /// φ at or above which the peer is reported unavailable
     /// ([`PhiAccrual::is_available`] is `φ < threshold`). A low threshold
@@ -234,6 +125,16 @@ impl Default for PhiConfig {
     }
 }
 
+/// Input a [`PhiAccrual`] ignored, counted. Every field only grows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct PhiCounters {
+    /// Heartbeats ignored because their `now` was earlier than the last accepted one
+    /// (events fed out of order).
+    pub ignored_heartbeats: u64,
+}
+
 /// A [`PhiConfig`] field out of its documented limits, from
 /// [`PhiConfig::validate`] or [`PhiAccrual::new`]. No detector was built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -241,9 +142,13 @@ impl Default for PhiConfig {
 pub enum PhiConfigError {
     /// `threshold` is not a finite number above 0 (zero, negative, NaN or
     /// infinite); the value is attached. Akka: "threshold must be > 0".
+    ///
+    /// State: nothing changed; no detector was built.
     #[error("threshold must be a finite number above 0, got {0}")]
     Threshold(f64),
     /// `max_sample_size` is 0 or above [`PhiConfig::MAX_SAMPLE_SIZE`].
+    ///
+    /// State: nothing changed; no detector was built.
     #[error("max_sample_size must be between 1 and {max}, got {got}")]
     MaxSampleSize {
         /// The configured value.
@@ -253,16 +158,130 @@ pub enum PhiConfigError {
     },
     /// `min_std_deviation` is zero; Akka requires it above zero, since the
     /// normal model divides by it when the intervals do not vary.
+    ///
+    /// State: nothing changed; no detector was built.
     #[error("min_std_deviation must be above zero")]
     MinStdDeviation,
     /// `first_heartbeat_estimate` is zero; Akka requires it above zero, since
     /// it is the mean the window starts from.
+    ///
+    /// State: nothing changed; no detector was built.
     #[error("first_heartbeat_estimate must be above zero")]
     FirstHeartbeatEstimate,
 }
 
-/// The φ accrual failure detector for one monitored process (see the
-/// [module documentation](self) for the math and its sources).
+/// The φ accrual failure detector (Hayashibara, Défago, Yared and Katayama,
+/// "The φ Accrual Failure Detector", SRDS 2004).
+///
+/// An accrual detector does not answer "up or down": it outputs a suspicion
+/// level φ that grows continuously while the monitored process stays silent,
+/// and each caller compares it with its own threshold. φ is defined from the
+/// distribution of heartbeat inter-arrival times observed in a sliding window
+/// (Hayashibara et al. §3):
+///
+/// ```text
+/// φ(now) = −log10( P_later(now − T_last) )
+/// ```
+///
+/// where `T_last` is the arrival time of the last heartbeat and
+/// `P_later(t)` is the probability that a heartbeat arrives more than `t`
+/// after the previous one. Suspecting the process once φ ≥ 1 is a mistake
+/// about 10 % of the time, once φ ≥ 2 about 1 %, once φ ≥ 8 (the default
+/// threshold) about 10⁻⁸ of the time, as far as the model fits the network.
+///
+/// # Two models
+///
+/// [`PhiModel::Normal`] follows Akka's `PhiAccrualFailureDetector`
+/// (`akka-remote`, `akka.remote.PhiAccrualFailureDetector`): the intervals
+/// are modelled as a normal distribution `N(μ + acceptable_heartbeat_pause,
+/// max(σ, min_std_deviation))`, and the normal CDF `F` is replaced by the
+/// logistic approximation Akka takes from the β Mathematics Handbook (error
+/// 0.00014 at ±3.16 σ):
+///
+/// ```text
+/// y = (t − μ') / σ'
+/// F(y) ≈ 1 / (1 + e^(−y (1.5976 + 0.070566 y²)))
+/// φ = −log10(1 − F(y)) = log10(1 + e^(y (1.5976 + 0.070566 y²)))
+/// ```
+///
+/// Akka evaluates this in two branches (`−log10(e / (1 + e))` past the mean,
+/// `−log10(1 − 1 / (1 + e))` before it, with `e = e^(−y(…))`); both are the
+/// right-hand form above. This module computes that form as a numerically
+/// stable softplus, so its values equal Akka's (to rounding) wherever
+/// Akka's are finite, and it stays finite and increasing far past the point
+/// where Akka's `e` underflows and its φ becomes `+∞` (about 10 σ'). A
+/// caller therefore gets an ordering between two very dead peers, and the
+/// threshold test is unchanged.
+///
+/// [`PhiModel::Exponential`] follows Cassandra's `FailureDetector`
+/// (`org.apache.cassandra.gms.FailureDetector`, the math in CASSANDRA-2597):
+/// the intervals are modelled as exponential with the window's mean μ, so
+/// `P_later(t) = e^(−t/μ)` and
+///
+/// ```text
+/// φ = −log10(e^(−t/μ)) = t / μ / ln 10      (Cassandra's PHI_FACTOR = 1 / ln 10)
+/// ```
+///
+/// Cassandra's `ArrivalWindow::phi` returns `t / μ` and `interpret`
+/// multiplies it by `PHI_FACTOR` before comparing with
+/// `phi_convict_threshold`; [`phi`](Self::phi) returns the scaled value, so
+/// thresholds are on the same scale in both models. The exponential model
+/// has no standard deviation and no grace period: `min_std_deviation` and
+/// `acceptable_heartbeat_pause` do not apply to it (see [`PhiModel`]).
+///
+/// # The window and its statistics
+///
+/// Both models keep the last [`PhiConfig::max_sample_size`] inter-arrival
+/// times in a ring buffer, as Akka's `HeartbeatHistory` and Cassandra's
+/// `ArrayBackedBoundedStats` do. The running sums are exact integers
+/// (nanoseconds as `u64`, the sum and the sum of squares as `u128`), so
+/// adding a sample and evicting the oldest is O(1) and repeated
+/// addition/subtraction never drifts. The variance comes from the exact
+/// integer `n·Σx² − (Σx)² = n²·σ²`, so it does not suffer the cancellation
+/// of Akka's floating-point `Σx²/n − μ²` either. Mean and standard
+/// deviation are recomputed once per recorded heartbeat (no loop, no
+/// integer division in the usual case); [`phi`](Self::phi) is a handful of
+/// floating-point operations, and [`is_available`](Self::is_available) compares the
+/// logistic exponent with its value at the threshold, without the `exp` and
+/// `log` of φ except within rounding distance of the threshold.
+///
+/// # Start-up and long pauses (Akka's rules)
+///
+/// - Before the first heartbeat the peer is not monitored: φ is 0 and it is
+///   available ("treat unmanaged connections … as healthy", Akka).
+/// - The window starts with two samples, `first_heartbeat_estimate ∓
+///   first_heartbeat_estimate / 4` (Akka's `firstHeartbeat`), so a peer that
+///   sends exactly one heartbeat and then stops still becomes unavailable.
+///   Cassandra seeds one sample of `fd_initial_value_ms` instead; the mean is
+///   the estimate either way, and this module uses Akka's seeding for both
+///   models.
+/// - The interval ending in a heartbeat that arrives while the peer is
+///   already unavailable is not recorded: "don't use the first heartbeat
+///   after failure for the history, since a long pause will skew the stats"
+///   (Akka, `heartbeat()`). Cassandra drops intervals above
+///   `fd_max_interval_ms` for the same reason; this module applies Akka's
+///   rule to both models.
+///
+/// # Sans-IO
+///
+/// The detector reads no clock: every method that needs the time takes
+/// `now: Instant`. A heartbeat whose `now` is earlier than the last one
+/// (a caller feeding events out of order) is ignored and counted in
+/// [`counters`](Self::counters); it never panics.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use dsys_detect::{PhiAccrual, PhiConfig};
+///
+/// let mut fd = PhiAccrual::new(PhiConfig::default()).expect("the default config is valid");
+/// let start = Instant::now(); // the caller's clock, read by the caller
+/// for i in 0..10 {
+///     fd.heartbeat(start + Duration::from_secs(i));
+/// }
+/// let last = start + Duration::from_secs(9);
+/// assert!(fd.is_available(last + Duration::from_secs(1)));
+/// assert!(!fd.is_available(last + Duration::from_secs(60)));
+/// ```
 ///
 /// Methods, by group:
 /// - input: [`heartbeat`](Self::heartbeat), called with the arrival time
@@ -271,7 +290,7 @@ pub enum PhiConfigError {
 ///   at a caller-supplied `now`;
 /// - getters: [`mean`](Self::mean), [`std_deviation`](Self::std_deviation),
 ///   [`samples`](Self::samples), [`last_heartbeat`](Self::last_heartbeat),
-///   [`ignored_heartbeats`](Self::ignored_heartbeats),
+///   [`counters`](Self::counters),
 ///   [`config`](Self::config).
 #[derive(Debug, Clone)]
 pub struct PhiAccrual {
@@ -304,7 +323,7 @@ pub struct PhiAccrual {
     z_available: f64,
     z_unavailable: f64,
     last: Option<Instant>,
-    ignored: u64,
+    counters: PhiCounters,
 }
 
 impl PhiAccrual {
@@ -344,7 +363,9 @@ impl PhiAccrual {
             z_available,
             z_unavailable,
             last: None,
-            ignored: 0,
+            counters: PhiCounters {
+                ignored_heartbeats: 0,
+            },
             config,
         };
         fd.seed();
@@ -359,14 +380,14 @@ impl PhiAccrual {
     /// interval after a failure would skew the statistics), and becomes the
     /// new reference for φ either way. A heartbeat with `now` earlier than
     /// the last one is ignored and counted in
-    /// [`ignored_heartbeats`](Self::ignored_heartbeats); one at the same
+    /// [`counters`](Self::counters); one at the same
     /// instant records a zero interval.
     pub fn heartbeat(&mut self, now: Instant) {
         // On the first heartbeat Akka resets the history to `firstHeartbeat`;
         // the window already holds exactly that since `new`.
         if let Some(last) = self.last {
             if now < last {
-                self.ignored += 1;
+                self.counters.ignored_heartbeats += 1;
                 return;
             }
             let elapsed = now - last;
@@ -377,8 +398,8 @@ impl PhiAccrual {
         self.last = Some(now);
     }
 
-    /// The suspicion level φ at `now` (see the [module documentation](self)
-    /// for both models).
+    /// The suspicion level φ at `now` (see [`PhiAccrual`] for
+    /// both models).
     ///
     /// 0 before the first heartbeat. Never NaN and never negative; it grows
     /// with `now` and may be `+∞` only in the exponential model when every
@@ -437,11 +458,10 @@ impl PhiAccrual {
         self.last
     }
 
-    /// How many heartbeats were ignored because their `now` was earlier
-    /// than the last accepted one.
+    /// Input ignored so far (heartbeats fed out of order).
     #[must_use]
-    pub fn ignored_heartbeats(&self) -> u64 {
-        self.ignored
+    pub fn counters(&self) -> &PhiCounters {
+        &self.counters
     }
 
     /// The configuration this detector was built with.

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
-use dsys_detect::swim::{Config, Event, Swim};
+use dsys_detect::{Event, Swim, SwimConfig};
 use dsys_detect::{HeartbeatDetector, PhiAccrual, PhiConfig, PhiModel, SwimConfigError};
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -26,7 +26,7 @@ const DURATIONS: [Duration; 8] = [
 const U32S: [u32; 5] = [0, 1, 1000, u32::MAX / 2, u32::MAX];
 const USIZES: [usize; 7] = [0, 1, 3, 64, 1 << 20, usize::MAX / 2, usize::MAX];
 
-type Edit = Box<dyn Fn(&mut Config)>;
+type Edit = Box<dyn Fn(&mut SwimConfig)>;
 
 /// One variant of the default config per field and extreme value, plus a few
 /// combinations that multiply together (the suspicion timeout is
@@ -39,7 +39,7 @@ fn swim_cases() -> Vec<(String, Edit)> {
             for v in $values {
                 cases.push((
                     format!("{} = {:?}", stringify!($field), v),
-                    Box::new(move |c: &mut Config| c.$field = v),
+                    Box::new(move |c: &mut SwimConfig| c.$field = v),
                 ));
             }
         };
@@ -64,7 +64,7 @@ fn swim_cases() -> Vec<(String, Edit)> {
         for mult in U32S {
             cases.push((
                 format!("probe_interval = {interval:?}, every multiplier = {mult}"),
-                Box::new(move |c: &mut Config| {
+                Box::new(move |c: &mut SwimConfig| {
                     c.probe_interval = interval;
                     c.probe_timeout = interval / 2;
                     c.suspicion_mult = mult;
@@ -77,7 +77,7 @@ fn swim_cases() -> Vec<(String, Edit)> {
     }
     cases.push((
         "every interval and count at its largest".into(),
-        Box::new(|c: &mut Config| {
+        Box::new(|c: &mut SwimConfig| {
             c.probe_interval = Duration::MAX;
             c.probe_timeout = Duration::MAX / 2;
             c.gossip_interval = Duration::MAX;
@@ -98,7 +98,7 @@ fn swim_cases() -> Vec<(String, Edit)> {
 /// suspicions start and expire, down members are retained and forgotten, and the
 /// survivors leave at the end. Returns how many times a survivor declared member 3
 /// down.
-fn drive_swim(config: &Config) -> usize {
+fn drive_swim(config: &SwimConfig) -> usize {
     let start = Instant::now();
     let mut nodes: Vec<Swim<u32>> = (0..4)
         .map(|i| Swim::new(i, config.clone(), u64::from(i) + 1, start).expect("validated"))
@@ -165,14 +165,14 @@ fn drive_swim(config: &Config) -> usize {
 fn swim_config_extremes_are_refused_or_run() {
     // The harness exercises what it claims: with the defaults, the crash is detected.
     assert_eq!(
-        drive_swim(&Config::default()),
+        drive_swim(&SwimConfig::default()),
         3,
         "every survivor declares 3 down"
     );
     let mut failures = Vec::new();
     let mut accepted = 0;
     for (name, edit) in swim_cases() {
-        let mut config = Config::default();
+        let mut config = SwimConfig::default();
         edit(&mut config);
         if config.validate().is_err() {
             continue;
@@ -228,40 +228,47 @@ fn drive_phi(config: PhiConfig) {
 fn phi_config_extremes_are_refused_or_run() {
     let mut cases: Vec<PhiConfig> = Vec::new();
     for model in [PhiModel::Normal, PhiModel::Exponential] {
-        let base = PhiConfig {
-            model,
-            ..PhiConfig::default()
+        let base = {
+            let mut c = PhiConfig::default();
+            c.model = model;
+            c
         };
         for threshold in [f64::MIN_POSITIVE, 1e-300, 0.5, 8.0, 1e300, f64::MAX] {
-            cases.push(PhiConfig {
-                threshold,
-                ..base.clone()
+            cases.push({
+                let mut c = base.clone();
+                c.threshold = threshold;
+                c
             });
         }
         for max_sample_size in USIZES {
-            cases.push(PhiConfig {
-                max_sample_size,
-                ..base.clone()
+            cases.push({
+                let mut c = base.clone();
+                c.max_sample_size = max_sample_size;
+                c
             });
         }
         for d in DURATIONS {
-            cases.push(PhiConfig {
-                min_std_deviation: d,
-                ..base.clone()
+            cases.push({
+                let mut c = base.clone();
+                c.min_std_deviation = d;
+                c
             });
-            cases.push(PhiConfig {
-                acceptable_heartbeat_pause: d,
-                ..base.clone()
+            cases.push({
+                let mut c = base.clone();
+                c.acceptable_heartbeat_pause = d;
+                c
             });
-            cases.push(PhiConfig {
-                first_heartbeat_estimate: d,
-                ..base.clone()
+            cases.push({
+                let mut c = base.clone();
+                c.first_heartbeat_estimate = d;
+                c
             });
-            cases.push(PhiConfig {
-                min_std_deviation: d,
-                acceptable_heartbeat_pause: d,
-                first_heartbeat_estimate: d,
-                ..base.clone()
+            cases.push({
+                let mut c = base.clone();
+                c.min_std_deviation = d;
+                c.acceptable_heartbeat_pause = d;
+                c.first_heartbeat_estimate = d;
+                c
             });
         }
     }
@@ -309,27 +316,27 @@ fn heartbeat_timeout_extremes_run() {
 /// refused.
 #[test]
 fn swim_limits_are_valid_and_run() {
-    let longest = Config::MAX_INTERVAL;
-    let mut all = Config::default();
+    let longest = SwimConfig::MAX_INTERVAL;
+    let mut all = SwimConfig::default();
     all.probe_interval = longest;
     all.probe_timeout = longest - Duration::from_nanos(1);
     all.gossip_interval = longest;
     all.announce_interval = longest;
     all.sync_interval = longest;
-    all.down_retention = Config::MAX_DOWN_RETENTION;
-    all.retransmit_mult = Config::MAX_MULTIPLIER;
-    all.suspicion_mult = Config::MAX_MULTIPLIER;
-    all.suspicion_max_timeout_mult = Config::MAX_MULTIPLIER;
-    all.awareness_max_multiplier = Config::MAX_MULTIPLIER;
-    all.indirect_checks = Config::MAX_FANOUT;
-    all.gossip_nodes = Config::MAX_FANOUT;
-    all.max_down_members = Config::MAX_DOWN_MEMBERS;
-    all.max_packet_size = Config::MAX_PACKET_SIZE;
+    all.down_retention = SwimConfig::MAX_DOWN_RETENTION;
+    all.retransmit_mult = SwimConfig::MAX_MULTIPLIER;
+    all.suspicion_mult = SwimConfig::MAX_MULTIPLIER;
+    all.suspicion_max_timeout_mult = SwimConfig::MAX_MULTIPLIER;
+    all.awareness_max_multiplier = SwimConfig::MAX_MULTIPLIER;
+    all.indirect_checks = SwimConfig::MAX_FANOUT;
+    all.gossip_nodes = SwimConfig::MAX_FANOUT;
+    all.max_down_members = SwimConfig::MAX_DOWN_MEMBERS;
+    all.max_packet_size = SwimConfig::MAX_PACKET_SIZE;
     all.cluster_id = u64::MAX;
     assert_eq!(all.validate_for::<u32>(), Ok(()));
     drive_swim(&all);
 
-    let mut shortest = Config::default();
+    let mut shortest = SwimConfig::default();
     shortest.probe_interval = Duration::from_nanos(2);
     shortest.probe_timeout = Duration::from_nanos(1);
     shortest.gossip_interval = Duration::from_nanos(1);
@@ -344,51 +351,53 @@ fn swim_limits_are_valid_and_run() {
     let past: [(&str, Edit); 12] = [
         (
             "probe_interval",
-            Box::new(|c| c.probe_interval = Config::MAX_INTERVAL + Duration::from_nanos(1)),
+            Box::new(|c| c.probe_interval = SwimConfig::MAX_INTERVAL + Duration::from_nanos(1)),
         ),
         (
             "gossip_interval",
-            Box::new(|c| c.gossip_interval = Config::MAX_INTERVAL + Duration::from_nanos(1)),
+            Box::new(|c| c.gossip_interval = SwimConfig::MAX_INTERVAL + Duration::from_nanos(1)),
         ),
         (
             "announce_interval",
-            Box::new(|c| c.announce_interval = Config::MAX_INTERVAL + Duration::from_nanos(1)),
+            Box::new(|c| c.announce_interval = SwimConfig::MAX_INTERVAL + Duration::from_nanos(1)),
         ),
         (
             "sync_interval",
-            Box::new(|c| c.sync_interval = Config::MAX_INTERVAL + Duration::from_nanos(1)),
+            Box::new(|c| c.sync_interval = SwimConfig::MAX_INTERVAL + Duration::from_nanos(1)),
         ),
         (
             "down_retention",
-            Box::new(|c| c.down_retention = Config::MAX_DOWN_RETENTION + Duration::from_nanos(1)),
+            Box::new(|c| {
+                c.down_retention = SwimConfig::MAX_DOWN_RETENTION + Duration::from_nanos(1)
+            }),
         ),
         (
             "retransmit_mult",
-            Box::new(|c| c.retransmit_mult = Config::MAX_MULTIPLIER + 1),
+            Box::new(|c| c.retransmit_mult = SwimConfig::MAX_MULTIPLIER + 1),
         ),
         (
             "suspicion_mult",
-            Box::new(|c| c.suspicion_mult = Config::MAX_MULTIPLIER + 1),
+            Box::new(|c| c.suspicion_mult = SwimConfig::MAX_MULTIPLIER + 1),
         ),
         (
             "suspicion_max_timeout_mult",
-            Box::new(|c| c.suspicion_max_timeout_mult = Config::MAX_MULTIPLIER + 1),
+            Box::new(|c| c.suspicion_max_timeout_mult = SwimConfig::MAX_MULTIPLIER + 1),
         ),
         (
             "awareness_max_multiplier",
-            Box::new(|c| c.awareness_max_multiplier = Config::MAX_MULTIPLIER + 1),
+            Box::new(|c| c.awareness_max_multiplier = SwimConfig::MAX_MULTIPLIER + 1),
         ),
         (
             "indirect_checks",
-            Box::new(|c| c.indirect_checks = Config::MAX_FANOUT + 1),
+            Box::new(|c| c.indirect_checks = SwimConfig::MAX_FANOUT + 1),
         ),
         (
             "gossip_nodes",
-            Box::new(|c| c.gossip_nodes = Config::MAX_FANOUT + 1),
+            Box::new(|c| c.gossip_nodes = SwimConfig::MAX_FANOUT + 1),
         ),
         (
             "max_down_members",
-            Box::new(|c| c.max_down_members = Config::MAX_DOWN_MEMBERS + 1),
+            Box::new(|c| c.max_down_members = SwimConfig::MAX_DOWN_MEMBERS + 1),
         ),
     ];
     for (field, edit) in past {
@@ -398,7 +407,7 @@ fn swim_limits_are_valid_and_run() {
         assert!(err.to_string().starts_with(field), "{field}: {err}");
     }
     let mut c = all.clone();
-    c.max_packet_size = Config::MAX_PACKET_SIZE + 1;
+    c.max_packet_size = SwimConfig::MAX_PACKET_SIZE + 1;
     assert!(matches!(
         c.validate(),
         Err(SwimConfigError::PacketSize { .. })

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use dsys_detect::swim::wire::{DecodeError, MAX_ID_LEN, NodeId};
-use dsys_detect::swim::{Config, ConfigError, PacketError, State, Swim};
+use dsys_detect::{DecodeError, IdCodec, MAX_ID_LEN};
+use dsys_detect::{PacketError, State, Swim, SwimConfig, SwimConfigError};
 use proptest::prelude::*;
 
 const PEER_MAX: usize = 1400;
@@ -20,13 +20,13 @@ const PEER_MAX: usize = 1400;
 fn run(size: usize, start: Instant) -> Result<BTreeMap<String, State>, String> {
     let long = |c: char| c.to_string().repeat(MAX_ID_LEN);
     let (x, y, z) = (long('x'), long('y'), long('z'));
-    let mut config = Config::default();
+    let mut config = SwimConfig::default();
     config.max_packet_size = size;
     let mut nodes: BTreeMap<String, Swim<String>> = BTreeMap::new();
     let a = Swim::new("a".to_string(), config, 1, start).map_err(|e| e.to_string())?;
     nodes.insert("a".into(), a);
     for (i, id) in [&x, &y, &z].into_iter().enumerate() {
-        let peer = Swim::new(id.clone(), Config::default(), 10 + i as u64, start)
+        let peer = Swim::new(id.clone(), SwimConfig::default(), 10 + i as u64, start)
             .expect("the default config fits 255-byte ids");
         nodes.insert(id.clone(), peer);
     }
@@ -87,7 +87,7 @@ fn no_packet_exceeds_max_packet_size_with_255_byte_ids() {
     // Which sizes construction accepts: a floor, then everything above it.
     let accepted: Vec<bool> = (0..=PEER_MAX)
         .map(|size| {
-            let mut config = Config::default();
+            let mut config = SwimConfig::default();
             config.max_packet_size = size;
             Swim::new("a".to_string(), config, 1, start).is_ok()
         })
@@ -128,7 +128,7 @@ fn no_packet_exceeds_max_packet_size_with_255_byte_ids() {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Liar(Vec<u8>);
 
-impl NodeId for Liar {
+impl IdCodec for Liar {
     const MAX_ENCODED_LEN: usize = 5;
     fn encode(&self, out: &mut Vec<u8>) {
         out.push(self.0.len() as u8 / 2);
@@ -152,9 +152,9 @@ impl NodeId for Liar {
 #[test]
 fn ids_longer_than_declared_are_left_out_and_counted() {
     let start = Instant::now();
-    let small = Config::default().min_packet_size::<Liar>();
-    assert_eq!(small, Config::MIN_PACKET_SIZE);
-    let mut config = Config::default();
+    let small = SwimConfig::default().min_packet_size::<Liar>();
+    assert_eq!(small, SwimConfig::MIN_PACKET_SIZE);
+    let mut config = SwimConfig::default();
     config.max_packet_size = small;
     let a_id = Liar(vec![1]);
     let mut a = Swim::new(a_id.clone(), config, 1, start).expect("valid for the declared length");
@@ -162,7 +162,7 @@ fn ids_longer_than_declared_are_left_out_and_counted() {
     // does not fit even a header.
     let mut peers: Vec<Swim<Liar>> = [40usize, 200]
         .into_iter()
-        .map(|len| Swim::new(Liar(vec![7; len]), Config::default(), len as u64, start).unwrap())
+        .map(|len| Swim::new(Liar(vec![7; len]), SwimConfig::default(), len as u64, start).unwrap())
         .collect();
     for p in &mut peers {
         p.join([a_id.clone()], start);
@@ -234,18 +234,18 @@ struct Plan {
 /// The floor for `String` ids with cluster id 0 (a longer cluster id raises it by up
 /// to 9 bytes; a size refused for that runs at the exact floor instead).
 fn string_floor() -> usize {
-    Config::default().min_packet_size::<String>()
+    SwimConfig::default().min_packet_size::<String>()
 }
 
 /// `max_packet_size`s from below the floor for `String` ids (down to the absolute
-/// `Config::MIN_PACKET_SIZE`, which is all `validate` without an id type asks) to four
+/// `SwimConfig::MIN_PACKET_SIZE`, which is all `validate` without an id type asks) to four
 /// times the floor, the floor itself often.
 fn sizes() -> impl Strategy<Value = usize> {
     let floor = string_floor();
     prop_oneof![
         4 => floor..=4 * floor,
         1 => Just(floor),
-        1 => Config::MIN_PACKET_SIZE..floor,
+        1 => SwimConfig::MIN_PACKET_SIZE..floor,
     ]
 }
 
@@ -287,12 +287,12 @@ fn plans() -> impl Strategy<Value = Plan> {
 /// Runs `plan` on a FIFO in-memory network with virtual time (50 ms ticks from a base
 /// `Instant`; no clock is read after it), checking every packet as it is handed out:
 /// at most its sender's `max_packet_size`. A size can be refused only below the floor
-/// for `String` ids, with `ConfigError::PacketSize` (the member then runs at the
+/// for `String` ids, with `SwimConfigError::PacketSize` (the member then runs at the
 /// floor); a size that is accepted is the limit its packets are held to. A panic
 /// anywhere fails the case.
 fn run_plan(plan: &Plan) -> Result<(), TestCaseError> {
     let start = Instant::now();
-    let mut config = Config::default();
+    let mut config = SwimConfig::default();
     config.cluster_id = plan.cluster_id;
     // Whole-view exchanges (split into packets: finding 8) every 5 s, not every 30.
     config.sync_interval = Duration::from_secs(5);
@@ -350,10 +350,10 @@ fn run_plan(plan: &Plan) -> Result<(), TestCaseError> {
                     );
                     prop_assert_eq!(
                         e,
-                        ConfigError::PacketSize {
+                        SwimConfigError::PacketSize {
                             got: m.size,
                             min: floor,
-                            max: Config::MAX_PACKET_SIZE,
+                            max: SwimConfig::MAX_PACKET_SIZE,
                         }
                     );
                     member_config.max_packet_size = floor;

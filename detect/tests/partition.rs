@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use dsys_detect::sim::scenario::{self, Plan};
 use dsys_detect::sim::{Sim, SimEventKind};
-use dsys_detect::swim::{Config, Swim};
+use dsys_detect::{Swim, SwimConfig};
 
 const NODES: usize = 40;
 
 fn node(i: usize, now: Instant, seed: u64, lifeguard: bool) -> Swim<u32> {
-    let mut config = Config::default();
+    let mut config = SwimConfig::default();
     config.lifeguard = lifeguard;
     Swim::new(
         i as u32,
@@ -59,7 +59,7 @@ fn partition_heals(seed: u64, lifeguard: bool, loss: f64) {
     a.sort_unstable();
     b.sort_unstable();
 
-    sim.set_loss(loss);
+    sim.set_loss(loss).expect("a probability");
     sim.partition(&[&a, &b]);
     let split_at = sim.now();
     let split = sim

@@ -11,8 +11,7 @@
 use std::f64::consts::{LN_10, LOG10_2, LOG10_E};
 use std::time::{Duration, Instant};
 
-use dsys_detect::phi::PhiConfigError;
-use dsys_detect::{PhiAccrual, PhiConfig, PhiModel};
+use dsys_detect::{PhiAccrual, PhiConfig, PhiConfigError, PhiModel};
 use proptest::prelude::*;
 
 fn ms(x: u64) -> Duration {
@@ -83,11 +82,12 @@ fn assert_close(got: f64, want: f64, tol: f64, what: &str) {
 /// exactly 900 ms and 1100 ms: mean 1000 ms, standard deviation 100 ms,
 /// the parameters of Akka's spec tables.
 fn mean_1000_sd_100() -> (PhiAccrual, Instant) {
-    let config = PhiConfig {
-        max_sample_size: 2,
-        acceptable_heartbeat_pause: Duration::ZERO,
-        min_std_deviation: ms(1),
-        ..PhiConfig::default()
+    let config = {
+        let mut c = PhiConfig::default();
+        c.max_sample_size = 2;
+        c.acceptable_heartbeat_pause = Duration::ZERO;
+        c.min_std_deviation = ms(1);
+        c
     };
     let (fd, last) = feed(config, Instant::now(), &[ms(900), ms(1100)]);
     assert_eq!(fd.samples().collect::<Vec<_>>(), vec![ms(900), ms(1100)]);
@@ -113,9 +113,10 @@ fn default_config_is_akkas() {
 #[test]
 fn phi_is_zero_before_the_first_heartbeat() {
     for model in [PhiModel::Normal, PhiModel::Exponential] {
-        let fd = PhiAccrual::new(PhiConfig {
-            model,
-            ..PhiConfig::default()
+        let fd = PhiAccrual::new({
+            let mut c = PhiConfig::default();
+            c.model = model;
+            c
         })
         .unwrap();
         let now = Instant::now() + Duration::from_secs(3600);
@@ -131,10 +132,11 @@ fn phi_is_zero_before_the_first_heartbeat() {
 /// estimate).
 #[test]
 fn first_heartbeat_seeds_the_window_from_the_estimate() {
-    let config = PhiConfig {
-        acceptable_heartbeat_pause: Duration::ZERO,
-        first_heartbeat_estimate: ms(1000),
-        ..PhiConfig::default()
+    let config = {
+        let mut c = PhiConfig::default();
+        c.acceptable_heartbeat_pause = Duration::ZERO;
+        c.first_heartbeat_estimate = ms(1000);
+        c
     };
     let (fd, t) = feed(config, Instant::now(), &[]);
     assert_eq!(fd.samples().collect::<Vec<_>>(), vec![ms(750), ms(1250)]);
@@ -151,9 +153,10 @@ fn first_heartbeat_seeds_the_window_from_the_estimate() {
 /// estimate + estimate/4 (`HeartbeatHistory :+` evicts the first).
 #[test]
 fn window_of_one_keeps_the_larger_seed() {
-    let fd = PhiAccrual::new(PhiConfig {
-        max_sample_size: 1,
-        ..PhiConfig::default()
+    let fd = PhiAccrual::new({
+        let mut c = PhiConfig::default();
+        c.max_sample_size = 1;
+        c
     })
     .unwrap();
     assert_eq!(fd.samples().collect::<Vec<_>>(), vec![ms(1250)]);
@@ -215,10 +218,11 @@ fn normal_phi_matches_akkas_formula_at_k_standard_deviations() {
         .map(|&x| ms(x))
         .collect();
     let pause = ms(500);
-    let config = PhiConfig {
-        acceptable_heartbeat_pause: pause,
-        min_std_deviation: ms(10),
-        ..PhiConfig::default()
+    let config = {
+        let mut c = PhiConfig::default();
+        c.acceptable_heartbeat_pause = pause;
+        c.min_std_deviation = ms(10);
+        c
     };
     let (fd, last) = feed(config.clone(), Instant::now(), &intervals);
 
@@ -262,9 +266,10 @@ fn normal_phi_stays_finite_far_past_the_mean() {
 #[test]
 fn exponential_phi_matches_cassandras_formula() {
     let intervals: Vec<Duration> = [1000u64, 1000, 1000, 1000].iter().map(|&x| ms(x)).collect();
-    let config = PhiConfig {
-        model: PhiModel::Exponential,
-        ..PhiConfig::default()
+    let config = {
+        let mut c = PhiConfig::default();
+        c.model = PhiModel::Exponential;
+        c
     };
     // Seeds 750 + 1250 and four 1000s: mean exactly 1 s.
     let (fd, last) = feed(config, Instant::now(), &intervals);
@@ -286,10 +291,11 @@ fn exponential_phi_matches_cassandras_formula() {
         .iter()
         .map(|&x| ms(x))
         .collect();
-    let config = PhiConfig {
-        model: PhiModel::Exponential,
-        first_heartbeat_estimate: ms(100),
-        ..PhiConfig::default()
+    let config = {
+        let mut c = PhiConfig::default();
+        c.model = PhiModel::Exponential;
+        c.first_heartbeat_estimate = ms(100);
+        c
     };
     let (fd, last) = feed(config.clone(), Instant::now(), &intervals);
     let mut window = seeds(config.first_heartbeat_estimate);
@@ -312,16 +318,18 @@ fn exponential_phi_matches_cassandras_formula() {
 fn exponential_model_ignores_pause_and_min_std_deviation() {
     let intervals: Vec<Duration> = [100u64, 100, 100, 100].iter().map(|&x| ms(x)).collect();
     let start = Instant::now();
-    let base = PhiConfig {
-        model: PhiModel::Exponential,
-        ..PhiConfig::default()
+    let base = {
+        let mut c = PhiConfig::default();
+        c.model = PhiModel::Exponential;
+        c
     };
     let (a, last) = feed(base.clone(), start, &intervals);
     let (b, _) = feed(
-        PhiConfig {
-            acceptable_heartbeat_pause: Duration::from_secs(60),
-            min_std_deviation: Duration::from_secs(10),
-            ..base
+        {
+            let mut c = base;
+            c.acceptable_heartbeat_pause = Duration::from_secs(60);
+            c.min_std_deviation = Duration::from_secs(10);
+            c
         },
         start,
         &intervals,
@@ -332,9 +340,10 @@ fn exponential_model_ignores_pause_and_min_std_deviation() {
     // The normal model, by contrast, is shifted by the pause.
     let (c, _) = feed(PhiConfig::default(), start, &intervals);
     let (d, _) = feed(
-        PhiConfig {
-            acceptable_heartbeat_pause: Duration::ZERO,
-            ..PhiConfig::default()
+        {
+            let mut c = PhiConfig::default();
+            c.acceptable_heartbeat_pause = Duration::ZERO;
+            c
         },
         start,
         &intervals,
@@ -347,11 +356,12 @@ fn exponential_model_ignores_pause_and_min_std_deviation() {
 #[test]
 fn regular_heartbeats_keep_phi_low() {
     for model in [PhiModel::Normal, PhiModel::Exponential] {
-        let mut fd = PhiAccrual::new(PhiConfig {
-            model,
-            acceptable_heartbeat_pause: Duration::ZERO,
-            first_heartbeat_estimate: ms(100),
-            ..PhiConfig::default()
+        let mut fd = PhiAccrual::new({
+            let mut c = PhiConfig::default();
+            c.model = model;
+            c.acceptable_heartbeat_pause = Duration::ZERO;
+            c.first_heartbeat_estimate = ms(100);
+            c
         })
         .unwrap();
         let mut t = Instant::now();
@@ -376,11 +386,12 @@ fn min_std_deviation_clamps_the_normal_model() {
     let intervals = vec![ms(1000); 20];
     let make = |min_sd: Duration| {
         feed(
-            PhiConfig {
-                max_sample_size: 10, // the seeds are evicted: all samples are 1000 ms
-                acceptable_heartbeat_pause: Duration::ZERO,
-                min_std_deviation: min_sd,
-                ..PhiConfig::default()
+            {
+                let mut c = PhiConfig::default();
+                c.max_sample_size = 10; // the seeds are evicted: all samples are 1000 ms
+                c.acceptable_heartbeat_pause = Duration::ZERO;
+                c.min_std_deviation = min_sd;
+                c
             },
             Instant::now(),
             &intervals,
@@ -422,9 +433,10 @@ fn acceptable_pause_shifts_the_curve() {
         .map(|&x| ms(x))
         .collect();
     let start = Instant::now();
-    let config = |pause| PhiConfig {
-        acceptable_heartbeat_pause: pause,
-        ..PhiConfig::default()
+    let config = |pause| {
+        let mut c = PhiConfig::default();
+        c.acceptable_heartbeat_pause = pause;
+        c
     };
     let (none, last) = feed(config(Duration::ZERO), start, &intervals);
     let pause = ms(2500);
@@ -443,10 +455,11 @@ fn acceptable_pause_shifts_the_curve() {
 /// `max_sample_size` of them, and the statistics describe only those.
 #[test]
 fn window_is_bounded_by_max_sample_size() {
-    let config = PhiConfig {
-        max_sample_size: 10,
-        acceptable_heartbeat_pause: Duration::from_secs(3600),
-        ..PhiConfig::default()
+    let config = {
+        let mut c = PhiConfig::default();
+        c.max_sample_size = 10;
+        c.acceptable_heartbeat_pause = Duration::from_secs(3600);
+        c
     };
     // 35 intervals: 1 ms, 2 ms, ..., 35 ms.
     let intervals: Vec<Duration> = (1..=35).map(ms).collect();
@@ -465,10 +478,11 @@ fn window_is_bounded_by_max_sample_size() {
 /// and a full window of them does not overflow the exact sums.
 #[test]
 fn huge_intervals_are_capped_and_do_not_overflow() {
-    let config = PhiConfig {
-        max_sample_size: 50,
-        acceptable_heartbeat_pause: Duration::from_secs(u64::MAX / 4),
-        ..PhiConfig::default()
+    let config = {
+        let mut c = PhiConfig::default();
+        c.max_sample_size = 50;
+        c.acceptable_heartbeat_pause = Duration::from_secs(u64::MAX / 4);
+        c
     };
     let intervals = vec![Duration::from_secs(200 * 86_400); 60];
     let (fd, last) = feed(config, Instant::now(), &intervals);
@@ -485,10 +499,11 @@ fn huge_intervals_are_capped_and_do_not_overflow() {
 #[test]
 fn statistics_stay_exact_when_the_sums_leave_64_bits() {
     let window = 3000;
-    let config = PhiConfig {
-        max_sample_size: window,
-        acceptable_heartbeat_pause: Duration::from_secs(u64::MAX / 4),
-        ..PhiConfig::default()
+    let config = {
+        let mut c = PhiConfig::default();
+        c.max_sample_size = window;
+        c.acceptable_heartbeat_pause = Duration::from_secs(u64::MAX / 4);
+        c
     };
     let mut fd = PhiAccrual::new(config.clone()).unwrap();
     let mut expected = seeds(config.first_heartbeat_estimate);
@@ -537,10 +552,11 @@ fn statistics_stay_exact_when_the_sums_leave_64_bits() {
 #[test]
 fn heartbeat_after_failure_is_not_recorded() {
     for model in [PhiModel::Normal, PhiModel::Exponential] {
-        let config = PhiConfig {
-            model,
-            acceptable_heartbeat_pause: Duration::ZERO,
-            ..PhiConfig::default()
+        let config = {
+            let mut c = PhiConfig::default();
+            c.model = model;
+            c.acceptable_heartbeat_pause = Duration::ZERO;
+            c
         };
         let (mut fd, last) = feed(config, Instant::now(), &[ms(1000), ms(1000)]);
         let before: Vec<Duration> = fd.samples().collect();
@@ -567,13 +583,13 @@ fn out_of_order_heartbeat_is_ignored_and_counted() {
     let phi = fd.phi(probe);
     fd.heartbeat(last - ms(1));
     fd.heartbeat(last - ms(500));
-    assert_eq!(fd.ignored_heartbeats(), 2);
+    assert_eq!(fd.counters().ignored_heartbeats, 2);
     assert_eq!(fd.last_heartbeat(), Some(last));
     assert_eq!(fd.samples().collect::<Vec<_>>(), samples);
     assert_eq!(fd.phi(probe), phi);
     // A heartbeat at the same instant is not out of order: a zero interval.
     fd.heartbeat(last);
-    assert_eq!(fd.ignored_heartbeats(), 2);
+    assert_eq!(fd.counters().ignored_heartbeats, 2);
     assert_eq!(fd.samples().last(), Some(Duration::ZERO));
     // Asking for φ before the last heartbeat counts as no time elapsed.
     assert_eq!(fd.phi(last - ms(100)), fd.phi(last));
@@ -586,11 +602,12 @@ fn out_of_order_heartbeat_is_ignored_and_counted() {
 fn is_available_is_phi_below_threshold_at_the_crossing() {
     for model in [PhiModel::Normal, PhiModel::Exponential] {
         for threshold in [1e-6, 0.1, 0.301, 1.0, 8.0, 16.0, 100.0, 300.0, 1e5] {
-            let config = PhiConfig {
-                threshold,
-                model,
-                acceptable_heartbeat_pause: ms(200),
-                ..PhiConfig::default()
+            let config = {
+                let mut c = PhiConfig::default();
+                c.threshold = threshold;
+                c.model = model;
+                c.acceptable_heartbeat_pause = ms(200);
+                c
             };
             let (fd, last) = feed(config, Instant::now(), &[ms(1000), ms(950), ms(1100)]);
             let at = |gap_ns: u64| last + Duration::from_nanos(gap_ns);
@@ -631,30 +648,34 @@ fn invalid_configs_are_rejected() {
     let d = PhiConfig::default;
     let cases: Vec<(PhiConfig, PhiConfigError)> = vec![
         (
-            PhiConfig {
-                threshold: 0.0,
-                ..d()
+            {
+                let mut c = d();
+                c.threshold = 0.0;
+                c
             },
             PhiConfigError::Threshold(0.0),
         ),
         (
-            PhiConfig {
-                threshold: -1.0,
-                ..d()
+            {
+                let mut c = d();
+                c.threshold = -1.0;
+                c
             },
             PhiConfigError::Threshold(-1.0),
         ),
         (
-            PhiConfig {
-                threshold: f64::INFINITY,
-                ..d()
+            {
+                let mut c = d();
+                c.threshold = f64::INFINITY;
+                c
             },
             PhiConfigError::Threshold(f64::INFINITY),
         ),
         (
-            PhiConfig {
-                max_sample_size: 0,
-                ..d()
+            {
+                let mut c = d();
+                c.max_sample_size = 0;
+                c
             },
             PhiConfigError::MaxSampleSize {
                 got: 0,
@@ -662,9 +683,10 @@ fn invalid_configs_are_rejected() {
             },
         ),
         (
-            PhiConfig {
-                max_sample_size: PhiConfig::MAX_SAMPLE_SIZE + 1,
-                ..d()
+            {
+                let mut c = d();
+                c.max_sample_size = PhiConfig::MAX_SAMPLE_SIZE + 1;
+                c
             },
             PhiConfigError::MaxSampleSize {
                 got: PhiConfig::MAX_SAMPLE_SIZE + 1,
@@ -672,16 +694,18 @@ fn invalid_configs_are_rejected() {
             },
         ),
         (
-            PhiConfig {
-                min_std_deviation: Duration::ZERO,
-                ..d()
+            {
+                let mut c = d();
+                c.min_std_deviation = Duration::ZERO;
+                c
             },
             PhiConfigError::MinStdDeviation,
         ),
         (
-            PhiConfig {
-                first_heartbeat_estimate: Duration::ZERO,
-                ..d()
+            {
+                let mut c = d();
+                c.first_heartbeat_estimate = Duration::ZERO;
+                c
             },
             PhiConfigError::FirstHeartbeatEstimate,
         ),
@@ -693,37 +717,44 @@ fn invalid_configs_are_rejected() {
         assert!(msg.starts_with(|c: char| c.is_lowercase()), "{msg}");
     }
     // NaN is not equal to itself: match the variant instead.
-    let nan = PhiConfig {
-        threshold: f64::NAN,
-        ..d()
+    let nan = {
+        let mut c = d();
+        c.threshold = f64::NAN;
+        c
     };
     assert!(matches!(nan.validate(), Err(PhiConfigError::Threshold(x)) if x.is_nan()));
 
     // The limits themselves are valid.
     for ok in [
-        PhiConfig {
-            max_sample_size: 1,
-            ..d()
+        {
+            let mut c = d();
+            c.max_sample_size = 1;
+            c
         },
-        PhiConfig {
-            max_sample_size: PhiConfig::MAX_SAMPLE_SIZE,
-            ..d()
+        {
+            let mut c = d();
+            c.max_sample_size = PhiConfig::MAX_SAMPLE_SIZE;
+            c
         },
-        PhiConfig {
-            acceptable_heartbeat_pause: Duration::ZERO,
-            ..d()
+        {
+            let mut c = d();
+            c.acceptable_heartbeat_pause = Duration::ZERO;
+            c
         },
-        PhiConfig {
-            min_std_deviation: Duration::from_nanos(1),
-            ..d()
+        {
+            let mut c = d();
+            c.min_std_deviation = Duration::from_nanos(1);
+            c
         },
-        PhiConfig {
-            first_heartbeat_estimate: Duration::from_nanos(1),
-            ..d()
+        {
+            let mut c = d();
+            c.first_heartbeat_estimate = Duration::from_nanos(1);
+            c
         },
-        PhiConfig {
-            threshold: f64::MIN_POSITIVE,
-            ..d()
+        {
+            let mut c = d();
+            c.threshold = f64::MIN_POSITIVE;
+            c
         },
     ] {
         assert_eq!(ok.validate(), Ok(()), "{ok:?}");
@@ -755,15 +786,16 @@ proptest! {
         ),
         model in model_strategy(),
     ) {
-        let config = PhiConfig {
-            max_sample_size,
-            first_heartbeat_estimate: ms(estimate_ms),
+        let config = {
+            let mut c = PhiConfig::default();
+            c.max_sample_size = max_sample_size;
+            c.first_heartbeat_estimate = ms(estimate_ms);
             // Large enough that every interval is recorded (φ stays near 0).
-            acceptable_heartbeat_pause: Duration::from_secs(1_000_000_000),
+            c.acceptable_heartbeat_pause = Duration::from_secs(1_000_000_000);
             // Exponential has no pause: a large threshold plays its part.
-            threshold: 1e12,
-            model,
-            ..PhiConfig::default()
+            c.threshold = 1e12;
+            c.model = model;
+            c
         };
         let mut fd = PhiAccrual::new(config.clone()).unwrap();
         let mut expected = seeds(config.first_heartbeat_estimate);
@@ -800,11 +832,7 @@ proptest! {
         pause_ms in 0u64..5_000,
         model in model_strategy(),
     ) {
-        let config = PhiConfig {
-            acceptable_heartbeat_pause: ms(pause_ms),
-            model,
-            ..PhiConfig::default()
-        };
+        let config = { let mut c = PhiConfig::default(); c.acceptable_heartbeat_pause = ms(pause_ms); c.model = model; c };
         let intervals: Vec<Duration> = intervals_ms.iter().map(|&x| ms(x)).collect();
         let (fd, last) = feed(config, Instant::now(), &intervals);
         gaps_ms.sort_unstable();

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use dsys_detect::sim::{MembershipEvent, NetConfig, Sim, SimEventKind};
-use dsys_detect::swim::{Config, PacketError, State, Swim};
+use dsys_detect::{PacketError, State, Swim, SwimConfig};
 
 /// `n` members on the seeded simulated network (1–10 ms latency, no loss), each
 /// joined through member 0 at time zero.
@@ -14,9 +14,9 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn new(n: usize, config: Config) -> Self {
+    fn new(n: usize, config: SwimConfig) -> Self {
         let start = Instant::now();
-        let mut sim = Sim::new(7, start, NetConfig::default());
+        let mut sim = Sim::new(7, start, NetConfig::default()).expect("a valid network");
         for i in 0..n as u32 {
             sim.add_node(Swim::new(i, config.clone(), 1000 + u64::from(i), start).unwrap());
         }
@@ -68,7 +68,7 @@ fn secs(s: u64) -> Duration {
 /// SWIM §4.1 and §5: a member joining through one seed becomes known to everyone.
 #[test]
 fn join_through_a_seed_reaches_everyone() {
-    let mut c = Cluster::new(8, Config::default());
+    let mut c = Cluster::new(8, SwimConfig::default());
     // Dissemination is probabilistic (λ·log n sends per update); the round-robin
     // probe order bounds the rest: within one round (n - 1 periods) every member has
     // pinged every other, and each packet's header says its sender is alive.
@@ -94,7 +94,7 @@ fn join_through_a_seed_reaches_everyone() {
 /// within the suspicion timeout plus a few periods.
 #[test]
 fn a_crashed_member_is_suspected_then_down_everywhere() {
-    let mut c = Cluster::new(8, Config::default());
+    let mut c = Cluster::new(8, SwimConfig::default());
     c.run(secs(10));
     assert!(c.everyone_alive());
     c.sim.crash(5);
@@ -127,12 +127,12 @@ fn a_crashed_member_is_suspected_then_down_everywhere() {
 /// and the refutation overrides the suspicion everywhere.
 #[test]
 fn a_suspected_member_refutes() {
-    let mut c = Cluster::new(6, Config::default());
+    let mut c = Cluster::new(6, SwimConfig::default());
     c.run(secs(5));
     // Node 3 goes mute for 6 s (every packet it sends is lost): its probers suspect it,
     // and when it speaks again it learns of the suspicion and refutes it.
     for to in 0..6 {
-        c.sim.set_link_loss(3, to, 1.0);
+        c.sim.set_link_loss(3, to, 1.0).expect("a probability");
     }
     c.run(secs(11));
     c.sim.clear_link_loss();
@@ -149,7 +149,7 @@ fn a_suspected_member_refutes() {
 /// SWIM §4.2 (leave): a departing member is marked Left everywhere, not Down.
 #[test]
 fn graceful_leave_is_not_a_failure() {
-    let mut c = Cluster::new(6, Config::default());
+    let mut c = Cluster::new(6, SwimConfig::default());
     c.run(secs(10));
     c.sim.leave(2);
     c.run(secs(15));
@@ -163,8 +163,8 @@ fn graceful_leave_is_not_a_failure() {
 #[test]
 fn foreign_and_malformed_packets_are_rejected_and_counted() {
     let now = Instant::now();
-    let mut a = Swim::new(1u32, Config::default(), 1, now).unwrap();
-    let mut other = Config::default();
+    let mut a = Swim::new(1u32, SwimConfig::default(), 1, now).unwrap();
+    let mut other = SwimConfig::default();
     other.cluster_id = 99;
     let mut b = Swim::new(2u32, other, 2, now).unwrap();
     b.join([1], now);
@@ -193,7 +193,7 @@ fn foreign_and_malformed_packets_are_rejected_and_counted() {
 /// Memory stays bounded: down members beyond `max_down_members` are forgotten.
 #[test]
 fn down_members_are_bounded() {
-    let mut config = Config::default();
+    let mut config = SwimConfig::default();
     config.max_down_members = 2;
     let mut c = Cluster::new(7, config);
     c.run(secs(10));
@@ -216,10 +216,10 @@ fn down_members_are_bounded() {
 /// 3 s every 4 s; its late timers must still give the relays their window.
 #[test]
 fn a_member_waking_from_a_freeze_does_not_accuse_its_target() {
-    let mut c = Cluster::new(6, Config::default());
+    let mut c = Cluster::new(6, SwimConfig::default());
     c.run(secs(10));
     assert!(c.everyone_alive());
-    c.sim.set_link_loss(1, 2, 1.0);
+    c.sim.set_link_loss(1, 2, 1.0).expect("a probability");
     for k in 0..40u64 {
         c.run(secs(11 + 4 * k));
         c.sim.pause(1, secs(3));
@@ -234,4 +234,54 @@ fn a_member_waking_from_a_freeze_does_not_accuse_its_target() {
             .collect::<Vec<_>>()
     );
     assert!(c.sim.node(1).health_score() > 0 || c.sim.node(1).counters().refutations > 0);
+}
+
+/// SWIM §4.2 across a restart ("Persistence and restart" in the README): nothing is
+/// persisted. A crashed member that was declared down restarts as a fresh state
+/// machine with the same id, at incarnation 0, and joins again; hearing of its
+/// previous life (down at a higher or equal incarnation) it refutes with a higher
+/// incarnation, and every member takes it back.
+#[test]
+fn a_restarted_member_outbids_its_previous_life() {
+    let mut c = Cluster::new(6, SwimConfig::default());
+    c.run(secs(10));
+    assert!(c.everyone_alive());
+    c.sim.crash(4);
+    let crashed_at = c.now();
+    c.run(crashed_at + secs(40));
+    assert!(
+        c.all_see(4, State::Down),
+        "declared down before the restart"
+    );
+
+    let fresh = Swim::new(4u32, SwimConfig::default(), 4242, c.sim.instant()).unwrap();
+    assert_eq!(fresh.incarnation(), 0, "a restart keeps nothing");
+    c.sim.restart(4, fresh);
+    c.sim.join(4, &[0]);
+    let restarted_at = c.now();
+    c.run(restarted_at + secs(10));
+    assert!(
+        c.everyone_alive(),
+        "the restarted member is back everywhere"
+    );
+    let incarnation = c.sim.node(4).incarnation();
+    assert!(
+        incarnation > 0,
+        "it outbid the incarnation it was declared down at"
+    );
+    for i in [0, 1, 2, 3, 5] {
+        let seen = c
+            .sim
+            .node(i)
+            .members()
+            .find(|(n, _, _)| **n == 4)
+            .map(|(_, s, inc)| (s, inc));
+        assert_eq!(seen, Some((State::Alive, incarnation)), "member {i}");
+    }
+    assert!(
+        c.events()
+            .iter()
+            .any(|e| e.at >= restarted_at && e.subject == 4 && e.kind == SimEventKind::Rejoined),
+        "peers report it Rejoined"
+    );
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use dsys_detect::sim::scenario::{self, Plan, Report, StallKind};
 use dsys_detect::sim::{Latencies, SimNode};
-use dsys_detect::swim::{Config, Swim};
+use dsys_detect::{Swim, SwimConfig};
 use foca_node::{FocaNode, foca_config};
 
 const NODES: usize = 100;
@@ -39,7 +39,7 @@ fn node_seed(seed: u64, i: usize) -> u64 {
 }
 
 fn swim(i: usize, now: Instant, seed: u64, lifeguard: bool) -> Swim<u32> {
-    let mut config = Config::default();
+    let mut config = SwimConfig::default();
     config.lifeguard = lifeguard;
     Swim::new(i as u32, config, node_seed(seed, i), now).expect("default config is valid")
 }

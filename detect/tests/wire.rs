@@ -5,16 +5,16 @@
 
 use std::time::{Duration, Instant};
 
-use dsys_detect::swim::wire::inspect;
-use dsys_detect::swim::{Config, PacketError, Swim};
+use dsys_detect::inspect_packet;
+use dsys_detect::{PacketError, Swim, SwimConfig};
 use proptest::prelude::*;
 
 /// A member that knows two peers, and a set of real packets (announce, feed, ping,
 /// gossip) captured from a small exchange.
 fn setup(now: Instant) -> (Swim<u32>, Vec<Vec<u8>>) {
-    let mut a = Swim::new(0u32, Config::default(), 1, now).unwrap();
-    let mut b = Swim::new(1u32, Config::default(), 2, now).unwrap();
-    let mut c = Swim::new(2u32, Config::default(), 3, now).unwrap();
+    let mut a = Swim::new(0u32, SwimConfig::default(), 1, now).unwrap();
+    let mut b = Swim::new(1u32, SwimConfig::default(), 2, now).unwrap();
+    let mut c = Swim::new(2u32, SwimConfig::default(), 3, now).unwrap();
     b.join([0], now);
     c.join([0], now);
     let mut packets = Vec::new();
@@ -55,9 +55,9 @@ fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
     let now = Instant::now();
     let (mut node, _) = setup(now);
     let before = membership(&node);
-    let verdict = inspect::<u32>(bytes, 0);
-    let _ = inspect::<String>(bytes, 0);
-    let _ = inspect::<std::net::SocketAddr>(bytes, 0);
+    let verdict = inspect_packet::<u32>(bytes, 0);
+    let _ = inspect_packet::<String>(bytes, 0);
+    let _ = inspect_packet::<std::net::SocketAddr>(bytes, 0);
     match node.handle_packet(bytes, now + Duration::from_secs(5)) {
         Ok(()) => prop_assert!(verdict.is_ok()),
         Err(PacketError::FromSelf) => prop_assert_eq!(verdict, Ok(0)),
@@ -76,12 +76,15 @@ fn real_packets_decode_and_fit_the_packet_size() {
     let (_, packets) = setup(Instant::now());
     assert!(packets.len() > 20, "the exchange produced traffic");
     for p in &packets {
-        assert!(p.len() <= Config::default().max_packet_size);
-        assert!(inspect::<u32>(p, 0).is_ok());
-        assert!(inspect::<u32>(p, 1).is_err(), "cluster id is checked");
+        assert!(p.len() <= SwimConfig::default().max_packet_size);
+        assert!(inspect_packet::<u32>(p, 0).is_ok());
+        assert!(
+            inspect_packet::<u32>(p, 1).is_err(),
+            "cluster id is checked"
+        );
         for cut in 0..p.len() {
             assert!(
-                inspect::<u32>(&p[..cut], 0).is_err(),
+                inspect_packet::<u32>(&p[..cut], 0).is_err(),
                 "a truncated packet decodes"
             );
         }
@@ -98,10 +101,10 @@ fn fuzz_seeds_are_valid_packets() {
         let path = entry.expect("seed").path();
         let bytes = std::fs::read(&path).expect("read seed");
         assert!(
-            inspect::<u32>(&bytes, 0).is_ok(),
+            inspect_packet::<u32>(&bytes, 0).is_ok(),
             "{} does not decode: {:?}",
             path.display(),
-            inspect::<u32>(&bytes, 0)
+            inspect_packet::<u32>(&bytes, 0)
         );
         count += 1;
     }

@@ -39,18 +39,18 @@
 //! measurements (crash detection, join propagation, false positives under loss and with
 //! a paused node, traffic).
 //!
-//! [`Swim<u32>`](crate::swim::Swim) implements [`SimNode`] (its `u32` ids are the node
+//! [`Swim<u32>`](crate::Swim) implements [`SimNode`] (its `u32` ids are the node
 //! indices), so a cluster runs in a few lines:
 //!
 //! ```
 //! use std::time::{Duration, Instant};
 //! use dsys_detect::sim::{NetConfig, Sim, SimEventKind};
-//! use dsys_detect::swim::{Config, Swim};
+//! use dsys_detect::{Swim, SwimConfig};
 //!
 //! let base = Instant::now(); // the only clock read, and it is the caller's
-//! let mut sim = Sim::new(7, base, NetConfig::default());
+//! let mut sim = Sim::new(7, base, NetConfig::default()).expect("the default network is valid");
 //! for i in 0..20u32 {
-//!     let node = Swim::new(i, Config::default(), u64::from(i), sim.instant()).unwrap();
+//!     let node = Swim::new(i, SwimConfig::default(), u64::from(i), sim.instant()).unwrap();
 //!     let index = sim.add_node(node);
 //!     if index > 0 {
 //!         sim.join(index, &[0]);
@@ -74,6 +74,6 @@ mod node;
 pub mod scenario;
 mod stats;
 
-pub use network::{Livelock, NetConfig, NodeStatus, ResumeOrder, Sim};
+pub use network::{Livelock, NetConfig, NetConfigError, NodeStatus, ResumeOrder, Sim};
 pub use node::{SimEventKind, SimNode};
 pub use stats::{Latencies, MembershipEvent, NodeStats, Summary, Traffic};

@@ -20,25 +20,95 @@ pub enum ResumeOrder {
     PacketsFirst,
 }
 
-/// The emulated network. Build it from [`NetConfig::default`] and adjust fields.
+/// The emulated network. Build it from [`NetConfig::default`] and adjust fields;
+/// [`NetConfig::validate`] (called by [`Sim::new`]) checks the limits each field
+/// documents.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NetConfig {
-    /// Shortest one-way delay (default 1 ms).
+    /// Shortest one-way delay (default 1 ms). At most `latency_max`.
     pub latency_min: Duration,
-    /// Longest one-way delay (default 10 ms); delays are uniform in between.
+    /// Longest one-way delay (default 10 ms); delays are uniform in between. At most
+    /// [`NetConfig::MAX_LATENCY`], so virtual time cannot overflow.
     pub latency_max: Duration,
     /// Probability that a packet is dropped, on links without an override (default 0).
+    /// In `[0, 1]`.
     pub loss: f64,
-    /// Probability that a delivered packet arrives twice (default 0).
+    /// Probability that a delivered packet arrives twice (default 0). In `[0, 1]`.
     pub duplicate: f64,
     /// How a resumed node works through its backlog.
     pub resume_order: ResumeOrder,
     /// Livelock guard: a `run_*` call may process at most
     /// `10_000 + event_budget · nodes · ⌈virtual seconds⌉` events, and at most
     /// `10_000 + event_budget · nodes` without virtual time advancing. A healthy SWIM
-    /// node needs a few dozen per second; the default is 10 000.
+    /// node needs a few dozen per second; the default is 10 000. Any value is valid
+    /// (the limits saturate).
     pub event_budget: u64,
+}
+
+impl NetConfig {
+    /// Longest `latency_max`: one hour. A packet's arrival is the current virtual time
+    /// plus at most this, which cannot overflow.
+    pub const MAX_LATENCY: Duration = Duration::from_secs(3600);
+
+    /// Checks every field against its documented limits.
+    ///
+    /// # Errors
+    ///
+    /// The first field found out of its limits.
+    pub fn validate(&self) -> Result<(), NetConfigError> {
+        if self.latency_max > Self::MAX_LATENCY {
+            return Err(NetConfigError::Latency {
+                field: "latency_max",
+                max: Self::MAX_LATENCY,
+            });
+        }
+        if self.latency_min > self.latency_max {
+            return Err(NetConfigError::Latency {
+                field: "latency_min",
+                max: self.latency_max,
+            });
+        }
+        check_probability("loss", self.loss)?;
+        check_probability("duplicate", self.duplicate)
+    }
+}
+
+fn check_probability(field: &'static str, p: f64) -> Result<(), NetConfigError> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(NetConfigError::Probability { field, got: p })
+    }
+}
+
+/// A [`NetConfig`] field, or a loss probability given to [`Sim::set_loss`] or
+/// [`Sim::set_link_loss`], outside its documented limits.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetConfigError {
+    /// A probability (`loss`, `duplicate`, or a loss given to a setter) is not in
+    /// `[0, 1]` (or is NaN).
+    ///
+    /// State: nothing changed; no simulation was built, or the setter changed nothing.
+    #[error("{field} must be a probability in [0, 1], got {got}")]
+    Probability {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        got: f64,
+    },
+    /// `latency_max` is above [`NetConfig::MAX_LATENCY`], or `latency_min` is above
+    /// `latency_max`.
+    ///
+    /// State: nothing changed; no simulation was built.
+    #[error("{field} must be at most {max:?}")]
+    Latency {
+        /// The field.
+        field: &'static str,
+        /// Its limit.
+        max: Duration,
+    },
 }
 
 impl Default for NetConfig {
@@ -176,8 +246,13 @@ impl<N: SimNode> Sim<N> {
     /// An empty simulation at virtual time zero. `base` is what time zero means to the
     /// nodes (pass `Instant::now()` from a test or a program; the simulator never reads
     /// the clock), `seed` drives every network decision.
-    pub fn new(seed: u64, base: Instant, net: NetConfig) -> Self {
-        Sim {
+    ///
+    /// # Errors
+    ///
+    /// A field of `net` out of its limits ([`NetConfig::validate`]); nothing was built.
+    pub fn new(seed: u64, base: Instant, net: NetConfig) -> Result<Self, NetConfigError> {
+        net.validate()?;
+        Ok(Sim {
             base,
             now: Duration::ZERO,
             rng: fastrand::Rng::with_seed(seed),
@@ -191,7 +266,7 @@ impl<N: SimNode> Sim<N> {
             out_buf: Vec::new(),
             event_buf: Vec::new(),
             processed: 0,
-        }
+        })
     }
 
     // ---- getters ----
@@ -390,13 +465,25 @@ impl<N: SimNode> Sim<N> {
     }
 
     /// Sets the global loss probability.
-    pub fn set_loss(&mut self, p: f64) {
+    ///
+    /// # Errors
+    ///
+    /// `p` is not in `[0, 1]`; nothing changed.
+    pub fn set_loss(&mut self, p: f64) -> Result<(), NetConfigError> {
+        check_probability("loss", p)?;
         self.net.loss = p;
+        Ok(())
     }
 
     /// Overrides the loss probability of the directed link `from → to`.
-    pub fn set_link_loss(&mut self, from: usize, to: usize, p: f64) {
+    ///
+    /// # Errors
+    ///
+    /// `p` is not in `[0, 1]`; nothing changed.
+    pub fn set_link_loss(&mut self, from: usize, to: usize, p: f64) -> Result<(), NetConfigError> {
+        check_probability("link loss", p)?;
         self.link_loss.insert((from, to), p);
+        Ok(())
     }
 
     /// Removes every per-link loss override.

@@ -1,9 +1,9 @@
 //! The node adapter: what the simulator needs from a membership state machine, and
-//! [`Swim<u32>`](crate::swim::Swim) behind it.
+//! [`Swim<u32>`](crate::Swim) behind it.
 
 use std::time::Instant;
 
-use crate::swim::{Event, State, Swim};
+use crate::{Event, State, Swim};
 
 /// A protocol state machine the simulator can drive, addressed by node index.
 ///

@@ -12,7 +12,26 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Latencies, Livelock, NetConfig, Sim, SimEventKind, SimNode, Traffic};
+use super::{Latencies, Livelock, NetConfig, NetConfigError, Sim, SimEventKind, SimNode, Traffic};
+
+/// Why a scenario stopped: its network settings are out of limits, or the run
+/// livelocked.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    /// The plan's network ([`Plan::net`]) or loss probability ([`Plan::loss`]) is out
+    /// of its limits.
+    ///
+    /// State: nothing changed; no simulation was built, or the loss phase did not
+    /// start.
+    #[error(transparent)]
+    Net(#[from] NetConfigError),
+    /// The simulation exceeded its event budget.
+    ///
+    /// State: the simulation stopped where it was; it is intact and inspectable.
+    #[error(transparent)]
+    Livelock(#[from] Livelock),
+}
 
 /// What to measure, and for how long. [`Plan::new`] gives the defaults used by the
 /// `swim_vs_foca` report.
@@ -198,9 +217,9 @@ pub fn bootstrap<N: SimNode>(
     plan: &Plan,
     base: Instant,
     mut make: impl FnMut(usize, Instant) -> N,
-) -> Result<(Sim<N>, Option<Duration>), Livelock> {
+) -> Result<(Sim<N>, Option<Duration>), ScenarioError> {
     let mut rng = plan.scenario_rng(1);
-    let mut sim = Sim::new(plan.seed, base, plan.net.clone());
+    let mut sim = Sim::new(plan.seed, base, plan.net.clone())?;
     let window = plan.join_window.as_nanos() as u64;
     let mut times: Vec<u64> = (1..plan.nodes).map(|_| rng.u64(0..=window)).collect();
     times.sort_unstable();
@@ -321,16 +340,20 @@ pub fn downs<N: SimNode>(
 /// Runs `duration` with loss probability `loss` on every link (per-link overrides
 /// untouched), then restores the previous loss. Returns the Downs of live nodes
 /// during the phase and the traffic.
+///
+/// # Errors
+///
+/// `loss` is not a probability (nothing ran), or the run livelocked.
 pub fn lossy<N: SimNode>(
     sim: &mut Sim<N>,
     loss: f64,
     duration: Duration,
-) -> Result<(FalseDowns, Rate), Livelock> {
+) -> Result<(FalseDowns, Rate), ScenarioError> {
     let previous = sim.net().loss;
-    sim.set_loss(loss);
+    sim.set_loss(loss)?;
     let start = sim.now();
     let rate = traffic(sim, duration)?;
-    sim.set_loss(previous);
+    sim.set_loss(previous)?;
     Ok((downs(sim, start, sim.now(), |_| true), rate))
 }
 
@@ -398,7 +421,7 @@ pub fn run<N: SimNode>(
     plan: &Plan,
     base: Instant,
     mut make: impl FnMut(usize, Instant) -> N,
-) -> Result<Report, Livelock> {
+) -> Result<Report, ScenarioError> {
     let mut rng = plan.scenario_rng(2);
     let (mut sim, converged) = bootstrap(plan, base, &mut make)?;
     let mut report = Report {

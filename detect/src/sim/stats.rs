@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Sim, SimEventKind, SimNode};
-use crate::swim::State;
+use crate::State;
 
 /// One recorded membership event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

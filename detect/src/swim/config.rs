@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use super::wire::NodeId;
+use super::id::NodeId;
 
-/// SWIM and Lifeguard parameters. Build one from [`Config::default`] and adjust fields;
-/// [`Config::validate_for`] (called by [`Swim::new`](super::Swim::new)) checks the
+/// SWIM and Lifeguard parameters. Build one from [`SwimConfig::default`] and adjust fields;
+/// [`SwimConfig::validate_for`] (called by [`Swim::new`](super::Swim::new)) checks the
 /// limits each field documents.
 ///
 /// Every field is bounded (the constants on this type), so that nothing a valid
@@ -16,74 +16,74 @@ use super::wire::NodeId;
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
-pub struct Config {
+pub struct SwimConfig {
     /// Written into every packet; packets with another id are rejected and counted.
     /// Keeps two clusters on one network (staging and production) from merging.
     pub cluster_id: u64,
     /// The protocol period T' (SWIM §3.1): one member is probed per period. Not zero,
-    /// at most [`Config::MAX_INTERVAL`].
+    /// at most [`SwimConfig::MAX_INTERVAL`].
     pub probe_interval: Duration,
     /// How long to wait for a direct ack before asking others (SWIM §3.1). Must be
     /// shorter than `probe_interval`; a high quantile of the network round-trip time.
     pub probe_timeout: Duration,
     /// `k`, members asked to ping-req a member that missed its direct ack (SWIM §3.1).
-    /// At most [`Config::MAX_FANOUT`].
+    /// At most [`SwimConfig::MAX_FANOUT`].
     pub indirect_checks: usize,
     /// λ in "each update is piggybacked λ·log(n) times" (SWIM §4.1). From 1 to
-    /// [`Config::MAX_MULTIPLIER`].
+    /// [`SwimConfig::MAX_MULTIPLIER`].
     pub retransmit_mult: u32,
     /// The suspicion timeout, in protocol periods per log10(n) (SWIM §4.2,
     /// memberlist's `SuspicionMult`): the shortest a suspicion lasts, reached once
-    /// enough members confirm it. From 1 to [`Config::MAX_MULTIPLIER`].
+    /// enough members confirm it. From 1 to [`SwimConfig::MAX_MULTIPLIER`].
     pub suspicion_mult: u32,
     /// Lifeguard §4.3: an unconfirmed suspicion lasts this many times the shortest
     /// suspicion timeout, shrinking logarithmically with each independent confirmation.
-    /// From 1 (which turns dynamic suspicion off) to [`Config::MAX_MULTIPLIER`].
+    /// From 1 (which turns dynamic suspicion off) to [`SwimConfig::MAX_MULTIPLIER`].
     pub suspicion_max_timeout_mult: u32,
     /// Lifeguard §4.1: the local health multiplier's ceiling, S in the paper. Probe
     /// timeouts and the probe interval stretch up to this factor while this node
     /// misses acks and nacks it should have had. From 1 (which turns it off) to
-    /// [`Config::MAX_MULTIPLIER`].
+    /// [`SwimConfig::MAX_MULTIPLIER`].
     pub awareness_max_multiplier: u32,
     /// How often pending updates are pushed to `gossip_nodes` random members without
     /// waiting for a probe to carry them (memberlist's `GossipInterval`). Zero turns
     /// gossip off and leaves dissemination to the protocol messages alone, as in SWIM.
-    /// At most [`Config::MAX_INTERVAL`].
+    /// At most [`SwimConfig::MAX_INTERVAL`].
     pub gossip_interval: Duration,
-    /// Members each gossip round sends to. At most [`Config::MAX_FANOUT`].
+    /// Members each gossip round sends to. At most [`SwimConfig::MAX_FANOUT`].
     pub gossip_nodes: usize,
     /// How often this node announces itself to one member it believes down (and, when
     /// it knows nobody alive, to its seeds), asking for their view. This is what lets
     /// the two sides of a healed partition, or a node that lost every peer, find each
-    /// other again. Not zero, at most [`Config::MAX_INTERVAL`].
+    /// other again. Not zero, at most [`SwimConfig::MAX_INTERVAL`].
     pub announce_interval: Duration,
     /// How often this node exchanges its whole view with one random live member
     /// (anti-entropy, memberlist's `PushPullInterval`): repairs updates that
     /// dissemination lost. Costs about 4 bytes per member each way per exchange. Zero
-    /// turns it off. At most [`Config::MAX_INTERVAL`].
+    /// turns it off. At most [`SwimConfig::MAX_INTERVAL`].
     pub sync_interval: Duration,
     /// How long a member that is down or has left is remembered, so stale news about it
     /// cannot bring it back, and so it can be announced to after a partition. At most
-    /// [`Config::MAX_DOWN_RETENTION`].
+    /// [`SwimConfig::MAX_DOWN_RETENTION`].
     pub down_retention: Duration,
     /// At most this many down or departed members are remembered (the oldest are
     /// forgotten first): membership memory stays bounded under churn. At most
-    /// [`Config::MAX_DOWN_MEMBERS`].
+    /// [`SwimConfig::MAX_DOWN_MEMBERS`].
     pub max_down_members: usize,
     /// Largest packet this node sends, in bytes (updates are packed up to it; a full
     /// view is split across packets). No packet is ever larger. From
-    /// [`Config::min_packet_size`] for the id type (the longest header plus one update
-    /// with the longest ids, at least [`Config::MIN_PACKET_SIZE`]) to
-    /// [`Config::MAX_PACKET_SIZE`].
+    /// [`SwimConfig::min_packet_size`] for the id type (the longest header plus one update
+    /// with the longest ids, at least [`SwimConfig::MIN_PACKET_SIZE`]) to
+    /// [`SwimConfig::MAX_PACKET_SIZE`].
     pub max_packet_size: usize,
     /// Lifeguard's three extensions: local health awareness, dynamic suspicion and the
     /// buddy system. `false` gives plain SWIM with suspicion (for comparison).
     pub lifeguard: bool,
 }
 
-impl Default for Config {
+impl Default for SwimConfig {
     fn default() -> Self {
-        Config {
+        SwimConfig {
             cluster_id: 0,
             probe_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_millis(500),
@@ -104,25 +104,35 @@ impl Default for Config {
     }
 }
 
-/// A [`Config`] field outside its documented limits. Nothing was created.
+/// A [`SwimConfig`] field outside its documented limits. Nothing was created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum SwimConfigError {
     /// `probe_interval` is zero.
+    ///
+    /// State: nothing changed; no member was built.
     #[error("probe_interval must not be zero")]
     ZeroProbeInterval,
     /// `probe_timeout` is zero or not shorter than `probe_interval`.
+    ///
+    /// State: nothing changed; no member was built.
     #[error("probe_timeout must be non-zero and shorter than probe_interval")]
     ProbeTimeout,
     /// `retransmit_mult`, `suspicion_mult`, `suspicion_max_timeout_mult` or
     /// `awareness_max_multiplier` is zero.
+    ///
+    /// State: nothing changed; no member was built.
     #[error("{0} must be at least 1")]
     ZeroMultiplier(&'static str),
     /// `announce_interval` is zero.
+    ///
+    /// State: nothing changed; no member was built.
     #[error("announce_interval must not be zero")]
     ZeroAnnounceInterval,
-    /// A duration field is longer than its limit ([`Config::MAX_INTERVAL`] or
-    /// [`Config::MAX_DOWN_RETENTION`]).
+    /// A duration field is longer than its limit ([`SwimConfig::MAX_INTERVAL`] or
+    /// [`SwimConfig::MAX_DOWN_RETENTION`]).
+    ///
+    /// State: nothing changed; no member was built.
     #[error("{field} must be at most {max:?}")]
     TooLong {
         /// The field.
@@ -130,8 +140,10 @@ pub enum ConfigError {
         /// Its limit.
         max: Duration,
     },
-    /// A multiplier or count is above its limit ([`Config::MAX_MULTIPLIER`],
-    /// [`Config::MAX_FANOUT`] or [`Config::MAX_DOWN_MEMBERS`]).
+    /// A multiplier or count is above its limit ([`SwimConfig::MAX_MULTIPLIER`],
+    /// [`SwimConfig::MAX_FANOUT`] or [`SwimConfig::MAX_DOWN_MEMBERS`]).
+    ///
+    /// State: nothing changed; no member was built.
     #[error("{field} must be at most {max}")]
     TooLarge {
         /// The field.
@@ -140,19 +152,21 @@ pub enum ConfigError {
         max: u64,
     },
     /// `max_packet_size` cannot hold a packet with the longest ids of the id type
-    /// (below [`Config::min_packet_size`]), or is above [`Config::MAX_PACKET_SIZE`].
+    /// (below [`SwimConfig::min_packet_size`]), or is above [`SwimConfig::MAX_PACKET_SIZE`].
+    ///
+    /// State: nothing changed; no member was built.
     #[error("max_packet_size must be between {min} and {max} bytes, got {got}")]
     PacketSize {
         /// The configured value.
         got: usize,
         /// The smallest accepted for this id type and cluster id.
         min: usize,
-        /// [`Config::MAX_PACKET_SIZE`].
+        /// [`SwimConfig::MAX_PACKET_SIZE`].
         max: usize,
     },
 }
 
-impl Config {
+impl SwimConfig {
     /// Longest `probe_interval`, `gossip_interval`, `announce_interval` and
     /// `sync_interval`: one day.
     pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
@@ -173,10 +187,10 @@ impl Config {
 
     /// The smallest `max_packet_size` accepted for ids of type `N` and this config's
     /// `cluster_id`: room for the longest header (a ping or ping-req from and to ids of
-    /// [`NodeId::MAX_ENCODED_LEN`] bytes, every varint at its longest), the update
+    /// [`IdCodec::MAX_ENCODED_LEN`](crate::IdCodec::MAX_ENCODED_LEN) bytes, every varint at its longest), the update
     /// count, and one update naming two such ids (a suspicion or death and its
     /// accuser), so that a whole-view exchange can carry every member. Never below
-    /// [`Config::MIN_PACKET_SIZE`]. For `String` ids (255 bytes) it is 1051 bytes.
+    /// [`SwimConfig::MIN_PACKET_SIZE`]. For `String` ids (255 bytes) it is 1051 bytes.
     pub fn min_packet_size<N: NodeId>(&self) -> usize {
         let id = N::MAX_ENCODED_LEN;
         let mut cluster = Vec::new();
@@ -195,32 +209,32 @@ impl Config {
     }
 
     /// Checks every field against its documented limits, except the id-dependent
-    /// floor of `max_packet_size` (only [`Config::MIN_PACKET_SIZE`] here): see
-    /// [`Config::validate_for`], which [`Swim::new`](super::Swim::new) calls.
+    /// floor of `max_packet_size` (only [`SwimConfig::MIN_PACKET_SIZE`] here): see
+    /// [`SwimConfig::validate_for`], which [`Swim::new`](super::Swim::new) calls.
     ///
     /// # Errors
     ///
     /// The first field found out of its limits.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), SwimConfigError> {
         self.validate_with(Self::MIN_PACKET_SIZE)
     }
 
-    /// [`Config::validate`], and `max_packet_size` at least
-    /// [`Config::min_packet_size`] for ids of type `N`.
+    /// [`SwimConfig::validate`], and `max_packet_size` at least
+    /// [`SwimConfig::min_packet_size`] for ids of type `N`.
     ///
     /// # Errors
     ///
     /// The first field found out of its limits.
-    pub fn validate_for<N: NodeId>(&self) -> Result<(), ConfigError> {
+    pub fn validate_for<N: NodeId>(&self) -> Result<(), SwimConfigError> {
         self.validate_with(self.min_packet_size::<N>())
     }
 
-    fn validate_with(&self, min_packet_size: usize) -> Result<(), ConfigError> {
+    fn validate_with(&self, min_packet_size: usize) -> Result<(), SwimConfigError> {
         if self.probe_interval.is_zero() {
-            return Err(ConfigError::ZeroProbeInterval);
+            return Err(SwimConfigError::ZeroProbeInterval);
         }
         if self.probe_timeout.is_zero() || self.probe_timeout >= self.probe_interval {
-            return Err(ConfigError::ProbeTimeout);
+            return Err(SwimConfigError::ProbeTimeout);
         }
         for (name, v) in [
             ("retransmit_mult", self.retransmit_mult),
@@ -232,17 +246,17 @@ impl Config {
             ("awareness_max_multiplier", self.awareness_max_multiplier),
         ] {
             if v == 0 {
-                return Err(ConfigError::ZeroMultiplier(name));
+                return Err(SwimConfigError::ZeroMultiplier(name));
             }
             if v > Self::MAX_MULTIPLIER {
-                return Err(ConfigError::TooLarge {
+                return Err(SwimConfigError::TooLarge {
                     field: name,
                     max: u64::from(Self::MAX_MULTIPLIER),
                 });
             }
         }
         if self.announce_interval.is_zero() {
-            return Err(ConfigError::ZeroAnnounceInterval);
+            return Err(SwimConfigError::ZeroAnnounceInterval);
         }
         for (field, v, max) in [
             ("probe_interval", self.probe_interval, Self::MAX_INTERVAL),
@@ -260,7 +274,7 @@ impl Config {
             ),
         ] {
             if v > max {
-                return Err(ConfigError::TooLong { field, max });
+                return Err(SwimConfigError::TooLong { field, max });
             }
         }
         for (field, v, max) in [
@@ -273,14 +287,14 @@ impl Config {
             ),
         ] {
             if v > max {
-                return Err(ConfigError::TooLarge {
+                return Err(SwimConfigError::TooLarge {
                     field,
                     max: max as u64,
                 });
             }
         }
         if self.max_packet_size < min_packet_size || self.max_packet_size > Self::MAX_PACKET_SIZE {
-            return Err(ConfigError::PacketSize {
+            return Err(SwimConfigError::PacketSize {
                 got: self.max_packet_size,
                 min: min_packet_size,
                 max: Self::MAX_PACKET_SIZE,
@@ -315,7 +329,7 @@ impl Config {
 }
 
 /// Bytes reserved for a packet's update count: a varint of at most 3 bytes, since a
-/// packet of at most [`Config::MAX_PACKET_SIZE`] bytes holds fewer than 2²¹ updates.
+/// packet of at most [`SwimConfig::MAX_PACKET_SIZE`] bytes holds fewer than 2²¹ updates.
 pub(crate) const UPDATE_COUNT_LEN: usize = 3;
 
 #[cfg(test)]
@@ -324,7 +338,7 @@ mod tests {
 
     #[test]
     fn retransmit_limit_is_lambda_times_ceil_log10_of_n_plus_one() {
-        let c = Config::default();
+        let c = SwimConfig::default();
         for (members, expected) in [
             (0, 4),
             (1, 4),
@@ -344,7 +358,7 @@ mod tests {
 
     #[test]
     fn suspicion_timeout_follows_memberlist() {
-        let c = Config::default();
+        let c = SwimConfig::default();
         assert_eq!(c.min_suspicion_timeout(1), Duration::from_secs(4));
         assert_eq!(c.min_suspicion_timeout(100), Duration::from_secs(8));
         assert_eq!(c.min_suspicion_timeout(1000), Duration::from_secs(12));
@@ -352,50 +366,50 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let c = Config {
-            probe_timeout: Config::default().probe_interval,
-            ..Config::default()
+        let c = SwimConfig {
+            probe_timeout: SwimConfig::default().probe_interval,
+            ..SwimConfig::default()
         };
-        assert_eq!(c.validate(), Err(ConfigError::ProbeTimeout));
-        let c = Config {
+        assert_eq!(c.validate(), Err(SwimConfigError::ProbeTimeout));
+        let c = SwimConfig {
             suspicion_mult: 0,
-            ..Config::default()
+            ..SwimConfig::default()
         };
         assert_eq!(
             c.validate(),
-            Err(ConfigError::ZeroMultiplier("suspicion_mult"))
+            Err(SwimConfigError::ZeroMultiplier("suspicion_mult"))
         );
-        let c = Config {
+        let c = SwimConfig {
             max_packet_size: 10,
-            ..Config::default()
+            ..SwimConfig::default()
         };
         assert_eq!(
             c.validate(),
-            Err(ConfigError::PacketSize {
+            Err(SwimConfigError::PacketSize {
                 got: 10,
                 min: 64,
                 max: 65_535
             })
         );
-        assert_eq!(Config::default().validate(), Ok(()));
-        let c = Config {
+        assert_eq!(SwimConfig::default().validate(), Ok(()));
+        let c = SwimConfig {
             sync_interval: Duration::MAX,
-            ..Config::default()
+            ..SwimConfig::default()
         };
         assert_eq!(
             c.validate(),
-            Err(ConfigError::TooLong {
+            Err(SwimConfigError::TooLong {
                 field: "sync_interval",
-                max: Config::MAX_INTERVAL
+                max: SwimConfig::MAX_INTERVAL
             })
         );
-        let c = Config {
+        let c = SwimConfig {
             gossip_nodes: usize::MAX,
-            ..Config::default()
+            ..SwimConfig::default()
         };
         assert_eq!(
             c.validate(),
-            Err(ConfigError::TooLarge {
+            Err(SwimConfigError::TooLarge {
                 field: "gossip_nodes",
                 max: 1024
             })
@@ -408,11 +422,11 @@ mod tests {
     #[test]
     fn min_packet_size_is_the_longest_header_and_update() {
         use super::super::wire::{Message, Update, encode_message, finish_updates};
-        let long = |c: char| c.to_string().repeat(super::super::wire::MAX_ID_LEN);
+        let long = |c: char| c.to_string().repeat(super::super::id::MAX_ID_LEN);
         for cluster_id in [0, 300, u64::MAX] {
-            let c = Config {
+            let c = SwimConfig {
                 cluster_id,
-                ..Config::default()
+                ..SwimConfig::default()
             };
             let mut out = Vec::new();
             encode_message(
@@ -435,18 +449,18 @@ mod tests {
             finish_updates(&mut out, (1 << 21) - 1, &update);
             assert_eq!(c.min_packet_size::<String>(), out.len(), "{cluster_id}");
         }
-        assert_eq!(Config::default().min_packet_size::<String>(), 1051);
-        assert_eq!(Config::default().min_packet_size::<u32>(), 64);
-        assert!(Config::default().validate_for::<String>().is_ok());
-        let c = Config {
+        assert_eq!(SwimConfig::default().min_packet_size::<String>(), 1051);
+        assert_eq!(SwimConfig::default().min_packet_size::<u32>(), 64);
+        assert!(SwimConfig::default().validate_for::<String>().is_ok());
+        let c = SwimConfig {
             max_packet_size: 1050,
-            ..Config::default()
+            ..SwimConfig::default()
         };
         assert!(c.validate().is_ok());
         assert!(c.validate_for::<u64>().is_ok());
         assert_eq!(
             c.validate_for::<String>(),
-            Err(ConfigError::PacketSize {
+            Err(SwimConfigError::PacketSize {
                 got: 1050,
                 min: 1051,
                 max: 65_535

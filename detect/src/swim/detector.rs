@@ -5,9 +5,10 @@
 use std::time::Instant;
 
 use super::Swim;
+use super::id::NodeId;
 use super::member::State;
 use super::probe::Probe;
-use super::wire::{Message, NodeId, Update};
+use super::wire::{Message, Update};
 
 impl<N: NodeId> Swim<N> {
     pub(super) fn advance_probe(&mut self, now: Instant) {

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::wire::{NodeId, Update};
+use super::id::NodeId;
+use super::wire::Update;
 
 /// Pending updates, at most one per member: newer news about a member replaces older
 /// news (memberlist's `TransmitLimitedQueue` invalidation), so the queue is bounded by

@@ -5,8 +5,9 @@
 use std::time::Instant;
 
 use super::Swim;
+use super::id::NodeId;
 use super::member::State;
-use super::wire::{Message, NodeId, Update};
+use super::wire::{Message, Update};
 
 impl<N: NodeId> Swim<N> {
     /// Joins through `seeds`: announces this node to each and asks for their view. Seeds

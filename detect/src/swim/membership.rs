@@ -4,9 +4,10 @@
 
 use std::time::Instant;
 
+use super::id::NodeId;
 use super::lifeguard::Suspicion;
 use super::member::{Claim, Member, State, overrides};
-use super::wire::{NodeId, Update};
+use super::wire::Update;
 use super::{Event, Swim};
 
 impl<N: NodeId> Swim<N> {

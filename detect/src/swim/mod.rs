@@ -1,43 +1,27 @@
-//! SWIM membership (Das, Gupta, Motivala 2002) with Lifeguard (Dadgar et al. 2017), as a
-//! sans-IO state machine.
-//!
-//! [`Swim`] never touches a socket or a clock. The caller feeds it packets
-//! ([`Swim::handle_packet`]) and timer expiries ([`Swim::handle_timeout`]), each with
-//! the current time, and drains what it wants done: packets to send
-//! ([`Swim::poll_transmit`]), membership changes ([`Swim::poll_event`]) and when to
-//! call back ([`Swim::poll_timeout`]).
-//!
-//! What it implements, by section:
-//! - failure detection: one randomized round-robin probe per protocol period, a direct
-//!   ping with a timeout, then `ping-req` through `k` members (SWIM §3.1, §4.3);
-//! - suspicion with incarnation numbers and refutation (SWIM §4.2);
-//! - infection-style dissemination piggybacked on every packet, each update sent at most
-//!   λ·log(n) times (SWIM §4.1), plus memberlist's periodic gossip;
-//! - join through seeds, graceful leave, periodic announce to members believed down (so
-//!   the sides of a healed partition, and a node that lost every peer, find each other
-//!   again), periodic anti-entropy (a whole-view exchange with one live member, as
-//!   memberlist's push-pull) and bounded memory for down members;
-//! - Lifeguard: local health awareness that stretches this node's own timeouts when it
-//!   misses acks and nacks (§4.1), the buddy system that tells a suspect first (§4.2) and
-//!   suspicion timeouts that shrink with independent confirmations (§4.3).
+//! SWIM membership (Das, Gupta, Motivala 2002) with Lifeguard (Dadgar et al. 2017). The
+//! protocol is documented on [`Swim`]; this file holds its state, inputs and outputs, and
+//! one sibling file per concept (probing, membership news, dissemination, join, packets,
+//! the wire format, ids).
 
 mod config;
 mod detector;
 mod dissemination;
+mod id;
 mod join;
 mod lifeguard;
 mod member;
 mod membership;
 mod probe;
 mod transmit;
-pub mod wire;
+mod wire;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
-pub use config::{Config, ConfigError};
+pub use config::{SwimConfig, SwimConfigError};
+pub use id::{IdCodec, MAX_ID_LEN, NodeId};
 pub use member::State;
-pub use wire::{DecodeError, NodeId, PacketError};
+pub use wire::{DecodeError, PacketError, inspect_packet};
 
 use dissemination::Dissemination;
 use lifeguard::Awareness;
@@ -51,7 +35,7 @@ use wire::{Message, Update, decode_packet_into};
 pub struct Transmit<N> {
     /// Destination member.
     pub to: N,
-    /// The encoded packet, at most [`Config::max_packet_size`] bytes.
+    /// The encoded packet, at most [`SwimConfig::max_packet_size`] bytes.
     pub payload: Vec<u8>,
 }
 
@@ -81,10 +65,12 @@ pub enum Event<N> {
     Rejoined(N),
 }
 
-/// What happened to received packets and updates; counted, never panicked on.
+/// What happened to received packets and updates; counted, never panicked on. Every
+/// field only grows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
-pub struct Counters {
+pub struct SwimCounters {
     /// Packets handled.
     pub packets_received: u64,
     /// Packets handed out by [`Swim::poll_transmit`] (queued for sending).
@@ -110,16 +96,38 @@ pub struct Counters {
     /// Members forgotten by down-member retention.
     pub forgotten: u64,
     /// Packets not sent because even without updates they would be larger than
-    /// [`Config::max_packet_size`]. Only an id longer than its type's
-    /// [`NodeId::MAX_ENCODED_LEN`] (a `decode` that accepts more than it declares) can
-    /// cause it: [`Config::validate_for`] sizes the packet for the longest ids.
+    /// [`SwimConfig::max_packet_size`]. Only an id longer than its type's
+    /// [`IdCodec::MAX_ENCODED_LEN`](crate::IdCodec::MAX_ENCODED_LEN) (a `decode` that accepts more than it declares) can
+    /// cause it: [`SwimConfig::validate_for`] sizes the packet for the longest ids.
     pub oversized_packets: u64,
     /// Updates left out of a whole-view exchange because, alone, they would not fit a
     /// packet; the same cause as `oversized_packets`.
     pub oversized_updates: u64,
 }
 
-/// A SWIM member: the local state machine of one node. See the [module docs](self).
+/// A SWIM member (Das, Gupta, Motivala 2002) with Lifeguard (Dadgar et al. 2017): the
+/// local, sans-IO state machine of one node.
+///
+/// It never touches a socket or a clock. The caller feeds it packets
+/// ([`handle_packet`](Self::handle_packet)) and timer expiries
+/// ([`handle_timeout`](Self::handle_timeout)), each with the current time, and drains
+/// what it wants done: packets to send ([`poll_transmit`](Self::poll_transmit)),
+/// membership changes ([`poll_event`](Self::poll_event)) and when to call back
+/// ([`poll_timeout`](Self::poll_timeout)).
+///
+/// What it implements, by section:
+/// - failure detection: one randomized round-robin probe per protocol period, a direct
+///   ping with a timeout, then `ping-req` through `k` members (SWIM §3.1, §4.3);
+/// - suspicion with incarnation numbers and refutation (SWIM §4.2);
+/// - infection-style dissemination piggybacked on every packet, each update sent at most
+///   λ·log(n) times (SWIM §4.1), plus memberlist's periodic gossip;
+/// - join through seeds, graceful leave, periodic announce to members believed down (so
+///   the sides of a healed partition, and a node that lost every peer, find each other
+///   again), periodic anti-entropy (a whole-view exchange with one live member, as
+///   memberlist's push-pull) and bounded memory for down members;
+/// - Lifeguard: local health awareness that stretches this node's own timeouts when it
+///   misses acks and nacks (§4.1), the buddy system that tells a suspect first (§4.2) and
+///   suspicion timeouts that shrink with independent confirmations (§4.3).
 ///
 /// Methods, in the order a run loop uses them:
 /// - commands: [`join`](Self::join), [`leave`](Self::leave);
@@ -133,7 +141,7 @@ pub struct Counters {
 pub struct Swim<N: NodeId> {
     me: N,
     incarnation: u32,
-    config: Config,
+    config: SwimConfig,
     rng: fastrand::Rng,
     members: BTreeMap<N, Member<N>>,
     /// Alive and suspect members (not counting this node).
@@ -155,7 +163,7 @@ pub struct Swim<N: NodeId> {
     left: bool,
     transmits: VecDeque<Transmit<N>>,
     events: VecDeque<Event<N>>,
-    counters: Counters,
+    counters: SwimCounters,
     /// The update buffer packets are decoded into, reused.
     scratch: Vec<Update<N>>,
 }
@@ -169,9 +177,14 @@ impl<N: NodeId> Swim<N> {
     ///
     /// # Errors
     ///
-    /// A field out of its limits ([`Config::validate_for`] with this id type); nothing
+    /// A field out of its limits ([`SwimConfig::validate_for`] with this id type); nothing
     /// was created.
-    pub fn new(me: N, config: Config, rng_seed: u64, now: Instant) -> Result<Self, ConfigError> {
+    pub fn new(
+        me: N,
+        config: SwimConfig,
+        rng_seed: u64,
+        now: Instant,
+    ) -> Result<Self, SwimConfigError> {
         config.validate_for::<N>()?;
         let awareness = Awareness::new(if config.lifeguard {
             config.awareness_max_multiplier
@@ -210,7 +223,7 @@ impl<N: NodeId> Swim<N> {
             left: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            counters: Counters::default(),
+            counters: SwimCounters::default(),
             scratch: Vec::new(),
         })
     }
@@ -228,7 +241,7 @@ impl<N: NodeId> Swim<N> {
     }
 
     /// The configuration in use.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &SwimConfig {
         &self.config
     }
 
@@ -262,7 +275,7 @@ impl<N: NodeId> Swim<N> {
     }
 
     /// Drop and event counters.
-    pub fn counters(&self) -> &Counters {
+    pub fn counters(&self) -> &SwimCounters {
         &self.counters
     }
 
@@ -277,7 +290,8 @@ impl<N: NodeId> Swim<N> {
     ///
     /// # Errors
     ///
-    /// The packet was dropped and counted; no state changed.
+    /// The packet was dropped and counted in [`counters`](Self::counters); nothing else
+    /// changed (see [`PacketError`]'s variants).
     pub fn handle_packet(&mut self, payload: &[u8], now: Instant) -> Result<(), PacketError> {
         if self.left {
             self.counters.after_leave += 1;

@@ -3,8 +3,9 @@
 //! of at most `max_packet_size` bytes; memberlist's periodic gossip.
 
 use super::config::UPDATE_COUNT_LEN;
+use super::id::NodeId;
 use super::member::State;
-use super::wire::{Message, NodeId, Update, encode_message, finish_updates};
+use super::wire::{Message, Update, encode_message, finish_updates};
 use super::{Swim, Transmit};
 
 impl<N: NodeId> Swim<N> {

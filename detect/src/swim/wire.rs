@@ -15,67 +15,86 @@
 //! update   = tag:u8 node:N incarnation:uvarint [by:N for Suspect and Down]
 //! ```
 //!
-//! Integers are LEB128 varints (`integer-encoding`), so a packet for `u32` ids with a few
+//! Integers are LEB128 varints, decoded by the `unsigned-varint` crate in their canonical
+//! (shortest) form only, so a packet for `u32` ids with a few
 //! updates is a few dozen bytes. Every packet carries the cluster id: packets from another
 //! cluster are rejected before anything else is read ([`PacketError::WrongCluster`]).
 //! The sender's incarnation in the header makes every packet a small piece of news in
 //! itself: "`from` is alive at `from_incarnation`" (as foca does), so a new member is
 //! known to everyone it talks to, and a missed refutation is repaired by the next packet.
 
-use std::fmt::Debug;
-use std::hash::Hash;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-
-use integer_encoding::VarInt;
+use super::id::NodeId;
 
 const MAGIC: u8 = 0xD5;
 const VERSION: u8 = 1;
-
-/// Longest identity accepted by the decoders for variable-length ids (`String`).
-pub const MAX_ID_LEN: usize = 255;
 
 /// A malformed packet or identity. The packet is dropped; no state changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The packet ended in the middle of a field.
+    ///
+    /// State: nothing changed (a member drops the packet and counts it as `malformed`).
     #[error("packet truncated")]
     Truncated,
-    /// A varint is longer than its type allows, or its value does not fit.
+    /// A varint is longer than its type allows, its value does not fit, or it is not in
+    /// its shortest (canonical) form.
+    ///
+    /// State: nothing changed (a member drops the packet and counts it as `malformed`).
     #[error("malformed varint")]
     Varint,
     /// The first byte is not the dsys-detect magic: not one of our packets.
+    ///
+    /// State: nothing changed (a member drops the packet and counts it as `malformed`).
     #[error("bad magic byte {0:#04x}")]
     Magic(u8),
     /// A protocol version this build does not speak.
+    ///
+    /// State: nothing changed (a member drops the packet and counts it as `malformed`).
     #[error("unsupported version {0}")]
     Version(u8),
     /// Unknown message kind.
+    ///
+    /// State: nothing changed (a member drops the packet and counts it as `malformed`).
     #[error("unknown message kind {0}")]
     Kind(u8),
     /// A flag byte other than 0 or 1.
+    ///
+    /// State: nothing changed (a member drops the packet and counts it as `malformed`).
     #[error("bad flag byte {0}")]
     Flag(u8),
     /// Unknown update tag.
+    ///
+    /// State: nothing changed (a member drops the packet and counts it as `malformed`).
     #[error("unknown update tag {0}")]
     UpdateTag(u8),
     /// An identity's bytes are invalid for its type (bad UTF-8, too long, bad tag).
+    ///
+    /// State: nothing changed (a member drops the packet and counts it as `malformed`).
     #[error("invalid node id")]
     NodeId,
     /// Bytes remain after the last update.
+    ///
+    /// State: nothing changed (a member drops the packet and counts it as `malformed`).
     #[error("{0} trailing bytes")]
     Trailing(usize),
 }
 
-/// Why a received packet was dropped. State did not change; the drop is counted in
-/// [`Counters`](super::Counters).
+/// Why a received packet was dropped. Only the drop's counter in
+/// [`SwimCounters`](crate::SwimCounters) changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PacketError {
     /// The bytes are not a well-formed packet.
+    ///
+    /// State: nothing changed but the count in
+    /// [`SwimCounters::malformed`](crate::SwimCounters::malformed).
     #[error("malformed packet: {0}")]
     Malformed(#[from] DecodeError),
     /// The packet belongs to another cluster (a misconfigured or foreign node).
+    ///
+    /// State: nothing changed but the count in
+    /// [`SwimCounters::wrong_cluster`](crate::SwimCounters::wrong_cluster).
     #[error("packet from cluster {got}, this node is in cluster {expected}")]
     WrongCluster {
         /// Our cluster id.
@@ -84,71 +103,59 @@ pub enum PacketError {
         got: u64,
     },
     /// The packet claims to come from this node's own identity.
+    ///
+    /// State: nothing changed but the count in
+    /// [`SwimCounters::from_self`](crate::SwimCounters::from_self).
     #[error("packet claims to come from this node")]
     FromSelf,
     /// This node has left the cluster and no longer takes part.
+    ///
+    /// State: nothing changed but the count in
+    /// [`SwimCounters::after_leave`](crate::SwimCounters::after_leave).
     #[error("this node has left the cluster")]
     Left,
 }
 
-/// A node identity that can travel in packets.
-///
-/// Implemented for `u32`, `u64`, `u128`, `String` and [`SocketAddr`]; implement it for
-/// your own id type (a UUID, a name plus a generation) with a compact, prefix-free
-/// encoding. `decode` must consume exactly what `encode` wrote and must reject, not
-/// panic on, any other input, including an encoding longer than
-/// [`MAX_ENCODED_LEN`](Self::MAX_ENCODED_LEN).
-pub trait NodeId: Clone + Eq + Ord + Hash + Debug {
-    /// The longest encoding `encode` writes and `decode` accepts, in bytes. The
-    /// smallest valid [`Config::max_packet_size`](super::Config::max_packet_size) is
-    /// sized from it ([`Config::min_packet_size`](super::Config::min_packet_size)). An
-    /// id longer than declared never makes a packet exceed `max_packet_size`: what
-    /// does not fit is not sent, and is counted in
-    /// [`Counters`](super::Counters)' `oversized_packets` and `oversized_updates`.
-    const MAX_ENCODED_LEN: usize;
-    /// Appends the encoding of `self`.
-    fn encode(&self, out: &mut Vec<u8>);
-    /// Reads one id from the front of `input` and advances it.
-    fn decode(input: &mut &[u8]) -> Result<Self, DecodeError>;
-}
-
 pub(crate) fn put_uvarint(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [0u8; 10];
-    let n = v.encode_var(&mut buf);
-    out.extend_from_slice(&buf[..n]);
+    let mut buf = unsigned_varint::encode::u64_buffer();
+    out.extend_from_slice(unsigned_varint::encode::u64(v, &mut buf));
 }
 
-pub(crate) fn get_uvarint(input: &mut &[u8]) -> Result<u64, DecodeError> {
-    // Most varints in a packet (kinds, small ids, sequence numbers) are one byte.
-    if let Some((&b, rest)) = input.split_first() {
-        if b < 0x80 {
-            *input = rest;
-            return Ok(u64::from(b));
-        }
+fn varint_error(e: unsigned_varint::decode::Error) -> DecodeError {
+    match e {
+        unsigned_varint::decode::Error::Insufficient => DecodeError::Truncated,
+        // Overflow, NotMinimal, and whatever a later version adds.
+        _ => DecodeError::Varint,
     }
-    // integer-encoding accepts up to 10 bytes and wraps silently past 64 bits; reject
-    // over-long encodings ourselves so every u64 has exactly one accepted encoding.
-    let (v, n) = u64::decode_var(input).ok_or_else(|| {
-        if input.len() < 10 && input.iter().all(|b| b & 0x80 != 0) {
-            DecodeError::Truncated
-        } else {
-            DecodeError::Varint
-        }
-    })?;
-    // One accepted encoding per value: no 10-byte overflow past 64 bits, and no
-    // padding (a last byte of zero after a continuation byte, as in [0x81, 0x00]).
-    if (n == 10 && input[9] > 1) || (n > 1 && input[n - 1] == 0) {
+}
+
+/// One `u64` varint, canonical only: `unsigned-varint` refuses padding (`[0x81, 0x00]`)
+/// and more than 10 bytes. Its 0.8 decoder drops the bits of a 10th byte above 2⁶⁴
+/// without an error, so that byte is checked here: every `u64` has exactly one
+/// accepted encoding.
+pub(crate) fn get_uvarint(input: &mut &[u8]) -> Result<u64, DecodeError> {
+    let (v, rest) = unsigned_varint::decode::u64(input).map_err(varint_error)?;
+    let len = input.len() - rest.len();
+    if len == 10 && input[9] > 0x01 {
         return Err(DecodeError::Varint);
     }
-    *input = &input[n..];
+    *input = rest;
     Ok(v)
 }
 
+/// One `u32` varint, canonical only; as [`get_uvarint`], a 5th byte carrying bits above
+/// 2³² (which `unsigned-varint` 0.8 drops) is refused.
 pub(crate) fn get_u32(input: &mut &[u8]) -> Result<u32, DecodeError> {
-    u32::try_from(get_uvarint(input)?).map_err(|_| DecodeError::Varint)
+    let (v, rest) = unsigned_varint::decode::u32(input).map_err(varint_error)?;
+    let len = input.len() - rest.len();
+    if len == 5 && input[4] > 0x0f {
+        return Err(DecodeError::Varint);
+    }
+    *input = rest;
+    Ok(v)
 }
 
-fn get_u8(input: &mut &[u8]) -> Result<u8, DecodeError> {
+pub(crate) fn get_u8(input: &mut &[u8]) -> Result<u8, DecodeError> {
     let (&b, rest) = input.split_first().ok_or(DecodeError::Truncated)?;
     *input = rest;
     Ok(b)
@@ -162,92 +169,13 @@ fn get_flag(input: &mut &[u8]) -> Result<bool, DecodeError> {
     }
 }
 
-fn get_bytes<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], DecodeError> {
+pub(crate) fn get_bytes<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], DecodeError> {
     if input.len() < n {
         return Err(DecodeError::Truncated);
     }
     let (head, rest) = input.split_at(n);
     *input = rest;
     Ok(head)
-}
-
-impl NodeId for u32 {
-    const MAX_ENCODED_LEN: usize = 5;
-    fn encode(&self, out: &mut Vec<u8>) {
-        put_uvarint(out, u64::from(*self));
-    }
-    fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
-        get_u32(input)
-    }
-}
-
-impl NodeId for u64 {
-    const MAX_ENCODED_LEN: usize = 10;
-    fn encode(&self, out: &mut Vec<u8>) {
-        put_uvarint(out, *self);
-    }
-    fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
-        get_uvarint(input)
-    }
-}
-
-impl NodeId for u128 {
-    const MAX_ENCODED_LEN: usize = 16;
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_be_bytes());
-    }
-    fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
-        let b = get_bytes(input, 16)?;
-        Ok(u128::from_be_bytes(b.try_into().expect("16 bytes")))
-    }
-}
-
-impl NodeId for String {
-    /// A 2-byte length and up to [`MAX_ID_LEN`] bytes.
-    const MAX_ENCODED_LEN: usize = 2 + MAX_ID_LEN;
-    fn encode(&self, out: &mut Vec<u8>) {
-        put_uvarint(out, self.len() as u64);
-        out.extend_from_slice(self.as_bytes());
-    }
-    fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
-        let len = get_uvarint(input)?;
-        if len > MAX_ID_LEN as u64 {
-            return Err(DecodeError::NodeId);
-        }
-        let b = get_bytes(input, len as usize)?;
-        String::from_utf8(b.to_vec()).map_err(|_| DecodeError::NodeId)
-    }
-}
-
-impl NodeId for SocketAddr {
-    /// A tag, an IPv6 address and a port.
-    const MAX_ENCODED_LEN: usize = 1 + 16 + 2;
-    fn encode(&self, out: &mut Vec<u8>) {
-        match self.ip() {
-            IpAddr::V4(ip) => {
-                out.push(4);
-                out.extend_from_slice(&ip.octets());
-            }
-            IpAddr::V6(ip) => {
-                out.push(6);
-                out.extend_from_slice(&ip.octets());
-            }
-        }
-        out.extend_from_slice(&self.port().to_be_bytes());
-    }
-    fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
-        let ip = match get_u8(input)? {
-            4 => IpAddr::V4(Ipv4Addr::from(
-                <[u8; 4]>::try_from(get_bytes(input, 4)?).expect("4 bytes"),
-            )),
-            6 => IpAddr::V6(Ipv6Addr::from(
-                <[u8; 16]>::try_from(get_bytes(input, 16)?).expect("16 bytes"),
-            )),
-            _ => return Err(DecodeError::NodeId),
-        };
-        let port = u16::from_be_bytes(get_bytes(input, 2)?.try_into().expect("2 bytes"));
-        Ok(SocketAddr::new(ip, port))
-    }
 }
 
 /// The protocol message a packet carries (SWIM §3 and §4, Lifeguard §4.2 for `Nack`).
@@ -474,7 +402,32 @@ pub(crate) fn decode_packet_into<N: NodeId>(
 
 /// Decodes a packet without acting on it: the fuzz and property tests' entry point, and
 /// a tool for users who log or inspect traffic. Returns the sender on success.
-pub fn inspect<N: NodeId>(payload: &[u8], cluster_id: u64) -> Result<N, PacketError> {
+///
+/// The wire format: a packet is a header, one protocol message and the piggybacked
+/// membership updates (SWIM §4.1, "infection-style dissemination").
+///
+/// ```text
+/// packet   = magic:u8 (0xD5) version:u8 (1) cluster_id:uvarint kind:u8 from:N
+///            from_incarnation:uvarint message-body updates
+/// Ping     = seq:uvarint target:N
+/// PingReq  = seq:uvarint target:N
+/// Ack      = seq:uvarint
+/// Nack     = seq:uvarint
+/// Gossip   = (no body)
+/// Announce = more:u8 (0 = last chunk)    updates = the sender's whole view
+/// Feed     = more:u8 (0 = last chunk)    updates = the answerer's whole view
+/// updates  = count:uvarint update*
+/// update   = tag:u8 node:N incarnation:uvarint [by:N for Suspect and Down]
+/// ```
+///
+/// Integers are canonical LEB128 varints; `N` is the id's [`IdCodec`](crate::IdCodec)
+/// encoding. The cluster id is checked before anything after it is read.
+///
+/// # Errors
+///
+/// [`PacketError::WrongCluster`] or [`PacketError::Malformed`]; nothing changed (this
+/// function holds no state).
+pub fn inspect_packet<N: NodeId>(payload: &[u8], cluster_id: u64) -> Result<N, PacketError> {
     decode_packet::<N>(payload, cluster_id).map(|p| p.from)
 }
 
@@ -552,40 +505,6 @@ mod tests {
     }
 
     #[test]
-    fn ids_round_trip() {
-        fn rt<N: NodeId>(n: N) {
-            let mut out = Vec::new();
-            n.encode(&mut out);
-            let mut s = &out[..];
-            assert_eq!(N::decode(&mut s).unwrap(), n);
-            assert!(s.is_empty());
-        }
-        rt(0u64);
-        rt(u64::MAX);
-        rt(u128::MAX - 5);
-        rt(String::from("node-a"));
-        rt("10.0.0.1:7946".parse::<SocketAddr>().unwrap());
-        rt("[::1]:7946".parse::<SocketAddr>().unwrap());
-        fn longest<N: NodeId>(n: N) {
-            let mut out = Vec::new();
-            n.encode(&mut out);
-            assert_eq!(out.len(), N::MAX_ENCODED_LEN, "{n:?}");
-        }
-        longest(u32::MAX);
-        longest(u64::MAX);
-        longest(u128::MAX);
-        longest("x".repeat(MAX_ID_LEN));
-        longest(
-            "[ffff::ffff]:65535"
-                .parse::<SocketAddr>()
-                .expect("an address"),
-        );
-        let mut long = Vec::new();
-        "x".repeat(MAX_ID_LEN + 1).encode(&mut long);
-        assert_eq!(String::decode(&mut &long[..]), Err(DecodeError::NodeId));
-    }
-
-    #[test]
     fn overlong_varints_are_rejected() {
         // 2^64 encoded in 10 bytes: integer-encoding would wrap it.
         let bytes = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x03];
@@ -602,6 +521,59 @@ mod tests {
             get_u32(&mut &[0x80, 0x80, 0x80, 0x80, 0x10][..]),
             Err(DecodeError::Varint)
         );
+        // Eleven bytes, even of a value that fits.
+        let eleven = [
+            0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
+        ];
+        assert_eq!(get_uvarint(&mut &eleven[..]), Err(DecodeError::Varint));
+        // u32::MAX in 5 bytes is canonical; one bit more is not a u32.
+        let u32_max = [0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert_eq!(get_u32(&mut &u32_max[..]), Ok(u32::MAX));
+        assert_eq!(
+            get_u32(&mut &[0xff, 0xff, 0xff, 0xff, 0x1f][..]),
+            Err(DecodeError::Varint)
+        );
+        assert_eq!(
+            get_u32(&mut &[0x80, 0x80, 0x80, 0x80, 0x80, 0x01][..]),
+            Err(DecodeError::Varint)
+        );
+    }
+
+    /// Every value has one accepted encoding: a zero-padded (non-minimal) varint is
+    /// refused at every width, for both decoders, and the cursor does not move.
+    #[test]
+    fn non_minimal_varints_are_rejected() {
+        for (value, width) in [
+            (0u64, 2),
+            (1, 2),
+            (127, 3),
+            (300, 4),
+            (u64::from(u32::MAX), 6),
+        ] {
+            let mut canonical = Vec::new();
+            put_uvarint(&mut canonical, value);
+            let mut padded = canonical.clone();
+            while padded.len() < width {
+                let last = padded.len() - 1;
+                padded[last] |= 0x80;
+                padded.push(0x00);
+            }
+            let mut cursor = &padded[..];
+            assert_eq!(
+                get_uvarint(&mut cursor),
+                Err(DecodeError::Varint),
+                "{padded:x?}"
+            );
+            assert_eq!(cursor.len(), padded.len(), "the cursor stays put");
+            if padded.len() <= 5 {
+                assert_eq!(
+                    get_u32(&mut &padded[..]),
+                    Err(DecodeError::Varint),
+                    "{padded:x?}"
+                );
+            }
+            assert_eq!(get_uvarint(&mut &canonical[..]), Ok(value));
+        }
     }
 
     #[test]

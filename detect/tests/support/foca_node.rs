@@ -9,9 +9,9 @@
 //!
 //! - **Same configuration where the protocols overlap** ([`foca_config`]): foca's
 //!   `Config::new_lan(n)` is derived from memberlist's `DefaultLANConfig`, as our
-//!   `Config::default()` is. Field by field:
+//!   `SwimConfig::default()` is. Field by field:
 //!
-//!   | foca                                    | dsys `Config`                                   | value            |
+//!   | foca                                    | dsys `SwimConfig`                               | value            |
 //!   |-----------------------------------------|-------------------------------------------------|------------------|
 //!   | `probe_period`                          | `probe_interval`                                | 1 s              |
 //!   | `probe_rtt`                             | `probe_timeout`                                 | 500 ms           |
@@ -55,8 +55,8 @@ use std::collections::BinaryHeap;
 use std::num::{NonZeroU8, NonZeroU32};
 use std::time::{Duration, Instant};
 
+use dsys_detect::State;
 use dsys_detect::sim::{SimEventKind, SimNode};
-use dsys_detect::swim::State;
 use foca::{Foca, Identity, NoCustomBroadcast, Notification, PostcardCodec, Runtime, Timer};
 use rand_foca::SeedableRng;
 use rand_foca::rngs::StdRng;
@@ -99,7 +99,7 @@ impl Identity for FocaId {
 }
 
 /// foca's LAN configuration for a cluster of `nodes`, aligned with dsys's
-/// `Config::default()` as the module docs explain.
+/// `SwimConfig::default()` as the module docs explain.
 pub(crate) fn foca_config(nodes: usize) -> foca::Config {
     let n = NonZeroU32::new(u32::try_from(nodes.max(1)).unwrap_or(u32::MAX))
         .expect("nodes.max(1) is non-zero");

@@ -1,8 +1,8 @@
 use std::time::{Duration, Instant};
 
-use super::{NetConfig, NodeStatus, ResumeOrder, Sim};
+use super::{NetConfig, NetConfigError, NodeStatus, ResumeOrder, Sim};
+use crate::State;
 use crate::sim::{SimEventKind, SimNode};
-use crate::swim::State;
 
 /// The base of virtual time in these tests: read once, and only differences
 /// from it are ever used (the simulator itself takes its base as an argument).
@@ -69,7 +69,7 @@ impl SimNode for Echo {
 }
 
 fn pair(seed: u64, net: NetConfig) -> Sim<Echo> {
-    let mut sim = Sim::new(seed, base_instant(), net);
+    let mut sim = Sim::new(seed, base_instant(), net).expect("a valid network");
     let now = sim.instant();
     sim.add_node(Echo::new(0, 1, now));
     sim.add_node(Echo::new(1, 0, now));
@@ -251,8 +251,72 @@ fn spinning_node_is_reported_as_livelock() {
         ..NetConfig::default()
     };
     let base = base_instant();
-    let mut sim = Sim::new(0, base, net);
+    let mut sim = Sim::new(0, base, net).expect("a valid network");
     sim.add_node(Spin(base));
     let err = sim.run_for(Duration::from_secs(1)).unwrap_err();
     assert_eq!(err.at, Duration::ZERO);
+}
+
+/// Probabilities outside `[0, 1]` and delays that could overflow virtual time are
+/// refused with a typed error when the network is built or a loss is set, and a
+/// refused setter changes nothing.
+#[test]
+fn net_config_is_validated() {
+    assert_eq!(NetConfig::default().validate(), Ok(()));
+    let refused = |edit: fn(&mut NetConfig)| {
+        let mut net = NetConfig::default();
+        edit(&mut net);
+        let err = net.validate().expect_err("out of limits");
+        assert!(
+            Sim::<Echo>::new(0, base_instant(), net).is_err(),
+            "Sim::new validates"
+        );
+        err
+    };
+    assert!(matches!(
+        refused(|n| n.loss = 1.5),
+        NetConfigError::Probability { field: "loss", .. }
+    ));
+    assert!(matches!(
+        refused(|n| n.loss = f64::NAN),
+        NetConfigError::Probability { field: "loss", .. }
+    ));
+    assert!(matches!(
+        refused(|n| n.duplicate = -0.1),
+        NetConfigError::Probability {
+            field: "duplicate",
+            ..
+        }
+    ));
+    assert_eq!(
+        refused(|n| n.latency_max = Duration::MAX),
+        NetConfigError::Latency {
+            field: "latency_max",
+            max: NetConfig::MAX_LATENCY
+        }
+    );
+    assert!(matches!(
+        refused(|n| n.latency_min = Duration::from_secs(1)),
+        NetConfigError::Latency {
+            field: "latency_min",
+            ..
+        }
+    ));
+    let net = NetConfig {
+        latency_min: NetConfig::MAX_LATENCY,
+        latency_max: NetConfig::MAX_LATENCY,
+        loss: 1.0,
+        duplicate: 1.0,
+        ..NetConfig::default()
+    };
+    assert_eq!(net.validate(), Ok(()), "the limits themselves are valid");
+
+    let mut sim = pair(9, NetConfig::default());
+    assert!(sim.set_loss(2.0).is_err());
+    assert!(sim.set_link_loss(0, 1, -1.0).is_err());
+    assert_eq!(sim.net().loss, 0.0, "a refused setter changes nothing");
+    sim.run_for(Duration::from_secs(1)).expect("no livelock");
+    assert!(sim.node(0).count('p', 1) > 0, "no link loss was installed");
+    assert_eq!(sim.set_loss(0.5), Ok(()));
+    assert_eq!(sim.net().loss, 0.5);
 }

@@ -16,16 +16,31 @@
 //! Time is virtual: a base `Instant` plus offsets, and only offsets are
 //! printed. Jitter comes from a seeded generator and the simulator is
 //! seeded, so every number is the same on every run.
+//!
+//! This file is the story: what is shown, explained and checked, in reading
+//! order. The machinery that drives it is in the sibling files: `heartbeats`
+//! (jittered histories, the detectors, their replay), `cluster` (the
+//! simulated SWIM cluster and its incident), `waves` (grouping reports into
+//! the timeline's rows) and `format` (how numbers are written).
+
+mod cluster;
+mod format;
+mod heartbeats;
+mod waves;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::f64::consts::LN_10;
 use std::time::{Duration, Instant};
 
-use dsys_detect::sim::{NetConfig, Sim, SimEventKind, SimNode};
-use dsys_detect::swim::{Config, Event, State, Swim};
-use dsys_detect::{HeartbeatDetector, PhiAccrual, PhiConfig, PhiModel};
+use dsys_detect::State;
+use dsys_detect::SwimConfig;
+use dsys_detect::sim::{NetConfig, SimEventKind};
 
 use crate::report::{self, Res, Table, check, check_eq};
+use cluster::{Report, Story, accuser, min_suspicion, what};
+use format::{bar, mistake, ms, secs, t};
+use heartbeats::{Detectors, History, Verdict, crossing};
+use waves::Wave;
 
 /// Runs the chapter.
 pub(crate) fn run() -> Res {
@@ -52,130 +67,6 @@ const THRESHOLD: f64 = 8.0;
 
 /// The seed's readings of phi, and the threshold.
 const LEVELS: [f64; 4] = [1.0, 2.0, 3.0, THRESHOLD];
-
-/// SplitMix64: a tiny seeded generator for the heartbeat jitter.
-struct Jitter(u64);
-
-impl Jitter {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce5_e9b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `-spread..=spread`, whole milliseconds.
-    fn offset_ms(&mut self, spread: Duration) -> i64 {
-        let spread = spread.as_millis() as i64;
-        (self.next() % (2 * spread as u64 + 1)) as i64 - spread
-    }
-}
-
-/// A heartbeat history: arrival offsets from time zero.
-struct History {
-    name: &'static str,
-    arrivals: Vec<Duration>,
-}
-
-impl History {
-    /// `HEARTBEATS` arrivals, `INTERVAL` apart plus or minus up to `jitter`.
-    fn new(name: &'static str, jitter: Duration, seed: u64) -> Self {
-        let mut rng = Jitter(seed);
-        let mut at = Duration::ZERO;
-        let mut arrivals = Vec::with_capacity(HEARTBEATS);
-        for _ in 0..HEARTBEATS {
-            arrivals.push(at);
-            let ms = INTERVAL.as_millis() as i64 + rng.offset_ms(jitter);
-            at += Duration::from_millis(ms as u64);
-        }
-        Self { name, arrivals }
-    }
-
-    /// The history of sections 1 and 2: a steady network.
-    fn steady() -> Self {
-        Self::new("steady (1 s +- 100 ms)", Duration::from_millis(100), 2)
-    }
-
-    fn last(&self) -> Duration {
-        self.arrivals.last().copied().unwrap_or_default()
-    }
-}
-
-/// The three detectors, fed the same heartbeats.
-struct Detectors {
-    akka: PhiAccrual,
-    cassandra: PhiAccrual,
-    timeout: HeartbeatDetector,
-}
-
-impl Detectors {
-    fn new() -> Res<Self> {
-        Ok(Self {
-            // Akka's defaults: normal model, 3 s acceptable pause, 100 ms minimum
-            // standard deviation, threshold 8.
-            akka: PhiAccrual::new(PhiConfig::default())?,
-            cassandra: PhiAccrual::new(PhiConfig {
-                model: PhiModel::Exponential,
-                ..PhiConfig::default()
-            })?,
-            timeout: HeartbeatDetector::new(TIMEOUT),
-        })
-    }
-
-    fn heartbeat(&mut self, now: Instant) {
-        self.akka.heartbeat(now);
-        self.cassandra.heartbeat(now);
-        self.timeout.heartbeat(now);
-    }
-
-    /// The detectors after the whole history.
-    fn after(history: &History, base: Instant) -> Res<Self> {
-        let mut detectors = Self::new()?;
-        for &at in &history.arrivals {
-            detectors.heartbeat(base + at);
-        }
-        Ok(detectors)
-    }
-}
-
-/// The first silence (1 ms steps, up to a minute) at which `phi` reaches `level`.
-fn crossing(fd: &PhiAccrual, last: Instant, level: f64) -> Option<Duration> {
-    (0..=60_000u64)
-        .map(Duration::from_millis)
-        .find(|&silence| fd.phi(last + silence) >= level)
-}
-
-/// `4.13 s`.
-fn secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
-}
-
-/// `10^-phi`, the chance that suspecting the peer now is a mistake (as far as
-/// the model fits), as a percentage or, when tiny, a power of ten.
-fn mistake(phi: f64) -> String {
-    if phi < 0.005 {
-        "100%".to_owned()
-    } else if phi < 3.5 {
-        let percent = 100.0 * 10f64.powf(-phi);
-        let digits = (1 - percent.log10().floor() as i32).max(0) as usize;
-        format!("{percent:.digits$}%")
-    } else {
-        format!("1 in 10^{}", phi.floor())
-    }
-}
-
-/// A bar of `#`, two per unit of phi, cut at phi = 10 with a `>`.
-fn bar(phi: f64) -> String {
-    const PER_UNIT: f64 = 2.0;
-    const MAX: f64 = 10.0;
-    let n = (phi.min(MAX) * PER_UNIT).round() as usize;
-    let mut bar = "#".repeat(n);
-    if phi > MAX {
-        bar.push('>');
-    }
-    bar
-}
 
 fn phi_climbs(base: Instant) -> Res {
     report::section("1. The heartbeats stop: phi climbs");
@@ -336,62 +227,13 @@ fn phi_climbs(base: Instant) -> Res {
     Ok(())
 }
 
-/// `72 ms`.
-fn ms(d: Duration) -> String {
-    format!("{} ms", d.as_millis())
-}
+// --- The same silence on two networks ----------------------------------------------
 
 /// A timeout tuned to the steady network: interval + 2 x 100 ms.
 const TIGHT_TIMEOUT: Duration = Duration::from_millis(1200);
 
 /// One cell of the comparison table, from a history's verdict.
 type Cell = fn(&Verdict) -> String;
-
-/// What the detectors make of one history.
-struct Verdict {
-    mean: Duration,
-    std_deviation: Duration,
-    phi_at_4_5: f64,
-    phi_at_5: f64,
-    akka_gives_up: Duration,
-    cassandra_gives_up: Duration,
-    timeout_fires: Duration,
-    /// Heartbeats that arrived after Akka's phi had reached the threshold.
-    phi_false_alarms: usize,
-    /// Heartbeats that arrived after the tight timeout had expired.
-    tight_false_alarms: usize,
-}
-
-impl Verdict {
-    fn of(history: &History, base: Instant) -> Res<Self> {
-        // Replay the history, asking before each heartbeat whether the
-        // detector had already called the (still healthy) peer down.
-        let mut detectors = Detectors::new()?;
-        let mut tight = HeartbeatDetector::new(TIGHT_TIMEOUT);
-        let (mut phi_false_alarms, mut tight_false_alarms) = (0, 0);
-        for &at in &history.arrivals {
-            let now = base + at;
-            phi_false_alarms += usize::from(!detectors.akka.is_available(now));
-            tight_false_alarms += usize::from(!tight.is_available(now));
-            detectors.heartbeat(now);
-            tight.heartbeat(now);
-        }
-        let last = base + history.last();
-        let akka = &detectors.akka;
-        Ok(Self {
-            mean: akka.mean(),
-            std_deviation: akka.std_deviation(),
-            phi_at_4_5: akka.phi(last + Duration::from_millis(4500)),
-            phi_at_5: akka.phi(last + Duration::from_secs(5)),
-            akka_gives_up: crossing(akka, last, THRESHOLD).ok_or("Akka gives up")?,
-            cassandra_gives_up: crossing(&detectors.cassandra, last, THRESHOLD)
-                .ok_or("Cassandra gives up")?,
-            timeout_fires: detectors.timeout.deadline().ok_or("timeout deadline")? - last,
-            phi_false_alarms,
-            tight_false_alarms,
-        })
-    }
-}
 
 fn phi_adapts(base: Instant) -> Res {
     report::section("2. The same silence on two networks: phi adapts, a timeout cannot");
@@ -504,264 +346,9 @@ const FREEZES_AFTER_CRASH: [Duration; 2] =
 /// The story ends this long after the crash.
 const RUN_AFTER_CRASH: Duration = Duration::from_secs(30);
 
-/// When things happen to the cluster, in virtual time.
-struct Schedule {
-    crash: Duration,
-    /// `(start, end)` of each freeze.
-    freezes: [(Duration, Duration); 2],
-    end: Duration,
-}
-
-impl Schedule {
-    fn starting(crash: Duration) -> Self {
-        Self {
-            crash,
-            freezes: FREEZES_AFTER_CRASH.map(|after| (crash + after, crash + after + FREEZE)),
-            end: crash + RUN_AFTER_CRASH,
-        }
-    }
-
-    /// Whether the slow member woke up at `at`.
-    fn wakes_at(&self, at: Duration) -> bool {
-        self.freezes.iter().any(|&(_, end)| end == at)
-    }
-}
-
-/// What a member reported, with the virtual time it reported it at.
-#[derive(Debug, Clone)]
-enum Report {
-    /// A membership event, with its `by` (the simulator's own record keeps
-    /// only the kind).
-    Event(Event<u32>),
-    /// The member raised its own incarnation: it refuted news of its failure.
-    Refuted { incarnation: u32, health: u32 },
-}
-
-/// A SWIM member in the simulator that keeps its own events, `by` included.
-struct Watched {
-    swim: Swim<u32>,
-    base: Instant,
-    /// The `now` of the input being handled; its outputs are drained right
-    /// after it.
-    now: Instant,
-    incarnation: u32,
-    reports: Vec<(Duration, Report)>,
-}
-
-impl SimNode for Watched {
-    fn handle_packet(&mut self, from: usize, payload: &[u8], now: Instant) -> bool {
-        self.now = now;
-        SimNode::handle_packet(&mut self.swim, from, payload, now)
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        self.now = now;
-        SimNode::handle_timeout(&mut self.swim, now);
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        SimNode::poll_timeout(&self.swim)
-    }
-
-    fn drain(&mut self, out: &mut Vec<(usize, Vec<u8>)>, events: &mut Vec<(usize, SimEventKind)>) {
-        let at = self.now.saturating_duration_since(self.base);
-        while let Some(transmit) = self.swim.poll_transmit() {
-            out.push((transmit.to as usize, transmit.payload));
-        }
-        while let Some(event) = self.swim.poll_event() {
-            let (subject, kind) = what(&event);
-            events.push((subject as usize, kind));
-            self.reports.push((at, Report::Event(event)));
-        }
-        if self.swim.incarnation() > self.incarnation {
-            self.incarnation = self.swim.incarnation();
-            self.reports.push((
-                at,
-                Report::Refuted {
-                    incarnation: self.incarnation,
-                    health: self.swim.health_score(),
-                },
-            ));
-        }
-    }
-
-    fn join(&mut self, seeds: &[usize], now: Instant) {
-        self.now = now;
-        SimNode::join(&mut self.swim, seeds, now);
-    }
-
-    fn leave(&mut self, now: Instant) {
-        self.now = now;
-        SimNode::leave(&mut self.swim, now);
-    }
-
-    fn state_of(&self, subject: usize) -> Option<State> {
-        SimNode::state_of(&self.swim, subject)
-    }
-}
-
-/// An event's subject and kind.
-fn what(event: &Event<u32>) -> (u32, SimEventKind) {
-    match event {
-        Event::Up(node) => (*node, SimEventKind::Up),
-        Event::Suspect { node, .. } => (*node, SimEventKind::Suspect),
-        Event::Down { node, .. } => (*node, SimEventKind::Down),
-        Event::Left(node) => (*node, SimEventKind::Left),
-        Event::Rejoined(node) => (*node, SimEventKind::Rejoined),
-    }
-}
-
-/// An event's accuser: `by` of Suspect and Down.
-fn accuser(event: &Event<u32>) -> Option<u32> {
-    match event {
-        Event::Suspect { by, .. } | Event::Down { by, .. } => Some(*by),
-        _ => None,
-    }
-}
-
-/// `12.42 s` of virtual time.
-fn t(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
-}
-
-/// The cluster after the story, and what its members reported.
-struct Story {
-    sim: Sim<Watched>,
-    schedule: Schedule,
-    converged: Duration,
-    /// `(at, observer, report)` from the crash on, in time order (members
-    /// in id order within an instant).
-    reports: Vec<(Duration, u32, Report)>,
-    /// Packets and bytes a member sent per second, before the crash and
-    /// from the crash to the end.
-    steady: (f64, f64),
-    incident: (f64, f64),
-}
-
-impl Story {
-    fn run(base: Instant, config: &Config, net: NetConfig) -> Res<Self> {
-        let mut sim = Sim::new(SIM_SEED, base, net);
-        for id in 0..NODES {
-            let swim = Swim::new(
-                id,
-                config.clone(),
-                SIM_SEED * 1000 + u64::from(id),
-                sim.instant(),
-            )?;
-            let index = sim.add_node(Watched {
-                swim,
-                base,
-                now: sim.instant(),
-                incarnation: 0,
-                reports: Vec::new(),
-            });
-            if index > 0 {
-                sim.join(index, &[0]);
-            }
-        }
-        let converged = sim
-            .run_until_cond(
-                CONVERGE_LIMIT,
-                Duration::from_millis(100),
-                Sim::<Watched>::states_converged,
-            )?
-            .ok_or("the members find each other")?;
-        let schedule =
-            Schedule::starting(CRASH_AT.max(Duration::from_secs(converged.as_secs() + 4)));
-
-        let window = Duration::from_secs(3);
-        sim.run_until(schedule.crash - window)?;
-        let before = sim.traffic();
-        sim.run_until(schedule.crash)?;
-        let steady = rate(sim.traffic().since(before), NODES, window);
-
-        let before = sim.traffic();
-        sim.crash(CRASHED as usize);
-        for (start, end) in schedule.freezes {
-            sim.run_until(start)?;
-            sim.pause(SLOW as usize, end - start);
-        }
-        sim.run_until(schedule.end)?;
-        let incident = rate(
-            sim.traffic().since(before),
-            NODES - 1,
-            schedule.end - schedule.crash,
-        );
-
-        let mut reports = Vec::new();
-        for id in 0..NODES {
-            for (at, report) in &sim.node(id as usize).reports {
-                if *at >= schedule.crash {
-                    reports.push((*at, id, report.clone()));
-                }
-            }
-        }
-        reports.sort_by_key(|(at, observer, _)| (*at, *observer));
-        Ok(Self {
-            sim,
-            schedule,
-            converged,
-            reports,
-            steady,
-            incident,
-        })
-    }
-
-    /// The membership events, with their observers.
-    fn events(&self) -> impl Iterator<Item = (Duration, u32, &Event<u32>)> + '_ {
-        self.reports
-            .iter()
-            .filter_map(|(at, observer, report)| match report {
-                Report::Event(event) => Some((*at, *observer, event)),
-                Report::Refuted { .. } => None,
-            })
-    }
-
-    /// For each member, its first report of `kind` about `subject`: when,
-    /// and whom it named.
-    fn first(&self, subject: u32, kind: SimEventKind) -> BTreeMap<u32, (Duration, Option<u32>)> {
-        let mut first = BTreeMap::new();
-        for (at, observer, event) in self.events() {
-            if what(event) == (subject, kind) {
-                first.entry(observer).or_insert((at, accuser(event)));
-            }
-        }
-        first
-    }
-
-    /// Members other than `subject` that can report on it: all but it and the
-    /// crashed member.
-    fn others(subject: u32) -> usize {
-        NODES as usize - 1 - usize::from(subject != CRASHED)
-    }
-
-    /// The healthy members that somebody suspected or declared Down.
-    fn wrongly_accused(&self) -> BTreeSet<u32> {
-        self.events()
-            .filter(|(_, _, event)| accuser(event).is_some())
-            .map(|(_, _, event)| what(event).0)
-            .filter(|&subject| subject != CRASHED && subject != SLOW)
-            .collect()
-    }
-}
-
-/// The shortest a suspicion lasts in this cluster: `suspicion_mult x log10 n`
-/// protocol periods (memberlist's `suspicionTimeout`, SWIM section 4.2).
-fn min_suspicion(config: &Config) -> Duration {
-    config
-        .probe_interval
-        .mul_f64(f64::from(config.suspicion_mult) * f64::from(NODES).log10())
-}
-
-/// Packets and bytes per member per second.
-fn rate(traffic: dsys_detect::sim::Traffic, members: u32, over: Duration) -> (f64, f64) {
-    let per = f64::from(members) * over.as_secs_f64();
-    (traffic.packets as f64 / per, traffic.bytes as f64 / per)
-}
-
 fn swim(base: Instant) -> Res {
     report::section("3. SWIM: 20 members, one crash, one slow member");
-    let config = Config::default();
+    let config = SwimConfig::default();
     let mut net = NetConfig::default();
     net.latency_min = Duration::from_millis(2);
     net.latency_max = Duration::from_millis(20);
@@ -809,97 +396,6 @@ fn swim(base: Instant) -> Res {
          one.",
     );
     Ok(())
-}
-
-/// One row of the timeline: a wave of the same news about one member.
-struct Wave {
-    at: Duration,
-    last: Duration,
-    subject: u32,
-    kind: SimEventKind,
-    /// `(observer, accuser)` per report, in time order.
-    seen: Vec<(u32, Option<u32>)>,
-}
-
-impl Wave {
-    /// Groups the reports into waves: the same kind of news about the same
-    /// member, each report less than `GAP` after the previous one.
-    fn all(story: &Story) -> Vec<Wave> {
-        const GAP: Duration = Duration::from_secs(3);
-        let mut open: BTreeMap<(u32, u8), usize> = BTreeMap::new();
-        let mut waves: Vec<Wave> = Vec::new();
-        for (at, observer, event) in story.events() {
-            let (subject, kind) = what(event);
-            let key = (subject, kind as u8);
-            match open.get(&key) {
-                Some(&i) if at - waves[i].last < GAP => {
-                    waves[i].last = at;
-                    waves[i].seen.push((observer, accuser(event)));
-                }
-                _ => {
-                    open.insert(key, waves.len());
-                    waves.push(Wave {
-                        at,
-                        last: at,
-                        subject,
-                        kind,
-                        seen: vec![(observer, accuser(event))],
-                    });
-                }
-            }
-        }
-        waves
-    }
-
-    fn observers(&self) -> usize {
-        self.seen
-            .iter()
-            .map(|(observer, _)| *observer)
-            .collect::<BTreeSet<_>>()
-            .len()
-    }
-
-    /// The accusers the reports name (the `by` of Suspect and Down), in the
-    /// order they first appear.
-    fn accusers(&self) -> Vec<u32> {
-        let mut named = Vec::new();
-        for by in self.seen.iter().filter_map(|(_, by)| *by) {
-            if !named.contains(&by) {
-                named.push(by);
-            }
-        }
-        named
-    }
-
-    /// `by 15 and 12`.
-    fn by(&self) -> String {
-        let named: Vec<String> = self.accusers().iter().map(u32::to_string).collect();
-        if named.is_empty() {
-            String::new()
-        } else {
-            format!(" by {}", named.join(" and "))
-        }
-    }
-
-    /// What happened, and who started it.
-    fn describe(&self) -> String {
-        let subject = self.subject;
-        match self.kind {
-            SimEventKind::Suspect => format!("{subject} suspected{}", self.by()),
-            SimEventKind::Down => {
-                let own = self.seen.iter().filter(|(o, by)| Some(*o) == *by).count();
-                let first = self.seen.first().and_then(|(_, by)| *by).unwrap_or(subject);
-                format!(
-                    "{subject} declared Down, first by {first}: {own} on their own timer, {} \
-                     by gossip",
-                    self.seen.len() - own
-                )
-            }
-            SimEventKind::Up => format!("{subject} Alive again"),
-            SimEventKind::Rejoined => format!("{subject} rejoins"),
-            SimEventKind::Left => format!("{subject} left"),
-        }
-    }
 }
 
 fn timeline(story: &Story) -> Res {
