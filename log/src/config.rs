@@ -145,13 +145,16 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `segment_bytes` must hold a batch header and fit 31-bit positions.
+    /// `segment_bytes` must hold a batch header and fit 31-bit positions. Nothing
+    /// changed: no log is opened.
     #[error("segment_bytes must be between 61 and 2^31 - 1, got {0}")]
     SegmentBytes(u64),
-    /// `max_batch_bytes` must hold a batch header and be at most 64 MiB.
+    /// `max_batch_bytes` must hold a batch header and be at most 64 MiB. Nothing changed:
+    /// no log is opened.
     #[error("max_batch_bytes must be between 61 and 64 MiB, got {0}")]
     MaxBatchBytes(usize),
-    /// A duration is negative or zero where it must be positive.
+    /// A duration is negative or zero where it must be positive. Nothing changed: no log
+    /// is opened.
     #[error("{0} must be positive")]
     NotPositive(&'static str),
 }

@@ -22,7 +22,8 @@ pub const TIME_ENTRY_LEN: usize = 12;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IndexError {
-    /// The file length is not a multiple of the entry size.
+    /// The file length is not a multiple of the entry size. Nothing changed; the log
+    /// rebuilds the index.
     #[error("index length {len} is not a multiple of {entry}")]
     PartialEntry {
         /// File length.
@@ -30,10 +31,12 @@ pub enum IndexError {
         /// Entry size.
         entry: usize,
     },
-    /// Entries go backwards (offsets, positions or timestamps).
+    /// Entries go backwards (offsets, positions or timestamps). Nothing changed; the
+    /// log rebuilds the index.
     #[error("index entry {0} is out of order")]
     OutOfOrder(usize),
-    /// An entry points past the end of the segment.
+    /// An entry points past the end of the segment. Nothing changed; the log rebuilds
+    /// the index.
     #[error("index entry {0} points past the end of the segment")]
     PastEnd(usize),
 }

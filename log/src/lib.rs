@@ -28,7 +28,7 @@ pub use log::{
     AppendError, Appended, FlushError, Log, LogReader, OpenError, ReadError, RecoveryReport,
     SegmentInfo,
 };
-pub use offsets::{CommitError, CommittedOffset, OffsetStore};
+pub use offsets::{CommitError, CommittedOffset, Counters, OffsetStore};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{BATCHES_PER_PRODUCER, ProducerError};
 pub use storage::{MemDir, MemFaults, MemFile, StdDir, StdFile, Storage, StorageFile};

@@ -29,7 +29,7 @@ pub struct CommittedOffset {
     pub leader_epoch: i32,
     /// Free-form metadata from the committer.
     pub metadata: String,
-    /// When the commit was made (milliseconds, the caller's clock).
+    /// When the commit was made: the `now` [`Timestamp`](crate::Timestamp) of the commit.
     pub commit_timestamp: Timestamp,
 }
 
@@ -38,15 +38,30 @@ pub struct CommittedOffset {
 #[non_exhaustive]
 pub enum CommitError {
     /// A group, topic or metadata string longer than Kafka's 32767-byte strings.
+    /// Nothing changed: nothing was written.
     #[error("string too long for Kafka's offset schema: {0} bytes")]
     StringTooLong(usize),
-    /// Offsets above `i64::MAX` do not fit Kafka's schema.
+    /// Offsets above `i64::MAX` do not fit Kafka's schema. Nothing changed: nothing was
+    /// written.
     #[error("offset {0} does not fit Kafka's int64 offsets")]
     OffsetTooLarge(u64),
-    /// Appending or fsyncing the commit failed. After a failed fsync the store's log
-    /// is failed; reopen the store.
+    /// Appending or fsyncing the commit failed; nothing is committed. After a failed
+    /// write nothing changed; after a failed fsync the commit may be in the log but is
+    /// not acknowledged, and the store's log is failed: reopen the store.
     #[error(transparent)]
     Append(#[from] AppendError),
+}
+
+/// What an [`OffsetStore`] skipped, from [`OffsetStore::counters`]. Counters only grow
+/// (for the life of the store value; they start at 0 at each open).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct Counters {
+    /// Records in the store's log that did not decode as offset commits (a key or
+    /// value in a schema version this crate does not read, or damaged), skipped on
+    /// replay at open.
+    pub skipped_records: u64,
 }
 
 /// The committed offsets of every group, backed by a compacted [`Log`].
@@ -54,7 +69,7 @@ pub enum CommitError {
 pub struct OffsetStore<S: Storage> {
     log: Log<S>,
     committed: BTreeMap<(String, TopicPartition), CommittedOffset>,
-    skipped_records: u64,
+    counters: Counters,
 }
 
 const KEY_VERSION: i16 = 1;
@@ -74,13 +89,13 @@ impl<S: Storage> OffsetStore<S> {
     }
 
     /// Opens the store in `dir` and replays its log. Records that do not decode are
-    /// skipped and counted ([`OffsetStore::skipped_records`]).
+    /// skipped and counted ([`Counters::skipped_records`]).
     pub fn open(dir: S) -> Result<(Self, RecoveryReport), OpenError> {
         let (log, report) = Log::open(dir, Self::log_config())?;
         let mut store = OffsetStore {
             log,
             committed: BTreeMap::new(),
-            skipped_records: 0,
+            counters: Counters::default(),
         };
         let mut offset = store.log.log_start_offset();
         while offset < store.log.high_watermark() {
@@ -103,9 +118,9 @@ impl<S: Storage> OffsetStore<S> {
                             Some(v) => {
                                 store.committed.insert(key, v);
                             }
-                            None => store.skipped_records += 1,
+                            None => store.counters.skipped_records += 1,
                         },
-                        None => store.skipped_records += 1,
+                        None => store.counters.skipped_records += 1,
                     }
                 }
             }
@@ -206,9 +221,10 @@ impl<S: Storage> OffsetStore<S> {
             .collect()
     }
 
-    /// Records in the log that did not decode as offset commits (skipped on replay).
-    pub fn skipped_records(&self) -> u64 {
-        self.skipped_records
+    /// What the store skipped: records of its log that did not decode as offset
+    /// commits.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// Compacts the store's log (rolling first, so every commit but the newest

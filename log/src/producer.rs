@@ -18,6 +18,7 @@ pub const BATCHES_PER_PRODUCER: usize = 5;
 #[non_exhaustive]
 pub enum ProducerError {
     /// A newer epoch of this producer id has written: this instance is a zombie.
+    /// Nothing changed: the batch was not written.
     #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current_epoch}")]
     Fenced {
         /// Producer id.
@@ -29,6 +30,7 @@ pub enum ProducerError {
     },
     /// The batch's first sequence is not the one after the producer's last batch: an
     /// earlier batch is missing. The producer must retry the missing batches first.
+    /// Nothing changed: the batch was not written.
     #[error("producer {producer_id}: expected sequence {expected}, got {got}")]
     OutOfOrderSequence {
         /// Producer id.

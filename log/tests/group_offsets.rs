@@ -2,7 +2,7 @@
 //! partitions, and compaction keeps only the latest commit per partition.
 
 use dsys_log::group::TopicPartition;
-use dsys_log::{MemDir, OffsetStore};
+use dsys_log::{BatchBuilder, Log, MemDir, NewRecord, OffsetStore};
 
 fn tp(p: u32) -> TopicPartition {
     TopicPartition::new("orders", p)
@@ -43,7 +43,32 @@ fn committed_offsets_survive_restart_and_crash() {
         Some(25)
     );
     assert_eq!(store.group_offsets("billing").len(), 2);
-    assert_eq!(store.skipped_records(), 0);
+    assert_eq!(store.counters().skipped_records, 0);
+}
+
+/// A record that is not an offset commit (another writer, a newer schema) is
+/// skipped on replay and counted, and the commits around it still load.
+#[test]
+fn records_that_are_not_commits_are_skipped_and_counted() {
+    let dir = MemDir::new();
+    let (mut store, _) = OffsetStore::open(dir.clone()).expect("open");
+    store
+        .commit_offsets("billing", &[(tp(0), 10)], 1)
+        .expect("commit");
+    store.close().expect("close");
+    let (mut log, _) = Log::open(dir.clone(), OffsetStore::<MemDir>::log_config()).expect("open");
+    let mut batch = BatchBuilder::new();
+    batch.push(NewRecord::new(2, Some(b"not a key"), Some(b"not a value")));
+    batch.push(NewRecord::new(2, None, Some(b"no key at all")));
+    log.append(batch.finish().expect("two records"), 2)
+        .expect("append");
+    log.close().expect("close");
+    let (store, _) = OffsetStore::open(dir).expect("reopen");
+    assert_eq!(store.counters().skipped_records, 2);
+    assert_eq!(
+        store.committed("billing", &tp(0)).map(|c| c.offset),
+        Some(10)
+    );
 }
 
 #[test]

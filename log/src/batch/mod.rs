@@ -72,6 +72,7 @@ pub(crate) const ATTR_DELETE_HORIZON: i16 = 0x40;
 #[non_exhaustive]
 pub enum BatchError {
     /// Fewer bytes than the header or `batchLength` promises (a torn write, or a short read).
+    /// Nothing changed (decoding has no state).
     #[error("truncated batch: need {needed} bytes, have {available}")]
     Truncated {
         /// Bytes the batch needs.
@@ -79,13 +80,14 @@ pub enum BatchError {
         /// Bytes available.
         available: usize,
     },
-    /// `batchLength` is below the header size or above [`MAX_BATCH_LEN`].
+    /// `batchLength` is below the header size or above [`MAX_BATCH_LEN`]. Nothing changed.
     #[error("invalid batch length {0}")]
     InvalidLength(i32),
-    /// The batch is not magic 2 (Kafka's older message sets are not supported).
+    /// The batch is not magic 2 (Kafka's older message sets are not supported). Nothing
+    /// changed.
     #[error("unsupported magic byte {0}")]
     UnsupportedMagic(i8),
-    /// The stored CRC-32C does not match the bytes: the batch is damaged.
+    /// The stored CRC-32C does not match the bytes: the batch is damaged. Nothing changed.
     #[error("crc mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     CrcMismatch {
         /// CRC in the header.
@@ -94,11 +96,13 @@ pub enum BatchError {
         computed: u32,
     },
     /// The records are compressed with a codec this crate does not decode
-    /// (1 gzip, 2 snappy, 3 lz4, 4 zstd). The batch itself is intact.
+    /// (1 gzip, 2 snappy, 3 lz4, 4 zstd). The batch itself is intact. Nothing changed.
     #[error("records compressed with codec {0}, which this crate does not decode")]
     UnsupportedCompression(u8),
     /// A record field is malformed: a bad varint, a negative length, a record whose
-    /// length disagrees with its fields, or a header count that does not fit.
+    /// length disagrees with its fields, or a header count that does not fit; a varint
+    /// that is not in its shortest encoding, or longer than 5 bytes (varint) or 10 bytes
+    /// (varlong). Nothing changed; the records before it decoded.
     #[error("malformed record {index}: {reason}")]
     MalformedRecord {
         /// Index of the record inside the batch.
@@ -106,7 +110,8 @@ pub enum BatchError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// `recordsCount`, `lastOffsetDelta` or the records' offset deltas disagree.
+    /// `recordsCount`, `lastOffsetDelta` or the records' offset deltas disagree. Nothing
+    /// changed.
     #[error("inconsistent batch: {0}")]
     Inconsistent(&'static str),
 }

@@ -61,7 +61,8 @@ pub enum AppendError {
         /// The fsync error.
         source: io::Error,
     },
-    /// An earlier fsync or cleanup failed; reopen the log.
+    /// An earlier fsync or cleanup failed; reopen the log. Nothing changed (nothing was
+    /// written).
     #[error("log failed earlier ({0}); reopen it")]
     Failed(String),
     /// The active segment was full and rolled, but the producer-state snapshot of the
@@ -83,7 +84,7 @@ pub enum FlushError {
     /// until reopened.
     #[error("fsync failed: {0}")]
     Sync(io::Error),
-    /// An earlier failure; reopen the log.
+    /// An earlier failure; reopen the log. Nothing changed.
     #[error("log failed earlier ({0}); reopen it")]
     Failed(String),
     /// The producer-state snapshot could not be written. From [`Log::roll`]: the

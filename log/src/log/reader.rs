@@ -12,7 +12,8 @@ use crate::storage::StorageFile;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadError {
-    /// The offset is below the log start or above the high-watermark.
+    /// The offset is below the log start or above the high-watermark. Nothing changed
+    /// (reads change no state).
     #[error("offset {offset} out of range [{start}, {high_watermark}]")]
     OffsetOutOfRange {
         /// Requested offset.
@@ -22,7 +23,8 @@ pub enum ReadError {
         /// High-watermark.
         high_watermark: u64,
     },
-    /// The storage failed.
+    /// The storage failed. Nothing changed (reads change no state); the read may be
+    /// retried.
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
