@@ -35,8 +35,7 @@ use std::hint::black_box;
 
 use crdts::{CmRDT, CvRDT};
 use criterion::{Criterion, criterion_group, criterion_main};
-use dsys_crdt::Lattice;
-use dsys_crdt::counter::{GCounter, PNCounter};
+use dsys_crdt::{GCounter, Lattice, PNCounter};
 
 const REPLICAS: usize = 64;
 /// Deltas in the `join-delta` sequence.

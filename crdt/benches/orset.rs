@@ -41,8 +41,7 @@ use std::hint::black_box;
 
 use crdts::{CmRDT, CvRDT, Orswot};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use dsys_crdt::Lattice;
-use dsys_crdt::orset::ORSet;
+use dsys_crdt::{Lattice, ORSet};
 
 const REPLICAS: usize = 64;
 const ELEMENTS: usize = 1000;

@@ -1,27 +1,4 @@
-//! Causal contexts: the set of dots a replica has seen (Almeida, Shoker, Baquero,
-//! "Delta state replicated data types", 2018, §5, causal δ-CRDTs).
-//!
-//! A causal CRDT is a pair (dot store, causal context). The store holds the dots
-//! that are still alive (an element's add, a register's write); the context holds
-//! every dot ever seen, alive or not. A dot that is in the context but not in the
-//! store was seen *and removed*, which is how a join tells "removed there" from
-//! "not yet seen there" without tombstones.
-//!
-//! A replica's own context is usually a plain version vector: it has seen every
-//! dot `1..=n` of each replica. Deltas are different: the delta of one add holds
-//! the new dot and the dots it overwrote, which are not a contiguous prefix. So a
-//! [`CausalContext`] is a version vector plus a *dot cloud* of the dots beyond the
-//! contiguous prefix (§5: "a compact causal context ... plus a dot cloud"), and it
-//! is kept *compact*: a cloud dot that continues the prefix is folded into the
-//! vector at once. Every context is therefore in one canonical form, so two
-//! contexts that hold the same dots are equal (`==`) and encode to the same bytes.
-//!
-//! # Encoding
-//!
-//! The version vector as a count then `(node, counter)` pairs in node order, then
-//! the cloud as a count then `(node, counter)` dots in order. Decoding rejects a
-//! zero counter, nodes or dots out of order, and a cloud dot that is not beyond
-//! `counter + 1` of its node (not compact), so a decoded context is canonical.
+//! The design notes of this file are on [`CausalContext`]'s documentation.
 
 use std::collections::BTreeSet;
 
@@ -36,6 +13,33 @@ use crate::lattice::{Authored, InvalidJoin, Lattice};
 ///
 /// Invariant (the compact, canonical form): every cloud dot `(i, n)` has
 /// `n > vv[i] + 1`. Every method keeps it, so `==` is equality of dot sets.
+///
+/// # Design
+///
+/// Causal contexts: the set of dots a replica has seen (Almeida, Shoker, Baquero,
+/// "Delta state replicated data types", 2018, §5, causal δ-CRDTs).
+///
+/// A causal CRDT is a pair (dot store, causal context). The store holds the dots
+/// that are still alive (an element's add, a register's write); the context holds
+/// every dot ever seen, alive or not. A dot that is in the context but not in the
+/// store was seen *and removed*, which is how a join tells "removed there" from
+/// "not yet seen there" without tombstones.
+///
+/// A replica's own context is usually a plain version vector: it has seen every
+/// dot `1..=n` of each replica. Deltas are different: the delta of one add holds
+/// the new dot and the dots it overwrote, which are not a contiguous prefix. So a
+/// [`CausalContext`] is a version vector plus a *dot cloud* of the dots beyond the
+/// contiguous prefix (§5: "a compact causal context ... plus a dot cloud"), and it
+/// is kept *compact*: a cloud dot that continues the prefix is folded into the
+/// vector at once. Every context is therefore in one canonical form, so two
+/// contexts that hold the same dots are equal (`==`) and encode to the same bytes.
+///
+/// # Encoding
+///
+/// The version vector as a count then `(node, counter)` pairs in node order, then
+/// the cloud as a count then `(node, counter)` dots in order. Decoding rejects a
+/// zero counter, nodes or dots out of order, and a cloud dot that is not beyond
+/// `counter + 1` of its node (not compact), so a decoded context is canonical.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(

@@ -1,13 +1,16 @@
-//! Compact binary encodings of states, deltas and protocol messages.
+//! Compact binary encodings of states, deltas and protocol messages: the traits
+//! [`Encode`] and [`Decode`], their error [`DecodeError`], and the helpers this crate's
+//! types are written with, for implementing them on your own types (a
+//! [`NodeId`](crate::NodeId) of your own, a value type in an [`ORSet`](crate::ORSet)).
 //!
-//! Integers are LEB128 varints (`integer-encoding`), collections are a length then their
-//! elements, in the types' canonical (sorted) order, so equal states encode to equal
-//! bytes. Decoding is defensive: a length is checked against the bytes left before it
-//! sizes an allocation, and every error is a [`DecodeError`], never a panic.
+//! Integers are unsigned LEB128 varints, read by the `unsigned-varint` crate's decoders,
+//! which accept only the canonical (shortest) encoding; signed integers are zigzag on
+//! top. Collections are a length then their elements, in the types' canonical (sorted)
+//! order, so equal states encode to equal bytes. Decoding is defensive: a length is
+//! checked against the bytes left before it sizes an allocation, and every error is a
+//! [`DecodeError`], never a panic.
 
 use std::collections::{BTreeMap, BTreeSet};
-
-use integer_encoding::VarInt;
 
 /// Malformed bytes from a peer or from disk. Nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,34 +70,28 @@ pub trait Decode: Sized {
     }
 }
 
-/// Appends `v` as an unsigned LEB128 varint.
+/// Appends `v` as an unsigned LEB128 varint (its shortest encoding).
 pub fn put_uvarint(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [0u8; 10];
-    let n = v.encode_var(&mut buf);
-    out.extend_from_slice(&buf[..n]);
+    let mut buf = unsigned_varint::encode::u64_buffer();
+    out.extend_from_slice(unsigned_varint::encode::u64(v, &mut buf));
 }
 
-/// Reads an unsigned LEB128 varint; over-long encodings are rejected.
+/// Reads an unsigned LEB128 varint. Only the shortest encoding of a value is accepted:
+/// padded (`[0x81, 0x00]` for 1), over-long (more than 10 bytes) and overflowing
+/// (a tenth byte above 1: past 64 bits) encodings are [`DecodeError::Varint`]; input
+/// that ends inside the varint is [`DecodeError::Truncated`].
 pub fn get_uvarint(input: &mut &[u8]) -> Result<u64, DecodeError> {
-    if let Some((&b, rest)) = input.split_first() {
-        if b < 0x80 {
-            *input = rest;
-            return Ok(u64::from(b));
-        }
-    }
-    let (v, n) = u64::decode_var(input).ok_or_else(|| {
-        if input.len() < 10 && input.iter().all(|b| b & 0x80 != 0) {
-            DecodeError::Truncated
-        } else {
-            DecodeError::Varint
-        }
+    use unsigned_varint::decode::Error;
+    let (v, rest) = unsigned_varint::decode::u64(input).map_err(|e| match e {
+        Error::Insufficient => DecodeError::Truncated,
+        _ => DecodeError::Varint,
     })?;
-    // One accepted encoding per value: no 10-byte overflow past 64 bits, and no
-    // padding (a last byte of zero after a continuation byte, as in [0x81, 0x00]).
-    if (n == 10 && input[9] > 1) || (n > 1 && input[n - 1] == 0) {
+    // `unsigned-varint` 0.8 shifts a tenth byte into bit 63 without checking that it
+    // fits: only 0 (refused above as padding) and 1 do.
+    if input.len() - rest.len() == 10 && input[9] > 1 {
         return Err(DecodeError::Varint);
     }
-    *input = &input[n..];
+    *input = rest;
     Ok(v)
 }
 
@@ -296,13 +293,6 @@ impl<K: Decode + Ord, V: Decode> Decode for BTreeMap<K, V> {
     }
 }
 
-/// A replica identity: what names a replica in dots, version vectors and messages.
-/// Implemented for `u32`, `u64`, `u128` and `String`; implement [`Encode`] and
-/// [`Decode`] for your own id type to use it.
-pub trait ReplicaId: Clone + Ord + std::hash::Hash + std::fmt::Debug + Encode + Decode {}
-
-impl<T: Clone + Ord + std::hash::Hash + std::fmt::Debug + Encode + Decode> ReplicaId for T {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,5 +347,67 @@ mod tests {
         );
         assert_eq!(u64::from_bytes(&[1, 2]), Err(DecodeError::Trailing(1)));
         assert_eq!(String::from_bytes(&[1, 0xff]), Err(DecodeError::Utf8));
+    }
+
+    #[test]
+    fn only_the_shortest_varint_of_a_value_decodes() {
+        let ff9 = [0xff; 9];
+        // u64::MAX: nine continuation bytes and a last byte of 1.
+        let max = [&ff9[..], &[0x01]].concat();
+        assert_eq!(u64::from_bytes(&max), Ok(u64::MAX));
+        assert_eq!(u64::MAX.to_bytes(), max);
+        // A tenth byte above 1 holds bits past 64: an overflow, not a wrap.
+        for last in [0x02, 0x03, 0x7f] {
+            let bytes = [&ff9[..], &[last]].concat();
+            assert_eq!(
+                u64::from_bytes(&bytes),
+                Err(DecodeError::Varint),
+                "{last:#x}"
+            );
+        }
+        // Eleven bytes: over-long.
+        let eleven = [&[0x80; 10][..], &[0x01]].concat();
+        assert_eq!(u64::from_bytes(&eleven), Err(DecodeError::Varint));
+        // Padded encodings of 0 and of 2^63 (ten bytes with a zero last byte).
+        assert_eq!(u64::from_bytes(&[0x80, 0x00]), Err(DecodeError::Varint));
+        let padded = [&[0x80; 9][..], &[0x00]].concat();
+        assert_eq!(u64::from_bytes(&padded), Err(DecodeError::Varint));
+        // Ending inside a varint is a truncation.
+        assert_eq!(u64::from_bytes(&[0x80]), Err(DecodeError::Truncated));
+        assert_eq!(u64::from_bytes(&ff9), Err(DecodeError::Truncated));
+        // Narrow types: canonical but too large, and padded to their width.
+        assert_eq!(
+            u32::from_bytes(&(1u64 << 32).to_bytes()),
+            Err(DecodeError::Varint)
+        );
+        assert_eq!(
+            u32::from_bytes(&[0xff, 0xff, 0xff, 0xff, 0x0f]),
+            Ok(u32::MAX)
+        );
+        assert_eq!(
+            u32::from_bytes(&[0x81, 0x80, 0x80, 0x80, 0x00]),
+            Err(DecodeError::Varint)
+        );
+        assert_eq!(
+            u16::from_bytes(&70_000u64.to_bytes()),
+            Err(DecodeError::Varint)
+        );
+        // Zigzag on top: the extremes round-trip, and -1 is one byte.
+        assert_eq!((-1i64).to_bytes(), [0x01]);
+        assert_eq!(i64::from_bytes(&i64::MAX.to_bytes()), Ok(i64::MAX));
+        assert_eq!(i64::from_bytes(&i64::MIN.to_bytes()), Ok(i64::MIN));
+        // Every value's encoding round-trips and is the only one.
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+        ] {
+            assert_eq!(u64::from_bytes(&v.to_bytes()), Ok(v));
+        }
     }
 }

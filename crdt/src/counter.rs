@@ -1,37 +1,4 @@
-//! Counters: the grow-only [`GCounter`] and the increment/decrement [`PNCounter`].
-//!
-//! Both are the state-based counters of Shapiro, Preguiça, Baquero and Zawirski,
-//! "A comprehensive study of Convergent and Commutative Replicated Data Types"
-//! (INRIA RR-7506, 2011), §3.1 (Specification 6, the G-Counter, and
-//! Specification 7, the PN-Counter): each replica owns one entry that only it
-//! increments, the join takes the per-replica maximum, and the value is the sum of the
-//! entries.
-//!
-//! Mutators are the delta mutators of Almeida, Shoker and Baquero, "Delta state
-//! replicated data types" (JPDC 2018), §3 (a delta-mutator mδ satisfies
-//! m(X) = X ⊔ mδ(X)): [`GCounter::increment`] changes the state and
-//! returns a delta, a counter holding only the replica's new entry, which joins into
-//! any replica like a full state. A mutation that changes nothing returns ⊥.
-//!
-//! # Representation
-//!
-//! A [`GCounter`] is a vector (a `SmallVec` holding one entry inline, so a delta
-//! does not allocate) of `(replica, count)` pairs sorted by replica, with no
-//! zero counts (an absent replica counts zero), so equal states are equal values and
-//! encode to equal bytes. It caches the sum of its entries as a `u128`, kept exact by
-//! [`increment`](GCounter::increment) and [`join`](Lattice::join), so
-//! [`value`](GCounter::value) is O(1). A join updates the entries in place, adding
-//! each one's increase to the cached sum: a branch-free walk of both vectors while
-//! their replicas line up, binary searches for a much smaller state (a delta), and one
-//! merging pass (one allocation) when several replicas are new. The sum cannot
-//! overflow: a vector holds fewer than 2^60 entries of at most 2^64 - 1 each.
-//!
-//! A replica's own entry saturates at `u64::MAX` rather than wrapping or panicking
-//! (2^64 increments by one take centuries at a billion a second); an increment that
-//! would pass it stops there. A peer cannot bring that about: the protocol refuses a
-//! peer's entry for this replica above this replica's own ([`Authored`]). No input makes a join or a decoder panic: counts only
-//! meet `max`, saturating and `u128` arithmetic, and the decoder checks every length
-//! against the bytes left before allocating.
+//! The design notes of this file are on [`GCounter`]'s documentation.
 
 use std::cmp::Ordering;
 
@@ -50,7 +17,7 @@ use crate::lattice::{Authored, InvalidJoin, Lattice};
 /// and its count (a varint) in replica order.
 ///
 /// ```
-/// use dsys_crdt::{Lattice, counter::GCounter};
+/// use dsys_crdt::{GCounter, Lattice};
 ///
 /// let mut a = GCounter::<u64>::default();
 /// let mut b = GCounter::<u64>::default();
@@ -61,6 +28,43 @@ use crate::lattice::{Authored, InvalidJoin, Lattice};
 /// assert_eq!(a.value(), 7);
 /// assert_eq!(a, b);
 /// ```
+///
+/// # Design
+///
+/// Counters: the grow-only [`GCounter`] and the increment/decrement [`PNCounter`].
+///
+/// Both are the state-based counters of Shapiro, Preguiça, Baquero and Zawirski,
+/// "A comprehensive study of Convergent and Commutative Replicated Data Types"
+/// (INRIA RR-7506, 2011), §3.1 (Specification 6, the G-Counter, and
+/// Specification 7, the PN-Counter): each replica owns one entry that only it
+/// increments, the join takes the per-replica maximum, and the value is the sum of the
+/// entries.
+///
+/// Mutators are the delta mutators of Almeida, Shoker and Baquero, "Delta state
+/// replicated data types" (JPDC 2018), §3 (a delta-mutator mδ satisfies
+/// m(X) = X ⊔ mδ(X)): [`GCounter::increment`] changes the state and
+/// returns a delta, a counter holding only the replica's new entry, which joins into
+/// any replica like a full state. A mutation that changes nothing returns ⊥.
+///
+/// # Representation
+///
+/// A [`GCounter`] is a vector (a `SmallVec` holding one entry inline, so a delta
+/// does not allocate) of `(replica, count)` pairs sorted by replica, with no
+/// zero counts (an absent replica counts zero), so equal states are equal values and
+/// encode to equal bytes. It caches the sum of its entries as a `u128`, kept exact by
+/// [`increment`](GCounter::increment) and [`join`](Lattice::join), so
+/// [`value`](GCounter::value) is O(1). A join updates the entries in place, adding
+/// each one's increase to the cached sum: a branch-free walk of both vectors while
+/// their replicas line up, binary searches for a much smaller state (a delta), and one
+/// merging pass (one allocation) when several replicas are new. The sum cannot
+/// overflow: a vector holds fewer than 2^60 entries of at most 2^64 - 1 each.
+///
+/// A replica's own entry saturates at `u64::MAX` rather than wrapping or panicking
+/// (2^64 increments by one take centuries at a billion a second); an increment that
+/// would pass it stops there. A peer cannot bring that about: the protocol refuses a
+/// peer's entry for this replica above this replica's own ([`Authored`]). No input makes a join or a decoder panic: counts only
+/// meet `max`, saturating and `u128` arithmetic, and the decoder checks every length
+/// against the bytes left before allocating.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(
     feature = "serde",
@@ -532,7 +536,7 @@ const SCAN: usize = 8;
 /// Encoded as the increments' [`GCounter`] then the decrements'.
 ///
 /// ```
-/// use dsys_crdt::{Lattice, counter::PNCounter};
+/// use dsys_crdt::{Lattice, PNCounter};
 ///
 /// let mut a = PNCounter::<u64>::default();
 /// let mut b = PNCounter::<u64>::default();
@@ -541,6 +545,8 @@ const SCAN: usize = 8;
 /// a.join(&delta);
 /// assert_eq!(a.value(), 7);
 /// ```
+///
+/// The papers, the design and the encoding are in [`GCounter`'s documentation](GCounter#design).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(
     feature = "serde",

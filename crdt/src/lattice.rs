@@ -10,7 +10,7 @@
 /// Delta mutators (Almeida et al.) return a value of the same type: a *delta*, a
 /// small state that holds just the effect of the mutation, such that joining it into
 /// the state before the mutation gives the state after. Deltas join with each other
-/// into delta groups, which is what the anti-entropy protocol ([`crate::sync`]) ships.
+/// into delta groups, which is what the anti-entropy protocol ([`Replica`](crate::Replica)) ships.
 pub trait Lattice: Clone {
     /// `self ← self ⊔ other`.
     fn join(&mut self, other: &Self);
@@ -49,10 +49,10 @@ pub trait Lattice: Clone {
 /// register write each belong to the replica that made it, and only that replica makes
 /// more of them. A peer's value that holds an update of *ours* that we never made is a
 /// forgery (or we were restored from an old record, which the persistence contract of
-/// [`crate::sync`] forbids); joining it would make our next mutation reuse or overflow
+/// [`Replica`](crate::Replica) forbids); joining it would make our next mutation reuse or overflow
 /// a counter (`u64::MAX` dots issued: no dot left for the next add).
 ///
-/// [`sync::Replica`](crate::sync::Replica) runs
+/// [`Replica`](crate::Replica) runs
 /// [`validate_peer_join`](Self::validate_peer_join) before every join of a peer's
 /// message and drops what it refuses. Lattices with no authored updates (sets without
 /// dots, the `crdts` wrapper) implement it with an empty `impl` block.

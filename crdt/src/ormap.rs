@@ -1,28 +1,4 @@
-//! An observed-remove map of CRDTs: keys are an add-wins set with dots, values
-//! any [`Lattice`] joined per key (after the ORMap of Almeida, Shoker, Baquero,
-//! "Delta state replicated data types", 2018, §5, simplified so that values need
-//! not be causal CRDTs).
-//!
-//! # Semantics
-//!
-//! - **Keys** are an [`ORSet`] (the paper's AWSet): [`update`](ORMap::update)
-//!   gives the key a fresh dot, [`remove`](ORMap::remove) drops the dots it has
-//!   seen, and an update concurrent with a remove keeps the key (add wins).
-//! - **Values** are joined pointwise, key by key, whether or not the key is
-//!   present; an update ships the value's delta along with the key's dot.
-//! - **A removed key's value is not reset.** Removing a key hides it; its value
-//!   stays in the state, and an update after the remove (or concurrent with it)
-//!   joins onto that old value, so the key reappears holding its old content
-//!   plus the update. This is what makes the map a lattice for *any* value type:
-//!   forgetting a value soundly needs the value to carry dots in the map's
-//!   context (the paper's map of causal CRDTs), which a general lattice does not.
-//!   The price is memory: values of removed keys are kept.
-//!
-//! # Encoding
-//!
-//! The keys as an [`ORSet`], then every stored value as a map (count, then key
-//! and value in key order). Values are never ⊥ (a ⊥ value is not stored), and
-//! decoding rejects a ⊥ value, so equal states encode to equal bytes.
+//! The design notes of this file are on [`ORMap`]'s documentation.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -34,10 +10,10 @@ use crate::lattice::{Authored, InvalidJoin, Lattice};
 use crate::orset::ORSet;
 
 /// An observed-remove map from `K` to CRDTs `V`, with add-wins keys and values
-/// that are never reset (see the [module docs](self)).
+/// that are never reset (see [Design](Self#design)).
 ///
 /// ```
-/// use dsys_crdt::{Lattice, ormap::ORMap, orset::ORSet};
+/// use dsys_crdt::{Lattice, ORMap, ORSet};
 ///
 /// type Tags = ORMap<u32, &'static str, ORSet<u32, &'static str>>;
 /// let (mut a, mut b) = (Tags::new(), Tags::new());
@@ -52,6 +28,34 @@ use crate::orset::ORSet;
 /// let tags: Vec<_> = a.get(&"doc").unwrap().iter().copied().collect();
 /// assert_eq!(tags, ["draft", "urgent"]); // add wins; the value was not reset
 /// ```
+///
+/// # Design
+///
+/// An observed-remove map of CRDTs: keys are an add-wins set with dots, values
+/// any [`Lattice`] joined per key (after the ORMap of Almeida, Shoker, Baquero,
+/// "Delta state replicated data types", 2018, §5, simplified so that values need
+/// not be causal CRDTs).
+///
+/// # Semantics
+///
+/// - **Keys** are an [`ORSet`] (the paper's AWSet): [`update`](ORMap::update)
+///   gives the key a fresh dot, [`remove`](ORMap::remove) drops the dots it has
+///   seen, and an update concurrent with a remove keeps the key (add wins).
+/// - **Values** are joined pointwise, key by key, whether or not the key is
+///   present; an update ships the value's delta along with the key's dot.
+/// - **A removed key's value is not reset.** Removing a key hides it; its value
+///   stays in the state, and an update after the remove (or concurrent with it)
+///   joins onto that old value, so the key reappears holding its old content
+///   plus the update. This is what makes the map a lattice for *any* value type:
+///   forgetting a value soundly needs the value to carry dots in the map's
+///   context (the paper's map of causal CRDTs), which a general lattice does not.
+///   The price is memory: values of removed keys are kept.
+///
+/// # Encoding
+///
+/// The keys as an [`ORSet`], then every stored value as a map (count, then key
+/// and value in key order). Values are never ⊥ (a ⊥ value is not stored), and
+/// decoding rejects a ⊥ value, so equal states encode to equal bytes.
 #[derive(Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(

@@ -1,30 +1,4 @@
-//! The add-wins observed-remove set with dots: the AWSet of Almeida, Shoker,
-//! Baquero, "Delta state replicated data types", 2018, §5 (a `DotMap<T, DotSet>`
-//! with a causal context).
-//!
-//! Each add tags the element with a fresh dot and forgets the element's older
-//! dots; a remove forgets the dots it has seen. Since the causal context
-//! remembers forgotten dots, a join tells "removed there" (dot in the other's
-//! context, not in its store) from "not yet seen there" (dot not in the other's
-//! context) without tombstones, and an add concurrent with a remove survives it:
-//! the remove could not have seen the add's dot (add wins).
-//!
-//! # Encoding
-//!
-//! The [`CausalContext`], then the element count, then per element in order:
-//! the element, its dot count (at least 1) and its dots in order, each as the
-//! index of its node in the context's node list and the counter. Decoding
-//! rejects elements or dots out of order, an element without dots, a dot the
-//! context does not cover and a dot under two elements, so a decoded set keeps
-//! the invariants joins rely on.
-//!
-//! # Cost
-//!
-//! Besides `element → dots`, a set keeps the inverse `dot → element`, so that
-//! joining a delta into a large state costs `O(log n)` per dot the delta
-//! mentions instead of a pass over the whole state (the paper's join, read
-//! literally, filters every pair of `s` against `c'`). Full-state merges walk
-//! both indexes in dot order.
+//! The design notes of this file are on [`ORSet`]'s documentation.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -43,7 +17,7 @@ use crate::lattice::{Authored, InvalidJoin, Lattice};
 /// after it, and joined into any other replica applies the mutation there.
 ///
 /// ```
-/// use dsys_crdt::{Lattice, orset::ORSet};
+/// use dsys_crdt::{Lattice, ORSet};
 ///
 /// let (mut a, mut b) = (ORSet::<u32, &str>::new(), ORSet::new());
 /// let add = a.add(&1, "x");
@@ -56,6 +30,36 @@ use crate::lattice::{Authored, InvalidJoin, Lattice};
 /// assert!(a.contains(&"x") && b.contains(&"x")); // add wins
 /// assert_eq!(a, b);
 /// ```
+///
+/// # Design
+///
+/// The add-wins observed-remove set with dots: the AWSet of Almeida, Shoker,
+/// Baquero, "Delta state replicated data types", 2018, §5 (a `DotMap<T, DotSet>`
+/// with a causal context).
+///
+/// Each add tags the element with a fresh dot and forgets the element's older
+/// dots; a remove forgets the dots it has seen. Since the causal context
+/// remembers forgotten dots, a join tells "removed there" (dot in the other's
+/// context, not in its store) from "not yet seen there" (dot not in the other's
+/// context) without tombstones, and an add concurrent with a remove survives it:
+/// the remove could not have seen the add's dot (add wins).
+///
+/// # Encoding
+///
+/// The [`CausalContext`], then the element count, then per element in order:
+/// the element, its dot count (at least 1) and its dots in order, each as the
+/// index of its node in the context's node list and the counter. Decoding
+/// rejects elements or dots out of order, an element without dots, a dot the
+/// context does not cover and a dot under two elements, so a decoded set keeps
+/// the invariants joins rely on.
+///
+/// # Cost
+///
+/// Besides `element → dots`, a set keeps the inverse `dot → element`, so that
+/// joining a delta into a large state costs `O(log n)` per dot the delta
+/// mentions instead of a pass over the whole state (the paper's join, read
+/// literally, filters every pair of `s` against `c'`). Full-state merges walk
+/// both indexes in dot order.
 #[derive(Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(

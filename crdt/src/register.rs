@@ -1,15 +1,4 @@
-//! Registers: last-writer-wins over hybrid logical clock timestamps, and the
-//! multi-value register over dots (Almeida, Shoker, Baquero, "Delta state
-//! replicated data types", 2018, §5, MVReg; Shapiro et al. 2011 for the LWW
-//! register).
-//!
-//! # Encodings
-//!
-//! [`LwwRegister`]: a tag (0 never written, 1 written), then the timestamp's
-//! packed `u64` (8 bytes, big-endian), the writer and the value. [`MvRegister`]: its
-//! [`CausalContext`], the sibling count, then per sibling in dot order the dot
-//! (node index in the context's node list, counter) and the value. Decoding
-//! rejects dots out of order and dots the context does not cover.
+//! The design notes of this file are on [`LwwRegister`]'s documentation.
 
 use std::cmp::Ordering;
 
@@ -34,7 +23,7 @@ use crate::lattice::{Authored, InvalidJoin, Lattice};
 ///
 /// ```
 /// use dsys_clocks::Timestamp;
-/// use dsys_crdt::{Lattice, register::LwwRegister};
+/// use dsys_crdt::{Lattice, LwwRegister};
 ///
 /// let t = |ms| Timestamp::new(ms, 0).unwrap();
 /// let (mut a, mut b) = (LwwRegister::<u32, &str>::new(), LwwRegister::new());
@@ -45,6 +34,21 @@ use crate::lattice::{Authored, InvalidJoin, Lattice};
 /// assert_eq!(a.value(), Some(&"from b"));
 /// assert_eq!(a, b);
 /// ```
+///
+/// # Design
+///
+/// Registers: last-writer-wins over hybrid logical clock timestamps, and the
+/// multi-value register over dots (Almeida, Shoker, Baquero, "Delta state
+/// replicated data types", 2018, §5, MVReg; Shapiro et al. 2011 for the LWW
+/// register).
+///
+/// # Encodings
+///
+/// [`LwwRegister`]: a tag (0 never written, 1 written), then the timestamp's
+/// packed `u64` (8 bytes, big-endian), the writer and the value. [`MvRegister`]: its
+/// [`CausalContext`], the sibling count, then per sibling in dot order the dot
+/// (node index in the context's node list, counter) and the value. Decoding
+/// rejects dots out of order and dots the context does not cover.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LwwRegister<N, T> {
@@ -178,7 +182,7 @@ impl<N: Decode, T: Decode> Decode for LwwRegister<N, T> {
 /// seen them all replaces them with one value.
 ///
 /// ```
-/// use dsys_crdt::{Lattice, register::MvRegister};
+/// use dsys_crdt::{Lattice, MvRegister};
 ///
 /// let (mut a, mut b) = (MvRegister::<u32, &str>::new(), MvRegister::new());
 /// let da = a.set(&1, "x");
@@ -189,6 +193,8 @@ impl<N: Decode, T: Decode> Decode for LwwRegister<N, T> {
 /// assert_eq!(a.values().collect::<Vec<_>>(), [&"z"]);
 /// # let _ = da;
 /// ```
+///
+/// The papers, the design and the encoding are in [`LwwRegister`'s documentation](LwwRegister#design).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(

@@ -1,16 +1,4 @@
-//! Sets without causal metadata: the grow-only [`GSet`] and the two-phase
-//! [`TwoPSet`], whose removals are permanent.
-//!
-//! Both are state-based sets from Shapiro, Preguiça, Baquero and Zawirski, "A
-//! comprehensive study of Convergent and Commutative Replicated Data Types" (INRIA
-//! RR-7506, 2011), §3.3 (Specification 11, G-Set: the join is union; and
-//! Specification 12, 2P-Set: a G-Set of additions and a G-Set of removals, the
-//! *tombstones*; an element once removed can never be added again). For a set whose
-//! elements can come back after a removal, use [`crate::orset`].
-//!
-//! Mutators are delta mutators (Almeida, Shoker and Baquero, "Delta state replicated
-//! data types", JPDC 2018, §3): each returns a set holding only the change, which joins
-//! into any replica like a full state; a mutation that changes nothing returns ⊥.
+//! The design notes of this file are on [`GSet`]'s documentation.
 
 use std::collections::BTreeSet;
 use std::collections::btree_set;
@@ -24,7 +12,7 @@ use crate::lattice::{Authored, Lattice};
 /// Encoded by [`Encode`] as the number of elements, then the elements in order.
 ///
 /// ```
-/// use dsys_crdt::{Lattice, set::GSet};
+/// use dsys_crdt::{GSet, Lattice};
 ///
 /// let mut a = GSet::new();
 /// let mut b = GSet::new();
@@ -33,6 +21,22 @@ use crate::lattice::{Authored, Lattice};
 /// b.join(&delta);
 /// assert!(b.contains(&"x") && b.contains(&"y"));
 /// ```
+///
+/// # Design
+///
+/// Sets without causal metadata: the grow-only [`GSet`] and the two-phase
+/// [`TwoPSet`], whose removals are permanent.
+///
+/// Both are state-based sets from Shapiro, Preguiça, Baquero and Zawirski, "A
+/// comprehensive study of Convergent and Commutative Replicated Data Types" (INRIA
+/// RR-7506, 2011), §3.3 (Specification 11, G-Set: the join is union; and
+/// Specification 12, 2P-Set: a G-Set of additions and a G-Set of removals, the
+/// *tombstones*; an element once removed can never be added again). For a set whose
+/// elements can come back after a removal, use [`ORSet`](crate::ORSet).
+///
+/// Mutators are delta mutators (Almeida, Shoker and Baquero, "Delta state replicated
+/// data types", JPDC 2018, §3): each returns a set holding only the change, which joins
+/// into any replica like a full state; a mutation that changes nothing returns ⊥.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(
     feature = "serde",
@@ -189,7 +193,7 @@ impl<T: Ord + Decode> Decode for GSet<T> {
 /// both is rejected by the decoder.
 ///
 /// ```
-/// use dsys_crdt::{Lattice, set::TwoPSet};
+/// use dsys_crdt::{Lattice, TwoPSet};
 ///
 /// let mut a = TwoPSet::new();
 /// let mut b = TwoPSet::new();
@@ -203,6 +207,8 @@ impl<T: Ord + Decode> Decode for GSet<T> {
 /// assert!(!a.contains(&1));
 /// assert!(a.contains(&2));
 /// ```
+///
+/// The papers, the design and the encoding are in [`GSet`'s documentation](GSet#design).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct TwoPSet<T: Ord> {

@@ -25,12 +25,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
 use dsys_clocks::{Dot, Timestamp};
-use dsys_crdt::causal::CausalContext;
-use dsys_crdt::codec::{get_u8, put_uvarint};
-use dsys_crdt::ormap::ORMap;
-use dsys_crdt::orset::ORSet;
-use dsys_crdt::register::{LwwRegister, MvRegister};
-use dsys_crdt::{Decode, DecodeError, Encode, Lattice};
+use dsys_crdt::codec::{Decode, DecodeError, Encode, get_u8, put_uvarint};
+use dsys_crdt::{CausalContext, Lattice, LwwRegister, MvRegister, ORMap, ORSet};
 use proptest::collection::vec;
 use proptest::prelude::*;
 

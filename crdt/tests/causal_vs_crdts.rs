@@ -25,9 +25,7 @@ use std::collections::BTreeSet;
 
 use crdts::{CmRDT, CvRDT, LWWReg, MVReg, Orswot};
 use dsys_clocks::Timestamp;
-use dsys_crdt::Lattice;
-use dsys_crdt::orset::ORSet;
-use dsys_crdt::register::{LwwRegister, MvRegister};
+use dsys_crdt::{Lattice, LwwRegister, MvRegister, ORSet};
 use proptest::collection::vec;
 use proptest::prelude::*;
 

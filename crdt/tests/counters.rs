@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use dsys_crdt::counter::{GCounter, PNCounter};
-use dsys_crdt::{Decode, DecodeError, Encode, Lattice};
+use dsys_crdt::codec::{Decode, DecodeError, Encode};
+use dsys_crdt::{GCounter, Lattice, PNCounter};
 use proptest::prelude::*;
 
 /// Cases per property: `default`, or `PROPTEST_CASES` when set (a soak run).

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use crdts::{CmRDT, GCounter, Orswot};
-use dsys_crdt::sync::{Cvrdt, Replica, SyncConfig, SyncError};
-use dsys_crdt::{Decode, Encode};
+use dsys_crdt::codec::{Decode, Encode};
+use dsys_crdt::{Cvrdt, Replica, SyncConfig, SyncError};
 
 fn mesh<S>(states: impl Fn() -> S) -> Vec<Replica<u64, S>>
 where
@@ -14,7 +14,8 @@ where
 {
     (0..3u64)
         .map(|i| {
-            let mut r = Replica::new(i, states(), SyncConfig::default());
+            let mut r =
+                Replica::new(i, states(), SyncConfig::default()).expect("a valid configuration");
             for j in (0..3).filter(|j| *j != i) {
                 r.add_peer(j);
             }

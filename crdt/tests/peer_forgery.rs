@@ -6,17 +6,15 @@
 //! replica's business and is joined.
 
 use dsys_clocks::{Dot, Timestamp};
-use dsys_crdt::causal::CausalContext;
-use dsys_crdt::counter::{GCounter, PNCounter};
-use dsys_crdt::ormap::ORMap;
-use dsys_crdt::orset::ORSet;
-use dsys_crdt::register::{LwwRegister, MvRegister};
-use dsys_crdt::sync::{Replica, SyncConfig, SyncError, SyncMessage};
-use dsys_crdt::{Authored, Decode, Encode, Lattice};
+use dsys_crdt::codec::{Decode, Encode};
+use dsys_crdt::{
+    Authored, CausalContext, GCounter, Lattice, LwwRegister, MvRegister, ORMap, ORSet, PNCounter,
+    Replica, SyncConfig, SyncError, SyncMessage,
+};
 
 /// Replica 1, a peer of 2.
 fn replica<S: Lattice + Authored<u64> + PartialEq>() -> Replica<u64, S> {
-    let mut r = Replica::new(1, S::bottom(), SyncConfig::default());
+    let mut r = Replica::new(1, S::bottom(), SyncConfig::default()).expect("a valid configuration");
     r.add_peer(2);
     r
 }

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use dsys_crdt::set::{GSet, TwoPSet};
-use dsys_crdt::{Decode, DecodeError, Encode, Lattice};
+use dsys_crdt::codec::{Decode, DecodeError, Encode};
+use dsys_crdt::{GSet, Lattice, TwoPSet};
 use proptest::prelude::*;
 
 /// Cases per property: `default`, or `PROPTEST_CASES` when set (a soak run).

@@ -14,18 +14,20 @@ mod common;
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 
-use dsys_crdt::counter::{GCounter, PNCounter};
-use dsys_crdt::orset::ORSet;
-use dsys_crdt::set::GSet;
-use dsys_crdt::sim::{Sim, SimConfig, SimStats};
-use dsys_crdt::sync::{Replica, RestoreError, SyncConfig, SyncMessage};
-use dsys_crdt::{Authored, Decode, Encode, Lattice};
+use dsys_crdt::codec::{Decode, Encode};
+use dsys_crdt::sim::{Sim, SimConfig, SimConfigError, SimStats};
+use dsys_crdt::{
+    Authored, ConfigError, GCounter, GSet, Lattice, ORSet, PNCounter, Replica, RestoreError,
+    SyncConfig, SyncMessage,
+};
 
 type R = Replica<u64, GSet<u32>>;
 
 fn pair() -> (R, R) {
-    let mut a = Replica::new(1, GSet::new(), SyncConfig::full_mesh());
-    let mut b = Replica::new(2, GSet::new(), SyncConfig::full_mesh());
+    let mut a =
+        Replica::new(1, GSet::new(), SyncConfig::full_mesh()).expect("a valid configuration");
+    let mut b =
+        Replica::new(2, GSet::new(), SyncConfig::full_mesh()).expect("a valid configuration");
     a.add_peer(2);
     b.add_peer(1);
     (a, b)
@@ -130,8 +132,95 @@ fn restore_counts_incarnations_and_refuses_the_last_one() {
         Replica::<u64, GSet<u32>>::restore(1, GSet::new(), u64::MAX, SyncConfig::default()).err(),
         Some(RestoreError::IncarnationExhausted)
     );
-    let fresh = Replica::<u64, GSet<u32>>::new(1, GSet::new(), SyncConfig::default());
+    let fresh = Replica::<u64, GSet<u32>>::new(1, GSet::new(), SyncConfig::default()).unwrap();
     assert_eq!((fresh.incarnation(), fresh.changes()), (0, 0));
+}
+
+#[test]
+fn an_invalid_configuration_is_a_config_error_and_not_a_restart_error() {
+    let mut config = SyncConfig::default();
+    config.max_buffered_deltas = 0;
+    assert_eq!(config.validate(), Err(ConfigError::ZeroBufferedDeltas));
+    assert_eq!(
+        Replica::<u64, GSet<u32>>::new(1, GSet::new(), config.clone()).err(),
+        Some(ConfigError::ZeroBufferedDeltas)
+    );
+    // A restart checks the configuration too, and says which of the two was wrong.
+    assert_eq!(
+        Replica::<u64, GSet<u32>>::restore(1, GSet::new(), 3, config).err(),
+        Some(RestoreError::Config(ConfigError::ZeroBufferedDeltas))
+    );
+    let mut config = SyncConfig::default();
+    config.max_buffered_deltas = 1;
+    assert!(Replica::<u64, GSet<u32>>::new(1, GSet::new(), config).is_ok());
+}
+
+#[test]
+fn an_invalid_simulator_configuration_is_refused() {
+    let refused = |edit: fn(&mut SimConfig)| {
+        let mut config = SimConfig::default();
+        edit(&mut config);
+        let error = config.validate().expect_err("invalid");
+        assert_eq!(Sim::<GSet<u32>>::new(0, config).err(), Some(error.clone()));
+        error
+    };
+    assert_eq!(refused(|c| c.replicas = 0), SimConfigError::Replicas(0));
+    assert_eq!(
+        refused(|c| c.replicas = SimConfig::MAX_REPLICAS + 1),
+        SimConfigError::Replicas(SimConfig::MAX_REPLICAS + 1)
+    );
+    assert_eq!(
+        refused(|c| c.step_ms = 0),
+        SimConfigError::Duration {
+            field: "step_ms",
+            ms: 0
+        }
+    );
+    assert_eq!(
+        refused(|c| c.long_delay_ms = u64::MAX),
+        SimConfigError::Duration {
+            field: "long_delay_ms",
+            ms: u64::MAX
+        }
+    );
+    assert_eq!(
+        refused(|c| c.latency_ms = (80, 1)),
+        SimConfigError::Range {
+            field: "latency_ms"
+        }
+    );
+    assert_eq!(
+        refused(|c| c.down_ms = (0, SimConfig::MAX_MS + 1)),
+        SimConfigError::Duration {
+            field: "down_ms",
+            ms: SimConfig::MAX_MS + 1
+        }
+    );
+    assert_eq!(
+        refused(|c| c.loss = f64::NAN),
+        SimConfigError::Probability { field: "loss" }
+    );
+    assert_eq!(
+        refused(|c| c.partition = 1.5),
+        SimConfigError::Probability { field: "partition" }
+    );
+    assert_eq!(
+        refused(|c| c.replay_window = 0),
+        SimConfigError::ReplayWindow(0)
+    );
+    assert_eq!(
+        refused(|c| c.sync.max_buffered_deltas = 0),
+        SimConfigError::Sync(ConfigError::ZeroBufferedDeltas)
+    );
+    // Every configuration the tests draw is valid.
+    for seed in 0..1_000 {
+        assert_eq!(
+            SimConfig::randomized(seed).validate(),
+            Ok(()),
+            "seed {seed}"
+        );
+    }
+    assert_eq!(SimConfig::reliable(3, 20).validate(), Ok(()));
 }
 
 #[test]
@@ -173,7 +262,7 @@ trait Workload: Default {
 /// Runs one seed: a storm, calm, convergence, and the model check on every replica.
 fn run_seed<W: Workload>(seed: u64, totals: &mut SimStats) -> Result<(), String> {
     let config = SimConfig::randomized(seed);
-    let mut sim = Sim::<W::State>::new(seed, config.clone());
+    let mut sim = Sim::<W::State>::new(seed, config.clone()).expect("a valid configuration");
     sim.set_trace(true);
     sim.set_random_faults(true);
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x0b5e_55ed);

@@ -11,10 +11,8 @@
 
 use std::collections::BTreeSet;
 
-use dsys_crdt::counter::{GCounter, PNCounter};
-use dsys_crdt::orset::ORSet;
-use dsys_crdt::sync::{Replica, SyncConfig, SyncMessage};
-use dsys_crdt::{Authored, Decode, Encode, Lattice};
+use dsys_crdt::codec::{Decode, Encode};
+use dsys_crdt::{Authored, GCounter, Lattice, ORSet, PNCounter, Replica, SyncConfig, SyncMessage};
 
 const REPLICAS: u64 = 10;
 /// Simulated milliseconds per step.
@@ -97,13 +95,15 @@ where
     let mut replicas: Vec<Replica<u64, S>> = (0..REPLICAS)
         .map(|i| {
             if mode == Mode::DeltaRing {
-                let mut r = Replica::new(i, S::bottom(), SyncConfig::default());
+                let mut r = Replica::new(i, S::bottom(), SyncConfig::default())
+                    .expect("a valid configuration");
                 r.add_peer((i + 1) % REPLICAS);
                 r.add_peer((i + REPLICAS - 1) % REPLICAS);
                 return r;
             }
             // A full mesh: every replica hears each delta from its origin.
-            let mut r = Replica::new(i, S::bottom(), SyncConfig::full_mesh());
+            let mut r = Replica::new(i, S::bottom(), SyncConfig::full_mesh())
+                .expect("a valid configuration");
             for j in (0..REPLICAS).filter(|j| *j != i) {
                 r.add_peer(j);
             }

@@ -30,12 +30,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use dsys_crdt::counter::{GCounter, PNCounter};
-use dsys_crdt::orset::ORSet;
-use dsys_crdt::set::TwoPSet;
+use dsys_crdt::codec::{Decode, Encode};
 use dsys_crdt::sim::{Sim, SimConfig};
-use dsys_crdt::sync::{Replica, SyncConfig, SyncMessage};
-use dsys_crdt::{Authored, Decode, Encode, Lattice};
+use dsys_crdt::{
+    Authored, GCounter, Lattice, ORSet, PNCounter, Replica, SyncConfig, SyncMessage, TwoPSet,
+};
 
 use crate::report::{self, Res, Table, check, check_eq};
 
@@ -262,20 +261,20 @@ struct CrdtNode<S> {
 
 impl<S: Lattice + Authored<String> + PartialEq + Encode + Decode> CrdtNode<S> {
     /// The three replicas, every one a peer of the other two.
-    fn mesh(config: &SyncConfig) -> Vec<Self> {
+    fn mesh(config: &SyncConfig) -> Res<Vec<Self>> {
         (0..NAMES.len())
             .map(|i| {
-                let mut replica = Replica::new(NAMES[i].to_owned(), S::bottom(), config.clone());
+                let mut replica = Replica::new(NAMES[i].to_owned(), S::bottom(), config.clone())?;
                 for (j, peer) in NAMES.iter().enumerate() {
                     if j != i {
                         replica.add_peer((*peer).to_owned());
                     }
                 }
-                Self {
+                Ok(Self {
                     replica,
                     bytes: 0,
                     whole_state_bytes: 0,
-                }
+                })
             })
             .collect()
     }
@@ -375,7 +374,7 @@ fn partition() -> Res<Vec<CrdtNode<GCounter<String>>>> {
     report::note(
         "The seed's GCounter keeps one count per node, increments only its own, reads the sum \
          and merges by taking each node's maximum. Here it is dsys-crdt's GCounter<String> \
-         inside a sync::Replica (delta-state anti-entropy, Almeida et al. 2018, Algorithm 2). \
+         inside a Replica (delta-state anti-entropy, Almeida et al. 2018, Algorithm 2). \
          A page view is `mutate(|c, me| c.increment(me, 1))`; a sync is every replica \
          shipping its peers what they have not acknowledged, as bytes.",
     );
@@ -386,7 +385,7 @@ fn partition() -> Res<Vec<CrdtNode<GCounter<String>>>> {
          lost. Every replica keeps serving, the AP choice (Cassandra, DynamoDB).",
     );
 
-    let mut nodes = CrdtNode::<GCounter<String>>::mesh(&SyncConfig::default());
+    let mut nodes = CrdtNode::<GCounter<String>>::mesh(&SyncConfig::default())?;
     let mut table = Table::new(&[
         "step",
         "served at s / t / v",
@@ -821,7 +820,7 @@ fn bytes(default_run: &[CrdtNode<GCounter<String>>]) -> Res {
     );
     let mut config = SyncConfig::default();
     config.max_buffered_deltas = 2;
-    let mut small = CrdtNode::<GCounter<String>>::mesh(&config);
+    let mut small = CrdtNode::<GCounter<String>>::mesh(&config)?;
     replay(&mut small, |_| Ok(()))?;
     let truth = i128::from(total(ROUNDS.len()));
     for node in &small {
@@ -1000,7 +999,7 @@ fn likes() -> Res {
          then healed:",
     );
 
-    let mut nodes = CrdtNode::<PNCounter<String>>::mesh(&SyncConfig::default());
+    let mut nodes = CrdtNode::<PNCounter<String>>::mesh(&SyncConfig::default())?;
     // Per round: the labels of its two steps, the network, and (likes,
     // unlikes) at each replica.
     let script = [
@@ -1137,7 +1136,7 @@ fn play_cart<S: Lattice + Authored<String> + PartialEq + Encode + Decode>(
     apply: fn(&mut S, &String, CartOp) -> S,
     items: fn(&S) -> Vec<String>,
 ) -> Res<Carts> {
-    let mut nodes = CrdtNode::<S>::mesh(&SyncConfig::default());
+    let mut nodes = CrdtNode::<S>::mesh(&SyncConfig::default())?;
     let mut carts = Vec::new();
     for (_, net, ops) in CART {
         for &(at, op) in ops {
@@ -1259,7 +1258,7 @@ fn restart() -> Res {
     report::section("6. A replica crashes: what its disk must hold");
     report::note(
         "A replica keeps its state in memory; a crash loses it. dsys-crdt's contract \
-         (sync module docs) says what the application must write: the state and an \
+         (the Replica docs) says what the application must write: the state and an \
          incarnation number, in one write, after every change (an update, or a join of \
          what a peer sent) and before sending anything, acks included, or telling the \
          shopper the update is done. A crash may then lose only changes nobody saw. A \
@@ -1273,7 +1272,7 @@ fn restart() -> Res {
          replicas, every message arriving 20 ms after it is sent, a ship every 100 ms, \
          and a disk per replica that the simulator writes as the contract says:",
     );
-    let mut sim = Sim::<ORSet<u64, String>>::new(6, SimConfig::reliable(NAMES.len(), 20));
+    let mut sim = Sim::<ORSet<u64, String>>::new(6, SimConfig::reliable(NAMES.len(), 20))?;
     let mut table = Table::new(&["time", "what happens", "seoul", "tokyo", "virginia"]);
     let mut row = |sim: &Sim<ORSet<u64, String>>, what: &str| {
         table.row([

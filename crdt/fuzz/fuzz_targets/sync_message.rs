@@ -8,20 +8,19 @@
 #![no_main]
 
 use dsys_clocks::Timestamp;
-use dsys_crdt::counter::{GCounter, PNCounter};
-use dsys_crdt::ormap::ORMap;
-use dsys_crdt::orset::ORSet;
-use dsys_crdt::register::{LwwRegister, MvRegister};
-use dsys_crdt::set::{GSet, TwoPSet};
-use dsys_crdt::sync::{Replica, SyncConfig, SyncError, SyncMessage};
-use dsys_crdt::{Authored, Decode, Lattice};
+use dsys_crdt::codec::Decode;
+use dsys_crdt::{
+    Authored, GCounter, GSet, Lattice, LwwRegister, MvRegister, ORMap, ORSet, PNCounter, Replica,
+    SyncConfig, SyncError, SyncMessage, TwoPSet,
+};
 use libfuzzer_sys::fuzz_target;
 
 fn exercise<S>(seed: S, bytes: &[u8], local: impl FnOnce(&mut S, &u32) -> S)
 where
     S: Lattice + Authored<u32> + PartialEq + Decode + std::fmt::Debug,
 {
-    let mut replica = Replica::new(0u32, seed, SyncConfig::default());
+    let mut replica =
+        Replica::new(0u32, seed, SyncConfig::default()).expect("a valid configuration");
     replica.add_peer(1);
     let decoded = SyncMessage::<S>::from_bytes(bytes);
     let result = replica.handle_bytes(&1, bytes);
