@@ -17,30 +17,46 @@
 //! Sections 1-3 run `sim::Simulation` with a fixed seed over a reliable
 //! simulated network; 4-5 call the log directly. No clocks, no threads:
 //! every number printed is the same on every run.
+//!
+//! This file is the story: what each section shows, checks and prints, in
+//! reading order. The machinery that drives it lives beside it:
+//! `cluster.rs` (the simulated cluster, stepped until something happens,
+//! and elections read off its role changes), `tables.rs` (how nodes,
+//! elections and logs are printed) and `logs.rs` (logs built from the
+//! terms the paper draws).
 
-use std::collections::BTreeMap;
+mod cluster;
+mod logs;
+mod tables;
 
 use dsys_consensus::sim::linearizability::{KvOp, KvResult};
 use dsys_consensus::sim::{NetworkConfig, SimConfig, SimEvent, Simulation};
-use dsys_consensus::{Entry, Index, MemStorage, RaftLog, Role, Storage, Term};
+use dsys_consensus::{Entry, Index, Role, Term};
 
+use self::cluster::{Cluster, election, shortest_timeout, timeouts};
+use self::logs::{Log, common_prefix, entries_of, log_of, show, stored_terms, terms_of};
+use self::tables::{print_election, print_logs, show_metadata, ticks};
 use crate::report::{self, Res, Table, check, check_eq};
-
-/// One node's log, over in-memory storage; nodes are named by number.
-type Log = RaftLog<MemStorage<u64>>;
 
 /// Runs the chapter.
 pub(crate) fn run() -> Res {
-    let mut story = Story::new();
-    let first = elect_and_replicate(&mut story)?;
-    crash_and_rejoin(&mut story, first)?;
-    follower_read(&mut story, first)?;
+    // Five nodes with the default Raft configuration (election timeouts
+    // drawn from [10, 20) ticks, pre-vote and check-quorum on) on a
+    // network that delivers every message once.
+    let mut config = SimConfig::default();
+    config.nodes = NODES;
+    config.network = NetworkConfig::reliable(DELAY.0, DELAY.1);
+    config.tick_interval = TICK;
+    let mut cluster = Cluster::new(Simulation::new(config, SEED)?);
+    let first = elect_and_replicate(&mut cluster)?;
+    crash_and_rejoin(&mut cluster, first)?;
+    follower_read(&mut cluster, first)?;
     figure_7()?;
     figure_8()?;
     Ok(())
 }
 
-// --- The simulated cluster ---------------------------------------------------------
+// --- The setting -------------------------------------------------------------------
 
 /// The simulation's seed: every timeout and message delay derives from it.
 const SEED: u64 = 12;
@@ -54,322 +70,18 @@ const TICK: u64 = 10;
 /// Messages take 1 to 5 units: a tenth to half a tick.
 const DELAY: (u64, u64) = (1, 5);
 
-/// Longest any step of the story may take, in units (200 ticks).
-const PATIENCE: u64 = 2_000;
-
 /// The client that writes metadata.
 const WRITER: u64 = 1;
 /// The client that reads it back in section 3.
 const READER: u64 = 2;
 
-/// A metadata record: partition `P<key>` is led by broker `B<value>`.
-type Metadata = BTreeMap<u64, u64>;
-
-/// `P1=B1 P2=B2`: a node's key-value map as partition leaders.
-fn show_metadata(kv: &Metadata) -> String {
-    if kv.is_empty() {
-        return "(empty)".to_owned();
-    }
-    kv.iter()
-        .map(|(partition, broker)| format!("P{partition}=B{broker}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Simulation time in ticks, one decimal: `10.3`.
-fn ticks(units: u64) -> String {
-    format!("{}.{}", units / TICK, units % TICK)
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Follower => "follower",
-        Role::PreCandidate => "pre-candidate",
-        Role::Candidate => "candidate",
-        Role::Leader => "leader",
-    }
-}
-
-/// A node changed role or term.
-struct Change {
-    time: u64,
-    node: u64,
-    role: Role,
-    term: Term,
-}
-
-/// The simulation and the changes of role seen while driving it.
-struct Story {
-    sim: Simulation,
-    seen: BTreeMap<u64, (Role, Term)>,
-}
-
-impl Story {
-    fn new() -> Self {
-        let mut config = SimConfig::default();
-        config.nodes = NODES;
-        config.network = NetworkConfig::reliable(DELAY.0, DELAY.1);
-        config.tick_interval = TICK;
-        let mut story = Self {
-            sim: Simulation::new(config, SEED).expect("a valid simulator configuration"),
-            seen: BTreeMap::new(),
-        };
-        story.changes();
-        story
-    }
-
-    /// Role and term changes since the last look.
-    fn changes(&mut self) -> Vec<Change> {
-        let mut changes = Vec::new();
-        for node in 1..=NODES {
-            let Some(raft) = self.sim.node(node) else {
-                self.seen.remove(&node);
-                continue;
-            };
-            let now = (raft.role(), raft.term());
-            if self.seen.insert(node, now) != Some(now) {
-                changes.push(Change {
-                    time: self.sim.time(),
-                    node,
-                    role: now.0,
-                    term: now.1,
-                });
-            }
-        }
-        changes
-    }
-
-    /// Steps until `done` holds, for at most [`PATIENCE`]; returns the
-    /// role changes on the way. A safety violation stops the story.
-    fn run_until(
-        &mut self,
-        what: &str,
-        mut done: impl FnMut(&Simulation) -> bool,
-    ) -> Res<Vec<Change>> {
-        let deadline = self.sim.time() + PATIENCE;
-        let mut changes = Vec::new();
-        while !done(&self.sim) {
-            if self.sim.time() >= deadline {
-                return Err(format!(
-                    "{what}: not within {} ticks at t={}{}",
-                    PATIENCE / TICK,
-                    ticks(self.sim.time()),
-                    self.sim.describe()
-                )
-                .into());
-            }
-            self.sim.step();
-            changes.extend(self.changes());
-            if let Some(violation) = self.sim.violation() {
-                return Err(violation.clone().into());
-            }
-        }
-        Ok(changes)
-    }
-
-    /// Steps until every up node has applied the leader's whole log.
-    fn settle(&mut self, what: &str) -> Res<Vec<Change>> {
-        self.run_until(what, Simulation::converged)
-    }
-
-    fn leader(&self) -> Res<u64> {
-        Ok(self.sim.leader().ok_or("no leader")?)
-    }
-
-    /// A table row for `node`: role, term, last index, commit, applied,
-    /// metadata.
-    fn row(&self, node: u64) -> [String; 7] {
-        match self.sim.node(node) {
-            Some(raft) => {
-                let status = raft.status();
-                [
-                    format!("node {node}"),
-                    role_name(status.role).to_owned(),
-                    status.term.to_string(),
-                    status.last_index.to_string(),
-                    status.commit.to_string(),
-                    status.applied.to_string(),
-                    show_metadata(self.sim.kv(node)),
-                ]
-            }
-            None => [
-                format!("node {node}"),
-                "down".to_owned(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ],
-        }
-    }
-
-    /// Every node's state, one row each.
-    fn print_nodes(&self) {
-        let mut table = Table::new(&[
-            "node",
-            "role",
-            "term",
-            "last index",
-            "commit",
-            "applied",
-            "metadata (partition=leader broker)",
-        ])
-        .numeric(&[2, 3, 4, 5]);
-        for node in 1..=NODES {
-            table.row(self.row(node));
-        }
-        table.print();
-    }
-
-    /// Client [`WRITER`] writes `P<partition>=B<broker>` through `leader`;
-    /// returns the entry's index.
-    fn put(&mut self, leader: u64, partition: u64, broker: u64) -> Res<Index> {
-        Ok(self.sim.put(WRITER, leader, partition, broker)?)
-    }
-
-    /// `node`'s election timeout, in ticks.
-    fn timeout(&self, node: u64) -> Res<u32> {
-        Ok(self
-            .sim
-            .node(node)
-            .ok_or_else(|| format!("node {node} is down"))?
-            .randomized_election_timeout())
-    }
-}
-
-/// One election, read off the role changes and the simulator's events.
-struct Election {
-    /// When each node that campaigned first timed out.
-    timed_out: BTreeMap<u64, u64>,
-    winner: u64,
-    term: Term,
-    /// When the winner's timer fired.
-    fired: u64,
-    /// When it became leader.
-    at: u64,
-}
-
-/// The one election in `changes` and `events`; an error unless exactly one
-/// leader was elected and only it campaigned, the story the chapter tells.
-fn election(changes: &[Change], events: &[SimEvent]) -> Res<Election> {
-    let mut timed_out = BTreeMap::new();
-    for change in changes {
-        if matches!(change.role, Role::PreCandidate | Role::Candidate) {
-            timed_out.entry(change.node).or_insert(change.time);
-        }
-    }
-    let elected: Vec<_> = events
-        .iter()
-        .filter_map(|event| match *event {
-            SimEvent::Elected {
-                time, node, term, ..
-            } => Some((node, term, time)),
-            SimEvent::SteppedDown { .. } => None,
-        })
-        .collect();
-    check_eq("leaders elected in one election", &elected.len(), &1)?;
-    let (winner, term, at) = elected[0];
-    // A clean election: only the winner's timer ran out.
-    check_eq(
-        &format!("nodes that campaigned for term {term}"),
-        &timed_out.keys().copied().collect::<Vec<_>>(),
-        &vec![winner],
-    )?;
-    let path: Vec<Role> = changes
-        .iter()
-        .filter(|c| c.node == winner && c.term <= term)
-        .map(|c| c.role)
-        .skip_while(|&role| role == Role::Follower)
-        .collect();
-    check_eq(
-        &format!("node {winner}'s way to leading term {term}"),
-        &path,
-        &vec![Role::PreCandidate, Role::Candidate, Role::Leader],
-    )?;
-    let fired = timed_out
-        .get(&winner)
-        .copied()
-        .ok_or("the winner never timed out")?;
-    Ok(Election {
-        timed_out,
-        winner,
-        term,
-        fired,
-        at,
-    })
-}
-
-/// The election timeout of every up node but `except`, in ticks.
-fn timeouts(story: &Story, except: &[u64]) -> Res<BTreeMap<u64, u32>> {
-    (1..=NODES)
-        .filter(|node| !except.contains(node))
-        .map(|node| Ok((node, story.timeout(node)?)))
-        .collect()
-}
-
-/// The shortest timeout and the nodes that drew it.
-fn shortest_timeout(timeouts: &BTreeMap<u64, u32>) -> (u32, Vec<u64>) {
-    let shortest = timeouts.values().min().copied().unwrap_or_default();
-    let nodes = timeouts
-        .iter()
-        .filter(|&(_, &timeout)| timeout == shortest)
-        .map(|(&node, _)| node)
-        .collect();
-    (shortest, nodes)
-}
-
-/// The table of an election: each node's timeout, when it timed out, whom
-/// it voted for.
-fn print_election(story: &Story, election: &Election, timeouts: &BTreeMap<u64, u32>) {
-    let mut table = Table::new(&[
-        "node",
-        "election timeout",
-        "timed out at",
-        "term",
-        "voted for",
-        "role",
-    ])
-    .numeric(&[1, 2, 3]);
-    for node in 1..=NODES {
-        let Some(raft) = story.sim.node(node) else {
-            table.row([
-                format!("node {node}"),
-                "down".to_owned(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ]);
-            continue;
-        };
-        let status = raft.status();
-        table.row([
-            format!("node {node}"),
-            timeouts
-                .get(&node)
-                .map_or(String::new(), |t| format!("{t} ticks")),
-            election
-                .timed_out
-                .get(&node)
-                .map_or("-".to_owned(), |&t| format!("t={}", ticks(t))),
-            status.term.to_string(),
-            status
-                .vote
-                .map_or("-".to_owned(), |vote| format!("node {vote}")),
-            role_name(status.role).to_owned(),
-        ]);
-    }
-    table.print();
-}
-
 // --- 1. Election and replication ------------------------------------------------------
 
-fn elect_and_replicate(story: &mut Story) -> Res<u64> {
+fn elect_and_replicate(cluster: &mut Cluster) -> Res<u64> {
     report::section("1. Five controllers elect a leader and replicate metadata");
     check_eq(
         "simulation units per tick",
-        &story.sim.config().tick_interval,
+        &cluster.sim.config().tick_interval,
         &TICK,
     )?;
     report::note(&format!(
@@ -382,18 +94,18 @@ fn elect_and_replicate(story: &mut Story) -> Res<u64> {
         ticks(DELAY.0),
         ticks(DELAY.1),
     ));
-    let drawn = timeouts(story, &[])?;
-    let changes = story.run_until("the first election", |sim| sim.leader().is_some())?;
-    let events = story.sim.take_events();
+    let drawn = timeouts(cluster, &[])?;
+    let changes = cluster.run_until("the first election", |sim| sim.leader().is_some())?;
+    let events = cluster.sim.take_events();
     let first = election(&changes, &events)?;
     let leader = first.winner;
-    print_election(story, &first, &drawn);
+    print_election(cluster, &first, &drawn);
 
     let (shortest, drew_it) = shortest_timeout(&drawn);
     check_eq("the first leader's term", &first.term, &1)?;
     check_eq("who drew the shortest timeout", &drew_it, &vec![leader])?;
     let votes = (1..=NODES)
-        .filter(|&n| story.sim.node(n).and_then(|r| r.status().vote) == Some(leader))
+        .filter(|&n| cluster.sim.node(n).and_then(|r| r.status().vote) == Some(leader))
         .count();
     report::note(&format!(
         "Node {leader} drew the shortest timeout, {shortest} ticks; its {shortest}th tick came at \
@@ -405,27 +117,27 @@ fn elect_and_replicate(story: &mut Story) -> Res<u64> {
     ));
 
     // The leader's no-op (section 8) commits first; then three writes.
-    story.settle("the no-op to be applied everywhere")?;
-    let noop = story.sim.node(leader).map(|r| r.log().committed());
+    cluster.settle("the no-op to be applied everywhere")?;
+    let noop = cluster.sim.node(leader).map(|r| r.log().committed());
     check_eq("the no-op's index", &noop, &Some(1))?;
-    let start = story.sim.time();
+    let start = cluster.sim.time();
     let writes = [(1, 1), (2, 2), (3, 3)];
     let mut last = 0;
     for (partition, broker) in writes {
-        last = story.put(leader, partition, broker)?;
+        last = cluster.put(leader, partition, broker)?;
     }
     check_eq("the last write's index", &last, &4)?;
-    story.run_until("the leader to commit the writes", |sim| {
+    cluster.run_until("the leader to commit the writes", |sim| {
         sim.node(leader)
             .is_some_and(|r| r.log().committed() >= last)
     })?;
-    let committed_at = story.sim.time();
-    story.settle("the writes to be applied everywhere")?;
-    let applied_at = story.sim.time();
+    let committed_at = cluster.sim.time();
+    cluster.settle("the writes to be applied everywhere")?;
+    let applied_at = cluster.sim.time();
     for node in 1..=NODES {
         check_eq(
             &format!("node {node}'s metadata after the first writes"),
-            story.sim.kv(node),
+            cluster.sim.kv(node),
             &writes.into_iter().collect(),
         )?;
     }
@@ -440,7 +152,7 @@ fn elect_and_replicate(story: &mut Story) -> Res<u64> {
         ticks(applied_at),
         ticks(applied_at - start),
     ));
-    story.print_nodes();
+    cluster.print_nodes();
     report::takeaway(
         "The first timer to fire wins the votes; a write commits once a majority holds it.",
     );
@@ -449,14 +161,14 @@ fn elect_and_replicate(story: &mut Story) -> Res<u64> {
 
 // --- 2. Crash, re-election, rejoin ----------------------------------------------------
 
-fn crash_and_rejoin(story: &mut Story, old: u64) -> Res {
+fn crash_and_rejoin(cluster: &mut Cluster, old: u64) -> Res {
     report::section("2. The leader crashes, a new one is elected, the old one catches up");
-    let crashed_at = story.sim.time();
-    let drawn = timeouts(story, &[old])?;
-    story.sim.crash(old);
-    story.changes();
-    let changes = story.run_until("a new leader", |sim| sim.leader().is_some())?;
-    let events = story.sim.take_events();
+    let crashed_at = cluster.sim.time();
+    let drawn = timeouts(cluster, &[old])?;
+    cluster.sim.crash(old);
+    cluster.changes();
+    let changes = cluster.run_until("a new leader", |sim| sim.leader().is_some())?;
+    let events = cluster.sim.take_events();
     check(
         "the crash is reported as the old leader stepping down",
         events
@@ -470,7 +182,7 @@ fn crash_and_rejoin(story: &mut Story, old: u64) -> Res {
          once its own timeout passes without one:",
         ticks(crashed_at)
     ));
-    print_election(story, &second, &drawn);
+    print_election(cluster, &second, &drawn);
     let (shortest, drew_it) = shortest_timeout(&drawn);
     check_eq("the second leader's term", &second.term, &2)?;
     check_eq("who drew the shortest timeout", &drew_it, &vec![leader])?;
@@ -485,24 +197,24 @@ fn crash_and_rejoin(story: &mut Story, old: u64) -> Res {
     ));
 
     // The new leader records two more changes while the old one is down.
-    let start = story.sim.time();
-    story.put(leader, 2, 1)?;
-    let last = story.put(leader, 4, 3)?;
-    story.settle("the term-2 writes to be applied")?;
+    let start = cluster.sim.time();
+    cluster.put(leader, 2, 1)?;
+    let last = cluster.put(leader, 4, 3)?;
+    cluster.settle("the term-2 writes to be applied")?;
     report::note(&format!(
         "At t={} node {leader} moves P2 to B1 and creates P4 on B3, at indexes {}-{last} (its \
          no-op is at {}). 4 of 5 nodes are up, more than a majority, so both commit, by t={}:",
         ticks(start),
         last - 1,
         last - 2,
-        ticks(story.sim.time()),
+        ticks(cluster.sim.time()),
     ));
-    story.print_nodes();
+    cluster.print_nodes();
 
     // The old leader restarts from its storage alone.
-    story.sim.restart(old);
-    story.changes();
-    let restarted_at = story.sim.time();
+    cluster.sim.restart(old);
+    cluster.changes();
+    let restarted_at = cluster.sim.time();
     let mut table = Table::new(&[
         "at restart",
         "term",
@@ -514,7 +226,7 @@ fn crash_and_rejoin(story: &mut Story, old: u64) -> Res {
     ])
     .numeric(&[1, 3, 4, 5]);
     for node in [old, leader] {
-        let status = story.sim.node(node).ok_or("a node is down")?.status();
+        let status = cluster.sim.node(node).ok_or("a node is down")?.status();
         let what = if node == old { "restarted" } else { "leader" };
         table.row([
             format!("node {node} ({what})"),
@@ -523,10 +235,10 @@ fn crash_and_rejoin(story: &mut Story, old: u64) -> Res {
             status.last_index.to_string(),
             status.commit.to_string(),
             status.applied.to_string(),
-            show_metadata(story.sim.kv(node)),
+            show_metadata(cluster.sim.kv(node)),
         ]);
     }
-    let restarted = story
+    let restarted = cluster
         .sim
         .node(old)
         .ok_or("the old leader is down")?
@@ -537,7 +249,7 @@ fn crash_and_rejoin(story: &mut Story, old: u64) -> Res {
     check_eq("the restarted node's applied index", &restarted.applied, &0)?;
     check(
         "its metadata map starts empty",
-        story.sim.kv(old).is_empty(),
+        cluster.sim.kv(old).is_empty(),
     )?;
     report::note(&format!(
         "At t={} node {old} restarts with only what it persisted:",
@@ -545,11 +257,11 @@ fn crash_and_rejoin(story: &mut Story, old: u64) -> Res {
     ));
     table.print();
 
-    let changes = story.run_until("the old leader to catch up", |sim| {
+    let changes = cluster.run_until("the old leader to catch up", |sim| {
         sim.node(old)
             .is_some_and(|r| r.log().last_index() == last && r.log().applied() == last)
     })?;
-    let caught_up = story.sim.time();
+    let caught_up = cluster.sim.time();
     let adopted = changes
         .iter()
         .find(|c| c.node == old && c.term == 2)
@@ -574,16 +286,16 @@ fn crash_and_rejoin(story: &mut Story, old: u64) -> Res {
         ticks(caught_up - restarted_at),
     ));
 
-    story.settle("all five to converge")?;
-    print_logs(story, leader)?;
-    story.sim.check_logs()?;
-    story.sim.check_history()?;
-    check("no safety violation", story.sim.violation().is_none())?;
+    cluster.settle("all five to converge")?;
+    print_logs(cluster, leader)?;
+    cluster.sim.check_logs()?;
+    cluster.sim.check_history()?;
+    check("no safety violation", cluster.sim.violation().is_none())?;
     report::note(&format!(
         "Identical logs, entry by entry, and identical metadata. check_logs() (log matching), \
          check_history() ({} writes, linearizable) and the checks run after every step (election \
          safety, leader completeness, state machine safety) found nothing.",
-        story.sim.history().len()
+        cluster.sim.history().len()
     ));
     report::takeaway(&format!(
         "Losing the leader cost {} ticks (one election timeout); back up, it caught up in {} ticks.",
@@ -593,68 +305,24 @@ fn crash_and_rejoin(story: &mut Story, old: u64) -> Res {
     Ok(())
 }
 
-/// Every node's log and state machine, checked identical to the leader's.
-fn print_logs(story: &Story, leader: u64) -> Res {
-    let reference = story.sim.node(leader).ok_or("the leader is down")?;
-    let reference = reference
-        .log()
-        .slice(1, reference.log().last_index() + 1, u64::MAX)?;
-    let mut table = Table::new(&[
-        "node",
-        "role",
-        "term",
-        "log (term per index)",
-        "commit",
-        "applied",
-        "metadata",
-    ])
-    .numeric(&[2, 4, 5]);
-    for node in 1..=NODES {
-        let raft = story
-            .sim
-            .node(node)
-            .ok_or_else(|| format!("node {node} is down"))?;
-        let log = raft.log().slice(1, raft.log().last_index() + 1, u64::MAX)?;
-        check_eq(&format!("node {node}'s log"), &log, &reference)?;
-        check_eq(
-            &format!("node {node}'s metadata"),
-            story.sim.kv(node),
-            story.sim.kv(leader),
-        )?;
-        let status = raft.status();
-        table.row([
-            format!("node {node}"),
-            role_name(status.role).to_owned(),
-            status.term.to_string(),
-            show(&log.iter().map(|e| e.term).collect::<Vec<_>>()),
-            status.commit.to_string(),
-            status.applied.to_string(),
-            show_metadata(story.sim.kv(node)),
-        ]);
-    }
-    report::note(&format!("All five at t={}:", ticks(story.sim.time())));
-    table.print();
-    Ok(())
-}
-
 // --- 3. ReadIndex on a follower --------------------------------------------------------
 
-fn follower_read(story: &mut Story, old: u64) -> Res {
+fn follower_read(cluster: &mut Cluster, old: u64) -> Res {
     report::section("3. A linearizable read on a lagging follower (ReadIndex, thesis 6.4)");
-    let leader = story.leader()?;
-    let index = story.put(leader, 1, 3)?;
-    let write = story.sim.last_op().ok_or("the write was not recorded")?;
-    story.run_until("the write to be acknowledged", |sim| sim.is_complete(write))?;
-    let acked_at = story.sim.time();
+    let leader = cluster.leader()?;
+    let index = cluster.put(leader, 1, 3)?;
+    let write = cluster.sim.last_op().ok_or("the write was not recorded")?;
+    cluster.run_until("the write to be acknowledged", |sim| sim.is_complete(write))?;
+    let acked_at = cluster.sim.time();
     check(
         "the rejoined node has not applied the write yet",
-        story
+        cluster
             .sim
             .node(old)
             .is_some_and(|r| r.log().applied() < index),
     )?;
-    let local = story.sim.kv(old).get(&1).copied();
-    let applied_before = story.sim.node(old).map(|r| r.log().applied());
+    let local = cluster.sim.kv(old).get(&1).copied();
+    let applied_before = cluster.sim.node(old).map(|r| r.log().applied());
     check_eq("the follower's local copy of P1", &local, &Some(1))?;
     report::note(&format!(
         "Node {leader} moves P1 to B3, at index {index}. As soon as the writer has its \
@@ -662,13 +330,13 @@ fn follower_read(story: &mut Story, old: u64) -> Res {
          yet, who leads P1:"
     ));
 
-    story.sim.get(READER, old, 1)?;
-    let read = story.sim.last_op().ok_or("the read was not recorded")?;
-    let asked_at = story.sim.time();
-    let read_index = story.sim.node(leader).map(|r| r.log().committed());
-    story.run_until("the read to complete", |sim| sim.is_complete(read))?;
-    let answered_at = story.sim.time();
-    let result = story
+    cluster.sim.get(READER, old, 1)?;
+    let read = cluster.sim.last_op().ok_or("the read was not recorded")?;
+    let asked_at = cluster.sim.time();
+    let read_index = cluster.sim.node(leader).map(|r| r.log().committed());
+    cluster.run_until("the read to complete", |sim| sim.is_complete(read))?;
+    let answered_at = cluster.sim.time();
+    let result = cluster
         .sim
         .history()
         .operations()
@@ -683,14 +351,14 @@ fn follower_read(story: &mut Story, old: u64) -> Res {
     // while the read was confirmed, is the read index.
     check_eq(
         "the leader's commit index while the read was confirmed",
-        &story.sim.node(leader).map(|r| r.log().committed()),
+        &cluster.sim.node(leader).map(|r| r.log().committed()),
         &read_index,
     )?;
     check_eq("the read index", &read_index, &Some(index))?;
     check_eq("what the read returns", &result, &Some(3))?;
-    story.settle("the write to be applied everywhere")?;
-    story.sim.check_history()?;
-    check("no safety violation", story.sim.violation().is_none())?;
+    cluster.settle("the write to be applied everywhere")?;
+    cluster.sim.check_history()?;
+    check("no safety violation", cluster.sim.violation().is_none())?;
 
     let mut table = Table::new(&["t", "what happens"]).numeric(&[0]);
     table
@@ -724,58 +392,12 @@ fn follower_read(story: &mut Story, old: u64) -> Res {
          leads with one heartbeat round acknowledged by a majority, and sends the index back; \
          node {old} answers once it has applied that far. Its own copy would have said B1, a \
          value the writer had already seen replaced. check_history() accepts all {} operations.",
-        story.sim.history().len()
+        cluster.sim.history().len()
     ));
     report::takeaway(
         "ReadIndex lets any node serve a read no older than the last acknowledged write.",
     );
     Ok(())
-}
-
-// --- Logs, for the figures -----------------------------------------------------------
-
-/// A log holding one entry per term in `terms` (indexes 1, 2, ...), all of
-/// them persisted: what a node finds on disk when it restarts.
-fn log_of(terms: &[Term]) -> Res<Log> {
-    let mut storage = MemStorage::new(vec![1, 2, 3, 4, 5]);
-    storage.append(&entries_of(terms))?;
-    Ok(RaftLog::new(storage))
-}
-
-fn entries_of(terms: &[Term]) -> Vec<Entry> {
-    (1..)
-        .zip(terms)
-        .map(|(index, &term)| Entry::new(term, index, ""))
-        .collect()
-}
-
-/// The term at every index of `log`, persisted or not.
-fn terms_of(log: &Log) -> Res<Vec<Term>> {
-    Ok((log.first_index()..=log.last_index())
-        .map(|index| log.term(index))
-        .collect::<Result<_, _>>()?)
-}
-
-/// The terms of the persisted log.
-fn stored_terms(log: &Log) -> Res<Vec<Term>> {
-    let storage = log.storage();
-    Ok((storage.first_index()..=storage.last_index())
-        .map(|index| storage.term(index))
-        .collect::<Result<_, _>>()?)
-}
-
-/// `1 1 1 4 4`: one term per index, as the paper draws a log.
-fn show(terms: &[Term]) -> String {
-    terms
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// How many leading indexes two logs agree on.
-fn common_prefix(a: &[Term], b: &[Term]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 // --- 4. Figure 7 ---------------------------------------------------------------------
