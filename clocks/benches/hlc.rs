@@ -45,7 +45,7 @@ const REMOTE_SPREAD_MS: u64 = 20;
 
 /// Spins (untimed) until `clock`'s millisecond differs from `since`.
 fn wait_for_next_millisecond(clock: &impl PhysicalClock, since: u64) {
-    while clock.unix_millis() == since {
+    while clock.now().as_millis() == since {
         std::hint::spin_loop();
     }
 }
@@ -63,7 +63,7 @@ fn rounds_1_thread(iters: u64, clock: &impl PhysicalClock, mut stamp: impl FnMut
         }
         timed += start.elapsed();
         done += batch;
-        wait_for_next_millisecond(clock, clock.unix_millis());
+        wait_for_next_millisecond(clock, clock.now().as_millis());
     }
     timed
 }
@@ -95,7 +95,7 @@ fn rounds_2_threads(
         });
         let mut timed = Duration::ZERO;
         for round in 1..=rounds {
-            let ms = clock.unix_millis();
+            let ms = clock.now().as_millis();
             let start = Instant::now();
             started.store(round, Ordering::Release);
             for i in 0..per_thread_round {
@@ -183,7 +183,7 @@ const WITHIN_CAPACITY: &str = "rounds stay within 65,536 stamps per millisecond"
 fn now_single_thread(c: &mut Criterion) {
     let mut group = c.benchmark_group("now/system/1-thread");
     on_1_thread(&mut group, "floor-clock-read", &SystemClock, |_| {
-        black_box(SystemClock.unix_millis());
+        black_box(SystemClock.now().as_millis());
     });
     let mut hlc = Hlc::new(SystemClock);
     on_1_thread(&mut group, "dsys-hlc", &SystemClock, |_| {
@@ -207,7 +207,7 @@ fn now_single_thread(c: &mut Criterion) {
 fn now_two_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("now/system/2-threads");
     on_2_threads(&mut group, "floor-clock-read", &SystemClock, |_| {
-        black_box(SystemClock.unix_millis());
+        black_box(SystemClock.now().as_millis());
     });
     let hlc = isolated(AtomicHlc::new(SystemClock));
     on_2_threads(&mut group, "dsys-atomic-hlc", &SystemClock, |_| {
@@ -286,11 +286,11 @@ fn remotes(now_ms: u64) -> Vec<(Timestamp, uhlc::Timestamp)> {
 
 fn update_single_thread(c: &mut Criterion) {
     let mut group = c.benchmark_group("update/system/1-thread");
-    let remotes = remotes(SystemClock.unix_millis());
+    let remotes = remotes(SystemClock.now().as_millis());
     let remote = |i: u64| &remotes[(i % remotes.len() as u64) as usize];
     const BEHIND: &str = "remotes are behind local time";
     on_1_thread(&mut group, "floor-clock-read", &SystemClock, |_| {
-        black_box(SystemClock.unix_millis());
+        black_box(SystemClock.now().as_millis());
     });
     let mut hlc = Hlc::new(SystemClock);
     on_1_thread(&mut group, "dsys-hlc", &SystemClock, |i| {

@@ -7,12 +7,14 @@ use core::time::Duration;
 #[non_exhaustive]
 pub enum ConfigError {
     /// `max_offset` does not fit in a timestamp's 48 bits of milliseconds.
+    /// State: no clock was built.
     #[error("max_offset {max_offset:?} exceeds the 48-bit millisecond range")]
     MaxOffsetTooLarge {
         /// The rejected value.
         max_offset: Duration,
     },
-    /// An interval clock's drift rate is not below 1,000,000 ppm.
+    /// An interval clock's drift rate is not below 1,000,000 ppm. State: no
+    /// clock was built.
     #[error("drift of {drift_ppm} ppm is not below 1_000_000 ppm")]
     DriftTooLarge {
         /// The rejected value.

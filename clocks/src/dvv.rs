@@ -15,6 +15,7 @@
 
 use crate::counter::CounterOverflow;
 use crate::dot::Dot;
+use crate::node::NodeId;
 use crate::vector::{CausalOrder, VersionVector};
 
 /// The clock of one version: the dot that created it, plus the causal past
@@ -27,7 +28,7 @@ use crate::vector::{CausalOrder, VersionVector};
         try_from = "UncheckedDvv<N>",
         bound(
             serialize = "N: serde::Serialize",
-            deserialize = "N: serde::Deserialize<'de> + Ord + Clone"
+            deserialize = "N: serde::Deserialize<'de> + crate::NodeId"
         )
     )
 )]
@@ -36,7 +37,7 @@ pub struct DottedVersionVector<N> {
     context: VersionVector<N>,
 }
 
-impl<N: Ord + Clone> DottedVersionVector<N> {
+impl<N: NodeId> DottedVersionVector<N> {
     /// The version created by `dot` after seeing `context`.
     pub fn new(dot: Dot<N>, context: VersionVector<N>) -> Self {
         Self { dot, context }
@@ -114,7 +115,7 @@ impl<N: Ord + Clone> DottedVersionVector<N> {
         try_from = "UncheckedSiblings<N, V>",
         bound(
             serialize = "N: serde::Serialize, V: serde::Serialize",
-            deserialize = "N: serde::Deserialize<'de> + Ord + Clone, V: serde::Deserialize<'de>"
+            deserialize = "N: serde::Deserialize<'de> + crate::NodeId, V: serde::Deserialize<'de>"
         )
     )
 )]
@@ -130,7 +131,7 @@ impl<N, V> Default for Siblings<N, V> {
     }
 }
 
-impl<N: Ord + Clone, V> Siblings<N, V> {
+impl<N: NodeId, V> Siblings<N, V> {
     /// No versions: a key never written.
     pub fn new() -> Self {
         Self::default()
@@ -240,14 +241,14 @@ impl<N: Ord + Clone, V> Siblings<N, V> {
 /// Deserialized parts of a [`DottedVersionVector`], before validation.
 #[cfg(feature = "serde")]
 #[derive(serde::Deserialize)]
-#[serde(bound(deserialize = "N: serde::Deserialize<'de> + Ord"))]
+#[serde(bound(deserialize = "N: serde::Deserialize<'de> + crate::NodeId"))]
 struct UncheckedDvv<N> {
     dot: Dot<N>,
     context: VersionVector<N>,
 }
 
 #[cfg(feature = "serde")]
-impl<N: Ord + Clone> TryFrom<UncheckedDvv<N>> for DottedVersionVector<N> {
+impl<N: NodeId> TryFrom<UncheckedDvv<N>> for DottedVersionVector<N> {
     type Error = &'static str;
 
     /// Rejects what no update creates: a zero counter (dots count from 1),
@@ -267,14 +268,14 @@ impl<N: Ord + Clone> TryFrom<UncheckedDvv<N>> for DottedVersionVector<N> {
 #[cfg(feature = "serde")]
 #[derive(serde::Deserialize)]
 #[serde(bound(
-    deserialize = "N: serde::Deserialize<'de> + Ord + Clone, V: serde::Deserialize<'de>"
+    deserialize = "N: serde::Deserialize<'de> + crate::NodeId, V: serde::Deserialize<'de>"
 ))]
 struct UncheckedSiblings<N, V> {
     versions: Vec<(DottedVersionVector<N>, V)>,
 }
 
 #[cfg(feature = "serde")]
-impl<N: Ord + Clone, V> TryFrom<UncheckedSiblings<N, V>> for Siblings<N, V> {
+impl<N: NodeId, V> TryFrom<UncheckedSiblings<N, V>> for Siblings<N, V> {
     type Error = &'static str;
 
     /// Rejects two versions with one dot (which value is it?) or that each

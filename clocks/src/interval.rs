@@ -17,32 +17,28 @@
 use core::time::Duration;
 
 use crate::config::ConfigError;
-use crate::physical::PhysicalClock;
+use crate::physical::{PhysicalClock, WallTime, duration_nanos};
 
 const PPM: u128 = 1_000_000;
 
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// An interval of physical time, in nanoseconds since the Unix epoch, that
-/// contains the true time (TrueTime's `TTinterval`).
+/// An interval of physical time that contains the true time (TrueTime's
+/// `TTinterval`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(try_from = "UncheckedInterval"))]
 pub struct TimeInterval {
     /// The true time is at least this.
-    pub earliest: u64,
+    pub earliest: WallTime,
     /// The true time is at most this.
-    pub latest: u64,
+    pub latest: WallTime,
 }
 
 /// A deserialized interval before the `earliest <= latest` check.
 #[cfg(feature = "serde")]
 #[derive(serde::Deserialize)]
 struct UncheckedInterval {
-    earliest: u64,
-    latest: u64,
+    earliest: WallTime,
+    latest: WallTime,
 }
 
 #[cfg(feature = "serde")]
@@ -62,13 +58,13 @@ impl TryFrom<UncheckedInterval> for TimeInterval {
 
 impl TimeInterval {
     /// Whether `t` lies in the interval.
-    pub fn contains(&self, t: u64) -> bool {
+    pub fn contains(&self, t: WallTime) -> bool {
         (self.earliest..=self.latest).contains(&t)
     }
 
     /// `latest - earliest`: twice the uncertainty ε.
     pub fn width(&self) -> Duration {
-        Duration::from_nanos(self.latest.saturating_sub(self.earliest))
+        self.latest.saturating_duration_since(self.earliest)
     }
 }
 
@@ -109,7 +105,9 @@ impl Uncertainty {
         Self { base, drift_ppm }
     }
 
-    /// Checks the settings.
+    /// Checks the settings. `base` needs no bound: ε saturates at the ends of
+    /// [`WallTime`], and an interval that wide only makes commit wait
+    /// [`Duration::MAX`].
     ///
     /// # Errors
     /// [`ConfigError::DriftTooLarge`] if `drift_ppm >= 1_000_000` (the clock
@@ -127,10 +125,10 @@ impl Uncertainty {
 /// A TrueTime-style clock: physical time with an explicit error bound.
 ///
 /// ```
-/// use dsys_clocks::{IntervalClock, ManualClock, Uncertainty};
+/// use dsys_clocks::{IntervalClock, ManualClock, Uncertainty, WallTime};
 /// use std::time::Duration;
 ///
-/// let pt = ManualClock::from_millis(1_000);
+/// let pt = ManualClock::new(WallTime::from_millis(1_000));
 /// let tt = IntervalClock::new(&pt, Uncertainty::fixed(Duration::from_millis(4)))?;
 ///
 /// // Spanner commit: pick s >= TT.now().latest, then wait until TT.after(s).
@@ -147,7 +145,7 @@ pub struct IntervalClock<C> {
     clock: C,
     uncertainty: Uncertainty,
     base_nanos: u64,
-    synced_at: u64,
+    synced_at: WallTime,
 }
 
 impl<C: PhysicalClock> IntervalClock<C> {
@@ -157,10 +155,10 @@ impl<C: PhysicalClock> IntervalClock<C> {
     /// [`ConfigError`] if `uncertainty` is invalid.
     pub fn new(clock: C, uncertainty: Uncertainty) -> Result<Self, ConfigError> {
         uncertainty.validate()?;
-        let synced_at = clock.unix_nanos();
+        let synced_at = clock.now();
         Ok(Self {
             clock,
-            base_nanos: nanos(uncertainty.base),
+            base_nanos: duration_nanos(uncertainty.base),
             uncertainty,
             synced_at,
         })
@@ -169,12 +167,12 @@ impl<C: PhysicalClock> IntervalClock<C> {
     /// Records that the physical clock was just synchronised: ε drops back
     /// to `base`. Call it when your time daemon reports a successful sync.
     pub fn on_synced(&mut self) {
-        self.on_synced_at(self.clock.unix_nanos());
+        self.on_synced_at(self.clock.now());
     }
 
-    /// [`on_synced`](Self::on_synced) at a caller-given time.
-    pub fn on_synced_at(&mut self, physical_nanos: u64) {
-        self.synced_at = physical_nanos;
+    /// [`on_synced`](Self::on_synced) at a caller-given time `now`.
+    pub fn on_synced_at(&mut self, now: WallTime) {
+        self.synced_at = now;
     }
 
     /// The uncertainty model.
@@ -182,77 +180,77 @@ impl<C: PhysicalClock> IntervalClock<C> {
         self.uncertainty
     }
 
-    /// ε at physical time `physical_nanos`.
-    pub fn epsilon_at(&self, physical_nanos: u64) -> Duration {
-        Duration::from_nanos(self.epsilon_nanos(physical_nanos))
+    /// ε at physical time `now`.
+    pub fn epsilon_at(&self, now: WallTime) -> Duration {
+        Duration::from_nanos(self.epsilon_nanos(now))
     }
 
     /// `TT.now()`: an interval containing the true time.
     pub fn now(&self) -> TimeInterval {
-        self.interval_at(self.clock.unix_nanos())
+        self.interval_at(self.clock.now())
     }
 
-    /// The interval for a caller-given physical reading.
-    pub fn interval_at(&self, physical_nanos: u64) -> TimeInterval {
-        let epsilon = self.epsilon_nanos(physical_nanos);
+    /// The interval for a caller-given physical reading `now`.
+    pub fn interval_at(&self, now: WallTime) -> TimeInterval {
+        let epsilon = self.epsilon_nanos(now);
         TimeInterval {
-            earliest: physical_nanos.saturating_sub(epsilon),
-            latest: physical_nanos.saturating_add(epsilon),
+            earliest: WallTime::from_nanos(now.as_nanos().saturating_sub(epsilon)),
+            latest: WallTime::from_nanos(now.as_nanos().saturating_add(epsilon)),
         }
     }
 
     /// `TT.after(t)`: `t` has definitely passed.
-    pub fn after(&self, t: u64) -> bool {
-        self.after_at(t, self.clock.unix_nanos())
+    pub fn after(&self, t: WallTime) -> bool {
+        self.after_at(t, self.clock.now())
     }
 
     /// `TT.before(t)`: `t` has definitely not arrived yet.
-    pub fn before(&self, t: u64) -> bool {
-        self.before_at(t, self.clock.unix_nanos())
+    pub fn before(&self, t: WallTime) -> bool {
+        self.before_at(t, self.clock.now())
     }
 
-    /// [`after`](Self::after) at a caller-given physical time.
-    pub fn after_at(&self, t: u64, physical_nanos: u64) -> bool {
-        t < self.interval_at(physical_nanos).earliest
+    /// [`after`](Self::after) at a caller-given physical time `now`.
+    pub fn after_at(&self, t: WallTime, now: WallTime) -> bool {
+        t < self.interval_at(now).earliest
     }
 
-    /// [`before`](Self::before) at a caller-given physical time.
-    pub fn before_at(&self, t: u64, physical_nanos: u64) -> bool {
-        t > self.interval_at(physical_nanos).latest
+    /// [`before`](Self::before) at a caller-given physical time `now`.
+    pub fn before_at(&self, t: WallTime, now: WallTime) -> bool {
+        t > self.interval_at(now).latest
     }
 
     /// How long to wait before `after(s)` holds (zero if it already does):
     /// Spanner's commit wait for a transaction with timestamp `s`. It accounts
     /// for ε growing while the caller waits; a sync in the meantime only
     /// shrinks ε, so the wait stays sufficient.
-    pub fn commit_wait(&self, s: u64) -> Duration {
-        self.commit_wait_at(s, self.clock.unix_nanos())
+    pub fn commit_wait(&self, s: WallTime) -> Duration {
+        self.commit_wait_at(s, self.clock.now())
     }
 
-    /// [`commit_wait`](Self::commit_wait) from a caller-given physical time.
-    /// `Duration::MAX` if `after(s)` can never hold (`s` within ε of the end
-    /// of time).
-    pub fn commit_wait_at(&self, s: u64, physical_nanos: u64) -> Duration {
+    /// [`commit_wait`](Self::commit_wait) from a caller-given physical time
+    /// `now`. `Duration::MAX` if `after(s)` can never hold (`s` within ε of
+    /// the end of time).
+    pub fn commit_wait_at(&self, s: WallTime, now: WallTime) -> Duration {
         // `after_at(s, t)` only turns from false to true as `t` grows
         // (earliest(t) never decreases), so the exact wait is the first `t`
         // where it holds: a binary search, at most 64 probes, with no
         // assumption about where ε's growth or clamping puts it.
-        if self.after_at(s, physical_nanos) {
+        if self.after_at(s, now) {
             return Duration::ZERO;
         }
-        if !self.after_at(s, u64::MAX) {
+        if !self.after_at(s, WallTime::MAX) {
             return Duration::MAX;
         }
-        let (mut never, mut holds) = (physical_nanos, u64::MAX);
+        let (mut never, mut holds) = (now.as_nanos(), u64::MAX);
         while holds - never > 1 {
             let mid = never + (holds - never) / 2;
-            if self.after_at(s, mid) {
+            if self.after_at(s, WallTime::from_nanos(mid)) {
                 holds = mid;
             } else {
                 never = mid;
             }
         }
-        Duration::from_nanos(holds - physical_nanos)
+        Duration::from_nanos(holds - now.as_nanos())
     }
 
     /// The physical clock.
@@ -260,8 +258,8 @@ impl<C: PhysicalClock> IntervalClock<C> {
         &self.clock
     }
 
-    fn epsilon_nanos(&self, physical_nanos: u64) -> u64 {
-        let since_sync = u128::from(physical_nanos.saturating_sub(self.synced_at));
+    fn epsilon_nanos(&self, now: WallTime) -> u64 {
+        let since_sync = u128::from(now.as_nanos().saturating_sub(self.synced_at.as_nanos()));
         let drift = since_sync * u128::from(self.uncertainty.drift_ppm) / PPM;
         self.base_nanos
             .saturating_add(u64::try_from(drift).unwrap_or(u64::MAX))

@@ -9,6 +9,7 @@ mod hlc;
 mod interval;
 mod lamport;
 mod loom;
+mod node;
 mod physical;
 mod vector;
 
@@ -22,8 +23,9 @@ pub use hlc::{
 };
 pub use interval::{IntervalClock, TimeInterval, Uncertainty};
 pub use lamport::{AtomicLamport, LamportClock};
+pub use node::NodeId;
 #[cfg(feature = "coarsetime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "coarsetime")))]
 pub use physical::CoarseClock;
-pub use physical::{ManualClock, PhysicalClock, SystemClock};
+pub use physical::{ManualClock, PhysicalClock, SystemClock, WallTime};
 pub use vector::{CausalOrder, INLINE_NODES, VectorClock, VersionVector};

@@ -6,11 +6,126 @@
 //! set by hand (tests, simulations), and `CoarseClock` (feature
 //! `coarsetime`) reads a cached time that the application refreshes.
 
+use core::fmt;
 use core::time::Duration;
 
 use crate::loom::{AtomicU64, Ordering};
 
 const NANOS_PER_MILLI: u64 = 1_000_000;
+
+/// Wall-clock (physical) time: nanoseconds since the Unix epoch, the one
+/// type in which this crate takes and reports physical time.
+///
+/// A [`PhysicalClock`] reads one, the `*_at` forms of [`Hlc`](crate::Hlc),
+/// [`AtomicHlc`](crate::AtomicHlc) and [`IntervalClock`](crate::IntervalClock)
+/// take one, and a [`TimeInterval`](crate::TimeInterval) is two. An HLC uses
+/// its [`as_millis`](Self::as_millis) (the paper's `pt`, §6.2: milliseconds),
+/// an interval clock the full nanoseconds (ε is a few milliseconds and commit
+/// wait is exact to the nanosecond). `u64` nanoseconds last until the year
+/// 2554; every reading therefore fits an HLC timestamp's 48 bits of
+/// milliseconds (good until the year 10889).
+///
+/// Like `CLOCK_REALTIME`, it may step back; nothing in this crate assumes it
+/// is monotonic. Durations between readings are [`Duration`]s.
+///
+/// ```
+/// use dsys_clocks::WallTime;
+/// use std::time::Duration;
+///
+/// let t = WallTime::from_millis(1_700_000_000_123);
+/// assert_eq!(t.as_nanos(), 1_700_000_000_123_000_000);
+/// assert_eq!((t + Duration::from_micros(999)).as_millis(), 1_700_000_000_123);
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
+pub struct WallTime(u64);
+
+impl WallTime {
+    /// The Unix epoch, 1970-01-01T00:00:00Z.
+    pub const UNIX_EPOCH: Self = Self(0);
+    /// The latest representable time, in the year 2554.
+    pub const MAX: Self = Self(u64::MAX);
+
+    /// `nanos` nanoseconds after the Unix epoch.
+    pub const fn from_nanos(nanos: u64) -> Self {
+        Self(nanos)
+    }
+
+    /// `millis` milliseconds after the Unix epoch, saturating at
+    /// [`MAX`](Self::MAX).
+    pub const fn from_millis(millis: u64) -> Self {
+        Self(millis.saturating_mul(NANOS_PER_MILLI))
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// Whole milliseconds since the Unix epoch (rounded down): an HLC's `pt`.
+    pub const fn as_millis(self) -> u64 {
+        self.0 / NANOS_PER_MILLI
+    }
+
+    /// `self + by`, or [`MAX`](Self::MAX) if that is later.
+    #[must_use]
+    pub fn saturating_add(self, by: Duration) -> Self {
+        Self(self.0.saturating_add(duration_nanos(by)))
+    }
+
+    /// `self - by`, or [`UNIX_EPOCH`](Self::UNIX_EPOCH) if that is earlier.
+    #[must_use]
+    pub fn saturating_sub(self, by: Duration) -> Self {
+        Self(self.0.saturating_sub(duration_nanos(by)))
+    }
+
+    /// The time from `earlier` to `self`, zero if `earlier` is later.
+    pub fn saturating_duration_since(self, earlier: Self) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+/// Saturating, like [`WallTime::saturating_add`].
+impl core::ops::Add<Duration> for WallTime {
+    type Output = Self;
+
+    fn add(self, by: Duration) -> Self {
+        self.saturating_add(by)
+    }
+}
+
+/// Saturating, like [`WallTime::saturating_sub`].
+impl core::ops::Sub<Duration> for WallTime {
+    type Output = Self;
+
+    fn sub(self, by: Duration) -> Self {
+        self.saturating_sub(by)
+    }
+}
+
+impl fmt::Debug for WallTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WallTime({self})")
+    }
+}
+
+/// Seconds since the Unix epoch with nine decimals, e.g. `1700000000.123000000`.
+impl fmt::Display for WallTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{:09}",
+            self.0 / 1_000_000_000,
+            self.0 % 1_000_000_000
+        )
+    }
+}
+
+/// A duration in nanoseconds, saturating at `u64::MAX`.
+pub(crate) fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// A source of physical (wall-clock) time.
 ///
@@ -18,31 +133,19 @@ const NANOS_PER_MILLI: u64 = 1_000_000;
 /// They need not be monotonic; the HLC stays monotonic when the physical
 /// clock steps back (its `l` then runs ahead until physical time catches up).
 pub trait PhysicalClock {
-    /// Nanoseconds since the Unix epoch.
-    fn unix_nanos(&self) -> u64;
-
-    /// Milliseconds since the Unix epoch. Override when the source can give
-    /// milliseconds more cheaply than by division.
-    fn unix_millis(&self) -> u64 {
-        self.unix_nanos() / NANOS_PER_MILLI
-    }
+    /// The current wall-clock time.
+    fn now(&self) -> WallTime;
 }
 
 impl<C: PhysicalClock + ?Sized> PhysicalClock for &C {
-    fn unix_nanos(&self) -> u64 {
-        (**self).unix_nanos()
-    }
-    fn unix_millis(&self) -> u64 {
-        (**self).unix_millis()
+    fn now(&self) -> WallTime {
+        (**self).now()
     }
 }
 
 impl<C: PhysicalClock + ?Sized> PhysicalClock for std::sync::Arc<C> {
-    fn unix_nanos(&self) -> u64 {
-        (**self).unix_nanos()
-    }
-    fn unix_millis(&self) -> u64 {
-        (**self).unix_millis()
+    fn now(&self) -> WallTime {
+        (**self).now()
     }
 }
 
@@ -56,8 +159,8 @@ impl<C: PhysicalClock + ?Sized> PhysicalClock for std::sync::Arc<C> {
 /// An HLC reads its clock on every event, so that is most of its cost.
 /// Elsewhere it uses `SystemTime`.
 ///
-/// A time before the Unix epoch reads as 0, one past the year 2554 as
-/// `u64::MAX` nanoseconds.
+/// A time before the Unix epoch reads as [`WallTime::UNIX_EPOCH`], one past
+/// the year 2554 as [`WallTime::MAX`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -87,17 +190,12 @@ impl SystemClock {
 
 impl PhysicalClock for SystemClock {
     #[inline]
-    fn unix_nanos(&self) -> u64 {
+    fn now(&self) -> WallTime {
         let (secs, nanos) = Self::since_epoch();
-        secs.saturating_mul(1_000_000_000)
-            .saturating_add(u64::from(nanos))
-    }
-
-    #[inline]
-    fn unix_millis(&self) -> u64 {
-        let (secs, nanos) = Self::since_epoch();
-        secs.saturating_mul(1000)
-            .saturating_add(u64::from(nanos) / 1_000_000)
+        WallTime(
+            secs.saturating_mul(1_000_000_000)
+                .saturating_add(u64::from(nanos)),
+        )
     }
 }
 
@@ -106,12 +204,12 @@ impl PhysicalClock for SystemClock {
 /// can read one manual time (or each node its own, skewed).
 ///
 /// ```
-/// use dsys_clocks::{ManualClock, PhysicalClock};
+/// use dsys_clocks::{ManualClock, PhysicalClock, WallTime};
 /// use std::time::Duration;
 ///
-/// let clock = ManualClock::from_millis(1_000);
+/// let clock = ManualClock::new(WallTime::from_millis(1_000));
 /// clock.advance(Duration::from_millis(5));
-/// assert_eq!(clock.unix_millis(), 1_005);
+/// assert_eq!(clock.now(), WallTime::from_millis(1_005));
 /// ```
 #[derive(Debug, Default)]
 pub struct ManualClock {
@@ -119,31 +217,21 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
-    /// A clock reading `nanos` since the epoch.
-    pub fn from_nanos(nanos: u64) -> Self {
+    /// A clock reading `now`.
+    pub fn new(now: WallTime) -> Self {
         Self {
-            nanos: AtomicU64::new(nanos),
+            nanos: AtomicU64::new(now.as_nanos()),
         }
     }
 
-    /// A clock reading `millis` since the epoch.
-    pub fn from_millis(millis: u64) -> Self {
-        Self::from_nanos(millis.saturating_mul(NANOS_PER_MILLI))
-    }
-
-    /// Sets the reading to `nanos` (backwards too: real clocks step back).
-    pub fn set_nanos(&self, nanos: u64) {
-        self.nanos.store(nanos, Ordering::Release);
-    }
-
-    /// Sets the reading to `millis`.
-    pub fn set_millis(&self, millis: u64) {
-        self.set_nanos(millis.saturating_mul(NANOS_PER_MILLI));
+    /// Sets the reading to `now` (backwards too: real clocks step back).
+    pub fn set(&self, now: WallTime) {
+        self.nanos.store(now.as_nanos(), Ordering::Release);
     }
 
     /// Moves the reading forward by `by` (saturating).
     pub fn advance(&self, by: Duration) {
-        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let by = duration_nanos(by);
         let _ = crate::loom::advance(&self.nanos, |now| {
             Ok::<_, core::convert::Infallible>(now.saturating_add(by))
         });
@@ -151,8 +239,8 @@ impl ManualClock {
 }
 
 impl PhysicalClock for ManualClock {
-    fn unix_nanos(&self) -> u64 {
-        self.nanos.load(Ordering::Acquire)
+    fn now(&self) -> WallTime {
+        WallTime(self.nanos.load(Ordering::Acquire))
     }
 }
 
@@ -191,10 +279,7 @@ impl Default for CoarseClock {
 
 #[cfg(feature = "coarsetime")]
 impl PhysicalClock for CoarseClock {
-    fn unix_nanos(&self) -> u64 {
-        coarsetime::Clock::recent_since_epoch().as_nanos()
-    }
-    fn unix_millis(&self) -> u64 {
-        coarsetime::Clock::recent_since_epoch().as_millis()
+    fn now(&self) -> WallTime {
+        WallTime(coarsetime::Clock::recent_since_epoch().as_nanos())
     }
 }

@@ -5,9 +5,17 @@
 use dsys_clocks::{
     AtomicHlc, AtomicLamport, ConfigError, CounterOverflow, Hlc, HlcConfig, IntervalClock,
     LamportClock, MAX_MILLIS, ManualClock, NowError, ParseTimestampError, PhysicalClock, Timestamp,
-    Uncertainty, UpdateError, VectorClock,
+    Uncertainty, UpdateError, VectorClock, WallTime,
 };
 use std::time::Duration;
+
+/// An [`HlcConfig`] with `max_offset` set, built the way a user outside the
+/// crate builds one.
+fn hlc_config(max_offset: Duration) -> HlcConfig {
+    let mut config = HlcConfig::default();
+    config.max_offset = max_offset;
+    config
+}
 
 const NOW_MS: u64 = 1_700_000_000_000;
 
@@ -17,7 +25,7 @@ fn ts(millis: u64, logical: u16) -> Timestamp {
 
 #[test]
 fn remote_beyond_max_offset_is_rejected_and_clock_unchanged() {
-    let pt = ManualClock::from_millis(NOW_MS);
+    let pt = ManualClock::new(WallTime::from_millis(NOW_MS));
     let mut hlc = Hlc::new(&pt);
     let shared = AtomicHlc::new(&pt);
     let before = hlc.now().unwrap();
@@ -29,7 +37,7 @@ fn remote_beyond_max_offset_is_rejected_and_clock_unchanged() {
             err,
             UpdateError::RemoteTooFarAhead {
                 remote,
-                physical_millis: NOW_MS,
+                physical: WallTime::from_millis(NOW_MS),
                 max_offset: Duration::from_millis(500)
             }
         );
@@ -45,7 +53,7 @@ fn remote_beyond_max_offset_is_rejected_and_clock_unchanged() {
     assert_eq!(hlc.update(ts(NOW_MS + 500, 0)), Ok(ts(NOW_MS + 500, 1)));
     let message = UpdateError::RemoteTooFarAhead {
         remote: ts(NOW_MS + 600, 0),
-        physical_millis: NOW_MS,
+        physical: WallTime::from_millis(NOW_MS),
         max_offset: Duration::from_millis(500),
     }
     .to_string();
@@ -54,8 +62,8 @@ fn remote_beyond_max_offset_is_rejected_and_clock_unchanged() {
 
 #[test]
 fn configured_max_offset_is_honoured() {
-    let pt = ManualClock::from_millis(NOW_MS);
-    let mut strict = Hlc::with_config(&pt, HlcConfig::with_max_offset(Duration::ZERO)).unwrap();
+    let pt = ManualClock::new(WallTime::from_millis(NOW_MS));
+    let mut strict = Hlc::with_config(&pt, hlc_config(Duration::ZERO)).unwrap();
     assert!(strict.update(ts(NOW_MS + 1, 0)).is_err());
     assert!(strict.update(ts(NOW_MS, 7)).is_ok());
 }
@@ -104,7 +112,7 @@ fn out_of_range_constructor_is_rejected() {
 #[test]
 fn logical_overflow_is_an_error_not_a_wrap() {
     // A clock that physical time has not passed, with c at its maximum.
-    let pt = ManualClock::from_millis(NOW_MS);
+    let pt = ManualClock::new(WallTime::from_millis(NOW_MS));
     let exhausted = ts(NOW_MS, u16::MAX);
     let mut hlc = Hlc::new(&pt).resumed_after(exhausted);
     let shared = AtomicHlc::new(&pt).resumed_after(exhausted);
@@ -130,7 +138,7 @@ fn logical_overflow_is_an_error_not_a_wrap() {
 
 #[test]
 fn sixty_five_thousand_events_in_one_millisecond_then_overflow() {
-    let pt = ManualClock::from_millis(NOW_MS);
+    let pt = ManualClock::new(WallTime::from_millis(NOW_MS));
     let mut hlc = Hlc::new(&pt);
     for c in 0..=u16::MAX {
         assert_eq!(hlc.now(), Ok(ts(NOW_MS, c)));
@@ -138,33 +146,33 @@ fn sixty_five_thousand_events_in_one_millisecond_then_overflow() {
     assert!(matches!(hlc.now(), Err(NowError::LogicalOverflow { .. })));
 }
 
-/// A broken physical clock that reads past the year 10889.
-struct FarFuture;
+/// A broken physical clock stuck at the last representable wall time.
+struct EndOfTime;
 
-impl PhysicalClock for FarFuture {
-    fn unix_nanos(&self) -> u64 {
-        u64::MAX
-    }
-    fn unix_millis(&self) -> u64 {
-        MAX_MILLIS + 1
+impl PhysicalClock for EndOfTime {
+    fn now(&self) -> WallTime {
+        WallTime::MAX
     }
 }
 
+/// A physical reading can no longer be out of an HLC's range: the latest
+/// [`WallTime`] (year 2554) is within the 48 bits of milliseconds (year
+/// 10889), so even a clock stuck there stamps, and keeps its order.
+/// (This replaced the test that a reading past `MAX_MILLIS` was refused:
+/// since physical time is a `WallTime`, such a reading does not exist.)
 #[test]
-fn physical_clock_beyond_48_bits_is_rejected() {
-    let mut hlc = Hlc::new(FarFuture);
-    let out_of_range = NowError::PhysicalOutOfRange {
-        millis: MAX_MILLIS + 1,
-    };
-    assert_eq!(hlc.now(), Err(out_of_range));
-    assert_eq!(hlc.update(Timestamp::ZERO), Err(out_of_range.into()));
-    assert_eq!(hlc.last(), Timestamp::ZERO);
-    let shared = AtomicHlc::new(FarFuture);
-    assert_eq!(shared.now(), Err(out_of_range));
-    // The sans-IO form takes the reading as an argument: same check.
+fn physical_clock_at_the_end_of_wall_time_still_stamps() {
+    let end = WallTime::MAX.as_millis();
+    assert!(end <= MAX_MILLIS);
+    let mut hlc = Hlc::new(EndOfTime);
+    assert_eq!(hlc.now(), Ok(ts(end, 0)));
+    assert_eq!(hlc.update(Timestamp::ZERO), Ok(ts(end, 1)));
+    let shared = AtomicHlc::new(EndOfTime);
+    assert_eq!(shared.now(), Ok(ts(end, 0)));
+    // The sans-IO form takes the reading as an argument: the same rule.
     let mut manual = Hlc::new(ManualClock::default());
-    assert_eq!(manual.now_at(MAX_MILLIS + 1), Err(out_of_range));
-    assert_eq!(manual.now_at(MAX_MILLIS), Ok(ts(MAX_MILLIS, 0)));
+    assert_eq!(manual.now_at(WallTime::MAX), Ok(ts(end, 0)));
+    assert_eq!(manual.now_at(WallTime::UNIX_EPOCH), Ok(ts(end, 1)));
 }
 
 #[test]
@@ -193,8 +201,8 @@ fn vector_clock_from_a_peer_at_u64_max_cannot_be_incremented_past() {
 
 #[test]
 fn invalid_settings_are_rejected() {
-    let pt = ManualClock::from_millis(NOW_MS);
-    let too_large = HlcConfig::with_max_offset(Duration::from_secs(u64::MAX));
+    let pt = ManualClock::new(WallTime::from_millis(NOW_MS));
+    let too_large = hlc_config(Duration::from_secs(u64::MAX));
     assert!(matches!(
         too_large.validate(),
         Err(ConfigError::MaxOffsetTooLarge { .. })

@@ -14,11 +14,19 @@
 mod common;
 use dsys_clocks::{
     CausalOrder, Hlc, HlcConfig, LamportClock, ManualClock, PhysicalClock, Timestamp, UpdateError,
-    VectorClock,
+    VectorClock, WallTime,
 };
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 use std::time::Duration;
+
+/// An [`HlcConfig`] with `max_offset` set, built the way a user outside the
+/// crate builds one.
+fn hlc_config(max_offset: Duration) -> HlcConfig {
+    let mut config = HlcConfig::default();
+    config.max_offset = max_offset;
+    config
+}
 
 const START_MS: u64 = 1_700_000_000_000;
 const MAX_OFFSET_MS: u64 = 250;
@@ -81,8 +89,8 @@ proptest! {
     #[test]
     fn clocks_agree_with_happened_before((skews, ops) in scenario()) {
         let n = skews.len();
-        let physical: Vec<ManualClock> = skews.iter().map(|s| ManualClock::from_millis(START_MS.saturating_add_signed(*s))).collect();
-        let config = HlcConfig::with_max_offset(Duration::from_millis(MAX_OFFSET_MS));
+        let physical: Vec<ManualClock> = skews.iter().map(|s| ManualClock::new(WallTime::from_millis(START_MS.saturating_add_signed(*s)))).collect();
+        let config = hlc_config(Duration::from_millis(MAX_OFFSET_MS));
         let mut hlc: Vec<_> = physical.iter().map(|pt| Hlc::with_config(pt, config).unwrap()).collect();
         let mut lamport = vec![LamportClock::new(); n];
         let mut vector = vec![VectorClock::<usize>::new(); n];
@@ -128,7 +136,7 @@ proptest! {
                     let m = pending.remove(index % pending.len());
                     let to = m.to;
                     let before = hlc[to].last();
-                    let pt = physical[to].unix_millis();
+                    let pt = physical[to].now().as_millis();
                     match hlc[to].update(m.hlc) {
                         Err(UpdateError::RemoteTooFarAhead { .. }) => {
                             // Rejected: the message never happened for the receiver.
@@ -150,7 +158,7 @@ proptest! {
             // accepted offset of its own physical clock (which only moves forward here).
             for node in 0..n {
                 let l = hlc[node].last().millis();
-                let pt = physical[node].unix_millis();
+                let pt = physical[node].now().as_millis();
                 prop_assert!(l <= pt + largest_accepted_ahead, "node {} l={} pt={} bound={}", node, l, pt, largest_accepted_ahead);
             }
         }

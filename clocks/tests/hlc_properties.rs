@@ -2,9 +2,17 @@
 //! Theorems 1-3) and of its packed encoding (§6.2).
 
 mod common;
-use dsys_clocks::{AtomicHlc, Hlc, HlcConfig, ManualClock, Timestamp};
+use dsys_clocks::{AtomicHlc, Hlc, HlcConfig, ManualClock, Timestamp, WallTime};
 use proptest::prelude::*;
 use std::time::Duration;
+
+/// An [`HlcConfig`] with `max_offset` set, built the way a user outside the
+/// crate builds one.
+fn hlc_config(max_offset: Duration) -> HlcConfig {
+    let mut config = HlcConfig::default();
+    config.max_offset = max_offset;
+    config
+}
 
 /// One input to a clock: a local/send event or a receive, each at a physical
 /// time that moved by `step` ms from the previous one (negative: the physical
@@ -42,8 +50,8 @@ proptest! {
     /// back by at most the largest backward step seen).
     #[test]
     fn monotonic_and_close_to_physical_time(inputs in prop::collection::vec(input(), 1..200)) {
-        let pt = ManualClock::from_millis(START_MS);
-        let mut hlc = Hlc::with_config(&pt, HlcConfig::with_max_offset(Duration::from_millis(500))).unwrap();
+        let pt = ManualClock::new(WallTime::from_millis(START_MS));
+        let mut hlc = Hlc::with_config(&pt, hlc_config(Duration::from_millis(500))).unwrap();
         let mut prev = hlc.last();
         let mut pt_ms = START_MS;
         let mut high_water = START_MS; // largest physical reading so far
@@ -52,12 +60,12 @@ proptest! {
             let result = match input {
                 Input::Now { step } => {
                     pt_ms = pt_ms.saturating_add_signed(step);
-                    pt.set_millis(pt_ms);
+                    pt.set(WallTime::from_millis(pt_ms));
                     hlc.now().map_err(|e| e.to_string())
                 }
                 Input::Update { step, remote_offset, remote_logical } => {
                     pt_ms = pt_ms.saturating_add_signed(step);
-                    pt.set_millis(pt_ms);
+                    pt.set(WallTime::from_millis(pt_ms));
                     let remote = Timestamp::new(pt_ms.saturating_add_signed(remote_offset), remote_logical).unwrap();
                     let result = hlc.update(remote).map_err(|e| e.to_string());
                     if result.is_ok() {
@@ -85,7 +93,7 @@ proptest! {
     /// from one thread, they issue the same timestamps and the same errors.
     #[test]
     fn atomic_and_owned_clocks_agree(inputs in prop::collection::vec(input(), 1..100)) {
-        let pt = ManualClock::from_millis(START_MS);
+        let pt = ManualClock::new(WallTime::from_millis(START_MS));
         let mut owned = Hlc::new(&pt);
         let shared = AtomicHlc::new(&pt);
         let mut pt_ms = START_MS;
@@ -93,12 +101,12 @@ proptest! {
             match input {
                 Input::Now { step } => {
                     pt_ms = pt_ms.saturating_add_signed(step);
-                    pt.set_millis(pt_ms);
+                    pt.set(WallTime::from_millis(pt_ms));
                     prop_assert_eq!(owned.now(), shared.now());
                 }
                 Input::Update { step, remote_offset, remote_logical } => {
                     pt_ms = pt_ms.saturating_add_signed(step);
-                    pt.set_millis(pt_ms);
+                    pt.set(WallTime::from_millis(pt_ms));
                     let remote = Timestamp::new(pt_ms.saturating_add_signed(remote_offset), remote_logical).unwrap();
                     prop_assert_eq!(owned.update(remote), shared.update(remote));
                 }

@@ -1,20 +1,20 @@
 //! The TrueTime-style interval clock (Spanner §3) and commit wait (§4.1.2).
 
-use dsys_clocks::{IntervalClock, ManualClock, PhysicalClock, Uncertainty};
+use dsys_clocks::{IntervalClock, ManualClock, PhysicalClock, Uncertainty, WallTime};
 use proptest::prelude::*;
 use std::time::Duration;
 
-const T0: u64 = 1_700_000_000_000_000_000; // ns
+const T0: WallTime = WallTime::from_nanos(1_700_000_000_000_000_000);
 
 #[test]
 fn epsilon_is_a_sawtooth_reset_by_sync() {
-    let pt = ManualClock::from_nanos(T0);
+    let pt = ManualClock::new(T0);
     let mut tt = IntervalClock::new(&pt, Uncertainty::default()).unwrap();
     assert_eq!(tt.epsilon_at(T0), Duration::from_millis(1));
     // 200 ppm over 30 s = 6 ms of drift: Spanner's 1 ms -> 7 ms sawtooth.
-    let thirty_s = T0 + 30_000_000_000;
+    let thirty_s = T0 + Duration::from_secs(30);
     assert_eq!(tt.epsilon_at(thirty_s), Duration::from_millis(7));
-    pt.set_nanos(thirty_s);
+    pt.set(thirty_s);
     assert_eq!(tt.now().width(), Duration::from_millis(14));
     tt.on_synced();
     assert_eq!(tt.now().width(), Duration::from_millis(2));
@@ -22,23 +22,23 @@ fn epsilon_is_a_sawtooth_reset_by_sync() {
 
 #[test]
 fn interval_contains_the_physical_reading() {
-    let pt = ManualClock::from_nanos(T0);
+    let pt = ManualClock::new(T0);
     let tt = IntervalClock::new(&pt, Uncertainty::fixed(Duration::from_micros(500))).unwrap();
     let now = tt.now();
-    assert!(now.contains(pt.unix_nanos()));
-    assert!(tt.before(now.latest + 1));
+    assert!(now.contains(pt.now()));
+    assert!(tt.before(now.latest + Duration::from_nanos(1)));
     assert!(!tt.before(now.latest));
-    assert!(tt.after(now.earliest - 1));
+    assert!(tt.after(now.earliest - Duration::from_nanos(1)));
     assert!(!tt.after(now.earliest));
 }
 
 #[test]
 fn unreachable_commit_timestamp_waits_forever() {
-    let pt = ManualClock::from_nanos(T0);
+    let pt = ManualClock::new(T0);
     let tt = IntervalClock::new(&pt, Uncertainty::default()).unwrap();
-    assert_eq!(tt.commit_wait(u64::MAX), Duration::MAX);
+    assert_eq!(tt.commit_wait(WallTime::MAX), Duration::MAX);
     let hopeless = IntervalClock::new(&pt, Uncertainty::fixed(Duration::MAX)).unwrap();
-    assert_eq!(hopeless.commit_wait(0), Duration::MAX);
+    assert_eq!(hopeless.commit_wait(WallTime::UNIX_EPOCH), Duration::MAX);
 }
 
 /// Near time 0, `earliest` is clamped at 0: the wait must still be enough.
@@ -46,7 +46,7 @@ fn unreachable_commit_timestamp_waits_forever() {
 /// 8 ms were needed.)
 #[test]
 fn commit_wait_near_time_zero() {
-    let pt = ManualClock::from_millis(1);
+    let pt = ManualClock::new(WallTime::from_millis(1));
     let tt = IntervalClock::new(&pt, Uncertainty::fixed(Duration::from_millis(4))).unwrap();
     let s = tt.now().latest;
     let wait = tt.commit_wait(s);
@@ -75,23 +75,23 @@ proptest! {
     fn commit_wait_is_exact(
         base_ns in prop_oneof![0u64..10_000_000, 0u64..u64::MAX / 4],
         drift_ppm in 0u32..5_000,
-        now in prop_oneof![0u64..50_000_000, T0..T0 + 60_000_000_000],
+        now in prop_oneof![0u64..50_000_000, T0.as_nanos()..T0.as_nanos() + 60_000_000_000],
         sync_offset_ns in -60_000_000_000i64..60_000_000_000,
         s_offset_ns in -20_000_000i64..20_000_000,
     ) {
-        let pt = ManualClock::from_nanos(now);
+        let pt = ManualClock::new(WallTime::from_nanos(now));
         let mut tt = IntervalClock::new(&pt, Uncertainty::drifting(Duration::from_nanos(base_ns), drift_ppm)).unwrap();
-        tt.on_synced_at(now.saturating_add_signed(sync_offset_ns));
-        let s = tt.now().latest.saturating_add_signed(s_offset_ns);
+        tt.on_synced_at(WallTime::from_nanos(now.saturating_add_signed(sync_offset_ns)));
+        let s = WallTime::from_nanos(tt.now().latest.as_nanos().saturating_add_signed(s_offset_ns));
         let wait = tt.commit_wait(s);
         if wait == Duration::MAX {
-            prop_assert!(!tt.after_at(s, u64::MAX));
+            prop_assert!(!tt.after_at(s, WallTime::MAX));
             return Ok(());
         }
         let wait = u64::try_from(wait.as_nanos()).unwrap();
-        prop_assert!(tt.after_at(s, now + wait), "after(s) false after waiting {} ns", wait);
+        prop_assert!(tt.after_at(s, WallTime::from_nanos(now + wait)), "after(s) false after waiting {} ns", wait);
         if wait > 0 {
-            prop_assert!(!tt.after_at(s, now + wait - 1), "waited {} ns but {} would do", wait, wait - 1);
+            prop_assert!(!tt.after_at(s, WallTime::from_nanos(now + wait - 1)), "waited {} ns but {} would do", wait, wait - 1);
         }
     }
 }

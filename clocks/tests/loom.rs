@@ -4,7 +4,7 @@
 //! operations up to the preemption bound.
 #![cfg(dsys_loom)]
 
-use dsys_clocks::{AtomicHlc, AtomicLamport, ManualClock, Timestamp};
+use dsys_clocks::{AtomicHlc, AtomicLamport, ManualClock, Timestamp, WallTime};
 // The atomics inside the clocks are loom's; the Arc that shares them needs no modelling.
 use loom::thread;
 use std::sync::Arc;
@@ -61,7 +61,7 @@ fn loom_atomic_lamport_ticks_are_unique_and_increasing() {
 #[test]
 fn loom_atomic_hlc_now_is_unique_and_increasing() {
     loom::model(|| {
-        let physical = Arc::new(ManualClock::from_millis(START_MS));
+        let physical = Arc::new(ManualClock::new(WallTime::from_millis(START_MS)));
         let hlc = Arc::new(AtomicHlc::new(Arc::clone(&physical)));
         let ticker = {
             let physical = Arc::clone(&physical);
@@ -90,7 +90,7 @@ fn loom_atomic_hlc_now_is_unique_and_increasing() {
 #[test]
 fn loom_atomic_hlc_update_never_moves_backwards() {
     loom::model(|| {
-        let physical = Arc::new(ManualClock::from_millis(START_MS));
+        let physical = Arc::new(ManualClock::new(WallTime::from_millis(START_MS)));
         let hlc = Arc::new(AtomicHlc::new(Arc::clone(&physical)));
         let remote = Timestamp::new(START_MS + 200, 3).unwrap();
         let receiver = {
@@ -127,7 +127,7 @@ fn loom_atomic_hlc_update_never_moves_backwards() {
 #[test]
 fn loom_atomic_hlc_rejected_update_has_no_effect() {
     loom::model(|| {
-        let physical = Arc::new(ManualClock::from_millis(START_MS));
+        let physical = Arc::new(ManualClock::new(WallTime::from_millis(START_MS)));
         let hlc = Arc::new(AtomicHlc::new(Arc::clone(&physical)));
         let far = Timestamp::new(START_MS + 10_000, 0).unwrap();
         let rejecter = {

@@ -59,6 +59,14 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use dsys_hashring::{NodeConfig, Ring, RingConfig, TokenAllocation};
 use hashring::HashRing;
 
+/// A node's settings, built the way a user outside the crate builds them.
+fn node_config(weight: u32, zone: impl Into<String>) -> NodeConfig {
+    let mut config = NodeConfig::default();
+    config.weight = weight;
+    config.zone = zone.into();
+    config
+}
+
 /// Physical nodes on every ring.
 const NODES: u32 = 100;
 /// Virtual nodes per physical node (dsys's default `vnodes_per_weight`).
@@ -94,23 +102,23 @@ fn dsys_ring() -> Ring<u32> {
 fn dsys_add_loop(config: RingConfig) -> Ring<u32> {
     let mut ring = Ring::with_config(config).expect("valid config");
     for node in 0..NODES {
-        ring.add(node, NodeConfig::new()).expect("distinct nodes");
+        ring.add(node, NodeConfig::default())
+            .expect("distinct nodes");
     }
     ring
 }
 
 fn balanced_config() -> RingConfig {
-    RingConfig {
-        allocation: TokenAllocation::Balanced,
-        ..RingConfig::default()
-    }
+    let mut config = RingConfig::default();
+    config.allocation = TokenAllocation::Balanced;
+    config
 }
 
 fn dsys_zoned_ring() -> Ring<u32> {
     let mut ring = Ring::new();
     for node in 0..NODES {
         let zone = format!("zone-{}", node % ZONES);
-        ring.add(node, NodeConfig::new().zone(zone))
+        ring.add(node, node_config(1, zone))
             .expect("distinct nodes");
     }
     ring

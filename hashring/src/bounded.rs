@@ -27,9 +27,9 @@ use crate::ring::{NodeConfig, Ring};
 /// Why a [`BoundedLoads`] could not be built.
 #[derive(Debug, Clone, PartialEq, Error)]
 #[non_exhaustive]
-pub enum BoundedLoadsError {
+pub enum BoundedLoadsConfigError {
     /// ε must be a finite number above 0 (the paper's balance parameter;
-    /// 0.25 is a common choice).
+    /// 0.25 is a common choice). State: nothing was built.
     #[error("epsilon must be finite and > 0, got {0}")]
     Epsilon(f64),
 }
@@ -66,14 +66,14 @@ pub struct BoundedLoads<N> {
 impl<N: NodeId> BoundedLoads<N> {
     /// An empty placement over a default [`Ring`] (150 hashed vnodes per
     /// unit of weight).
-    pub fn new(epsilon: f64) -> Result<Self, BoundedLoadsError> {
+    pub fn new(epsilon: f64) -> Result<Self, BoundedLoadsConfigError> {
         Self::with_ring(Ring::new(), epsilon)
     }
 
     /// Bounded loads over `ring` (whose nodes start with no keys).
-    pub fn with_ring(ring: Ring<N>, epsilon: f64) -> Result<Self, BoundedLoadsError> {
+    pub fn with_ring(ring: Ring<N>, epsilon: f64) -> Result<Self, BoundedLoadsConfigError> {
         if !(epsilon.is_finite() && epsilon > 0.0) {
-            return Err(BoundedLoadsError::Epsilon(epsilon));
+            return Err(BoundedLoadsConfigError::Epsilon(epsilon));
         }
         let loads = vec![0; ring.len()];
         let total_weight = ring.members().iter().map(|m| u64::from(m.weight)).sum();
@@ -112,7 +112,11 @@ impl<N: NodeId> BoundedLoads<N> {
 
     /// Adds `node` with `weight` and no keys.
     pub fn add(&mut self, node: N, weight: u32) -> Result<(), AddNodeError> {
-        self.ring.add(node, NodeConfig::new().weight(weight))?;
+        let config = NodeConfig {
+            weight,
+            ..NodeConfig::default()
+        };
+        self.ring.add(node, config)?;
         self.loads.push(0);
         self.total_weight += u64::from(weight);
         Ok(())

@@ -1,29 +1,4 @@
-//! The stable hash behind every placement.
-//!
-//! A placement is only useful if every process that computes it agrees: the
-//! client that routes a request, the node that stores the key, and the same
-//! node after an upgrade. So nothing here uses a randomly keyed hasher
-//! (`std`'s `RandomState`) or a hasher whose output may change between Rust
-//! releases (`DefaultHasher`). Every position is **XXH3-64** (the frozen
-//! xxHash 0.8 specification) with seed [`KEY_SEED`], computed by the
-//! `xxhash-rust` crate:
-//!
-//! * a byte key hashes its bytes: `xxh3_64_with_seed(bytes, KEY_SEED)`;
-//! * a [`Hash`] key folds the writes its `Hash` impl makes, in order: starting
-//!   from `h = KEY_SEED`, each write of bytes `b` sets
-//!   `h = xxh3_64_with_seed(b, h)`. Integers are written little-endian and
-//!   `usize`/`isize` widened to 64 bits, so the result is the same on every
-//!   platform. Hashing each write where it happens, instead of collecting
-//!   the bytes first, keeps a short key's position at a few nanoseconds. A
-//!   key that makes a single write (an integer) lands where its bytes do
-//!   with [`KeyHash::of_bytes`]; a `&str` writes its bytes and then a `0xff`
-//!   terminator, so `"a"` and `b"a"` land in different places (pick one form
-//!   per keyspace). `std` does not promise that its own `Hash` impls write the
-//!   same bytes forever; for positions you persist across compiler upgrades,
-//!   prefer byte keys.
-//!
-//! The `golden_vectors` test pins these values: a change to any of them is a
-//! breaking change to every deployed placement.
+//! The stable hash behind every placement: [`KeyHash`] documents it.
 
 use std::hash::{Hash, Hasher};
 
@@ -40,6 +15,33 @@ pub const NODE_SEED: u64 = 0x6473_7973_2d6e_6431; // "dsys-nd1"
 ///
 /// Computing it once and passing it to several lookups (primary, preference
 /// list, another placement) saves rehashing the key.
+///
+/// # The hash behind every placement
+///
+/// A placement is only useful if every process that computes it agrees: the
+/// client that routes a request, the node that stores the key, and the same
+/// node after an upgrade. So nothing here uses a randomly keyed hasher
+/// (`std`'s `RandomState`) or a hasher whose output may change between Rust
+/// releases (`DefaultHasher`). Every position is **XXH3-64** (the frozen
+/// xxHash 0.8 specification) with seed [`KEY_SEED`], computed by the
+/// `xxhash-rust` crate:
+///
+/// * a byte key hashes its bytes: `xxh3_64_with_seed(bytes, KEY_SEED)`;
+/// * a [`Hash`] key folds the writes its `Hash` impl makes, in order: starting
+///   from `h = KEY_SEED`, each write of bytes `b` sets
+///   `h = xxh3_64_with_seed(b, h)`. Integers are written little-endian and
+///   `usize`/`isize` widened to 64 bits, so the result is the same on every
+///   platform. Hashing each write where it happens, instead of collecting
+///   the bytes first, keeps a short key's position at a few nanoseconds. A
+///   key that makes a single write (an integer) lands where its bytes do
+///   with [`KeyHash::of_bytes`]; a `&str` writes its bytes and then a `0xff`
+///   terminator, so `"a"` and `b"a"` land in different places (pick one form
+///   per keyspace). `std` does not promise that its own `Hash` impls write the
+///   same bytes forever; for positions you persist across compiler upgrades,
+///   prefer byte keys.
+///
+/// The `golden_vectors` test pins these values: a change to any of them is a
+/// breaking change to every deployed placement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct KeyHash(pub u64);
@@ -52,7 +54,7 @@ impl KeyHash {
         KeyHash(xxh3_64_with_seed(key, KEY_SEED))
     }
 
-    /// The position of any [`Hash`] key (see the module docs for what is
+    /// The position of any [`Hash`] key (see the type docs for what is
     /// hashed).
     #[inline]
     #[must_use]

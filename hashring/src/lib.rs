@@ -2,7 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bounded;
-pub mod hash;
+mod hash;
 mod jump;
 mod maglev;
 mod modulo;
@@ -12,8 +12,8 @@ mod range;
 mod rendezvous;
 mod ring;
 
-pub use bounded::{BoundedLoads, BoundedLoadsError};
-pub use hash::KeyHash;
+pub use bounded::{BoundedLoads, BoundedLoadsConfigError};
+pub use hash::{KEY_SEED, KeyHash, NODE_SEED};
 pub use jump::{JumpHash, jump_consistent_hash};
 pub use maglev::{Maglev, MaglevConfigError};
 pub use modulo::ModuloHash;
@@ -21,6 +21,6 @@ pub use placement::{AddNodeError, NodeId, Placement, RemoveNodeError};
 pub use range::{RangeConfigError, RangePartition, order_preserving_point};
 pub use rendezvous::Rendezvous;
 pub use ring::{
-    MAX_RING_VNODES, MAX_VNODES_PER_WEIGHT, NodeConfig, PreferenceList, RebalancePlan, Ring,
-    RingConfig, RingConfigError, TokenAllocation, TokenRange, Transfer,
+    MAX_RING_VNODES, MAX_VNODES_PER_WEIGHT, NodeConfig, NodeConfigError, PreferenceList,
+    RebalancePlan, Ring, RingConfig, RingConfigError, TokenAllocation, TokenRange, Transfer,
 };

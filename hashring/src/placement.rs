@@ -7,9 +7,12 @@ use thiserror::Error;
 
 use crate::hash::KeyHash;
 
-/// The bound every node id satisfies: bring your own (`u64`, `SocketAddr`,
-/// a UUID, a `String`). `Hash` feeds the stable node hash (vnode tokens,
-/// scores), `Ord` breaks ties deterministically.
+/// The bound every node id satisfies, the same set in every dsys crate:
+/// `Clone + Eq + Ord + Hash + Debug`, implemented for every type that has it,
+/// so you bring your own (`u64`, `SocketAddr`, a UUID, a `String`). `Hash`
+/// feeds the stable node hash (vnode tokens, scores, Maglev permutations;
+/// see [`KeyHash`] for how it is computed), `Ord` breaks ties
+/// deterministically, `Clone` copies ids into plans and preference lists.
 pub trait NodeId: Clone + Eq + Ord + Hash + Debug {}
 impl<T: Clone + Eq + Ord + Hash + Debug> NodeId for T {}
 
@@ -79,15 +82,18 @@ pub trait Placement<N: NodeId> {
 #[non_exhaustive]
 pub enum AddNodeError {
     /// The node is already a member. Change a weight with the algorithm's own
-    /// method (e.g. [`Ring::set_weight`](crate::Ring::set_weight)).
+    /// method (e.g. [`Ring::set_weight`](crate::Ring::set_weight)). State:
+    /// nothing changed.
     #[error("node is already a member")]
     Duplicate,
     /// Weight 0 would make a member that owns nothing; remove the node
-    /// instead (the rebalance plan says what to stream off it).
+    /// instead (the rebalance plan says what to stream off it). State:
+    /// nothing changed.
     #[error("weight must be at least 1")]
     ZeroWeight,
     /// This algorithm gives every node the same share (jump hash, hash mod
-    /// N, range partitioning) and accepts only weight 1.
+    /// N, range partitioning) and accepts only weight 1. State: nothing
+    /// changed.
     #[error("this placement does not support weights (weight {weight} given, only 1 allowed)")]
     WeightsUnsupported {
         /// The weight that was asked for.
@@ -95,7 +101,7 @@ pub enum AddNodeError {
     },
     /// The node count or total vnode/table size would exceed what the
     /// placement can address (for example more nodes than a Maglev table has
-    /// slots, or more than `u32::MAX` vnodes).
+    /// slots, or more than `u32::MAX` vnodes). State: nothing changed.
     #[error("capacity exceeded: {what}")]
     CapacityExceeded {
         /// Which limit.
@@ -103,6 +109,7 @@ pub enum AddNodeError {
     },
     /// Two different node ids hashed to the same 64-bit identity, so their
     /// positions would coincide (probability about n²/2⁶⁵). Rename one.
+    /// State: nothing changed.
     #[error("node id hash collides with an existing member")]
     HashCollision,
 }
@@ -111,11 +118,12 @@ pub enum AddNodeError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum RemoveNodeError {
-    /// The node is not a member.
+    /// The node is not a member. State: nothing changed.
     #[error("node is not a member")]
     Unknown,
     /// The algorithm cannot remove this node without remapping keys of
-    /// other nodes (jump hash only removes its last bucket).
+    /// other nodes (jump hash only removes its last bucket). State: nothing
+    /// changed.
     #[error("this placement can only remove its most recently added node")]
     OnlyLastRemovable,
 }

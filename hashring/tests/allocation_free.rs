@@ -6,6 +6,14 @@
 use dsys_hashring::{KeyHash, NodeConfig, Placement, Ring};
 use peak_alloc::PeakAlloc;
 
+/// A node's settings, built the way a user outside the crate builds them.
+fn node_config(weight: u32, zone: impl Into<String>) -> NodeConfig {
+    let mut config = NodeConfig::default();
+    config.weight = weight;
+    config.zone = zone.into();
+    config
+}
+
 #[global_allocator]
 static HEAP: PeakAlloc = PeakAlloc;
 
@@ -13,7 +21,7 @@ static HEAP: PeakAlloc = PeakAlloc;
 fn lookups_and_preference_lists_do_not_allocate() {
     let mut ring = Ring::new();
     for node in 0..100u32 {
-        ring.add(node, NodeConfig::new().zone(format!("zone-{}", node % 4)))
+        ring.add(node, node_config(1, format!("zone-{}", node % 4)))
             .unwrap();
     }
     let keys: Vec<String> = (0..5_000).map(|i| format!("user:{i}")).collect();

@@ -9,8 +9,8 @@
 
 use dsys_hashring::quality::{Assignment, ideal_moved_fraction};
 use dsys_hashring::{
-    BoundedLoads, JumpHash, KeyHash, Maglev, ModuloHash, Placement, RangePartition, Rendezvous,
-    Ring, RingConfig, TokenAllocation,
+    BoundedLoads, JumpHash, KeyHash, Maglev, ModuloHash, NodeConfig, Placement, RangePartition,
+    Rendezvous, Ring, RingConfig, TokenAllocation,
 };
 
 const NODES: u32 = 100;
@@ -24,11 +24,10 @@ fn keys() -> Vec<KeyHash> {
 }
 
 fn ring(allocation: TokenAllocation) -> Ring<u32> {
-    Ring::with_config(RingConfig {
-        vnodes_per_weight: 150,
-        allocation,
-    })
-    .unwrap()
+    let mut config = RingConfig::default();
+    config.vnodes_per_weight = 150;
+    config.allocation = allocation;
+    Ring::with_config(config).unwrap()
 }
 
 /// Peak/mean with `NODES` nodes and moved/ideal after adding one more.
@@ -76,7 +75,7 @@ fn quality_report_100_nodes_1m_keys() {
     let mut hashed = ring(TokenAllocation::Hashed);
     hashed.extend_nodes(0..NODES).unwrap();
     let before = hashed.clone();
-    hashed.add(NODES, dsys_hashring::NodeConfig::new()).unwrap();
+    hashed.add(NODES, NodeConfig::default()).unwrap();
     let share = hashed
         .ranges_of(&NODES)
         .iter()

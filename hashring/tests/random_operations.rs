@@ -33,11 +33,10 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn placements() -> Vec<Box<dyn Placement<u8>>> {
     let small = |allocation| {
-        Ring::with_config(RingConfig {
-            vnodes_per_weight: 8,
-            allocation,
-        })
-        .unwrap()
+        let mut config = RingConfig::default();
+        config.vnodes_per_weight = 8;
+        config.allocation = allocation;
+        Ring::with_config(config).unwrap()
     };
     vec![
         Box::new(small(TokenAllocation::Hashed)),

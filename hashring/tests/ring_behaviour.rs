@@ -2,9 +2,17 @@
 //! range arithmetic, weights, zones, published tokens, and bad input.
 
 use dsys_hashring::{
-    AddNodeError, KeyHash, NodeConfig, Placement, RemoveNodeError, Ring, RingConfig,
-    RingConfigError, TokenAllocation, TokenRange,
+    AddNodeError, KeyHash, MAX_RING_VNODES, NodeConfig, NodeConfigError, Placement,
+    RemoveNodeError, Ring, RingConfig, RingConfigError, TokenAllocation, TokenRange,
 };
+
+/// A node's settings, built the way a user outside the crate builds them.
+fn node_config(weight: u32, zone: impl Into<String>) -> NodeConfig {
+    let mut config = NodeConfig::default();
+    config.weight = weight;
+    config.zone = zone.into();
+    config
+}
 
 /// Position of `degrees` on a ring drawn as a 360° circle.
 fn deg(degrees: u64) -> u64 {
@@ -17,7 +25,7 @@ fn deg(degrees: u64) -> u64 {
 fn seeds_ring() -> Ring<char> {
     let mut ring = Ring::new();
     for (node, end) in [('A', 90), ('B', 180), ('C', 270), ('D', 0)] {
-        ring.add_with_tokens(node, NodeConfig::new(), [deg(end)])
+        ring.add_with_tokens(node, NodeConfig::default(), [deg(end)])
             .unwrap();
     }
     ring
@@ -41,7 +49,7 @@ fn seeds_example_adding_e_at_135_moves_only_90_to_135_from_b() {
     }
     let mut after = before.clone();
     after
-        .add_with_tokens('E', NodeConfig::new(), [deg(135)])
+        .add_with_tokens('E', NodeConfig::default(), [deg(135)])
         .unwrap();
     let plan = before.rebalance_plan(&after, 1);
     assert_eq!(plan.transfers.len(), 1);
@@ -117,8 +125,8 @@ fn seeds_ring_ownership_and_ranges() {
 #[test]
 fn weights_scale_vnodes_and_share() {
     let mut ring = Ring::new();
-    ring.add("small", NodeConfig::new()).unwrap();
-    ring.add("big", NodeConfig::new().weight(3)).unwrap();
+    ring.add("small", NodeConfig::default()).unwrap();
+    ring.add("big", node_config(3, "")).unwrap();
     assert_eq!(ring.vnode_count(), 4 * 150);
     assert_eq!(ring.weight(&"big"), Some(3));
     let big = ring.ownership()[1].1;
@@ -127,20 +135,19 @@ fn weights_scale_vnodes_and_share() {
 
 #[test]
 fn balanced_rings_can_be_rebuilt_from_published_tokens() {
-    let mut cluster = Ring::with_config(RingConfig {
-        vnodes_per_weight: 32,
-        allocation: TokenAllocation::Balanced,
-    })
-    .unwrap();
+    let mut config = RingConfig::default();
+    config.vnodes_per_weight = 32;
+    config.allocation = TokenAllocation::Balanced;
+    let mut cluster = Ring::with_config(config).unwrap();
     for node in 0..20u32 {
         cluster
-            .add(node, NodeConfig::new().zone(format!("z{}", node % 3)))
+            .add(node, node_config(1, format!("z{}", node % 3)))
             .unwrap();
     }
     // A client learns the tokens in some other order and rebuilds the ring.
     let mut client = Ring::new();
     for node in (0..20u32).rev() {
-        let config = NodeConfig::new().zone(cluster.zone(&node).unwrap());
+        let config = node_config(1, cluster.zone(&node).unwrap());
         client
             .add_with_tokens(node, config, cluster.tokens_of(&node))
             .unwrap();
@@ -165,7 +172,7 @@ fn zone_aware_lists_skip_a_zone_already_used() {
         ("b1", "b", 30),
         ("c1", "c", 40),
     ] {
-        ring.add_with_tokens(node, NodeConfig::new().zone(zone), [token])
+        ring.add_with_tokens(node, node_config(1, zone), [token])
             .unwrap();
     }
     let key = KeyHash(5);
@@ -208,7 +215,7 @@ fn an_empty_ring_answers_none_and_empty_lists() {
     assert!(out.is_empty());
     // A ring emptied by removals behaves the same.
     let mut ring = Ring::new();
-    ring.add(1u32, NodeConfig::new()).unwrap();
+    ring.add(1u32, NodeConfig::default()).unwrap();
     ring.remove(&1).unwrap();
     assert_eq!(ring.locate(&"k"), None);
     assert_eq!(ring.vnode_count(), 0);
@@ -217,22 +224,22 @@ fn an_empty_ring_answers_none_and_empty_lists() {
 #[test]
 fn zero_weight_duplicates_and_unknown_nodes_are_typed_errors() {
     let mut ring = Ring::new();
-    ring.add("a", NodeConfig::new()).unwrap();
+    ring.add("a", NodeConfig::default()).unwrap();
     let before: Vec<_> = ring.tokens().map(|(t, n)| (t, *n)).collect();
     assert_eq!(
-        ring.add("b", NodeConfig::new().weight(0)),
+        ring.add("b", node_config(0, "")),
         Err(AddNodeError::ZeroWeight)
     );
     assert_eq!(
-        ring.add("a", NodeConfig::new().weight(2)),
+        ring.add("a", node_config(2, "")),
         Err(AddNodeError::Duplicate)
     );
     assert_eq!(
-        ring.add_with_tokens("a", NodeConfig::new(), [1]),
+        ring.add_with_tokens("a", NodeConfig::default(), [1]),
         Err(AddNodeError::Duplicate)
     );
     assert!(matches!(
-        ring.add_with_tokens("c", NodeConfig::new(), []),
+        ring.add_with_tokens("c", NodeConfig::default(), []),
         Err(AddNodeError::CapacityExceeded { .. })
     ));
     assert_eq!(
@@ -259,10 +266,8 @@ fn asking_for_more_replicas_than_nodes_returns_every_node() {
 #[test]
 fn invalid_configs_are_rejected() {
     for vnodes in [0, 65_537, u32::MAX] {
-        let config = RingConfig {
-            vnodes_per_weight: vnodes,
-            ..RingConfig::default()
-        };
+        let mut config = RingConfig::default();
+        config.vnodes_per_weight = vnodes;
         assert_eq!(
             Ring::<u32>::with_config(config).unwrap_err(),
             RingConfigError::VnodesPerWeight { given: vnodes }
@@ -273,9 +278,7 @@ fn invalid_configs_are_rejected() {
 #[test]
 fn huge_weights_hit_the_capacity_limit_instead_of_allocating() {
     let mut ring = Ring::new();
-    let err = ring
-        .add("heavy", NodeConfig::new().weight(u32::MAX))
-        .unwrap_err();
+    let err = ring.add("heavy", node_config(u32::MAX, "")).unwrap_err();
     assert!(matches!(err, AddNodeError::CapacityExceeded { .. }));
     assert!(ring.is_empty());
 }
@@ -283,14 +286,15 @@ fn huge_weights_hit_the_capacity_limit_instead_of_allocating() {
 #[test]
 fn extreme_positions_resolve() {
     let mut ring = Ring::new();
-    ring.add_with_tokens("lo", NodeConfig::new(), [0]).unwrap();
-    ring.add_with_tokens("hi", NodeConfig::new(), [u64::MAX])
+    ring.add_with_tokens("lo", NodeConfig::default(), [0])
+        .unwrap();
+    ring.add_with_tokens("hi", NodeConfig::default(), [u64::MAX])
         .unwrap();
     assert_eq!(ring.locate_hash(KeyHash(0)), Some(&"lo"));
     assert_eq!(ring.locate_hash(KeyHash(1)), Some(&"hi"));
     assert_eq!(ring.locate_hash(KeyHash(u64::MAX)), Some(&"hi"));
     let mut ring = Ring::new();
-    ring.add_with_tokens("only", NodeConfig::new(), [u64::MAX])
+    ring.add_with_tokens("only", NodeConfig::default(), [u64::MAX])
         .unwrap();
     assert_eq!(ring.locate_hash(KeyHash(0)), Some(&"only"));
     assert_eq!(
@@ -300,4 +304,32 @@ fn extreme_positions_resolve() {
             end: u64::MAX
         }]
     );
+}
+
+/// `NodeConfig::validate` bounds every field, and `add` / `add_with_tokens`
+/// call it: a weight that can never fit is refused even when the tokens are
+/// given (it would skew bounded-load capacities and balanced allocation).
+#[test]
+fn node_config_validate_bounds_the_weight() {
+    assert_eq!(NodeConfig::default().validate(), Ok(()));
+    assert_eq!(
+        node_config(0, "z").validate(),
+        Err(NodeConfigError::ZeroWeight)
+    );
+    let max = u32::try_from(MAX_RING_VNODES).unwrap();
+    assert_eq!(node_config(max, "").validate(), Ok(()));
+    assert_eq!(
+        node_config(max + 1, "").validate(),
+        Err(NodeConfigError::WeightTooLarge { given: max + 1 })
+    );
+    let mut ring = Ring::new();
+    assert!(matches!(
+        ring.add_with_tokens("x", node_config(max + 1, ""), [7]),
+        Err(AddNodeError::CapacityExceeded { .. })
+    ));
+    assert_eq!(
+        ring.add_with_tokens("x", node_config(0, ""), [7]),
+        Err(AddNodeError::ZeroWeight)
+    );
+    assert!(ring.is_empty());
 }

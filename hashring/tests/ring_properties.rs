@@ -7,15 +7,23 @@ use std::collections::BTreeSet;
 use dsys_hashring::{KeyHash, NodeConfig, Ring, RingConfig, TokenAllocation};
 use proptest::prelude::*;
 
+/// A node's settings, built the way a user outside the crate builds them.
+fn node_config(weight: u32, zone: impl Into<String>) -> NodeConfig {
+    let mut config = NodeConfig::default();
+    config.weight = weight;
+    config.zone = zone.into();
+    config
+}
+
 fn config(balanced: bool, vnodes: u32) -> RingConfig {
-    RingConfig {
-        vnodes_per_weight: vnodes,
-        allocation: if balanced {
-            TokenAllocation::Balanced
-        } else {
-            TokenAllocation::Hashed
-        },
-    }
+    let mut config = RingConfig::default();
+    config.vnodes_per_weight = vnodes;
+    config.allocation = if balanced {
+        TokenAllocation::Balanced
+    } else {
+        TokenAllocation::Hashed
+    };
+    config
 }
 
 /// A ring of nodes `0..count` with weights cycling through `weights` and
@@ -25,8 +33,7 @@ fn ring(cfg: RingConfig, count: u32, weights: &[u32], zones: u32) -> Ring<u32> {
     for node in 0..count {
         let weight = weights[node as usize % weights.len()];
         let zone = format!("z{}", node % zones.max(1));
-        ring.add(node, NodeConfig::new().weight(weight).zone(zone))
-            .unwrap();
+        ring.add(node, node_config(weight, zone)).unwrap();
     }
     ring
 }
@@ -93,7 +100,7 @@ proptest! {
     ) {
         let before = ring(config(balanced, vnodes), count, &weights, 1);
         let mut after = before.clone();
-        after.add(count, NodeConfig::new().weight(weights[0])).unwrap();
+        after.add(count, node_config(weights[0], "")).unwrap();
         check_change(&before, &after, &keys(seed, 2_000), |_, new| new == count)?;
     }
 
@@ -126,7 +133,7 @@ proptest! {
     ) {
         let before = ring(config(false, vnodes), count, &[1], 1);
         let mut after = before.clone();
-        after.add(count, NodeConfig::new()).unwrap();
+        after.add(count, NodeConfig::default()).unwrap();
         let plan = before.rebalance_plan(&after, replicas);
         for key in keys(seed, 500) {
             let old = before.preference_list_hash(key, replicas).to_vec();
@@ -189,7 +196,7 @@ proptest! {
             let mut reversed = Ring::with_config(config(false, 25)).unwrap();
             for node in (0..count).rev() {
                 let weight = [1, 3][node as usize % 2];
-                reversed.add(node, NodeConfig::new().weight(weight).zone(format!("z{}", node % 2))).unwrap();
+                reversed.add(node, node_config(weight, format!("z{}", node % 2))).unwrap();
             }
             for &key in &sample {
                 prop_assert_eq!(a.locate_hash(key), reversed.locate_hash(key));
@@ -242,7 +249,7 @@ fn plans_cover_batched_changes() {
     let mut after = before.clone();
     after.remove(&2).unwrap();
     after.remove(&7).unwrap();
-    after.add(100, NodeConfig::new()).unwrap();
+    after.add(100, NodeConfig::default()).unwrap();
     after.set_weight(&4, 4).unwrap();
     let sample = keys(11, 20_000);
     check_change(&before, &after, &sample, |old, new| {

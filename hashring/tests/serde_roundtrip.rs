@@ -5,14 +5,20 @@ use dsys_hashring::{
     KeyHash, NodeConfig, RebalancePlan, Ring, RingConfig, TokenAllocation, TokenRange,
 };
 
+/// A node's settings, built the way a user outside the crate builds them.
+fn node_config(weight: u32, zone: impl Into<String>) -> NodeConfig {
+    let mut config = NodeConfig::default();
+    config.weight = weight;
+    config.zone = zone.into();
+    config
+}
+
 #[test]
 fn plans_configs_and_ranges_round_trip_through_json() {
     let mut before = Ring::new();
     before.extend_nodes(["a", "b", "c"]).unwrap();
     let mut after = before.clone();
-    after
-        .add("d", NodeConfig::new().weight(2).zone("z2"))
-        .unwrap();
+    after.add("d", node_config(2, "z2")).unwrap();
     let plan = before.rebalance_plan(&after, 2);
     assert!(!plan.is_empty());
     let json = serde_json::to_string(&plan).unwrap();
@@ -35,14 +41,13 @@ fn plans_configs_and_ranges_round_trip_through_json() {
     };
     assert_eq!(back_plan, plan);
 
-    let config = RingConfig {
-        vnodes_per_weight: 7,
-        allocation: TokenAllocation::Balanced,
-    };
+    let mut config = RingConfig::default();
+    config.vnodes_per_weight = 7;
+    config.allocation = TokenAllocation::Balanced;
     let json = serde_json::to_string(&config).unwrap();
     assert_eq!(serde_json::from_str::<RingConfig>(&json).unwrap(), config);
 
-    let node = NodeConfig::new().weight(3).zone("eu-west-1a");
+    let node = node_config(3, "eu-west-1a");
     let json = serde_json::to_string(&node).unwrap();
     assert_eq!(serde_json::from_str::<NodeConfig>(&json).unwrap(), node);
 

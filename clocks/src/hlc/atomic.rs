@@ -5,7 +5,7 @@ use core::time::Duration;
 use super::{HlcConfig, NowError, Timestamp, UpdateError, rules};
 use crate::config::ConfigError;
 use crate::loom::{AtomicU64, Ordering};
-use crate::physical::PhysicalClock;
+use crate::physical::{PhysicalClock, WallTime};
 
 /// A hybrid logical clock usable from many threads through `&self`.
 ///
@@ -74,15 +74,15 @@ impl<C: PhysicalClock> AtomicHlc<C> {
     /// # Errors
     /// [`NowError`]; the clock is unchanged.
     pub fn now(&self) -> Result<Timestamp, NowError> {
-        self.now_at(self.clock.unix_millis())
+        self.now_at(self.clock.now())
     }
 
-    /// [`now`](Self::now) at a caller-given physical time.
+    /// [`now`](Self::now) at a caller-given physical time `now`.
     ///
     /// # Errors
     /// [`NowError`]; the clock is unchanged.
-    pub fn now_at(&self, physical_millis: u64) -> Result<Timestamp, NowError> {
-        self.advance(|last| rules::local(last, physical_millis))
+    pub fn now_at(&self, now: WallTime) -> Result<Timestamp, NowError> {
+        self.advance(|last| rules::local(last, now))
     }
 
     /// Timestamps the receipt of a message stamped `remote`.
@@ -90,23 +90,19 @@ impl<C: PhysicalClock> AtomicHlc<C> {
     /// # Errors
     /// [`UpdateError`]; the clock is unchanged.
     pub fn update(&self, remote: Timestamp) -> Result<Timestamp, UpdateError> {
-        self.update_at(remote, self.clock.unix_millis())
+        self.update_at(remote, self.clock.now())
     }
 
-    /// [`update`](Self::update) at a caller-given physical time.
+    /// [`update`](Self::update) at a caller-given physical time `now`.
     ///
     /// # Errors
     /// [`UpdateError`]; the clock is unchanged.
-    pub fn update_at(
-        &self,
-        remote: Timestamp,
-        physical_millis: u64,
-    ) -> Result<Timestamp, UpdateError> {
+    pub fn update_at(&self, remote: Timestamp, now: WallTime) -> Result<Timestamp, UpdateError> {
         self.advance(|last| {
             rules::receive(
                 last,
                 remote,
-                physical_millis,
+                now,
                 self.max_offset_millis,
                 self.config.max_offset,
             )

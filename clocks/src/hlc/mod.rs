@@ -28,7 +28,7 @@ pub use atomic::AtomicHlc;
 pub use timestamp::{MAX_MILLIS, ParseTimestampError, Timestamp, TimestampRangeError};
 
 use crate::config::ConfigError;
-use crate::physical::PhysicalClock;
+use crate::physical::{PhysicalClock, WallTime};
 
 /// How far ahead of the local physical clock a remote timestamp may be
 /// before it is rejected, unless configured otherwise (CockroachDB's default).
@@ -54,11 +54,6 @@ impl Default for HlcConfig {
 }
 
 impl HlcConfig {
-    /// The default settings with `max_offset` replaced.
-    pub fn with_max_offset(max_offset: Duration) -> Self {
-        Self { max_offset }
-    }
-
     /// Checks the settings.
     ///
     /// # Errors
@@ -79,24 +74,21 @@ impl HlcConfig {
 }
 
 /// Why `now()` gave no timestamp. The clock is unchanged.
+///
+/// (A physical reading cannot be out of range: every [`WallTime`] fits a
+/// timestamp's 48 bits of milliseconds.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NowError {
     /// The clock is at `c = 65535` in a millisecond the physical clock has
     /// not yet passed: 65,536 events in one millisecond, or a clock running
     /// ahead of physical time. Retry once the physical clock moves past
-    /// `millis`.
+    /// `millis`. State: the clock is unchanged.
     #[error(
         "logical counter overflow at {millis} ms: retry when the physical clock passes it (clock unchanged)"
     )]
     LogicalOverflow {
         /// The `l` whose counter is exhausted.
-        millis: u64,
-    },
-    /// The physical clock read a time beyond [`MAX_MILLIS`]: a broken clock.
-    #[error("physical clock reads {millis} ms, beyond the 48-bit range (clock unchanged)")]
-    PhysicalOutOfRange {
-        /// The reading.
         millis: u64,
     },
 }
@@ -107,32 +99,28 @@ pub enum NowError {
 pub enum UpdateError {
     /// The remote timestamp is more than `max_offset` ahead of the local
     /// physical clock: the sender's clock (or ours) is broken, or the message
-    /// is forged. Drop the message; do not apply it.
+    /// is forged. Drop the message; do not apply it. State: the clock is
+    /// unchanged.
     #[error(
-        "remote timestamp {remote} is {} ms ahead of the physical clock ({physical_millis} ms), over max_offset {} ms (clock unchanged)",
-        remote.millis().saturating_sub(*physical_millis),
+        "remote timestamp {remote} is {} ms ahead of the physical clock ({} ms), over max_offset {} ms (clock unchanged)",
+        remote.millis().saturating_sub(physical.as_millis()),
+        physical.as_millis(),
         max_offset.as_millis()
     )]
     RemoteTooFarAhead {
         /// The rejected timestamp.
         remote: Timestamp,
         /// The local physical time it was compared with.
-        physical_millis: u64,
+        physical: WallTime,
         /// The configured bound.
         max_offset: Duration,
     },
-    /// See [`NowError::LogicalOverflow`].
+    /// See [`NowError::LogicalOverflow`]. State: the clock is unchanged.
     #[error(
         "logical counter overflow at {millis} ms: retry when the physical clock passes it (clock unchanged)"
     )]
     LogicalOverflow {
         /// The `l` whose counter is exhausted.
-        millis: u64,
-    },
-    /// See [`NowError::PhysicalOutOfRange`].
-    #[error("physical clock reads {millis} ms, beyond the 48-bit range (clock unchanged)")]
-    PhysicalOutOfRange {
-        /// The reading.
         millis: u64,
     },
 }
@@ -141,7 +129,6 @@ impl From<NowError> for UpdateError {
     fn from(e: NowError) -> Self {
         match e {
             NowError::LogicalOverflow { millis } => Self::LogicalOverflow { millis },
-            NowError::PhysicalOutOfRange { millis } => Self::PhysicalOutOfRange { millis },
         }
     }
 }
@@ -153,16 +140,14 @@ impl From<NowError> for UpdateError {
 /// arithmetic: "`l' = pt`, `c' = 0`" is `pt << 16`, "keep `l`, `c + 1`" is
 /// `+ 1`, and choosing by which of `l`, `l_m`, `pt` is largest is `max`.
 pub(crate) mod rules {
-    use super::{MAX_MILLIS, NowError, Timestamp, UpdateError};
+    use super::{NowError, Timestamp, UpdateError, WallTime};
     use core::time::Duration;
 
-    /// Send or local event (Figure 5, "send or local event").
+    /// Send or local event (Figure 5, "send or local event"), with `pt` the
+    /// physical time `now` in milliseconds.
     #[inline]
-    pub(crate) fn local(last: Timestamp, pt_millis: u64) -> Result<Timestamp, NowError> {
-        if pt_millis > MAX_MILLIS {
-            return Err(NowError::PhysicalOutOfRange { millis: pt_millis });
-        }
-        successor(last, pt_millis)
+    pub(crate) fn local(last: Timestamp, now: WallTime) -> Result<Timestamp, NowError> {
+        successor(last, now.as_millis())
     }
 
     /// Receive event of `remote` (Figure 5, "receive event of message m"),
@@ -171,17 +156,15 @@ pub(crate) mod rules {
     pub(crate) fn receive(
         last: Timestamp,
         remote: Timestamp,
-        pt_millis: u64,
+        now: WallTime,
         max_offset_millis: u64,
         max_offset: Duration,
     ) -> Result<Timestamp, UpdateError> {
-        if pt_millis > MAX_MILLIS {
-            return Err(UpdateError::PhysicalOutOfRange { millis: pt_millis });
-        }
+        let pt_millis = now.as_millis();
         if remote.millis() > pt_millis.saturating_add(max_offset_millis) {
             return Err(UpdateError::RemoteTooFarAhead {
                 remote,
-                physical_millis: pt_millis,
+                physical: now,
                 max_offset,
             });
         }
@@ -189,7 +172,8 @@ pub(crate) mod rules {
     }
 
     /// `max((pt, 0), base + 1)`: `(pt, 0)` if physical time passed `base.l`,
-    /// else `base` with `c + 1`.
+    /// else `base` with `c + 1`. Every [`WallTime`] is within
+    /// [`MAX_MILLIS`](super::MAX_MILLIS) milliseconds, so `(pt, 0)` exists.
     #[inline]
     fn successor(base: Timestamp, pt_millis: u64) -> Result<Timestamp, NowError> {
         let wall = Timestamp::at_wall(pt_millis);
@@ -209,10 +193,9 @@ pub(crate) mod rules {
 /// shared between threads, use [`AtomicHlc`].
 ///
 /// ```
-/// use dsys_clocks::{Hlc, ManualClock, UpdateError};
-/// use std::time::Duration;
+/// use dsys_clocks::{Hlc, ManualClock, UpdateError, WallTime};
 ///
-/// let pt = ManualClock::from_millis(10_000);
+/// let pt = ManualClock::new(WallTime::from_millis(10_000));
 /// let mut hlc = Hlc::new(&pt);
 /// let a = hlc.now()?;                       // 10000,0
 /// let b = hlc.now()?;                       // 10000,1: same ms, next c
@@ -281,16 +264,16 @@ impl<C: PhysicalClock> Hlc<C> {
     /// # Errors
     /// [`NowError`]; the clock is unchanged.
     pub fn now(&mut self) -> Result<Timestamp, NowError> {
-        self.now_at(self.clock.unix_millis())
+        self.now_at(self.clock.now())
     }
 
-    /// [`now`](Self::now) with the physical time given by the caller instead
-    /// of read from the clock (sans-IO form, for simulations).
+    /// [`now`](Self::now) with the physical time `now` given by the caller
+    /// instead of read from the clock (sans-IO form, for simulations).
     ///
     /// # Errors
     /// [`NowError`]; the clock is unchanged.
-    pub fn now_at(&mut self, physical_millis: u64) -> Result<Timestamp, NowError> {
-        self.last = rules::local(self.last, physical_millis)?;
+    pub fn now_at(&mut self, now: WallTime) -> Result<Timestamp, NowError> {
+        self.last = rules::local(self.last, now)?;
         Ok(self.last)
     }
 
@@ -300,22 +283,23 @@ impl<C: PhysicalClock> Hlc<C> {
     /// # Errors
     /// [`UpdateError`]; the clock is unchanged.
     pub fn update(&mut self, remote: Timestamp) -> Result<Timestamp, UpdateError> {
-        self.update_at(remote, self.clock.unix_millis())
+        self.update_at(remote, self.clock.now())
     }
 
-    /// [`update`](Self::update) with the physical time given by the caller.
+    /// [`update`](Self::update) with the physical time `now` given by the
+    /// caller.
     ///
     /// # Errors
     /// [`UpdateError`]; the clock is unchanged.
     pub fn update_at(
         &mut self,
         remote: Timestamp,
-        physical_millis: u64,
+        now: WallTime,
     ) -> Result<Timestamp, UpdateError> {
         self.last = rules::receive(
             self.last,
             remote,
-            physical_millis,
+            now,
             self.max_offset_millis,
             self.config.max_offset,
         )?;
@@ -363,7 +347,14 @@ mod tests {
             (ts(8, 3), ts(9, 7), 9, ts(9, 8)),
         ];
         for (last, remote, pt, expected) in cases {
-            let got = rules::receive(last, remote, pt, 500, DEFAULT_MAX_OFFSET).unwrap();
+            let got = rules::receive(
+                last,
+                remote,
+                WallTime::from_millis(pt),
+                500,
+                DEFAULT_MAX_OFFSET,
+            )
+            .unwrap();
             assert_eq!(got, expected, "last {last} remote {remote} pt {pt}");
         }
     }
@@ -378,7 +369,10 @@ mod tests {
             (ts(9, 3), 7, ts(9, 4)),
         ];
         for (last, pt, expected) in cases {
-            assert_eq!(rules::local(last, pt).unwrap(), expected);
+            assert_eq!(
+                rules::local(last, WallTime::from_millis(pt)).unwrap(),
+                expected
+            );
         }
     }
 
@@ -387,7 +381,7 @@ mod tests {
         let ok = rules::receive(
             Timestamp::ZERO,
             ts(1_500, 0),
-            1_000,
+            WallTime::from_millis(1_000),
             500,
             DEFAULT_MAX_OFFSET,
         );
@@ -395,7 +389,7 @@ mod tests {
         let too_far = rules::receive(
             Timestamp::ZERO,
             ts(1_501, 0),
-            1_000,
+            WallTime::from_millis(1_000),
             500,
             DEFAULT_MAX_OFFSET,
         );

@@ -50,14 +50,27 @@ pub enum TokenAllocation {
 }
 
 /// Ring-wide settings.
+///
+/// Built from [`Default`] and changed field by field:
+///
+/// ```
+/// use dsys_hashring::{Ring, RingConfig, TokenAllocation};
+///
+/// let mut config = RingConfig::default();
+/// config.allocation = TokenAllocation::Balanced;
+/// let ring: Ring<u32> = Ring::with_config(config)?;
+/// # Ok::<(), dsys_hashring::RingConfigError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct RingConfig {
     /// Virtual nodes per unit of weight (default 150, the seeds' value).
     /// More vnodes smooth the load with [`TokenAllocation::Hashed`] and make
     /// lookups slightly slower; must be in `1..=65536`.
     pub vnodes_per_weight: u32,
-    /// How tokens are chosen (default [`TokenAllocation::Hashed`]).
+    /// How tokens are chosen (default [`TokenAllocation::Hashed`]). Any
+    /// value is valid.
     pub allocation: TokenAllocation,
 }
 
@@ -77,7 +90,12 @@ pub const MAX_VNODES_PER_WEIGHT: u32 = 1 << 16;
 pub const MAX_RING_VNODES: u64 = 1 << 22;
 
 impl RingConfig {
-    /// Checks the limits documented on each field.
+    /// Checks the limits documented on each field; [`Ring::with_config`]
+    /// calls it.
+    ///
+    /// # Errors
+    /// [`RingConfigError::VnodesPerWeight`] if `vnodes_per_weight` is outside
+    /// `1..=65536`.
     pub fn validate(&self) -> Result<(), RingConfigError> {
         if self.vnodes_per_weight == 0 || self.vnodes_per_weight > MAX_VNODES_PER_WEIGHT {
             return Err(RingConfigError::VnodesPerWeight {
@@ -92,7 +110,7 @@ impl RingConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum RingConfigError {
-    /// `vnodes_per_weight` outside `1..=65536`.
+    /// `vnodes_per_weight` outside `1..=65536`. State: no ring was built.
     #[error("vnodes_per_weight must be in 1..=65536, got {given}")]
     VnodesPerWeight {
         /// The value given.
@@ -100,12 +118,30 @@ pub enum RingConfigError {
     },
 }
 
-/// Per-node settings for [`Ring::add`].
+/// Per-node settings for [`Ring::add`]: weight 1 and no zone by default.
+///
+/// ```
+/// use dsys_hashring::{NodeConfig, Ring};
+///
+/// let mut config = NodeConfig::default();
+/// config.weight = 2;
+/// config.zone = "eu-west-1a".into();
+/// let mut ring = Ring::new();
+/// ring.add("big-node", config).unwrap();
+/// assert_eq!(ring.weight(&"big-node"), Some(2));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct NodeConfig {
-    weight: u32,
-    zone: String,
+    /// Relative capacity: the node gets `weight × vnodes_per_weight` tokens.
+    /// Must be in `1..=`[`MAX_RING_VNODES`] (a weight above that can never
+    /// fit on a ring). Default 1.
+    pub weight: u32,
+    /// Failure domain (availability zone, rack). Zone-aware preference lists
+    /// place replicas in distinct zones first. Nodes without a zone share
+    /// the unnamed zone `""` (the default). Any string is valid.
+    pub zone: String,
 }
 
 impl Default for NodeConfig {
@@ -118,26 +154,49 @@ impl Default for NodeConfig {
 }
 
 impl NodeConfig {
-    /// Weight 1, no zone.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
+    /// Checks the limits documented on each field; [`Ring::add`] and
+    /// [`Ring::add_with_tokens`] call it (and report a failure as
+    /// [`AddNodeError::ZeroWeight`] or [`AddNodeError::CapacityExceeded`]).
+    ///
+    /// # Errors
+    /// [`NodeConfigError`] naming the first field out of range.
+    pub fn validate(&self) -> Result<(), NodeConfigError> {
+        if self.weight == 0 {
+            return Err(NodeConfigError::ZeroWeight);
+        }
+        if u64::from(self.weight) > MAX_RING_VNODES {
+            return Err(NodeConfigError::WeightTooLarge { given: self.weight });
+        }
+        Ok(())
     }
+}
 
-    /// Relative capacity: the node gets `weight × vnodes_per_weight` tokens.
-    #[must_use]
-    pub fn weight(mut self, weight: u32) -> Self {
-        self.weight = weight;
-        self
-    }
+/// Why a [`NodeConfig`] was rejected. State: nothing changed (no node was
+/// added).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum NodeConfigError {
+    /// `weight` is 0: a member that owns nothing. Remove the node instead.
+    /// State: nothing changed.
+    #[error("weight must be at least 1")]
+    ZeroWeight,
+    /// `weight` is above [`MAX_RING_VNODES`]: even at one vnode per unit of
+    /// weight it cannot fit on a ring. State: nothing changed.
+    #[error("weight {given} exceeds the 2^22 vnodes a ring holds")]
+    WeightTooLarge {
+        /// The value given.
+        given: u32,
+    },
+}
 
-    /// Failure domain (availability zone, rack). Zone-aware preference lists
-    /// place replicas in distinct zones first. Nodes without a zone share
-    /// the unnamed zone `""`.
-    #[must_use]
-    pub fn zone(mut self, zone: impl Into<String>) -> Self {
-        self.zone = zone.into();
-        self
+impl From<NodeConfigError> for AddNodeError {
+    fn from(e: NodeConfigError) -> Self {
+        match e {
+            NodeConfigError::ZeroWeight => AddNodeError::ZeroWeight,
+            NodeConfigError::WeightTooLarge { .. } => AddNodeError::CapacityExceeded {
+                what: "more than 2^22 vnodes on one ring",
+            },
+        }
     }
 }
 
@@ -178,7 +237,9 @@ sortedvec! {
 ///
 /// let mut ring = Ring::new();
 /// for (node, zone) in [("a", "z1"), ("b", "z1"), ("c", "z2"), ("d", "z3")] {
-///     ring.add(node, NodeConfig::new().zone(zone)).unwrap();
+///     let mut config = NodeConfig::default();
+///     config.zone = zone.into();
+///     ring.add(node, config).unwrap();
 /// }
 /// let owner = ring.locate("user:1001").unwrap();
 /// let replicas = ring.preference_list_zoned("user:1001", 3);
@@ -244,6 +305,9 @@ impl<N: NodeId> Ring<N> {
     }
 
     /// An empty ring with `config`.
+    ///
+    /// # Errors
+    /// [`RingConfigError`] if `config` is invalid ([`RingConfig::validate`]).
     pub fn with_config(config: RingConfig) -> Result<Self, RingConfigError> {
         config.validate()?;
         Ok(Ring {
@@ -440,9 +504,7 @@ impl<N: NodeId> Ring<N> {
 
     /// Checks a would-be member; returns its node hash.
     fn admissible(&self, node: &N, config: &NodeConfig) -> Result<u64, AddNodeError> {
-        if config.weight == 0 {
-            return Err(AddNodeError::ZeroWeight);
-        }
+        config.validate()?;
         if self.contains(node) {
             return Err(AddNodeError::Duplicate);
         }
@@ -498,7 +560,7 @@ impl<N: NodeId> Ring<N> {
             // Each balanced add depends on the ring so far.
             let mut staged = self.clone();
             for node in nodes {
-                staged.add(node, NodeConfig::new())?;
+                staged.add(node, NodeConfig::default())?;
             }
             *self = staged;
             return Ok(());
@@ -570,7 +632,11 @@ impl<N: NodeId> Ring<N> {
         }
         let Some(slot) = self.slot_of(node) else {
             // Not a member: add it, which is what a weight for a new node means.
-            return self.add(node.clone(), NodeConfig::new().weight(weight));
+            let config = NodeConfig {
+                weight,
+                ..NodeConfig::default()
+            };
+            return self.add(node.clone(), config);
         };
         let member = &self.members[slot];
         let config = NodeConfig {
@@ -664,7 +730,11 @@ impl<N: NodeId> Placement<N> for Ring<N> {
     }
 
     fn add_node(&mut self, node: N, weight: u32) -> Result<(), AddNodeError> {
-        self.add(node, NodeConfig::new().weight(weight))
+        let config = NodeConfig {
+            weight,
+            ..NodeConfig::default()
+        };
+        self.add(node, config)
     }
 
     fn remove_node(&mut self, node: &N) -> Result<(), RemoveNodeError> {

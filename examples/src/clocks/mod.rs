@@ -9,20 +9,29 @@
 //!
 //! Physical time is simulated with `ManualClock`s, so every number printed
 //! is the same on every run.
+//!
+//! This file is the story: what each section does, checks and prints, in
+//! reading order. The machinery it uses lives beside it: `process.rs` (a
+//! process of the seed run with its clocks, and the stamped events),
+//! `cart.rs` (the cart's values and how a client resolves siblings) and
+//! `units.rs` (printing times in milliseconds).
+
+mod cart;
+mod process;
+mod units;
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use dsys_clocks::{
-    CausalOrder, Hlc, IntervalClock, LamportClock, ManualClock, PhysicalClock, Siblings, Timestamp,
-    Uncertainty, UpdateError, VectorClock, VersionVector,
+    CausalOrder, Hlc, IntervalClock, ManualClock, PhysicalClock, Siblings, Uncertainty,
+    UpdateError, VectorClock, VersionVector, WallTime,
 };
 
 use crate::report::{self, Res, Table, check, check_eq};
-
-/// The seed's processes, in vector order.
-const NODES: [&str; 3] = ["A", "B", "C"];
+use cart::{Cart, resolve, show_versions};
+use process::{Event, Process, as_array, max_skew_ms, says, seed_vector};
+use units::{ms_of, since};
 
 /// Runs the chapter.
 pub(crate) fn run() -> Res {
@@ -35,97 +44,6 @@ pub(crate) fn run() -> Res {
 }
 
 // --- 1. Causality -----------------------------------------------------------
-
-/// One process of the seed scenario with its three logical clocks and its own
-/// (skewed) physical clock.
-struct Process {
-    name: &'static str,
-    /// How far this process's physical clock is from A's, in ms.
-    skew_ms: i64,
-    physical: Arc<ManualClock>,
-    vector: VectorClock<&'static str>,
-    lamport: LamportClock,
-    hlc: Hlc<Arc<ManualClock>>,
-}
-
-/// What a message carries: one stamp per clock.
-struct Message {
-    vector: VectorClock<&'static str>,
-    lamport: u64,
-    hlc: Timestamp,
-}
-
-/// One stamped event.
-struct Event {
-    name: &'static str,
-    process: &'static str,
-    description: &'static str,
-    vector: VectorClock<&'static str>,
-    lamport: u64,
-    hlc: Timestamp,
-    /// The process's physical clock when the event happened, in ms.
-    physical_ms: u64,
-}
-
-impl Process {
-    fn new(name: &'static str, skew_ms: i64) -> Self {
-        let physical = Arc::new(ManualClock::from_millis(
-            A_START_MS.saturating_add_signed(skew_ms),
-        ));
-        Self {
-            name,
-            skew_ms,
-            hlc: Hlc::new(Arc::clone(&physical)),
-            physical,
-            vector: VectorClock::new(),
-            lamport: LamportClock::new(),
-        }
-    }
-
-    fn stamp(&self, name: &'static str, description: &'static str) -> Event {
-        Event {
-            name,
-            process: self.name,
-            description,
-            vector: self.vector.clone(),
-            lamport: self.lamport.time(),
-            hlc: self.hlc.last(),
-            physical_ms: self.physical.unix_millis(),
-        }
-    }
-
-    fn local(&mut self, name: &'static str, description: &'static str) -> Res<Event> {
-        self.vector.increment(&self.name)?;
-        self.lamport.tick()?;
-        self.hlc.now()?;
-        Ok(self.stamp(name, description))
-    }
-
-    fn send(&mut self, name: &'static str, description: &'static str) -> Res<(Event, Message)> {
-        self.vector.increment(&self.name)?;
-        let message = Message {
-            lamport: self.lamport.send()?,
-            hlc: self.hlc.now()?,
-            vector: self.vector.clone(),
-        };
-        Ok((self.stamp(name, description), message))
-    }
-
-    fn receive(
-        &mut self,
-        name: &'static str,
-        description: &'static str,
-        message: &Message,
-    ) -> Res<Event> {
-        self.vector.receive(&self.name, &message.vector)?;
-        self.lamport.receive(message.lamport)?;
-        self.hlc.update(message.hlc)?;
-        Ok(self.stamp(name, description))
-    }
-}
-
-/// A's physical clock at the start of the run, in ms since the epoch.
-const A_START_MS: u64 = 10_000;
 
 /// The seed run, replayed: the processes afterwards and the events in the
 /// seed's order (by process).
@@ -193,25 +111,6 @@ impl SeedRun {
             .iter()
             .find(|e| e.name == name)
             .ok_or_else(|| format!("no event {name}").into())
-    }
-}
-
-/// `[A, B, C]` counters, zeros included, as the seed writes them.
-fn as_array(clock: &VectorClock<&'static str>) -> [u64; 3] {
-    NODES.map(|node| clock.get(&node))
-}
-
-fn seed_vector(clock: &VectorClock<&'static str>) -> String {
-    let [a, b, c] = as_array(clock);
-    format!("[{a},{b},{c}]")
-}
-
-/// Which of two events a scalar clock puts first.
-fn says<T: Ord>(x: &Event, y: &Event, sx: T, sy: T) -> String {
-    match sx.cmp(&sy) {
-        Ordering::Less => format!("{} first", x.name),
-        Ordering::Greater => format!("{} first", y.name),
-        Ordering::Equal => "tie".to_owned(),
     }
 }
 
@@ -317,13 +216,6 @@ fn causality(run: &SeedRun) -> Res {
 
 // --- 2. HLC vs skewed physical clocks ---------------------------------------
 
-/// The largest distance between two processes' physical clocks, in ms.
-fn max_skew_ms(processes: &[Process]) -> u64 {
-    let skews = processes.iter().map(|p| p.skew_ms);
-    let (min, max) = (skews.clone().min(), skews.max());
-    min.zip(max).map_or(0, |(min, max)| max.abs_diff(min))
-}
-
 fn hlc_vs_physical(run: &mut SeedRun) -> Res {
     report::section("2. Hybrid logical clocks over skewed physical clocks");
     report::note("Physical clocks: B runs 40 ms behind A, C 25 ms ahead. Same run as above:");
@@ -401,7 +293,7 @@ fn hlc_vs_physical(run: &mut SeedRun) -> Res {
 
     // A node whose clock is 2 s ahead of B's sends B a message.
     let b = &mut run.processes[1];
-    let d_physical = ManualClock::from_millis(b.physical.unix_millis() + 2_000);
+    let d_physical = ManualClock::new(b.physical.now() + Duration::from_secs(2));
     let mut d = Hlc::new(&d_physical);
     let from_d = d.now()?;
     let before = b.hlc.last();
@@ -432,27 +324,6 @@ fn hlc_vs_physical(run: &mut SeedRun) -> Res {
 }
 
 // --- 3. Dynamo shopping cart -------------------------------------------------
-
-type Cart = Vec<&'static str>;
-
-fn show_versions(cart: &Siblings<&'static str, Cart>) -> String {
-    cart.iter()
-        .map(|(clock, items)| format!("{} {{{}}}", clock.dot(), items.join(", ")))
-        .collect::<Vec<_>>()
-        .join("  ")
-}
-
-/// What a client writes after reading `siblings`: every item of every sibling
-/// (first seen first), plus `extra`.
-fn resolve<'a>(siblings: impl IntoIterator<Item = &'a Cart>, extra: &'a [&'static str]) -> Cart {
-    let mut cart: Cart = Vec::new();
-    for &item in siblings.into_iter().flatten().chain(extra) {
-        if !cart.contains(&item) {
-            cart.push(item);
-        }
-    }
-    cart
-}
 
 fn shopping_cart() -> Res {
     report::section("3. A Dynamo-style shopping cart with dotted version vectors");
@@ -601,39 +472,15 @@ fn shopping_cart() -> Res {
 
 // --- 4. Spanner commit wait ----------------------------------------------------
 
-/// `n` nanoseconds as milliseconds, without trailing zeros: `14.002801 ms`.
-fn ms(nanos: u64) -> String {
-    let (whole, frac) = (nanos / 1_000_000, nanos % 1_000_000);
-    if frac == 0 {
-        format!("{whole} ms")
-    } else {
-        let frac = format!("{frac:06}");
-        format!("{whole}.{} ms", frac.trim_end_matches('0'))
-    }
-}
-
-/// `t` relative to `t0`: `t0 + 3 ms`, `t0 - 1 ms`.
-fn since(t0: u64, t: u64) -> String {
-    if t >= t0 {
-        format!("t0 + {}", ms(t - t0))
-    } else {
-        format!("t0 - {}", ms(t0 - t))
-    }
-}
-
-fn duration_nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 fn commit_wait() -> Res {
     report::section("4. Spanner commit wait with an interval clock");
-    let physical = ManualClock::from_millis(1_700_000_000_000);
+    let physical = ManualClock::new(WallTime::from_millis(1_700_000_000_000));
     let uncertainty = Uncertainty::default();
     let tt = IntervalClock::new(&physical, uncertainty)?;
-    let t0 = physical.unix_nanos();
+    let t0 = physical.now();
     report::note(&format!(
         "TrueTime model: epsilon = {} at a sync (t0), then growing {} ppm (us per s).",
-        ms(duration_nanos(uncertainty.base)),
+        ms_of(uncertainty.base),
         uncertainty.drift_ppm
     ));
 
@@ -651,7 +498,7 @@ fn commit_wait() -> Res {
         let now = tt.now();
         table.row([
             format!("{seconds} s"),
-            ms(duration_nanos(tt.epsilon_at(physical.unix_nanos()))),
+            ms_of(tt.epsilon_at(physical.now())),
             since(t0, now.earliest),
             since(t0, now.latest),
         ]);
@@ -661,9 +508,9 @@ fn commit_wait() -> Res {
     // A transaction commits now, 30 s after the sync.
     let s = tt.now().latest;
     let wait = tt.commit_wait(s);
-    let done = physical.unix_nanos() + duration_nanos(wait);
+    let done = physical.now() + wait;
     let right_away = tt.after(s);
-    let one_ns_short = tt.after_at(s, done - 1);
+    let one_ns_short = tt.after_at(s, done - Duration::from_nanos(1));
     let after_wait = tt.after_at(s, done);
     check(
         "after(s) is false until the commit wait is over, then true",
@@ -673,7 +520,7 @@ fn commit_wait() -> Res {
     let mut commit = Table::new(&["commit at 30 s after sync", "value"]);
     commit
         .row(["s = TT.now().latest", &since(t0, s)])
-        .row(["commit_wait(s)", &ms(duration_nanos(wait))])
+        .row(["commit_wait(s)", &ms_of(wait)])
         .row(["TT.after(s) right away", &right_away.to_string()])
         .row([
             "TT.after(s) 1 ns before the wait ends",
@@ -681,11 +528,11 @@ fn commit_wait() -> Res {
         ])
         .row(["TT.after(s) once the wait is over", &after_wait.to_string()]);
     commit.print();
-    let epsilon = tt.epsilon_at(t0 + 30 * 1_000_000_000);
+    let epsilon = tt.epsilon_at(t0 + Duration::from_secs(30));
     report::note(&format!(
         "Wait = 2 x epsilon (2 x {}) + the {} ppm epsilon grows meanwhile. Then the writes \
          become visible.",
-        ms(duration_nanos(epsilon)),
+        ms_of(epsilon),
         uncertainty.drift_ppm,
     ));
 

@@ -14,17 +14,31 @@
 //! Placement is a pure function of the membership, so every number printed
 //! is the same on every run, except the lookup-cost column of section 4: a
 //! timing, measured with `Instant` and labelled as measured.
+//!
+//! This file is the story: what each section builds, checks and prints, in
+//! reading order, with the scenario's parameters. The machinery lives beside
+//! it: `cluster.rs` (the seeds' nodes and zones, printing lists and ranges),
+//! `quality.rs` (building and measuring each algorithm for section 4) and
+//! `units.rs` (keys, degrees and number formats).
+
+mod cluster;
+mod quality;
+mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 
-use dsys_hashring::quality::{Assignment, ideal_moved_fraction};
+use dsys_hashring::quality::Assignment;
 use dsys_hashring::{
-    BoundedLoads, JumpHash, KeyHash, Maglev, ModuloHash, NodeConfig, Placement, PreferenceList,
-    RangePartition, Rendezvous, Ring, RingConfig, TokenAllocation, TokenRange,
+    JumpHash, KeyHash, Maglev, ModuloHash, NodeConfig, Placement, RangePartition, Rendezvous, Ring,
+    TokenAllocation, TokenRange,
 };
 
 use crate::report::{self, Res, Table, check, check_eq};
+use cluster::{
+    Handover, cassandra_ring, node_config, node_name, owns, short, show_list, zone_of, zones_used,
+};
+use quality::{Quality, measure, measure_bounded, one_by_one, ring_with};
+use units::{angle, arc, deg, percent, thousands, user_keys};
 
 /// Runs the chapter.
 pub(crate) fn run() -> Res {
@@ -40,55 +54,6 @@ pub(crate) fn run() -> Res {
 
 /// Keys in the sample of sections 1 and 2: `user:0` ... `user:99999`.
 const SAMPLE: usize = 100_000;
-
-/// `user:0`, `user:1`, ... hashed once, as byte keys.
-fn user_keys(count: usize) -> Vec<KeyHash> {
-    (0..count)
-        .map(|i| KeyHash::of_bytes(format!("user:{i}").as_bytes()))
-        .collect()
-}
-
-/// 2^64, the number of positions on the ring.
-const SPACE: f64 = 18_446_744_073_709_551_616.0;
-
-/// Where `point` lies on the ring drawn as a 360-degree circle.
-fn angle(point: u64) -> f64 {
-    point as f64 / SPACE * 360.0
-}
-
-/// The position at `degrees` on the ring drawn as a 360-degree circle.
-fn deg(degrees: u64) -> u64 {
-    u64::try_from((u128::from(degrees) << 64) / 360).unwrap_or(u64::MAX)
-}
-
-/// `(90 deg, 135 deg]`: a range in whole degrees; a range ending at the top
-/// of the ring ends at 360, not 0.
-fn arc(range: &TokenRange) -> String {
-    let end = if range.end == 0 {
-        360.0
-    } else {
-        angle(range.end)
-    };
-    format!("({:.0} deg, {end:.0} deg]", angle(range.start))
-}
-
-/// `12.3%`.
-fn percent(fraction: f64) -> String {
-    format!("{:.1}%", fraction * 100.0)
-}
-
-/// `1,000,000`.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
 
 // --- 1. The seeds' ring --------------------------------------------------------------
 
@@ -107,56 +72,6 @@ const REPLICAS: usize = 3;
 /// Virtual nodes per node: the seeds' `virtual_nodes=150`, also the crate's
 /// default.
 const VNODES: u32 = 150;
-
-fn node_name(i: usize) -> String {
-    format!("cassandra-node-{i}")
-}
-
-fn zone_of(i: usize) -> &'static str {
-    ZONES[i % ZONES.len()]
-}
-
-/// `node-2` for `cassandra-node-2`, to keep the tables narrow.
-fn short(node: &str) -> &str {
-    node.strip_prefix("cassandra-").unwrap_or(node)
-}
-
-/// `c` for `zone-c`.
-fn zone_letter(zone: &str) -> &str {
-    zone.strip_prefix("zone-").unwrap_or(zone)
-}
-
-/// The first `nodes` Cassandra nodes, each in its zone, 150 hashed vnodes
-/// each.
-fn cassandra_ring(nodes: usize) -> Res<Ring<String>> {
-    let mut ring = Ring::new();
-    for i in 0..nodes {
-        ring.add(node_name(i), NodeConfig::new().zone(zone_of(i)))?;
-    }
-    Ok(ring)
-}
-
-/// A preference list as `node-2, node-4, node-0` and its zones as `c b a`.
-fn show_list(ring: &Ring<String>, list: &PreferenceList<'_, String>) -> Res<(String, String)> {
-    let nodes: Vec<&str> = list.iter().map(|n| short(n)).collect();
-    let zones = list
-        .iter()
-        .map(|n| {
-            ring.zone(n)
-                .map(zone_letter)
-                .ok_or("a replica is not a member")
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((nodes.join(", "), zones.join(" ")))
-}
-
-/// Distinct zones among a preference list's nodes.
-fn zones_used(ring: &Ring<String>, list: &PreferenceList<'_, String>) -> usize {
-    list.iter()
-        .filter_map(|n| ring.zone(n))
-        .collect::<BTreeSet<_>>()
-        .len()
-}
 
 fn seeds_example(sample: &[KeyHash]) -> Res<Ring<String>> {
     report::section("1. The seeds' ring: five Cassandra nodes, 150 virtual nodes each");
@@ -312,24 +227,13 @@ fn seeds_example(sample: &[KeyHash]) -> Res<Ring<String>> {
 
 // --- 2. A node joins -----------------------------------------------------------------
 
-/// Per source node: ranges handed over, share of the ring, keys of the sample.
-#[derive(Default)]
-struct Handover {
-    ranges: usize,
-    share: f64,
-    keys: usize,
-}
-
 fn node_joins(ring: &Ring<String>, sample: &[KeyHash]) -> Res {
     let newcomer = node_name(SEED_NODES);
     report::section(&format!(
         "2. {newcomer} joins: what moves, and what hash mod N would move"
     ));
     let mut grown = ring.clone();
-    grown.add(
-        newcomer.clone(),
-        NodeConfig::new().zone(zone_of(SEED_NODES)),
-    )?;
+    grown.add(newcomer.clone(), node_config(zone_of(SEED_NODES)))?;
     let plan = ring.rebalance_plan(&grown, 1);
     let new_share = grown
         .ownership()
@@ -542,25 +446,14 @@ fn node_joins(ring: &Ring<String>, sample: &[KeyHash]) -> Res {
 /// token clockwise.
 const PICTURE: [(char, u64); 4] = [('A', 90), ('B', 180), ('C', 270), ('D', 0)];
 
-/// `(90 deg, 135 deg] 12.5%`: a node's ranges and share.
-fn owns(ring: &Ring<char>, node: char) -> String {
-    let ranges = ring.ranges_of(&node);
-    if ranges.is_empty() {
-        return "-".to_owned();
-    }
-    let share: f64 = ranges.iter().map(TokenRange::fraction).sum();
-    let arcs: Vec<String> = ranges.iter().map(arc).collect();
-    format!("{} {}", arcs.join(" "), percent(share))
-}
-
 fn seeds_picture() -> Res {
     report::section("3. The seeds' picture: node E joins at 135 degrees");
     let mut before = Ring::new();
     for (node, end) in PICTURE {
-        before.add_with_tokens(node, NodeConfig::new(), [deg(end)])?;
+        before.add_with_tokens(node, NodeConfig::default(), [deg(end)])?;
     }
     let mut after = before.clone();
-    after.add_with_tokens('E', NodeConfig::new(), [deg(135)])?;
+    after.add_with_tokens('E', NodeConfig::default(), [deg(135)])?;
     report::note(
         "Seed 002 draws four nodes on a circle, A: 0-90, B: 90-180, C: 180-270, D: 270-360, and \
          adds E at 135. Each node gets one token, placed with add_with_tokens at the end of its \
@@ -657,117 +550,6 @@ const BOUNDED: &str = "bounded loads, eps = 0.1";
 
 /// Bounded loads' balance parameter.
 const EPSILON: f64 = 0.1;
-
-/// One algorithm's line of the report.
-struct Quality {
-    name: &'static str,
-    peak: f64,
-    /// Keys moved by the 101st node, as a multiple of the ideal 1/101.
-    moved: f64,
-    /// Keys that moved from one old node to another.
-    between: usize,
-    /// Measured: nanoseconds per lookup, one pass over the keys.
-    nanos: f64,
-}
-
-/// The least share of keys the 101st node can move: its fair share, 1/101.
-fn ideal_join() -> f64 {
-    let nodes = QUALITY_NODES as usize;
-    ideal_moved_fraction(nodes, nodes + 1)
-}
-
-/// Keys whose owner changed to a node other than the newcomer.
-fn moved_between_old_nodes(
-    before: &Assignment<u32>,
-    after: &Assignment<u32>,
-    keys: usize,
-) -> usize {
-    (0..keys)
-        .filter(|&i| before.owner(i) != after.owner(i) && after.owner(i) != Some(&QUALITY_NODES))
-        .count()
-}
-
-/// Places `keys` on `placement` (built with [`QUALITY_NODES`] nodes), timing
-/// the lookups, then adds node [`QUALITY_NODES`] and places them again.
-fn measure<P: Placement<u32>>(
-    name: &'static str,
-    mut placement: P,
-    keys: &[KeyHash],
-) -> Res<Quality> {
-    check_eq(
-        &format!("{name}'s nodes"),
-        &placement.node_count(),
-        &usize::try_from(QUALITY_NODES)?,
-    )?;
-    // The vector is filled first, so the timed loop does not fault in pages.
-    let mut owners: Vec<Option<u32>> = vec![None; keys.len()];
-    let start = Instant::now();
-    for (owner, &key) in owners.iter_mut().zip(keys) {
-        *owner = placement.locate_hash(key).copied();
-    }
-    let nanos = start.elapsed().as_nanos() as f64 / keys.len() as f64;
-    let before = Assignment::from_owners(placement.node_count(), owners);
-    placement.add_node(QUALITY_NODES, 1)?;
-    let after = Assignment::of(&placement, keys);
-    Ok(Quality {
-        name,
-        peak: before.peak_to_mean(),
-        moved: before.moved_fraction(&after) / ideal_join(),
-        between: moved_between_old_nodes(&before, &after, keys.len()),
-        nanos,
-    })
-}
-
-/// Bounded loads: every key assigned in turn (the paper's setting); for the
-/// movement, the same keys assigned in the same order to 101 nodes.
-fn measure_bounded(keys: &[KeyHash]) -> Res<Quality> {
-    let with_nodes = |nodes: u32| -> Res<BoundedLoads<u32>> {
-        let mut bounded = BoundedLoads::new(EPSILON)?;
-        for node in 0..nodes {
-            bounded.add(node, 1)?;
-        }
-        Ok(bounded)
-    };
-    let mut bounded = with_nodes(QUALITY_NODES)?;
-    let mut owners: Vec<Option<u32>> = vec![None; keys.len()];
-    let start = Instant::now();
-    for (owner, &key) in owners.iter_mut().zip(keys) {
-        *owner = bounded.assign_hash(key).copied();
-    }
-    let nanos = start.elapsed().as_nanos() as f64 / keys.len() as f64;
-    let before = Assignment::from_owners(bounded.node_count(), owners);
-    let mut grown = with_nodes(QUALITY_NODES + 1)?;
-    let owners: Vec<Option<u32>> = keys
-        .iter()
-        .map(|&key| grown.assign_hash(key).copied())
-        .collect();
-    let after = Assignment::from_owners(grown.node_count(), owners);
-    Ok(Quality {
-        name: BOUNDED,
-        peak: before.peak_to_mean(),
-        moved: before.moved_fraction(&after) / ideal_join(),
-        between: moved_between_old_nodes(&before, &after, keys.len()),
-        nanos,
-    })
-}
-
-fn ring_with(allocation: TokenAllocation) -> Res<Ring<u32>> {
-    let mut ring = Ring::with_config(RingConfig {
-        vnodes_per_weight: VNODES,
-        allocation,
-    })?;
-    ring.extend_nodes(0..QUALITY_NODES)?;
-    Ok(ring)
-}
-
-/// `placement` with nodes `0..100`, added one by one through the
-/// `Placement` trait.
-fn one_by_one<P: Placement<u32>>(mut placement: P) -> Res<P> {
-    for node in 0..QUALITY_NODES {
-        placement.add_node(node, 1)?;
-    }
-    Ok(placement)
-}
 
 fn quality_report(keys: &[KeyHash]) -> Res {
     report::section(&format!(
