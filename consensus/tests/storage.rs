@@ -128,3 +128,44 @@ fn compaction_is_idempotent_and_bounded() {
     s.append(&[Entry::new(4, 4, "")]).unwrap();
     assert_eq!(s.last_index(), 4);
 }
+
+/// What a node finds in storage when it (re)starts and contradicts the
+/// configuration is a `RestartError`, kept apart from a `ConfigError` (an
+/// invalid configuration, which `RestartError::Config` carries).
+#[test]
+fn restart_errors_are_not_config_errors() {
+    use dsys_consensus::{Config, ConfigError, RaftNode, RestartError};
+
+    let mut config = Config::default();
+    config.heartbeat_tick = 0;
+    assert_eq!(
+        RaftNode::new(1u64, MemStorage::new(vec![1, 2, 3]), config).err(),
+        Some(RestartError::Config(ConfigError::ZeroHeartbeat))
+    );
+
+    assert_eq!(
+        RaftNode::new(4u64, MemStorage::new(vec![1, 2, 3]), Config::default()).err(),
+        Some(RestartError::NotAVoter)
+    );
+
+    let mut storage = MemStorage::new(vec![1u64, 2, 3]);
+    storage
+        .append(&[Entry::new(1, 1, "x=1"), Entry::new(1, 2, "y=2")])
+        .expect("entries continue the log");
+    storage.set_hard_state(HardState {
+        term: 1,
+        vote: Some(1),
+        commit: 1,
+    });
+    let mut config = Config::default();
+    config.applied = 2;
+    assert_eq!(
+        RaftNode::new(1u64, storage.clone(), config.clone()).err(),
+        Some(RestartError::AppliedBeyondCommit {
+            applied: 2,
+            committed: 1
+        })
+    );
+    config.applied = 1;
+    assert!(RaftNode::new(1u64, storage, config).is_ok());
+}
