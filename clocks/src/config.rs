@@ -1,11 +1,11 @@
-//! The error for invalid clock settings.
+//! The errors for invalid clock settings: one per configuration type.
 
 use core::time::Duration;
 
-/// An invalid clock configuration. No clock was built.
+/// An invalid [`HlcConfig`](crate::HlcConfig). State: no clock was built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum HlcConfigError {
     /// `max_offset` does not fit in a timestamp's 48 bits of milliseconds.
     /// State: no clock was built.
     #[error("max_offset {max_offset:?} exceeds the 48-bit millisecond range")]
@@ -13,8 +13,14 @@ pub enum ConfigError {
         /// The rejected value.
         max_offset: Duration,
     },
-    /// An interval clock's drift rate is not below 1,000,000 ppm. State: no
-    /// clock was built.
+}
+
+/// An invalid [`Uncertainty`](crate::Uncertainty) (an interval clock's
+/// settings). State: no clock was built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UncertaintyConfigError {
+    /// The drift rate is not below 1,000,000 ppm. State: no clock was built.
     #[error("drift of {drift_ppm} ppm is not below 1_000_000 ppm")]
     DriftTooLarge {
         /// The rejected value.

@@ -16,7 +16,7 @@
 
 use core::time::Duration;
 
-use crate::config::ConfigError;
+use crate::config::UncertaintyConfigError;
 use crate::physical::{PhysicalClock, WallTime, duration_nanos};
 
 const PPM: u128 = 1_000_000;
@@ -110,11 +110,11 @@ impl Uncertainty {
     /// [`Duration::MAX`].
     ///
     /// # Errors
-    /// [`ConfigError::DriftTooLarge`] if `drift_ppm >= 1_000_000` (the clock
+    /// [`UncertaintyConfigError::DriftTooLarge`] if `drift_ppm >= 1_000_000` (the clock
     /// would lose track of time faster than time passes).
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), UncertaintyConfigError> {
         if u128::from(self.drift_ppm) >= PPM {
-            return Err(ConfigError::DriftTooLarge {
+            return Err(UncertaintyConfigError::DriftTooLarge {
                 drift_ppm: self.drift_ppm,
             });
         }
@@ -138,7 +138,7 @@ impl Uncertainty {
 /// assert!(!tt.after(s));
 /// pt.advance(wait);
 /// assert!(tt.after(s));
-/// # Ok::<(), dsys_clocks::ConfigError>(())
+/// # Ok::<(), dsys_clocks::UncertaintyConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct IntervalClock<C> {
@@ -152,8 +152,8 @@ impl<C: PhysicalClock> IntervalClock<C> {
     /// An interval clock over `clock`, counted as synchronised now.
     ///
     /// # Errors
-    /// [`ConfigError`] if `uncertainty` is invalid.
-    pub fn new(clock: C, uncertainty: Uncertainty) -> Result<Self, ConfigError> {
+    /// [`UncertaintyConfigError`] if `uncertainty` is invalid.
+    pub fn new(clock: C, uncertainty: Uncertainty) -> Result<Self, UncertaintyConfigError> {
         uncertainty.validate()?;
         let synced_at = clock.now();
         Ok(Self {

@@ -13,7 +13,7 @@ mod node;
 mod physical;
 mod vector;
 
-pub use config::ConfigError;
+pub use config::{HlcConfigError, UncertaintyConfigError};
 pub use counter::CounterOverflow;
 pub use dot::Dot;
 pub use dvv::{DottedVersionVector, Siblings};

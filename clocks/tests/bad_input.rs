@@ -3,9 +3,9 @@
 //! limits, invalid settings, non-canonical serialized clocks.
 
 use dsys_clocks::{
-    AtomicHlc, AtomicLamport, ConfigError, CounterOverflow, Hlc, HlcConfig, IntervalClock,
+    AtomicHlc, AtomicLamport, CounterOverflow, Hlc, HlcConfig, HlcConfigError, IntervalClock,
     LamportClock, MAX_MILLIS, ManualClock, NowError, ParseTimestampError, PhysicalClock, Timestamp,
-    Uncertainty, UpdateError, VectorClock, WallTime,
+    Uncertainty, UncertaintyConfigError, UpdateError, VectorClock, WallTime,
 };
 use std::time::Duration;
 
@@ -205,7 +205,7 @@ fn invalid_settings_are_rejected() {
     let too_large = hlc_config(Duration::from_secs(u64::MAX));
     assert!(matches!(
         too_large.validate(),
-        Err(ConfigError::MaxOffsetTooLarge { .. })
+        Err(HlcConfigError::MaxOffsetTooLarge { .. })
     ));
     assert!(Hlc::with_config(&pt, too_large).is_err());
     assert!(AtomicHlc::with_config(&pt, too_large).is_err());
@@ -214,7 +214,7 @@ fn invalid_settings_are_rejected() {
     let drift = Uncertainty::drifting(Duration::from_millis(1), 1_000_000);
     assert_eq!(
         IntervalClock::new(&pt, drift).unwrap_err(),
-        ConfigError::DriftTooLarge {
+        UncertaintyConfigError::DriftTooLarge {
             drift_ppm: 1_000_000
         }
     );

@@ -3,7 +3,7 @@
 use core::time::Duration;
 
 use super::{HlcConfig, NowError, Timestamp, UpdateError, rules};
-use crate::config::ConfigError;
+use crate::config::HlcConfigError;
 use crate::loom::{AtomicU64, Ordering};
 use crate::physical::{PhysicalClock, WallTime};
 
@@ -52,8 +52,8 @@ impl<C: PhysicalClock> AtomicHlc<C> {
     /// A shared clock with explicit settings.
     ///
     /// # Errors
-    /// [`ConfigError`] if `config` is invalid.
-    pub fn with_config(clock: C, config: HlcConfig) -> Result<Self, ConfigError> {
+    /// [`HlcConfigError`] if `config` is invalid.
+    pub fn with_config(clock: C, config: HlcConfig) -> Result<Self, HlcConfigError> {
         Ok(Self {
             clock,
             last: AtomicU64::new(Timestamp::ZERO.to_u64()),

@@ -27,7 +27,7 @@ use core::time::Duration;
 pub use atomic::AtomicHlc;
 pub use timestamp::{MAX_MILLIS, ParseTimestampError, Timestamp, TimestampRangeError};
 
-use crate::config::ConfigError;
+use crate::config::HlcConfigError;
 use crate::physical::{PhysicalClock, WallTime};
 
 /// How far ahead of the local physical clock a remote timestamp may be
@@ -57,17 +57,17 @@ impl HlcConfig {
     /// Checks the settings.
     ///
     /// # Errors
-    /// [`ConfigError::MaxOffsetTooLarge`] if `max_offset` exceeds
+    /// [`HlcConfigError::MaxOffsetTooLarge`] if `max_offset` exceeds
     /// [`MAX_MILLIS`] milliseconds.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), HlcConfigError> {
         self.max_offset_millis().map(|_| ())
     }
 
-    fn max_offset_millis(&self) -> Result<u64, ConfigError> {
+    fn max_offset_millis(&self) -> Result<u64, HlcConfigError> {
         u64::try_from(self.max_offset.as_millis())
             .ok()
             .filter(|ms| *ms <= MAX_MILLIS)
-            .ok_or(ConfigError::MaxOffsetTooLarge {
+            .ok_or(HlcConfigError::MaxOffsetTooLarge {
                 max_offset: self.max_offset,
             })
     }
@@ -240,8 +240,8 @@ impl<C: PhysicalClock> Hlc<C> {
     /// A clock with explicit settings.
     ///
     /// # Errors
-    /// [`ConfigError`] if `config` is invalid.
-    pub fn with_config(clock: C, config: HlcConfig) -> Result<Self, ConfigError> {
+    /// [`HlcConfigError`] if `config` is invalid.
+    pub fn with_config(clock: C, config: HlcConfig) -> Result<Self, HlcConfigError> {
         Ok(Self {
             clock,
             last: Timestamp::ZERO,
