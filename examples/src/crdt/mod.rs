@@ -20,23 +20,42 @@
 //! 6. The cart again, with crashes: what a replica's disk must hold, and a
 //!    restart that ships what was written but not yet sent.
 //!
-//! For sections 1 to 5 the network is a few lines of this file, so that the
-//! CRDT and the plain-integer replicas of section 2 run on the same rounds:
-//! each round every replica ships, and messages are delivered in a fixed
-//! order until none is left. Section 6 runs on dsys-crdt's simulator
-//! (`dsys_crdt::sim`), which keeps each replica's disk the way the
-//! persistence contract says. Nothing is random, so every number is the same
-//! on every run.
+//! This file is the story: what each section shows, checks and prints, in
+//! reading order. The machinery that drives it lives beside it:
+//! - `script.rs`: the replicas, the page views and the network of each round,
+//!   what a correct counter reads after each, and the cart's operations;
+//! - `network.rs`: the network of sections 1 to 5, a few lines so that the
+//!   CRDT and the plain-integer replicas of section 2 run on the same rounds:
+//!   each round every replica ships, and messages are delivered in a fixed
+//!   order until none is left;
+//! - `replicas.rs`: a dsys-crdt replica with the bytes it sends, and the
+//!   plain-integer counters of section 2;
+//! - `cart.rs`: playing the cart on a set CRDT, and carts in the simulator;
+//! - `format.rs`: how numbers and carts are printed.
+//!
+//! Section 6 runs on dsys-crdt's simulator (`dsys_crdt::sim`), which keeps
+//! each replica's disk the way the persistence contract says. Nothing is
+//! random, so every number is the same on every run.
 
-use std::collections::{BTreeMap, VecDeque};
+mod cart;
+mod format;
+mod network;
+mod replicas;
+mod script;
 
-use dsys_crdt::codec::{Decode, Encode};
+use dsys_crdt::codec::Encode;
 use dsys_crdt::sim::{Sim, SimConfig};
-use dsys_crdt::{
-    Authored, GCounter, Lattice, ORSet, PNCounter, Replica, SyncConfig, SyncMessage, TwoPSet,
-};
+use dsys_crdt::{GCounter, Lattice, ORSet, PNCounter, SyncConfig, SyncMessage, TwoPSet};
 
 use crate::report::{self, Res, Table, check, check_eq};
+use cart::{add_item, play_cart, sim_cart};
+use format::{against, cart_cell, count, num, pop, views_read};
+use network::{Counter, replay, sync};
+use replicas::{AddNode, CrdtNode, LwwNode, final_reads};
+use script::{
+    CART, CONNECTED, CartOp, NAMES, ROUNDS, SEOUL, TOKYO, VIRGINIA, VIRGINIA_CUT, reachable,
+    served, total,
+};
 
 /// Runs the chapter.
 pub(crate) fn run() -> Res {
@@ -47,323 +66,6 @@ pub(crate) fn run() -> Res {
     cart()?;
     restart()?;
     Ok(())
-}
-
-// --- The replicas, the rounds and the network ----------------------------------------
-
-/// The replicas, by index.
-const NAMES: [&str; 3] = ["seoul", "tokyo", "virginia"];
-
-const SEOUL: usize = 0;
-const TOKYO: usize = 1;
-const VIRGINIA: usize = 2;
-
-/// The network during one sync.
-#[derive(Debug, Clone, Copy)]
-struct Net {
-    /// A replica cut off: every message to or from it is lost.
-    cut: Option<usize>,
-    /// A link `(from, to)` whose first message arrives twice (a retry after a
-    /// timeout, when the first copy had arrived after all).
-    duplicate: Option<(usize, usize)>,
-}
-
-/// Every message arrives, once.
-const CONNECTED: Net = Net {
-    cut: None,
-    duplicate: None,
-};
-
-/// Virginia is cut off from the other two.
-const VIRGINIA_CUT: Net = Net {
-    cut: Some(VIRGINIA),
-    duplicate: None,
-};
-
-impl Net {
-    /// Whether `a` and `b` can talk.
-    fn connects(&self, a: usize, b: usize) -> bool {
-        self.cut.is_none_or(|cut| cut != a && cut != b)
-    }
-}
-
-/// One round: views arrive at every replica, then one sync.
-struct Round {
-    /// The table's label for the arrivals.
-    arrive: &'static str,
-    /// The table's label for the sync.
-    sync: &'static str,
-    /// Page views arriving at each replica.
-    views: [u64; 3],
-    /// The network during the sync.
-    net: Net,
-}
-
-/// The run of sections 1 to 3.
-const ROUNDS: [Round; 5] = [
-    Round {
-        arrive: "1 views arrive",
-        sync: "1 sync",
-        views: [120, 95, 40],
-        net: CONNECTED,
-    },
-    Round {
-        arrive: "2 views arrive",
-        sync: "2 sync, one message twice",
-        views: [130, 110, 55],
-        net: Net {
-            cut: None,
-            duplicate: Some((SEOUL, TOKYO)),
-        },
-    },
-    Round {
-        arrive: "3 virginia cut off; views",
-        sync: "3 sync, virginia cut off",
-        views: [90, 105, 210],
-        net: VIRGINIA_CUT,
-    },
-    Round {
-        arrive: "4 views arrive",
-        sync: "4 sync, virginia cut off",
-        views: [75, 100, 240],
-        net: VIRGINIA_CUT,
-    },
-    Round {
-        arrive: "5 healed; views arrive",
-        sync: "5 sync",
-        views: [60, 70, 80],
-        net: CONNECTED,
-    },
-];
-
-/// Views served at `replica` in rounds `..rounds`.
-fn served(replica: usize, rounds: usize) -> u64 {
-    ROUNDS[..rounds].iter().map(|r| r.views[replica]).sum()
-}
-
-/// Views served anywhere in rounds `..rounds`.
-fn total(rounds: usize) -> u64 {
-    (0..NAMES.len()).map(|i| served(i, rounds)).sum()
-}
-
-/// What a correct counter at `reader` reads after the sync of round `last`
-/// (0-based): a view served at `origin` in round `s` has arrived if some sync
-/// from round `s` to `last` connected the two (a replica that forwards what
-/// it hears, or a sender that retries, gets it through at the first chance).
-fn reachable(reader: usize, last: usize) -> u64 {
-    (0..=last)
-        .flat_map(|s| (0..NAMES.len()).map(move |origin| (s, origin)))
-        .filter(|&(s, origin)| {
-            origin == reader
-                || ROUNDS[s..=last]
-                    .iter()
-                    .any(|r| r.net.connects(reader, origin))
-        })
-        .map(|(s, origin)| ROUNDS[s].views[origin])
-        .sum()
-}
-
-/// One replica in the chapter's network.
-trait Peer {
-    /// What goes over the wire.
-    type Msg: Clone;
-    /// The round's sync begins: queue what to send.
-    fn ship(&mut self);
-    /// The next message to send, and to which replica.
-    fn poll(&mut self) -> Option<(usize, Self::Msg)>;
-    /// A message from replica `from` arrives.
-    fn receive(&mut self, from: usize, msg: Self::Msg) -> Res;
-}
-
-/// One replica of a replicated page-view counter.
-trait Counter: Peer {
-    /// `views` page views arrive, in round `round` (1-based).
-    fn serve(&mut self, round: usize, views: u64);
-    /// What a reader of this replica sees.
-    fn read(&self) -> i128;
-}
-
-/// Exchanges before a sync gives up: a ship, its answers, and some slack.
-const MAX_EXCHANGES: usize = 8;
-
-/// One sync: every replica ships, then messages are delivered (replica
-/// order, then send order) until none is left. Messages across the cut are
-/// lost; the duplicated link delivers its first message twice.
-fn sync<P: Peer>(nodes: &mut [P], net: Net) -> Res {
-    for node in nodes.iter_mut() {
-        node.ship();
-    }
-    let mut duplicate = net.duplicate;
-    for _ in 0..MAX_EXCHANGES {
-        let mut batch = Vec::new();
-        for (from, node) in nodes.iter_mut().enumerate() {
-            while let Some((to, msg)) = node.poll() {
-                batch.push((from, to, msg));
-            }
-        }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        for (from, to, msg) in batch {
-            if !net.connects(from, to) {
-                continue;
-            }
-            if duplicate == Some((from, to)) {
-                duplicate = None;
-                nodes[to].receive(from, msg.clone())?;
-            }
-            nodes[to].receive(from, msg)?;
-        }
-    }
-    Err("the network never went quiet".into())
-}
-
-/// Where a step of [`replay`] is.
-struct Step<'a, C> {
-    /// 0-based.
-    round: usize,
-    /// Before the sync (views just arrived) or after it.
-    synced: bool,
-    nodes: &'a [C],
-}
-
-/// Plays [`ROUNDS`] on `nodes`; `step` sees them after each arrival and
-/// after each sync.
-fn replay<C: Counter>(nodes: &mut [C], mut step: impl FnMut(Step<'_, C>) -> Res) -> Res {
-    for (r, round) in ROUNDS.iter().enumerate() {
-        for (node, views) in nodes.iter_mut().zip(round.views) {
-            node.serve(r + 1, views);
-        }
-        step(Step {
-            round: r,
-            synced: false,
-            nodes,
-        })?;
-        sync(nodes, round.net)?;
-        step(Step {
-            round: r,
-            synced: true,
-            nodes,
-        })?;
-    }
-    Ok(())
-}
-
-/// A dsys-crdt replica in the chapter's network, and what its messages cost.
-struct CrdtNode<S> {
-    replica: Replica<String, S>,
-    /// Bytes of every message sent.
-    bytes: usize,
-    /// Bytes, had every delta-interval been the sender's whole state (the
-    /// seed's `merge(other)`, shipped the same number of times).
-    whole_state_bytes: usize,
-}
-
-impl<S: Lattice + Authored<String> + PartialEq + Encode + Decode> CrdtNode<S> {
-    /// The three replicas, every one a peer of the other two.
-    fn mesh(config: &SyncConfig) -> Res<Vec<Self>> {
-        (0..NAMES.len())
-            .map(|i| {
-                let mut replica = Replica::new(NAMES[i].to_owned(), S::bottom(), config.clone())?;
-                for (j, peer) in NAMES.iter().enumerate() {
-                    if j != i {
-                        replica.add_peer((*peer).to_owned());
-                    }
-                }
-                Ok(Self {
-                    replica,
-                    bytes: 0,
-                    whole_state_bytes: 0,
-                })
-            })
-            .collect()
-    }
-}
-
-impl Counter for CrdtNode<GCounter<String>> {
-    fn serve(&mut self, _round: usize, views: u64) {
-        // One increment per view, as the seed's `increment()`: the protocol
-        // joins them into one delta-interval per peer.
-        for _ in 0..views {
-            self.replica.mutate(|c, me| c.increment(me, 1));
-        }
-    }
-
-    fn read(&self) -> i128 {
-        views_read(self.replica.state())
-    }
-}
-
-impl<S: Lattice + Authored<String> + PartialEq + Encode + Decode> Peer for CrdtNode<S> {
-    type Msg = Vec<u8>;
-
-    fn ship(&mut self) {
-        self.replica.ship();
-    }
-
-    fn poll(&mut self) -> Option<(usize, Vec<u8>)> {
-        let out = self.replica.poll_transmit()?;
-        let bytes = out.message.to_bytes();
-        self.bytes += bytes.len();
-        // Polled right after `ship`, before anything else arrives: the state
-        // is the one the interval was cut from.
-        self.whole_state_bytes += match &out.message {
-            SyncMessage::Delta {
-                incarnation, seq, ..
-            } => SyncMessage::State {
-                incarnation: *incarnation,
-                seq: *seq,
-                state: self.replica.state().clone(),
-            }
-            .to_bytes()
-            .len(),
-            _ => bytes.len(),
-        };
-        let to = NAMES
-            .iter()
-            .position(|name| *name == out.to)
-            .expect("a replica only sends to the peers it was given, all in NAMES");
-        Some((to, bytes))
-    }
-
-    fn receive(&mut self, from: usize, msg: Vec<u8>) -> Res {
-        self.replica.handle_bytes(&NAMES[from].to_owned(), &msg)?;
-        Ok(())
-    }
-}
-
-fn views_read(counter: &GCounter<String>) -> i128 {
-    i128::try_from(counter.value()).unwrap_or(i128::MAX)
-}
-
-/// `1,580`, `-1,234`.
-fn num(n: i128) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    if n < 0 {
-        out.push('-');
-    }
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
-/// `num` of a count.
-fn count(n: u64) -> String {
-    num(i128::from(n))
-}
-
-/// A read against the truth: `1,580`, or `1,710 (+130)`.
-fn against(read: i128, truth: i128) -> String {
-    match read - truth {
-        0 => num(read),
-        off if off > 0 => format!("{} (+{})", num(read), num(off)),
-        off => format!("{} ({})", num(read), num(off)),
-    }
 }
 
 // --- 1. A partition ------------------------------------------------------------------
@@ -544,141 +246,6 @@ fn partition() -> Res<Vec<CrdtNode<GCounter<String>>>> {
 
 // --- 2. Without a CRDT ----------------------------------------------------------------
 
-/// A plain integer per replica, replicated last-write-wins: each replica
-/// adds its views to its copy, stamps it, and broadcasts it; a receiver
-/// keeps the copy with the later stamp (the seeds' multi-leader LWW).
-struct LwwNode {
-    me: usize,
-    count: u64,
-    stamp: Stamp,
-    outbox: VecDeque<(usize, (u64, Stamp))>,
-}
-
-/// `(round, position)`: within a round the replicas write in an order that
-/// rotates from round to round (see [`write_position`]).
-type Stamp = (usize, usize);
-
-impl Counter for LwwNode {
-    fn serve(&mut self, round: usize, views: u64) {
-        if views > 0 {
-            self.count += views;
-            self.stamp = (round, write_position(round, self.me));
-        }
-    }
-
-    fn read(&self) -> i128 {
-        i128::from(self.count)
-    }
-}
-
-impl Peer for LwwNode {
-    type Msg = (u64, Stamp);
-
-    fn ship(&mut self) {
-        for peer in (0..NAMES.len()).filter(|&p| p != self.me) {
-            self.outbox.push_back((peer, (self.count, self.stamp)));
-        }
-    }
-
-    fn poll(&mut self) -> Option<(usize, Self::Msg)> {
-        self.outbox.pop_front()
-    }
-
-    fn receive(&mut self, _from: usize, (count, stamp): Self::Msg) -> Res {
-        if stamp > self.stamp {
-            self.count = count;
-            self.stamp = stamp;
-        }
-        Ok(())
-    }
-}
-
-/// When `replica` writes within `round` (1-based), `0..3`: the last writer is
-/// tokyo in round 1, seoul in round 2, virginia in round 3, and so on.
-fn write_position(round: usize, replica: usize) -> usize {
-    (replica + round) % NAMES.len()
-}
-
-/// What a "send +n" counter sends.
-#[derive(Debug, Clone)]
-enum AddMsg {
-    /// "Add `amount`", numbered so an ack can name it.
-    Add { id: u64, amount: u64 },
-    /// "I added message `id`."
-    Ack { id: u64 },
-}
-
-/// Increments as messages: each sync, a replica sends every peer the views
-/// it served since the last one, and a receiver adds them. With `retry`, a
-/// message is sent again each sync until acknowledged (at least once);
-/// without, it is sent once (at most once).
-struct AddNode {
-    me: usize,
-    retry: bool,
-    count: u64,
-    fresh: u64,
-    next_id: u64,
-    /// `(peer, id) -> amount`, not yet acknowledged.
-    unacked: BTreeMap<(usize, u64), u64>,
-    outbox: VecDeque<(usize, AddMsg)>,
-}
-
-impl Counter for AddNode {
-    fn serve(&mut self, _round: usize, views: u64) {
-        self.count += views;
-        self.fresh += views;
-    }
-
-    fn read(&self) -> i128 {
-        i128::from(self.count)
-    }
-}
-
-impl Peer for AddNode {
-    type Msg = AddMsg;
-
-    fn ship(&mut self) {
-        if self.fresh > 0 {
-            for peer in (0..NAMES.len()).filter(|&p| p != self.me) {
-                self.unacked.insert((peer, self.next_id), self.fresh);
-            }
-            self.next_id += 1;
-            self.fresh = 0;
-        }
-        for (&(peer, id), &amount) in &self.unacked {
-            self.outbox.push_back((peer, AddMsg::Add { id, amount }));
-        }
-        if !self.retry {
-            self.unacked.clear();
-        }
-    }
-
-    fn poll(&mut self) -> Option<(usize, AddMsg)> {
-        self.outbox.pop_front()
-    }
-
-    fn receive(&mut self, from: usize, msg: AddMsg) -> Res {
-        match msg {
-            AddMsg::Add { id, amount } => {
-                self.count += amount;
-                if self.retry {
-                    self.outbox.push_back((from, AddMsg::Ack { id }));
-                }
-            }
-            AddMsg::Ack { id } => {
-                self.unacked.remove(&(from, id));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Replays the rounds on `nodes` and returns what each replica reads.
-fn final_reads<C: Counter>(mut nodes: Vec<C>) -> Res<Vec<i128>> {
-    replay(&mut nodes, |_| Ok(()))?;
-    Ok(nodes.iter().map(Counter::read).collect())
-}
-
 fn without_a_crdt(g_counter: &[CrdtNode<GCounter<String>>]) -> Res {
     report::section("2. The same rounds without a CRDT");
     let truth = i128::from(total(ROUNDS.len()));
@@ -694,31 +261,8 @@ fn without_a_crdt(g_counter: &[CrdtNode<GCounter<String>>]) -> Res {
          until its receiver acknowledges it.",
     );
 
-    let lww = final_reads(
-        (0..NAMES.len())
-            .map(|me| LwwNode {
-                me,
-                count: 0,
-                stamp: (0, 0),
-                outbox: VecDeque::new(),
-            })
-            .collect(),
-    )?;
-    let adder = |retry| {
-        final_reads(
-            (0..NAMES.len())
-                .map(|me| AddNode {
-                    me,
-                    retry,
-                    count: 0,
-                    fresh: 0,
-                    next_id: 0,
-                    unacked: BTreeMap::new(),
-                    outbox: VecDeque::new(),
-                })
-                .collect(),
-        )
-    };
+    let lww = final_reads((0..NAMES.len()).map(LwwNode::new).collect())?;
+    let adder = |retry| final_reads((0..NAMES.len()).map(|me| AddNode::new(me, retry)).collect());
     let at_most_once = adder(false)?;
     let at_least_once = adder(true)?;
     let crdt: Vec<i128> = g_counter.iter().map(Counter::read).collect();
@@ -801,11 +345,6 @@ fn without_a_crdt(g_counter: &[CrdtNode<GCounter<String>>]) -> Res {
 }
 
 // --- 3. Bytes ----------------------------------------------------------------------------
-
-/// Replica ids `pop-0000`, `pop-0001`...: edge points of presence.
-fn pop(i: usize) -> String {
-    format!("pop-{i:04}")
-}
 
 fn bytes(default_run: &[CrdtNode<GCounter<String>>]) -> Res {
     report::section("3. What went over the wire: delta-intervals or whole states");
@@ -1089,74 +628,6 @@ fn likes() -> Res {
 
 // --- 5. A cart --------------------------------------------------------------------------
 
-/// What a shopper does to the cart at one replica.
-#[derive(Debug, Clone, Copy)]
-enum CartOp {
-    Add(&'static str),
-    Remove(&'static str),
-}
-
-/// A round of the cart: its label, the network during its sync, and the
-/// shoppers' operations at each replica before it.
-type CartRound = (&'static str, Net, &'static [(usize, CartOp)]);
-
-const CART: [CartRound; 4] = [
-    (
-        "1 seoul adds book, pen",
-        CONNECTED,
-        &[(SEOUL, CartOp::Add("book")), (SEOUL, CartOp::Add("pen"))],
-    ),
-    (
-        "2 cut: seoul removes pen; virginia adds pen, mug",
-        VIRGINIA_CUT,
-        &[
-            (SEOUL, CartOp::Remove("pen")),
-            (VIRGINIA, CartOp::Add("pen")),
-            (VIRGINIA, CartOp::Add("mug")),
-        ],
-    ),
-    (
-        "3 healed: tokyo removes book",
-        CONNECTED,
-        &[(TOKYO, CartOp::Remove("book"))],
-    ),
-    (
-        "4 seoul adds book again",
-        CONNECTED,
-        &[(SEOUL, CartOp::Add("book"))],
-    ),
-];
-
-/// The carts every replica holds after each round's sync.
-type Carts = Vec<[Vec<String>; 3]>;
-
-/// Plays [`CART`] on three replicas of a set type: `apply` is the delta
-/// mutator of an operation, `items` what a reader of the cart sees.
-fn play_cart<S: Lattice + Authored<String> + PartialEq + Encode + Decode>(
-    apply: fn(&mut S, &String, CartOp) -> S,
-    items: fn(&S) -> Vec<String>,
-) -> Res<Carts> {
-    let mut nodes = CrdtNode::<S>::mesh(&SyncConfig::default())?;
-    let mut carts = Vec::new();
-    for (_, net, ops) in CART {
-        for &(at, op) in ops {
-            nodes[at].replica.mutate(|s, me| apply(s, me, op));
-        }
-        sync(&mut nodes, net)?;
-        carts.push([SEOUL, TOKYO, VIRGINIA].map(|i| items(nodes[i].replica.state())));
-    }
-    Ok(carts)
-}
-
-/// `book, pen`, or `(empty)`.
-fn cart_cell(items: &[String]) -> String {
-    if items.is_empty() {
-        "(empty)".to_owned()
-    } else {
-        items.join(", ")
-    }
-}
-
 fn cart() -> Res {
     report::section("5. A shopping cart: a remove meets a concurrent add");
     report::note(
@@ -1239,20 +710,6 @@ fn cart() -> Res {
 }
 
 // --- 6. Crashes ---------------------------------------------------------------------------
-
-/// The cart a replica holds in the simulator, or `(down)`.
-fn sim_cart(sim: &Sim<ORSet<u64, String>>, replica: usize) -> String {
-    match sim.state(replica) {
-        Some(cart) => cart_cell(&cart.iter().cloned().collect::<Vec<_>>()),
-        None => "(down)".to_owned(),
-    }
-}
-
-/// The delta mutator that adds `item` to a cart.
-fn add_item(item: &str) -> impl FnOnce(&mut ORSet<u64, String>, &u64) -> ORSet<u64, String> {
-    let item = item.to_owned();
-    move |cart, me| cart.add(me, item)
-}
 
 fn restart() -> Res {
     report::section("6. A replica crashes: what its disk must hold");
