@@ -74,6 +74,8 @@ mod node;
 pub mod scenario;
 mod stats;
 
-pub use network::{Livelock, NetConfig, NetConfigError, NodeStatus, ResumeOrder, Sim};
+pub use network::{
+    Livelock, MAX_VIRTUAL_TIME, NetConfig, NetConfigError, NodeStatus, ResumeOrder, Sim,
+};
 pub use node::{SimEventKind, SimNode};
 pub use stats::{Latencies, MembershipEvent, NodeStats, Summary, Traffic};

@@ -7,6 +7,13 @@ use std::time::{Duration, Instant};
 
 use super::{MembershipEvent, NodeStats, SimEventKind, SimNode};
 
+/// The latest virtual time a run reaches: 100 years (of 365 days). Durations given to
+/// [`Sim::pause`], [`Sim::stall_receive`], [`Sim::run_for`] and
+/// [`Sim::run_until_cond`] end there at the latest, and [`Sim::run_until`] stops
+/// there, so the base `Instant` plus virtual time (plus at most
+/// [`NetConfig::MAX_LATENCY`] in flight) never overflows.
+pub const MAX_VIRTUAL_TIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// In which order a node that resumes from a pause handles what piled up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ResumeOrder {
@@ -406,7 +413,7 @@ impl<N: SimNode> Sim<N> {
     /// receive stall already under way into a pause; ignored for a crashed node). See
     /// [`ResumeOrder`] for what happens on resume.
     pub fn pause(&mut self, i: usize, duration: Duration) {
-        let until = self.now + duration;
+        let until = self.later(duration);
         let slot = &mut self.slots[i];
         let until = match slot.status {
             NodeStatus::Crashed => return,
@@ -424,7 +431,7 @@ impl<N: SimNode> Sim<N> {
     /// its packets keep going out. Extends a stall already under way; a paused node
     /// stays paused, at least that long; ignored for a crashed node.
     pub fn stall_receive(&mut self, i: usize, duration: Duration) {
-        let until = self.now + duration;
+        let until = self.later(duration);
         let slot = &mut self.slots[i];
         let (status, until) = match slot.status {
             NodeStatus::Crashed => return,
@@ -502,9 +509,10 @@ impl<N: SimNode> Sim<N> {
         Some(self.now)
     }
 
-    /// Runs every event due up to `deadline` (virtual), then sets the clock to it.
-    /// Fails if the run exceeds [`NetConfig::event_budget`].
+    /// Runs every event due up to `deadline` (virtual, at most [`MAX_VIRTUAL_TIME`]),
+    /// then sets the clock to it. Fails if the run exceeds [`NetConfig::event_budget`].
     pub fn run_until(&mut self, deadline: Duration) -> Result<(), Livelock> {
+        let deadline = deadline.min(MAX_VIRTUAL_TIME);
         let nodes = self.slots.len().max(1) as u64;
         let secs = deadline.saturating_sub(self.now).as_secs_f64().ceil() as u64;
         let per_instant = 10_000 + self.net.event_budget.saturating_mul(nodes);
@@ -538,7 +546,7 @@ impl<N: SimNode> Sim<N> {
 
     /// `run_until(now + duration)`.
     pub fn run_for(&mut self, duration: Duration) -> Result<(), Livelock> {
-        self.run_until(self.now + duration)
+        self.run_until(self.later(duration))
     }
 
     /// Runs in steps of `every` until `done(self)` holds (checked before each step) or
@@ -550,7 +558,7 @@ impl<N: SimNode> Sim<N> {
         every: Duration,
         mut done: impl FnMut(&Self) -> bool,
     ) -> Result<Option<Duration>, Livelock> {
-        let deadline = self.now + timeout;
+        let deadline = self.later(timeout);
         let every = every.max(Duration::from_nanos(1));
         loop {
             if done(self) {
@@ -559,7 +567,7 @@ impl<N: SimNode> Sim<N> {
             if self.now >= deadline {
                 return Ok(None);
             }
-            self.run_until((self.now + every).min(deadline))?;
+            self.run_until(self.later(every).min(deadline))?;
         }
     }
 
@@ -569,6 +577,12 @@ impl<N: SimNode> Sim<N> {
     }
 
     // ---- internals ----
+
+    /// `now + d`, capped at [`MAX_VIRTUAL_TIME`]: no duration a caller passes can
+    /// overflow virtual time, or the `Instant`s handed to the nodes.
+    fn later(&self, d: Duration) -> Duration {
+        self.now.saturating_add(d).min(MAX_VIRTUAL_TIME)
+    }
 
     fn push(&mut self, at: Duration, action: Action) {
         let seq = self.seq;
@@ -744,7 +758,7 @@ impl<N: SimNode> Sim<N> {
             return;
         }
         if self.net.duplicate > 0.0 && self.rng.f64() < self.net.duplicate {
-            let at = self.now + self.latency();
+            let at = self.now.saturating_add(self.latency());
             self.push(
                 at,
                 Action::Deliver {
@@ -754,7 +768,7 @@ impl<N: SimNode> Sim<N> {
                 },
             );
         }
-        let at = self.now + self.latency();
+        let at = self.now.saturating_add(self.latency());
         self.push(at, Action::Deliver { from, to, payload });
     }
 

@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use super::{NetConfig, NetConfigError, NodeStatus, ResumeOrder, Sim};
+use super::{MAX_VIRTUAL_TIME, NetConfig, NetConfigError, NodeStatus, ResumeOrder, Sim};
 use crate::State;
 use crate::sim::{SimEventKind, SimNode};
 
@@ -319,4 +319,35 @@ fn net_config_is_validated() {
     assert!(sim.node(0).count('p', 1) > 0, "no link loss was installed");
     assert_eq!(sim.set_loss(0.5), Ok(()));
     assert_eq!(sim.net().loss, 0.5);
+}
+
+/// Durations a caller passes end at `MAX_VIRTUAL_TIME` instead of overflowing virtual
+/// time (a panic before): a pause "forever", then a run "forever", reach it and stop.
+#[test]
+fn huge_durations_saturate_at_the_last_virtual_instant() {
+    let mut sim = pair(10, NetConfig::default());
+    sim.crash(1);
+    sim.pause(0, Duration::MAX);
+    assert_eq!(
+        sim.status(0),
+        NodeStatus::Paused {
+            until: MAX_VIRTUAL_TIME
+        }
+    );
+    sim.stall_receive(0, Duration::MAX);
+    sim.run_for(Duration::MAX).expect("no livelock");
+    assert_eq!(sim.now(), MAX_VIRTUAL_TIME);
+    assert_eq!(sim.instant(), sim.base() + MAX_VIRTUAL_TIME);
+    assert_eq!(
+        sim.status(0),
+        NodeStatus::Running,
+        "it resumed at the end of time"
+    );
+    assert!(sim.node(0).count('t', 0) > 0, "and fired its overdue timer");
+    sim.run_for(Duration::from_secs(1)).expect("no livelock");
+    assert_eq!(sim.now(), MAX_VIRTUAL_TIME, "time stops there");
+    let done = sim
+        .run_until_cond(Duration::MAX, Duration::MAX, |_| false)
+        .expect("no livelock");
+    assert_eq!(done, None);
 }
