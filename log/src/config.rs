@@ -160,7 +160,11 @@ pub enum ConfigError {
 }
 
 impl LogConfig {
-    /// Checks the limits documented on each field.
+    /// Checks the limits documented on each field; [`Log::open`](crate::Log::open) calls
+    /// it. The fields it does not bound (`index_interval_bytes`, `retention_bytes`,
+    /// `flush.max_unflushed_bytes`, `leader_epoch`, the policies) are safe at every
+    /// value: they are only compared or copied, and the time arithmetic on the
+    /// `*_ms` fields saturates.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let header = crate::batch::HEADER_LEN as u64;
         if self.segment_bytes < header || self.segment_bytes > i32::MAX as u64 {
