@@ -12,31 +12,40 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Malformed bytes from a peer or from disk. Nothing was changed.
+/// Malformed bytes from a peer or from disk ([`Decode::decode`]). No value was made;
+/// the input slice may have been advanced part way, and nothing else changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The input ended in the middle of a value.
+    /// No value was made.
     #[error("input truncated")]
     Truncated,
-    /// A varint is over-long or does not fit its type.
+    /// A varint is not the shortest encoding of its value (padded, over-long), or
+    /// does not fit its type.
+    /// No value was made.
     #[error("malformed varint")]
     Varint,
     /// A tag byte names no known variant.
+    /// No value was made.
     #[error("unknown tag {0}")]
     Tag(u8),
     /// A string is not UTF-8.
+    /// No value was made.
     #[error("invalid UTF-8")]
     Utf8,
     /// Elements of a set or keys of a map are not strictly increasing: not the
     /// canonical encoding (a duplicate would otherwise be silently merged).
+    /// No value was made.
     #[error("elements out of order or duplicated")]
     Order,
     /// The value breaks an invariant of its type (a zero counter in a version vector,
     /// a dot the causal context does not cover...).
+    /// No value was made.
     #[error("invalid value: {0}")]
     Invalid(&'static str),
     /// Bytes remain after the value.
+    /// No value was made.
     #[error("{0} trailing bytes")]
     Trailing(usize),
 }
