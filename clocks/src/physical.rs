@@ -283,3 +283,47 @@ impl PhysicalClock for CoarseClock {
         WallTime(coarsetime::Clock::recent_since_epoch().as_nanos())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wall_time_units_and_saturation() {
+        let t = WallTime::from_millis(1_700_000_000_123);
+        assert_eq!(t.as_millis(), 1_700_000_000_123);
+        assert_eq!(
+            WallTime::from_nanos(1_999_999).as_millis(),
+            1,
+            "rounds down"
+        );
+        assert_eq!(WallTime::from_millis(u64::MAX), WallTime::MAX);
+        assert_eq!(WallTime::MAX + Duration::from_nanos(1), WallTime::MAX);
+        assert_eq!(
+            WallTime::UNIX_EPOCH - Duration::from_nanos(1),
+            WallTime::UNIX_EPOCH
+        );
+        assert_eq!(WallTime::MAX + Duration::MAX, WallTime::MAX);
+        assert_eq!(
+            (t + Duration::from_millis(5)).saturating_duration_since(t),
+            Duration::from_millis(5)
+        );
+        assert_eq!(
+            WallTime::UNIX_EPOCH.saturating_duration_since(t),
+            Duration::ZERO
+        );
+        assert_eq!(t.to_string(), "1700000000.123000000");
+        assert_eq!(format!("{t:?}"), "WallTime(1700000000.123000000)");
+    }
+
+    #[test]
+    fn manual_clock_reads_what_it_was_set_to() {
+        let clock = ManualClock::new(WallTime::from_millis(10));
+        clock.advance(Duration::from_micros(1));
+        assert_eq!(clock.now(), WallTime::from_nanos(10_001_000));
+        clock.set(WallTime::from_millis(3));
+        assert_eq!(clock.now(), WallTime::from_millis(3), "steps back too");
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), WallTime::MAX);
+    }
+}
