@@ -155,6 +155,7 @@ pub enum NodeStatus {
 /// node is probably spinning (a timer that re-arms in the past, a packet storm). The
 /// simulation stopped at `at`; its state is intact and inspectable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 #[error(
     "livelock suspected: {events} events processed in this run, stopped at virtual time {at:?}"
 )]
