@@ -6,6 +6,7 @@
 //! The state is rebuilt on open from a snapshot file (`<offset>.snapshot`, written
 //! when a segment rolls and on close) plus the batch headers after it.
 
+use crate::Timestamp;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::batch::{BatchHeader, sequence_add};
@@ -166,9 +167,19 @@ impl ProducerTable {
             .is_some_and(|b| b.last_offset == last_offset)
     }
 
+    /// The earliest `now` at which [`ProducerTable::expire`] forgets a producer, if
+    /// any producer is known.
+    pub(crate) fn next_expiry(&self, expiration_ms: i64) -> Option<Timestamp> {
+        self.producers
+            .values()
+            .filter_map(|e| e.batches.back())
+            .map(|b| b.timestamp.saturating_add(expiration_ms).saturating_add(1))
+            .min()
+    }
+
     /// Forgets producers whose last batch is older than `expiration_ms` before `now`
     /// (Kafka's `producer.id.expiration.ms`), keeping memory bounded.
-    pub(crate) fn expire(&mut self, now: i64, expiration_ms: i64) -> usize {
+    pub(crate) fn expire(&mut self, now: Timestamp, expiration_ms: i64) -> usize {
         let before = self.producers.len();
         self.producers.retain(|_, e| {
             e.batches

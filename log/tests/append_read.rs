@@ -152,3 +152,37 @@ fn opening_a_cleanly_closed_log_writes_nothing_until_the_first_change() {
     assert!(!report.clean_shutdown);
     assert_eq!(report.next_offset, 4);
 }
+
+/// `poll_timeout` reports every duty `handle_timeout` runs: the time-based flush
+/// and, before this was fixed, never the idempotent producers' expiry, so a
+/// driver that only wakes at `poll_timeout` kept expired producers forever.
+#[test]
+fn poll_timeout_reports_the_flush_and_producer_expiry() {
+    let mut config = LogConfig::default();
+    config.flush = FlushPolicy::every_millis(500);
+    config.producer_expiration_ms = 10_000;
+    let (mut log, _) = Log::open(MemDir::new(), config).expect("open");
+    assert_eq!(log.poll_timeout(), None, "nothing to do yet");
+
+    let stamp = dsys_log::ProducerStamp {
+        producer_id: 7,
+        producer_epoch: 0,
+        base_sequence: 0,
+    };
+    let mut b = BatchBuilder::new().producer(stamp);
+    b.push(NewRecord::new(1_000, Some(b"k"), Some(b"v")));
+    log.append(b.finish().expect("one record"), 1_000)
+        .expect("append");
+    assert_eq!(log.poll_timeout(), Some(1_500), "the flush comes first");
+    log.handle_timeout(1_500).expect("flush");
+    assert_eq!(log.durable_offset(), 1);
+
+    // The producer's last batch is stamped 1_000: it expires once more than
+    // `producer_expiration_ms` has passed.
+    assert_eq!(log.poll_timeout(), Some(11_001));
+    log.handle_timeout(11_000).expect("early");
+    assert_eq!(log.producer_count(), 1, "not yet expired");
+    log.handle_timeout(11_001).expect("expiry");
+    assert_eq!(log.producer_count(), 0);
+    assert_eq!(log.poll_timeout(), None);
+}

@@ -448,12 +448,23 @@ impl<S: Storage> Log<S> {
         Ok(())
     }
 
-    /// When [`Log::handle_timeout`] next has something to do (a time-based flush), if
-    /// ever, on the same [`Timestamp`] scale as the `now` passed to appends.
+    /// When [`Log::handle_timeout`] next has something to do, if ever, on the same
+    /// [`Timestamp`] scale as the `now` passed to appends: the earlier of the
+    /// time-based flush (`flush.ms` after the oldest unflushed append) and the first
+    /// idempotent producer's expiry (`producer.id.expiration.ms` after its last
+    /// batch's timestamp).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let ms = self.config.flush.max_unflushed_ms?;
-        self.oldest_unflushed_ms.map(|t| t.saturating_add(ms))
+        let flush = self
+            .config
+            .flush
+            .max_unflushed_ms
+            .zip(self.oldest_unflushed_ms)
+            .map(|(ms, oldest)| oldest.saturating_add(ms));
+        let expiry = self
+            .producers
+            .next_expiry(self.config.producer_expiration_ms);
+        flush.into_iter().chain(expiry).min()
     }
 
     /// Sets the high-watermark ([`HighWatermarkPolicy::Manual`]), clamped to
