@@ -579,7 +579,7 @@ impl<N: Ord + Clone> PNCounter<N> {
     /// Increments minus decrements. O(1). Exact: each side is below 2^124.
     #[must_use]
     pub fn value(&self) -> i128 {
-        // Each side is below 2^124 (see the module docs), so both casts are exact.
+        // Each side is below 2^124 (see `GCounter`'s Design section), so both casts are exact.
         self.p.value() as i128 - self.n.value() as i128
     }
 
