@@ -1,4 +1,4 @@
-//! Crash and restart under the persistence contract of `dsys_crdt::sync` (Algorithm 2 of
+//! Crash and restart under the persistence contract of `dsys_crdt::Replica` (Algorithm 2 of
 //! Almeida et al. 2018 keeps `X` and `c` durable; here `X` and an incarnation).
 //!
 //! First the two ways a restart went wrong (issue 14, findings 5 and 6), then the
