@@ -128,8 +128,8 @@ impl<S: Storage> Log<S> {
     /// delete_retention_ms` the first time it sees them, and removes the tombstones at
     /// a cleaning whose `now` has reached it (KIP-534); keeps each idempotent
     /// producer's last batch, without records if need be. Does nothing unless the
-    /// cleanup policy includes `compact`. `now` is the caller's wall clock in
-    /// milliseconds, the clock the horizon is compared with.
+    /// cleanup policy includes `compact`. `now` is the caller's wall clock (a
+    /// [`Timestamp`]), the clock the horizon is compared with.
     ///
     /// # Errors
     ///

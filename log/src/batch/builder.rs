@@ -26,7 +26,7 @@ pub struct ProducerStamp {
 /// A record to add to a [`BatchBuilder`].
 #[derive(Debug, Clone, Copy)]
 pub struct NewRecord<'a> {
-    /// Timestamp in milliseconds (`CreateTime`).
+    /// Timestamp (`CreateTime`, Unix milliseconds).
     pub timestamp: Timestamp,
     /// Key, or `None` for a null key.
     pub key: Option<&'a [u8]>,

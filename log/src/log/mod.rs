@@ -267,8 +267,8 @@ impl<S: Storage> Log<S> {
         }
     }
 
-    /// Appends a batch at the next offset, `now` being the caller's clock in
-    /// milliseconds (used for time-based rolling and flushing). A batch from an
+    /// Appends a batch at the next offset, `now` being the caller's wall clock (a
+    /// [`Timestamp`], used for time-based rolling and flushing). A batch from an
     /// idempotent producer is checked against the producer's sequence: a retry of a
     /// batch already written returns its original offsets with `duplicate: true`.
     pub fn append(&mut self, mut batch: BatchBuf, now: Timestamp) -> Result<Appended, AppendError> {
