@@ -14,6 +14,11 @@ pub const MAX_MILLIS: u64 = (1 << (64 - LOGICAL_BITS)) - 1;
 /// A hybrid logical clock timestamp `(l, c)`: `l` in milliseconds since the
 /// Unix epoch, `c` a logical counter ordering events within one `l`.
 ///
+/// `l` is logical time in the unit of the packed format, not a physical
+/// reading: the clock sets it from [`WallTime::as_millis`](crate::WallTime::as_millis)
+/// of its physical clock or from a remote `l`, and it may run ahead of (and
+/// outlast, up to [`MAX_MILLIS`]) any [`WallTime`](crate::WallTime).
+///
 /// Packed as `l << 16 | c` in one `u64` (§6.2), so ordering timestamps is
 /// ordering integers, and the packed form is what to put on the wire:
 /// [`to_u64`](Self::to_u64) / [`from_u64`](Self::from_u64) round-trip every
