@@ -129,7 +129,8 @@ fn parse_digits(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-/// A millisecond value does not fit the 48 bits of a [`Timestamp`].
+/// A millisecond value does not fit the 48 bits of a [`Timestamp`]. State:
+/// nothing changed (no timestamp).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{millis} ms does not fit in 48 bits (max {MAX_MILLIS})")]
 pub struct TimestampRangeError {
@@ -137,23 +138,27 @@ pub struct TimestampRangeError {
     pub millis: u64,
 }
 
-/// Text that is not a timestamp `millis,logical`.
+/// Text that is not a timestamp `millis,logical`. Parsing changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ParseTimestampError {
     /// There is no `,` between the two numbers.
+    /// State: nothing changed (no timestamp).
     #[error("missing ',' between milliseconds and logical counter")]
     MissingSeparator,
     /// The part before `,` is not a decimal `u64`.
+    /// State: nothing changed (no timestamp).
     #[error("milliseconds are not a decimal number")]
     InvalidMillis,
     /// The milliseconds parse but exceed [`MAX_MILLIS`].
+    /// State: nothing changed (no timestamp).
     #[error("{millis} ms does not fit in 48 bits (max {MAX_MILLIS})")]
     MillisOutOfRange {
         /// The value that did not fit.
         millis: u64,
     },
     /// The part after `,` is not a decimal number in `0..=65535`.
+    /// State: nothing changed (no timestamp).
     #[error("logical counter is not a decimal number in 0..=65535")]
     InvalidLogical,
 }
