@@ -16,11 +16,26 @@
 //!   generations. It runs the assignor itself (server-side assignment, as
 //!   in KIP-848) instead of delegating to a leader member.
 //!
-//! The coordinator does no I/O and reads no clock: the driver passes every
-//! request in with the current time as a [`std::time::Instant`], drains
-//! [`GroupCoordinator::poll_event`], and calls
-//! [`GroupCoordinator::handle_timeout`] at
-//! [`GroupCoordinator::poll_timeout`]. Committed offsets live elsewhere.
+//! # The run loop
+//!
+//! The coordinator does no I/O and reads no clock. Committed offsets live
+//! elsewhere ([`OffsetStore`](crate::OffsetStore)).
+//!
+//! 1. **Inputs**: [`GroupCoordinator::handle_join`],
+//!    [`handle_sync`](GroupCoordinator::handle_sync),
+//!    [`handle_heartbeat`](GroupCoordinator::handle_heartbeat) and
+//!    [`handle_leave`](GroupCoordinator::handle_leave) for the members'
+//!    requests, [`handle_metadata`](GroupCoordinator::handle_metadata) when
+//!    partition counts change; each takes `now`, a [`std::time::Instant`]
+//!    the driver reads.
+//! 2. **Time**: [`GroupCoordinator::handle_timeout`]`(now)` at
+//!    [`GroupCoordinator::poll_timeout`] (session and rebalance timeouts).
+//! 3. **Drain**: [`GroupCoordinator::poll_event`] until `None` after every
+//!    input: the events carry the answers to JoinGroups that waited for the
+//!    rebalance. Nothing needs to be durable: after a coordinator restart the
+//!    members rejoin, as with Kafka's.
+//! 4. Example: a config built from `Default` with one field set, two members
+//!    and one rebalance.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -30,8 +45,10 @@
 //! };
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = GroupConfig::default();
+//! config.session_timeout = Duration::from_secs(30); // Kafka's default is 45 s
 //! let topics = BTreeMap::from([("orders".to_string(), 4)]);
-//! let mut group = GroupCoordinator::new(GroupConfig::default(), topics)?;
+//! let mut group = GroupCoordinator::new(config, topics)?;
 //! let start = Instant::now(); // the driver's clock; the coordinator reads none
 //! let at = |ms: u64| start + Duration::from_millis(ms);
 //!
@@ -66,8 +83,8 @@
 //! assert_eq!(group.handle_sync(&b.member_id, b_generation, at(3_000))?.assignment.len(), 2);
 //! assert_eq!(group.state(), GroupState::Stable);
 //!
-//! // The next timer: a's session, 45 s after its last sync.
-//! assert_eq!(group.poll_timeout(), Some(at(48_000)));
+//! // The next timer: the members' sessions, 30 s after their last sync.
+//! assert_eq!(group.poll_timeout(), Some(at(33_000)));
 //! # Ok(())
 //! # }
 //! ```
