@@ -1,7 +1,5 @@
 //! A hybrid logical clock shared between threads.
 
-use core::time::Duration;
-
 use super::{HlcConfig, NowError, Timestamp, UpdateError, rules};
 use crate::config::HlcConfigError;
 use crate::loom::{AtomicU64, Ordering};
@@ -125,9 +123,9 @@ impl<C: PhysicalClock> AtomicHlc<C> {
         Timestamp::from_u64(self.last.load(Ordering::Acquire))
     }
 
-    /// The configured max offset.
-    pub fn max_offset(&self) -> Duration {
-        self.config.max_offset
+    /// The settings (as [`Hlc::config`](crate::Hlc::config)).
+    pub fn config(&self) -> &HlcConfig {
+        &self.config
     }
 
     /// The physical clock.
