@@ -20,10 +20,10 @@
 //!
 //! The active segment is never touched by either.
 
-use crate::Timestamp;
 use std::collections::HashMap;
 use std::io;
 
+use crate::Timestamp;
 use crate::batch::{Record, empty_batch, rebuild};
 use crate::config::CleanupPolicy;
 use crate::log::files::{remove_if_exists, write_indexes};

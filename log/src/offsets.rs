@@ -7,11 +7,11 @@
 //!
 //! A commit is acknowledged only once fsynced: the store's log flushes every batch.
 
-use crate::Timestamp;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use crate::Timestamp;
 use crate::batch::{BatchBuilder, NewRecord};
 use crate::cleaner::CompactionReport;
 use crate::config::{CleanupPolicy, FlushPolicy, LogConfig};

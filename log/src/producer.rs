@@ -6,9 +6,9 @@
 //! The state is rebuilt on open from a snapshot file (`<offset>.snapshot`, written
 //! when a segment rolls and on close) plus the batch headers after it.
 
-use crate::Timestamp;
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::Timestamp;
 use crate::batch::{BatchHeader, sequence_add};
 
 /// Batches remembered per producer.

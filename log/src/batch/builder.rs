@@ -1,15 +1,17 @@
 //! Encoding: new producer batches, and the cleaner's rewrites of existing ones.
 
-use crate::Timestamp;
 use bytes::{BufMut, BytesMut};
 
-use super::header::batch_crc;
+use super::header::{
+    ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_DELETE_HORIZON, ATTR_LOG_APPEND_TIME,
+    ATTR_TRANSACTIONAL, batch_crc,
+};
 use super::varint;
 use super::{
-    ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_DELETE_HORIZON, ATTR_LOG_APPEND_TIME,
-    ATTR_TRANSACTIONAL, BatchError, BatchHeader, Compression, HEADER_LEN, LOG_OVERHEAD, MAGIC,
-    MAX_BATCH_LEN, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, Record, RecordBatch,
+    BatchError, BatchHeader, Compression, HEADER_LEN, LOG_OVERHEAD, MAGIC, MAX_BATCH_LEN,
+    NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, Record, RecordBatch,
 };
+use crate::Timestamp;
 
 /// Producer identity stamped on a batch by an idempotent producer (KIP-98).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,10 +1,20 @@
 //! The fixed 61-byte batch header: its fields, attribute bits and CRC-32C.
 
-use super::{
-    ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_DELETE_HORIZON, ATTR_LOG_APPEND_TIME,
-    ATTR_TRANSACTIONAL, BatchError, CRC_START, HEADER_LEN, LOG_OVERHEAD, MAGIC, MAX_BATCH_LEN,
-};
+use super::{BatchError, HEADER_LEN, LOG_OVERHEAD, MAGIC, MAX_BATCH_LEN};
 use crate::Timestamp;
+
+/// First byte the CRC-32C covers: `attributes`.
+const CRC_START: usize = 21;
+/// Attribute bits 0-2: the compression codec.
+pub(super) const ATTR_COMPRESSION_MASK: i16 = 0x07;
+/// Attribute bit 3: `LogAppendTime` timestamps.
+pub(super) const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+/// Attribute bit 4: part of a transaction.
+pub(super) const ATTR_TRANSACTIONAL: i16 = 0x10;
+/// Attribute bit 5: a control batch.
+pub(super) const ATTR_CONTROL: i16 = 0x20;
+/// Attribute bit 6: `baseTimestamp` is a delete horizon (KIP-534).
+pub(super) const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 /// Compression codec in the low three attribute bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -60,13 +60,6 @@ pub const NO_PRODUCER_EPOCH: i16 = -1;
 /// `baseSequence` of a batch written without an idempotent producer.
 pub const NO_SEQUENCE: i32 = -1;
 
-pub(crate) const CRC_START: usize = 21;
-pub(crate) const ATTR_COMPRESSION_MASK: i16 = 0x07;
-pub(crate) const ATTR_LOG_APPEND_TIME: i16 = 0x08;
-pub(crate) const ATTR_TRANSACTIONAL: i16 = 0x10;
-pub(crate) const ATTR_CONTROL: i16 = 0x20;
-pub(crate) const ATTR_DELETE_HORIZON: i16 = 0x40;
-
 /// Why bytes are not a valid record batch. Returned by every decoder; none of them panics.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -1,11 +1,11 @@
 //! A complete, CRC-checked batch and the lazy decoding of its records.
 
-use crate::Timestamp;
 use bytes::Bytes;
 
 use super::header::batch_crc;
 use super::varint;
 use super::{BatchError, BatchHeader, Compression, HEADER_LEN, TimestampType};
+use crate::Timestamp;
 
 /// A complete, CRC-checked record batch backed by shared bytes.
 ///

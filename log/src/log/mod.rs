@@ -13,11 +13,11 @@ mod loader;
 mod producer_snapshots;
 mod reader;
 
-use crate::Timestamp;
 use std::io;
 
 use self::checkpoint::Checkpoint;
 use self::files::{persist_new_index_entries, write_indexes};
+use crate::Timestamp;
 use crate::batch::{BatchBuf, RecordBatch};
 use crate::config::{HighWatermarkPolicy, LogConfig};
 use crate::loom::{Arc, AtomicU64, Mutex, Ordering, lock};

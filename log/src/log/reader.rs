@@ -1,9 +1,9 @@
 //! Reading: [`LogReader`], the handle other threads read a log through.
 
-use crate::Timestamp;
 use std::io;
 
 use super::Shared;
+use crate::Timestamp;
 use crate::batch::RecordBatch;
 use crate::loom::{Arc, Ordering, lock};
 use crate::storage::StorageFile;
