@@ -171,6 +171,10 @@ pub(crate) mod rules {
         Ok(successor(last.max(remote), pt_millis)?)
     }
 
+    // Every `WallTime` (u64 nanoseconds) is within a timestamp's 48 bits of
+    // milliseconds, so a physical reading never needs a range check.
+    const _: () = assert!(WallTime::MAX.as_millis() <= super::MAX_MILLIS);
+
     /// `max((pt, 0), base + 1)`: `(pt, 0)` if physical time passed `base.l`,
     /// else `base` with `c + 1`. Every [`WallTime`] is within
     /// [`MAX_MILLIS`](super::MAX_MILLIS) milliseconds, so `(pt, 0)` exists.
