@@ -12,9 +12,12 @@
 //! numbers measured with a real clock (the `ring` chapter's lookup costs)
 //! are marked as measured, and vary from run to run and machine to machine.
 //!
-//! To add a chapter: write `src/<name>.rs` with
+//! To add a chapter: write `src/<name>/mod.rs` with
 //! `pub(crate) fn run() -> Result<(), Box<dyn Error>>`, printing through
-//! [`report`], and append it to [`CHAPTERS`].
+//! [`report`], and append it to [`CHAPTERS`]. `mod.rs` tells the story (what
+//! is shown, explained and printed, in reading order); the machinery that
+//! drives it (a simulated network, drivers, formatting) lives in sibling
+//! files, so a reader can follow either without the other.
 
 mod clocks;
 mod crdt;

@@ -4,7 +4,7 @@
 //! record batch v2 written in this file from Kafka's published format description
 //! (<https://kafka.apache.org/documentation/#recordbatch> and `#record`), with its own
 //! CRC-32C (Castagnoli) and zig-zag varints; nothing here uses dsys-log's batch
-//! decoding or the `crc32c` / `integer-encoding` crates to check what was written.
+//! decoding or the `crc32c` / `unsigned-varint` crates to check what was written.
 //! Every batch field and every record is compared with what was appended, and the
 //! `.index` / `.timeindex` entries are checked to point at the right batches (and to
 //! be exactly the entries Kafka's `LogSegment.append` would have written).

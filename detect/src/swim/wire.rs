@@ -506,7 +506,7 @@ mod tests {
 
     #[test]
     fn overlong_varints_are_rejected() {
-        // 2^64 encoded in 10 bytes: integer-encoding would wrap it.
+        // 2^64 encoded in 10 bytes: unsigned-varint 0.8 alone would wrap it.
         let bytes = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x03];
         assert_eq!(get_uvarint(&mut &bytes[..]), Err(DecodeError::Varint));
         let max = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
