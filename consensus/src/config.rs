@@ -76,8 +76,17 @@ pub struct Config {
     pub max_apply_bytes: u64,
     /// The index the application's state machine has already applied (it
     /// persists its own state): on restart the node hands out committed
-    /// entries after it.
+    /// entries after it. A snapshot in storage raises it to the
+    /// snapshot's index.
     pub applied: Index,
+    /// Most bytes of a snapshot a leader asks for and sends in one chunk
+    /// ([`Output::ReadSnapshot`](crate::Output::ReadSnapshot)'s `max_len`);
+    /// in `1..=`[`Config::MAX_SNAPSHOT_CHUNK_SIZE`]. A follower refuses
+    /// larger chunks.
+    pub snapshot_chunk_size: u64,
+    /// Most snapshot chunks in flight to one follower (sent and not
+    /// acknowledged); in `1..=`[`Config::MAX_SNAPSHOT_CHUNKS_IN_FLIGHT`].
+    pub max_snapshot_chunks_in_flight: usize,
 }
 
 impl Default for Config {
@@ -96,6 +105,8 @@ impl Default for Config {
             max_uncommitted_size: u64::MAX,
             max_apply_bytes: 64 << 20,
             applied: 0,
+            snapshot_chunk_size: 1 << 20,
+            max_snapshot_chunks_in_flight: 4,
         }
     }
 }
@@ -136,6 +147,24 @@ pub enum ConfigError {
     /// would keep answering. Nothing changed.
     #[error("lease-based reads require check_quorum")]
     LeaseWithoutCheckQuorum,
+    /// `snapshot_chunk_size` is 0 or past
+    /// [`Config::MAX_SNAPSHOT_CHUNK_SIZE`]. Nothing changed.
+    #[error("snapshot_chunk_size {size} is not in 1..={max}")]
+    SnapshotChunkSize {
+        /// The size given.
+        size: u64,
+        /// [`Config::MAX_SNAPSHOT_CHUNK_SIZE`].
+        max: u64,
+    },
+    /// `max_snapshot_chunks_in_flight` is 0 or past
+    /// [`Config::MAX_SNAPSHOT_CHUNKS_IN_FLIGHT`]. Nothing changed.
+    #[error("max_snapshot_chunks_in_flight {count} is not in 1..={max}")]
+    SnapshotChunksInFlight {
+        /// The count given.
+        count: usize,
+        /// [`Config::MAX_SNAPSHOT_CHUNKS_IN_FLIGHT`].
+        max: usize,
+    },
 }
 
 /// Why a node could not be built from its storage
@@ -165,8 +194,12 @@ pub enum RestartError {
 impl Config {
     /// The largest `election_tick` (and so `heartbeat_tick`) accepted: the
     /// randomized election timeout, below `2 * election_tick`, must fit in
-    /// a `u32`. Every other field is a limit that any value keeps bounded.
+    /// a `u32`.
     pub const MAX_TICK: u32 = u32::MAX / 2;
+    /// The largest snapshot chunk (64 MiB), on both sides of a transfer.
+    pub const MAX_SNAPSHOT_CHUNK_SIZE: u64 = 64 << 20;
+    /// The most snapshot chunks in flight to one follower.
+    pub const MAX_SNAPSHOT_CHUNKS_IN_FLIGHT: usize = 1024;
 
     /// Checks every field's range and the settings against each other.
     ///
@@ -193,6 +226,19 @@ impl Config {
         }
         if self.read_only == ReadOnlyOption::LeaseBased && !self.check_quorum {
             return Err(ConfigError::LeaseWithoutCheckQuorum);
+        }
+        if !(1..=Self::MAX_SNAPSHOT_CHUNK_SIZE).contains(&self.snapshot_chunk_size) {
+            return Err(ConfigError::SnapshotChunkSize {
+                size: self.snapshot_chunk_size,
+                max: Self::MAX_SNAPSHOT_CHUNK_SIZE,
+            });
+        }
+        if !(1..=Self::MAX_SNAPSHOT_CHUNKS_IN_FLIGHT).contains(&self.max_snapshot_chunks_in_flight)
+        {
+            return Err(ConfigError::SnapshotChunksInFlight {
+                count: self.max_snapshot_chunks_in_flight,
+                max: Self::MAX_SNAPSHOT_CHUNKS_IN_FLIGHT,
+            });
         }
         Ok(())
     }

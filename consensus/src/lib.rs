@@ -9,17 +9,19 @@ mod output;
 mod progress;
 mod quorum;
 mod raft;
+mod snapshot;
 mod storage;
 
 pub use config::{Config, ConfigError, ReadOnlyOption, RestartError};
 pub use entry::{ENTRY_OVERHEAD, Entry, HardState, Index, Term};
 pub use log::{LogError, RaftLog};
-pub use message::{AppendOutcome, Message, MessageBody};
+pub use message::{AppendOutcome, Message, MessageBody, SnapshotOutcome};
 pub use output::{
     Output, Persist, PersistId, ProposalId, ProposeError, ReadError, ReadState, ReplicatedLog,
 };
 pub use progress::{Inflights, Progress, ReplicationState};
 pub use quorum::{Majority, VoteResult};
 pub use raft::{Counters, NodeId, RaftNode, RaftOutput, Role, Status, TransferError};
+pub use snapshot::{SnapshotAbortReason, SnapshotError, SnapshotMeta};
 pub use storage::{InitialState, MemStorage, Storage, StorageError};
 pub mod sim;

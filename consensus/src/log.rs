@@ -396,6 +396,33 @@ impl<S: Storage> RaftLog<S> {
         self.unstable.offset - 1
     }
 
+    /// The application installed a snapshot at (`index`, `term`) in
+    /// storage (its log now starts after `index`): the tail not yet
+    /// persisted keeps only entries that continue it (those after `index`
+    /// when the tail held the snapshot's last entry, or that follow the
+    /// stable log without a gap), and `index` counts as committed and
+    /// applied.
+    pub fn restore_snapshot(&mut self, index: Index, term: Term) {
+        let stable_last = self.storage.last_index();
+        let unstable = &mut self.unstable;
+        if unstable.offset <= index {
+            if unstable.term(index) == Some(term) {
+                unstable.stable_to(index, term);
+            } else {
+                unstable.entries.clear();
+                unstable.offset = stable_last + 1;
+                unstable.in_progress = unstable.offset;
+            }
+        } else if unstable.offset > stable_last + 1 {
+            // Storage dropped the log that the tail continued.
+            unstable.entries.clear();
+            unstable.offset = stable_last + 1;
+            unstable.in_progress = unstable.offset;
+        }
+        self.committed = self.committed.max(index);
+        self.applied = self.applied.max(index);
+    }
+
     /// For fast back-off (§5.3, "the follower can include the term of the
     /// conflicting entry and the first index it stores for that term"): the
     /// largest index at or below `index` whose term is at most `term`, with

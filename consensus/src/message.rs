@@ -2,7 +2,10 @@
 //! Rust types. Encoding them is the transport's business: enable the
 //! `serde` feature for `Serialize`/`Deserialize`.
 
+use bytes::Bytes;
+
 use crate::entry::{Entry, Index, Term};
+use crate::snapshot::SnapshotMeta;
 
 /// A message from one node to another. Every message carries the sender's
 /// term (§5.1): a receiver with a higher term ignores or refutes it, a
@@ -18,14 +21,14 @@ pub struct Message<N> {
     /// campaign in).
     pub term: Term,
     /// What the message says.
-    pub body: MessageBody,
+    pub body: MessageBody<N>,
 }
 
 /// The kinds of Raft message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
-pub enum MessageBody {
+pub enum MessageBody<N> {
     /// RequestVote (§5.2), or a pre-vote (thesis §9.6) that changes no
     /// term on the receiver.
     VoteRequest {
@@ -88,6 +91,45 @@ pub enum MessageBody {
         /// The index the read must wait for locally.
         index: Option<Index>,
     },
+    /// InstallSnapshot (§7): one chunk of the leader's snapshot, the bytes
+    /// at `offset..offset + data.len()`.
+    InstallSnapshot {
+        /// The snapshot.
+        meta: SnapshotMeta<N>,
+        /// Where `data` starts in the snapshot.
+        offset: u64,
+        /// The chunk.
+        data: Bytes,
+        /// This is the snapshot's last chunk.
+        last: bool,
+    },
+    /// The answer to an [`InstallSnapshot`](MessageBody::InstallSnapshot).
+    SnapshotResponse {
+        /// The snapshot's index.
+        index: Index,
+        /// What the follower did.
+        outcome: SnapshotOutcome,
+    },
+}
+
+/// How a follower answered an InstallSnapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum SnapshotOutcome {
+    /// It holds the bytes before `offset` and wants the chunk there next
+    /// (0 after a restart: the transfer starts over).
+    Next {
+        /// The next offset expected.
+        offset: u64,
+    },
+    /// The snapshot is installed and durable (or the follower's log
+    /// already held everything it covers): its log matches the leader's
+    /// up to the snapshot's index.
+    Installed,
+    /// It will not take this snapshot (restoring another, or not one of
+    /// the snapshot's voters).
+    Rejected,
 }
 
 /// How a follower answered an AppendEntries.
@@ -113,21 +155,25 @@ pub enum AppendOutcome {
     },
 }
 
-impl MessageBody {
+impl<N> MessageBody<N> {
     /// Whether only a leader sends this kind (an append, a heartbeat or a
     /// transfer order): receiving one names the sender leader.
     pub fn is_from_leader(&self) -> bool {
         matches!(
             self,
-            Self::Append { .. } | Self::Heartbeat { .. } | Self::TimeoutNow
+            Self::Append { .. }
+                | Self::Heartbeat { .. }
+                | Self::TimeoutNow
+                | Self::InstallSnapshot { .. }
         )
     }
 
-    /// The payload bytes carried (entries' [`Entry::size`]), for
-    /// accounting.
+    /// The payload bytes carried (entries' [`Entry::size`], or a snapshot
+    /// chunk's length), for accounting.
     pub fn size(&self) -> u64 {
         match self {
             Self::Append { entries, .. } => entries.iter().map(Entry::size).sum(),
+            Self::InstallSnapshot { data, .. } => data.len() as u64,
             _ => 0,
         }
     }

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 
 use crate::entry::{Entry, Index, Term};
+use crate::snapshot::{SnapshotAbortReason, SnapshotMeta};
 
 /// Identifies one [`Persist`] batch; ids increase by one from 1.
 pub type PersistId = u64;
@@ -59,8 +60,12 @@ pub struct ReadState {
 }
 
 /// One thing the application must do.
+///
+/// `M` is the protocol's message, `H` its hard state and `N` its node id.
+/// The snapshot outputs are described in
+/// [the snapshot contract](ReplicatedLog#snapshots-and-compaction).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output<M, H> {
+pub enum Output<M, H, N> {
     /// Make this state durable, then acknowledge it.
     Persist(Persist<H>),
     /// Send this message to its destination.
@@ -76,6 +81,58 @@ pub enum Output<M, H> {
     ReadFailed {
         /// The id given to `read_index`.
         id: u64,
+    },
+    /// Leader: read up to `max_len` bytes of snapshot `index` at `offset`
+    /// (the snapshot [`Storage::snapshot`](crate::Storage::snapshot)
+    /// reported when the transfer to `to` began) and hand them to
+    /// [`RaftNode::snapshot_chunk`](crate::RaftNode::snapshot_chunk). Keep
+    /// that snapshot readable until [`Output::SnapshotSendEnded`] for it.
+    ReadSnapshot {
+        /// The follower it is for.
+        to: N,
+        /// The snapshot's index.
+        index: Index,
+        /// Where to read.
+        offset: u64,
+        /// The most bytes to hand back (fewer only for the last chunk).
+        max_len: u64,
+    },
+    /// Leader: the transfer of snapshot `index` to `to` ended; release
+    /// what reading it holds. `aborted` is `None` when the follower
+    /// installed it.
+    SnapshotSendEnded {
+        /// The follower.
+        to: N,
+        /// The snapshot's index.
+        index: Index,
+        /// Why it ended early, if it did.
+        aborted: Option<SnapshotAbortReason>,
+    },
+    /// Follower: write these bytes of snapshot `index` at `offset` to a
+    /// staging area (chunks come in order, from offset 0). Staging need
+    /// not survive a crash.
+    SnapshotChunk {
+        /// The snapshot's index.
+        index: Index,
+        /// Where the bytes go.
+        offset: u64,
+        /// The bytes.
+        data: Bytes,
+        /// The snapshot is complete with this chunk.
+        last: bool,
+    },
+    /// Follower: every chunk is staged. Restore the state machine from the
+    /// staged snapshot, make it durable with this meta (for
+    /// [`MemStorage`](crate::MemStorage): `apply_snapshot`), then call
+    /// [`RaftNode::on_snapshot_restored`](crate::RaftNode::on_snapshot_restored).
+    RestoreSnapshot(SnapshotMeta<N>),
+    /// Follower: the staged snapshot `index` will not be completed; drop
+    /// it.
+    SnapshotAborted {
+        /// The snapshot's index.
+        index: Index,
+        /// Why.
+        reason: SnapshotAbortReason,
     },
 }
 
@@ -251,7 +308,7 @@ pub trait ReplicatedLog {
 
     /// The next thing to do, or `None` when there is nothing left.
     #[must_use]
-    fn poll_output(&mut self) -> Option<Output<Self::Message, Self::HardState>>;
+    fn poll_output(&mut self) -> Option<Output<Self::Message, Self::HardState, Self::NodeId>>;
 
     /// The leader this node knows of (itself when it leads).
     fn leader(&self) -> Option<&Self::NodeId>;

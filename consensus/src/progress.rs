@@ -19,6 +19,9 @@ pub enum ReplicationState {
     Probe,
     /// The logs match up to `matched`: stream entries, bounded by the window.
     Replicate,
+    /// The follower needs entries the leader compacted: a snapshot is
+    /// being sent, and entries wait until it is installed (§7).
+    Snapshot,
 }
 
 /// The AppendEntries messages sent but not yet acknowledged, bounded in
@@ -98,6 +101,8 @@ pub struct Progress {
     state: ReplicationState,
     /// In Probe: a probe is out and unanswered.
     probe_sent: bool,
+    /// In Snapshot: the index of the snapshot being sent.
+    pending_snapshot: Index,
     inflights: Inflights,
 }
 
@@ -110,6 +115,7 @@ impl Progress {
             next,
             state: ReplicationState::Probe,
             probe_sent: false,
+            pending_snapshot: 0,
             inflights: Inflights::new(max_inflight_msgs, max_inflight_bytes),
         }
     }
@@ -124,9 +130,14 @@ impl Progress {
         self.next
     }
 
-    /// Probe or Replicate.
+    /// Probe, Replicate or Snapshot.
     pub fn state(&self) -> ReplicationState {
         self.state
+    }
+
+    /// In Snapshot: the index of the snapshot being sent (0 otherwise).
+    pub fn pending_snapshot(&self) -> Index {
+        self.pending_snapshot
     }
 
     /// The in-flight window.
@@ -139,6 +150,16 @@ impl Progress {
         self.state = ReplicationState::Probe;
         self.next = self.matched.saturating_add(1);
         self.probe_sent = false;
+        self.pending_snapshot = 0;
+        self.inflights.reset();
+    }
+
+    /// The follower needs compacted entries: send snapshot `index`, and
+    /// pause entries until it is installed (or the transfer ends).
+    pub fn become_snapshot(&mut self, index: Index) {
+        self.state = ReplicationState::Snapshot;
+        self.probe_sent = false;
+        self.pending_snapshot = index;
         self.inflights.reset();
     }
 
@@ -147,15 +168,18 @@ impl Progress {
         self.state = ReplicationState::Replicate;
         self.next = self.matched.saturating_add(1);
         self.probe_sent = false;
+        self.pending_snapshot = 0;
         self.inflights.reset();
     }
 
-    /// Whether the leader must hold off sending entries: a probe is out, or
-    /// the window is full. Heartbeats are sent regardless.
+    /// Whether the leader must hold off sending entries: a probe is out,
+    /// the window is full, or a snapshot is pending. Heartbeats are sent
+    /// regardless.
     pub fn is_paused(&self) -> bool {
         match self.state {
             ReplicationState::Probe => self.probe_sent,
             ReplicationState::Replicate => self.inflights.is_full(),
+            ReplicationState::Snapshot => true,
         }
     }
 
@@ -172,6 +196,7 @@ impl Progress {
                     self.inflights.free_first();
                 }
             }
+            ReplicationState::Snapshot => {}
         }
     }
 
@@ -186,6 +211,7 @@ impl Progress {
                 }
             }
             ReplicationState::Probe => self.probe_sent = true,
+            ReplicationState::Snapshot => {}
         }
     }
 
@@ -213,6 +239,8 @@ impl Progress {
     /// just after the hint, never below what already matches.
     pub fn on_reject(&mut self, rejected: Index, hint: Index) -> bool {
         match self.state {
+            // Entries are paused: any rejection answers an older append.
+            ReplicationState::Snapshot => false,
             ReplicationState::Replicate => {
                 if rejected <= self.matched {
                     return false;
@@ -274,7 +302,7 @@ mod tests {
         for (state, matched, next, rejected, hint, (accepted, next_after)) in cases {
             let mut p = match state {
                 ReplicationState::Replicate => replicating(matched, next),
-                ReplicationState::Probe => probing(matched, next),
+                _ => probing(matched, next),
             };
             assert_eq!(
                 p.on_reject(rejected, hint),
@@ -359,6 +387,27 @@ mod tests {
         assert_eq!(p.inflights().bytes(), 0);
         let mut q = probing(0, u64::MAX);
         assert!(q.on_reject(u64::MAX - 1, u64::MAX));
+    }
+
+    #[test]
+    fn snapshot_state_pauses_entries_until_probed_again() {
+        let mut p = replicating(3, 9);
+        p.sent(Some(12), 10);
+        p.become_snapshot(20);
+        assert!(p.is_paused(), "entries wait for the snapshot");
+        assert_eq!((p.pending_snapshot(), p.inflights().count()), (20, 0));
+        assert!(
+            !p.on_reject(12, 3),
+            "a rejection is stale while sending a snapshot"
+        );
+        p.on_heartbeat_response();
+        assert!(p.is_paused(), "a heartbeat answer does not resume entries");
+        p.on_ack(20);
+        p.become_probe();
+        assert_eq!(
+            (p.next(), p.pending_snapshot(), p.is_paused()),
+            (21, 0, false)
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! implementation and what the tests and simulator use.
 
 use crate::entry::{Entry, HardState, Index, Term};
+use crate::snapshot::SnapshotMeta;
 
 /// Why a read of the stable log failed. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,7 +30,7 @@ pub enum StorageError {
         /// The last index stored.
         last_index: Index,
     },
-    /// An append would leave a gap or rewrite compacted entries. Nothing changed.
+    /// An append would leave a gap. Nothing changed.
     #[error(
         "append at {first} does not continue the log (first index {first_index}, last index {last_index})"
     )]
@@ -40,6 +41,24 @@ pub enum StorageError {
         first_index: Index,
         /// Last index stored.
         last_index: Index,
+    },
+    /// Compaction past the latest durable snapshot: the entries would be
+    /// lost with nothing to replace them. Nothing changed.
+    #[error("cannot compact to {index}: the latest snapshot covers only up to {snapshot}")]
+    NotSnapshotted {
+        /// The index asked for.
+        index: Index,
+        /// The latest snapshot's index (0: none).
+        snapshot: Index,
+    },
+    /// A snapshot taken locally names an entry this log does not hold
+    /// (another term at that index, or past its end). Nothing changed.
+    #[error("no entry at index {index} with term {term} to snapshot")]
+    SnapshotMismatch {
+        /// The snapshot's index.
+        index: Index,
+        /// The snapshot's term.
+        term: Term,
     },
 }
 
@@ -87,6 +106,13 @@ pub trait Storage {
 
     /// The last index stored (`first_index() - 1` when empty).
     fn last_index(&self) -> Index;
+
+    /// The latest *durable* snapshot's meta, or `None` if there is none.
+    /// After compaction, `first_index() - 1` is at most its index (the log
+    /// is never trimmed past what a snapshot covers), and its term stays
+    /// readable through [`term`](Self::term). A leader sends this
+    /// snapshot to a follower that needs compacted entries.
+    fn snapshot(&self) -> Option<SnapshotMeta<Self::NodeId>>;
 }
 
 /// Checks a read of `[low, high)` from a log spanning
@@ -131,13 +157,16 @@ pub(crate) fn limit_size(entries: &mut Vec<Entry>, max_bytes: u64) {
 /// The stable log in memory: the reference [`Storage`].
 ///
 /// ```
-/// use dsys_consensus::{Entry, MemStorage, Storage};
+/// use dsys_consensus::{Entry, MemStorage, SnapshotMeta, Storage};
 ///
 /// let mut storage = MemStorage::new(vec![1u64, 2, 3]);
 /// storage.append(&[Entry::new(1, 1, "a"), Entry::new(1, 2, "b")])?;
 /// storage.append(&[Entry::new(2, 2, "c")])?; // conflicting suffix replaced
 /// assert_eq!(storage.last_index(), 2);
 /// assert_eq!(storage.term(2)?, 2);
+/// // Compaction only goes as far as a durable snapshot covers.
+/// assert!(storage.compact(1).is_err());
+/// storage.set_snapshot(SnapshotMeta { index: 1, term: 1, voters: vec![1, 2, 3] })?;
 /// storage.compact(1)?;
 /// assert_eq!((storage.first_index(), storage.term(1)?), (2, 1));
 /// # Ok::<(), dsys_consensus::StorageError>(())
@@ -149,6 +178,8 @@ pub struct MemStorage<N> {
     /// Index and term of the entry just before `entries` (0, 0 if never compacted).
     compacted: (Index, Term),
     entries: Vec<Entry>,
+    /// The latest durable snapshot.
+    snapshot: Option<SnapshotMeta<N>>,
 }
 
 impl<N: Clone> MemStorage<N> {
@@ -159,11 +190,16 @@ impl<N: Clone> MemStorage<N> {
             voters,
             compacted: (0, 0),
             entries: Vec::new(),
+            snapshot: None,
         }
     }
 
-    /// Records a persisted hard state.
-    pub fn set_hard_state(&mut self, hard_state: HardState<N>) {
+    /// Records a persisted hard state. Its commit index is kept at least
+    /// at the latest snapshot's index (a snapshot only covers committed
+    /// entries; a hard state written before it landed may say less).
+    pub fn set_hard_state(&mut self, mut hard_state: HardState<N>) {
+        let floor = self.snapshot.as_ref().map_or(0, |s| s.index);
+        hard_state.commit = hard_state.commit.max(floor);
         self.hard_state = hard_state;
     }
 
@@ -174,20 +210,36 @@ impl<N: Clone> MemStorage<N> {
 
     /// Persists `entries` (consecutive indexes, ascending). An entry at an index
     /// already stored replaces it and everything after it: a new leader
-    /// overwrote a conflicting suffix (§5.3).
+    /// overwrote a conflicting suffix (§5.3). Entries at or below the
+    /// compaction point are skipped: a snapshot already covers them (a
+    /// write handed out before a snapshot was installed may land after it,
+    /// as in etcd's `MemoryStorage`).
     ///
     /// # Errors
     /// [`StorageError::NotContiguous`] if the entries skip an index, or the
-    /// first would leave a gap after the log or falls at or below the
-    /// compaction point; nothing changes.
+    /// first kept would leave a gap after the log (or is index 0); nothing
+    /// changes.
     pub fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
-        let Some(first) = entries.first() else {
-            return Ok(());
-        };
         let contiguous = entries
             .windows(2)
             .all(|w| w[0].index.checked_add(1) == Some(w[1].index));
-        if !contiguous || first.index <= self.compacted.0 || first.index > self.last_index() + 1 {
+        let zero = entries.first().is_some_and(|e| e.index == 0);
+        let skip = entries
+            .iter()
+            .take_while(|e| e.index <= self.compacted.0)
+            .count();
+        let entries = &entries[skip..];
+        let Some(first) = entries.first() else {
+            if !contiguous || zero {
+                return Err(StorageError::NotContiguous {
+                    first: 0,
+                    first_index: self.first_index(),
+                    last_index: self.last_index(),
+                });
+            }
+            return Ok(());
+        };
+        if !contiguous || zero || first.index > self.last_index() + 1 {
             return Err(StorageError::NotContiguous {
                 first: first.index,
                 first_index: self.first_index(),
@@ -201,15 +253,23 @@ impl<N: Clone> MemStorage<N> {
         Ok(())
     }
 
-    /// Discards entries up to and including `index` (after a snapshot),
-    /// keeping its term for matching.
+    /// Discards entries up to and including `index`, keeping its term for
+    /// matching. Only what a durable snapshot covers may go: call
+    /// [`set_snapshot`](Self::set_snapshot) (or
+    /// [`apply_snapshot`](Self::apply_snapshot)) first, and compact no
+    /// further than [`RaftNode::compaction_limit`](crate::RaftNode::compaction_limit).
     ///
     /// # Errors
-    /// [`StorageError::Unavailable`] if `index > last_index()`; compacting
-    /// at or below the current point is a no-op.
+    /// [`StorageError::NotSnapshotted`] if `index` is past the latest
+    /// snapshot, [`StorageError::Unavailable`] if `index > last_index()`;
+    /// compacting at or below the current point is a no-op.
     pub fn compact(&mut self, index: Index) -> Result<(), StorageError> {
         if index <= self.compacted.0 {
             return Ok(());
+        }
+        let snapshot = self.snapshot.as_ref().map_or(0, |s| s.index);
+        if index > snapshot {
+            return Err(StorageError::NotSnapshotted { index, snapshot });
         }
         let term = self.term(index)?;
         let drop = usize::try_from(index - self.compacted.0)
@@ -217,6 +277,63 @@ impl<N: Clone> MemStorage<N> {
         self.entries.drain(..drop);
         self.compacted = (index, term);
         Ok(())
+    }
+
+    /// Records a snapshot the application took of its own state machine
+    /// (at an applied index, with [`RaftNode::snapshot_meta`](crate::RaftNode::snapshot_meta))
+    /// and made durable. The log is not trimmed: [`compact`](Self::compact)
+    /// does that. An older snapshot than the one recorded is ignored.
+    ///
+    /// # Errors
+    /// [`StorageError::SnapshotMismatch`] if the log does not hold an
+    /// entry with the snapshot's index and term; nothing changes.
+    pub fn set_snapshot(&mut self, meta: SnapshotMeta<N>) -> Result<(), StorageError> {
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.index >= meta.index)
+        {
+            return Ok(());
+        }
+        if self.term(meta.index) != Ok(meta.term) {
+            return Err(StorageError::SnapshotMismatch {
+                index: meta.index,
+                term: meta.term,
+            });
+        }
+        self.snapshot = Some(meta);
+        Ok(())
+    }
+
+    /// Installs a snapshot received from the leader (on
+    /// [`Output::RestoreSnapshot`](crate::Output::RestoreSnapshot), once the
+    /// state machine is restored from it): the log up to its index goes;
+    /// the entries after it stay if the log holds the snapshot's last
+    /// entry (same index and term), else the whole log goes (§7). The
+    /// commit index becomes at least the snapshot's, and the voters its
+    /// voters. An older snapshot than the one recorded is ignored.
+    pub fn apply_snapshot(&mut self, meta: SnapshotMeta<N>) {
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.index >= meta.index)
+        {
+            return;
+        }
+        if meta.index <= self.compacted.0 {
+            return;
+        }
+        if self.term(meta.index) == Ok(meta.term) {
+            let drop = usize::try_from(meta.index - self.compacted.0)
+                .expect("the index is within the stored range");
+            self.entries.drain(..drop);
+        } else {
+            self.entries.clear();
+        }
+        self.compacted = (meta.index, meta.term);
+        self.hard_state.commit = self.hard_state.commit.max(meta.index);
+        self.voters.clone_from(&meta.voters);
+        self.snapshot = Some(meta);
     }
 }
 
@@ -270,5 +387,9 @@ impl<N: Clone> Storage for MemStorage<N> {
 
     fn last_index(&self) -> Index {
         self.compacted.0 + self.entries.len() as Index
+    }
+
+    fn snapshot(&self) -> Option<SnapshotMeta<N>> {
+        self.snapshot.clone()
     }
 }

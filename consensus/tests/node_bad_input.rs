@@ -301,7 +301,7 @@ fn entries() -> impl Strategy<Value = (u64, Vec<Entry>)> {
         })
 }
 
-fn body() -> impl Strategy<Value = MessageBody> {
+fn body() -> impl Strategy<Value = MessageBody<u64>> {
     prop_oneof![
         (any::<bool>(), index(), term(), any::<bool>()).prop_map(
             |(pre_vote, last_index, last_term, leadership_transfer)| {

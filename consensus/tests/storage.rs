@@ -1,7 +1,9 @@
 //! `MemStorage`, the reference `Storage`: ranges, compaction, conflicting
 //! appends, and typed errors instead of panics for out-of-range reads.
 
-use dsys_consensus::{ENTRY_OVERHEAD, Entry, HardState, MemStorage, Storage, StorageError};
+use dsys_consensus::{
+    ENTRY_OVERHEAD, Entry, HardState, MemStorage, SnapshotMeta, Storage, StorageError,
+};
 
 fn storage_with(terms: &[u64]) -> MemStorage<u64> {
     let mut s = MemStorage::new(vec![1, 2, 3]);
@@ -12,6 +14,17 @@ fn storage_with(terms: &[u64]) -> MemStorage<u64> {
         .collect();
     s.append(&entries).unwrap();
     s
+}
+
+/// Records a durable snapshot at `index` (so compaction may go there).
+fn snapshot_at(s: &mut MemStorage<u64>, index: u64) {
+    let term = s.term(index).unwrap();
+    s.set_snapshot(SnapshotMeta {
+        index,
+        term,
+        voters: vec![1, 2, 3],
+    })
+    .unwrap();
 }
 
 #[test]
@@ -33,6 +46,7 @@ fn empty_storage_reads_as_an_empty_log() {
 #[test]
 fn out_of_range_reads_are_typed_errors() {
     let mut s = storage_with(&[1, 1, 2, 3]);
+    snapshot_at(&mut s, 2);
     s.compact(2).unwrap();
     assert_eq!(
         s.term(1),
@@ -103,18 +117,32 @@ fn non_contiguous_appends_are_rejected_and_change_nothing() {
     assert!(matches!(zero, Err(StorageError::NotContiguous { .. })));
     let huge = s.append(&[Entry::new(1, u64::MAX, ""), Entry::new(1, u64::MAX, "")]);
     assert!(matches!(huge, Err(StorageError::NotContiguous { .. })));
+    snapshot_at(&mut s, 1);
     s.compact(1).unwrap();
-    let compacted = s.append(&[Entry::new(3, 1, "")]);
-    assert!(matches!(compacted, Err(StorageError::NotContiguous { .. })));
+    // Entries a snapshot covers are skipped (a write that lands after the
+    // snapshot), not an error; a gap after them still is.
+    s.append(&[Entry::new(3, 1, "")]).unwrap();
+    assert_eq!((s.first_index(), s.last_index(), s.term(2)), (2, 2, Ok(1)));
+    let gap = s.append(&[Entry::new(1, 0, ""), Entry::new(1, 4, "")]);
+    assert!(matches!(gap, Err(StorageError::NotContiguous { .. })));
     assert_eq!((s.first_index(), s.last_index(), s.term(2)), (2, 2, Ok(1)));
 }
 
 #[test]
 fn compaction_is_idempotent_and_bounded() {
     let mut s = storage_with(&[1, 2, 3]);
+    assert_eq!(
+        s.compact(1),
+        Err(StorageError::NotSnapshotted {
+            index: 1,
+            snapshot: 0
+        }),
+        "nothing may go that no snapshot covers"
+    );
+    snapshot_at(&mut s, 3);
     assert!(matches!(
         s.compact(4),
-        Err(StorageError::Unavailable { .. })
+        Err(StorageError::NotSnapshotted { .. })
     ));
     s.compact(2).unwrap();
     s.compact(1).unwrap();
@@ -168,4 +196,49 @@ fn restart_errors_are_not_config_errors() {
     );
     config.applied = 1;
     assert!(RaftNode::new(1u64, storage, config).is_ok());
+}
+
+#[test]
+fn snapshots_are_checked_and_installing_one_replaces_the_log_it_contradicts() {
+    let mut s = storage_with(&[1, 1, 2, 2]);
+    let wrong_term = s.set_snapshot(SnapshotMeta {
+        index: 3,
+        term: 1,
+        voters: vec![1, 2, 3],
+    });
+    assert_eq!(
+        wrong_term,
+        Err(StorageError::SnapshotMismatch { index: 3, term: 1 })
+    );
+    assert_eq!(s.snapshot(), None);
+    // A received snapshot that holds the log's entry 2: the tail stays.
+    let mut kept = s.clone();
+    kept.apply_snapshot(SnapshotMeta {
+        index: 2,
+        term: 1,
+        voters: vec![1, 2, 3],
+    });
+    assert_eq!((kept.first_index(), kept.last_index()), (3, 4));
+    assert_eq!(kept.hard_state().commit, 2, "a snapshot is committed");
+    // One that contradicts it (another term at 3): the whole log goes.
+    s.apply_snapshot(SnapshotMeta {
+        index: 3,
+        term: 5,
+        voters: vec![1, 2, 3],
+    });
+    assert_eq!((s.first_index(), s.last_index(), s.term(3)), (4, 3, Ok(5)));
+    // A hard state written before the snapshot landed never lowers its commit.
+    s.set_hard_state(HardState {
+        term: 5,
+        vote: None,
+        commit: 1,
+    });
+    assert_eq!(s.initial_state().hard_state.commit, 3);
+    // An older snapshot changes nothing.
+    s.apply_snapshot(SnapshotMeta {
+        index: 2,
+        term: 1,
+        voters: vec![1, 2, 3],
+    });
+    assert_eq!(s.snapshot().map(|m| m.index), Some(3));
 }

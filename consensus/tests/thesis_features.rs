@@ -256,7 +256,7 @@ fn read_on_the_leader_is_confirmed_by_a_heartbeat_round() {
     network.cut(1, 2);
     network.cut(1, 3);
     network.read_index(1, 7).expect("leader");
-    let round: Vec<(u64, MessageBody)> = network
+    let round: Vec<(u64, MessageBody<u64>)> = network
         .queue()
         .iter()
         .map(|m| (m.to, m.body.clone()))

@@ -25,6 +25,12 @@ where
         if self.role == Role::Leader {
             return;
         }
+        if self.restore_pending() {
+            // Its log is about to be replaced: it may not lead on it.
+            self.counters.snapshot_busy += 1;
+            self.reset_election_timer();
+            return;
+        }
         if self.config.read_only == ReadOnlyOption::LeaseBased && self.in_leader_lease() {
             self.counters.lease_ignored_votes += 1;
             return;
@@ -107,6 +113,9 @@ where
     }
 
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<S::NodeId>) {
+        if term != self.term || self.leader != leader {
+            self.abort_incoming(crate::snapshot::SnapshotAbortReason::LeaderChanged);
+        }
         if term != self.term {
             self.term = term;
             self.vote = None;
@@ -125,6 +134,7 @@ where
     /// Drops what only a leader keeps.
     fn leave_leadership(&mut self) {
         if self.role == Role::Leader {
+            self.abort_snapshot_sends();
             self.peers.clear();
             self.uncommitted.clear();
             self.uncommitted_size = 0;
@@ -136,6 +146,7 @@ where
 
     fn become_pre_candidate(&mut self) {
         tracing::debug!(id = ?self.id, term = self.term, "pre-candidate");
+        self.abort_incoming(crate::snapshot::SnapshotAbortReason::LeaderChanged);
         self.leave_leadership();
         self.fail_forwarded_reads();
         self.role = Role::PreCandidate;
@@ -149,6 +160,7 @@ where
             // No later term to campaign in (see `campaign`).
             return;
         }
+        self.abort_incoming(crate::snapshot::SnapshotAbortReason::LeaderChanged);
         self.leave_leadership();
         self.fail_forwarded_reads();
         self.term += 1;
@@ -212,6 +224,8 @@ where
                         progress,
                         recent_active: false,
                         read_round: 0,
+                        transfer: None,
+                        snapshot_floor: None,
                     },
                 );
             }

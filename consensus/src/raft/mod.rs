@@ -13,6 +13,7 @@
 mod election;
 mod read;
 mod replication;
+mod snapshot;
 mod transfer;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -77,9 +78,31 @@ pub struct Counters {
     /// `on_persisted` calls for ids that were never handed out or were
     /// already acknowledged.
     pub bad_persist_acks: u64,
-    /// Followers that needed entries already compacted (snapshots are not
-    /// implemented yet).
+    /// Followers that needed entries already compacted while storage
+    /// reported no snapshot to send them ([`Storage::snapshot`]); the
+    /// follower then waits. Compacting only what a snapshot covers
+    /// ([`RaftNode::compaction_limit`]) keeps this at 0.
     pub compacted_needed: u64,
+    /// Leader: snapshot transfers started (a follower needed compacted
+    /// entries).
+    pub snapshot_sends_started: u64,
+    /// Leader: snapshot transfers that ended with the follower installing
+    /// the snapshot.
+    pub snapshots_sent: u64,
+    /// Leader: snapshot transfers that ended early (rejected, superseded,
+    /// cancelled, or leadership lost).
+    pub snapshot_sends_aborted: u64,
+    /// Follower: snapshots restored and installed.
+    pub snapshots_installed: u64,
+    /// Follower: snapshots being staged that were dropped (superseded, or
+    /// the leader changed).
+    pub snapshots_aborted: u64,
+    /// Snapshot chunks and answers that were out of order, duplicated or
+    /// for a transfer that no longer runs.
+    pub stale_snapshot_messages: u64,
+    /// Inputs refused while a snapshot restore is pending (appends, other
+    /// snapshots, campaigns).
+    pub snapshot_busy: u64,
 }
 
 /// A snapshot of a node's state, for monitoring and tests.
@@ -107,12 +130,18 @@ pub struct Status<N> {
 
 /// The leader's view of one peer.
 #[derive(Debug, Clone)]
-struct Peer {
+struct Peer<N> {
     progress: Progress,
     /// Heard from since the last check-quorum.
     recent_active: bool,
     /// Highest read round acknowledged.
     read_round: u64,
+    /// The snapshot being sent to it, if one is.
+    transfer: Option<snapshot::Outgoing<N>>,
+    /// The index of the snapshot sent to it, kept from the start of the
+    /// transfer until it replicates entries again: the log after it must
+    /// not be compacted meanwhile.
+    snapshot_floor: Option<Index>,
 }
 
 /// Messages wait here until the state they depend on is durable.
@@ -148,7 +177,7 @@ struct Issued {
 }
 
 /// The output type of a Raft node.
-pub type RaftOutput<N> = Output<Message<N>, HardState<N>>;
+pub type RaftOutput<N> = Output<Message<N>, HardState<N>, N>;
 
 /// One Raft server.
 ///
@@ -209,7 +238,7 @@ pub struct RaftNode<S: Storage> {
     /// Answers in the current (pre-)election.
     votes: BTreeMap<S::NodeId, bool>,
     /// The leader's peers (every voter but itself).
-    peers: BTreeMap<S::NodeId, Peer>,
+    peers: BTreeMap<S::NodeId, Peer<S::NodeId>>,
     /// Entries appended and not yet broadcast (proposal batching).
     broadcast_pending: bool,
     /// Leader: uncommitted proposal sizes, by index.
@@ -219,6 +248,8 @@ pub struct RaftNode<S: Storage> {
     transfer_target: Option<S::NodeId>,
 
     reads: read::ReadQueue<S::NodeId>,
+    /// Follower: the snapshot being received, if one is.
+    incoming: Option<snapshot::Incoming<S::NodeId>>,
 
     durability: Durability<S::NodeId>,
     outbox: VecDeque<RaftOutput<S::NodeId>>,
@@ -253,6 +284,10 @@ where
             });
         }
         log.applied_to(config.applied);
+        // The state machine restarts from the latest snapshot (at least).
+        if let Some(snapshot) = log.storage().snapshot() {
+            log.applied_to(snapshot.index);
+        }
         let durable_commit = log.committed();
         let hard_state = state.hard_state;
         // A voter that acknowledged a heartbeat just before crashing must
@@ -282,6 +317,7 @@ where
             uncommitted_size: 0,
             transfer_target: None,
             reads: read::ReadQueue::default(),
+            incoming: None,
             durability: Durability {
                 next_id: 1,
                 acked: 0,
@@ -451,6 +487,15 @@ where
             MessageBody::ReadIndexResponse { id, index } => {
                 self.handle_read_index_response(from, id, index);
             }
+            MessageBody::InstallSnapshot {
+                meta,
+                offset,
+                data,
+                last,
+            } => self.handle_install_snapshot(from, meta, offset, data, last),
+            MessageBody::SnapshotResponse { index, outcome } => {
+                self.handle_snapshot_response(from, index, outcome);
+            }
         }
     }
 
@@ -495,7 +540,9 @@ where
     fn handle_stale_term(&mut self, message: &Message<S::NodeId>) {
         self.counters.stale_term += 1;
         let reply = match &message.body {
-            MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
+            MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. }
                 if self.config.check_quorum || self.config.pre_vote =>
             {
                 MessageBody::AppendResponse(crate::message::AppendOutcome::Accepted {
@@ -567,13 +614,13 @@ where
 
     /// Queues a message that depends on everything this node has done so
     /// far (a vote, an acknowledgement of entries).
-    fn send(&mut self, to: S::NodeId, body: MessageBody) {
+    fn send(&mut self, to: S::NodeId, body: MessageBody<S::NodeId>) {
         self.send_with_term(to, self.term, body);
     }
 
     /// [`send`](Self::send) with an explicit term (pre-votes are asked and
     /// granted in the term the candidate would campaign in).
-    fn send_with_term(&mut self, to: S::NodeId, term: Term, body: MessageBody) {
+    fn send_with_term(&mut self, to: S::NodeId, term: Term, body: MessageBody<S::NodeId>) {
         let needs = if self.term_or_vote_dirty() || self.log.has_to_persist() {
             self.durability.next_id
         } else {
@@ -585,7 +632,7 @@ where
     /// Queues a leader's message: it depends only on the leader's term being
     /// durable, not on its own copy of the entries (thesis §10.2.1: the
     /// leader writes its log in parallel with replicating it).
-    fn send_as_leader(&mut self, to: S::NodeId, body: MessageBody) {
+    fn send_as_leader(&mut self, to: S::NodeId, body: MessageBody<S::NodeId>) {
         let needs = if self.term_or_vote_dirty() {
             self.durability.next_id
         } else {
@@ -594,7 +641,13 @@ where
         self.send_after(needs, to, self.term, body);
     }
 
-    fn send_after(&mut self, needs: PersistId, to: S::NodeId, term: Term, body: MessageBody) {
+    fn send_after(
+        &mut self,
+        needs: PersistId,
+        to: S::NodeId,
+        term: Term,
+        body: MessageBody<S::NodeId>,
+    ) {
         let message = Message {
             from: self.id.clone(),
             to,
@@ -664,6 +717,10 @@ where
     /// applied never runs ahead of this node's disk, so a restart with
     /// `Config::applied` set from it always finds that index committed.
     fn emit_applicable(&mut self) {
+        if self.restore_pending() {
+            // The state machine is being replaced by a snapshot.
+            return;
+        }
         let limit = self.log.applicable().min(self.durability.durable_commit);
         if limit <= self.log.applied() {
             return;

@@ -120,7 +120,7 @@ where
         let prev_term = match self.log.term(prev_index) {
             Ok(term) => term,
             Err(StorageError::Compacted { .. }) => {
-                self.counters.compacted_needed += 1;
+                self.start_snapshot_send(to);
                 return false;
             }
             Err(error) => {
@@ -134,8 +134,12 @@ where
                 .slice(next, last_index + 1, self.config.max_size_per_msg)
             {
                 Ok(entries) => entries,
-                Err(_) => {
-                    self.counters.compacted_needed += 1;
+                Err(StorageError::Compacted { .. }) => {
+                    self.start_snapshot_send(to);
+                    return false;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot read entries to send");
                     return false;
                 }
             }
@@ -174,6 +178,12 @@ where
         commit: Index,
     ) {
         self.follow(from.clone());
+        if self.restore_pending() {
+            // The log is about to be replaced by a snapshot: the leader
+            // retries once it is installed.
+            self.counters.snapshot_busy += 1;
+            return;
+        }
         let committed = self.log.committed();
         if prev_index < committed {
             // Already committed here: a leader's copy is the same (§5.4).
@@ -226,7 +236,7 @@ where
 
     /// A message only a leader sends arrived in the current term: follow
     /// its sender (a candidate of this term steps down, §5.2).
-    fn follow(&mut self, leader: S::NodeId) {
+    pub(super) fn follow(&mut self, leader: S::NodeId) {
         if self.role != Role::Follower || self.leader.as_ref() != Some(&leader) {
             self.become_follower(self.term, Some(leader));
         }
@@ -236,7 +246,10 @@ where
 
     /// On the leader, the peer an answer came from, marked as heard from
     /// (check-quorum); `None` off the leader or for a stranger.
-    fn answering_peer(&mut self, from: &S::NodeId) -> Option<&mut super::Peer> {
+    pub(super) fn answering_peer(
+        &mut self,
+        from: &S::NodeId,
+    ) -> Option<&mut super::Peer<S::NodeId>> {
         if self.role != Role::Leader {
             return None;
         }
@@ -263,6 +276,9 @@ where
                 if advanced || probe_answered {
                     if progress.state() == ReplicationState::Probe {
                         progress.become_replicate();
+                        // Caught up by log after a snapshot: the log after
+                        // it may be compacted again.
+                        peer.snapshot_floor = None;
                     }
                     if advanced {
                         self.maybe_commit();
@@ -313,7 +329,9 @@ where
             return;
         };
         peer.progress.on_heartbeat_response();
-        if peer.progress.matched() < last_index {
+        if peer.progress.state() == ReplicationState::Snapshot {
+            self.snapshot_heartbeat_response(&from);
+        } else if peer.progress.matched() < last_index {
             // Even with nothing new to send: an empty append probes whether
             // entries sent optimistically were lost.
             self.send_appends(&from, true);

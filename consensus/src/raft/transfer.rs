@@ -76,6 +76,10 @@ where
             // order after this node already campaigned changes nothing.
             return;
         }
+        if self.restore_pending() {
+            self.counters.snapshot_busy += 1;
+            return;
+        }
         self.become_candidate(true);
     }
 }

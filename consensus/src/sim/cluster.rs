@@ -677,6 +677,7 @@ impl Simulation {
                     self.stats.reads_failed += 1;
                 }
             }
+            other => self.handle_snapshot_output(slot, other),
         }
     }
 
@@ -735,5 +736,16 @@ impl Simulation {
     /// The last index on node `id`'s disk (what survives a crash).
     pub fn persisted_last_index(&self, id: u64) -> Index {
         self.nodes[Self::slot(id)].disk.durable.last_index()
+    }
+}
+
+impl Simulation {
+    /// The snapshot outputs (placeholder until the simulator takes snapshots).
+    fn handle_snapshot_output(&mut self, slot: usize, output: RaftOutput<u64>) {
+        let id = self.nodes[slot].id;
+        self.fail(
+            "snapshot",
+            format!("node {id} handed out {output:?} in a simulation without snapshots"),
+        );
     }
 }

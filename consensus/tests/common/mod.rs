@@ -19,7 +19,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bytes::Bytes;
 use dsys_consensus::{
     AppendOutcome, Config, Entry, HardState, Index, MemStorage, Message, MessageBody, Output,
-    Persist, ProposalId, ProposeError, RaftNode, ReadError, ReadState, Role, Term, TransferError,
+    Persist, ProposalId, ProposeError, RaftNode, ReadError, ReadState, Role, SnapshotAbortReason,
+    SnapshotMeta, Storage, Term, TransferError,
 };
 
 /// A node as the tests use it.
@@ -27,7 +28,7 @@ pub(crate) type Node = RaftNode<MemStorage<u64>>;
 /// A message between test nodes.
 pub(crate) type Msg = Message<u64>;
 /// An output of a test node.
-pub(crate) type Out = Output<Msg, HardState<u64>>;
+pub(crate) type Out = Output<Msg, HardState<u64>, u64>;
 
 /// Most messages one [`Network::deliver_all`] may deliver before it is
 /// called a livelock.
@@ -225,7 +226,7 @@ pub(crate) fn log_terms(node: &Node) -> Vec<Term> {
 // ---- Message builders ----
 
 /// A message.
-pub(crate) fn msg(from: u64, to: u64, term: Term, body: MessageBody) -> Msg {
+pub(crate) fn msg(from: u64, to: u64, term: Term, body: MessageBody<u64>) -> Msg {
     Message {
         from,
         to,
@@ -240,7 +241,7 @@ pub(crate) fn append(
     prev_term: Term,
     entries: Vec<Entry>,
     commit: Index,
-) -> MessageBody {
+) -> MessageBody<u64> {
     MessageBody::Append {
         prev_index,
         prev_term,
@@ -250,12 +251,12 @@ pub(crate) fn append(
 }
 
 /// A positive answer to AppendEntries.
-pub(crate) fn accepted(last_index: Index) -> MessageBody {
+pub(crate) fn accepted(last_index: Index) -> MessageBody<u64> {
     MessageBody::AppendResponse(AppendOutcome::Accepted { last_index })
 }
 
 /// A negative answer to AppendEntries.
-pub(crate) fn rejected(rejected: Index, hint_index: Index, hint_term: Term) -> MessageBody {
+pub(crate) fn rejected(rejected: Index, hint_index: Index, hint_term: Term) -> MessageBody<u64> {
     MessageBody::AppendResponse(AppendOutcome::Rejected {
         rejected,
         hint_index,
@@ -264,7 +265,7 @@ pub(crate) fn rejected(rejected: Index, hint_index: Index, hint_term: Term) -> M
 }
 
 /// RequestVote (not a pre-vote, not for a transfer).
-pub(crate) fn vote_request(last_index: Index, last_term: Term) -> MessageBody {
+pub(crate) fn vote_request(last_index: Index, last_term: Term) -> MessageBody<u64> {
     MessageBody::VoteRequest {
         pre_vote: false,
         last_index,
@@ -274,7 +275,7 @@ pub(crate) fn vote_request(last_index: Index, last_term: Term) -> MessageBody {
 }
 
 /// A pre-vote request.
-pub(crate) fn pre_vote_request(last_index: Index, last_term: Term) -> MessageBody {
+pub(crate) fn pre_vote_request(last_index: Index, last_term: Term) -> MessageBody<u64> {
     MessageBody::VoteRequest {
         pre_vote: true,
         last_index,
@@ -284,7 +285,7 @@ pub(crate) fn pre_vote_request(last_index: Index, last_term: Term) -> MessageBod
 }
 
 /// An answer to RequestVote.
-pub(crate) fn vote_response(granted: bool) -> MessageBody {
+pub(crate) fn vote_response(granted: bool) -> MessageBody<u64> {
     MessageBody::VoteResponse {
         pre_vote: false,
         granted,
@@ -292,7 +293,7 @@ pub(crate) fn vote_response(granted: bool) -> MessageBody {
 }
 
 /// A heartbeat.
-pub(crate) fn heartbeat(commit: Index, read_round: u64) -> MessageBody {
+pub(crate) fn heartbeat(commit: Index, read_round: u64) -> MessageBody<u64> {
     MessageBody::Heartbeat { commit, read_round }
 }
 
@@ -307,6 +308,55 @@ pub(crate) enum Event {
     ReadReady(ReadState),
     /// A read that failed.
     ReadFailed(u64),
+    /// The state machine was replaced by a snapshot's (the payloads it
+    /// had applied, no-ops left out).
+    Restored(SnapshotMeta<u64>, Vec<Bytes>),
+    /// Leader: a snapshot transfer ended.
+    SendEnded {
+        /// The follower.
+        to: u64,
+        /// The snapshot.
+        index: Index,
+        /// Why it ended early.
+        aborted: Option<SnapshotAbortReason>,
+    },
+    /// Follower: a staged snapshot was dropped.
+    Aborted(Index, SnapshotAbortReason),
+}
+
+/// A leader's request for a snapshot chunk, held for the test to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChunkRequest {
+    /// The follower.
+    pub(crate) to: u64,
+    /// The snapshot.
+    pub(crate) index: Index,
+    /// Where.
+    pub(crate) offset: u64,
+    /// How much at most.
+    pub(crate) max_len: u64,
+}
+
+/// Encodes a state machine (the payloads applied) as snapshot bytes:
+/// each payload with a 4-byte length before it.
+pub(crate) fn encode_state(data: &[Bytes]) -> Bytes {
+    let mut out = Vec::new();
+    for d in data {
+        out.extend_from_slice(&u32::try_from(d.len()).expect("small").to_le_bytes());
+        out.extend_from_slice(d);
+    }
+    Bytes::from(out)
+}
+
+/// Decodes [`encode_state`].
+pub(crate) fn decode_state(mut bytes: &[u8]) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    while bytes.len() >= 4 {
+        let len = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
+        out.push(Bytes::copy_from_slice(&bytes[4..4 + len]));
+        bytes = &bytes[4 + len..];
+    }
+    out
 }
 
 /// Rewrites or drops (`None`) a message on its way.
@@ -327,6 +377,19 @@ pub(crate) struct Network {
     delivered: Vec<Msg>,
     /// Messages lost to cut links or the filter.
     dropped: usize,
+    /// Each node's latest durable snapshot and its bytes.
+    snapshots: BTreeMap<u64, (SnapshotMeta<u64>, Bytes)>,
+    /// Every snapshot each node took or installed, by (node, index): a
+    /// transfer keeps reading the one it began with.
+    archive: BTreeMap<(u64, Index), Bytes>,
+    /// Each node's staging area for a snapshot being received.
+    staging: BTreeMap<u64, Vec<u8>>,
+    /// Nodes whose chunk requests wait for [`Network::answer_chunk`].
+    manual_chunks: BTreeSet<u64>,
+    chunk_requests: BTreeMap<u64, VecDeque<ChunkRequest>>,
+    /// Nodes whose restores wait for [`Network::finish_restore`].
+    manual_restore: BTreeSet<u64>,
+    pending_restore: BTreeMap<u64, SnapshotMeta<u64>>,
 }
 
 impl Network {
@@ -356,6 +419,13 @@ impl Network {
             events: BTreeMap::new(),
             delivered: Vec::new(),
             dropped: 0,
+            snapshots: BTreeMap::new(),
+            archive: BTreeMap::new(),
+            staging: BTreeMap::new(),
+            manual_chunks: BTreeSet::new(),
+            chunk_requests: BTreeMap::new(),
+            manual_restore: BTreeSet::new(),
+            pending_restore: BTreeMap::new(),
         };
         let ids: Vec<u64> = network.nodes.keys().copied().collect();
         for id in ids {
@@ -384,8 +454,11 @@ impl Network {
     /// queues messages, records applies and reads.
     pub(crate) fn drain(&mut self, id: u64) {
         let manual = self.manual_persist.contains(&id);
-        let node = self.nodes.get_mut(&id).expect("no such node");
-        while let Some(output) = node.poll_output() {
+        loop {
+            let node = self.nodes.get_mut(&id).expect("no such node");
+            let Some(output) = node.poll_output() else {
+                break;
+            };
             match output {
                 Output::Persist(persist) if manual => {
                     self.pending_persist
@@ -414,8 +487,185 @@ impl Network {
                         .or_default()
                         .push(Event::ReadFailed(read));
                 }
+                Output::ReadSnapshot {
+                    to,
+                    index,
+                    offset,
+                    max_len,
+                } => {
+                    let request = ChunkRequest {
+                        to,
+                        index,
+                        offset,
+                        max_len,
+                    };
+                    if self.manual_chunks.contains(&id) {
+                        self.chunk_requests
+                            .entry(id)
+                            .or_default()
+                            .push_back(request);
+                    } else {
+                        let (data, last) = self.read_chunk(id, &request);
+                        self.nodes
+                            .get_mut(&id)
+                            .expect("no such node")
+                            .snapshot_chunk(&to, index, offset, data, last)
+                            .expect("the chunk asked for");
+                    }
+                }
+                Output::SnapshotSendEnded { to, index, aborted } => {
+                    self.events.entry(id).or_default().push(Event::SendEnded {
+                        to,
+                        index,
+                        aborted,
+                    });
+                }
+                Output::SnapshotChunk { offset, data, .. } => {
+                    let staging = self.staging.entry(id).or_default();
+                    assert_eq!(staging.len() as u64, offset, "chunks come in order");
+                    staging.extend_from_slice(&data);
+                }
+                Output::RestoreSnapshot(meta) => {
+                    if self.manual_restore.contains(&id) {
+                        self.pending_restore.insert(id, meta);
+                    } else {
+                        self.restore(id, meta);
+                    }
+                }
+                Output::SnapshotAborted { index, reason } => {
+                    self.staging.remove(&id);
+                    self.events
+                        .entry(id)
+                        .or_default()
+                        .push(Event::Aborted(index, reason));
+                }
             }
         }
+    }
+
+    // ---- Snapshots: the application's side ----
+
+    /// The bytes a chunk request asks for, from the node's durable
+    /// snapshot.
+    pub(crate) fn read_chunk(&self, id: u64, request: &ChunkRequest) -> (Bytes, bool) {
+        let data = self
+            .archive
+            .get(&(id, request.index))
+            .expect("the leader kept the snapshot it sends");
+        let start = usize::try_from(request.offset).expect("small");
+        let end = (start + usize::try_from(request.max_len).expect("small")).min(data.len());
+        (data.slice(start..end), end == data.len())
+    }
+
+    /// Node `id` snapshots its state machine at its applied index, makes
+    /// it durable, and compacts its log as far as
+    /// `compaction_limit()` allows. Returns the snapshot's index.
+    pub(crate) fn snapshot_and_compact(&mut self, id: u64) -> Index {
+        let index = self.take_snapshot(id);
+        self.compact(id);
+        index
+    }
+
+    /// Node `id` snapshots its state machine at its applied index and
+    /// records it durably (no compaction).
+    pub(crate) fn take_snapshot(&mut self, id: u64) -> Index {
+        let data = encode_state(&self.applied_data(id));
+        let node = self.nodes.get_mut(&id).expect("no such node");
+        let applied = node.log().applied();
+        let meta = node
+            .snapshot_meta(applied)
+            .expect("applied is snapshottable");
+        node.storage_mut()
+            .set_snapshot(meta.clone())
+            .expect("the applied entry is in the log");
+        self.archive.insert((id, applied), data.clone());
+        self.snapshots.insert(id, (meta, data));
+        applied
+    }
+
+    /// Node `id` compacts its log to its `compaction_limit()`.
+    pub(crate) fn compact(&mut self, id: u64) -> Index {
+        let node = self.nodes.get_mut(&id).expect("no such node");
+        let limit = node.compaction_limit();
+        node.storage_mut()
+            .compact(limit)
+            .expect("compaction within the limit");
+        limit
+    }
+
+    /// Restores node `id` from its staged snapshot: state machine, storage,
+    /// then `on_snapshot_restored`.
+    fn restore(&mut self, id: u64, meta: SnapshotMeta<u64>) {
+        let data = Bytes::from(self.staging.remove(&id).unwrap_or_default());
+        self.events
+            .entry(id)
+            .or_default()
+            .push(Event::Restored(meta.clone(), decode_state(&data)));
+        let node = self.nodes.get_mut(&id).expect("no such node");
+        node.storage_mut().apply_snapshot(meta.clone());
+        node.on_snapshot_restored(meta.index)
+            .expect("the restore is pending and durable");
+        self.archive.insert((id, meta.index), data.clone());
+        self.snapshots.insert(id, (meta, data));
+        self.drain(id);
+    }
+
+    /// Whether node `id`'s chunk requests wait for the test.
+    pub(crate) fn set_manual_chunks(&mut self, id: u64, manual: bool) {
+        if manual {
+            self.manual_chunks.insert(id);
+        } else {
+            self.manual_chunks.remove(&id);
+        }
+    }
+
+    /// The chunk requests node `id` made that wait for an answer.
+    pub(crate) fn take_chunk_requests(&mut self, id: u64) -> Vec<ChunkRequest> {
+        self.chunk_requests
+            .remove(&id)
+            .map(Vec::from)
+            .unwrap_or_default()
+    }
+
+    /// Answers a held chunk request of node `id` from its snapshot.
+    pub(crate) fn answer_chunk(
+        &mut self,
+        id: u64,
+        request: &ChunkRequest,
+    ) -> Result<(), dsys_consensus::SnapshotError> {
+        let (data, last) = self.read_chunk(id, request);
+        let node = self.nodes.get_mut(&id).expect("no such node");
+        let result = node.snapshot_chunk(&request.to, request.index, request.offset, data, last);
+        self.drain(id);
+        result
+    }
+
+    /// Whether node `id`'s restores wait for [`Network::finish_restore`].
+    pub(crate) fn set_manual_restore(&mut self, id: u64, manual: bool) {
+        if manual {
+            self.manual_restore.insert(id);
+        } else {
+            self.manual_restore.remove(&id);
+        }
+    }
+
+    /// The restore node `id` waits on, if any.
+    pub(crate) fn pending_restore(&self, id: u64) -> Option<&SnapshotMeta<u64>> {
+        self.pending_restore.get(&id)
+    }
+
+    /// Completes node `id`'s held restore. Returns false if none.
+    pub(crate) fn finish_restore(&mut self, id: u64) -> bool {
+        let Some(meta) = self.pending_restore.remove(&id) else {
+            return false;
+        };
+        self.restore(id, meta);
+        true
+    }
+
+    /// Node `id`'s durable snapshot, if any.
+    pub(crate) fn snapshot(&self, id: u64) -> Option<&SnapshotMeta<u64>> {
+        self.snapshots.get(&id).map(|(meta, _)| meta)
     }
 
     /// Delivers the oldest queued message (unless its link is cut or the
@@ -546,6 +796,18 @@ impl Network {
         config.applied = 0;
         self.pending_persist.remove(&id);
         self.events.remove(&id);
+        self.staging.remove(&id);
+        self.chunk_requests.remove(&id);
+        self.pending_restore.remove(&id);
+        // The state machine restarts from the durable snapshot, if any.
+        if let Some((meta, data)) = self.snapshots.get(&id) {
+            if storage.snapshot().as_ref() == Some(meta) {
+                self.events
+                    .entry(id)
+                    .or_default()
+                    .push(Event::Restored(meta.clone(), decode_state(data)));
+            }
+        }
         let restarted = RaftNode::new(id, storage, config).expect("restarts from its own storage");
         self.nodes.insert(id, restarted);
         self.drain(id);
@@ -697,13 +959,23 @@ impl Network {
             .collect()
     }
 
-    /// The payloads node `id` applied, without the leaders' empty no-ops.
+    /// The payloads node `id`'s state machine holds, without the leaders'
+    /// empty no-ops: a restored snapshot's, then those applied after it.
     pub(crate) fn applied_data(&self, id: u64) -> Vec<Bytes> {
-        self.applied(id)
-            .into_iter()
-            .map(|e| e.data)
-            .filter(|d| !d.is_empty())
-            .collect()
+        let mut out = Vec::new();
+        for event in self.events(id) {
+            match event {
+                Event::Restored(_, data) => out.clone_from(data),
+                Event::Apply(entries) => out.extend(
+                    entries
+                        .iter()
+                        .map(|e| e.data.clone())
+                        .filter(|d| !d.is_empty()),
+                ),
+                _ => {}
+            }
+        }
+        out
     }
 
     /// The reads node `id` may serve, in order.
