@@ -62,6 +62,7 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
          {} multi-batch acknowledgements, {} state-machine snapshots, {} proposals lost, {} reads failed; \
          messages: {} lost, {} duplicated, {} long-delayed, {} replayed; \
          partitions: {} symmetric, {} one-way, {} non-transitive, {} leader cut off; {} transfers, {} campaigns; \
+         snapshots: {} taken ({} seeds with compaction), {} entries compacted, {} chunks sent, {} installed, {} transfers aborted by leaders, {} staged snapshots dropped by followers; \
          slowest recovery {worst_recovery} ticks",
         total(&|r| r.elections),
         total(&|r| r.committed),
@@ -88,6 +89,13 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
         total(&|r| r.faults.leader_cut),
         total(&|r| r.faults.transfers),
         total(&|r| r.faults.campaigns),
+        total(&|r| r.sim.raft_snapshots),
+        reports.iter().filter(|r| r.options.compaction).count(),
+        total(&|r| r.sim.entries_compacted),
+        total(&|r| r.sim.snapshot_chunks_sent),
+        total(&|r| r.sim.snapshots_installed),
+        total(&|r| r.sim.snapshot_sends_aborted),
+        total(&|r| r.sim.snapshots_aborted),
     );
     // The sweep must actually exercise what it claims to: every kind of
     // fault, elections, commits, completed reads and writes, restarts that
@@ -97,7 +105,28 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
     if seeds < 200 {
         return;
     }
-    let floors: [(&str, u64, u64); 19] = [
+    let floors: [(&str, u64, u64); 24] = [
+        ("Raft snapshots", total(&|r| r.sim.raft_snapshots), seeds),
+        (
+            "entries compacted",
+            total(&|r| r.sim.entries_compacted),
+            seeds,
+        ),
+        (
+            "snapshots installed by transfer",
+            total(&|r| r.sim.snapshots_installed),
+            seeds / 4,
+        ),
+        (
+            "snapshot transfers aborted by leaders",
+            total(&|r| r.sim.snapshot_sends_aborted),
+            seeds / 50,
+        ),
+        (
+            "staged snapshots dropped by followers",
+            total(&|r| r.sim.snapshots_aborted),
+            seeds / 100,
+        ),
         ("crashes", total(&|r| r.sim.crashes), seeds),
         (
             "mid-drain crashes",

@@ -24,6 +24,9 @@ pub(super) struct Outgoing<N> {
     acked: u64,
     /// Where the chunk after the last one sent starts.
     sent_end: u64,
+    /// The furthest any chunk sent in this transfer reached (the follower
+    /// may be there after a resend from an earlier offset).
+    high: u64,
     /// End offsets of the chunks sent and not acknowledged (bounded by
     /// `max_snapshot_chunks_in_flight`).
     in_flight: VecDeque<u64>,
@@ -140,6 +143,7 @@ where
             meta,
             acked: 0,
             sent_end: 0,
+            high: 0,
             in_flight: VecDeque::new(),
             reading: Some(0),
             last_chunk: None,
@@ -195,6 +199,7 @@ where
             .ok_or(SnapshotError::BadChunkLength { len, max_len })?;
         transfer.reading = None;
         transfer.sent_end = end;
+        transfer.high = transfer.high.max(end);
         transfer.in_flight.push_back(end);
         if last {
             transfer.last_chunk = Some(offset);
@@ -355,7 +360,7 @@ where
                     self.counters.stale_snapshot_messages += 1;
                     return;
                 };
-                if offset > transfer.sent_end {
+                if offset > transfer.high {
                     self.counters.malformed += 1;
                     return;
                 }
@@ -364,6 +369,16 @@ where
                     transfer.idle = 0;
                     while transfer.in_flight.front().is_some_and(|&end| end <= offset) {
                         transfer.in_flight.pop_front();
+                    }
+                    if offset > transfer.sent_end {
+                        // It kept chunks from before a resend: go on from
+                        // where it is.
+                        transfer.sent_end = offset;
+                        transfer.in_flight.clear();
+                        transfer.last_chunk = None;
+                        if transfer.reading.is_some_and(|r| r < offset) {
+                            transfer.reading = None;
+                        }
                     }
                     self.request_chunk(&from);
                 } else if offset < transfer.sent_end {

@@ -11,8 +11,8 @@
 //!
 //! Each seed also draws the protocol options (election and heartbeat
 //! ticks, pre-vote, check-quorum, lease reads, asynchronous persistence,
-//! acknowledgement lag, state-machine snapshots), so a sweep over seeds
-//! covers them all.
+//! acknowledgement lag, state-machine snapshots, Raft snapshots with
+//! compaction), so a sweep over seeds covers them all.
 
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -143,6 +143,9 @@ pub struct Options {
     pub ack_lag: bool,
     /// The state machine records its state, and restarts resume from it.
     pub snapshots: bool,
+    /// Nodes take Raft snapshots and compact their logs (§7), so lagging
+    /// followers are restored by snapshot.
+    pub compaction: bool,
 }
 
 /// Faults the scenario injected (the simulation counts crashes and disk
@@ -294,6 +297,7 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         async_writes: rng.f64() < 0.75,
         ack_lag: rng.bool(),
         snapshots: rng.f64() < 0.7,
+        compaction: rng.f64() < 0.6,
     };
     let raft = Config {
         election_tick,
@@ -307,6 +311,10 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         },
         max_inflight_msgs: 1 + rng.usize(..8),
         max_size_per_msg: 64 + rng.u64(..512),
+        // A snapshot of the clients' few keys is tens of bytes: chunks this
+        // small make most transfers take several.
+        snapshot_chunk_size: 8 + rng.u64(..40),
+        max_snapshot_chunks_in_flight: 1 + rng.usize(..4),
         ..Config::default()
     };
     let election_units = u64::from(election_tick) * TICK;
@@ -344,6 +352,11 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         tear_on_crash: 0.7,
         snapshot_state_machine: if options.snapshots {
             0.02 + rng.f64() * 0.3
+        } else {
+            0.0
+        },
+        compact: if options.compaction {
+            0.02 + rng.f64() * 0.2
         } else {
             0.0
         },

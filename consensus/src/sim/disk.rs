@@ -12,6 +12,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use bytes::Bytes;
+
 use super::config::{self, SimConfigError};
 use crate::entry::{HardState, Index};
 use crate::output::{Persist, PersistId};
@@ -45,6 +47,11 @@ pub struct DiskConfig {
     /// its key-value map and applied index durably; a restart then builds
     /// the node with `Config::applied` set to that index.
     pub snapshot_state_machine: f64,
+    /// After each `Apply`, the probability that the node takes a Raft
+    /// snapshot (§7) of its state machine at its applied index, makes it
+    /// durable, and compacts its log to `compaction_limit()`. Followers
+    /// that then need compacted entries are restored by snapshot.
+    pub compact: f64,
 }
 
 impl Default for DiskConfig {
@@ -54,6 +61,7 @@ impl Default for DiskConfig {
             keep_on_crash: 0.0,
             tear_on_crash: 0.0,
             snapshot_state_machine: 0.0,
+            compact: 0.0,
         }
     }
 }
@@ -72,7 +80,8 @@ impl DiskConfig {
         config::probability(
             "DiskConfig::snapshot_state_machine",
             self.snapshot_state_machine,
-        )
+        )?;
+        config::probability("DiskConfig::compact", self.compact)
     }
 }
 
@@ -101,6 +110,9 @@ pub(super) struct Disk {
     pub(super) ack_due: Option<u64>,
     /// The state machine's durable record.
     pub(super) state_machine: Option<SmSnapshot>,
+    /// The bytes of every Raft snapshot this node took or installed, by
+    /// index (durable; a transfer reads the one it began with).
+    pub(super) snapshots: BTreeMap<Index, Bytes>,
 }
 
 /// Writes a whole batch to `storage`.
@@ -131,6 +143,7 @@ impl Disk {
             acked_id: 0,
             ack_due: None,
             state_machine: None,
+            snapshots: BTreeMap::new(),
         }
     }
 

@@ -7,13 +7,17 @@
 //! and, at the end, the disks, the logs and the clients' history.
 
 use super::{SimEvent, Simulation, Violation};
-use crate::entry::Entry;
+use crate::entry::{Entry, Index};
 use crate::message::{AppendOutcome, Message, MessageBody};
 use crate::raft::{RaftNode, Role};
 use crate::storage::{MemStorage, Storage};
 
-/// Whether `storage` holds exactly `entry`.
+/// Whether `storage` holds exactly `entry`, or a snapshot that covers it
+/// (snapshots are only of committed state).
 pub(super) fn holds(storage: &MemStorage<u64>, entry: &Entry) -> bool {
+    if storage.snapshot().is_some_and(|s| s.index >= entry.index) {
+        return true;
+    }
     storage.term(entry.index) == Ok(entry.term)
         && storage
             .entries(entry.index, entry.index + 1, u64::MAX)
@@ -49,8 +53,12 @@ impl Simulation {
                     // committed since in later terms: its votes may have
                     // reached it late.)
                     let earlier = self.chosen.iter().zip(&self.chosen_in);
+                    // (Entries it compacted are in its snapshot.)
+                    let compacted = raft.log().first_index() - 1;
                     for (chosen, _) in earlier.filter(|(_, known)| **known < term) {
-                        if raft.log().term(chosen.index) != Ok(chosen.term) {
+                        if chosen.index >= compacted
+                            && raft.log().term(chosen.index) != Ok(chosen.term)
+                        {
                             let detail = format!(
                                 "node {id} leads term {term} without committed entry {} (term {})",
                                 chosen.index, chosen.term
@@ -109,10 +117,25 @@ impl Simulation {
         if commit <= seen {
             return;
         }
-        let entries = raft
-            .log()
-            .slice(seen + 1, commit + 1, u64::MAX)
-            .expect("committed entries are in the log (nothing is compacted)");
+        // Entries it compacted are in its snapshot, and were known
+        // committed before it was taken.
+        let from = (seen + 1).max(raft.log().first_index());
+        if from > self.chosen.len() as Index + 1 {
+            let detail = format!(
+                "node {id}'s log starts at {from}, but only {} entries are known committed",
+                self.chosen.len()
+            );
+            self.fail("snapshot", detail);
+            return;
+        }
+        let entries = match raft.log().slice(from, commit + 1, u64::MAX) {
+            Ok(entries) => entries,
+            Err(error) => {
+                let detail = format!("node {id} cannot read its committed entries: {error}");
+                self.fail("snapshot", detail);
+                return;
+            }
+        };
         self.nodes[slot].seen_commit = commit;
         for entry in entries {
             let at = usize::try_from(entry.index - 1).expect("small index");
@@ -198,6 +221,11 @@ impl Simulation {
                     return;
                 };
                 if raft.term() != message.term {
+                    return;
+                }
+                if disk.snapshot().is_some_and(|s| s.index >= *last_index) {
+                    // Held back until a write landed, and a snapshot
+                    // installed meanwhile covers it.
                     return;
                 }
                 let want = raft.log().term(*last_index);
@@ -302,8 +330,10 @@ impl Simulation {
                     .rev()
                     .find(|&ix| a.log().term(ix) == b.log().term(ix) && a.log().term(ix).is_ok());
                 if let Some(agree) = agree {
-                    let xs = a.log().slice(1, agree + 1, u64::MAX);
-                    let ys = b.log().slice(1, agree + 1, u64::MAX);
+                    // Below both logs' start, snapshots of committed state.
+                    let from = a.log().first_index().max(b.log().first_index());
+                    let xs = a.log().slice(from, agree + 1, u64::MAX);
+                    let ys = b.log().slice(from, agree + 1, u64::MAX);
                     if xs != ys {
                         return Err(Violation {
                             time: self.time,

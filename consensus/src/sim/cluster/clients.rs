@@ -253,6 +253,9 @@ impl Simulation {
             node.disk.state_machine = Some((node.next_apply - 1, node.kv.clone()));
             self.stats.snapshots += 1;
         }
+        if self.disk_config.compact > 0.0 && self.rng.f64() < self.disk_config.compact {
+            self.take_snapshot(slot);
+        }
     }
 
     /// Applies a put to the key-value map, and settles the put proposed

@@ -77,6 +77,19 @@ pub struct SimStats {
     pub multi_batch_acks: u64,
     /// State-machine snapshots recorded.
     pub snapshots: u64,
+    /// Raft snapshots taken (each followed by compaction to
+    /// `compaction_limit()`).
+    pub raft_snapshots: u64,
+    /// Entries compacted away, over all nodes.
+    pub entries_compacted: u64,
+    /// Snapshot chunks read for a transfer.
+    pub snapshot_chunks_sent: u64,
+    /// Snapshots installed on followers (restored, durable, log moved).
+    pub snapshots_installed: u64,
+    /// Transfers that ended early, on the leader's side.
+    pub snapshot_sends_aborted: u64,
+    /// Snapshots being staged that a follower dropped.
+    pub snapshots_aborted: u64,
     /// Puts that completed.
     pub writes_completed: u64,
     /// Gets that completed.
