@@ -251,6 +251,57 @@ pub enum ReadError {
 /// by construction; the node needs nothing else from before the crash
 /// (read ids excepted: see [`read_index`](Self::read_index)).
 ///
+/// # Snapshots and compaction
+///
+/// The node never holds a snapshot's bytes; the application stores,
+/// reads and restores them, and the node says when.
+///
+/// **Taking one, and compacting.** The application MAY snapshot its state
+/// machine at any index it has applied: it gets the meta from
+/// [`RaftNode::snapshot_meta`](crate::RaftNode::snapshot_meta)`(index)`,
+/// MUST make the state and the meta durable, and MUST record it in its
+/// storage ([`Storage::snapshot`](crate::Storage::snapshot) then reports
+/// it; for [`MemStorage`](crate::MemStorage): `set_snapshot`) *before* it
+/// compacts. It MUST NOT compact past
+/// [`RaftNode::compaction_limit`](crate::RaftNode::compaction_limit): the
+/// applied index, the latest durable snapshot, and, on a leader, every
+/// snapshot being sent (until its follower replicates again), so that a
+/// follower that installs a snapshot finds the entries after it.
+/// (`MemStorage::compact` refuses to go past its latest snapshot.)
+///
+/// **Sending one (leader).** When a follower needs compacted entries, the
+/// leader sends it the snapshot storage reports, and pauses entries to it.
+/// For each [`Output::ReadSnapshot`] the application MUST read the bytes
+/// asked for from that snapshot and hand them to
+/// [`RaftNode::snapshot_chunk`](crate::RaftNode::snapshot_chunk) (or
+/// call [`RaftNode::abort_snapshot_send`](crate::RaftNode::abort_snapshot_send)
+/// if it cannot), and MUST keep that snapshot readable, even after taking a
+/// newer one, until [`Output::SnapshotSendEnded`] for it. Lost chunks,
+/// lost answers and follower restarts are resent from what the follower
+/// acknowledged; at most `max_snapshot_chunks_in_flight` chunks of
+/// `snapshot_chunk_size` bytes are in flight per follower.
+///
+/// **Receiving one (follower).** [`Output::SnapshotChunk`]s come in order
+/// from offset 0; the application writes them to a staging area, which
+/// MAY be lost in a crash (the follower then asks for the snapshot from
+/// the start). [`Output::SnapshotAborted`] drops it (superseded by a newer
+/// snapshot, or the leader changed). On [`Output::RestoreSnapshot`] the
+/// application MUST restore its state machine from the staged snapshot and
+/// make the snapshot durable *after* every [`Output::Persist`] batch that
+/// came out before it (for `MemStorage`: `apply_snapshot`, which keeps the
+/// log after the snapshot only if it holds the snapshot's last entry),
+/// and only then call
+/// [`RaftNode::on_snapshot_restored`](crate::RaftNode::on_snapshot_restored).
+/// Until then the node takes no entries, hands out nothing to apply and
+/// does not campaign; afterwards [`Output::Apply`] continues from the
+/// snapshot's index + 1.
+///
+/// **Restart.** Storage holds the latest snapshot's meta and the log after
+/// it. The application restores its state machine from that snapshot (or
+/// from a later record of its own) and builds the node as usual; the node
+/// counts the snapshot's index as applied even if
+/// [`Config::applied`](crate::Config::applied) is lower.
+///
 /// # Tracking proposals and reads
 ///
 /// [`propose`](Self::propose) returns a [`ProposalId`]: the leader's term

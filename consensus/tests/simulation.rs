@@ -3,7 +3,8 @@
 //! symmetric, one-way and non-transitive partitions and a cut-off leader;
 //! crashes between steps and in the middle of a drain, with disks that
 //! lose, keep or tear the writes not yet durable; state machines that
-//! record their applied index and restart from it; campaigns out of turn
+//! record their applied index and restart from it; Raft snapshots and
+//! compaction, with followers restored by snapshot; campaigns out of turn
 //! and leadership transfers. Every step checks election safety, log
 //! matching, leader completeness and state-machine safety (Raft Figure 3)
 //! and the persistence contract (votes, acknowledgements, commits and

@@ -13,7 +13,10 @@
 //!   persistence contract promises survives. Restart is from the disk.
 //! - Each node's key-value state machine sometimes records its state and
 //!   applied index durably; a restart resumes from it
-//!   (`Config::applied`).
+//!   (`Config::applied`). Nodes also take Raft snapshots of it and compact
+//!   their logs ([`DiskConfig::compact`]): leaders read chunks from their
+//!   durable snapshots, followers stage them (staging is lost at a crash)
+//!   and restore once the writes before the restore are durable.
 //! - Raft's safety properties (Figure 3) and the persistence contract (a
 //!   vote or an acknowledgement leaves only once what it promises is on
 //!   disk; an entry is on a majority of disks when it is first known
