@@ -9,7 +9,9 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use dsys_consensus::{AppendOutcome, Entry, MessageBody, Output, Role};
+use dsys_consensus::{
+    AppendOutcome, Entry, MessageBody, Output, Role, SnapshotMeta, SnapshotOutcome,
+};
 use proptest::prelude::*;
 
 const VOTERS: [u64; 3] = [1, 2, 3];
@@ -256,6 +258,11 @@ enum Op {
     Campaign,
     /// An `on_persisted` for an id that may never have been handed out.
     Ack(u64),
+    /// A snapshot chunk handed to the node, asked for or not: (to, index,
+    /// offset, length, last).
+    Chunk(u64, u64, u64, u8, bool),
+    /// `on_snapshot_restored` for an index, pending or not.
+    Restored(u64),
 }
 
 fn index() -> impl Strategy<Value = u64> {
@@ -326,6 +333,35 @@ fn body() -> impl Strategy<Value = MessageBody<u64>> {
         (0..4u64).prop_map(|id| MessageBody::ReadIndexRequest { id }),
         (0..4u64, prop::option::of(index()))
             .prop_map(|(id, index)| MessageBody::ReadIndexResponse { id, index }),
+        (
+            index(),
+            term(),
+            any::<bool>(),
+            index(),
+            0..6u8,
+            any::<bool>()
+        )
+            .prop_map(|(index, term, member, offset, len, last)| {
+                MessageBody::InstallSnapshot {
+                    meta: SnapshotMeta {
+                        index,
+                        term,
+                        voters: if member { vec![1, 2, 3] } else { vec![2, 3, 4] },
+                    },
+                    offset,
+                    data: Bytes::from(vec![7u8; usize::from(len)]),
+                    last,
+                }
+            }),
+        (
+            index(),
+            prop_oneof![
+                index().prop_map(|offset| SnapshotOutcome::Next { offset }),
+                Just(SnapshotOutcome::Installed),
+                Just(SnapshotOutcome::Rejected),
+            ]
+        )
+            .prop_map(|(index, outcome)| MessageBody::SnapshotResponse { index, outcome }),
     ]
 }
 
@@ -340,6 +376,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1..=4u64).prop_map(Op::Transfer),
         1 => Just(Op::Campaign),
         1 => (0..20u64).prop_map(Op::Ack),
+        1 => (1..=4u64, index(), index(), 0..12u8, any::<bool>())
+            .prop_map(|(to, index, offset, len, last)| Op::Chunk(to, index, offset, len, last)),
+        1 => index().prop_map(Op::Restored),
     ]
 }
 
@@ -452,6 +491,13 @@ proptest! {
                 }
                 Op::Campaign => node.campaign(),
                 Op::Ack(id) => node.on_persisted(id),
+                Op::Chunk(to, index, offset, len, last) => {
+                    let data = Bytes::from(vec![1u8; usize::from(len)]);
+                    let _ = node.snapshot_chunk(&to, index, offset, data, last);
+                }
+                Op::Restored(index) => {
+                    let _ = node.on_snapshot_restored(index);
+                }
             }
             let outputs = drain(&mut node);
             check.after(&node, &outputs);

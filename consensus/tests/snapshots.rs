@@ -340,6 +340,16 @@ fn a_newer_snapshot_supersedes_the_one_being_staged() {
     assert!(out.contains(&Output::RestoreSnapshot(meta(8))));
     assert!(node.restore_pending());
     assert_eq!(node.counters().snapshots_aborted, 1);
+    // While restoring, a newer snapshot is refused (the leader tries again
+    // later), and the restore is not dropped.
+    let out = step(&mut node, chunk(9, 0, false));
+    assert!(sends(&out).iter().any(|m| m.body
+        == MessageBody::SnapshotResponse {
+            index: 9,
+            outcome: SnapshotOutcome::Rejected
+        }));
+    assert!(node.restore_pending());
+    assert_eq!(node.counters().snapshot_busy, 1);
 }
 
 /// openraft #1706: the leader takes a newer snapshot while sending one and

@@ -55,10 +55,10 @@ pub enum Role {
     Leader,
 }
 
-/// Counters for input that was ignored. None of these is an error of the
-/// node; they say what the network or the application sent that could
-/// not be used. Counters only grow; read them with
-/// [`RaftNode::counters`].
+/// Counters for input that was ignored, and for snapshot transfers. None
+/// of these is an error of the node; they say what the network or the
+/// application sent that could not be used, and how often snapshots were
+/// needed. Counters only grow; read them with [`RaftNode::counters`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
