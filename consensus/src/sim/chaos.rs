@@ -360,6 +360,13 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         } else {
             0.0
         },
+        // Some restores take up to two election timeouts: the node waits
+        // for them, while elections and transfers go on around it.
+        max_restore_delay: if options.compaction && rng.bool() {
+            rng.u64(..=2 * election_units)
+        } else {
+            0
+        },
     };
     let mut sim = Simulation::with_disk(sim_config, disk, seed)
         .expect("a chaos run draws valid configurations");

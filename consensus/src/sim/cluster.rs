@@ -51,8 +51,8 @@ struct SimNode {
     /// The snapshot being received (volatile: lost at a crash).
     staging: Vec<u8>,
     /// A restore asked for (`RestoreSnapshot`), done once every write
-    /// handed out before it is durable.
-    restore: Option<SnapshotMeta<u64>>,
+    /// handed out before it is durable and its time has come.
+    restore: Option<(SnapshotMeta<u64>, u64)>,
 }
 
 /// Where in a drain an armed crash falls.
@@ -489,7 +489,11 @@ impl Simulation {
             if acted {
                 self.drain(id);
             }
-            if self.nodes[slot].restore.is_some() && self.nodes[slot].disk.writing.is_empty() {
+            let restore_due = self.nodes[slot]
+                .restore
+                .as_ref()
+                .is_some_and(|(_, at)| *at <= self.time);
+            if restore_due && self.nodes[slot].disk.writing.is_empty() {
                 self.restore_snapshot(slot);
                 self.drain(id);
             }
@@ -714,7 +718,7 @@ impl Simulation {
                         raft.log().first_index(),
                         raft.storage().snapshot().map(|m| m.index),
                         raft.restore_pending(),
-                        node.restore.as_ref().map(|m| m.index),
+                        node.restore.as_ref().map(|(m, at)| (m.index, *at)),
                         node.staging.len()
                     ));
                     for peer in raft.voters() {
@@ -904,7 +908,13 @@ impl Simulation {
                 node.staging.extend_from_slice(&data);
             }
             Output::RestoreSnapshot(meta) => {
-                self.nodes[slot].restore = Some(meta);
+                let delay = self.disk_config.max_restore_delay;
+                let at = if delay == 0 {
+                    self.time
+                } else {
+                    self.time + self.rng.u64(..=delay)
+                };
+                self.nodes[slot].restore = Some((meta, at));
             }
             Output::SnapshotAborted { .. } => {
                 self.nodes[slot].staging.clear();
@@ -925,12 +935,12 @@ impl Simulation {
     fn restore_snapshot(&mut self, slot: usize) {
         let id = self.nodes[slot].id;
         let node = &mut self.nodes[slot];
-        let Some(meta) = node.restore.take() else {
+        let Some((meta, _)) = node.restore.take() else {
             return;
         };
-        let Some(raft) = node.raft.as_mut() else {
+        if node.raft.is_none() {
             return;
-        };
+        }
         let data = Bytes::from(std::mem::take(&mut node.staging));
         let Some(kv) = decode_kv(&data) else {
             let detail = format!(
@@ -942,6 +952,29 @@ impl Simulation {
             return;
         };
         let index = meta.index;
+        // The snapshot must be the state machine of the committed log up
+        // to its index, exactly.
+        let Some(prefix) = usize::try_from(index)
+            .ok()
+            .and_then(|n| self.chosen.get(..n))
+        else {
+            let detail = format!(
+                "node {id} restores snapshot {index} with only {} entries known committed",
+                self.chosen.len()
+            );
+            self.fail("snapshot", detail);
+            return;
+        };
+        let expected = clients::replay(prefix);
+        if kv != expected {
+            let detail = format!(
+                "node {id} restores snapshot {index} holding {kv:?}; the committed log up to it gives {expected:?}"
+            );
+            self.fail("snapshot", detail);
+            return;
+        }
+        let node = &mut self.nodes[slot];
+        let raft = node.raft.as_mut().expect("checked above");
         node.kv = kv.clone();
         node.next_apply = index + 1;
         node.disk.state_machine = Some((index, kv));

@@ -52,6 +52,11 @@ pub struct DiskConfig {
     /// durable, and compacts its log to `compaction_limit()`. Followers
     /// that then need compacted entries are restored by snapshot.
     pub compact: f64,
+    /// Longest a follower's restore from a received snapshot takes, in
+    /// time units (at most [`SimConfig::MAX_UNITS`](super::SimConfig::MAX_UNITS)):
+    /// it starts once the writes handed out before it are durable, and the
+    /// node waits for it meanwhile.
+    pub max_restore_delay: u64,
 }
 
 impl Default for DiskConfig {
@@ -62,6 +67,7 @@ impl Default for DiskConfig {
             tear_on_crash: 0.0,
             snapshot_state_machine: 0.0,
             compact: 0.0,
+            max_restore_delay: 0,
         }
     }
 }
@@ -81,7 +87,8 @@ impl DiskConfig {
             "DiskConfig::snapshot_state_machine",
             self.snapshot_state_machine,
         )?;
-        config::probability("DiskConfig::compact", self.compact)
+        config::probability("DiskConfig::compact", self.compact)?;
+        config::time("DiskConfig::max_restore_delay", self.max_restore_delay, 0)
     }
 }
 

@@ -50,6 +50,15 @@ fn encode_put(client: u64, seq: u64, key: u64, value: u64) -> Bytes {
     Bytes::from(out)
 }
 
+/// The key-value state after applying `entries` (a committed prefix).
+pub(super) fn replay(entries: &[Entry]) -> std::collections::BTreeMap<u64, u64> {
+    entries
+        .iter()
+        .filter_map(|entry| decode_put(&entry.data))
+        .map(|[_, _, key, value]| (key, value))
+        .collect()
+}
+
 fn decode_put(data: &[u8]) -> Option<[u64; 4]> {
     if data.len() != 32 {
         return None;
