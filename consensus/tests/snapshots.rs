@@ -8,7 +8,10 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Event, Network, make_leader, msg, new_node, paper_config, sends, step};
+use common::{
+    Event, Network, accepted, drain, heartbeat, make_leader, msg, new_node, paper_config, rejected,
+    sends, step,
+};
 use dsys_consensus::{
     Config, MessageBody, Output, ReplicationState, Role, SnapshotAbortReason, SnapshotError,
     SnapshotMeta, SnapshotOutcome,
@@ -637,5 +640,129 @@ fn chunk_answers_must_match_the_request() {
         net.node(1).counters().snapshot_sends_started,
         2,
         "a new transfer began after the cancelled one"
+    );
+}
+
+/// A leader whose log is compacted up to a snapshot at 3, with follower 2
+/// sent back to probing from index 1: the next append needs the snapshot.
+fn leader_needing_to_send_a_snapshot() -> (common::Node, u64) {
+    let mut leader = new_node(1, &[1, 2, 3], chunked_config(1));
+    make_leader(&mut leader);
+    for data in ["a", "b"] {
+        leader
+            .propose(Bytes::from(data))
+            .expect("the leader accepts");
+        let _ = drain(&mut leader);
+    }
+    let term = leader.term();
+    // Follower 3 acknowledges everything: entries commit and apply.
+    let last = leader.log().last_index();
+    let _ = step(&mut leader, msg(3, 1, term, accepted(last)));
+    assert_eq!(leader.log().applied(), last);
+    let meta = leader.snapshot_meta(last).expect("applied");
+    leader.storage_mut().set_snapshot(meta).expect("stored");
+    let limit = leader.compaction_limit();
+    leader
+        .storage_mut()
+        .compact(limit)
+        .expect("within the limit");
+    (leader, last)
+}
+
+/// A follower that refuses the snapshot ends the transfer with
+/// `Rejected`; the leader tries again when the follower next answers a
+/// heartbeat. One that reports another snapshot installed supersedes it.
+#[test]
+fn a_rejected_snapshot_ends_the_transfer_and_is_tried_again_later() {
+    let (mut leader, snapshot) = leader_needing_to_send_a_snapshot();
+    let term = leader.term();
+    // Follower 2 has nothing: its probe from index 1 needs compacted entries.
+    let out = step(&mut leader, msg(2, 1, term, rejected(0, 0, 0)));
+    let read = out
+        .iter()
+        .find_map(|o| match o {
+            Output::ReadSnapshot {
+                to: 2,
+                index,
+                offset: 0,
+                max_len: 8,
+            } => Some(*index),
+            _ => None,
+        })
+        .expect("the leader asks for the first chunk");
+    assert_eq!(read, snapshot);
+    assert_eq!(
+        leader.progress(&2).map(|p| p.state()),
+        Some(ReplicationState::Snapshot)
+    );
+    assert_eq!(leader.compaction_limit(), snapshot);
+    let out = step(
+        &mut leader,
+        msg(
+            2,
+            1,
+            term,
+            MessageBody::SnapshotResponse {
+                index: snapshot,
+                outcome: SnapshotOutcome::Rejected,
+            },
+        ),
+    );
+    assert!(out.contains(&Output::SnapshotSendEnded {
+        to: 2,
+        index: snapshot,
+        aborted: Some(SnapshotAbortReason::Rejected)
+    }));
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::ReadSnapshot { .. })),
+        "not again at once"
+    );
+    // The next heartbeat answer starts a new transfer.
+    let out = step(
+        &mut leader,
+        msg(2, 1, term, MessageBody::HeartbeatResponse { read_round: 0 }),
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::ReadSnapshot { to: 2, .. }))
+    );
+    // The follower says it installed an older one (from a previous
+    // leader, say): this transfer is superseded, entries resume after it.
+    let out = step(
+        &mut leader,
+        msg(
+            2,
+            1,
+            term,
+            MessageBody::SnapshotResponse {
+                index: 1,
+                outcome: SnapshotOutcome::Installed,
+            },
+        ),
+    );
+    assert!(out.contains(&Output::SnapshotSendEnded {
+        to: 2,
+        index: snapshot,
+        aborted: Some(SnapshotAbortReason::Superseded)
+    }));
+    assert_eq!(leader.progress(&2).map(|p| p.matched()), Some(1));
+    assert_eq!(leader.counters().snapshot_sends_aborted, 2);
+}
+
+/// A leader that steps down ends its transfers with `LeaderChanged`.
+#[test]
+fn stepping_down_ends_every_transfer() {
+    let (mut leader, snapshot) = leader_needing_to_send_a_snapshot();
+    let term = leader.term();
+    let _ = step(&mut leader, msg(2, 1, term, rejected(0, 0, 0)));
+    let out = step(&mut leader, msg(3, 1, term + 1, heartbeat(0, 0)));
+    assert!(out.contains(&Output::SnapshotSendEnded {
+        to: 2,
+        index: snapshot,
+        aborted: Some(SnapshotAbortReason::LeaderChanged)
+    }));
+    assert_eq!(
+        leader.snapshot_chunk(&2, snapshot, 0, Bytes::from_static(b"x"), true),
+        Err(SnapshotError::NoTransfer { index: snapshot })
     );
 }
