@@ -1,7 +1,7 @@
 //! `RaftLog` behaviours, one per test, each with the rule of the Raft paper
 //! (Ongaro & Ousterhout 2014) it implements.
 
-use dsys_consensus::{Entry, LogError, MemStorage, RaftLog, StorageError};
+use dsys_consensus::{Entry, LogError, MemStorage, RaftLog, SnapshotMeta, Storage, StorageError};
 
 fn ents(first: u64, terms: &[u64]) -> Vec<Entry> {
     terms
@@ -292,5 +292,63 @@ fn restart_resumes_from_storage() {
             restarted.applied()
         ),
         (3, 2, 2, 0)
+    );
+}
+
+fn meta(index: u64, term: u64) -> SnapshotMeta<u64> {
+    SnapshotMeta {
+        index,
+        term,
+        voters: vec![1, 2, 3],
+    }
+}
+
+/// §7: a snapshot installed in storage. A log that holds the snapshot's
+/// last entry keeps what follows it, persisted or not; the snapshot's
+/// index counts as committed and applied.
+#[test]
+fn restoring_a_snapshot_the_log_holds_keeps_the_entries_after_it() {
+    let mut log = log(&[1, 1, 2]);
+    persist_all(&mut log);
+    log.append(&ents(4, &[2, 2])).unwrap(); // unstable 4..=5
+    log.storage_mut().apply_snapshot(meta(2, 1));
+    log.restore_snapshot(2, 1);
+    assert_eq!((log.first_index(), log.last_index()), (3, 5));
+    assert_eq!((log.committed(), log.applied()), (2, 2));
+    assert_eq!(log.term(4), Ok(2));
+    // The tail is still to persist, and persists after the snapshot.
+    let batch = log.take_to_persist();
+    assert_eq!(batch.first().map(|e| e.index), Some(4));
+    log.storage_mut().append(&batch).unwrap();
+    assert!(log.on_persisted(5, 2));
+    assert_eq!(log.storage().last_index(), 5);
+}
+
+/// §7: a snapshot whose last entry the log contradicts (another term at
+/// its index) replaces the whole log, persisted and unpersisted.
+#[test]
+fn restoring_a_snapshot_the_log_contradicts_drops_the_whole_log() {
+    let mut log = log(&[1, 1]);
+    persist_all(&mut log);
+    log.append(&ents(3, &[1, 1])).unwrap(); // unstable 3..=4, term 1
+    let stale = log.take_to_persist(); // a write in the air
+    log.storage_mut().apply_snapshot(meta(3, 5));
+    log.restore_snapshot(3, 5);
+    assert_eq!((log.first_index(), log.last_index()), (4, 3));
+    assert_eq!(log.term(3), Ok(5));
+    assert!(!log.has_to_persist());
+    // The write in the air lands late: what the snapshot covers is skipped,
+    // and its acknowledgement moves nothing.
+    log.storage_mut().append(&stale[..1]).unwrap();
+    assert!(!log.on_persisted(3, 1));
+    assert_eq!(log.last_index(), 3);
+    // A log that ended before the snapshot (a lagging follower) likewise.
+    let mut short = self::log(&[1]);
+    persist_all(&mut short);
+    short.storage_mut().apply_snapshot(meta(6, 2));
+    short.restore_snapshot(6, 2);
+    assert_eq!(
+        (short.first_index(), short.last_index(), short.committed()),
+        (7, 6, 6)
     );
 }
