@@ -178,24 +178,33 @@ fn physical_clock_at_the_end_of_wall_time_still_stamps() {
 #[test]
 fn lamport_counter_overflow_is_an_error() {
     let mut clock = LamportClock::new();
-    assert_eq!(clock.receive(u64::MAX), Err(CounterOverflow));
+    assert!(matches!(
+        clock.receive(u64::MAX),
+        Err(CounterOverflow { .. })
+    ));
     assert_eq!(clock.time(), 0, "rejected receive changed the clock");
     assert_eq!(clock.receive(u64::MAX - 1), Ok(u64::MAX));
-    assert_eq!(clock.tick(), Err(CounterOverflow));
+    assert!(matches!(clock.tick(), Err(CounterOverflow { .. })));
     assert_eq!(clock.time(), u64::MAX);
 
     let shared = AtomicLamport::new();
-    assert_eq!(shared.receive(u64::MAX), Err(CounterOverflow));
+    assert!(matches!(
+        shared.receive(u64::MAX),
+        Err(CounterOverflow { .. })
+    ));
     assert_eq!(shared.time(), 0);
     assert_eq!(shared.receive(u64::MAX - 1), Ok(u64::MAX));
-    assert_eq!(shared.tick(), Err(CounterOverflow));
+    assert!(matches!(shared.tick(), Err(CounterOverflow { .. })));
 }
 
 #[test]
 fn vector_clock_from_a_peer_at_u64_max_cannot_be_incremented_past() {
     let mut mine = VectorClock::from_entries([(1u8, 4)]);
     let hostile = VectorClock::from_entries([(1u8, u64::MAX)]);
-    assert_eq!(mine.receive(&1, &hostile), Err(CounterOverflow));
+    assert!(matches!(
+        mine.receive(&1, &hostile),
+        Err(CounterOverflow { .. })
+    ));
     assert_eq!(mine.get(&1), u64::MAX);
 }
 
@@ -218,6 +227,21 @@ fn invalid_settings_are_rejected() {
             drift_ppm: 1_000_000
         }
     );
+
+    // `base` is bounded at Uncertainty::MAX_BASE (one hour), inclusive.
+    let mut base = Uncertainty::default();
+    base.base = Uncertainty::MAX_BASE;
+    assert_eq!(base.validate(), Ok(()));
+    assert!(IntervalClock::new(&pt, base).is_ok());
+    base.base = Uncertainty::MAX_BASE + Duration::from_nanos(1);
+    assert_eq!(
+        IntervalClock::new(&pt, base).unwrap_err(),
+        UncertaintyConfigError::BaseTooLarge { base: base.base }
+    );
+    assert!(matches!(
+        Uncertainty::fixed(Duration::MAX).validate(),
+        Err(UncertaintyConfigError::BaseTooLarge { .. })
+    ));
 }
 
 #[test]
