@@ -1,5 +1,7 @@
 //! How numbers and carts are printed, and the replica ids of section 3's scaling table.
 
+use std::time::Duration;
+
 use dsys_crdt::GCounter;
 
 pub(super) fn views_read(counter: &GCounter<String>) -> i128 {
@@ -25,6 +27,11 @@ pub(super) fn num(n: i128) -> String {
 /// `num` of a count.
 pub(super) fn count(n: u64) -> String {
     num(i128::from(n))
+}
+
+/// `count` of a virtual time's whole milliseconds: `1,200`.
+pub(super) fn millis(time: Duration) -> String {
+    num(i128::try_from(time.as_millis()).unwrap_or(i128::MAX))
 }
 
 /// A read against the truth: `1,580`, or `1,710 (+130)`.

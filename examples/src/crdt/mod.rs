@@ -43,13 +43,15 @@ mod network;
 mod replicas;
 mod script;
 
+use std::time::Duration;
+
 use dsys_crdt::codec::Encode;
 use dsys_crdt::sim::{Sim, SimConfig};
 use dsys_crdt::{GCounter, Lattice, ORSet, PNCounter, SyncConfig, SyncMessage, TwoPSet};
 
 use crate::report::{self, Res, Table, check, check_eq};
 use cart::{add_item, play_cart, sim_cart};
-use format::{against, cart_cell, count, num, pop, views_read};
+use format::{against, cart_cell, count, millis, num, pop, views_read};
 use network::{Counter, replay, sync};
 use replicas::{AddNode, CrdtNode, LwwNode, final_reads};
 use script::{
@@ -729,11 +731,14 @@ fn restart() -> Res {
          replicas, every message arriving 20 ms after it is sent, a ship every 100 ms, \
          and a disk per replica that the simulator writes as the contract says:",
     );
-    let mut sim = Sim::<ORSet<u64, String>>::new(6, SimConfig::reliable(NAMES.len(), 20))?;
+    let mut sim = Sim::<ORSet<u64, String>>::new(
+        SimConfig::reliable(NAMES.len(), Duration::from_millis(20)),
+        6,
+    )?;
     let mut table = Table::new(&["time", "what happens", "seoul", "tokyo", "virginia"]);
     let mut row = |sim: &Sim<ORSet<u64, String>>, what: &str| {
         table.row([
-            format!("{} ms", count(sim.now_ms())),
+            format!("{} ms", millis(sim.now())),
             what.to_owned(),
             sim_cart(sim, SEOUL),
             sim_cart(sim, TOKYO),
@@ -743,7 +748,7 @@ fn restart() -> Res {
 
     sim.mutate(SEOUL, add_item("book")).ok_or("seoul is up")?;
     row(&sim, "seoul adds book and writes it");
-    sim.run_for(200);
+    sim.run_for(Duration::from_millis(200));
     row(&sim, "a ship later everyone has it");
     sim.partition(&[VIRGINIA], &[SEOUL, TOKYO]);
     sim.mutate(TOKYO, add_item("pen")).ok_or("tokyo is up")?;
@@ -757,7 +762,7 @@ fn restart() -> Res {
     row(&sim, "seoul adds lamp and crashes before writing it");
     sim.mutate(VIRGINIA, add_item("mug"))
         .ok_or("virginia is up")?;
-    sim.run_for(300);
+    sim.run_for(Duration::from_millis(300));
     row(&sim, "virginia, alone, adds mug");
     let lamp_on_disk = sim
         .record(SEOUL)
@@ -765,15 +770,18 @@ fn restart() -> Res {
     sim.restart(SEOUL);
     sim.restart(TOKYO);
     row(&sim, "seoul and tokyo restart from their disks");
-    sim.run_for(200);
+    sim.run_for(Duration::from_millis(200));
     row(&sim, "a ship later: tokyo's restored state reached seoul");
     sim.heal();
     let took = sim
-        .run_until_converged(5_000)
+        .run_until_converged(Duration::from_secs(5))
         .ok_or("the carts never converged")?;
     row(
         &sim,
-        &format!("healed; the same cart everywhere {took} ms later"),
+        &format!(
+            "healed; the same cart everywhere {} ms later",
+            took.as_millis()
+        ),
     );
     table.print();
 
