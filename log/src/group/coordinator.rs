@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use super::{
-    Assignment, Assignor, GroupConfig, GroupConfigError, MemberId, RebalanceProtocol, Subscription,
-    TopicPartition,
+    Assignment, Assignor, AssignorKind, GroupConfig, GroupConfigError, MemberId, RebalanceProtocol,
+    Subscription, TopicPartition,
 };
 
 /// Where a group is in its rebalance cycle: Kafka's `GroupState`, less
@@ -325,8 +325,16 @@ impl GroupCoordinator {
         Self::with_assignor(config, partitions_per_topic, assignor)
     }
 
-    /// An empty group running `assignor` (a custom strategy; `config.assignor`
-    /// is ignored).
+    /// An empty group running `assignor`, a strategy of the caller's own (Kafka's
+    /// `partition.assignment.strategy` naming a custom class).
+    ///
+    /// Precedence: `assignor` runs, and [`assignor`](Self::assignor) reports it;
+    /// `config.assignor` can only name a built-in strategy, so it is not consulted
+    /// when `assignor` has a name of its own (`assignor.name()` is none of
+    /// [`AssignorKind::ALL`]'s names). If `assignor` claims a built-in name, it
+    /// must be the one `config.assignor` names: a config that asks for `"sticky"`
+    /// while `"range"` is passed is a contradiction, refused with
+    /// [`GroupConfigError::AssignorMismatch`] rather than settled silently.
     ///
     /// The coordinator trusts the strategy to give each partition to at most
     /// one member; it only drops entries for non-members and adds an empty
@@ -337,6 +345,11 @@ impl GroupCoordinator {
         assignor: Box<dyn Assignor>,
     ) -> Result<Self, GroupConfigError> {
         config.validate()?;
+        let given = assignor.name();
+        let configured = config.assignor.name();
+        if given != configured && AssignorKind::ALL.iter().any(|k| k.name() == given) {
+            return Err(GroupConfigError::AssignorMismatch { configured, given });
+        }
         Ok(Self {
             config,
             assignor,
