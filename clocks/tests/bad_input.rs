@@ -287,3 +287,30 @@ fn malformed_dotted_versions_are_rejected_or_canonicalised() {
     let parsed: Siblings<u8, u8> = serde_json::from_str(&stale).unwrap();
     assert_eq!(parsed.values().copied().collect::<Vec<_>>(), [8, 9]);
 }
+
+/// The settings serialize like every other config in the suite (serde under
+/// the `serde` feature), and a deserialized one is still checked by
+/// `validate` when a clock is built from it.
+#[test]
+fn configs_round_trip_through_serde() {
+    let mut hlc = HlcConfig::default();
+    hlc.max_offset = Duration::from_millis(250);
+    let text = serde_json::to_string(&hlc).unwrap();
+    assert_eq!(serde_json::from_str::<HlcConfig>(&text).unwrap(), hlc);
+
+    let mut uncertainty = Uncertainty::default();
+    uncertainty.base = Duration::from_micros(700);
+    let text = serde_json::to_string(&uncertainty).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Uncertainty>(&text).unwrap(),
+        uncertainty
+    );
+
+    let too_wide: Uncertainty =
+        serde_json::from_str(r#"{"base":{"secs":3601,"nanos":0},"drift_ppm":200}"#).unwrap();
+    let pt = ManualClock::new(WallTime::from_millis(NOW_MS));
+    assert!(matches!(
+        IntervalClock::new(&pt, too_wide),
+        Err(UncertaintyConfigError::BaseTooLarge { .. })
+    ));
+}
