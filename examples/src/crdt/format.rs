@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use dsys_crdt::GCounter;
+use dsys_crdt::sim::Record;
+use dsys_crdt::{GCounter, ORSet};
 
 pub(super) fn views_read(counter: &GCounter<String>) -> i128 {
     i128::try_from(counter.value()).unwrap_or(i128::MAX)
@@ -55,4 +56,13 @@ pub(super) fn cart_cell(items: &[String]) -> String {
 /// Replica ids `pop-0000`, `pop-0001`...: edge points of presence.
 pub(super) fn pop(i: usize) -> String {
     format!("pop-{i:04}")
+}
+
+/// A record on a simulated disk: `incarnation 1: book, pen`.
+pub(super) fn record_cell(record: &Record<ORSet<u64, String>>) -> String {
+    format!(
+        "incarnation {}: {}",
+        record.incarnation,
+        cart_cell(&record.state.iter().cloned().collect::<Vec<_>>())
+    )
 }
