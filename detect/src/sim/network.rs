@@ -11,7 +11,7 @@ use super::{MembershipEvent, NodeStats, SimEventKind, SimNode};
 /// [`Sim::pause`], [`Sim::stall_receive`], [`Sim::run_for`] and
 /// [`Sim::run_until_cond`] end there at the latest, and [`Sim::run_until`] stops
 /// there, so the base `Instant` plus virtual time (plus at most
-/// [`NetConfig::MAX_LATENCY`] in flight) never overflows.
+/// [`NetworkConfig::MAX_LATENCY`] in flight) never overflows.
 pub const MAX_VIRTUAL_TIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// In which order a node that resumes from a pause handles what piled up.
@@ -27,16 +27,16 @@ pub enum ResumeOrder {
     PacketsFirst,
 }
 
-/// The emulated network. Build it from [`NetConfig::default`] and adjust fields;
-/// [`NetConfig::validate`] (called by [`Sim::new`]) checks the limits each field
+/// The emulated network. Build it from [`NetworkConfig::default`] and adjust fields;
+/// [`NetworkConfig::validate`] (called by [`Sim::new`]) checks the limits each field
 /// documents.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct NetConfig {
+pub struct NetworkConfig {
     /// Shortest one-way delay (default 1 ms). At most `latency_max`.
     pub latency_min: Duration,
     /// Longest one-way delay (default 10 ms); delays are uniform in between. At most
-    /// [`NetConfig::MAX_LATENCY`], so virtual time cannot overflow.
+    /// [`NetworkConfig::MAX_LATENCY`], so virtual time cannot overflow.
     pub latency_max: Duration,
     /// Probability that a packet is dropped, on links without an override (default 0).
     /// In `[0, 1]`.
@@ -53,7 +53,7 @@ pub struct NetConfig {
     pub event_budget: u64,
 }
 
-impl NetConfig {
+impl NetworkConfig {
     /// Longest `latency_max`: one hour. A packet's arrival is the current virtual time
     /// plus at most this, which cannot overflow.
     pub const MAX_LATENCY: Duration = Duration::from_secs(3600);
@@ -63,15 +63,15 @@ impl NetConfig {
     /// # Errors
     ///
     /// The first field found out of its limits.
-    pub fn validate(&self) -> Result<(), NetConfigError> {
+    pub fn validate(&self) -> Result<(), SimConfigError> {
         if self.latency_max > Self::MAX_LATENCY {
-            return Err(NetConfigError::Latency {
+            return Err(SimConfigError::Latency {
                 field: "latency_max",
                 max: Self::MAX_LATENCY,
             });
         }
         if self.latency_min > self.latency_max {
-            return Err(NetConfigError::Latency {
+            return Err(SimConfigError::Latency {
                 field: "latency_min",
                 max: self.latency_max,
             });
@@ -81,19 +81,21 @@ impl NetConfig {
     }
 }
 
-fn check_probability(field: &'static str, p: f64) -> Result<(), NetConfigError> {
+fn check_probability(field: &'static str, p: f64) -> Result<(), SimConfigError> {
     if (0.0..=1.0).contains(&p) {
         Ok(())
     } else {
-        Err(NetConfigError::Probability { field, got: p })
+        Err(SimConfigError::Probability { field, got: p })
     }
 }
 
-/// A [`NetConfig`] field, or a loss probability given to [`Sim::set_loss`] or
-/// [`Sim::set_link_loss`], outside its documented limits.
+/// A simulator configuration out of its documented limits: a [`NetworkConfig`] field,
+/// a loss probability given to [`Sim::set_loss`] or [`Sim::set_link_loss`], or a
+/// field of a [`scenario::Plan`](super::scenario::Plan) or of one of its
+/// [`SlowPhase`](super::scenario::SlowPhase)s. The one config error of this simulator.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
-pub enum NetConfigError {
+pub enum SimConfigError {
     /// A probability (`loss`, `duplicate`, or a loss given to a setter) is not in
     /// `[0, 1]` (or is NaN).
     ///
@@ -105,7 +107,7 @@ pub enum NetConfigError {
         /// The value given.
         got: f64,
     },
-    /// `latency_max` is above [`NetConfig::MAX_LATENCY`], or `latency_min` is above
+    /// `latency_max` is above [`NetworkConfig::MAX_LATENCY`], or `latency_min` is above
     /// `latency_max`.
     ///
     /// State: nothing changed; no simulation was built.
@@ -116,11 +118,61 @@ pub enum NetConfigError {
         /// Its limit.
         max: Duration,
     },
+    /// A duration of a [`scenario::Plan`](super::scenario::Plan) (or of one of its
+    /// slow phases, `slow[i].field`) is above its limit.
+    ///
+    /// State: nothing changed; nothing ran.
+    #[error("{field} must be at most {max:?}")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its limit.
+        max: Duration,
+    },
+    /// A duration of a [`scenario::Plan`](super::scenario::Plan) that must be above
+    /// zero (`probe_interval`) is zero.
+    ///
+    /// State: nothing changed; nothing ran.
+    #[error("{field} must be above zero")]
+    Zero {
+        /// The field.
+        field: &'static str,
+    },
+    /// A count of a [`scenario::Plan`](super::scenario::Plan) (`nodes`, `churn`) is
+    /// outside `min..=max`.
+    ///
+    /// State: nothing changed; nothing ran.
+    #[error("{field} must be between {min} and {max}, got {got}")]
+    Count {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        got: usize,
+        /// Its lower limit.
+        min: usize,
+        /// Its upper limit.
+        max: usize,
+    },
+    /// A slow phase of a [`scenario::Plan`](super::scenario::Plan) (`slow[index]`)
+    /// cannot run: a range (`stall` or `gap`) whose low end is above its high end,
+    /// or stall and gap ranges that are both `(0, 0)` (the phase would never advance
+    /// virtual time).
+    ///
+    /// State: nothing changed; nothing ran.
+    #[error("slow[{index}].{field}: {reason}")]
+    SlowPhase {
+        /// Its position in `Plan::slow`.
+        index: usize,
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
-impl Default for NetConfig {
+impl Default for NetworkConfig {
     fn default() -> Self {
-        NetConfig {
+        NetworkConfig {
             latency_min: Duration::from_millis(1),
             latency_max: Duration::from_millis(10),
             loss: 0.0,
@@ -151,7 +203,7 @@ pub enum NodeStatus {
     Crashed,
 }
 
-/// A `run_*` call processed more events than [`NetConfig::event_budget`] allows: some
+/// A `run_*` call processed more events than [`NetworkConfig::event_budget`] allows: some
 /// node is probably spinning (a timer that re-arms in the past, a packet storm). The
 /// simulation stopped at `at`; its state is intact and inspectable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -238,7 +290,7 @@ pub struct Sim<N> {
     base: Instant,
     pub(super) now: Duration,
     rng: fastrand::Rng,
-    net: NetConfig,
+    net: NetworkConfig,
     pub(super) slots: Vec<Slot<N>>,
     queue: BinaryHeap<Entry>,
     seq: u64,
@@ -251,14 +303,15 @@ pub struct Sim<N> {
 }
 
 impl<N: SimNode> Sim<N> {
-    /// An empty simulation at virtual time zero. `base` is what time zero means to the
-    /// nodes (pass `Instant::now()` from a test or a program; the simulator never reads
-    /// the clock), `seed` drives every network decision.
+    /// An empty simulation at virtual time zero over the network `net`. `seed` drives
+    /// every network decision; `base` is what time zero means to the nodes (pass
+    /// `Instant::now()` from a test or a program; the simulator never reads the clock).
+    /// The argument order (config, then seed) is the suite's for every simulator.
     ///
     /// # Errors
     ///
-    /// A field of `net` out of its limits ([`NetConfig::validate`]); nothing was built.
-    pub fn new(seed: u64, base: Instant, net: NetConfig) -> Result<Self, NetConfigError> {
+    /// A field of `net` out of its limits ([`NetworkConfig::validate`]); nothing was built.
+    pub fn new(net: NetworkConfig, seed: u64, base: Instant) -> Result<Self, SimConfigError> {
         net.validate()?;
         Ok(Sim {
             base,
@@ -305,7 +358,7 @@ impl<N: SimNode> Sim<N> {
     }
 
     /// The network configuration.
-    pub fn net(&self) -> &NetConfig {
+    pub fn net(&self) -> &NetworkConfig {
         &self.net
     }
 
@@ -477,7 +530,7 @@ impl<N: SimNode> Sim<N> {
     /// # Errors
     ///
     /// `p` is not in `[0, 1]`; nothing changed.
-    pub fn set_loss(&mut self, p: f64) -> Result<(), NetConfigError> {
+    pub fn set_loss(&mut self, p: f64) -> Result<(), SimConfigError> {
         check_probability("loss", p)?;
         self.net.loss = p;
         Ok(())
@@ -488,7 +541,7 @@ impl<N: SimNode> Sim<N> {
     /// # Errors
     ///
     /// `p` is not in `[0, 1]`; nothing changed.
-    pub fn set_link_loss(&mut self, from: usize, to: usize, p: f64) -> Result<(), NetConfigError> {
+    pub fn set_link_loss(&mut self, from: usize, to: usize, p: f64) -> Result<(), SimConfigError> {
         check_probability("link loss", p)?;
         self.link_loss.insert((from, to), p);
         Ok(())
@@ -511,7 +564,7 @@ impl<N: SimNode> Sim<N> {
     }
 
     /// Runs every event due up to `deadline` (virtual, at most [`MAX_VIRTUAL_TIME`]),
-    /// then sets the clock to it. Fails if the run exceeds [`NetConfig::event_budget`].
+    /// then sets the clock to it. Fails if the run exceeds [`NetworkConfig::event_budget`].
     pub fn run_until(&mut self, deadline: Duration) -> Result<(), Livelock> {
         let deadline = deadline.min(MAX_VIRTUAL_TIME);
         let nodes = self.slots.len().max(1) as u64;
