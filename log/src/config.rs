@@ -12,9 +12,11 @@
 pub struct FlushPolicy {
     /// Flush once this many bytes were appended since the last flush (`0`: after every
     /// batch). Kafka's `flush.messages` counts records; bytes bound the loss window better.
+    /// At most [`MAX_CONFIG_BYTES`]; `None`: never by size.
     pub max_unflushed_bytes: Option<u64>,
     /// Flush when the oldest unflushed append is this old (`flush.ms`), checked at
-    /// appends and at [`crate::Log::handle_timeout`].
+    /// appends and at [`crate::Log::handle_timeout`]. Positive, at most
+    /// [`MAX_CONFIG_MS`]; `None`: never by time.
     pub max_unflushed_ms: Option<i64>,
 }
 
