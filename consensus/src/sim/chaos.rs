@@ -178,6 +178,7 @@ pub struct Faults {
 
 /// What a passing run did.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Report {
     /// The seed.
     pub seed: u64,
@@ -207,6 +208,7 @@ pub struct Report {
 
 /// A failing run: the seed to replay and what broke.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Failure {
     /// The seed that fails.
     pub seed: u64,
