@@ -69,13 +69,13 @@
 //! assert_eq!(detection.missing, 0, "every live member marked the crashed node Down");
 //! ```
 
+mod config;
 mod network;
 mod node;
 pub mod scenario;
 mod stats;
 
-pub use network::{
-    Livelock, MAX_VIRTUAL_TIME, NetworkConfig, NodeStatus, ResumeOrder, Sim, SimConfigError,
-};
+pub use config::{NetworkConfig, ResumeOrder, SimConfigError};
+pub use network::{Livelock, MAX_VIRTUAL_TIME, NodeStatus, Sim};
 pub use node::{SimEventKind, SimNode};
 pub use stats::{Latencies, MembershipEvent, NodeStats, Summary, Traffic};
