@@ -20,6 +20,13 @@ pub enum HlcConfigError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UncertaintyConfigError {
+    /// `base` exceeds [`Uncertainty::MAX_BASE`](crate::Uncertainty::MAX_BASE).
+    /// State: no clock was built.
+    #[error("base uncertainty {base:?} exceeds one hour (Uncertainty::MAX_BASE)")]
+    BaseTooLarge {
+        /// The rejected value.
+        base: Duration,
+    },
     /// The drift rate is not below 1,000,000 ppm. State: no clock was built.
     #[error("drift of {drift_ppm} ppm is not below 1_000_000 ppm")]
     DriftTooLarge {

@@ -8,7 +8,13 @@
 ///
 /// In practice this happens only when a peer sends a counter near `u64::MAX`
 /// (a bug or an attack): treat the sender as faulty.
+///
+/// State: the counter that would overflow is unchanged; each method's
+/// `# Errors` says whether anything else happened first (only
+/// [`VectorClock::receive`](crate::VectorClock::receive) merges before it
+/// fails).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 #[error("counter overflow: the clock is at u64::MAX and cannot advance (clock unchanged)")]
 pub struct CounterOverflow;
 

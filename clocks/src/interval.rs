@@ -70,10 +70,12 @@ impl TimeInterval {
 
 /// How uncertain the clock is: `ε(t) = base + drift_ppm × (t - last sync)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct Uncertainty {
     /// ε right after a sync: the time master's own error plus the
-    /// round-trip to it. Spanner: about 1 ms.
+    /// round-trip to it. Spanner: about 1 ms. Must be at most
+    /// [`Uncertainty::MAX_BASE`] (one hour).
     pub base: Duration,
     /// Worst-case oscillator drift in parts per million (µs per second)
     /// since the last sync. Spanner applies 200. Must be below 1,000,000.
@@ -91,6 +93,13 @@ impl Default for Uncertainty {
 }
 
 impl Uncertainty {
+    /// The largest `base` [`validate`](Self::validate) accepts: one hour.
+    /// ntpd already gives up on a clock more than 1000 s off (its panic
+    /// threshold), so a larger error right after a sync means the clock is
+    /// not synchronised at all; the bound also keeps `base` far from the
+    /// ends of [`WallTime`].
+    pub const MAX_BASE: Duration = Duration::from_secs(60 * 60);
+
     /// A constant ε (no drift): for tests and for sources that report their
     /// own bound.
     pub fn fixed(epsilon: Duration) -> Self {
@@ -105,14 +114,19 @@ impl Uncertainty {
         Self { base, drift_ppm }
     }
 
-    /// Checks the settings. `base` needs no bound: ε saturates at the ends of
-    /// [`WallTime`], and an interval that wide only makes commit wait
+    /// Checks the settings. ε may still grow past `base` through drift; it
+    /// saturates at the ends of [`WallTime`], where commit wait is
     /// [`Duration::MAX`].
     ///
     /// # Errors
-    /// [`UncertaintyConfigError::DriftTooLarge`] if `drift_ppm >= 1_000_000` (the clock
-    /// would lose track of time faster than time passes).
+    /// - [`UncertaintyConfigError::BaseTooLarge`] if `base` exceeds
+    ///   [`Uncertainty::MAX_BASE`].
+    /// - [`UncertaintyConfigError::DriftTooLarge`] if `drift_ppm >= 1_000_000` (the clock
+    ///   would lose track of time faster than time passes).
     pub fn validate(&self) -> Result<(), UncertaintyConfigError> {
+        if self.base > Self::MAX_BASE {
+            return Err(UncertaintyConfigError::BaseTooLarge { base: self.base });
+        }
         if u128::from(self.drift_ppm) >= PPM {
             return Err(UncertaintyConfigError::DriftTooLarge {
                 drift_ppm: self.drift_ppm,

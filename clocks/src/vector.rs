@@ -21,6 +21,7 @@ use smallvec::SmallVec;
 
 use crate::counter::{CounterOverflow, successor};
 use crate::dot::Dot;
+use crate::node::NodeId;
 
 /// Nodes a [`VectorClock`] holds without a heap allocation.
 pub const INLINE_NODES: usize = 4;
@@ -92,7 +93,7 @@ impl fmt::Display for CausalOrder {
         transparent,
         bound(
             serialize = "N: serde::Serialize",
-            deserialize = "N: serde::Deserialize<'de> + Ord"
+            deserialize = "N: serde::Deserialize<'de> + crate::NodeId"
         )
     )
 )]
@@ -114,7 +115,7 @@ impl<N> Default for VectorClock<N> {
     }
 }
 
-impl<N: Ord + Clone> VectorClock<N> {
+impl<N: NodeId> VectorClock<N> {
     /// The empty clock: every node at 0.
     pub fn new() -> Self {
         Self::default()
@@ -340,13 +341,13 @@ impl<N: Ord + Clone> VectorClock<N> {
 }
 
 /// Consistent with [`VectorClock::compare`]: `None` exactly when concurrent.
-impl<N: Ord + Clone> PartialOrd for VectorClock<N> {
+impl<N: NodeId> PartialOrd for VectorClock<N> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         self.compare(other).to_ordering()
     }
 }
 
-impl<N: Ord + Clone> FromIterator<(N, u64)> for VectorClock<N> {
+impl<N: NodeId> FromIterator<(N, u64)> for VectorClock<N> {
     fn from_iter<I: IntoIterator<Item = (N, u64)>>(iter: I) -> Self {
         Self::from_entries(iter)
     }
@@ -382,7 +383,7 @@ fn deserialize_entries<'de, D, N>(
 ) -> Result<SmallVec<[(N, u64); INLINE_NODES]>, D::Error>
 where
     D: serde::Deserializer<'de>,
-    N: serde::Deserialize<'de> + Ord,
+    N: serde::Deserialize<'de> + NodeId,
 {
     let mut entries: SmallVec<[(N, u64); INLINE_NODES]> =
         serde::Deserialize::deserialize(deserializer)?;

@@ -178,24 +178,33 @@ fn physical_clock_at_the_end_of_wall_time_still_stamps() {
 #[test]
 fn lamport_counter_overflow_is_an_error() {
     let mut clock = LamportClock::new();
-    assert_eq!(clock.receive(u64::MAX), Err(CounterOverflow));
+    assert!(matches!(
+        clock.receive(u64::MAX),
+        Err(CounterOverflow { .. })
+    ));
     assert_eq!(clock.time(), 0, "rejected receive changed the clock");
     assert_eq!(clock.receive(u64::MAX - 1), Ok(u64::MAX));
-    assert_eq!(clock.tick(), Err(CounterOverflow));
+    assert!(matches!(clock.tick(), Err(CounterOverflow { .. })));
     assert_eq!(clock.time(), u64::MAX);
 
     let shared = AtomicLamport::new();
-    assert_eq!(shared.receive(u64::MAX), Err(CounterOverflow));
+    assert!(matches!(
+        shared.receive(u64::MAX),
+        Err(CounterOverflow { .. })
+    ));
     assert_eq!(shared.time(), 0);
     assert_eq!(shared.receive(u64::MAX - 1), Ok(u64::MAX));
-    assert_eq!(shared.tick(), Err(CounterOverflow));
+    assert!(matches!(shared.tick(), Err(CounterOverflow { .. })));
 }
 
 #[test]
 fn vector_clock_from_a_peer_at_u64_max_cannot_be_incremented_past() {
     let mut mine = VectorClock::from_entries([(1u8, 4)]);
     let hostile = VectorClock::from_entries([(1u8, u64::MAX)]);
-    assert_eq!(mine.receive(&1, &hostile), Err(CounterOverflow));
+    assert!(matches!(
+        mine.receive(&1, &hostile),
+        Err(CounterOverflow { .. })
+    ));
     assert_eq!(mine.get(&1), u64::MAX);
 }
 
@@ -218,6 +227,21 @@ fn invalid_settings_are_rejected() {
             drift_ppm: 1_000_000
         }
     );
+
+    // `base` is bounded at Uncertainty::MAX_BASE (one hour), inclusive.
+    let mut base = Uncertainty::default();
+    base.base = Uncertainty::MAX_BASE;
+    assert_eq!(base.validate(), Ok(()));
+    assert!(IntervalClock::new(&pt, base).is_ok());
+    base.base = Uncertainty::MAX_BASE + Duration::from_nanos(1);
+    assert_eq!(
+        IntervalClock::new(&pt, base).unwrap_err(),
+        UncertaintyConfigError::BaseTooLarge { base: base.base }
+    );
+    assert!(matches!(
+        Uncertainty::fixed(Duration::MAX).validate(),
+        Err(UncertaintyConfigError::BaseTooLarge { .. })
+    ));
 }
 
 #[test]
@@ -262,4 +286,31 @@ fn malformed_dotted_versions_are_rejected_or_canonicalised() {
     let stale = siblings(&[v(s1, "[]", 7), v(s2, "[[1,1]]", 8), v(t1, "[]", 9)]);
     let parsed: Siblings<u8, u8> = serde_json::from_str(&stale).unwrap();
     assert_eq!(parsed.values().copied().collect::<Vec<_>>(), [8, 9]);
+}
+
+/// The settings serialize like every other config in the suite (serde under
+/// the `serde` feature), and a deserialized one is still checked by
+/// `validate` when a clock is built from it.
+#[test]
+fn configs_round_trip_through_serde() {
+    let mut hlc = HlcConfig::default();
+    hlc.max_offset = Duration::from_millis(250);
+    let text = serde_json::to_string(&hlc).unwrap();
+    assert_eq!(serde_json::from_str::<HlcConfig>(&text).unwrap(), hlc);
+
+    let mut uncertainty = Uncertainty::default();
+    uncertainty.base = Duration::from_micros(700);
+    let text = serde_json::to_string(&uncertainty).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Uncertainty>(&text).unwrap(),
+        uncertainty
+    );
+
+    let too_wide: Uncertainty =
+        serde_json::from_str(r#"{"base":{"secs":3601,"nanos":0},"drift_ppm":200}"#).unwrap();
+    let pt = ManualClock::new(WallTime::from_millis(NOW_MS));
+    assert!(matches!(
+        IntervalClock::new(&pt, too_wide),
+        Err(UncertaintyConfigError::BaseTooLarge { .. })
+    ));
 }

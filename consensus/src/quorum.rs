@@ -4,6 +4,7 @@
 
 use core::cmp::Reverse;
 
+use crate::NodeId;
 use crate::entry::Index;
 
 /// The voters of one configuration; a decision needs a majority of them.
@@ -24,7 +25,7 @@ pub enum VoteResult {
     Pending,
 }
 
-impl<N: Ord + Clone> Majority<N> {
+impl<N: NodeId> Majority<N> {
     /// The configuration of `voters` (order and duplicates do not matter).
     pub fn new(voters: impl IntoIterator<Item = N>) -> Self {
         let mut voters: Vec<N> = voters.into_iter().collect();

@@ -6,6 +6,7 @@
 //! then tells the node (`on_persisted`). `MemStorage` is the reference
 //! implementation and what the tests and simulator use.
 
+use crate::NodeId;
 use crate::entry::{Entry, HardState, Index, Term};
 use crate::snapshot::SnapshotMeta;
 
@@ -78,8 +79,9 @@ pub struct InitialState<N> {
 /// term stays readable through [`term`](Self::term) so that a new entry can
 /// still be matched against it (§5.3, log matching).
 pub trait Storage {
-    /// How nodes are named (u64, a socket address, a UUID...).
-    type NodeId: Clone;
+    /// How nodes are named (u64, a socket address, a UUID...): any
+    /// [`NodeId`](crate::NodeId).
+    type NodeId: NodeId;
 
     /// The persisted hard state and membership.
     fn initial_state(&self) -> InitialState<Self::NodeId>;
@@ -182,7 +184,7 @@ pub struct MemStorage<N> {
     snapshot: Option<SnapshotMeta<N>>,
 }
 
-impl<N: Clone> MemStorage<N> {
+impl<N: NodeId> MemStorage<N> {
     /// An empty log for a cluster of `voters`.
     pub fn new(voters: Vec<N>) -> Self {
         Self {
@@ -337,7 +339,7 @@ impl<N: Clone> MemStorage<N> {
     }
 }
 
-impl<N: Clone> Storage for MemStorage<N> {
+impl<N: NodeId> Storage for MemStorage<N> {
     type NodeId = N;
 
     fn initial_state(&self) -> InitialState<N> {

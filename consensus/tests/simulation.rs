@@ -307,3 +307,30 @@ fn invalid_simulator_configs_are_refused() {
     assert!(chaos.validate().is_err());
     assert_eq!(ChaosConfig::default().validate(), Ok(()));
 }
+
+/// Regression: `election_ticks` below [`ChaosConfig::MIN_ELECTION_TICK`]
+/// used to be raised to 2 silently by `chaos::run`; `validate` now refuses
+/// them, and the smallest valid range is accepted unchanged.
+#[test]
+fn chaos_election_ticks_below_two_are_refused() {
+    for ticks in [0..=30, 1..=30, 0..=1, 1..=1] {
+        let mut chaos = ChaosConfig::default();
+        chaos.election_ticks = ticks.clone();
+        assert!(
+            matches!(
+                chaos.validate(),
+                Err(SimConfigError::CountOutOfRange {
+                    field: "ChaosConfig::election_ticks",
+                    min: 2,
+                    ..
+                })
+            ),
+            "{ticks:?}"
+        );
+    }
+    let mut chaos = ChaosConfig::default();
+    chaos.election_ticks = ChaosConfig::MIN_ELECTION_TICK..=ChaosConfig::MIN_ELECTION_TICK;
+    assert_eq!(chaos.validate(), Ok(()));
+    chaos.election_ticks = ChaosConfig::MAX_ELECTION_TICK..=ChaosConfig::MAX_ELECTION_TICK + 1;
+    assert!(chaos.validate().is_err());
+}

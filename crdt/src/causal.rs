@@ -48,7 +48,7 @@ use crate::lattice::{Authored, InvalidJoin, Lattice};
         try_from = "CausalContextRepr<N>",
         bound(
             serialize = "N: serde::Serialize",
-            deserialize = "N: serde::Deserialize<'de> + Ord + Clone"
+            deserialize = "N: serde::Deserialize<'de> + dsys_clocks::NodeId"
         )
     )
 )]
@@ -60,14 +60,14 @@ pub struct CausalContext<N> {
 /// What serde reads before [`CausalContext`]'s invariant is checked.
 #[cfg(feature = "serde")]
 #[derive(serde::Deserialize)]
-#[serde(bound(deserialize = "N: serde::Deserialize<'de> + Ord + Clone"))]
+#[serde(bound(deserialize = "N: serde::Deserialize<'de> + dsys_clocks::NodeId"))]
 struct CausalContextRepr<N> {
     vv: VersionVector<N>,
     cloud: BTreeSet<Dot<N>>,
 }
 
 #[cfg(feature = "serde")]
-impl<N: Ord + Clone> TryFrom<CausalContextRepr<N>> for CausalContext<N> {
+impl<N: dsys_clocks::NodeId> TryFrom<CausalContextRepr<N>> for CausalContext<N> {
     type Error = DecodeError;
 
     fn try_from(repr: CausalContextRepr<N>) -> Result<Self, DecodeError> {
@@ -82,7 +82,10 @@ impl<N: Ord + Clone> TryFrom<CausalContextRepr<N>> for CausalContext<N> {
 }
 
 /// A cloud dot must not be covered by, nor continue, the contiguous prefix.
-fn check_beyond<N: Ord + Clone>(vv: &VersionVector<N>, dot: &Dot<N>) -> Result<(), DecodeError> {
+fn check_beyond<N: dsys_clocks::NodeId>(
+    vv: &VersionVector<N>,
+    dot: &Dot<N>,
+) -> Result<(), DecodeError> {
     if dot.counter <= vv.get(&dot.node).saturating_add(1) {
         return Err(DecodeError::Invalid(
             "cloud dot not beyond the version vector (context not compact)",
@@ -100,7 +103,7 @@ impl<N> Default for CausalContext<N> {
     }
 }
 
-impl<N: Ord + Clone> CausalContext<N> {
+impl<N: dsys_clocks::NodeId> CausalContext<N> {
     /// The empty context: no dot seen.
     pub fn new() -> Self {
         Self::default()
@@ -219,7 +222,7 @@ impl<N: Ord + Clone> CausalContext<N> {
     }
 }
 
-impl<N: Ord + Clone> FromIterator<Dot<N>> for CausalContext<N> {
+impl<N: dsys_clocks::NodeId> FromIterator<Dot<N>> for CausalContext<N> {
     fn from_iter<I: IntoIterator<Item = Dot<N>>>(iter: I) -> Self {
         let mut ctx = Self::new();
         ctx.extend(iter);
@@ -227,7 +230,7 @@ impl<N: Ord + Clone> FromIterator<Dot<N>> for CausalContext<N> {
     }
 }
 
-impl<N: Ord + Clone> Extend<Dot<N>> for CausalContext<N> {
+impl<N: dsys_clocks::NodeId> Extend<Dot<N>> for CausalContext<N> {
     fn extend<I: IntoIterator<Item = Dot<N>>>(&mut self, iter: I) {
         for dot in iter {
             self.insert(dot);
@@ -236,7 +239,7 @@ impl<N: Ord + Clone> Extend<Dot<N>> for CausalContext<N> {
 }
 
 /// A version vector is the context that has seen exactly its prefixes.
-impl<N: Ord + Clone> From<VersionVector<N>> for CausalContext<N> {
+impl<N: dsys_clocks::NodeId> From<VersionVector<N>> for CausalContext<N> {
     fn from(vv: VersionVector<N>) -> Self {
         Self {
             vv,
@@ -246,7 +249,7 @@ impl<N: Ord + Clone> From<VersionVector<N>> for CausalContext<N> {
 }
 
 /// Contexts join by set union (§5: `c ∪ c'`).
-impl<N: Ord + Clone> Lattice for CausalContext<N> {
+impl<N: dsys_clocks::NodeId> Lattice for CausalContext<N> {
     fn join(&mut self, other: &Self) {
         // A delta's prefix names a node or two: raising those entries in place
         // beats rebuilding a many-node vector.
@@ -282,7 +285,7 @@ impl<N: Ord + Clone> Lattice for CausalContext<N> {
 }
 
 /// A context must not hold a dot of `me` beyond the last one `me` issued.
-impl<N: Ord + Clone> Authored<N> for CausalContext<N> {
+impl<N: dsys_clocks::NodeId> Authored<N> for CausalContext<N> {
     fn validate_peer_join(&self, me: &N, other: &Self) -> Result<(), InvalidJoin> {
         // `me` issues its dots in order and holds every one it issued, so its dots in
         // `self` are the prefix `1..=max`: a larger counter is one it never issued.
@@ -293,7 +296,7 @@ impl<N: Ord + Clone> Authored<N> for CausalContext<N> {
     }
 }
 
-impl<N: Ord + Clone + Encode> Encode for CausalContext<N> {
+impl<N: dsys_clocks::NodeId + Encode> Encode for CausalContext<N> {
     fn encode(&self, out: &mut Vec<u8>) {
         put_uvarint(out, self.vv.len() as u64);
         for (node, counter) in self.vv.iter() {
@@ -308,7 +311,7 @@ impl<N: Ord + Clone + Encode> Encode for CausalContext<N> {
     }
 }
 
-impl<N: Ord + Clone + Decode> Decode for CausalContext<N> {
+impl<N: dsys_clocks::NodeId + Decode> Decode for CausalContext<N> {
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
         let len = get_len(input, 2)?;
         let mut entries: Vec<(N, u64)> = Vec::with_capacity(len);
@@ -351,7 +354,7 @@ pub(crate) fn encode_dot<N: Ord>(table: &[&N], dot: &Dot<N>, out: &mut Vec<u8>) 
 }
 
 /// Reads a dot written by [`encode_dot`] and checks that `ctx` covers it.
-pub(crate) fn decode_dot<N: Ord + Clone>(
+pub(crate) fn decode_dot<N: dsys_clocks::NodeId>(
     table: &[&N],
     ctx: &CausalContext<N>,
     input: &mut &[u8],

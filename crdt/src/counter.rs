@@ -73,8 +73,8 @@ use crate::lattice::{Authored, InvalidJoin, Lattice};
         into = "Vec<(N, u64)>",
         try_from = "Vec<(N, u64)>",
         bound(
-            serialize = "N: Ord + Clone + serde::Serialize",
-            deserialize = "N: Ord + Clone + serde::Deserialize<'de>"
+            serialize = "N: dsys_clocks::NodeId + serde::Serialize",
+            deserialize = "N: dsys_clocks::NodeId + serde::Deserialize<'de>"
         )
     )
 )]
@@ -94,7 +94,7 @@ impl<N> Default for GCounter<N> {
     }
 }
 
-impl<N: Ord + Clone> GCounter<N> {
+impl<N: dsys_clocks::NodeId> GCounter<N> {
     /// An empty counter (⊥): every replica counts zero.
     pub fn new() -> Self {
         Self::default()
@@ -205,7 +205,7 @@ impl<N: Ord + Clone> GCounter<N> {
     }
 }
 
-impl<N: Ord + Clone> FromIterator<(N, u64)> for GCounter<N> {
+impl<N: dsys_clocks::NodeId> FromIterator<(N, u64)> for GCounter<N> {
     /// Collects `(replica, count)` pairs in any order: a replica listed twice keeps
     /// the larger count (as a join would), zero counts are dropped.
     fn from_iter<I: IntoIterator<Item = (N, u64)>>(iter: I) -> Self {
@@ -213,7 +213,7 @@ impl<N: Ord + Clone> FromIterator<(N, u64)> for GCounter<N> {
     }
 }
 
-impl<N: Ord + Clone> Lattice for GCounter<N> {
+impl<N: dsys_clocks::NodeId> Lattice for GCounter<N> {
     /// Per-replica maximum (Shapiro et al. §3.1, Specification 6 `merge`), in place
     /// for the replicas both know, adding each entry's increase to the cached sum.
     ///
@@ -321,14 +321,14 @@ impl<N: Ord + Clone> Lattice for GCounter<N> {
     }
 }
 
-impl<N: Ord + Clone> From<GCounter<N>> for Vec<(N, u64)> {
+impl<N: dsys_clocks::NodeId> From<GCounter<N>> for Vec<(N, u64)> {
     /// The entries, sorted by replica, without zero counts.
     fn from(c: GCounter<N>) -> Self {
         c.entries.into_vec()
     }
 }
 
-impl<N: Ord + Clone> TryFrom<Vec<(N, u64)>> for GCounter<N> {
+impl<N: dsys_clocks::NodeId> TryFrom<Vec<(N, u64)>> for GCounter<N> {
     type Error = DecodeError;
 
     /// Accepts only the canonical form: strictly sorted by replica, no zero count.
@@ -339,7 +339,7 @@ impl<N: Ord + Clone> TryFrom<Vec<(N, u64)>> for GCounter<N> {
 
 /// `me`'s entry counts only `me`'s increments: a peer's larger entry for `me` counts
 /// increments `me` never made (and one at `u64::MAX` would swallow every later one).
-impl<N: Ord + Clone> Authored<N> for GCounter<N> {
+impl<N: dsys_clocks::NodeId> Authored<N> for GCounter<N> {
     fn validate_peer_join(&self, me: &N, other: &Self) -> Result<(), InvalidJoin> {
         if other.get(me) > self.get(me) {
             return Err(InvalidJoin::forged());
@@ -358,7 +358,7 @@ impl<N: Encode> Encode for GCounter<N> {
     }
 }
 
-impl<N: Decode + Ord + Clone> Decode for GCounter<N> {
+impl<N: dsys_clocks::NodeId + Decode> Decode for GCounter<N> {
     /// Rejects what [`Encode`] never writes: a zero count ([`DecodeError::Invalid`]),
     /// replicas out of order or repeated ([`DecodeError::Order`]).
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
@@ -552,8 +552,8 @@ const SCAN: usize = 8;
     feature = "serde",
     derive(serde::Serialize, serde::Deserialize),
     serde(bound(
-        serialize = "N: Ord + Clone + serde::Serialize",
-        deserialize = "N: Ord + Clone + serde::Deserialize<'de>"
+        serialize = "N: dsys_clocks::NodeId + serde::Serialize",
+        deserialize = "N: dsys_clocks::NodeId + serde::Deserialize<'de>"
     ))
 )]
 pub struct PNCounter<N> {
@@ -570,7 +570,7 @@ impl<N> Default for PNCounter<N> {
     }
 }
 
-impl<N: Ord + Clone> PNCounter<N> {
+impl<N: dsys_clocks::NodeId> PNCounter<N> {
     /// A zero counter (⊥).
     pub fn new() -> Self {
         Self::default()
@@ -616,7 +616,7 @@ impl<N: Ord + Clone> PNCounter<N> {
     }
 }
 
-impl<N: Ord + Clone> Lattice for PNCounter<N> {
+impl<N: dsys_clocks::NodeId> Lattice for PNCounter<N> {
     /// Joins the increments and the decrements separately (Specification 7 `merge`).
     fn join(&mut self, other: &Self) {
         self.p.join(&other.p);
@@ -637,7 +637,7 @@ impl<N: Ord + Clone> Lattice for PNCounter<N> {
 }
 
 /// Both sides, as [`GCounter`].
-impl<N: Ord + Clone> Authored<N> for PNCounter<N> {
+impl<N: dsys_clocks::NodeId> Authored<N> for PNCounter<N> {
     fn validate_peer_join(&self, me: &N, other: &Self) -> Result<(), InvalidJoin> {
         self.p.validate_peer_join(me, &other.p)?;
         self.n.validate_peer_join(me, &other.n)
@@ -651,7 +651,7 @@ impl<N: Encode> Encode for PNCounter<N> {
     }
 }
 
-impl<N: Decode + Ord + Clone> Decode for PNCounter<N> {
+impl<N: dsys_clocks::NodeId + Decode> Decode for PNCounter<N> {
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
         Ok(Self {
             p: GCounter::decode(input)?,

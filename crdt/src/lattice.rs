@@ -71,19 +71,37 @@ pub trait Authored<N>: Lattice {
 }
 
 /// A peer's state or delta that cannot be joined into ours (see
-/// [`Lattice::validate_join`] and [`Authored::validate_peer_join`]). Nothing was changed.
+/// [`Lattice::validate_join`] and [`Authored::validate_peer_join`]). Nothing was
+/// changed: the check runs before the join, and the value was not joined.
+///
+/// Made with [`new`](Self::new) by a [`Lattice::validate_join`] that refuses; read with
+/// [`reason`](Self::reason).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot join: {0}")]
-pub struct InvalidJoin(pub String);
+#[error("cannot join: {reason}")]
+#[non_exhaustive]
+pub struct InvalidJoin {
+    reason: String,
+}
 
 impl InvalidJoin {
+    /// A refusal, with why (for logs and [`SyncError`](crate::SyncError)'s message).
+    pub fn new(reason: impl Into<String>) -> Self {
+        InvalidJoin {
+            reason: reason.into(),
+        }
+    }
+
+    /// Why the value cannot be joined.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
     /// The refusal of [`Authored::validate_peer_join`]: `other` holds an update of this
     /// replica that it never made.
     pub(crate) fn forged() -> Self {
-        InvalidJoin(
+        InvalidJoin::new(
             "the value holds an update of this replica that it never made (forged by a peer, \
-             or this replica was restored from an old record)"
-                .to_owned(),
+             or this replica was restored from an old record)",
         )
     }
 }

@@ -64,7 +64,7 @@ use crate::orset::ORSet;
         try_from = "ORMapRepr<N, K, V>",
         bound(
             serialize = "N: serde::Serialize, K: serde::Serialize, V: serde::Serialize",
-            deserialize = "N: serde::Deserialize<'de> + Ord + Clone, \
+            deserialize = "N: serde::Deserialize<'de> + dsys_clocks::NodeId, \
                            K: serde::Deserialize<'de> + Ord + Clone, \
                            V: serde::Deserialize<'de> + Lattice"
         )
@@ -82,9 +82,11 @@ pub struct ORMap<N, K, V> {
 /// What serde reads before [`ORMap`]'s invariants are checked.
 #[cfg(feature = "serde")]
 #[derive(serde::Deserialize)]
-#[serde(bound(deserialize = "N: serde::Deserialize<'de> + Ord + Clone, \
+#[serde(
+    bound(deserialize = "N: serde::Deserialize<'de> + dsys_clocks::NodeId, \
                              K: serde::Deserialize<'de> + Ord + Clone, \
-                             V: serde::Deserialize<'de>"))]
+                             V: serde::Deserialize<'de>")
+)]
 struct ORMapRepr<N, K, V> {
     keys: ORSet<N, K>,
     values: BTreeMap<K, V>,
@@ -121,7 +123,7 @@ impl<N, K, V: Lattice> Default for ORMap<N, K, V> {
     }
 }
 
-impl<N: Ord + Clone, K: Ord + Clone, V: Lattice> ORMap<N, K, V> {
+impl<N: dsys_clocks::NodeId, K: Ord + Clone, V: Lattice> ORMap<N, K, V> {
     /// The empty map (⊥).
     pub fn new() -> Self {
         Self::default()
@@ -197,7 +199,7 @@ impl<N: Ord + Clone, K: Ord + Clone, V: Lattice> ORMap<N, K, V> {
     }
 }
 
-impl<N: Ord + Clone, K: Ord, V> ORMap<N, K, V> {
+impl<N: dsys_clocks::NodeId, K: Ord, V> ORMap<N, K, V> {
     /// The value of `key`; `None` if the key is not present (never updated, or
     /// removed). A present key whose value is still ⊥ gives ⊥.
     pub fn get(&self, key: &K) -> Option<&V> {
@@ -245,7 +247,7 @@ impl<N: Ord + Clone, K: Ord, V> ORMap<N, K, V> {
 }
 
 /// The product of the keys' causal join (§5) and the pointwise join of values.
-impl<N: Ord + Clone, K: Ord + Clone, V: Lattice + PartialEq> Lattice for ORMap<N, K, V> {
+impl<N: dsys_clocks::NodeId, K: Ord + Clone, V: Lattice + PartialEq> Lattice for ORMap<N, K, V> {
     fn join(&mut self, other: &Self) {
         self.keys.join(&other.keys);
         for (key, theirs) in &other.values {
@@ -280,7 +282,7 @@ impl<N: Ord + Clone, K: Ord + Clone, V: Lattice + PartialEq> Lattice for ORMap<N
 /// beyond ours (a missing value counts as ⊥).
 impl<N, K, V> Authored<N> for ORMap<N, K, V>
 where
-    N: Ord + Clone,
+    N: dsys_clocks::NodeId,
     K: Ord + Clone,
     V: Authored<N> + PartialEq,
 {
@@ -314,14 +316,14 @@ impl<N: fmt::Debug, K: fmt::Debug, V: fmt::Debug> fmt::Debug for ORMap<N, K, V> 
     }
 }
 
-impl<N: Ord + Clone + Encode, K: Encode, V: Encode> Encode for ORMap<N, K, V> {
+impl<N: dsys_clocks::NodeId + Encode, K: Encode, V: Encode> Encode for ORMap<N, K, V> {
     fn encode(&self, out: &mut Vec<u8>) {
         self.keys.encode(out);
         self.values.encode(out);
     }
 }
 
-impl<N: Ord + Clone + Decode, K: Ord + Clone + Decode, V: Lattice + Decode> Decode
+impl<N: dsys_clocks::NodeId + Decode, K: Ord + Clone + Decode, V: Lattice + Decode> Decode
     for ORMap<N, K, V>
 {
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {

@@ -68,7 +68,7 @@ use crate::lattice::{Authored, InvalidJoin, Lattice};
         try_from = "ORSetRepr<N, T>",
         bound(
             serialize = "N: serde::Serialize, T: serde::Serialize",
-            deserialize = "N: serde::Deserialize<'de> + Ord + Clone, T: serde::Deserialize<'de> + Ord + Clone"
+            deserialize = "N: serde::Deserialize<'de> + dsys_clocks::NodeId, T: serde::Deserialize<'de> + Ord + Clone"
         )
     )
 )]
@@ -87,7 +87,7 @@ pub struct ORSet<N, T> {
 #[cfg(feature = "serde")]
 #[derive(serde::Deserialize)]
 #[serde(bound(
-    deserialize = "N: serde::Deserialize<'de> + Ord + Clone, T: serde::Deserialize<'de> + Ord"
+    deserialize = "N: serde::Deserialize<'de> + dsys_clocks::NodeId, T: serde::Deserialize<'de> + Ord"
 ))]
 struct ORSetRepr<N, T> {
     entries: BTreeMap<T, Vec<Dot<N>>>,
@@ -95,7 +95,7 @@ struct ORSetRepr<N, T> {
 }
 
 #[cfg(feature = "serde")]
-impl<N: Ord + Clone, T: Ord + Clone> TryFrom<ORSetRepr<N, T>> for ORSet<N, T> {
+impl<N: dsys_clocks::NodeId, T: Ord + Clone> TryFrom<ORSetRepr<N, T>> for ORSet<N, T> {
     type Error = DecodeError;
 
     fn try_from(repr: ORSetRepr<N, T>) -> Result<Self, DecodeError> {
@@ -113,7 +113,7 @@ impl<N: Ord + Clone, T: Ord + Clone> TryFrom<ORSetRepr<N, T>> for ORSet<N, T> {
 
 /// The dot → element index of `entries`; a dot under two elements is invalid
 /// (no correct replica issues one dot twice).
-fn index<N: Ord + Clone, T: Clone>(
+fn index<N: dsys_clocks::NodeId, T: Clone>(
     entries: &BTreeMap<T, Vec<Dot<N>>>,
 ) -> Result<BTreeMap<Dot<N>, T>, DecodeError> {
     let mut index = BTreeMap::new();
@@ -129,7 +129,10 @@ fn index<N: Ord + Clone, T: Clone>(
 
 /// An element's dots: at least one, strictly increasing, all covered by `ctx`.
 #[cfg(feature = "serde")]
-fn check_dots<N: Ord + Clone>(dots: &[Dot<N>], ctx: &CausalContext<N>) -> Result<(), DecodeError> {
+fn check_dots<N: dsys_clocks::NodeId>(
+    dots: &[Dot<N>],
+    ctx: &CausalContext<N>,
+) -> Result<(), DecodeError> {
     if dots.is_empty() {
         return Err(DecodeError::Invalid("element without dots"));
     }
@@ -172,7 +175,7 @@ impl<N, T> Default for ORSet<N, T> {
     }
 }
 
-impl<N: Ord + Clone, T: Ord + Clone> ORSet<N, T> {
+impl<N: dsys_clocks::NodeId, T: Ord + Clone> ORSet<N, T> {
     /// The empty set (⊥).
     pub fn new() -> Self {
         Self::default()
@@ -247,7 +250,7 @@ impl<N: Ord + Clone, T: Ord + Clone> ORSet<N, T> {
     }
 }
 
-impl<N: Ord + Clone, T: Ord> ORSet<N, T> {
+impl<N: dsys_clocks::NodeId, T: Ord> ORSet<N, T> {
     /// Whether `value` is in the set.
     pub fn contains(&self, value: &T) -> bool {
         self.entries.contains_key(value)
@@ -290,7 +293,7 @@ impl<N: Ord + Clone, T: Ord> ORSet<N, T> {
 /// Cost: `O((k + m) log n)` for `n` live dots here, `m` in `other`, and `k` of
 /// the live dots here that `other`'s context covers: joining a small delta
 /// into a large state touches only what the delta mentions.
-impl<N: Ord + Clone, T: Ord + Clone> Lattice for ORSet<N, T> {
+impl<N: dsys_clocks::NodeId, T: Ord + Clone> Lattice for ORSet<N, T> {
     fn join(&mut self, other: &Self) {
         // s \ c', keeping s ∩ s': my live dots the other has seen, found through
         // the dot index (a range per node of its prefix, a lookup per cloud dot),
@@ -364,13 +367,13 @@ impl<N: Ord + Clone, T: Ord + Clone> Lattice for ORSet<N, T> {
 }
 
 /// No dot of `me` that `me` never issued (its store dots are in its context).
-impl<N: Ord + Clone, T: Ord + Clone> Authored<N> for ORSet<N, T> {
+impl<N: dsys_clocks::NodeId, T: Ord + Clone> Authored<N> for ORSet<N, T> {
     fn validate_peer_join(&self, me: &N, other: &Self) -> Result<(), InvalidJoin> {
         self.context.validate_peer_join(me, &other.context)
     }
 }
 
-impl<N: Ord + Clone + Encode, T: Encode> Encode for ORSet<N, T> {
+impl<N: dsys_clocks::NodeId + Encode, T: Encode> Encode for ORSet<N, T> {
     fn encode(&self, out: &mut Vec<u8>) {
         self.context.encode(out);
         let table = self.context.node_table();
@@ -385,7 +388,7 @@ impl<N: Ord + Clone + Encode, T: Encode> Encode for ORSet<N, T> {
     }
 }
 
-impl<N: Ord + Clone + Decode, T: Ord + Clone + Decode> Decode for ORSet<N, T> {
+impl<N: dsys_clocks::NodeId + Decode, T: Ord + Clone + Decode> Decode for ORSet<N, T> {
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
         let context = CausalContext::<N>::decode(input)?;
         let table = context.node_table();

@@ -70,7 +70,7 @@ impl<N, T> Default for LwwRegister<N, T> {
     }
 }
 
-impl<N: Ord + Clone, T: Ord + Clone> LwwRegister<N, T> {
+impl<N: dsys_clocks::NodeId, T: Ord + Clone> LwwRegister<N, T> {
     /// The register no one has written (⊥).
     pub fn new() -> Self {
         Self::default()
@@ -110,7 +110,7 @@ impl<N: Ord + Clone, T: Ord + Clone> LwwRegister<N, T> {
 }
 
 /// The maximum in `(timestamp, replica, value)` order: a chain, hence a lattice.
-impl<N: Ord + Clone, T: Ord + Clone> Lattice for LwwRegister<N, T> {
+impl<N: dsys_clocks::NodeId, T: Ord + Clone> Lattice for LwwRegister<N, T> {
     fn join(&mut self, other: &Self) {
         if other.write > self.write {
             self.write.clone_from(&other.write);
@@ -132,7 +132,7 @@ impl<N: Ord + Clone, T: Ord + Clone> Lattice for LwwRegister<N, T> {
 
 /// A write attributed to `me` must be one `me` made: `me` holds every write it made or
 /// a greater one, so a greater write of `me` is forged.
-impl<N: Ord + Clone, T: Ord + Clone> Authored<N> for LwwRegister<N, T> {
+impl<N: dsys_clocks::NodeId, T: Ord + Clone> Authored<N> for LwwRegister<N, T> {
     fn validate_peer_join(&self, me: &N, other: &Self) -> Result<(), InvalidJoin> {
         if other.writer() == Some(me) && other.write > self.write {
             return Err(InvalidJoin::forged());
@@ -203,7 +203,7 @@ impl<N: Decode, T: Decode> Decode for LwwRegister<N, T> {
         try_from = "MvRegisterRepr<N, T>",
         bound(
             serialize = "N: serde::Serialize, T: serde::Serialize",
-            deserialize = "N: serde::Deserialize<'de> + Ord + Clone, T: serde::Deserialize<'de>"
+            deserialize = "N: serde::Deserialize<'de> + dsys_clocks::NodeId, T: serde::Deserialize<'de>"
         )
     )
 )]
@@ -217,7 +217,7 @@ pub struct MvRegister<N, T> {
 #[cfg(feature = "serde")]
 #[derive(serde::Deserialize)]
 #[serde(bound(
-    deserialize = "N: serde::Deserialize<'de> + Ord + Clone, T: serde::Deserialize<'de>"
+    deserialize = "N: serde::Deserialize<'de> + dsys_clocks::NodeId, T: serde::Deserialize<'de>"
 ))]
 struct MvRegisterRepr<N, T> {
     store: Vec<(Dot<N>, T)>,
@@ -225,7 +225,7 @@ struct MvRegisterRepr<N, T> {
 }
 
 #[cfg(feature = "serde")]
-impl<N: Ord + Clone, T> TryFrom<MvRegisterRepr<N, T>> for MvRegister<N, T> {
+impl<N: dsys_clocks::NodeId, T> TryFrom<MvRegisterRepr<N, T>> for MvRegister<N, T> {
     type Error = DecodeError;
 
     fn try_from(repr: MvRegisterRepr<N, T>) -> Result<Self, DecodeError> {
@@ -257,7 +257,7 @@ impl<N, T> Default for MvRegister<N, T> {
     }
 }
 
-impl<N: Ord + Clone, T: Clone> MvRegister<N, T> {
+impl<N: dsys_clocks::NodeId, T: Clone> MvRegister<N, T> {
     /// The register no one has written (⊥).
     pub fn new() -> Self {
         Self::default()
@@ -320,7 +320,7 @@ impl<N, T> MvRegister<N, T> {
 /// A dot both sides hold carries one value from a correct writer; should a
 /// forged input give it two, the greater (by `Ord`) is kept, so the join is a
 /// lattice join on any input that keeps "each store dot is in the context".
-impl<N: Ord + Clone, T: Ord + Clone> Lattice for MvRegister<N, T> {
+impl<N: dsys_clocks::NodeId, T: Ord + Clone> Lattice for MvRegister<N, T> {
     fn join(&mut self, other: &Self) {
         let mine = std::mem::take(&mut self.store);
         let mut joined = Vec::with_capacity(mine.len() + other.store.len());
@@ -392,13 +392,13 @@ fn find<'a, N: Ord, T>(store: &'a [(Dot<N>, T)], dot: &Dot<N>) -> Option<&'a T> 
 }
 
 /// No dot of `me` that `me` never issued (its store dots are in its context).
-impl<N: Ord + Clone, T: Ord + Clone> Authored<N> for MvRegister<N, T> {
+impl<N: dsys_clocks::NodeId, T: Ord + Clone> Authored<N> for MvRegister<N, T> {
     fn validate_peer_join(&self, me: &N, other: &Self) -> Result<(), InvalidJoin> {
         self.context.validate_peer_join(me, &other.context)
     }
 }
 
-impl<N: Ord + Clone + Encode, T: Encode> Encode for MvRegister<N, T> {
+impl<N: dsys_clocks::NodeId + Encode, T: Encode> Encode for MvRegister<N, T> {
     fn encode(&self, out: &mut Vec<u8>) {
         self.context.encode(out);
         let table = self.context.node_table();
@@ -410,7 +410,7 @@ impl<N: Ord + Clone + Encode, T: Encode> Encode for MvRegister<N, T> {
     }
 }
 
-impl<N: Ord + Clone + Decode, T: Decode> Decode for MvRegister<N, T> {
+impl<N: dsys_clocks::NodeId + Decode, T: Decode> Decode for MvRegister<N, T> {
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
         let context = CausalContext::<N>::decode(input)?;
         let table = context.node_table();

@@ -518,3 +518,19 @@ mod against_crdts {
         }
     }
 }
+
+/// The data types ask only for the suite's id bound set (`dsys_clocks::NodeId`): an id
+/// with no codec (here `&str`, which cannot be decoded) works in memory; the codec and
+/// `Replica` ask for `dsys_crdt::NodeId`.
+#[test]
+fn ids_without_a_codec_work_in_memory() {
+    let mut a = GCounter::<&str>::new();
+    let mut b = GCounter::<&str>::new();
+    let _ = a.increment(&"seoul", 2);
+    let _ = b.increment(&"tokyo", 3);
+    a.join(&b);
+    assert_eq!(a.value(), 5);
+    let mut p = PNCounter::<std::net::SocketAddr>::new();
+    let _ = p.decrement(&"127.0.0.1:7000".parse().unwrap(), 4);
+    assert_eq!(p.value(), -4);
+}

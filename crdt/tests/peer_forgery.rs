@@ -159,3 +159,20 @@ fn mutators_out_of_dots_return_bottom_instead_of_panicking() {
     );
     assert!(!called && map.is_empty());
 }
+
+#[test]
+fn a_refusal_says_why_and_a_custom_lattice_can_refuse() {
+    let mut r = replica::<GCounter<u64>>();
+    let forged: GCounter<u64> = [(1u64, 5)].into_iter().collect();
+    let Err(SyncError::Invalid(e)) = r.handle_bytes(&2, &from_peer(forged)) else {
+        panic!("a forged entry of ours was accepted");
+    };
+    assert!(e.reason().contains("never made"), "{e}");
+    assert_eq!(e.to_string(), format!("cannot join: {}", e.reason()));
+
+    // A user's lattice refuses with `InvalidJoin::new` (the `crdts` wrapper does so
+    // with `validate_merge`'s error).
+    let refusal = dsys_crdt::InvalidJoin::new("clocks disagree");
+    assert_eq!(refusal.reason(), "clocks disagree");
+    assert_eq!(refusal.to_string(), "cannot join: clocks disagree");
+}

@@ -13,6 +13,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
+use std::time::Duration;
 
 use dsys_crdt::codec::{Decode, Encode};
 use dsys_crdt::sim::{Sim, SimConfig, SimConfigError, SimStats};
@@ -161,7 +162,7 @@ fn an_invalid_simulator_configuration_is_refused() {
         let mut config = SimConfig::default();
         edit(&mut config);
         let error = config.validate().expect_err("invalid");
-        assert_eq!(Sim::<GSet<u32>>::new(0, config).err(), Some(error.clone()));
+        assert_eq!(Sim::<GSet<u32>>::new(config, 0).err(), Some(error.clone()));
         error
     };
     assert_eq!(refused(|c| c.replicas = 0), SimConfigError::Replicas(0));
@@ -170,30 +171,38 @@ fn an_invalid_simulator_configuration_is_refused() {
         SimConfigError::Replicas(SimConfig::MAX_REPLICAS + 1)
     );
     assert_eq!(
-        refused(|c| c.step_ms = 0),
+        refused(|c| c.step = Duration::ZERO),
         SimConfigError::Duration {
-            field: "step_ms",
-            ms: 0
+            field: "step",
+            value: Duration::ZERO
         }
     );
     assert_eq!(
-        refused(|c| c.long_delay_ms = u64::MAX),
+        refused(|c| c.long_delay_max = Duration::MAX),
         SimConfigError::Duration {
-            field: "long_delay_ms",
-            ms: u64::MAX
+            field: "long_delay_max",
+            value: Duration::MAX
         }
     );
     assert_eq!(
-        refused(|c| c.latency_ms = (80, 1)),
-        SimConfigError::Range {
-            field: "latency_ms"
+        refused(|c| c.ship_every = Duration::from_micros(1_500)),
+        SimConfigError::Duration {
+            field: "ship_every",
+            value: Duration::from_micros(1_500)
         }
     );
     assert_eq!(
-        refused(|c| c.down_ms = (0, SimConfig::MAX_MS + 1)),
+        refused(|c| c.latency = (Duration::from_millis(80), Duration::from_millis(1))),
+        SimConfigError::Range { field: "latency" }
+    );
+    assert_eq!(
+        refused(|c| c.downtime = (
+            Duration::ZERO,
+            SimConfig::MAX_DURATION + Duration::from_millis(1)
+        )),
         SimConfigError::Duration {
-            field: "down_ms",
-            ms: SimConfig::MAX_MS + 1
+            field: "downtime",
+            value: SimConfig::MAX_DURATION + Duration::from_millis(1)
         }
     );
     assert_eq!(
@@ -220,7 +229,10 @@ fn an_invalid_simulator_configuration_is_refused() {
             "seed {seed}"
         );
     }
-    assert_eq!(SimConfig::reliable(3, 20).validate(), Ok(()));
+    assert_eq!(
+        SimConfig::reliable(3, Duration::from_millis(20)).validate(),
+        Ok(())
+    );
 }
 
 #[test]
@@ -239,9 +251,9 @@ fn changes_count_mutations_and_joins_but_not_duplicates() {
 // --- The randomized simulation ----------------------------------------------------
 
 /// Simulated time during which mutations and random faults happen.
-const STORM_MS: u64 = 6_000;
+const STORM: Duration = Duration::from_secs(6);
 /// After the storm, convergence must come within this long.
-const GIVE_UP_MS: u64 = 60_000;
+const GIVE_UP: Duration = Duration::from_secs(60);
 /// Probability of a mutation each step.
 const MUTATE: f64 = 0.4;
 
@@ -262,12 +274,12 @@ trait Workload: Default {
 /// Runs one seed: a storm, calm, convergence, and the model check on every replica.
 fn run_seed<W: Workload>(seed: u64, totals: &mut SimStats) -> Result<(), String> {
     let config = SimConfig::randomized(seed);
-    let mut sim = Sim::<W::State>::new(seed, config.clone()).expect("a valid configuration");
+    let mut sim = Sim::<W::State>::new(config.clone(), seed).expect("a valid configuration");
     sim.set_trace(true);
     sim.set_random_faults(true);
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x0b5e_55ed);
     let mut workload = W::default();
-    while sim.now_ms() < STORM_MS {
+    while sim.now() < STORM {
         if rng.f64() < MUTATE {
             let i = rng.usize(..sim.len());
             workload.operate(&mut rng, &mut sim, i);
@@ -277,7 +289,7 @@ fn run_seed<W: Workload>(seed: u64, totals: &mut SimStats) -> Result<(), String>
             if let Some(state) = sim.state(i) {
                 workload
                     .invariant(state)
-                    .map_err(|e| format!("at {} ms, replica {i}: {e}", sim.now_ms()))?;
+                    .map_err(|e| format!("at {:?}, replica {i}: {e}", sim.now()))?;
             }
         }
     }
@@ -289,10 +301,10 @@ fn run_seed<W: Workload>(seed: u64, totals: &mut SimStats) -> Result<(), String>
             sim.trace().join("\n")
         )
     };
-    if sim.run_until_converged(GIVE_UP_MS).is_none() {
+    if sim.run_until_converged(GIVE_UP).is_none() {
         let states: Vec<_> = (0..sim.len()).map(|i| sim.state(i)).collect();
         return Err(format!(
-            "no convergence within {GIVE_UP_MS} ms: {states:?}{}",
+            "no convergence within {GIVE_UP:?}: {states:?}{}",
             context(&sim)
         ));
     }

@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 /// hard deadline is what the caller wants (leases, lock expiry).
 ///
 /// Like the rest of the crate it reads no clock: time comes in as `now`.
-/// [`deadline`](Self::deadline) is the instant to wake up at, the
-/// `poll_timeout` of this tiny state machine.
+/// [`poll_timeout`](Self::poll_timeout) is the instant to wake up at (the
+/// suite's name for a state machine's next deadline); there is no work to do
+/// at it, so there is no `handle_timeout`: at or after it, ask
+/// [`is_available`](Self::is_available).
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 /// let mut fd = HeartbeatDetector::new(Duration::from_secs(5));
 /// let t0 = Instant::now(); // the caller's clock, read by the caller
 /// fd.heartbeat(t0);
-/// assert_eq!(fd.deadline(), Some(t0 + Duration::from_secs(5)));
+/// assert_eq!(fd.poll_timeout(), Some(t0 + Duration::from_secs(5)));
 /// assert!(fd.is_available(t0 + Duration::from_millis(4_999)));
 /// assert!(!fd.is_available(t0 + Duration::from_secs(5)));
 /// fd.heartbeat(t0 + Duration::from_secs(6));
@@ -85,12 +87,12 @@ impl HeartbeatDetector {
     }
 
     /// Whether the peer is considered alive at `now`: true before the first
-    /// heartbeat, and while `now` is before [`deadline`](Self::deadline).
+    /// heartbeat, and while `now` is before [`poll_timeout`](Self::poll_timeout).
     #[must_use]
     pub fn is_available(&self, now: Instant) -> bool {
         match self.last {
             None => true,
-            Some(_) => self.deadline().is_none_or(|deadline| now < deadline),
+            Some(_) => self.poll_timeout().is_none_or(|deadline| now < deadline),
         }
     }
 
@@ -99,7 +101,7 @@ impl HeartbeatDetector {
     /// before the first heartbeat, or when the sum is past the largest
     /// representable [`Instant`] (the peer never times out).
     #[must_use]
-    pub fn deadline(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.last.and_then(|last| last.checked_add(self.timeout))
     }
 

@@ -53,21 +53,20 @@ pub struct PhiConfig {
     pub max_sample_size: usize,
     /// Lower bound on the standard deviation used by the normal model, so
     /// that very regular heartbeats do not make φ jump on a small delay
-    /// (Akka's `min-std-deviation`). Must be above zero; no upper limit (it
-    /// enters the model as floating-point seconds, so no value overflows).
-    /// Ignored by [`PhiModel::Exponential`]. Default 100 ms.
+    /// (Akka's `min-std-deviation`). Must be above zero and at most
+    /// [`PhiConfig::MAX_DURATION`]. Ignored by [`PhiModel::Exponential`]. Default 100 ms.
     pub min_std_deviation: Duration,
     /// Silence that is accepted before suspicion starts: it is added to the
     /// mean in the normal model, shifting the φ curve right by this much
     /// (Akka's `acceptable-heartbeat-pause`, for GC pauses and dropped
-    /// heartbeats). Any value is valid, zero included. Ignored by
+    /// heartbeats). Zero is valid; at most [`PhiConfig::MAX_DURATION`]. Ignored by
     /// [`PhiModel::Exponential`]. Default 3 s.
     pub acceptable_heartbeat_pause: Duration,
     /// Expected heartbeat interval, used to seed the window with two samples
     /// `estimate ∓ estimate / 4` (Akka's `heartbeat-interval` and
-    /// `firstHeartbeat`). Must be above zero; no upper limit (an estimate
-    /// above [`PhiAccrual::MAX_SAMPLE`] is recorded as that, like any sample).
-    /// Default 1 s.
+    /// `firstHeartbeat`). Must be above zero and at most
+    /// [`PhiConfig::MAX_DURATION`], so both seeds are recorded as given (never
+    /// clamped to [`PhiAccrual::MAX_SAMPLE`]). Default 1 s.
     pub first_heartbeat_estimate: Duration,
     /// The distribution fitted to the intervals. Default
     /// [`PhiModel::Normal`].
@@ -82,8 +81,14 @@ impl PhiConfig {
     /// bound keeps the exact sum of squares below 2¹²⁶, inside its `u128`.
     pub const MAX_SAMPLE_SIZE: usize = 1 << 20;
 
+    /// Largest accepted `min_std_deviation`, `acceptable_heartbeat_pause` and
+    /// `first_heartbeat_estimate`: one hour. A failure detector that waits
+    /// longer than that is a configuration mistake, and the bound keeps the
+    /// estimate's seeds below [`PhiAccrual::MAX_SAMPLE`], so none is clamped.
+    pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+
     /// Checks the limits documented on each field (Akka's constructor
-    /// `require`s, plus the window bound). Nothing a valid config holds
+    /// `require`s, plus the window and duration bounds). Nothing a valid config holds
     /// overflows later: durations enter the model as floating-point seconds
     /// or as samples capped at [`PhiAccrual::MAX_SAMPLE`], and the detector
     /// never adds a duration to an `Instant` (`tests/config_bounds.rs` runs
@@ -107,6 +112,22 @@ impl PhiConfig {
         }
         if self.first_heartbeat_estimate.is_zero() {
             return Err(PhiConfigError::FirstHeartbeatEstimate);
+        }
+        for (field, got) in [
+            ("min_std_deviation", self.min_std_deviation),
+            (
+                "acceptable_heartbeat_pause",
+                self.acceptable_heartbeat_pause,
+            ),
+            ("first_heartbeat_estimate", self.first_heartbeat_estimate),
+        ] {
+            if got > Self::MAX_DURATION {
+                return Err(PhiConfigError::TooLong {
+                    field,
+                    got,
+                    max: Self::MAX_DURATION,
+                });
+            }
         }
         Ok(())
     }
@@ -168,6 +189,19 @@ pub enum PhiConfigError {
     /// State: nothing changed; no detector was built.
     #[error("first_heartbeat_estimate must be above zero")]
     FirstHeartbeatEstimate,
+    /// `min_std_deviation`, `acceptable_heartbeat_pause` or
+    /// `first_heartbeat_estimate` is above [`PhiConfig::MAX_DURATION`].
+    ///
+    /// State: nothing changed; no detector was built.
+    #[error("{field} must be at most {max:?}, got {got:?}")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// The configured value.
+        got: Duration,
+        /// [`PhiConfig::MAX_DURATION`].
+        max: Duration,
+    },
 }
 
 /// The φ accrual failure detector (Hayashibara, Défago, Yared and Katayama,
@@ -268,6 +302,11 @@ pub enum PhiConfigError {
 /// `now: Instant`. A heartbeat whose `now` is earlier than the last one
 /// (a caller feeding events out of order) is ignored and counted in
 /// [`counters`](Self::counters); it never panics.
+///
+/// It has no timer: there is no `poll_timeout` or `handle_timeout`, because
+/// φ grows continuously and nothing happens at any instant. It is
+/// query-only: call [`phi`](Self::phi) or [`is_available`](Self::is_available)
+/// whenever the caller needs an answer.
 ///
 /// ```
 /// use std::time::{Duration, Instant};

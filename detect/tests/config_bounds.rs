@@ -299,7 +299,7 @@ fn heartbeat_timeout_extremes_run() {
         for gap in [Duration::ZERO, Duration::from_secs(1), YEAR] {
             let now = start + gap;
             fd.heartbeat(now);
-            let _ = fd.deadline();
+            let _ = fd.poll_timeout();
             for later in [Duration::ZERO, DAY, 100 * YEAR] {
                 let _ = fd.is_available(now + later);
                 let _ = fd.elapsed(now + later);
@@ -411,5 +411,99 @@ fn swim_limits_are_valid_and_run() {
     assert!(matches!(
         c.validate(),
         Err(SwimConfigError::PacketSize { .. })
+    ));
+}
+
+/// The scenario plan is a simulator config like the network's: `Default`,
+/// `validate()` with one `sim::SimConfigError`, called by the runner before anything
+/// runs.
+#[test]
+fn scenario_plan_is_validated() {
+    use dsys_detect::sim::MAX_VIRTUAL_TIME;
+    use dsys_detect::sim::SimConfigError;
+    use dsys_detect::sim::scenario::{self, Plan, ScenarioError, SlowPhase};
+
+    assert_eq!(Plan::default().validate(), Ok(()));
+    let mut at_limits = Plan::new(Plan::MAX_NODES, 0);
+    at_limits.churn = Plan::MAX_CHURN;
+    at_limits.settle = MAX_VIRTUAL_TIME;
+    at_limits.loss = 1.0;
+    assert_eq!(
+        at_limits.validate(),
+        Ok(()),
+        "the limits themselves are valid"
+    );
+
+    let refused = |edit: &dyn Fn(&mut Plan)| {
+        let mut plan = Plan::default();
+        edit(&mut plan);
+        let err = plan.validate().expect_err("out of limits");
+        let run = scenario::run(&plan, Instant::now(), |i, now| {
+            Swim::new(i as u32, SwimConfig::default(), i as u64, now).unwrap()
+        });
+        assert_eq!(
+            run.err(),
+            Some(ScenarioError::Config(err.clone())),
+            "run validates"
+        );
+        err
+    };
+    assert!(matches!(
+        refused(&|p| p.nodes = 0),
+        SimConfigError::Count { field: "nodes", .. }
+    ));
+    assert!(matches!(
+        refused(&|p| p.nodes = Plan::MAX_NODES + 1),
+        SimConfigError::Count { field: "nodes", .. }
+    ));
+    assert!(matches!(
+        refused(&|p| p.churn = Plan::MAX_CHURN + 1),
+        SimConfigError::Count { field: "churn", .. }
+    ));
+    assert!(matches!(
+        refused(&|p| p.probe_interval = Duration::ZERO),
+        SimConfigError::Zero {
+            field: "probe_interval"
+        }
+    ));
+    assert!(matches!(
+        refused(&|p| p.settle = MAX_VIRTUAL_TIME + Duration::from_nanos(1)),
+        SimConfigError::TooLong {
+            field: "settle",
+            ..
+        }
+    ));
+    assert!(matches!(
+        refused(&|p| p.loss = 1.5),
+        SimConfigError::Probability { field: "loss", .. }
+    ));
+    assert!(matches!(
+        refused(&|p| p.net.latency_max = Duration::MAX),
+        SimConfigError::Latency { .. }
+    ));
+    assert!(matches!(
+        refused(&|p| p.slow[1].stall = (Duration::from_secs(2), Duration::from_secs(1))),
+        SimConfigError::SlowPhase {
+            index: 1,
+            field: "stall",
+            ..
+        }
+    ));
+    assert!(matches!(
+        refused(&|p| p.slow[0].duration = Duration::MAX),
+        SimConfigError::SlowPhase {
+            index: 0,
+            field: "duration",
+            ..
+        }
+    ));
+    // Regression: stalls and gaps that are always zero used to loop forever in
+    // `slow_node` (every round ran until the current virtual time).
+    let mut zero = SlowPhase::pauses();
+    zero.stall = (Duration::ZERO, Duration::ZERO);
+    zero.gap = (Duration::ZERO, Duration::ZERO);
+    assert!(matches!(
+        refused(&|p| p.slow = vec![zero]),
+        SimConfigError::SlowPhase { index: 0, .. }
     ));
 }

@@ -14,7 +14,7 @@ fn available_before_the_first_heartbeat() {
     let fd = HeartbeatDetector::new(ms(500));
     let now = Instant::now() + Duration::from_secs(3600);
     assert!(fd.is_available(now));
-    assert_eq!(fd.deadline(), None);
+    assert_eq!(fd.poll_timeout(), None);
     assert_eq!(fd.last_heartbeat(), None);
     assert_eq!(fd.elapsed(now), None);
     assert_eq!(fd.timeout(), ms(500));
@@ -26,7 +26,7 @@ fn suspected_from_the_deadline_on() {
     let mut fd = HeartbeatDetector::new(ms(500));
     let t0 = Instant::now();
     fd.heartbeat(t0);
-    assert_eq!(fd.deadline(), Some(t0 + ms(500)));
+    assert_eq!(fd.poll_timeout(), Some(t0 + ms(500)));
     assert!(fd.is_available(t0));
     assert!(fd.is_available(t0 + ms(499)));
     assert!(fd.is_available(t0 + ms(500) - Duration::from_nanos(1)));
@@ -46,11 +46,11 @@ fn heartbeats_push_the_deadline() {
         assert!(fd.is_available(t + ms(400)));
         t += ms(400);
     }
-    assert_eq!(fd.deadline(), Some(t - ms(400) + ms(500)));
+    assert_eq!(fd.poll_timeout(), Some(t - ms(400) + ms(500)));
     assert!(!fd.is_available(t + ms(100)));
     fd.heartbeat(t + ms(2000));
     assert!(fd.is_available(t + ms(2000)));
-    assert_eq!(fd.deadline(), Some(t + ms(2500)));
+    assert_eq!(fd.poll_timeout(), Some(t + ms(2500)));
 }
 
 /// A heartbeat with a `now` earlier than the last one cannot pull the
@@ -64,7 +64,7 @@ fn out_of_order_heartbeat_is_ignored_and_counted() {
     fd.heartbeat(t0);
     assert_eq!(fd.counters().ignored_heartbeats, 2);
     assert_eq!(fd.last_heartbeat(), Some(t0 + ms(1000)));
-    assert_eq!(fd.deadline(), Some(t0 + ms(1500)));
+    assert_eq!(fd.poll_timeout(), Some(t0 + ms(1500)));
     // Same instant is not out of order.
     fd.heartbeat(t0 + ms(1000));
     assert_eq!(fd.counters().ignored_heartbeats, 2);
@@ -79,11 +79,11 @@ fn zero_and_unbounded_timeouts() {
     let t0 = Instant::now();
     let mut zero = HeartbeatDetector::new(Duration::ZERO);
     zero.heartbeat(t0);
-    assert_eq!(zero.deadline(), Some(t0));
+    assert_eq!(zero.poll_timeout(), Some(t0));
     assert!(!zero.is_available(t0));
 
     let mut never = HeartbeatDetector::new(Duration::MAX);
     never.heartbeat(t0);
-    assert_eq!(never.deadline(), None);
+    assert_eq!(never.poll_timeout(), None);
     assert!(never.is_available(t0 + Duration::from_secs(10 * 365 * 86_400)));
 }

@@ -481,7 +481,8 @@ fn huge_intervals_are_capped_and_do_not_overflow() {
     let config = {
         let mut c = PhiConfig::default();
         c.max_sample_size = 50;
-        c.acceptable_heartbeat_pause = Duration::from_secs(u64::MAX / 4);
+        // Never unavailable, so every interval is recorded.
+        c.threshold = f64::MAX;
         c
     };
     let intervals = vec![Duration::from_secs(200 * 86_400); 60];
@@ -502,7 +503,8 @@ fn statistics_stay_exact_when_the_sums_leave_64_bits() {
     let config = {
         let mut c = PhiConfig::default();
         c.max_sample_size = window;
-        c.acceptable_heartbeat_pause = Duration::from_secs(u64::MAX / 4);
+        // Never unavailable, so every interval is recorded.
+        c.threshold = f64::MAX;
         c
     };
     let mut fd = PhiAccrual::new(config.clone()).unwrap();
@@ -709,6 +711,42 @@ fn invalid_configs_are_rejected() {
             },
             PhiConfigError::FirstHeartbeatEstimate,
         ),
+        (
+            {
+                let mut c = d();
+                c.min_std_deviation = PhiConfig::MAX_DURATION + Duration::from_nanos(1);
+                c
+            },
+            PhiConfigError::TooLong {
+                field: "min_std_deviation",
+                got: PhiConfig::MAX_DURATION + Duration::from_nanos(1),
+                max: PhiConfig::MAX_DURATION,
+            },
+        ),
+        (
+            {
+                let mut c = d();
+                c.acceptable_heartbeat_pause = PhiConfig::MAX_DURATION + Duration::from_nanos(1);
+                c
+            },
+            PhiConfigError::TooLong {
+                field: "acceptable_heartbeat_pause",
+                got: PhiConfig::MAX_DURATION + Duration::from_nanos(1),
+                max: PhiConfig::MAX_DURATION,
+            },
+        ),
+        (
+            {
+                let mut c = d();
+                c.first_heartbeat_estimate = PhiConfig::MAX_DURATION + Duration::from_nanos(1);
+                c
+            },
+            PhiConfigError::TooLong {
+                field: "first_heartbeat_estimate",
+                got: PhiConfig::MAX_DURATION + Duration::from_nanos(1),
+                max: PhiConfig::MAX_DURATION,
+            },
+        ),
     ];
     for (config, want) in cases {
         assert_eq!(config.validate(), Err(want.clone()), "{config:?}");
@@ -726,6 +764,13 @@ fn invalid_configs_are_rejected() {
 
     // The limits themselves are valid.
     for ok in [
+        {
+            let mut c = d();
+            c.min_std_deviation = PhiConfig::MAX_DURATION;
+            c.acceptable_heartbeat_pause = PhiConfig::MAX_DURATION;
+            c.first_heartbeat_estimate = PhiConfig::MAX_DURATION;
+            c
+        },
         {
             let mut c = d();
             c.max_sample_size = 1;
@@ -791,7 +836,7 @@ proptest! {
             c.max_sample_size = max_sample_size;
             c.first_heartbeat_estimate = ms(estimate_ms);
             // Large enough that every interval is recorded (φ stays near 0).
-            c.acceptable_heartbeat_pause = Duration::from_secs(1_000_000_000);
+            c.acceptable_heartbeat_pause = PhiConfig::MAX_DURATION;
             // Exponential has no pause: a large threshold plays its part.
             c.threshold = 1e12;
             c.model = model;

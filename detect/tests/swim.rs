@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use dsys_detect::sim::{MembershipEvent, NetConfig, Sim, SimEventKind};
+use dsys_detect::sim::{MembershipEvent, NetworkConfig, Sim, SimEventKind};
 use dsys_detect::{PacketError, State, Swim, SwimConfig};
 
 /// `n` members on the seeded simulated network (1–10 ms latency, no loss), each
@@ -16,7 +16,7 @@ struct Cluster {
 impl Cluster {
     fn new(n: usize, config: SwimConfig) -> Self {
         let start = Instant::now();
-        let mut sim = Sim::new(7, start, NetConfig::default()).expect("a valid network");
+        let mut sim = Sim::new(NetworkConfig::default(), 7, start).expect("a valid network");
         for i in 0..n as u32 {
             sim.add_node(Swim::new(i, config.clone(), 1000 + u64::from(i), start).unwrap());
         }

@@ -24,7 +24,12 @@ use crate::hash::KeyHash;
 use crate::placement::{AddNodeError, NodeId, Placement, RemoveNodeError};
 use crate::ring::{NodeConfig, Ring};
 
-/// Why a [`BoundedLoads`] could not be built.
+/// The parameters of [`BoundedLoads::new`] (or [`BoundedLoads::with_ring`])
+/// are refused; nothing was built.
+///
+/// Named like a configuration error because it plays the same role (it
+/// rejects invalid construction parameters), though [`BoundedLoads`] has no config
+/// struct: the parameters are passed bare.
 #[derive(Debug, Clone, PartialEq, Error)]
 #[non_exhaustive]
 pub enum BoundedLoadsConfigError {

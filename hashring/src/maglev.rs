@@ -15,21 +15,25 @@ use thiserror::Error;
 use crate::hash::{KeyHash, derived_point, node_hash};
 use crate::placement::{AddNodeError, NodeId, Placement, RemoveNodeError, push_distinct};
 
-/// Why [`Maglev::new`] refused a table size. Nothing was created.
+/// The parameters of [`Maglev::new`] are refused; nothing was built.
+///
+/// Named like a configuration error because it plays the same role (it
+/// rejects invalid construction parameters), though [`Maglev`] has no config
+/// struct: the parameters are passed bare.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum MaglevConfigError {
     /// The table size is not prime. A prime `M` makes every skip in
     /// `1..M` coprime with `M`, so each node's permutation visits every slot
     /// (§3.4). Pick a prime such as 65537 or 655373.
-    /// State: nothing was created.
+    /// State: nothing was built.
     #[error("table size {size} is not prime")]
     NotPrime {
         /// The size that was asked for.
         size: u32,
     },
     /// The table needs at least 2 slots (skips are drawn from `1..M`).
-    /// State: nothing was created.
+    /// State: nothing was built.
     #[error("table size {size} is too small (at least 2)")]
     TooSmall {
         /// The size that was asked for.
@@ -38,7 +42,7 @@ pub enum MaglevConfigError {
     /// The table would exceed [`Maglev::MAX_TABLE_SIZE`] slots. The table
     /// is allocated in full when the first node joins, so the limit keeps a
     /// typo from allocating gigabytes.
-    /// State: nothing was created.
+    /// State: nothing was built.
     #[error("table size {size} is too large (at most {max})")]
     TooLarge {
         /// The size that was asked for.

@@ -13,21 +13,25 @@ use thiserror::Error;
 use crate::hash::KeyHash;
 use crate::placement::{AddNodeError, NodeId, Placement, RemoveNodeError};
 
-/// Why [`RangePartition::with_boundaries`] refused a layout. Nothing was
-/// created.
+/// The parameters of [`RangePartition::with_boundaries`] are refused;
+/// nothing was built.
+///
+/// Named like a configuration error because it plays the same role (it
+/// rejects invalid construction parameters), though [`RangePartition`] has no config
+/// struct: the parameters are passed bare.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum RangeConfigError {
     /// The first range must start at point 0, or the points below it would
     /// have no owner.
-    /// State: nothing was created.
+    /// State: nothing was built.
     #[error("the first range starts at {lower}, not 0")]
     NotStartingAtZero {
         /// The first lower bound given.
         lower: u64,
     },
     /// Lower bounds must be given in ascending order.
-    /// State: nothing was created.
+    /// State: nothing was built.
     #[error("lower bound {lower} at index {index} is below the previous one")]
     Unsorted {
         /// Position in the input of the out-of-order entry.
@@ -36,14 +40,14 @@ pub enum RangeConfigError {
         lower: u64,
     },
     /// Two ranges start at the same point: the first would be empty.
-    /// State: nothing was created.
+    /// State: nothing was built.
     #[error("lower bound {lower} appears twice")]
     DuplicateBoundary {
         /// The repeated lower bound.
         lower: u64,
     },
     /// A node may own only one range.
-    /// State: nothing was created.
+    /// State: nothing was built.
     #[error("node at index {index} already owns another range")]
     DuplicateNode {
         /// Position in the input of the second range of that node.

@@ -57,7 +57,7 @@ pub enum CommitError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
-pub struct Counters {
+pub struct OffsetStoreCounters {
     /// Records in the store's log that did not decode as offset commits (a key or
     /// value in a schema version this crate does not read, or damaged), skipped on
     /// replay at open.
@@ -69,7 +69,7 @@ pub struct Counters {
 pub struct OffsetStore<S: Storage> {
     log: Log<S>,
     committed: BTreeMap<(String, TopicPartition), CommittedOffset>,
-    counters: Counters,
+    counters: OffsetStoreCounters,
 }
 
 const KEY_VERSION: i16 = 1;
@@ -89,13 +89,13 @@ impl<S: Storage> OffsetStore<S> {
     }
 
     /// Opens the store in `dir` and replays its log. Records that do not decode are
-    /// skipped and counted ([`Counters::skipped_records`]).
+    /// skipped and counted ([`OffsetStoreCounters::skipped_records`]).
     pub fn open(dir: S) -> Result<(Self, RecoveryReport), OpenError> {
         let (log, report) = Log::open(dir, Self::log_config())?;
         let mut store = OffsetStore {
             log,
             committed: BTreeMap::new(),
-            counters: Counters::default(),
+            counters: OffsetStoreCounters::default(),
         };
         let mut offset = store.log.log_start_offset();
         while offset < store.log.high_watermark() {
@@ -223,7 +223,7 @@ impl<S: Storage> OffsetStore<S> {
 
     /// What the store skipped: records of its log that did not decode as offset
     /// commits.
-    pub fn counters(&self) -> &Counters {
+    pub fn counters(&self) -> &OffsetStoreCounters {
         &self.counters
     }
 

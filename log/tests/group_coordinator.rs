@@ -1286,3 +1286,84 @@ fn simulation_replays_from_its_seed() {
         assert_eq!(first, simulate(kind, 7, 150));
     }
 }
+
+/// A strategy of the test's own: every subscribed partition to the first member.
+#[derive(Debug)]
+struct AllToFirst;
+
+impl dsys_log::group::Assignor for AllToFirst {
+    fn name(&self) -> &'static str {
+        "all-to-first"
+    }
+
+    fn assign(
+        &self,
+        partitions_per_topic: &BTreeMap<String, u32>,
+        members: &BTreeMap<MemberId, Subscription>,
+        _previous: &Assignment,
+    ) -> Assignment {
+        let all: Vec<TopicPartition> = partitions_per_topic
+            .iter()
+            .flat_map(|(t, &n)| (0..n).map(move |p| tp(t, p)))
+            .collect();
+        members
+            .keys()
+            .enumerate()
+            .map(|(i, m)| (m.clone(), if i == 0 { all.clone() } else { Vec::new() }))
+            .collect()
+    }
+}
+
+/// A custom assignor given to `with_assignor` runs, whatever built-in strategy
+/// `config.assignor` names (it cannot name a custom one), and the coordinator
+/// reports it.
+#[test]
+fn with_assignor_runs_a_custom_strategy_over_the_configured_one() {
+    let mut config = GroupConfig::default();
+    config.assignor = AssignorKind::RoundRobin;
+    let mut g =
+        GroupCoordinator::with_assignor(config, topics(&[("orders", 4)]), Box::new(AllToFirst))
+            .expect("a custom name does not contradict the config");
+    assert_eq!(g.assignor().name(), "all-to-first");
+    let a = g.handle_join(None, "app", sub(&["orders"]), at(0)).unwrap();
+    let b = g.handle_join(None, "app", sub(&["orders"]), at(0)).unwrap();
+    let a = g
+        .handle_join(Some(&a.member_id), "app", sub(&["orders"]), at(1))
+        .unwrap();
+    let generation = a.generation.expect("both members joined");
+    drain(&mut g);
+    let first = g.handle_sync(&a.member_id, generation, at(2)).unwrap();
+    let second = g.handle_sync(&b.member_id, generation, at(2)).unwrap();
+    // Round-robin would give two each; the custom strategy gives all to one.
+    let mut sizes = [first.assignment.len(), second.assignment.len()];
+    sizes.sort();
+    assert_eq!(sizes, [0, 4]);
+}
+
+/// An assignor that claims a built-in name other than the configured one is a
+/// contradiction: refused, nothing built. The same name is accepted.
+#[test]
+fn with_assignor_refuses_a_built_in_strategy_the_config_does_not_name() {
+    for configured in AssignorKind::ALL {
+        for given in AssignorKind::ALL {
+            let mut config = GroupConfig::default();
+            config.assignor = configured;
+            let built =
+                GroupCoordinator::with_assignor(config, topics(&[("orders", 4)]), given.assignor());
+            if configured == given {
+                assert_eq!(
+                    built.expect("same strategy").assignor().name(),
+                    given.name()
+                );
+            } else {
+                assert_eq!(
+                    built.expect_err("contradiction"),
+                    GroupConfigError::AssignorMismatch {
+                        configured: configured.name(),
+                        given: given.name(),
+                    }
+                );
+            }
+        }
+    }
+}

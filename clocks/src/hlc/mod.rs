@@ -36,6 +36,7 @@ pub const DEFAULT_MAX_OFFSET: Duration = Duration::from_millis(500);
 
 /// Settings of an [`Hlc`] or [`AtomicHlc`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct HlcConfig {
     /// The largest clock offset between nodes that is tolerated: a remote

@@ -132,6 +132,7 @@ fn parse_digits(s: &str) -> Option<u64> {
 /// A millisecond value does not fit the 48 bits of a [`Timestamp`]. State:
 /// nothing changed (no timestamp).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 #[error("{millis} ms does not fit in 48 bits (max {MAX_MILLIS})")]
 pub struct TimestampRangeError {
     /// The value that did not fit.

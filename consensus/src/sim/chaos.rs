@@ -39,8 +39,8 @@ pub struct ChaosConfig {
     /// `1..=`[`SimConfig::MAX_NODES`].
     pub cluster_sizes: Vec<u64>,
     /// Election timeouts (`election_tick`) to choose from (by seed); not
-    /// empty, at most [`ChaosConfig::MAX_ELECTION_TICK`] (values below 2
-    /// are raised to 2).
+    /// empty, from 2 (a heartbeat must fit inside an election timeout) to
+    /// [`ChaosConfig::MAX_ELECTION_TICK`].
     pub election_ticks: RangeInclusive<u32>,
     /// Ticks of faults, at least.
     pub chaos_ticks: u64,
@@ -80,6 +80,9 @@ impl Default for ChaosConfig {
 }
 
 impl ChaosConfig {
+    /// The smallest election timeout a chaos run draws, in ticks: the
+    /// heartbeat interval, at least 1, must stay below it.
+    pub const MIN_ELECTION_TICK: u32 = 2;
     /// The largest election timeout a chaos run draws, in ticks.
     pub const MAX_ELECTION_TICK: u32 = 1 << 16;
     /// The largest of `chaos_ticks`, `chaos_timeouts`, `liveness_ticks`
@@ -108,12 +111,14 @@ impl ChaosConfig {
                 field: "ChaosConfig::election_ticks",
             });
         }
-        config::count(
-            "ChaosConfig::election_ticks",
-            u64::from(*self.election_ticks.end()),
-            0,
-            u64::from(Self::MAX_ELECTION_TICK),
-        )?;
+        for bound in [self.election_ticks.start(), self.election_ticks.end()] {
+            config::count(
+                "ChaosConfig::election_ticks",
+                u64::from(*bound),
+                u64::from(Self::MIN_ELECTION_TICK),
+                u64::from(Self::MAX_ELECTION_TICK),
+            )?;
+        }
         let ticks = [
             ("ChaosConfig::chaos_ticks", self.chaos_ticks),
             ("ChaosConfig::chaos_timeouts", self.chaos_timeouts),
@@ -128,8 +133,9 @@ impl ChaosConfig {
     }
 }
 
-/// The options a seed drew.
+/// The options a seed drew (output only: read from a [`Report`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Options {
     /// Pre-vote (thesis §9.6).
     pub pre_vote: bool,
@@ -151,6 +157,7 @@ pub struct Options {
 /// Faults the scenario injected (the simulation counts crashes and disk
 /// outcomes itself, in [`SimStats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Faults {
     /// Crashes between steps.
     pub crashes: u64,
@@ -174,6 +181,7 @@ pub struct Faults {
 
 /// What a passing run did.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Report {
     /// The seed.
     pub seed: u64,
@@ -203,6 +211,7 @@ pub struct Report {
 
 /// A failing run: the seed to replay and what broke.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Failure {
     /// The seed that fails.
     pub seed: u64,
@@ -284,7 +293,7 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     }
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed_c4a0_5eed_c4a0);
     let nodes = config.cluster_sizes[rng.usize(..config.cluster_sizes.len().max(1))];
-    let election_tick = rng.u32(config.election_ticks.clone()).max(2);
+    let election_tick = rng.u32(config.election_ticks.clone());
     let heartbeat_tick = rng.u32(1..=(election_tick / 2).max(1));
     let check_quorum = rng.f64() < 0.75;
     let pre_vote = rng.bool();

@@ -1,5 +1,7 @@
 //! The simulated network's and faults' configuration.
 
+use std::time::Duration;
+
 use crate::sync::{ConfigError, SyncConfig};
 
 /// Who is a peer of whom.
@@ -18,8 +20,9 @@ pub enum Topology {
 /// [`reliable`](Self::reliable), [`randomized`](Self::randomized)) and assign the
 /// fields to change. [`validate`](Self::validate) bounds every field and
 /// [`Sim::new`](super::Sim::new) calls it: probabilities in `0..=1`, ranges
-/// `(min, max)` with `min <= max`, durations at most [`SimConfig::MAX_MS`], counts at
-/// least 1 and at most their `MAX_*` bound.
+/// `(min, max)` with `min <= max`, durations whole milliseconds (virtual time counts
+/// milliseconds) and at most [`SimConfig::MAX_DURATION`], counts at least 1 and at most
+/// their `MAX_*` bound.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SimConfig {
@@ -29,20 +32,20 @@ pub struct SimConfig {
     pub topology: Topology,
     /// Every replica's protocol configuration.
     pub sync: SyncConfig,
-    /// Virtual milliseconds per [`Sim::step`](super::Sim::step). At least 1.
-    pub step_ms: u64,
-    /// Every replica ships (Algorithm 2's "periodically") every this many ms.
-    pub ship_every_ms: u64,
-    /// A message's delay, drawn uniformly from `min..=max` ms.
-    pub latency_ms: (u64, u64),
+    /// Virtual time per [`Sim::step`](super::Sim::step). At least 1 ms.
+    pub step: Duration,
+    /// Every replica ships (Algorithm 2's "periodically") this often. At least 1 ms.
+    pub ship_every: Duration,
+    /// A message's delay, drawn uniformly from `min..=max` (whole milliseconds).
+    pub latency: (Duration, Duration),
     /// Probability that a message is lost.
     pub loss: f64,
     /// Probability that a message arrives twice (each copy with its own delay).
     pub duplicate: f64,
-    /// Probability that a message is held back for up to `long_delay_ms` more.
+    /// Probability that a message is held back for up to `long_delay_max` more.
     pub long_delay: f64,
     /// The longest extra delay.
-    pub long_delay_ms: u64,
+    pub long_delay_max: Duration,
     /// Probability, each step, that one of the last `replay_window` messages sent is
     /// sent again.
     pub replay: f64,
@@ -50,8 +53,8 @@ pub struct SimConfig {
     pub replay_window: usize,
     /// With random faults on: probability, per replica and step, of a crash.
     pub crash: f64,
-    /// With random faults on: how long a crashed replica stays down, `min..=max` ms.
-    pub down_ms: (u64, u64),
+    /// With random faults on: how long a crashed replica stays down, `min..=max`.
+    pub downtime: (Duration, Duration),
     /// With random faults on: probability that a replica crashes right after a change
     /// (a mutation or a join), before its record is written: the change is lost.
     pub crash_before_persist: f64,
@@ -61,8 +64,8 @@ pub struct SimConfig {
     /// With random faults on: probability, each step without a partition, that one
     /// starts.
     pub partition: f64,
-    /// With random faults on: how long a partition lasts, `min..=max` ms.
-    pub partition_ms: (u64, u64),
+    /// With random faults on: how long a partition lasts, `min..=max`.
+    pub partition_duration: (Duration, Duration),
 }
 
 impl Default for SimConfig {
@@ -75,33 +78,33 @@ impl Default for SimConfig {
             replicas: 5,
             topology: Topology::FullMesh,
             sync: SyncConfig::full_mesh(),
-            step_ms: 10,
-            ship_every_ms: 100,
-            latency_ms: (1, 80),
+            step: ms(10),
+            ship_every: ms(100),
+            latency: (ms(1), ms(80)),
             loss: 0.1,
             duplicate: 0.05,
             long_delay: 0.01,
-            long_delay_ms: 2_000,
+            long_delay_max: ms(2_000),
             replay: 0.05,
             replay_window: 128,
             crash: 0.004,
-            down_ms: (50, 1_500),
+            downtime: (ms(50), ms(1_500)),
             crash_before_persist: 0.05,
             crash_while_sending: 0.01,
             partition: 0.005,
-            partition_ms: (100, 2_000),
+            partition_duration: (ms(100), ms(2_000)),
         }
     }
 }
 
 impl SimConfig {
     /// A network with no faults at all: every message arrives once, after
-    /// `latency_ms` ms, in order. For scripted stories ([`Sim::partition`](super::Sim::partition),
+    /// `latency`, in order. For scripted stories ([`Sim::partition`](super::Sim::partition),
     /// [`Sim::crash`](super::Sim::crash)...).
-    pub fn reliable(replicas: usize, latency_ms: u64) -> Self {
+    pub fn reliable(replicas: usize, latency: Duration) -> Self {
         SimConfig {
             replicas,
-            latency_ms: (latency_ms, latency_ms),
+            latency: (latency, latency),
             loss: 0.0,
             duplicate: 0.0,
             long_delay: 0.0,
@@ -136,21 +139,21 @@ impl SimConfig {
             replicas,
             topology,
             sync,
-            step_ms: 10,
-            ship_every_ms: 10 * rng.u64(3..=15),
-            latency_ms: (latency_min, latency_min + rng.u64(0..=150)),
+            step: ms(10),
+            ship_every: ms(10 * rng.u64(3..=15)),
+            latency: (ms(latency_min), ms(latency_min + rng.u64(0..=150))),
             loss: 0.3 * rng.f64(),
             duplicate: 0.2 * rng.f64(),
             long_delay: 0.05 * rng.f64(),
-            long_delay_ms: rng.u64(200..=5_000),
+            long_delay_max: ms(rng.u64(200..=5_000)),
             replay: 0.3 * rng.f64(),
             replay_window: rng.usize(16..=512),
             crash: 0.01 * rng.f64(),
-            down_ms: (down_min, down_min + rng.u64(0..=2_000)),
+            downtime: (ms(down_min), ms(down_min + rng.u64(0..=2_000))),
             crash_before_persist: 0.2 * rng.f64(),
             crash_while_sending: 0.05 * rng.f64(),
             partition: 0.01 * rng.f64(),
-            partition_ms: (partition_min, partition_min + rng.u64(0..=3_000)),
+            partition_duration: (ms(partition_min), ms(partition_min + rng.u64(0..=3_000))),
         }
     }
 
@@ -159,7 +162,7 @@ impl SimConfig {
     /// The longest duration any field may hold: a virtual day. Every time the
     /// simulator computes is the current time plus at most two of these, which never
     /// overflows.
-    pub const MAX_MS: u64 = 86_400_000;
+    pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
     /// The most recent messages a replay may pick from.
     pub const MAX_REPLAY_WINDOW: usize = 1 << 16;
 
@@ -177,25 +180,30 @@ impl SimConfig {
         if !(1..=Self::MAX_REPLAY_WINDOW).contains(&self.replay_window) {
             return Err(SimConfigError::ReplayWindow(self.replay_window));
         }
-        for (field, ms, min) in [
-            ("step_ms", self.step_ms, 1),
-            ("ship_every_ms", self.ship_every_ms, 1),
-            ("long_delay_ms", self.long_delay_ms, 0),
+        let out_of_range = |value: Duration, min: Duration| {
+            value < min || value > Self::MAX_DURATION || value.subsec_nanos() % 1_000_000 != 0
+        };
+        for (field, value, min) in [
+            ("step", self.step, ms(1)),
+            ("ship_every", self.ship_every, ms(1)),
+            ("long_delay_max", self.long_delay_max, Duration::ZERO),
         ] {
-            if ms < min || ms > Self::MAX_MS {
-                return Err(SimConfigError::Duration { field, ms });
+            if out_of_range(value, min) {
+                return Err(SimConfigError::Duration { field, value });
             }
         }
         for (field, (min, max)) in [
-            ("latency_ms", self.latency_ms),
-            ("down_ms", self.down_ms),
-            ("partition_ms", self.partition_ms),
+            ("latency", self.latency),
+            ("downtime", self.downtime),
+            ("partition_duration", self.partition_duration),
         ] {
             if min > max {
                 return Err(SimConfigError::Range { field });
             }
-            if max > Self::MAX_MS {
-                return Err(SimConfigError::Duration { field, ms: max });
+            for value in [min, max] {
+                if out_of_range(value, Duration::ZERO) {
+                    return Err(SimConfigError::Duration { field, value });
+                }
             }
         }
         for (field, p) in [
@@ -228,14 +236,14 @@ pub enum SimConfigError {
     /// created.
     #[error("replay_window ({0}) must be in 1..={max}", max = SimConfig::MAX_REPLAY_WINDOW)]
     ReplayWindow(usize),
-    /// A duration is above [`SimConfig::MAX_MS`], or `step_ms` or `ship_every_ms` is
-    /// 0. Nothing was created.
-    #[error("{field} ({ms} ms) is out of range")]
+    /// A duration is above [`SimConfig::MAX_DURATION`], is not a whole number of
+    /// milliseconds, or `step` or `ship_every` is 0. Nothing was created.
+    #[error("{field} ({value:?}) is out of range")]
     Duration {
         /// The field.
         field: &'static str,
-        /// Its value (the upper end, for a range).
-        ms: u64,
+        /// Its value (the end of the range that is out, for a range).
+        value: Duration,
     },
     /// A `(min, max)` range has `min > max`. Nothing was created.
     #[error("{field}: min is above max")]
@@ -252,4 +260,14 @@ pub enum SimConfigError {
     /// The protocol's configuration, `sync`, is invalid. Nothing was created.
     #[error("sync: {0}")]
     Sync(#[from] ConfigError),
+}
+
+/// `n` milliseconds.
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A validated duration in virtual milliseconds (at most a day: it fits).
+pub(super) fn to_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -2,6 +2,7 @@
 //! crashes and partitions drawn at random each step.
 
 use super::Sim;
+use super::config::to_ms;
 use crate::codec::{Decode, Encode};
 use crate::lattice::{Authored, Lattice};
 
@@ -43,8 +44,8 @@ where
         for i in 0..self.nodes.len() {
             if self.nodes[i].replica.is_some() && self.rng.f64() < self.config.crash {
                 self.crash(i);
-                let (lo, hi) = self.config.down_ms;
-                self.nodes[i].restart_at = Some(now + self.rng.u64(lo..=hi));
+                let (lo, hi) = self.config.downtime;
+                self.nodes[i].restart_at = Some(now + self.rng.u64(to_ms(lo)..=to_ms(hi)));
             }
         }
         match self.partition_until {
@@ -52,8 +53,8 @@ where
             Some(_) => {}
             None if self.nodes.len() > 1 && self.rng.f64() < self.config.partition => {
                 self.random_partition();
-                let (lo, hi) = self.config.partition_ms;
-                self.partition_until = Some(now + self.rng.u64(lo..=hi));
+                let (lo, hi) = self.config.partition_duration;
+                self.partition_until = Some(now + self.rng.u64(to_ms(lo)..=to_ms(hi)));
             }
             None => {}
         }

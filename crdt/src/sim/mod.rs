@@ -3,12 +3,13 @@
 //! [persistence contract](crate::Replica#persistence-and-restart) allows.
 //!
 //! [`Sim`] runs replicas `0..n` (`u64` ids) of one lattice `S` in **virtual time**
-//! (milliseconds that only [`Sim::step`] advances) with one seeded RNG: nothing here
+//! (whole milliseconds that only [`Sim::step`] advances, reported as [`Duration`]s
+//! since the start) with one seeded RNG: nothing here
 //! reads a clock or a global RNG, so a seed and the same calls replay the same run.
 //!
-//! The network ([`SimConfig`]): each message takes a delay drawn from `latency_ms`
+//! The network ([`SimConfig`]): each message takes a delay drawn from `latency`
 //! (so messages overtake each other), is lost with probability `loss`, duplicated
-//! with probability `duplicate`, held back for up to `long_delay_ms` with probability
+//! with probability `duplicate`, held back for up to `long_delay_max` with probability
 //! `long_delay`, and every step one of the last `replay_window` messages sent is sent
 //! again with probability `replay` (an old message replayed, possibly from an earlier
 //! incarnation of its sender). Partitions cut directed links: [`Sim::partition`]
@@ -23,7 +24,7 @@
 //! random faults on ([`Sim::set_random_faults`]) the simulator also crashes replicas
 //! between steps, right after a change and before its record is written (the change is
 //! lost, as the contract allows: nobody saw it), and in the middle of sending; it
-//! restarts them after `down_ms`, and starts and ends partitions of the three kinds
+//! restarts them after `downtime`, and starts and ends partitions of the three kinds
 //! (a symmetric split, a one-way cut, random links cut: non-transitive).
 //!
 //! [`Sim::mutate`] returns the delta only if the change became durable: the model a
@@ -32,12 +33,14 @@
 //! [`Sim::run_until_converged`] steps until every replica holds the same state.
 //!
 //! ```
+//! use std::time::Duration;
+//!
 //! use dsys_crdt::GSet;
 //! use dsys_crdt::sim::{Sim, SimConfig};
 //!
 //! let mut config = SimConfig::default();
 //! config.replicas = 3;
-//! let mut sim = Sim::<GSet<u32>>::new(7, config)?;
+//! let mut sim = Sim::<GSet<u32>>::new(config, 7)?;
 //! let mut acknowledged = Vec::new();
 //! for x in 0..3 {
 //!     if sim.mutate(0, |s, _| s.insert(x)).is_some() {
@@ -45,15 +48,16 @@
 //!     }
 //! }
 //! sim.crash(0); // persisted, never shipped
-//! sim.run_for(500);
+//! sim.run_for(Duration::from_millis(500));
 //! sim.restart(0); // ships its whole restored state to every peer
-//! sim.run_until_converged(10_000).expect("converges");
+//! sim.run_until_converged(Duration::from_secs(10)).expect("converges");
 //! let state = sim.state(2).expect("up");
 //! assert_eq!(state.iter().copied().collect::<Vec<_>>(), acknowledged);
 //! # Ok::<(), dsys_crdt::sim::SimConfigError>(())
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
 
 use crate::codec::{Decode, Encode};
 use crate::lattice::{Authored, Lattice};
@@ -64,6 +68,7 @@ mod disk;
 mod faults;
 mod network;
 
+use config::to_ms;
 pub use config::{SimConfig, SimConfigError, Topology};
 pub use disk::Record;
 use network::Packet;
@@ -148,7 +153,7 @@ where
     ///
     /// A [`SimConfigError`] if `config` is invalid ([`SimConfig::validate`]); nothing
     /// is created.
-    pub fn new(seed: u64, config: SimConfig) -> Result<Self, SimConfigError> {
+    pub fn new(config: SimConfig, seed: u64) -> Result<Self, SimConfigError> {
         config.validate()?;
         let nodes = (0..config.replicas)
             .map(|_| Node {
@@ -161,7 +166,7 @@ where
         let mut sim = Sim {
             rng: fastrand::Rng::with_seed(seed),
             now_ms: 0,
-            next_ship_ms: config.ship_every_ms,
+            next_ship_ms: to_ms(config.ship_every),
             nodes,
             in_flight: BTreeMap::new(),
             sent_order: 0,
@@ -192,9 +197,9 @@ where
         &self.config
     }
 
-    /// Virtual time, in ms since the start.
-    pub fn now_ms(&self) -> u64 {
-        self.now_ms
+    /// Virtual time since the start.
+    pub fn now(&self) -> Duration {
+        Duration::from_millis(self.now_ms)
     }
 
     /// How many replicas there are.
@@ -360,7 +365,7 @@ where
     /// due, deliveries that are due, a replay, and the ship of every replica when
     /// its period comes.
     pub fn step(&mut self) {
-        self.now_ms += self.config.step_ms;
+        self.now_ms += to_ms(self.config.step);
         if self.random_faults {
             self.random_faults_step();
         }
@@ -376,7 +381,7 @@ where
             self.transmit(old, true);
         }
         if self.now_ms >= self.next_ship_ms {
-            self.next_ship_ms += self.config.ship_every_ms;
+            self.next_ship_ms += to_ms(self.config.ship_every);
             for i in 0..self.nodes.len() {
                 if let Some(replica) = self.nodes[i].replica.as_mut() {
                     replica.ship();
@@ -386,21 +391,22 @@ where
         }
     }
 
-    /// Steps for `ms` of virtual time.
-    pub fn run_for(&mut self, ms: u64) {
-        let until = self.now_ms.saturating_add(ms);
+    /// Steps for `duration` of virtual time (rounded up to whole steps).
+    pub fn run_for(&mut self, duration: Duration) {
+        let until = self.now_ms.saturating_add(millis(duration));
         while self.now_ms < until {
             self.step();
         }
     }
 
-    /// Steps until [`converged`](Self::converged), for at most `max_ms`; returns the
+    /// Steps until [`converged`](Self::converged), for at most `max`; returns the
     /// time it took, `None` if it did not happen (a livelock, or a bug).
-    pub fn run_until_converged(&mut self, max_ms: u64) -> Option<u64> {
+    pub fn run_until_converged(&mut self, max: Duration) -> Option<Duration> {
         let start = self.now_ms;
+        let max_ms = millis(max);
         loop {
             if self.converged() {
-                return Some(self.now_ms - start);
+                return Some(Duration::from_millis(self.now_ms - start));
             }
             if self.now_ms - start >= max_ms {
                 return None;
@@ -430,4 +436,11 @@ where
             trace.push(format!("{:>7} ms  {what}", self.now_ms));
         }
     }
+}
+
+/// `d` in whole virtual milliseconds, rounded up (a run of any length steps at least
+/// that long), saturating.
+fn millis(d: Duration) -> u64 {
+    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    u64::try_from(ms).unwrap_or(u64::MAX)
 }

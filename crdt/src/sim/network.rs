@@ -1,6 +1,7 @@
 //! The simulated network: sending what a replica queued, loss, duplication, delays,
 //! and delivery.
 
+use super::config::to_ms;
 use super::{KEPT_REJECTIONS, Sim};
 use crate::codec::{Decode, Encode};
 use crate::lattice::{Authored, Lattice};
@@ -61,10 +62,10 @@ where
             1
         };
         for _ in 0..copies {
-            let (lo, hi) = self.config.latency_ms;
-            let mut delay = self.rng.u64(lo..=hi);
+            let (lo, hi) = self.config.latency;
+            let mut delay = self.rng.u64(to_ms(lo)..=to_ms(hi));
             if self.rng.f64() < self.config.long_delay {
-                delay += self.rng.u64(0..=self.config.long_delay_ms);
+                delay += self.rng.u64(0..=to_ms(self.config.long_delay_max));
             }
             self.sent_order += 1;
             self.in_flight

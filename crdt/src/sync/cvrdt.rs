@@ -36,7 +36,7 @@ impl<T: CvRDT + Clone + Default + PartialEq> Lattice for Cvrdt<T> {
     fn validate_join(&self, other: &Self) -> Result<(), InvalidJoin> {
         self.0
             .validate_merge(&other.0)
-            .map_err(|e| InvalidJoin(e.to_string()))
+            .map_err(|e| InvalidJoin::new(e.to_string()))
     }
 }
 

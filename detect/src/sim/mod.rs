@@ -10,7 +10,7 @@
 //! [`Instant`]: std::time::Instant
 //! [`Duration`]: std::time::Duration
 //!
-//! The network model ([`NetConfig`] and the commands on [`Sim`]):
+//! The network model ([`NetworkConfig`] and the commands on [`Sim`]):
 //!
 //! - **latency**: each packet takes a delay drawn uniformly from
 //!   `latency_min..=latency_max`, so packets also overtake each other (reordering);
@@ -44,11 +44,11 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use dsys_detect::sim::{NetConfig, Sim, SimEventKind};
+//! use dsys_detect::sim::{NetworkConfig, Sim, SimEventKind};
 //! use dsys_detect::{Swim, SwimConfig};
 //!
 //! let base = Instant::now(); // the only clock read, and it is the caller's
-//! let mut sim = Sim::new(7, base, NetConfig::default()).expect("the default network is valid");
+//! let mut sim = Sim::new(NetworkConfig::default(), 7, base).expect("the default network is valid");
 //! for i in 0..20u32 {
 //!     let node = Swim::new(i, SwimConfig::default(), u64::from(i), sim.instant()).unwrap();
 //!     let index = sim.add_node(node);
@@ -69,13 +69,13 @@
 //! assert_eq!(detection.missing, 0, "every live member marked the crashed node Down");
 //! ```
 
+mod config;
 mod network;
 mod node;
 pub mod scenario;
 mod stats;
 
-pub use network::{
-    Livelock, MAX_VIRTUAL_TIME, NetConfig, NetConfigError, NodeStatus, ResumeOrder, Sim,
-};
+pub use config::{NetworkConfig, ResumeOrder, SimConfigError};
+pub use network::{Livelock, MAX_VIRTUAL_TIME, NodeStatus, Sim};
 pub use node::{SimEventKind, SimNode};
 pub use stats::{Latencies, MembershipEvent, NodeStats, Summary, Traffic};

@@ -5,131 +5,17 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::{MembershipEvent, NodeStats, SimEventKind, SimNode};
+use super::config::check_probability;
+use super::{
+    MembershipEvent, NetworkConfig, NodeStats, ResumeOrder, SimConfigError, SimEventKind, SimNode,
+};
 
 /// The latest virtual time a run reaches: 100 years (of 365 days). Durations given to
 /// [`Sim::pause`], [`Sim::stall_receive`], [`Sim::run_for`] and
 /// [`Sim::run_until_cond`] end there at the latest, and [`Sim::run_until`] stops
 /// there, so the base `Instant` plus virtual time (plus at most
-/// [`NetConfig::MAX_LATENCY`] in flight) never overflows.
+/// [`NetworkConfig::MAX_LATENCY`] in flight) never overflows.
 pub const MAX_VIRTUAL_TIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// In which order a node that resumes from a pause handles what piled up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ResumeOrder {
-    /// Like an event loop that `select!`s fairly between its socket and its timer:
-    /// while both have work, each step picks one at random (seeded).
-    #[default]
-    Interleaved,
-    /// Overdue timers first, then the queued packets.
-    TimersFirst,
-    /// Queued packets first, then overdue timers.
-    PacketsFirst,
-}
-
-/// The emulated network. Build it from [`NetConfig::default`] and adjust fields;
-/// [`NetConfig::validate`] (called by [`Sim::new`]) checks the limits each field
-/// documents.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct NetConfig {
-    /// Shortest one-way delay (default 1 ms). At most `latency_max`.
-    pub latency_min: Duration,
-    /// Longest one-way delay (default 10 ms); delays are uniform in between. At most
-    /// [`NetConfig::MAX_LATENCY`], so virtual time cannot overflow.
-    pub latency_max: Duration,
-    /// Probability that a packet is dropped, on links without an override (default 0).
-    /// In `[0, 1]`.
-    pub loss: f64,
-    /// Probability that a delivered packet arrives twice (default 0). In `[0, 1]`.
-    pub duplicate: f64,
-    /// How a resumed node works through its backlog.
-    pub resume_order: ResumeOrder,
-    /// Livelock guard: a `run_*` call may process at most
-    /// `10_000 + event_budget · nodes · ⌈virtual seconds⌉` events, and at most
-    /// `10_000 + event_budget · nodes` without virtual time advancing. A healthy SWIM
-    /// node needs a few dozen per second; the default is 10 000. Any value is valid
-    /// (the limits saturate).
-    pub event_budget: u64,
-}
-
-impl NetConfig {
-    /// Longest `latency_max`: one hour. A packet's arrival is the current virtual time
-    /// plus at most this, which cannot overflow.
-    pub const MAX_LATENCY: Duration = Duration::from_secs(3600);
-
-    /// Checks every field against its documented limits.
-    ///
-    /// # Errors
-    ///
-    /// The first field found out of its limits.
-    pub fn validate(&self) -> Result<(), NetConfigError> {
-        if self.latency_max > Self::MAX_LATENCY {
-            return Err(NetConfigError::Latency {
-                field: "latency_max",
-                max: Self::MAX_LATENCY,
-            });
-        }
-        if self.latency_min > self.latency_max {
-            return Err(NetConfigError::Latency {
-                field: "latency_min",
-                max: self.latency_max,
-            });
-        }
-        check_probability("loss", self.loss)?;
-        check_probability("duplicate", self.duplicate)
-    }
-}
-
-fn check_probability(field: &'static str, p: f64) -> Result<(), NetConfigError> {
-    if (0.0..=1.0).contains(&p) {
-        Ok(())
-    } else {
-        Err(NetConfigError::Probability { field, got: p })
-    }
-}
-
-/// A [`NetConfig`] field, or a loss probability given to [`Sim::set_loss`] or
-/// [`Sim::set_link_loss`], outside its documented limits.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum NetConfigError {
-    /// A probability (`loss`, `duplicate`, or a loss given to a setter) is not in
-    /// `[0, 1]` (or is NaN).
-    ///
-    /// State: nothing changed; no simulation was built, or the setter changed nothing.
-    #[error("{field} must be a probability in [0, 1], got {got}")]
-    Probability {
-        /// The field.
-        field: &'static str,
-        /// The value given.
-        got: f64,
-    },
-    /// `latency_max` is above [`NetConfig::MAX_LATENCY`], or `latency_min` is above
-    /// `latency_max`.
-    ///
-    /// State: nothing changed; no simulation was built.
-    #[error("{field} must be at most {max:?}")]
-    Latency {
-        /// The field.
-        field: &'static str,
-        /// Its limit.
-        max: Duration,
-    },
-}
-
-impl Default for NetConfig {
-    fn default() -> Self {
-        NetConfig {
-            latency_min: Duration::from_millis(1),
-            latency_max: Duration::from_millis(10),
-            loss: 0.0,
-            duplicate: 0.0,
-            resume_order: ResumeOrder::Interleaved,
-            event_budget: 10_000,
-        }
-    }
-}
 
 /// Whether a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +37,7 @@ pub enum NodeStatus {
     Crashed,
 }
 
-/// A `run_*` call processed more events than [`NetConfig::event_budget`] allows: some
+/// A `run_*` call processed more events than [`NetworkConfig::event_budget`] allows: some
 /// node is probably spinning (a timer that re-arms in the past, a packet storm). The
 /// simulation stopped at `at`; its state is intact and inspectable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -238,7 +124,7 @@ pub struct Sim<N> {
     base: Instant,
     pub(super) now: Duration,
     rng: fastrand::Rng,
-    net: NetConfig,
+    net: NetworkConfig,
     pub(super) slots: Vec<Slot<N>>,
     queue: BinaryHeap<Entry>,
     seq: u64,
@@ -251,14 +137,15 @@ pub struct Sim<N> {
 }
 
 impl<N: SimNode> Sim<N> {
-    /// An empty simulation at virtual time zero. `base` is what time zero means to the
-    /// nodes (pass `Instant::now()` from a test or a program; the simulator never reads
-    /// the clock), `seed` drives every network decision.
+    /// An empty simulation at virtual time zero over the network `net`. `seed` drives
+    /// every network decision; `base` is what time zero means to the nodes (pass
+    /// `Instant::now()` from a test or a program; the simulator never reads the clock).
+    /// The argument order (config, then seed) is the suite's for every simulator.
     ///
     /// # Errors
     ///
-    /// A field of `net` out of its limits ([`NetConfig::validate`]); nothing was built.
-    pub fn new(seed: u64, base: Instant, net: NetConfig) -> Result<Self, NetConfigError> {
+    /// A field of `net` out of its limits ([`NetworkConfig::validate`]); nothing was built.
+    pub fn new(net: NetworkConfig, seed: u64, base: Instant) -> Result<Self, SimConfigError> {
         net.validate()?;
         Ok(Sim {
             base,
@@ -305,7 +192,7 @@ impl<N: SimNode> Sim<N> {
     }
 
     /// The network configuration.
-    pub fn net(&self) -> &NetConfig {
+    pub fn net(&self) -> &NetworkConfig {
         &self.net
     }
 
@@ -477,7 +364,7 @@ impl<N: SimNode> Sim<N> {
     /// # Errors
     ///
     /// `p` is not in `[0, 1]`; nothing changed.
-    pub fn set_loss(&mut self, p: f64) -> Result<(), NetConfigError> {
+    pub fn set_loss(&mut self, p: f64) -> Result<(), SimConfigError> {
         check_probability("loss", p)?;
         self.net.loss = p;
         Ok(())
@@ -488,7 +375,7 @@ impl<N: SimNode> Sim<N> {
     /// # Errors
     ///
     /// `p` is not in `[0, 1]`; nothing changed.
-    pub fn set_link_loss(&mut self, from: usize, to: usize, p: f64) -> Result<(), NetConfigError> {
+    pub fn set_link_loss(&mut self, from: usize, to: usize, p: f64) -> Result<(), SimConfigError> {
         check_probability("link loss", p)?;
         self.link_loss.insert((from, to), p);
         Ok(())
@@ -511,7 +398,7 @@ impl<N: SimNode> Sim<N> {
     }
 
     /// Runs every event due up to `deadline` (virtual, at most [`MAX_VIRTUAL_TIME`]),
-    /// then sets the clock to it. Fails if the run exceeds [`NetConfig::event_budget`].
+    /// then sets the clock to it. Fails if the run exceeds [`NetworkConfig::event_budget`].
     pub fn run_until(&mut self, deadline: Duration) -> Result<(), Livelock> {
         let deadline = deadline.min(MAX_VIRTUAL_TIME);
         let nodes = self.slots.len().max(1) as u64;

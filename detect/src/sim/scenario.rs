@@ -12,20 +12,22 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Latencies, Livelock, NetConfig, NetConfigError, Sim, SimEventKind, SimNode, Traffic};
+use super::{
+    Latencies, Livelock, MAX_VIRTUAL_TIME, NetworkConfig, Sim, SimConfigError, SimEventKind,
+    SimNode, Traffic,
+};
 
-/// Why a scenario stopped: its network settings are out of limits, or the run
-/// livelocked.
+/// Why a scenario stopped: its plan is out of limits, or the run livelocked.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScenarioError {
-    /// The plan's network ([`Plan::net`]) or loss probability ([`Plan::loss`]) is out
-    /// of its limits.
+    /// The plan ([`Plan::validate`]), its network ([`Plan::net`]), or a loss
+    /// probability given to [`lossy`] is out of its limits.
     ///
     /// State: nothing changed; no simulation was built, or the loss phase did not
     /// start.
     #[error(transparent)]
-    Net(#[from] NetConfigError),
+    Config(#[from] SimConfigError),
     /// The simulation exceeded its event budget.
     ///
     /// State: the simulation stopped where it was; it is intact and inspectable.
@@ -33,18 +35,23 @@ pub enum ScenarioError {
     Livelock(#[from] Livelock),
 }
 
-/// What to measure, and for how long. [`Plan::new`] gives the defaults used by the
-/// `swim_vs_foca` report.
+/// What to measure, and for how long: the configuration of a scenario run. Build it
+/// from [`Plan::default`] (or the preset [`Plan::new`], which sizes it for a cluster
+/// and a seed) and assign fields; [`Plan::validate`] (called by [`bootstrap`] and
+/// [`run`]) checks the limits each field documents. Every duration is at most
+/// [`MAX_VIRTUAL_TIME`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Plan {
-    /// Cluster size after bootstrap.
+    /// Cluster size after bootstrap: between 1 and [`Plan::MAX_NODES`].
     pub nodes: usize,
     /// Seeds the network and the scenario RNG.
     pub seed: u64,
-    /// The network (its `loss` applies from the start; the loss phase adds its own).
-    pub net: NetConfig,
-    /// The implementations' protocol period, to express delays in periods.
+    /// The network (its `loss` applies from the start; the loss phase adds its own),
+    /// checked by [`NetworkConfig::validate`].
+    pub net: NetworkConfig,
+    /// The implementations' protocol period, to express delays in periods. Above
+    /// zero (reports divide by it).
     pub probe_interval: Duration,
     /// Bootstrap joins are spread uniformly over this window.
     pub join_window: Duration,
@@ -54,7 +61,7 @@ pub struct Plan {
     pub traffic_window: Duration,
     /// Churn rounds: crash a random member, wait until every live member has
     /// marked it Down, join a replacement through a random member, wait until
-    /// every member has it Up, wait `churn_gap`.
+    /// every member has it Up, wait `churn_gap`. At most [`Plan::MAX_CHURN`].
     pub churn: usize,
     /// Quiet time after each churn round.
     pub churn_gap: Duration,
@@ -62,7 +69,7 @@ pub struct Plan {
     pub spread_timeout: Duration,
     /// Quiet time between phases (not measured).
     pub settle: Duration,
-    /// Loss probability of the loss phase.
+    /// Loss probability of the loss phase, in `[0, 1]`.
     pub loss: f64,
     /// Length of the loss phase.
     pub loss_duration: Duration,
@@ -81,8 +88,12 @@ pub enum StallKind {
 }
 
 /// One slow-node phase: a node stalls repeatedly for `duration`; Downs are counted
-/// over that time plus the plan's `settle`.
+/// over that time plus the plan's `settle`. Part of a [`Plan`], which validates it:
+/// every duration at most [`MAX_VIRTUAL_TIME`], each range's low end at most its high
+/// end, and `stall.1 + gap.1` above zero (rounds advance virtual time). Start
+/// from a preset ([`SlowPhase::pauses`]...) and assign fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SlowPhase {
     /// What kind of stall.
     pub kind: StallKind,
@@ -95,6 +106,34 @@ pub struct SlowPhase {
 }
 
 impl SlowPhase {
+    fn validate(&self, index: usize) -> Result<(), SimConfigError> {
+        let fail = |field, reason| {
+            Err(SimConfigError::SlowPhase {
+                index,
+                field,
+                reason,
+            })
+        };
+        for (field, (lo, hi)) in [("stall", self.stall), ("gap", self.gap)] {
+            if hi > MAX_VIRTUAL_TIME {
+                return fail(field, "its high end is above sim::MAX_VIRTUAL_TIME");
+            }
+            if lo > hi {
+                return fail(field, "its low end is above its high end");
+            }
+        }
+        if self.duration > MAX_VIRTUAL_TIME {
+            return fail("duration", "it is above sim::MAX_VIRTUAL_TIME");
+        }
+        if (self.stall.1 + self.gap.1).is_zero() {
+            return fail(
+                "stall",
+                "stall and gap are both always zero: no round would advance virtual time",
+            );
+        }
+        Ok(())
+    }
+
     /// Whole-process pauses of 2–5 s (longer than a protocol period, shorter than
     /// the suspicion timeout), 2–6 s apart, for 120 s.
     pub fn pauses() -> Self {
@@ -127,7 +166,58 @@ impl SlowPhase {
     }
 }
 
+impl Default for Plan {
+    /// [`Plan::new`] for 20 nodes and seed 0.
+    fn default() -> Self {
+        Plan::new(20, 0)
+    }
+}
+
 impl Plan {
+    /// Largest [`nodes`](Plan::nodes): 100 000.
+    pub const MAX_NODES: usize = 100_000;
+    /// Largest [`churn`](Plan::churn): 100 000 rounds.
+    pub const MAX_CHURN: usize = 100_000;
+
+    /// Checks every field against its documented limits, the network and each slow
+    /// phase included.
+    ///
+    /// # Errors
+    ///
+    /// The first field found out of its limits.
+    pub fn validate(&self) -> Result<(), SimConfigError> {
+        check_count("nodes", self.nodes, 1, Self::MAX_NODES)?;
+        check_count("churn", self.churn, 0, Self::MAX_CHURN)?;
+        self.net.validate()?;
+        if self.probe_interval.is_zero() {
+            return Err(SimConfigError::Zero {
+                field: "probe_interval",
+            });
+        }
+        for (field, d) in [
+            ("probe_interval", self.probe_interval),
+            ("join_window", self.join_window),
+            ("converge_timeout", self.converge_timeout),
+            ("traffic_window", self.traffic_window),
+            ("churn_gap", self.churn_gap),
+            ("spread_timeout", self.spread_timeout),
+            ("settle", self.settle),
+            ("loss_duration", self.loss_duration),
+        ] {
+            check_duration(field, d)?;
+        }
+        if !(0.0..=1.0).contains(&self.loss) {
+            return Err(SimConfigError::Probability {
+                field: "loss",
+                got: self.loss,
+            });
+        }
+        for (index, phase) in self.slow.iter().enumerate() {
+            phase.validate(index)?;
+        }
+        Ok(())
+    }
+
     /// Defaults: 1 s protocol period, joins over 2 s, convergence within
     /// 60 s + 60 ms per node, 10 s traffic window, 10 churn rounds, 120 s of
     /// 5 % loss, then the three [`SlowPhase`] presets (pauses, receive stalls, long
@@ -136,10 +226,11 @@ impl Plan {
         Plan {
             nodes,
             seed,
-            net: NetConfig::default(),
+            net: NetworkConfig::default(),
             probe_interval: Duration::from_secs(1),
             join_window: Duration::from_secs(2),
-            converge_timeout: Duration::from_secs(60) + Duration::from_millis(60) * nodes as u32,
+            converge_timeout: Duration::from_secs(60)
+                + Duration::from_millis(60) * u32::try_from(nodes).unwrap_or(u32::MAX),
             traffic_window: Duration::from_secs(10),
             churn: 10,
             churn_gap: Duration::from_secs(5),
@@ -159,6 +250,35 @@ impl Plan {
     /// the nodes do, so every implementation gets the same draws.
     fn scenario_rng(&self, phase: u64) -> fastrand::Rng {
         fastrand::Rng::with_seed(self.seed ^ 0x5eed_5ce7_a210_0000 ^ phase)
+    }
+}
+
+fn check_count(
+    field: &'static str,
+    got: usize,
+    min: usize,
+    max: usize,
+) -> Result<(), SimConfigError> {
+    if (min..=max).contains(&got) {
+        Ok(())
+    } else {
+        Err(SimConfigError::Count {
+            field,
+            got,
+            min,
+            max,
+        })
+    }
+}
+
+fn check_duration(field: &'static str, d: Duration) -> Result<(), SimConfigError> {
+    if d > MAX_VIRTUAL_TIME {
+        Err(SimConfigError::TooLong {
+            field,
+            max: MAX_VIRTUAL_TIME,
+        })
+    } else {
+        Ok(())
     }
 }
 
@@ -213,13 +333,19 @@ pub struct Report {
 /// others at uniform random times within the join window, each joining through
 /// node 0; then runs until every node's events show every other node live.
 /// Returns the simulation and the convergence time (`None`: timed out).
+///
+/// # Errors
+///
+/// The plan is out of its limits ([`Plan::validate`]; nothing ran), or the run
+/// livelocked.
 pub fn bootstrap<N: SimNode>(
     plan: &Plan,
     base: Instant,
     mut make: impl FnMut(usize, Instant) -> N,
 ) -> Result<(Sim<N>, Option<Duration>), ScenarioError> {
+    plan.validate()?;
     let mut rng = plan.scenario_rng(1);
-    let mut sim = Sim::new(plan.seed, base, plan.net.clone())?;
+    let mut sim = Sim::new(plan.net.clone(), plan.seed, base)?;
     let window = plan.join_window.as_nanos() as u64;
     let mut times: Vec<u64> = (1..plan.nodes).map(|_| rng.u64(0..=window)).collect();
     times.sort_unstable();
@@ -417,6 +543,11 @@ pub fn slow_node<N: SimNode>(
 /// The whole measurement for one implementation: bootstrap, traffic, churn, loss,
 /// slow nodes (see the module docs). `make(index, now)` builds node
 /// `index`.
+///
+/// # Errors
+///
+/// The plan is out of its limits ([`Plan::validate`], checked first; nothing ran),
+/// or the run livelocked.
 pub fn run<N: SimNode>(
     plan: &Plan,
     base: Instant,

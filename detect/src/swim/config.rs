@@ -208,9 +208,12 @@ impl SwimConfig {
             .max(Self::MIN_PACKET_SIZE)
     }
 
-    /// Checks every field against its documented limits, except the id-dependent
-    /// floor of `max_packet_size` (only [`SwimConfig::MIN_PACKET_SIZE`] here): see
-    /// [`SwimConfig::validate_for`], which [`Swim::new`](super::Swim::new) calls.
+    /// Checks every field against its documented limits **except one**: the floor of
+    /// `max_packet_size` depends on the id type, and this checks only the id-free
+    /// [`SwimConfig::MIN_PACKET_SIZE`]. So a config this accepts can still be refused
+    /// by [`Swim::new`](super::Swim::new) with [`SwimConfigError::PacketSize`], when
+    /// `max_packet_size` is below [`SwimConfig::min_packet_size`]`::<N>()`. To check
+    /// exactly what `Swim::new` checks, call [`SwimConfig::validate_for`]`::<N>()`.
     ///
     /// # Errors
     ///
@@ -220,7 +223,8 @@ impl SwimConfig {
     }
 
     /// [`SwimConfig::validate`], and `max_packet_size` at least
-    /// [`SwimConfig::min_packet_size`] for ids of type `N`.
+    /// [`SwimConfig::min_packet_size`] for ids of type `N`: exactly the checks of
+    /// [`Swim::new`](super::Swim::new) for a `Swim<N>`.
     ///
     /// # Errors
     ///

@@ -3,7 +3,7 @@
 
 use dsys_crdt::codec::{Decode, Encode};
 use dsys_crdt::sim::Sim;
-use dsys_crdt::{Authored, Lattice, ORSet, SyncConfig};
+use dsys_crdt::{Authored, Lattice, ORSet, SyncConfig, TwoPSet};
 
 use super::format::cart_cell;
 use super::network::sync;
@@ -30,6 +30,28 @@ pub(super) fn play_cart<S: Lattice + Authored<String> + PartialEq + Encode + Dec
         carts.push([SEOUL, TOKYO, VIRGINIA].map(|i| items(nodes[i].replica.state())));
     }
     Ok(carts)
+}
+
+/// [`CART`] on an OR-Set (add wins).
+pub(super) fn or_set_carts() -> Res<Carts> {
+    play_cart::<ORSet<String, String>>(
+        |s, me, op| match op {
+            CartOp::Add(item) => s.add(me, item.to_owned()),
+            CartOp::Remove(item) => s.remove(&item.to_owned()),
+        },
+        |s| s.iter().cloned().collect(),
+    )
+}
+
+/// [`CART`] on a 2P-Set (a tombstone wins for good).
+pub(super) fn two_phase_carts() -> Res<Carts> {
+    play_cart::<TwoPSet<String>>(
+        |s, _, op| match op {
+            CartOp::Add(item) => s.insert(item.to_owned()),
+            CartOp::Remove(item) => s.remove(item.to_owned()),
+        },
+        |s| s.iter().cloned().collect(),
+    )
 }
 
 /// The cart a replica holds in the simulator, or `(down)`.

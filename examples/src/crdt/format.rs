@@ -1,6 +1,9 @@
 //! How numbers and carts are printed, and the replica ids of section 3's scaling table.
 
-use dsys_crdt::GCounter;
+use std::time::Duration;
+
+use dsys_crdt::sim::Record;
+use dsys_crdt::{GCounter, ORSet};
 
 pub(super) fn views_read(counter: &GCounter<String>) -> i128 {
     i128::try_from(counter.value()).unwrap_or(i128::MAX)
@@ -27,6 +30,11 @@ pub(super) fn count(n: u64) -> String {
     num(i128::from(n))
 }
 
+/// `count` of a virtual time's whole milliseconds: `1,200`.
+pub(super) fn millis(time: Duration) -> String {
+    num(i128::try_from(time.as_millis()).unwrap_or(i128::MAX))
+}
+
 /// A read against the truth: `1,580`, or `1,710 (+130)`.
 pub(super) fn against(read: i128, truth: i128) -> String {
     match read - truth {
@@ -48,4 +56,13 @@ pub(super) fn cart_cell(items: &[String]) -> String {
 /// Replica ids `pop-0000`, `pop-0001`...: edge points of presence.
 pub(super) fn pop(i: usize) -> String {
     format!("pop-{i:04}")
+}
+
+/// A record on a simulated disk: `incarnation 1: book, pen`.
+pub(super) fn record_cell(record: &Record<ORSet<u64, String>>) -> String {
+    format!(
+        "incarnation {}: {}",
+        record.incarnation,
+        cart_cell(&record.state.iter().cloned().collect::<Vec<_>>())
+    )
 }

@@ -23,15 +23,17 @@
 //! This file is the story: what each section shows, checks and prints, in
 //! reading order. The machinery that drives it lives beside it:
 //! - `script.rs`: the replicas, the page views and the network of each round,
-//!   what a correct counter reads after each, and the cart's operations;
+//!   what a correct counter reads after each, section 4's likes and unlikes,
+//!   and the cart's operations;
 //! - `network.rs`: the network of sections 1 to 5, a few lines so that the
 //!   CRDT and the plain-integer replicas of section 2 run on the same rounds:
 //!   each round every replica ships, and messages are delivered in a fixed
 //!   order until none is left;
-//! - `replicas.rs`: a dsys-crdt replica with the bytes it sends, and the
-//!   plain-integer counters of section 2;
-//! - `cart.rs`: playing the cart on a set CRDT, and carts in the simulator;
-//! - `format.rs`: how numbers and carts are printed.
+//! - `replicas.rs`: a dsys-crdt replica with the bytes it sends, the
+//!   plain-integer counters of section 2, and what section 3 measures;
+//! - `cart.rs`: playing the cart on an OR-Set and a 2P-Set, and carts in the
+//!   simulator;
+//! - `format.rs`: how numbers, carts and records are printed.
 //!
 //! Section 6 runs on dsys-crdt's simulator (`dsys_crdt::sim`), which keeps
 //! each replica's disk the way the persistence contract says. Nothing is
@@ -43,17 +45,20 @@ mod network;
 mod replicas;
 mod script;
 
-use dsys_crdt::codec::Encode;
+use std::time::Duration;
+
 use dsys_crdt::sim::{Sim, SimConfig};
-use dsys_crdt::{GCounter, Lattice, ORSet, PNCounter, SyncConfig, SyncMessage, TwoPSet};
+use dsys_crdt::{GCounter, Lattice, ORSet, PNCounter, SyncConfig};
 
 use crate::report::{self, Res, Table, check, check_eq};
-use cart::{add_item, play_cart, sim_cart};
-use format::{against, cart_cell, count, num, pop, views_read};
+use cart::{add_item, or_set_carts, sim_cart, two_phase_carts};
+use format::{against, cart_cell, count, millis, num, record_cell, views_read};
 use network::{Counter, replay, sync};
-use replicas::{AddNode, CrdtNode, LwwNode, final_reads};
+use replicas::{
+    AddNode, CrdtNode, LwwNode, entries, final_reads, like_and_unlike, message_sizes, sum,
+};
 use script::{
-    CART, CONNECTED, CartOp, NAMES, ROUNDS, SEOUL, TOKYO, VIRGINIA, VIRGINIA_CUT, reachable,
+    CART, LIKES, NAMES, ROUNDS, SEOUL, TOKYO, VIRGINIA, correct_read, partition_rounds, reachable,
     served, total,
 };
 
@@ -122,13 +127,7 @@ fn partition() -> Res<Vec<CrdtNode<GCounter<String>>>> {
             num(reads[VIRGINIA]),
         ]);
         for (i, read) in reads.iter().enumerate() {
-            let expected = if step.synced {
-                reachable(i, step.round)
-            } else if step.round == 0 {
-                served(i, 1)
-            } else {
-                reachable(i, step.round - 1) + round.views[i]
-            };
+            let expected = correct_read(i, step.round, step.synced);
             check_eq(
                 &format!(
                     "{} reads what reached it (round {}{})",
@@ -141,11 +140,6 @@ fn partition() -> Res<Vec<CrdtNode<GCounter<String>>>> {
             )?;
         }
         if step.synced && round.net.cut.is_some() {
-            let entries = |node: &CrdtNode<GCounter<String>>| {
-                let state = node.replica.state();
-                let [s, t, v] = NAMES.map(|name| state.get(&name.to_owned()));
-                [s, t, v, s + t + v]
-            };
             in_partition = step.nodes.iter().map(entries).collect();
         }
         if step.synced && round.net.duplicate.is_some() {
@@ -167,15 +161,7 @@ fn partition() -> Res<Vec<CrdtNode<GCounter<String>>>> {
         "tokyo found the duplicated delta-interval redundant",
         redundant_after_duplicate >= 1,
     )?;
-    let cut_at = ROUNDS
-        .iter()
-        .position(|r| r.net.cut.is_some())
-        .ok_or("a partition")?;
-    let heal_at = ROUNDS
-        .iter()
-        .rposition(|r| r.net.cut.is_some())
-        .ok_or("a partition")?
-        + 1;
+    let (cut_at, heal_at) = partition_rounds().ok_or("a partition")?;
     let gap = reachable(SEOUL, heal_at - 1).abs_diff(reachable(VIRGINIA, heal_at - 1));
     check(
         "the two sides disagree during the partition",
@@ -417,11 +403,8 @@ fn bytes(default_run: &[CrdtNode<GCounter<String>>]) -> Res {
         totals.push((sent, whole));
     }
     table.print();
-    let states: u64 = small.iter().map(|n| n.replica.counters().states_sent).sum();
-    let default_states: u64 = default_run
-        .iter()
-        .map(|n| n.replica.counters().states_sent)
-        .sum();
+    let states = sum(&small, |c| c.states_sent);
+    let default_states = sum(default_run, |c| c.states_sent);
     check_eq(
         "the default buffer never falls back to whole states",
         &default_states,
@@ -443,23 +426,13 @@ fn bytes(default_run: &[CrdtNode<GCounter<String>>]) -> Res {
          and sends that peer its whole state instead: {} whole-state messages, the same final \
          counts.",
         count(views),
-        count(
-            default_run
-                .iter()
-                .map(|n| n.replica.counters().deltas_sent)
-                .sum()
-        ),
-        count(
-            default_run
-                .iter()
-                .map(|n| n.replica.counters().acks_sent)
-                .sum()
-        ),
+        count(sum(default_run, |c| c.deltas_sent)),
+        count(sum(default_run, |c| c.acks_sent)),
         count(sent as u64),
         count(sent as u64),
         count(whole as u64),
         100.0 * sent as f64 / whole as f64,
-        count(small.iter().map(|n| n.replica.counters().evicted).sum()),
+        count(sum(&small, |c| c.evicted)),
         count(states),
     ));
 
@@ -477,24 +450,7 @@ fn bytes(default_run: &[CrdtNode<GCounter<String>>]) -> Res {
     .numeric(&[0, 1, 2, 3]);
     let mut previous_ratio = f64::INFINITY;
     for n in [3usize, 30, 300, 3000] {
-        let mut counter: GCounter<String> =
-            (0..n).map(|i| (pop(i), 1_000_000 + i as u64)).collect();
-        let seq = 1_000_000;
-        let delta = counter.increment(&pop(0), 1);
-        let whole = SyncMessage::State {
-            incarnation: 0,
-            seq,
-            state: counter.clone(),
-        }
-        .to_bytes()
-        .len();
-        let one = SyncMessage::Delta {
-            incarnation: 0,
-            seq,
-            delta,
-        }
-        .to_bytes()
-        .len();
+        let (whole, one) = message_sizes(n);
         let ratio = one as f64 / whole as f64;
         check(
             "the delta's share shrinks as replicas are added",
@@ -539,22 +495,6 @@ fn likes() -> Res {
     );
 
     let mut nodes = CrdtNode::<PNCounter<String>>::mesh(&SyncConfig::default())?;
-    // Per round: the labels of its two steps, the network, and (likes,
-    // unlikes) at each replica.
-    let script = [
-        (
-            "1 virginia cut off; likes and unlikes",
-            "1 sync, virginia cut off",
-            VIRGINIA_CUT,
-            [(40, 3), (25, 10), (12, 30)],
-        ),
-        (
-            "2 healed; likes and unlikes",
-            "2 sync",
-            CONNECTED,
-            [(5, 1), (0, 4), (2, 0)],
-        ),
-    ];
     let mut table = Table::new(&[
         "step",
         "likes",
@@ -567,17 +507,10 @@ fn likes() -> Res {
     .numeric(&[1, 2, 3, 4, 5, 6]);
     let (mut likes, mut unlikes) = (0u64, 0u64);
     let mut virginia_cut_off = None;
-    for (arrive, synced_label, net, events) in script {
-        for (node, (up, down)) in nodes.iter_mut().zip(events) {
-            for _ in 0..up {
-                node.replica.mutate(|s, me| s.increment(me, 1));
-            }
-            for _ in 0..down {
-                node.replica.mutate(|s, me| s.decrement(me, 1));
-            }
-            likes += up;
-            unlikes += down;
-        }
+    for (arrive, synced_label, net, events) in LIKES {
+        let (up, down) = like_and_unlike(&mut nodes, events);
+        likes += up;
+        unlikes += down;
         let truth = i128::from(likes) - i128::from(unlikes);
         for (label, synced) in [(arrive, false), (synced_label, true)] {
             if synced {
@@ -641,20 +574,8 @@ fn cart() -> Res {
          - 2P-Set (TwoPSet): a remove leaves a tombstone, and a tombstoned item never comes \
          back.",
     );
-    let or_set = play_cart::<ORSet<String, String>>(
-        |s, me, op| match op {
-            CartOp::Add(item) => s.add(me, item.to_owned()),
-            CartOp::Remove(item) => s.remove(&item.to_owned()),
-        },
-        |s| s.iter().cloned().collect(),
-    )?;
-    let two_phase = play_cart::<TwoPSet<String>>(
-        |s, _, op| match op {
-            CartOp::Add(item) => s.insert(item.to_owned()),
-            CartOp::Remove(item) => s.remove(item.to_owned()),
-        },
-        |s| s.iter().cloned().collect(),
-    )?;
+    let or_set = or_set_carts()?;
+    let two_phase = two_phase_carts()?;
 
     let mut table = Table::new(&["after", "set", "seoul", "tokyo", "virginia"]);
     for (i, (label, _, _)) in CART.iter().enumerate() {
@@ -729,11 +650,14 @@ fn restart() -> Res {
          replicas, every message arriving 20 ms after it is sent, a ship every 100 ms, \
          and a disk per replica that the simulator writes as the contract says:",
     );
-    let mut sim = Sim::<ORSet<u64, String>>::new(6, SimConfig::reliable(NAMES.len(), 20))?;
+    let mut sim = Sim::<ORSet<u64, String>>::new(
+        SimConfig::reliable(NAMES.len(), Duration::from_millis(20)),
+        6,
+    )?;
     let mut table = Table::new(&["time", "what happens", "seoul", "tokyo", "virginia"]);
     let mut row = |sim: &Sim<ORSet<u64, String>>, what: &str| {
         table.row([
-            format!("{} ms", count(sim.now_ms())),
+            format!("{} ms", millis(sim.now())),
             what.to_owned(),
             sim_cart(sim, SEOUL),
             sim_cart(sim, TOKYO),
@@ -743,7 +667,7 @@ fn restart() -> Res {
 
     sim.mutate(SEOUL, add_item("book")).ok_or("seoul is up")?;
     row(&sim, "seoul adds book and writes it");
-    sim.run_for(200);
+    sim.run_for(Duration::from_millis(200));
     row(&sim, "a ship later everyone has it");
     sim.partition(&[VIRGINIA], &[SEOUL, TOKYO]);
     sim.mutate(TOKYO, add_item("pen")).ok_or("tokyo is up")?;
@@ -757,7 +681,7 @@ fn restart() -> Res {
     row(&sim, "seoul adds lamp and crashes before writing it");
     sim.mutate(VIRGINIA, add_item("mug"))
         .ok_or("virginia is up")?;
-    sim.run_for(300);
+    sim.run_for(Duration::from_millis(300));
     row(&sim, "virginia, alone, adds mug");
     let lamp_on_disk = sim
         .record(SEOUL)
@@ -765,15 +689,18 @@ fn restart() -> Res {
     sim.restart(SEOUL);
     sim.restart(TOKYO);
     row(&sim, "seoul and tokyo restart from their disks");
-    sim.run_for(200);
+    sim.run_for(Duration::from_millis(200));
     row(&sim, "a ship later: tokyo's restored state reached seoul");
     sim.heal();
     let took = sim
-        .run_until_converged(5_000)
+        .run_until_converged(Duration::from_secs(5))
         .ok_or("the carts never converged")?;
     row(
         &sim,
-        &format!("healed; the same cart everywhere {took} ms later"),
+        &format!(
+            "healed; the same cart everywhere {} ms later",
+            took.as_millis()
+        ),
     );
     table.print();
 
@@ -805,11 +732,7 @@ fn restart() -> Res {
         disks.row([
             (*name).to_owned(),
             count(replica.incarnation()),
-            format!(
-                "incarnation {}: {}",
-                record.incarnation,
-                cart_cell(&record.state.iter().cloned().collect::<Vec<_>>())
-            ),
+            record_cell(record),
             count(replica.counters().states_sent),
             count(replica.counters().deltas_sent),
         ]);

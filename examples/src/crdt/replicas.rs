@@ -5,9 +5,11 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use dsys_crdt::codec::{Decode, Encode};
-use dsys_crdt::{Authored, GCounter, Lattice, Replica, SyncConfig, SyncMessage};
+use dsys_crdt::{
+    Authored, Counters, GCounter, Lattice, PNCounter, Replica, SyncConfig, SyncMessage,
+};
 
-use super::format::views_read;
+use super::format::{pop, views_read};
 use super::network::{Counter, Peer, replay};
 use super::script::NAMES;
 use crate::report::Res;
@@ -255,4 +257,59 @@ impl Peer for AddNode {
 pub(super) fn final_reads<C: Counter>(mut nodes: Vec<C>) -> Res<Vec<i128>> {
     replay(&mut nodes, |_| Ok(()))?;
     Ok(nodes.iter().map(Counter::read).collect())
+}
+
+/// One G-Counter's entries for seoul, tokyo and virginia, and their sum.
+pub(super) fn entries(node: &CrdtNode<GCounter<String>>) -> [u64; 4] {
+    let state = node.replica.state();
+    let [s, t, v] = NAMES.map(|name| state.get(&name.to_owned()));
+    [s, t, v, s + t + v]
+}
+
+/// A counter summed over the replicas.
+pub(super) fn sum(nodes: &[CrdtNode<GCounter<String>>], counter: fn(&Counters) -> u64) -> u64 {
+    nodes.iter().map(|n| counter(n.replica.counters())).sum()
+}
+
+/// Section 4's arrivals: `(likes, unlikes)` at each replica, one delta mutation
+/// each. Returns the likes and unlikes in all.
+pub(super) fn like_and_unlike(
+    nodes: &mut [CrdtNode<PNCounter<String>>],
+    events: [(u64, u64); 3],
+) -> (u64, u64) {
+    let (mut likes, mut unlikes) = (0, 0);
+    for (node, (up, down)) in nodes.iter_mut().zip(events) {
+        for _ in 0..up {
+            node.replica.mutate(|s, me| s.increment(me, 1));
+        }
+        for _ in 0..down {
+            node.replica.mutate(|s, me| s.decrement(me, 1));
+        }
+        likes += up;
+        unlikes += down;
+    }
+    (likes, unlikes)
+}
+
+/// The bytes of a whole-state message and of a one-increment delta message, from one
+/// of `n` edge replicas (ids [`pop`]) that have each counted about a million views.
+pub(super) fn message_sizes(n: usize) -> (usize, usize) {
+    let mut counter: GCounter<String> = (0..n).map(|i| (pop(i), 1_000_000 + i as u64)).collect();
+    let seq = 1_000_000;
+    let delta = counter.increment(&pop(0), 1);
+    let whole = SyncMessage::State {
+        incarnation: 0,
+        seq,
+        state: counter.clone(),
+    }
+    .to_bytes()
+    .len();
+    let one = SyncMessage::Delta {
+        incarnation: 0,
+        seq,
+        delta,
+    }
+    .to_bytes()
+    .len();
+    (whole, one)
 }

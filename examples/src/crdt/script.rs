@@ -1,6 +1,6 @@
 //! The chapter's script: the three replicas, the network of each sync, the page views
 //! of the rounds of sections 1 to 3 (and what a correct counter reads after each), and
-//! the shopper's operations of section 5.
+//! the likes and unlikes of section 4, and the shopper's operations of section 5.
 
 /// The replicas, by index.
 pub(super) const NAMES: [&str; 3] = ["seoul", "tokyo", "virginia"];
@@ -115,6 +115,45 @@ pub(super) fn reachable(reader: usize, last: usize) -> u64 {
         .map(|(s, origin)| ROUNDS[s].views[origin])
         .sum()
 }
+
+/// What a correct counter at `reader` reads in round `round` (0-based): after the
+/// views arrive, or (`synced`) after the round's sync.
+pub(super) fn correct_read(reader: usize, round: usize, synced: bool) -> u64 {
+    if synced {
+        reachable(reader, round)
+    } else if round == 0 {
+        served(reader, 1)
+    } else {
+        reachable(reader, round - 1) + ROUNDS[round].views[reader]
+    }
+}
+
+/// The partition of [`ROUNDS`]: the index of its first round, and one past its last.
+pub(super) fn partition_rounds() -> Option<(usize, usize)> {
+    let cut_at = ROUNDS.iter().position(|r| r.net.cut.is_some())?;
+    let heal_at = ROUNDS.iter().rposition(|r| r.net.cut.is_some())? + 1;
+    Some((cut_at, heal_at))
+}
+
+/// One round of section 4: the labels of its two steps, the network, and (likes,
+/// unlikes) at each replica.
+pub(super) type LikesRound = (&'static str, &'static str, Net, [(u64, u64); 3]);
+
+/// Section 4's rounds: virginia cut off, then healed.
+pub(super) const LIKES: [LikesRound; 2] = [
+    (
+        "1 virginia cut off; likes and unlikes",
+        "1 sync, virginia cut off",
+        VIRGINIA_CUT,
+        [(40, 3), (25, 10), (12, 30)],
+    ),
+    (
+        "2 healed; likes and unlikes",
+        "2 sync",
+        CONNECTED,
+        [(5, 1), (0, 4), (2, 0)],
+    ),
+];
 
 /// What a shopper does to the cart at one replica.
 #[derive(Debug, Clone, Copy)]

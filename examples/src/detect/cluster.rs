@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use dsys_detect::sim::{NetConfig, Sim, SimEventKind, SimNode, Traffic};
+use dsys_detect::sim::{NetworkConfig, Sim, SimEventKind, SimNode, Traffic};
 use dsys_detect::{Event, State, Swim, SwimConfig};
 
 use super::{
@@ -144,8 +144,8 @@ pub(super) struct Story {
 }
 
 impl Story {
-    pub(super) fn run(base: Instant, config: &SwimConfig, net: NetConfig) -> Res<Self> {
-        let mut sim = Sim::new(SIM_SEED, base, net)?;
+    pub(super) fn run(base: Instant, config: &SwimConfig, net: NetworkConfig) -> Res<Self> {
+        let mut sim = Sim::new(net, SIM_SEED, base)?;
         for id in 0..NODES {
             let swim = Swim::new(
                 id,

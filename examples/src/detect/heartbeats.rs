@@ -142,7 +142,7 @@ impl Verdict {
             akka_gives_up: crossing(akka, last, THRESHOLD).ok_or("Akka gives up")?,
             cassandra_gives_up: crossing(&detectors.cassandra, last, THRESHOLD)
                 .ok_or("Cassandra gives up")?,
-            timeout_fires: detectors.timeout.deadline().ok_or("timeout deadline")? - last,
+            timeout_fires: detectors.timeout.poll_timeout().ok_or("timeout deadline")? - last,
             phi_false_alarms,
             tight_false_alarms,
         })

@@ -21,25 +21,29 @@
 //! order. The machinery that drives it is in the sibling files: `heartbeats`
 //! (jittered histories, the detectors, their replay), `cluster` (the
 //! simulated SWIM cluster and its incident), `waves` (grouping reports into
-//! the timeline's rows) and `format` (how numbers are written).
+//! the timeline's rows), `outcome` (the summary's table, its checks and the
+//! figures its notes quote), `accounts` (the slow member's and the accused
+//! members' accounts, built from the record) and `format` (how numbers are
+//! written).
 
+mod accounts;
 mod cluster;
 mod format;
 mod heartbeats;
+mod outcome;
 mod waves;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::f64::consts::LN_10;
 use std::time::{Duration, Instant};
 
-use dsys_detect::State;
 use dsys_detect::SwimConfig;
-use dsys_detect::sim::{NetConfig, SimEventKind};
+use dsys_detect::sim::NetworkConfig;
 
 use crate::report::{self, Res, Table, check, check_eq};
-use cluster::{Report, Story, accuser, min_suspicion, what};
+use cluster::{Report, Story, min_suspicion};
 use format::{bar, mistake, ms, secs, t};
 use heartbeats::{Detectors, History, Verdict, crossing};
+use outcome::Figures;
 use waves::Wave;
 
 /// Runs the chapter.
@@ -186,7 +190,7 @@ fn phi_climbs(base: Instant) -> Res {
     }
     let deadline = detectors
         .timeout
-        .deadline()
+        .poll_timeout()
         .ok_or("the timeout detector has a deadline")?;
     check_eq("the timeout fires after 3 s", &(deadline - last), &TIMEOUT)?;
     table.row([
@@ -349,7 +353,7 @@ const RUN_AFTER_CRASH: Duration = Duration::from_secs(30);
 fn swim(base: Instant) -> Res {
     report::section("3. SWIM: 20 members, one crash, one slow member");
     let config = SwimConfig::default();
-    let mut net = NetConfig::default();
+    let mut net = NetworkConfig::default();
     net.latency_min = Duration::from_millis(2);
     net.latency_max = Duration::from_millis(20);
     net.loss = 0.01;
@@ -452,162 +456,17 @@ fn timeline(story: &Story) -> Res {
 }
 
 fn summary(story: &Story) -> Res {
-    let sim = &story.sim;
     let wrongly = story.wrongly_accused();
-    let mut subjects = vec![
-        (CRASHED, format!("node {CRASHED} (crashed)")),
-        (SLOW, format!("node {SLOW} (froze twice)")),
-    ];
-    subjects.extend(wrongly.iter().map(|&n| (n, format!("node {n} (healthy)"))));
-
-    let waves = Wave::all(story);
-    let mut columns: Vec<[String; 6]> = Vec::new();
-    for (subject, _) in &subjects {
-        let subject = *subject;
-        let others = Story::others(subject);
-        let of = |kind: SimEventKind| -> Vec<&Wave> {
-            waves
-                .iter()
-                .filter(|w| w.subject == subject && w.kind == kind)
-                .collect()
-        };
-        let firsts = |waves: &[&Wave]| -> String {
-            if waves.is_empty() {
-                return "never".to_owned();
-            }
-            let firsts: Vec<String> = waves
-                .iter()
-                .map(|w| match (w.kind, w.accusers().first()) {
-                    // Many members' own timers run out; the first is enough here.
-                    (SimEventKind::Down, Some(first)) => format!("{} by {first}", t(w.at)),
-                    _ => format!("{}{}", t(w.at), w.by()),
-                })
-                .collect();
-            firsts.join(", ")
-        };
-        let reach = |waves: &[&Wave]| -> String {
-            if waves.is_empty() {
-                return "-".to_owned();
-            }
-            let reach: Vec<String> = waves
-                .iter()
-                .map(|w| format!("{} of {others} by {}", w.observers(), t(w.last)))
-                .collect();
-            reach.join(", ")
-        };
-        let (suspected, down) = (of(SimEventKind::Suspect), of(SimEventKind::Down));
-        let swim = &sim.node(subject as usize).swim;
-        let refutations = if subject == CRASHED {
-            "-".to_owned()
-        } else {
-            format!(
-                "{} (incarnation {})",
-                swim.counters().refutations,
-                swim.incarnation()
-            )
-        };
-        let mut held: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for observer in (0..NODES).filter(|&o| o != subject && o != CRASHED) {
-            let state = match sim.node(observer as usize).swim.state_of(&subject) {
-                Some(State::Alive) => "Alive",
-                Some(State::Suspect) => "Suspect",
-                Some(State::Down) => "Down",
-                Some(State::Left) => "Left",
-                None => "unknown",
-            };
-            *held.entry(state).or_default() += 1;
-        }
-        let held: Vec<String> = held
-            .iter()
-            .map(|(state, count)| format!("{state} for {count} of {others}"))
-            .collect();
-        columns.push([
-            firsts(&suspected),
-            reach(&suspected),
-            firsts(&down),
-            reach(&down),
-            refutations,
-            held.join(", "),
-        ]);
-    }
-    let mut header = vec![String::new()];
-    header.extend(subjects.iter().map(|(_, name)| name.clone()));
-    let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    let mut table = Table::new(&header);
-    let end = format!("at {}", t(story.schedule.end));
-    let labels = [
-        "first suspected",
-        "suspicion reached",
-        "first declared Down",
-        "Down reached",
-        "refutations",
-        end.as_str(),
-    ];
-    for (i, label) in labels.iter().enumerate() {
-        let mut row = vec![label.to_string()];
-        row.extend(columns.iter().map(|column| column[i].clone()));
-        table.row(row);
-    }
-    table.print();
-
-    // The story's claims, checked against every member's final state.
-    let first_down = story.first(CRASHED, SimEventKind::Down);
-    check_eq(
-        "members that declared the crashed member Down",
-        &first_down.len(),
-        &Story::others(CRASHED),
-    )?;
-    for observer in (0..NODES).filter(|&o| o != CRASHED) {
-        let swim = &sim.node(observer as usize).swim;
-        check_eq(
-            &format!("node {observer}'s view of the crashed member"),
-            &swim.state_of(&CRASHED),
-            &Some(State::Down),
-        )?;
-        if observer != SLOW {
-            check_eq(
-                &format!("node {observer}'s view of the slow member"),
-                &swim.state_of(&SLOW),
-                &Some(State::Alive),
-            )?;
-        }
-    }
-    check(
-        "every running member holds every other Alive at the end",
-        sim.states_converged(),
-    )?;
-    check(
-        "the slow member refuted a suspicion of itself",
-        sim.node(SLOW as usize).swim.counters().refutations > 0,
-    )?;
-
-    let mut spreads: Vec<Duration> = Wave::all(story)
-        .iter()
-        .filter(|wave| wave.observers() == Story::others(wave.subject))
-        .map(|wave| wave.last - wave.at)
-        .collect();
-    spreads.sort();
-    let median = spreads.get(spreads.len() / 2).copied().unwrap_or_default();
-    let gossip = story.sim.node(0).swim.config().gossip_interval;
-    let first_at = |kind| {
-        story
-            .first(CRASHED, kind)
-            .values()
-            .map(|(at, _)| *at)
-            .min()
-            .ok_or("the crashed member was suspected and declared Down")
-    };
-    let (suspected, down) = (
-        first_at(SimEventKind::Suspect)?,
-        first_at(SimEventKind::Down)?,
-    );
-    let all_down = story
-        .first(CRASHED, SimEventKind::Down)
-        .values()
-        .map(|(at, _)| *at)
-        .max()
-        .unwrap_or(down);
-    let min_suspicion = min_suspicion(story.sim.node(0).swim.config());
+    outcome::table(story, &wrongly).print();
+    outcome::check_claims(story)?;
+    let Figures {
+        median,
+        gossip,
+        suspected,
+        down,
+        all_down,
+        min_suspicion,
+    } = Figures::of(story)?;
     report::note(&format!(
         "Node {CRASHED}. It was declared Down {} after it was first suspected{}. {} after the \
          crash, every member had it Down: the seed's \"after a timeout, B is removed\".",
@@ -620,9 +479,9 @@ fn summary(story: &Story) -> Res {
         },
         secs(all_down - story.schedule.crash),
     ));
-    report::note(&slow_story(story));
+    report::note(&accounts::slow_story(story));
     if !wrongly.is_empty() {
-        report::note(&accused_story(story, &wrongly));
+        report::note(&accounts::accused_story(story, &wrongly));
     }
     report::note(&format!(
         "News reached every member within {} (the median above): about {:.0} gossip rounds of \
@@ -639,132 +498,4 @@ fn summary(story: &Story) -> Res {
         story.incident.1,
     ));
     Ok(())
-}
-
-/// What became of the slow member, freeze by freeze.
-fn slow_story(story: &Story) -> String {
-    let mut parts = Vec::new();
-    for (i, (start, end)) in story.schedule.freezes.iter().enumerate() {
-        let suspected: Vec<(Duration, u32)> = story
-            .events()
-            .filter(|(at, _, event)| {
-                *at >= *start && *at <= *end && what(event) == (SLOW, SimEventKind::Suspect)
-            })
-            .filter_map(|(at, _, event)| accuser(event).map(|by| (at, by)))
-            .collect();
-        // A refutation within a second of waking up answers this freeze's news.
-        let refuted = story
-            .reports
-            .iter()
-            .find_map(|(at, observer, report)| match report {
-                Report::Refuted { incarnation, .. }
-                    if *observer == SLOW && *at >= *end && *at - *end < Duration::from_secs(1) =>
-                {
-                    Some(*incarnation)
-                }
-                _ => None,
-            });
-        let which = if i == 0 {
-            "First freeze"
-        } else {
-            "Second freeze"
-        };
-        parts.push(match (suspected.first(), refuted) {
-            (Some((at, by)), Some(incarnation)) => format!(
-                "{which} ({} to {}): node {by} suspected it at {}; on waking it read the \
-                 news in its queue and refuted it (incarnation {incarnation}).",
-                t(*start),
-                t(*end),
-                t(*at),
-            ),
-            (Some((at, by)), None) => format!(
-                "{which} ({} to {}): node {by} suspected it at {}.",
-                t(*start),
-                t(*end),
-                t(*at),
-            ),
-            (None, _) => format!(
-                "{which} ({} to {}): nobody noticed; no member's probe of it ran out while it \
-                 was frozen.",
-                t(*start),
-                t(*end),
-            ),
-        });
-    }
-    let downs = story.first(SLOW, SimEventKind::Down);
-    parts.push(if downs.is_empty() {
-        format!(
-            "It was never declared Down: a suspicion lasts at least {} here, longer than the \
-             {} freeze.",
-            secs(min_suspicion(story.sim.node(0).swim.config())),
-            secs(FREEZE),
-        )
-    } else {
-        format!(
-            "{} members declared it Down before its refutation reached them.",
-            downs.len()
-        )
-    });
-    format!("Node {SLOW}. {}", parts.join(" "))
-}
-
-/// Who accused healthy members, and how they came back.
-fn accused_story(story: &Story, wrongly: &BTreeSet<u32>) -> String {
-    let mut parts = Vec::new();
-    let mut by_slow_on_waking = false;
-    for &subject in wrongly {
-        let first = story
-            .events()
-            .find(|(_, _, event)| what(event) == (subject, SimEventKind::Suspect));
-        let refuted = story
-            .reports
-            .iter()
-            .find_map(|(at, observer, report)| match report {
-                Report::Refuted { .. } if *observer == subject => Some(*at),
-                _ => None,
-            });
-        let Some((at, _, event)) = first else {
-            continue;
-        };
-        let by = accuser(event).unwrap_or(subject);
-        let why = if by == SLOW && story.schedule.wakes_at(at) {
-            by_slow_on_waking = true;
-            format!(
-                ", the instant {SLOW} woke up: a probe of {subject} that {SLOW} had started just \
-                 before freezing was long overdue, and the rule turned the missed deadline into a \
-                 suspicion at once, although the time that had run out was {SLOW}'s own"
-            )
-        } else {
-            String::new()
-        };
-        parts.push(format!(
-            "Node {subject}, healthy, was suspected by {by} at {}{why}. {}",
-            t(at),
-            match refuted {
-                Some(r) => format!("It refuted {} later.", ms(r - at)),
-                None => "It never refuted.".to_owned(),
-            }
-        ));
-    }
-    // Lifeguard (section 4.1): the slow member's own health score on waking.
-    let health = story
-        .reports
-        .iter()
-        .find_map(|(at, observer, report)| match report {
-            Report::Refuted { health, .. } if *observer == SLOW && story.schedule.wakes_at(*at) => {
-                Some(*health)
-            }
-            _ => None,
-        });
-    if let Some(health) = health.filter(|&h| by_slow_on_waking && h > 0) {
-        parts.push(format!(
-            "This is the slow member Lifeguard is about. On waking, node {SLOW}'s health score \
-             rose to {health} (nacks it never got, a suspicion of itself to refute), so its \
-             probe timeouts and period now stretch x{}: while it may be the slow one, it is \
-             slower to accuse anyone. Too late for this accusation, which came in the same \
-             instant.",
-            health + 1
-        ));
-    }
-    parts.join(" ")
 }

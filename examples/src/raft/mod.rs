@@ -27,14 +27,16 @@
 
 mod cluster;
 mod logs;
+mod replication;
 mod tables;
 
 use dsys_consensus::sim::linearizability::{KvOp, KvResult};
 use dsys_consensus::sim::{NetworkConfig, SimConfig, SimEvent, Simulation};
-use dsys_consensus::{Entry, Index, Role, Term};
+use dsys_consensus::{Entry, Role, Term};
 
 use self::cluster::{Cluster, election, shortest_timeout, timeouts};
 use self::logs::{Log, common_prefix, entries_of, log_of, show, stored_terms, terms_of};
+use self::replication::{Backoff, replicate};
 use self::tables::{print_election, print_logs, show_metadata, ticks};
 use crate::report::{self, Res, Table, check, check_eq};
 
@@ -417,64 +419,6 @@ const FOLLOWERS: [(&str, &[Term]); 6] = [
     ("(e)", &[1, 1, 1, 4, 4, 4, 4]),
     ("(f)", &[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3]),
 ];
-
-/// How the leader backs off when a follower refuses AppendEntries.
-#[derive(Clone, Copy)]
-enum Backoff {
-    /// Read the follower's `(index, term)` hint against the leader's log.
-    Hint,
-    /// `next_index -= 1`, as in the paper's basic algorithm.
-    OneByOne,
-}
-
-/// One refused AppendEntries and where the leader goes next.
-struct Refusal {
-    /// The `(prevLogIndex, prevLogTerm)` the follower did not hold.
-    prev: (Index, Term),
-    /// The follower's hint: its largest index at or below `prev.0` whose
-    /// term is at most `prev.1`, with that term.
-    hint: (Index, Term),
-    /// The leader's next `next_index`.
-    next: Index,
-}
-
-/// The leader's replication loop for one follower, from `next` until the
-/// follower accepts. Returns the round trips taken and the refusals.
-fn replicate(
-    leader: &Log,
-    follower: &mut Log,
-    mut next: Index,
-    backoff: Backoff,
-) -> Res<(usize, Vec<Refusal>)> {
-    let last = leader.last_index();
-    let mut refusals = Vec::new();
-    for trip in 1..=last + 1 {
-        let prev = next - 1;
-        let prev_term = leader.term(prev)?;
-        let entries = leader.slice(next, last + 1, u64::MAX)?;
-        // Commit index 0: this section is about matching, not committing.
-        if let Some(last_new) = follower.maybe_append(prev, prev_term, 0, &entries)? {
-            check_eq("the follower's last new index", &last_new, &last)?;
-            return Ok((usize::try_from(trip)?, refusals));
-        }
-        let hint = follower.find_conflict_by_term(prev, prev_term);
-        let retry = match backoff {
-            // etcd's leader: the largest index of its own log at or below the
-            // hint whose term is at most the hint's term. Everything after it
-            // is either missing on the follower or from a term it lacks.
-            Backoff::Hint => leader.find_conflict_by_term(hint.0, hint.1).0 + 1,
-            Backoff::OneByOne => prev,
-        };
-        check("a refusal moves next_index back", retry < next)?;
-        refusals.push(Refusal {
-            prev: (prev, prev_term),
-            hint,
-            next: retry,
-        });
-        next = retry;
-    }
-    Err(format!("no agreement after {} round trips", last + 1).into())
-}
 
 fn figure_7() -> Res {
     report::section("4. Figure 7: a new leader and six divergent followers");

@@ -123,6 +123,16 @@ pub enum GroupConfigError {
     /// coordinator is built.
     #[error("max_members must be at least 1")]
     ZeroMaxMembers,
+    /// [`GroupCoordinator::with_assignor`](super::GroupCoordinator::with_assignor)
+    /// was given an assignor with a built-in strategy's name other than the one
+    /// `GroupConfig::assignor` names. Nothing changed: no coordinator is built.
+    #[error("config.assignor is {configured:?} but the assignor given is {given:?}")]
+    AssignorMismatch {
+        /// The strategy `GroupConfig::assignor` names.
+        configured: &'static str,
+        /// The name of the assignor given.
+        given: &'static str,
+    },
     /// A duration is above [`MAX_TIMEOUT`]. Nothing changed: no coordinator
     /// is built.
     #[error("{field} ({value:?}) is above the maximum of i32::MAX ms")]

@@ -93,6 +93,7 @@ mod assignment;
 mod assignor;
 mod config;
 mod coordinator;
+mod requests;
 
 pub use assignment::{Assignment, MemberId, Subscription, TopicPartition};
 pub use assignor::{
@@ -100,7 +101,5 @@ pub use assignor::{
     RoundRobinAssignor, StickyAssignor,
 };
 pub use config::{GroupConfig, GroupConfigError, MAX_TIMEOUT};
-pub use coordinator::{
-    ExpiryReason, GroupCoordinator, GroupEvent, GroupState, HeartbeatError, JoinError,
-    JoinResponse, LeaveError, RebalanceReason, SyncError, SyncResponse,
-};
+pub use coordinator::{ExpiryReason, GroupCoordinator, GroupEvent, GroupState, RebalanceReason};
+pub use requests::{HeartbeatError, JoinError, JoinResponse, LeaveError, SyncError, SyncResponse};

@@ -7,7 +7,7 @@ use std::io;
 use super::checkpoint::Checkpoint;
 use super::files::{load_indexes, remove_if_exists, write_indexes};
 use super::{Log, SegmentState, Shared, producer_snapshots};
-use crate::config::{ConfigError, HighWatermarkPolicy, LogConfig};
+use crate::config::{HighWatermarkPolicy, LogConfig, LogConfigError};
 use crate::loom::{Arc, AtomicU64, Mutex};
 use crate::segment::{
     CLEANED_SUFFIX, INDEX_SUFFIX, IndexBuilder, Indexes, LOG_SUFFIX, ScanMode, Segment,
@@ -22,7 +22,7 @@ use crate::storage::{Storage, StorageFile};
 pub enum OpenError {
     /// The configuration is invalid; nothing was touched.
     #[error("invalid config: {0}")]
-    Config(#[from] ConfigError),
+    Config(#[from] LogConfigError),
     /// The storage failed; the directory may be partly recovered (opening again redoes it).
     #[error("storage error: {0}")]
     Io(#[from] io::Error),

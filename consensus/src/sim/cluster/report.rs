@@ -7,6 +7,7 @@ use crate::entry::{Index, Term};
 
 /// A safety property that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Violation {
     /// Simulation time.
     pub time: u64,
@@ -58,6 +59,7 @@ pub enum SimEvent {
 /// What the simulation did to the nodes, for reports and for tests that
 /// assert a sweep exercised what it claims to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SimStats {
     /// Crashes, mid-drain ones included.
     pub crashes: u64,

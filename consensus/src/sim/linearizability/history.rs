@@ -7,10 +7,10 @@ use std::fmt::{self, Debug};
 use std::hash::Hash;
 
 use super::search::{Outcome, search_register};
-use super::violation::{Violation, describe_op};
+use super::violation::{CheckError, describe_op};
 
 /// The number of search states [`History::check`] explores per key before it
-/// gives up with [`Violation::Inconclusive`], unless set by
+/// gives up with [`CheckError::Inconclusive`], unless set by
 /// [`History::with_search_limit`].
 pub const DEFAULT_SEARCH_LIMIT: u64 = 1_000_000;
 
@@ -83,7 +83,7 @@ pub struct Operation<K, V> {
 /// Recording never fails: a response that makes no sense (unknown id,
 /// completed twice, before its invocation, or with the wrong kind of result)
 /// marks the history as malformed, and [`check`](Self::check) reports it as
-/// [`Violation::Malformed`].
+/// [`CheckError::Malformed`].
 #[derive(Debug, Clone)]
 pub struct History<K, V> {
     /// Indexed by `OpId`.
@@ -107,7 +107,7 @@ impl<K: Ord + Clone + Hash + Debug, V: Eq + Clone + Hash + Debug> History<K, V> 
 
     /// An empty history whose [`check`](Self::check) explores at most
     /// `limit` search states per key before answering
-    /// [`Violation::Inconclusive`].
+    /// [`CheckError::Inconclusive`].
     pub fn with_search_limit(limit: u64) -> Self {
         Self {
             ops: Vec::new(),
@@ -201,16 +201,16 @@ impl<K: Ord + Clone + Hash + Debug, V: Eq + Clone + Hash + Debug> History<K, V> 
     /// Whether the history is linearizable.
     ///
     /// Keys are checked independently in ascending order. A definite
-    /// [`Violation::NotLinearizable`] on any key is preferred over a
-    /// [`Violation::Inconclusive`] on an earlier one. The history is not
+    /// [`CheckError::NotLinearizable`] on any key is preferred over a
+    /// [`CheckError::Inconclusive`] on an earlier one. The history is not
     /// modified, and the answer depends only on what was recorded.
-    pub fn check(&self) -> Result<(), Violation<K, V>> {
+    pub fn check(&self) -> Result<(), CheckError<K, V>> {
         if let Some((reason, more)) = &self.malformed {
             let reason = match more {
                 0 => reason.clone(),
                 n => format!("{reason} (and {n} more problems)"),
             };
-            return Err(Violation::Malformed { reason });
+            return Err(CheckError::Malformed { reason });
         }
         let mut by_key: BTreeMap<&K, Vec<usize>> = BTreeMap::new();
         for (index, op) in self.ops.iter().enumerate() {
@@ -224,14 +224,14 @@ impl<K: Ord + Clone + Hash + Debug, V: Eq + Clone + Hash + Debug> History<K, V> 
                     let mut ops: Vec<Operation<K, V>> =
                         indices.iter().map(|&i| self.ops[i].clone()).collect();
                     ops.sort_by_key(|op| (op.invoked_at, op.id));
-                    return Err(Violation::NotLinearizable {
+                    return Err(CheckError::NotLinearizable {
                         key: key.clone(),
                         ops,
                         longest_prefix,
                     });
                 }
                 Outcome::Inconclusive { explored } => {
-                    inconclusive.get_or_insert(Violation::Inconclusive {
+                    inconclusive.get_or_insert(CheckError::Inconclusive {
                         key: key.clone(),
                         explored,
                     });

@@ -30,7 +30,7 @@
 //! effect and is ignored.
 //!
 //! ```
-//! use dsys_consensus::sim::linearizability::{History, KvOp, KvResult, Violation};
+//! use dsys_consensus::sim::linearizability::{CheckError, History, KvOp, KvResult};
 //!
 //! let mut history = History::new();
 //! let put = history.invoke(1, KvOp::Put { key: "x", value: 1 }, 10);
@@ -40,7 +40,7 @@
 //! history.complete(get, KvResult::Read(None), 40);
 //!
 //! match history.check() {
-//!     Err(Violation::NotLinearizable { key, .. }) => assert_eq!(key, "x"),
+//!     Err(CheckError::NotLinearizable { key, .. }) => assert_eq!(key, "x"),
 //!     other => panic!("expected a violation, got {other:?}"),
 //! }
 //! ```
@@ -56,7 +56,7 @@ mod search;
 mod violation;
 
 pub use history::{DEFAULT_SEARCH_LIMIT, History, KvOp, KvResult, OpId, Operation};
-pub use violation::Violation;
+pub use violation::CheckError;
 
 #[cfg(test)]
 mod tests;

@@ -33,14 +33,14 @@ fn op(
 
 fn assert_not_linearizable(h: &H, expected_key: &str) {
     match h.check() {
-        Err(Violation::NotLinearizable { key, .. }) => assert_eq!(key, expected_key),
+        Err(CheckError::NotLinearizable { key, .. }) => assert_eq!(key, expected_key),
         other => panic!("expected NotLinearizable on {expected_key:?}, got {other:?}"),
     }
 }
 
 fn assert_malformed(h: &H) {
     match h.check() {
-        Err(Violation::Malformed { reason }) => assert!(!reason.is_empty()),
+        Err(CheckError::Malformed { reason }) => assert!(!reason.is_empty()),
         other => panic!("expected Malformed, got {other:?}"),
     }
 }
@@ -158,7 +158,7 @@ fn keys_are_independent() {
     op(&mut h, 4, get("a"), (40, 50), read(Some(1)));
     let err = h.check().unwrap_err();
     match &err {
-        Violation::NotLinearizable { key, ops, .. } => {
+        CheckError::NotLinearizable { key, ops, .. } => {
             assert_eq!(*key, "b");
             assert_eq!(ops.len(), 2);
             assert!(ops.iter().all(|op| *op.op.key() == "b"));
@@ -183,7 +183,7 @@ fn violation_lists_operations_by_invocation_time() {
     op(&mut h, 1, get("x"), (50, 60), read(Some(1)));
     op(&mut h, 2, put("x", 1), (0, 10), KvResult::Written);
     op(&mut h, 1, get("x"), (20, 30), read(Some(2)));
-    let Err(Violation::NotLinearizable { ops, .. }) = h.check() else {
+    let Err(CheckError::NotLinearizable { ops, .. }) = h.check() else {
         panic!("expected a violation");
     };
     let times: Vec<u64> = ops.iter().map(|op| op.invoked_at).collect();
@@ -268,7 +268,7 @@ fn hard_history(limit: u64) -> H {
 #[test]
 fn search_limit_makes_the_answer_inconclusive() {
     match hard_history(50).check() {
-        Err(Violation::Inconclusive { key, explored }) => {
+        Err(CheckError::Inconclusive { key, explored }) => {
             assert_eq!(key, "x");
             assert_eq!(explored, 51);
         }
@@ -433,7 +433,7 @@ fn agrees_with_brute_force_on_small_random_histories() {
         let got = record(&ops).check();
         match (&got, expected) {
             (Ok(()), true) => linearizable += 1,
-            (Err(Violation::NotLinearizable { .. }), false) => not += 1,
+            (Err(CheckError::NotLinearizable { .. }), false) => not += 1,
             _ => panic!(
                 "seed {seed}: check() = {got:?}, brute force linearizable = {expected}, \
                  history {ops:#?}"

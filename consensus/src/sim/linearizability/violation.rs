@@ -8,7 +8,7 @@ use super::history::{KvOp, KvResult, OpId, Operation};
 /// never modifies the history: under every variant, nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Violation<K, V> {
+pub enum CheckError<K, V> {
     /// No order of the operations on `key` respects both real time and
     /// register semantics: the system under test is wrong (or the history
     /// was recorded wrongly). Nothing changed.
@@ -43,10 +43,10 @@ pub enum Violation<K, V> {
     },
 }
 
-impl<K: Debug, V: Debug> fmt::Display for Violation<K, V> {
+impl<K: Debug, V: Debug> fmt::Display for CheckError<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Violation::NotLinearizable {
+            CheckError::NotLinearizable {
                 key,
                 ops,
                 longest_prefix,
@@ -78,17 +78,17 @@ impl<K: Debug, V: Debug> fmt::Display for Violation<K, V> {
                 }
                 Ok(())
             }
-            Violation::Inconclusive { key, explored } => write!(
+            CheckError::Inconclusive { key, explored } => write!(
                 f,
                 "gave up checking key {key:?} after exploring {explored} search states \
                  (raise the search limit)"
             ),
-            Violation::Malformed { reason } => write!(f, "malformed history: {reason}"),
+            CheckError::Malformed { reason } => write!(f, "malformed history: {reason}"),
         }
     }
 }
 
-impl<K: Debug, V: Debug> std::error::Error for Violation<K, V> {}
+impl<K: Debug, V: Debug> std::error::Error for CheckError<K, V> {}
 
 pub(super) fn describe_op<K: Debug, V: Debug>(op: &KvOp<K, V>) -> String {
     match op {

@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use super::{MAX_VIRTUAL_TIME, NetConfig, NetConfigError, NodeStatus, ResumeOrder, Sim};
+use super::{MAX_VIRTUAL_TIME, NetworkConfig, NodeStatus, ResumeOrder, Sim, SimConfigError};
 use crate::State;
 use crate::sim::{SimEventKind, SimNode};
 
@@ -68,8 +68,8 @@ impl SimNode for Echo {
     }
 }
 
-fn pair(seed: u64, net: NetConfig) -> Sim<Echo> {
-    let mut sim = Sim::new(seed, base_instant(), net).expect("a valid network");
+fn pair(seed: u64, net: NetworkConfig) -> Sim<Echo> {
+    let mut sim = Sim::new(net, seed, base_instant()).expect("a valid network");
     let now = sim.instant();
     sim.add_node(Echo::new(0, 1, now));
     sim.add_node(Echo::new(1, 0, now));
@@ -78,7 +78,7 @@ fn pair(seed: u64, net: NetConfig) -> Sim<Echo> {
 
 #[test]
 fn requests_are_answered() {
-    let mut sim = pair(1, NetConfig::default());
+    let mut sim = pair(1, NetworkConfig::default());
     sim.run_for(Duration::from_secs(10)).unwrap();
     for i in 0..2 {
         let n = sim.node(i);
@@ -92,10 +92,10 @@ fn requests_are_answered() {
 #[test]
 fn same_seed_same_run() {
     let run = |seed| {
-        let net = NetConfig {
+        let net = NetworkConfig {
             loss: 0.2,
             duplicate: 0.1,
-            ..NetConfig::default()
+            ..NetworkConfig::default()
         };
         let mut sim = pair(seed, net);
         sim.run_for(Duration::from_secs(20)).unwrap();
@@ -114,9 +114,9 @@ fn same_seed_same_run() {
 
 #[test]
 fn loss_drops_about_the_configured_share() {
-    let net = NetConfig {
+    let net = NetworkConfig {
         loss: 0.3,
-        ..NetConfig::default()
+        ..NetworkConfig::default()
     };
     let mut sim = pair(9, net);
     sim.run_for(Duration::from_secs(100)).unwrap();
@@ -131,7 +131,7 @@ fn loss_drops_about_the_configured_share() {
 
 #[test]
 fn partition_blocks_and_heal_restores() {
-    let mut sim = pair(2, NetConfig::default());
+    let mut sim = pair(2, NetworkConfig::default());
     sim.partition(&[&[0]]);
     sim.run_for(Duration::from_secs(1)).unwrap();
     assert_eq!(sim.node(0).count('p', 0) + sim.node(1).count('p', 0), 0);
@@ -142,7 +142,7 @@ fn partition_blocks_and_heal_restores() {
 
 #[test]
 fn crashed_node_stops_and_drops() {
-    let mut sim = pair(3, NetConfig::default());
+    let mut sim = pair(3, NetworkConfig::default());
     sim.run_for(Duration::from_millis(550)).unwrap();
     sim.crash(1);
     let before = sim.node(1).log.len();
@@ -159,9 +159,9 @@ fn paused_node_handles_backlog_at_resume() {
         ResumeOrder::PacketsFirst,
         ResumeOrder::Interleaved,
     ] {
-        let net = NetConfig {
+        let net = NetworkConfig {
             resume_order: order,
-            ..NetConfig::default()
+            ..NetworkConfig::default()
         };
         let mut sim = pair(4, net);
         sim.run_for(Duration::from_millis(150)).unwrap();
@@ -200,7 +200,7 @@ fn paused_node_handles_backlog_at_resume() {
 
 #[test]
 fn receive_stall_queues_packets_but_not_timers() {
-    let mut sim = pair(6, NetConfig::default());
+    let mut sim = pair(6, NetworkConfig::default());
     sim.run_for(Duration::from_millis(150)).unwrap();
     sim.stall_receive(1, Duration::from_secs(1));
     let end = sim.instant() + Duration::from_secs(1);
@@ -244,14 +244,14 @@ fn spinning_node_is_reported_as_livelock() {
             None
         }
     }
-    let net = NetConfig {
+    let net = NetworkConfig {
         latency_min: Duration::ZERO,
         latency_max: Duration::ZERO,
         event_budget: 10,
-        ..NetConfig::default()
+        ..NetworkConfig::default()
     };
     let base = base_instant();
-    let mut sim = Sim::new(0, base, net).expect("a valid network");
+    let mut sim = Sim::new(net, 0, base).expect("a valid network");
     sim.add_node(Spin(base));
     let err = sim.run_for(Duration::from_secs(1)).unwrap_err();
     assert_eq!(err.at, Duration::ZERO);
@@ -262,56 +262,56 @@ fn spinning_node_is_reported_as_livelock() {
 /// refused setter changes nothing.
 #[test]
 fn net_config_is_validated() {
-    assert_eq!(NetConfig::default().validate(), Ok(()));
-    let refused = |edit: fn(&mut NetConfig)| {
-        let mut net = NetConfig::default();
+    assert_eq!(NetworkConfig::default().validate(), Ok(()));
+    let refused = |edit: fn(&mut NetworkConfig)| {
+        let mut net = NetworkConfig::default();
         edit(&mut net);
         let err = net.validate().expect_err("out of limits");
         assert!(
-            Sim::<Echo>::new(0, base_instant(), net).is_err(),
+            Sim::<Echo>::new(net, 0, base_instant()).is_err(),
             "Sim::new validates"
         );
         err
     };
     assert!(matches!(
         refused(|n| n.loss = 1.5),
-        NetConfigError::Probability { field: "loss", .. }
+        SimConfigError::Probability { field: "loss", .. }
     ));
     assert!(matches!(
         refused(|n| n.loss = f64::NAN),
-        NetConfigError::Probability { field: "loss", .. }
+        SimConfigError::Probability { field: "loss", .. }
     ));
     assert!(matches!(
         refused(|n| n.duplicate = -0.1),
-        NetConfigError::Probability {
+        SimConfigError::Probability {
             field: "duplicate",
             ..
         }
     ));
     assert_eq!(
         refused(|n| n.latency_max = Duration::MAX),
-        NetConfigError::Latency {
+        SimConfigError::Latency {
             field: "latency_max",
-            max: NetConfig::MAX_LATENCY
+            max: NetworkConfig::MAX_LATENCY
         }
     );
     assert!(matches!(
         refused(|n| n.latency_min = Duration::from_secs(1)),
-        NetConfigError::Latency {
+        SimConfigError::Latency {
             field: "latency_min",
             ..
         }
     ));
-    let net = NetConfig {
-        latency_min: NetConfig::MAX_LATENCY,
-        latency_max: NetConfig::MAX_LATENCY,
+    let net = NetworkConfig {
+        latency_min: NetworkConfig::MAX_LATENCY,
+        latency_max: NetworkConfig::MAX_LATENCY,
         loss: 1.0,
         duplicate: 1.0,
-        ..NetConfig::default()
+        ..NetworkConfig::default()
     };
     assert_eq!(net.validate(), Ok(()), "the limits themselves are valid");
 
-    let mut sim = pair(9, NetConfig::default());
+    let mut sim = pair(9, NetworkConfig::default());
     assert!(sim.set_loss(2.0).is_err());
     assert!(sim.set_link_loss(0, 1, -1.0).is_err());
     assert_eq!(sim.net().loss, 0.0, "a refused setter changes nothing");
@@ -325,7 +325,7 @@ fn net_config_is_validated() {
 /// time (a panic before): a pause "forever", then a run "forever", reach it and stop.
 #[test]
 fn huge_durations_saturate_at_the_last_virtual_instant() {
-    let mut sim = pair(10, NetConfig::default());
+    let mut sim = pair(10, NetworkConfig::default());
     sim.crash(1);
     sim.pause(0, Duration::MAX);
     assert_eq!(
