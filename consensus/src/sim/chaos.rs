@@ -12,7 +12,11 @@
 //! Each seed also draws the protocol options (election and heartbeat
 //! ticks, pre-vote, check-quorum, lease reads, asynchronous persistence,
 //! acknowledgement lag, state-machine snapshots, Raft snapshots with
-//! compaction), so a sweep over seeds covers them all.
+//! compaction, quiescence), so a sweep over seeds covers them all. With
+//! quiescence on, the scenario plays the application's failure detector:
+//! every few ticks it tells each node which peers are down or cut off
+//! from it (so late by up to that interval), and during the faults it
+//! sometimes suspects a live peer wrongly.
 
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -61,6 +65,9 @@ pub struct ChaosConfig {
     /// Every seed runs with check-quorum and lease reads (the soak of
     /// `DSYS_SIM_LEASE=1`); otherwise each seed draws them.
     pub force_lease: bool,
+    /// Every seed runs with quiescence (the soak of `DSYS_SIM_QUIESCE=1`);
+    /// otherwise about 40% of seeds draw it.
+    pub force_quiesce: bool,
 }
 
 impl Default for ChaosConfig {
@@ -75,6 +82,7 @@ impl Default for ChaosConfig {
             clients: 4,
             keys: 3,
             force_lease: false,
+            force_quiesce: false,
         }
     }
 }
@@ -152,6 +160,9 @@ pub struct Options {
     /// Nodes take Raft snapshots and compact their logs (§7), so lagging
     /// followers are restored by snapshot.
     pub compaction: bool,
+    /// Quiescence (`Config::quiesce_after_ticks`), with liveness fed from
+    /// the scenario's own knowledge of crashed and cut-off nodes.
+    pub quiesce: bool,
 }
 
 /// Faults the scenario injected (the simulation counts crashes and disk
@@ -177,6 +188,8 @@ pub struct Faults {
     pub transfers: u64,
     /// Campaigns started out of turn.
     pub campaigns: u64,
+    /// Live peers reported down to a node (quiescence runs).
+    pub false_suspicions: u64,
 }
 
 /// What a passing run did.
@@ -207,6 +220,9 @@ pub struct Report {
     pub recovery_ticks: u64,
     /// Network counters.
     pub network: NetworkStats,
+    /// Times nodes quiesced and woke (nodes up at the end, since their
+    /// last start).
+    pub quiesces: (u64, u64),
 }
 
 /// A failing run: the seed to replay and what broke.
@@ -219,14 +235,17 @@ pub struct Failure {
     pub violation: Violation,
     /// The run had lease reads forced on ([`ChaosConfig::force_lease`]).
     pub force_lease: bool,
+    /// The run had quiescence forced on ([`ChaosConfig::force_quiesce`]).
+    pub force_quiesce: bool,
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lease = if self.force_lease {
-            "DSYS_SIM_LEASE=1 "
-        } else {
-            ""
+        let lease = match (self.force_lease, self.force_quiesce) {
+            (true, true) => "DSYS_SIM_LEASE=1 DSYS_SIM_QUIESCE=1 ",
+            (true, false) => "DSYS_SIM_LEASE=1 ",
+            (false, true) => "DSYS_SIM_QUIESCE=1 ",
+            (false, false) => "",
         };
         write!(
             f,
@@ -307,6 +326,14 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         ack_lag: rng.bool(),
         snapshots: rng.f64() < 0.7,
         compaction: rng.f64() < 0.6,
+        quiesce: false,
+    };
+    // Quiescence draws from a stream of its own, so every other draw of a
+    // seed stays what it was before quiescence existed.
+    let mut detector = Detector::new(seed, election_tick, config.force_quiesce);
+    let options = Options {
+        quiesce: detector.on,
+        ..options
     };
     let raft = Config {
         election_tick,
@@ -324,6 +351,7 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         // small make most transfers take several.
         snapshot_chunk_size: 8 + rng.u64(..40),
         max_snapshot_chunks_in_flight: 1 + rng.usize(..4),
+        quiesce_after_ticks: detector.quiesce_after_ticks,
         ..Config::default()
     };
     let election_units = u64::from(election_tick) * TICK;
@@ -388,6 +416,7 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         seed,
         violation,
         force_lease: config.force_lease,
+        force_quiesce: config.force_quiesce,
     };
     let chaos_ticks = config
         .chaos_ticks
@@ -397,9 +426,12 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     for _ in 0..chaos_ticks * TICK {
         if sim.time() % TICK == 0 {
             inject_faults(&mut sim, &mut rng, nodes, election_tick, &mut faults);
+            detector.report(&mut sim, nodes, true, &mut faults);
         }
-        for client in &mut clients {
-            drive_client(&mut sim, &mut rng, client, config, client_timeout, true);
+        if !detector.clients_pause(sim.time()) {
+            for client in &mut clients {
+                drive_client(&mut sim, &mut rng, client, config, client_timeout, true);
+            }
         }
         sim.step();
         if let Some(v) = sim.violation() {
@@ -423,6 +455,9 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         .liveness_ticks
         .max(config.liveness_timeouts * u64::from(election_tick));
     let recovery = sim.recover_with(liveness_ticks * TICK, |sim| {
+        if sim.time() % TICK == 0 {
+            detector.report(sim, nodes, false, &mut faults);
+        }
         for client in &mut clients {
             drive_client(sim, &mut rng, client, config, client_timeout, false);
         }
@@ -438,6 +473,10 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         .iter()
         .filter(|e| matches!(e, super::SimEvent::Elected { .. }))
         .count() as u64;
+    let quiesces = (1..=nodes)
+        .filter_map(|id| sim.node(id))
+        .map(|n| (n.counters().quiesces, n.counters().wakes))
+        .fold((0, 0), |(q, w), (a, b)| (q + a, w + b));
     Ok(Report {
         seed,
         nodes,
@@ -451,7 +490,68 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         sim: sim.stats(),
         recovery_ticks,
         network: sim.network_stats(),
+        quiesces,
     })
+}
+
+/// The application's failure detector, in quiescence runs: every
+/// `interval` ticks it tells each up node, for each peer, whether the peer
+/// is up and can reach it; during the faults it sometimes reports a live
+/// peer down. Without quiescence it does nothing.
+struct Detector {
+    on: bool,
+    quiesce_after_ticks: u32,
+    interval: u64,
+    false_suspicion: f64,
+    /// Clients go quiet every other window of this many time units, so
+    /// groups go idle and quiesce between bursts of faults and load.
+    pause_window: u64,
+    ticks: u64,
+    rng: fastrand::Rng,
+}
+
+impl Detector {
+    fn new(seed: u64, election_tick: u32, force: bool) -> Self {
+        let mut rng = fastrand::Rng::with_seed(seed ^ 0x9e37_79b9_7f4a_7c15);
+        let on = rng.f64() < 0.4 || force;
+        Self {
+            on,
+            quiesce_after_ticks: if on {
+                1 + rng.u32(..2 * election_tick)
+            } else {
+                0
+            },
+            interval: 1 + rng.u64(..u64::from(election_tick)),
+            false_suspicion: if rng.bool() { rng.f64() * 0.05 } else { 0.0 },
+            pause_window: u64::from(election_tick) * (2 + rng.u64(..6)) * TICK,
+            ticks: 0,
+            rng,
+        }
+    }
+
+    /// Whether clients wait at time `now` (quiescence runs only).
+    fn clients_pause(&self, now: u64) -> bool {
+        self.on && (now / self.pause_window) % 2 == 1
+    }
+
+    /// Called once per tick.
+    fn report(&mut self, sim: &mut Simulation, nodes: u64, chaos: bool, faults: &mut Faults) {
+        if !self.on {
+            return;
+        }
+        self.ticks += 1;
+        if self.ticks % self.interval != 0 {
+            return;
+        }
+        for observer in 1..=nodes {
+            for peer in (1..=nodes).filter(|&p| p != observer) {
+                let up = sim.is_up(peer) && !sim.is_cut(peer, observer);
+                let wrong = chaos && up && self.rng.f64() < self.false_suspicion;
+                faults.false_suspicions += u64::from(wrong && sim.is_up(observer));
+                sim.set_peer_liveness(observer, peer, up && !wrong);
+            }
+        }
+    }
 }
 
 /// Injects this tick's faults. Rates are per election timeout, so runs

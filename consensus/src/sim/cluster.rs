@@ -425,6 +425,16 @@ impl Simulation {
         }
     }
 
+    /// Tells node `observer` whether `peer` is up, as the application's
+    /// failure detector would (`RaftNode::set_peer_liveness`); nothing if
+    /// `observer` is down.
+    pub fn set_peer_liveness(&mut self, observer: u64, peer: u64, live: bool) {
+        if let Some(raft) = self.nodes[Self::slot(observer)].raft.as_mut() {
+            raft.set_peer_liveness(peer, live);
+            self.drain(observer);
+        }
+    }
+
     /// Starts an election on node `id` now.
     pub fn campaign(&mut self, id: u64) {
         if let Some(raft) = self.nodes[Self::slot(id)].raft.as_mut() {
