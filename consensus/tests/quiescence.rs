@@ -387,3 +387,86 @@ fn ten_thousand_quiesced_groups_hand_out_nothing_when_ticked() {
     assert_eq!(outputs, 0);
     assert!(nodes.iter().all(Node::is_quiesced));
 }
+
+/// Thesis §9.6 without check-quorum: a quiesced follower woken by a
+/// pre-vote request refuses it, as a follower that has just heard from its
+/// leader does.
+#[test]
+fn a_quiesced_follower_refuses_pre_votes_as_if_it_just_heard_its_leader() {
+    let mut net = quiesced_group(|id| {
+        let mut config = quiet_config(id);
+        config.check_quorum = false;
+        config
+    });
+    let term = net.node(2).term();
+    let last = net.node(2).log().last_index();
+    net.send(msg(
+        3,
+        2,
+        term + 1,
+        MessageBody::VoteRequest {
+            pre_vote: true,
+            last_index: last,
+            last_term: term,
+            leadership_transfer: false,
+        },
+    ));
+    assert!(net.deliver_one());
+    assert!(!net.node(2).is_quiesced());
+    assert!(net.queue().iter().any(|m| m.to == 3
+        && m.body
+            == MessageBody::VoteResponse {
+                pre_vote: true,
+                granted: false
+            }));
+    assert_eq!(net.node(2).term(), term);
+}
+
+/// A leader deposed while quiesced and cut off keeps thinking it leads;
+/// a read there wakes it and never answers from its stale state, and once
+/// the partition heals it follows the new leader and catches up.
+#[test]
+fn a_leader_deposed_while_quiesced_serves_no_stale_read_and_catches_up() {
+    let mut net = quiesced_group(lease_config);
+    net.isolate(1);
+    for id in [2, 3] {
+        net.node_mut(id).set_peer_liveness(1, false);
+    }
+    net.run_until(200, |net| {
+        [2, 3].iter().any(|&id| net.node(id).role() == Role::Leader)
+    });
+    let leader = [2, 3]
+        .into_iter()
+        .find(|&id| net.node(id).role() == Role::Leader)
+        .expect("elected");
+    net.propose(leader, "y").expect("the new leader accepts");
+    net.deliver_all();
+    net.run(3);
+    // Node 1 still believes it leads (it was quiesced: no check-quorum ran).
+    assert_eq!(net.node(1).role(), Role::Leader);
+    net.read_index(1, 7).expect("it thinks it leads");
+    net.run(30);
+    assert!(net.reads_ready(1).is_empty(), "a stale read was served");
+    // Check-quorum, running again since the read woke it, deposed it.
+    assert_ne!(net.node(1).role(), Role::Leader);
+    assert_eq!(net.reads_failed(1), [7]);
+    net.rejoin(1);
+    for id in [2, 3] {
+        net.node_mut(id).set_peer_liveness(1, true);
+    }
+    net.run_until(100, |net| net.applied_data(1) == ["x", "y"]);
+}
+
+#[test]
+fn liveness_reports_about_itself_or_strangers_are_ignored() {
+    let mut net = quiesced_group(quiet_config);
+    net.node_mut(2).set_peer_liveness(2, false);
+    net.node_mut(2).set_peer_liveness(9, false);
+    assert!(net.node(2).is_peer_live(&2));
+    assert!(net.node(2).is_peer_live(&9));
+    // A report about a follower changes nothing on another follower.
+    net.node_mut(2).set_peer_liveness(3, false);
+    assert!(!net.node(2).is_peer_live(&3));
+    assert!(all_quiesced(&net));
+    assert_silent(&mut net, 100);
+}

@@ -56,10 +56,11 @@ pub enum Role {
     Leader,
 }
 
-/// Counters for input that was ignored, and for snapshot transfers. None
-/// of these is an error of the node; they say what the network or the
-/// application sent that could not be used, and how often snapshots were
-/// needed. Counters only grow; read them with [`RaftNode::counters`].
+/// Counters for input that was ignored, for snapshot transfers and for
+/// quiescence. None of these is an error of the node; they say what the
+/// network or the application sent that could not be used, how often
+/// snapshots were needed, and how often the group went quiet. Counters
+/// only grow; read them with [`RaftNode::counters`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
