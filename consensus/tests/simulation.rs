@@ -66,7 +66,7 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
          messages: {} lost, {} duplicated, {} long-delayed, {} replayed; \
          partitions: {} symmetric, {} one-way, {} non-transitive, {} leader cut off; {} transfers, {} campaigns; \
          snapshots: {} taken ({} seeds with compaction), {} entries compacted, {} chunks sent, {} installed, {} transfers aborted by leaders, {} staged snapshots dropped by followers; \
-         quiescence: {} seeds, {} quiesces, {} wakes, {} false suspicions; \
+         quiescence: {} seeds, {} quiesces, {} wakes, {} false suspicions, {} nodes killed once idle; \
          slowest recovery {worst_recovery} ticks",
         total(&|r| r.elections),
         total(&|r| r.committed),
@@ -104,6 +104,7 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
         total(&|r| r.quiesces.0),
         total(&|r| r.quiesces.1),
         total(&|r| r.faults.false_suspicions),
+        total(&|r| r.faults.killed_at_calm),
     );
     // The sweep must actually exercise what it claims to: every kind of
     // fault, elections, commits, completed reads and writes, restarts that
@@ -113,7 +114,18 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
     if seeds < 200 {
         return;
     }
-    let floors: [(&str, u64, u64); 24] = [
+    let floors: [(&str, u64, u64); 27] = [
+        ("quiescences", total(&|r| r.quiesces.0), seeds / 4),
+        (
+            "false suspicions of live peers",
+            total(&|r| r.faults.false_suspicions),
+            seeds,
+        ),
+        (
+            "nodes killed once a group idled",
+            total(&|r| r.faults.killed_at_calm),
+            seeds / 20,
+        ),
         ("Raft snapshots", total(&|r| r.sim.raft_snapshots), seeds),
         (
             "entries compacted",

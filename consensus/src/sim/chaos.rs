@@ -190,6 +190,9 @@ pub struct Faults {
     pub campaigns: u64,
     /// Live peers reported down to a node (quiescence runs).
     pub false_suspicions: u64,
+    /// Nodes (a quiesced group's leader, or a follower) crashed for good
+    /// once the group went idle after the faults (quiescence runs).
+    pub killed_at_calm: u64,
 }
 
 /// What a passing run did.
@@ -451,6 +454,41 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     if let Some(v) = sim.violation() {
         return Err(fail(v.clone()));
     }
+    // Quiescence's hinge: in some runs the group idles until it can
+    // quiesce, then its leader (or a follower) dies for good; only
+    // liveness reports can wake the quiesced followers to replace a dead
+    // leader, and a dead follower must not keep the group awake.
+    // One node of three or more, so the rest are a majority; and only with
+    // pre-vote: without it, a survivor whose log is behind keeps bumping
+    // the term and resetting the up-to-date one's timer with vote requests
+    // it cannot win, and two survivors with slow disks can split votes for
+    // longer than the liveness bound (plain Raft's disruption, thesis
+    // §9.6, not quiescence's: seed 19879 of `DSYS_SIM_QUIESCE=1` showed
+    // it with no node quiesced).
+    if let Some(victim) = detector
+        .kill_at_calm
+        .filter(|_| nodes >= 3 && options.pre_vote)
+    {
+        let idle = u64::from(detector.quiesce_after_ticks) + 3 * u64::from(election_tick);
+        for _ in 0..idle * TICK {
+            if sim.time() % TICK == 0 {
+                detector.report(&mut sim, nodes, false, &mut faults);
+            }
+            sim.step();
+            if let Some(v) = sim.violation() {
+                return Err(fail(v.clone()));
+            }
+        }
+        let victim = match (victim, sim.leader()) {
+            (Victim::Leader, Some(leader)) => leader,
+            (_, leader) => (1..=nodes)
+                .find(|&id| Some(id) != leader)
+                .expect("a cluster of two or more has a follower"),
+        };
+        sim.crash(victim);
+        faults.crashes += 1;
+        faults.killed_at_calm += 1;
+    }
     let liveness_ticks = config
         .liveness_ticks
         .max(config.liveness_timeouts * u64::from(election_tick));
@@ -506,8 +544,17 @@ struct Detector {
     /// Clients go quiet every other window of this many time units, so
     /// groups go idle and quiesce between bursts of faults and load.
     pause_window: u64,
+    /// After the faults, let the group idle, then crash this node for good.
+    kill_at_calm: Option<Victim>,
     ticks: u64,
     rng: fastrand::Rng,
+}
+
+/// Which node dies for good once the group idles after the faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Victim {
+    Leader,
+    Follower,
 }
 
 impl Detector {
@@ -524,6 +571,11 @@ impl Detector {
             interval: 1 + rng.u64(..u64::from(election_tick)),
             false_suspicion: if rng.bool() { rng.f64() * 0.05 } else { 0.0 },
             pause_window: u64::from(election_tick) * (2 + rng.u64(..6)) * TICK,
+            kill_at_calm: match rng.u32(..4) {
+                0 if on => Some(Victim::Leader),
+                1 if on => Some(Victim::Follower),
+                _ => None,
+            },
             ticks: 0,
             rng,
         }

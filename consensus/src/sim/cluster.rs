@@ -727,12 +727,14 @@ impl Simulation {
                         node.disk.durable.hard_state(), node.disk.durable.last_index()
                     ));
                     out.push_str(&format!(
-                        "; log from {}, snapshot {:?}, restore pending {} (sim: {:?}, staged {} bytes)",
+                        "; log from {}, snapshot {:?}, restore pending {} (sim: {:?}, staged {} bytes); quiesced {}; counters {:?}",
                         raft.log().first_index(),
                         raft.storage().snapshot().map(|m| m.index),
                         raft.restore_pending(),
                         node.restore.as_ref().map(|(m, at)| (m.index, *at)),
-                        node.staging.len()
+                        node.staging.len(),
+                        raft.is_quiesced(),
+                        raft.counters()
                     ));
                     for peer in raft.voters() {
                         if let Some(p) = raft.progress(peer) {
