@@ -294,7 +294,7 @@ where
             peer.transfer.is_none()
                 && (down.contains(id)
                     || (peer.progress.matched() == last
-                        && peer.progress.state() == ReplicationState::Replicate
+                        && peer.progress.state() != ReplicationState::Snapshot
                         && peer.progress.inflights().count() == 0))
         });
         if !peers_idle {
