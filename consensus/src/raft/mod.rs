@@ -441,7 +441,8 @@ where
     }
 
     /// Advances logical time by one tick: followers and candidates count
-    /// towards an election, leaders towards heartbeats and check-quorum.
+    /// towards an election, leaders towards heartbeats, check-quorum and
+    /// quiescence. A quiesced node only advances its clock.
     pub fn tick(&mut self) {
         if self.tick_quiesced() {
             return;
