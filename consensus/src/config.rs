@@ -87,6 +87,14 @@ pub struct Config {
     /// Most snapshot chunks in flight to one follower (sent and not
     /// acknowledged); in `1..=`[`Config::MAX_SNAPSHOT_CHUNKS_IN_FLIGHT`].
     pub max_snapshot_chunks_in_flight: usize,
+    /// Quiescence (multi-Raft, as CockroachDB's quiesced ranges): a leader
+    /// with nothing to do for this many ticks stops heartbeating and tells
+    /// its followers to stop their election timers, so an idle group costs
+    /// nothing per tick. 0 (the default) turns it off; at most
+    /// [`Config::MAX_TICK`]. With it on, the application MUST report peers
+    /// that are down ([`RaftNode::set_peer_liveness`](crate::RaftNode::set_peer_liveness)),
+    /// or a group whose leader dies while quiesced never elects another.
+    pub quiesce_after_ticks: u32,
 }
 
 impl Default for Config {
@@ -107,6 +115,7 @@ impl Default for Config {
             applied: 0,
             snapshot_chunk_size: 1 << 20,
             max_snapshot_chunks_in_flight: 4,
+            quiesce_after_ticks: 0,
         }
     }
 }
@@ -164,6 +173,15 @@ pub enum ConfigError {
         count: usize,
         /// [`Config::MAX_SNAPSHOT_CHUNKS_IN_FLIGHT`].
         max: usize,
+    },
+    /// `quiesce_after_ticks` is past [`Config::MAX_TICK`]. Nothing
+    /// changed.
+    #[error("quiesce_after_ticks ({ticks}) exceeds the largest supported, {max}")]
+    QuiesceTicksOutOfRange {
+        /// The ticks given.
+        ticks: u32,
+        /// [`Config::MAX_TICK`].
+        max: u32,
     },
 }
 
@@ -238,6 +256,12 @@ impl Config {
             return Err(ConfigError::SnapshotChunksInFlight {
                 count: self.max_snapshot_chunks_in_flight,
                 max: Self::MAX_SNAPSHOT_CHUNKS_IN_FLIGHT,
+            });
+        }
+        if self.quiesce_after_ticks > Self::MAX_TICK {
+            return Err(ConfigError::QuiesceTicksOutOfRange {
+                ticks: self.quiesce_after_ticks,
+                max: Self::MAX_TICK,
             });
         }
         Ok(())

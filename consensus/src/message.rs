@@ -103,6 +103,20 @@ pub enum MessageBody<N> {
         /// This is the snapshot's last chunk.
         last: bool,
     },
+    /// Quiescence: the leader has nothing to do and stops heartbeating.
+    /// A follower whose log is exactly the leader's (same last index and
+    /// term) and commits all of it stops its election timer too, without
+    /// answering; otherwise it answers with a
+    /// [`HeartbeatResponse`](MessageBody::HeartbeatResponse), which wakes
+    /// the leader.
+    Quiesce {
+        /// The leader's commit index (equal to `last_index`).
+        commit: Index,
+        /// The leader's last index.
+        last_index: Index,
+        /// The term of the entry at `last_index`.
+        last_term: Term,
+    },
     /// The answer to an [`InstallSnapshot`](MessageBody::InstallSnapshot).
     SnapshotResponse {
         /// The snapshot's index.
@@ -165,6 +179,7 @@ impl<N> MessageBody<N> {
                 | Self::Heartbeat { .. }
                 | Self::TimeoutNow
                 | Self::InstallSnapshot { .. }
+                | Self::Quiesce { .. }
         )
     }
 

@@ -263,6 +263,8 @@ enum Op {
     Chunk(u64, u64, u64, u8, bool),
     /// `on_snapshot_restored` for an index, pending or not.
     Restored(u64),
+    /// A liveness report about a peer (or itself, or a stranger).
+    Liveness(u64, bool),
 }
 
 fn index() -> impl Strategy<Value = u64> {
@@ -329,6 +331,13 @@ fn body() -> impl Strategy<Value = MessageBody<u64>> {
         (index(), index(), term()).prop_map(|(r, h, t)| rejected(r, h, t)),
         (index(), 0..4u64).prop_map(|(commit, round)| heartbeat(commit, round)),
         (0..4u64).prop_map(|read_round| MessageBody::HeartbeatResponse { read_round }),
+        (index(), index(), term()).prop_map(|(commit, last_index, last_term)| {
+            MessageBody::Quiesce {
+                commit,
+                last_index,
+                last_term,
+            }
+        }),
         Just(MessageBody::TimeoutNow),
         (0..4u64).prop_map(|id| MessageBody::ReadIndexRequest { id }),
         (0..4u64, prop::option::of(index()))
@@ -379,14 +388,16 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1..=4u64, index(), index(), 0..12u8, any::<bool>())
             .prop_map(|(to, index, offset, len, last)| Op::Chunk(to, index, offset, len, last)),
         1 => index().prop_map(Op::Restored),
+        1 => (1..=4u64, any::<bool>()).prop_map(|(peer, live)| Op::Liveness(peer, live)),
     ]
 }
 
 /// Node 1 with a committed prefix, put into `role`.
-fn node_in(role: Role, pre_vote: bool, check_quorum: bool) -> Node {
+fn node_in(role: Role, pre_vote: bool, check_quorum: bool, quiesce: bool) -> Node {
     let pre_vote = pre_vote || role == Role::PreCandidate;
     let pre_vote = pre_vote && role != Role::Candidate;
-    let config = thesis_config(1, pre_vote, check_quorum);
+    let mut config = thesis_config(1, pre_vote, check_quorum);
+    config.quiesce_after_ticks = if quiesce { 2 } else { 0 };
     let mut node = node_with_log(1, &VOTERS, &[1, 1, 2, 2, 3], 3, 3, config);
     drain(&mut node);
     match role {
@@ -465,18 +476,21 @@ proptest! {
 
     /// Random messages (random bodies, terms, indexes and entries, some
     /// from strangers or misaddressed) interleaved with ticks, proposals,
-    /// reads, transfers, campaigns and bogus persistence acks: no panic,
+    /// reads, transfers, campaigns, bogus persistence acks and liveness
+    /// reports, with quiescence on or off: no panic,
     /// and committed entries never change.
     #[test]
     fn random_input_never_panics_or_changes_committed_entries(
         role in prop_oneof![Just(Role::Follower), Just(Role::PreCandidate), Just(Role::Candidate), Just(Role::Leader)],
         pre_vote in any::<bool>(),
         check_quorum in any::<bool>(),
+        quiesce in any::<bool>(),
         ops in prop::collection::vec(op(), 1..80),
     ) {
-        let mut node = node_in(role, pre_vote, check_quorum);
+        let mut node = node_in(role, pre_vote, check_quorum, quiesce);
         let mut check = SafetyCheck::new(&node);
         for op in ops {
+            let quiet_tick = matches!(op, Op::Tick) && node.is_quiesced();
             match op {
                 Op::Deliver(message) => node.handle_message(message),
                 Op::Tick => node.tick(),
@@ -498,8 +512,11 @@ proptest! {
                 Op::Restored(index) => {
                     let _ = node.on_snapshot_restored(index);
                 }
+                Op::Liveness(peer, live) => node.set_peer_liveness(peer, live),
             }
             let outputs = drain(&mut node);
+            // A quiesced node's tick hands out nothing.
+            prop_assert!(!quiet_tick || outputs.is_empty(), "{outputs:?}");
             check.after(&node, &outputs);
         }
     }

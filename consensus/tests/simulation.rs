@@ -17,7 +17,8 @@
 //! `DSYS_SIM_SEEDS=n` sets how many seeds to run (default 2000),
 //! `DSYS_SIM_FIRST_SEED=s` the first one; `DSYS_SIM_SEED=s` replays one
 //! seed with `replay`; `DSYS_SIM_LEASE=1` runs every seed with
-//! check-quorum and lease reads (for the sweep and the replay). A failing
+//! check-quorum and lease reads, `DSYS_SIM_QUIESCE=1` with quiescence (for
+//! the sweep and the replay; about 40% of seeds draw quiescence anyway). A failing
 //! seed prints itself and the replay command.
 
 use dsys_consensus::ConfigError;
@@ -34,6 +35,7 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
     let first = env_u64("DSYS_SIM_FIRST_SEED").unwrap_or(0);
     let mut config = ChaosConfig::default();
     config.force_lease = env_u64("DSYS_SIM_LEASE") == Some(1);
+    config.force_quiesce = env_u64("DSYS_SIM_QUIESCE") == Some(1);
     let mut reports: Vec<Report> = Vec::new();
     for seed in first..first + seeds {
         match chaos::run(seed, &config) {
@@ -64,6 +66,7 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
          messages: {} lost, {} duplicated, {} long-delayed, {} replayed; \
          partitions: {} symmetric, {} one-way, {} non-transitive, {} leader cut off; {} transfers, {} campaigns; \
          snapshots: {} taken ({} seeds with compaction), {} entries compacted, {} chunks sent, {} installed, {} transfers aborted by leaders, {} staged snapshots dropped by followers; \
+         quiescence: {} seeds, {} quiesces, {} wakes, {} false suspicions, {} nodes killed once idle; \
          slowest recovery {worst_recovery} ticks",
         total(&|r| r.elections),
         total(&|r| r.committed),
@@ -97,6 +100,11 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
         total(&|r| r.sim.snapshots_installed),
         total(&|r| r.sim.snapshot_sends_aborted),
         total(&|r| r.sim.snapshots_aborted),
+        reports.iter().filter(|r| r.options.quiesce).count(),
+        total(&|r| r.quiesces.0),
+        total(&|r| r.quiesces.1),
+        total(&|r| r.faults.false_suspicions),
+        total(&|r| r.faults.killed_at_calm),
     );
     // The sweep must actually exercise what it claims to: every kind of
     // fault, elections, commits, completed reads and writes, restarts that
@@ -106,7 +114,18 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
     if seeds < 200 {
         return;
     }
-    let floors: [(&str, u64, u64); 24] = [
+    let floors: [(&str, u64, u64); 27] = [
+        ("quiescences", total(&|r| r.quiesces.0), seeds / 4),
+        (
+            "false suspicions of live peers",
+            total(&|r| r.faults.false_suspicions),
+            seeds,
+        ),
+        (
+            "nodes killed once a group idled",
+            total(&|r| r.faults.killed_at_calm),
+            seeds / 20,
+        ),
         ("Raft snapshots", total(&|r| r.sim.raft_snapshots), seeds),
         (
             "entries compacted",
@@ -238,6 +257,7 @@ fn replay() {
     let seed = env_u64("DSYS_SIM_SEED").unwrap_or(42);
     let mut config = ChaosConfig::default();
     config.force_lease = env_u64("DSYS_SIM_LEASE") == Some(1);
+    config.force_quiesce = env_u64("DSYS_SIM_QUIESCE") == Some(1);
     match chaos::run(seed, &config) {
         Ok(report) => println!("{report:#?}"),
         Err(failure) => panic!("{failure}"),

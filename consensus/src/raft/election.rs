@@ -25,6 +25,7 @@ where
         if self.role == Role::Leader {
             return;
         }
+        self.wake_for_input();
         if self.restore_pending() {
             // Its log is about to be replaced: it may not lead on it.
             self.counters.snapshot_busy += 1;

@@ -11,6 +11,7 @@
 //! share, term handling (§5.1) and the persistence contract.
 
 mod election;
+mod quiesce;
 mod read;
 mod replication;
 mod snapshot;
@@ -55,10 +56,11 @@ pub enum Role {
     Leader,
 }
 
-/// Counters for input that was ignored, and for snapshot transfers. None
-/// of these is an error of the node; they say what the network or the
-/// application sent that could not be used, and how often snapshots were
-/// needed. Counters only grow; read them with [`RaftNode::counters`].
+/// Counters for input that was ignored, for snapshot transfers and for
+/// quiescence. None of these is an error of the node; they say what the
+/// network or the application sent that could not be used, how often
+/// snapshots were needed, and how often the group went quiet. Counters
+/// only grow; read them with [`RaftNode::counters`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
@@ -103,6 +105,14 @@ pub struct Counters {
     /// Inputs refused while a snapshot restore is pending (appends, other
     /// snapshots, campaigns).
     pub snapshot_busy: u64,
+    /// Times this node quiesced (a leader idle for
+    /// `quiesce_after_ticks`, or a follower told so by its leader).
+    pub quiesces: u64,
+    /// Times this node woke from quiescence.
+    pub wakes: u64,
+    /// Follower: quiesce orders refused (its log or commit differs from
+    /// the leader's, or something is pending here); each wakes the leader.
+    pub quiesce_refusals: u64,
 }
 
 /// A snapshot of a node's state, for monitoring and tests.
@@ -254,6 +264,8 @@ pub struct RaftNode<S: Storage> {
     durability: Durability<S::NodeId>,
     outbox: VecDeque<RaftOutput<S::NodeId>>,
     counters: Counters,
+    /// Quiescence and the peers reported down.
+    quiesce: quiesce::Quiescence<S::NodeId>,
 }
 
 impl<S> RaftNode<S>
@@ -329,6 +341,7 @@ where
             },
             outbox: VecDeque::new(),
             counters: Counters::default(),
+            quiesce: quiesce::Quiescence::default(),
             config,
         };
         node.reset_election_timer();
@@ -428,13 +441,20 @@ where
     }
 
     /// Advances logical time by one tick: followers and candidates count
-    /// towards an election, leaders towards heartbeats and check-quorum.
+    /// towards an election, leaders towards heartbeats, check-quorum and
+    /// quiescence. A quiesced node only advances its clock.
     pub fn tick(&mut self) {
+        if self.tick_quiesced() {
+            return;
+        }
         self.ticks += 1;
         self.leader_contact = self.leader_contact.map(|t| t.saturating_add(1));
         self.expire_forwarded_reads();
         match self.role {
-            Role::Leader => self.tick_leader(),
+            Role::Leader => {
+                self.tick_leader();
+                self.maybe_quiesce();
+            }
             _ => self.tick_election(),
         }
     }
@@ -446,6 +466,9 @@ where
         if message.to != self.id || message.from == self.id || !self.voters.contains(&message.from)
         {
             self.counters.unknown_sender += 1;
+            return;
+        }
+        if self.on_message_while_quiesced(&message) == quiesce::OnMessage::Drop {
             return;
         }
         if message.term > self.term {
@@ -483,6 +506,11 @@ where
                 self.handle_heartbeat_response(from, read_round);
             }
             MessageBody::TimeoutNow => self.handle_timeout_now(from),
+            MessageBody::Quiesce {
+                commit,
+                last_index,
+                last_term,
+            } => self.handle_quiesce(from, commit, last_index, last_term),
             MessageBody::ReadIndexRequest { id } => self.handle_read_index_request(from, id),
             MessageBody::ReadIndexResponse { id, index } => {
                 self.handle_read_index_response(from, id, index);
@@ -543,6 +571,7 @@ where
             MessageBody::Append { .. }
             | MessageBody::Heartbeat { .. }
             | MessageBody::InstallSnapshot { .. }
+            | MessageBody::Quiesce { .. }
                 if self.config.check_quorum || self.config.pre_vote =>
             {
                 MessageBody::AppendResponse(crate::message::AppendOutcome::Accepted {

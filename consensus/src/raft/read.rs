@@ -119,6 +119,16 @@ impl<N> ReadQueue<N> {
         }
     }
 
+    /// The lease ends now (quiescence: no heartbeat rounds while quiet).
+    pub(super) fn end_lease(&mut self) {
+        self.lease_from = None;
+    }
+
+    /// No read waits for anything here.
+    pub(super) fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.forwarded.is_empty() && self.confirmed.is_empty()
+    }
+
     /// No lease reads for the rest of this term.
     pub(super) fn forfeit_lease(&mut self) {
         self.lease_forfeited = true;
@@ -183,6 +193,7 @@ where
             return Err(ReadError::NoLeader);
         }
         self.reads.accept_id(id)?;
+        self.wake_for_input();
         match (&self.role, self.leader.clone()) {
             (Role::Leader, _) => {
                 self.reads.pending.push_back(PendingRead {

@@ -32,6 +32,7 @@ where
                 leader: self.leader.clone(),
             });
         }
+        self.wake_for_input();
         if self.transfer_target.is_some() {
             return Err(ProposeError::TransferInProgress);
         }

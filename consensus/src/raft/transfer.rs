@@ -39,6 +39,7 @@ where
         if target == self.id {
             return Ok(());
         }
+        self.wake_for_input();
         tracing::debug!(id = ?self.id, ?target, "transferring leadership");
         self.transfer_target = Some(target.clone());
         // The target's election overrides the voters' leases: no lease read

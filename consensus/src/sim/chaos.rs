@@ -12,7 +12,13 @@
 //! Each seed also draws the protocol options (election and heartbeat
 //! ticks, pre-vote, check-quorum, lease reads, asynchronous persistence,
 //! acknowledgement lag, state-machine snapshots, Raft snapshots with
-//! compaction), so a sweep over seeds covers them all.
+//! compaction, quiescence), so a sweep over seeds covers them all. With
+//! quiescence on, the scenario plays the application's failure detector:
+//! every few ticks it tells each node which peers are down or cut off
+//! from it (so late by up to that interval), and during the faults it
+//! sometimes suspects a live peer wrongly.
+
+mod detector;
 
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -25,6 +31,7 @@ use super::linearizability::OpId;
 use super::network::{NetworkConfig, NetworkStats};
 use crate::config::{Config, ReadOnlyOption};
 use crate::output::{ProposeError, ReadError};
+use detector::{Detector, Victim};
 
 /// Simulation time units per Raft tick in chaos runs.
 const TICK: u64 = 10;
@@ -61,6 +68,9 @@ pub struct ChaosConfig {
     /// Every seed runs with check-quorum and lease reads (the soak of
     /// `DSYS_SIM_LEASE=1`); otherwise each seed draws them.
     pub force_lease: bool,
+    /// Every seed runs with quiescence (the soak of `DSYS_SIM_QUIESCE=1`);
+    /// otherwise about 40% of seeds draw it.
+    pub force_quiesce: bool,
 }
 
 impl Default for ChaosConfig {
@@ -75,6 +85,7 @@ impl Default for ChaosConfig {
             clients: 4,
             keys: 3,
             force_lease: false,
+            force_quiesce: false,
         }
     }
 }
@@ -152,6 +163,9 @@ pub struct Options {
     /// Nodes take Raft snapshots and compact their logs (§7), so lagging
     /// followers are restored by snapshot.
     pub compaction: bool,
+    /// Quiescence (`Config::quiesce_after_ticks`), with liveness fed from
+    /// the scenario's own knowledge of crashed and cut-off nodes.
+    pub quiesce: bool,
 }
 
 /// Faults the scenario injected (the simulation counts crashes and disk
@@ -177,6 +191,11 @@ pub struct Faults {
     pub transfers: u64,
     /// Campaigns started out of turn.
     pub campaigns: u64,
+    /// Live peers reported down to a node (quiescence runs).
+    pub false_suspicions: u64,
+    /// Nodes (a quiesced group's leader, or a follower) crashed for good
+    /// once the group went idle after the faults (quiescence runs).
+    pub killed_at_calm: u64,
 }
 
 /// What a passing run did.
@@ -207,6 +226,9 @@ pub struct Report {
     pub recovery_ticks: u64,
     /// Network counters.
     pub network: NetworkStats,
+    /// Times nodes quiesced and woke (nodes up at the end, since their
+    /// last start).
+    pub quiesces: (u64, u64),
 }
 
 /// A failing run: the seed to replay and what broke.
@@ -219,14 +241,17 @@ pub struct Failure {
     pub violation: Violation,
     /// The run had lease reads forced on ([`ChaosConfig::force_lease`]).
     pub force_lease: bool,
+    /// The run had quiescence forced on ([`ChaosConfig::force_quiesce`]).
+    pub force_quiesce: bool,
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lease = if self.force_lease {
-            "DSYS_SIM_LEASE=1 "
-        } else {
-            ""
+        let lease = match (self.force_lease, self.force_quiesce) {
+            (true, true) => "DSYS_SIM_LEASE=1 DSYS_SIM_QUIESCE=1 ",
+            (true, false) => "DSYS_SIM_LEASE=1 ",
+            (false, true) => "DSYS_SIM_QUIESCE=1 ",
+            (false, false) => "",
         };
         write!(
             f,
@@ -307,6 +332,14 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         ack_lag: rng.bool(),
         snapshots: rng.f64() < 0.7,
         compaction: rng.f64() < 0.6,
+        quiesce: false,
+    };
+    // Quiescence draws from a stream of its own, so every other draw of a
+    // seed stays what it was before quiescence existed.
+    let mut detector = Detector::new(seed, election_tick, config.force_quiesce);
+    let options = Options {
+        quiesce: detector.on,
+        ..options
     };
     let raft = Config {
         election_tick,
@@ -324,6 +357,7 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         // small make most transfers take several.
         snapshot_chunk_size: 8 + rng.u64(..40),
         max_snapshot_chunks_in_flight: 1 + rng.usize(..4),
+        quiesce_after_ticks: detector.quiesce_after_ticks,
         ..Config::default()
     };
     let election_units = u64::from(election_tick) * TICK;
@@ -388,6 +422,7 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         seed,
         violation,
         force_lease: config.force_lease,
+        force_quiesce: config.force_quiesce,
     };
     let chaos_ticks = config
         .chaos_ticks
@@ -397,9 +432,12 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     for _ in 0..chaos_ticks * TICK {
         if sim.time() % TICK == 0 {
             inject_faults(&mut sim, &mut rng, nodes, election_tick, &mut faults);
+            detector.report(&mut sim, nodes, true, &mut faults);
         }
-        for client in &mut clients {
-            drive_client(&mut sim, &mut rng, client, config, client_timeout, true);
+        if !detector.clients_pause(sim.time()) {
+            for client in &mut clients {
+                drive_client(&mut sim, &mut rng, client, config, client_timeout, true);
+            }
         }
         sim.step();
         if let Some(v) = sim.violation() {
@@ -419,10 +457,48 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     if let Some(v) = sim.violation() {
         return Err(fail(v.clone()));
     }
+    // Quiescence's hinge: in some runs the group idles until it can
+    // quiesce, then its leader (or a follower) dies for good; only
+    // liveness reports can wake the quiesced followers to replace a dead
+    // leader, and a dead follower must not keep the group awake.
+    // One node of three or more, so the rest are a majority; and only with
+    // pre-vote: without it, a survivor whose log is behind keeps bumping
+    // the term and resetting the up-to-date one's timer with vote requests
+    // it cannot win, and two survivors with slow disks can split votes for
+    // longer than the liveness bound (plain Raft's disruption, thesis
+    // §9.6, not quiescence's: seed 19879 of `DSYS_SIM_QUIESCE=1` showed
+    // it with no node quiesced).
+    if let Some(victim) = detector
+        .kill_at_calm
+        .filter(|_| nodes >= 3 && options.pre_vote)
+    {
+        let idle = u64::from(detector.quiesce_after_ticks) + 3 * u64::from(election_tick);
+        for _ in 0..idle * TICK {
+            if sim.time() % TICK == 0 {
+                detector.report(&mut sim, nodes, false, &mut faults);
+            }
+            sim.step();
+            if let Some(v) = sim.violation() {
+                return Err(fail(v.clone()));
+            }
+        }
+        let victim = match (victim, sim.leader()) {
+            (Victim::Leader, Some(leader)) => leader,
+            (_, leader) => (1..=nodes)
+                .find(|&id| Some(id) != leader)
+                .expect("a cluster of two or more has a follower"),
+        };
+        sim.crash(victim);
+        faults.crashes += 1;
+        faults.killed_at_calm += 1;
+    }
     let liveness_ticks = config
         .liveness_ticks
         .max(config.liveness_timeouts * u64::from(election_tick));
     let recovery = sim.recover_with(liveness_ticks * TICK, |sim| {
+        if sim.time() % TICK == 0 {
+            detector.report(sim, nodes, false, &mut faults);
+        }
         for client in &mut clients {
             drive_client(sim, &mut rng, client, config, client_timeout, false);
         }
@@ -438,6 +514,10 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         .iter()
         .filter(|e| matches!(e, super::SimEvent::Elected { .. }))
         .count() as u64;
+    let quiesces = (1..=nodes)
+        .filter_map(|id| sim.node(id))
+        .map(|n| (n.counters().quiesces, n.counters().wakes))
+        .fold((0, 0), |(q, w), (a, b)| (q + a, w + b));
     Ok(Report {
         seed,
         nodes,
@@ -451,6 +531,7 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         sim: sim.stats(),
         recovery_ticks,
         network: sim.network_stats(),
+        quiesces,
     })
 }
 

@@ -425,6 +425,16 @@ impl Simulation {
         }
     }
 
+    /// Tells node `observer` whether `peer` is up, as the application's
+    /// failure detector would (`RaftNode::set_peer_liveness`); nothing if
+    /// `observer` is down.
+    pub fn set_peer_liveness(&mut self, observer: u64, peer: u64, live: bool) {
+        if let Some(raft) = self.nodes[Self::slot(observer)].raft.as_mut() {
+            raft.set_peer_liveness(peer, live);
+            self.drain(observer);
+        }
+    }
+
     /// Starts an election on node `id` now.
     pub fn campaign(&mut self, id: u64) {
         if let Some(raft) = self.nodes[Self::slot(id)].raft.as_mut() {
@@ -717,12 +727,14 @@ impl Simulation {
                         node.disk.durable.hard_state(), node.disk.durable.last_index()
                     ));
                     out.push_str(&format!(
-                        "; log from {}, snapshot {:?}, restore pending {} (sim: {:?}, staged {} bytes)",
+                        "; log from {}, snapshot {:?}, restore pending {} (sim: {:?}, staged {} bytes); quiesced {}; counters {:?}",
                         raft.log().first_index(),
                         raft.storage().snapshot().map(|m| m.index),
                         raft.restore_pending(),
                         node.restore.as_ref().map(|(m, at)| (m.index, *at)),
-                        node.staging.len()
+                        node.staging.len(),
+                        raft.is_quiesced(),
+                        raft.counters()
                     ));
                     for peer in raft.voters() {
                         if let Some(p) = raft.progress(peer) {
