@@ -177,7 +177,10 @@ pub enum RestartError {
     /// changed.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The node is not among the voters storage lists. Nothing changed.
+    /// Storage holds neither a snapshot nor a configuration entry, and the
+    /// bootstrap membership it lists does not include this node (a node
+    /// joining an existing cluster starts with an empty membership).
+    /// Nothing changed.
     #[error("this node is not a voter of the configuration in storage")]
     NotAVoter,
     /// [`Config::applied`] is past the commit index in storage: the state

@@ -57,7 +57,7 @@ pub enum MessageBody<N> {
         /// Its term.
         prev_term: Term,
         /// The entries; empty for a pure commit update.
-        entries: Vec<Entry>,
+        entries: Vec<Entry<N>>,
         /// The leader's commit index.
         commit: Index,
     },

@@ -279,7 +279,7 @@ fn term() -> impl Strategy<Value = u64> {
     prop_oneof![20 => 0..7u64, 1 => Just(u64::MAX), 1 => Just(u64::MAX - 1)]
 }
 
-fn entries() -> impl Strategy<Value = (u64, Vec<Entry>)> {
+fn entries() -> impl Strategy<Value = (u64, Vec<Entry<u64>>)> {
     (
         prev_index(),
         term(),
@@ -346,7 +346,11 @@ fn body() -> impl Strategy<Value = MessageBody<u64>> {
                     meta: SnapshotMeta {
                         index,
                         term,
-                        voters: if member { vec![1, 2, 3] } else { vec![2, 3, 4] },
+                        membership: dsys_consensus::Membership::from_voters(if member {
+                            [1, 2, 3]
+                        } else {
+                            [2, 3, 4]
+                        }),
                     },
                     offset,
                     data: Bytes::from(vec![7u8; usize::from(len)]),
@@ -406,8 +410,8 @@ fn node_in(role: Role, pre_vote: bool, check_quorum: bool) -> Node {
 /// Checks the committed prefix only grows, and applied entries are exactly
 /// the committed ones, in order.
 struct SafetyCheck {
-    committed: Vec<Entry>,
-    applied: Vec<Entry>,
+    committed: Vec<Entry<u64>>,
+    applied: Vec<Entry<u64>>,
 }
 
 impl SafetyCheck {

@@ -3,11 +3,10 @@
 
 use bytes::Bytes;
 
-use super::{NodeId, Peer, RaftNode, Role};
+use super::{NodeId, RaftNode, Role};
 use crate::config::ReadOnlyOption;
 use crate::entry::{Entry, Index, Term};
 use crate::message::MessageBody;
-use crate::progress::Progress;
 use crate::quorum::VoteResult;
 use crate::storage::Storage;
 
@@ -23,6 +22,12 @@ where
     /// (thesis §6.4.1). Use leadership transfer to move a leader.
     pub fn campaign(&mut self) {
         if self.role == Role::Leader {
+            return;
+        }
+        if !self.voters.contains(&self.id) {
+            // Learners, removed nodes and nodes still joining never
+            // campaign (thesis §4.2.2).
+            self.reset_election_timer();
             return;
         }
         if self.restore_pending() {
@@ -211,23 +216,12 @@ where
         self.reads.start_term();
         let next = self.log.last_index() + 1;
         self.peers.clear();
-        for voter in self.voters.voters() {
-            if *voter != self.id {
-                let progress = Progress::new(
-                    next,
-                    self.config.max_inflight_msgs,
-                    self.config.max_inflight_bytes,
-                );
-                self.peers.insert(
-                    voter.clone(),
-                    Peer {
-                        progress,
-                        recent_active: false,
-                        read_round: 0,
-                        transfer: None,
-                        snapshot_floor: None,
-                    },
-                );
+        // Learners are replicated to as voters are (they never count).
+        let members: Vec<S::NodeId> = self.membership().members().cloned().collect();
+        for member in members {
+            if member != self.id {
+                let peer = self.new_peer(next);
+                self.peers.insert(member, peer);
             }
         }
         // §8: a no-op entry of the new term commits the entries of earlier

@@ -11,6 +11,7 @@
 //! share, term handling (§5.1) and the persistence contract.
 
 mod election;
+mod membership;
 mod read;
 mod replication;
 mod snapshot;
@@ -216,7 +217,10 @@ pub struct RaftNode<S: Storage> {
     id: S::NodeId,
     config: Config,
     log: RaftLog<S>,
+    /// The voters of the membership in force (a cache of `history`).
     voters: Majority<S::NodeId>,
+    /// The configuration entries of the log (thesis §4.1).
+    history: membership::History<S::NodeId>,
     term: Term,
     vote: Option<S::NodeId>,
     role: Role,
@@ -272,10 +276,7 @@ where
     pub fn new(id: S::NodeId, storage: S, config: Config) -> Result<Self, RestartError> {
         config.validate()?;
         let state = storage.initial_state();
-        let voters = Majority::new(state.voters);
-        if !voters.contains(&id) {
-            return Err(RestartError::NotAVoter);
-        }
+        let bootstrap = state.membership.clone();
         let mut log = RaftLog::new(storage);
         if config.applied > log.committed() {
             return Err(RestartError::AppliedBeyondCommit {
@@ -300,7 +301,8 @@ where
             rng: fastrand::Rng::with_seed(config.seed),
             id,
             log,
-            voters,
+            voters: Majority::new(bootstrap.voters().iter().cloned()),
+            history: membership::History::new(0, 0, bootstrap.clone()),
             term: hard_state.term,
             vote: hard_state.vote.clone(),
             role: Role::Follower,
@@ -331,6 +333,16 @@ where
             counters: Counters::default(),
             config,
         };
+        node.recover_history(state.membership);
+        // A node bootstrapped without being in its own bootstrap
+        // membership is misconfigured (a joining node starts empty).
+        if node.history.current_index() == 0
+            && node.log.storage().snapshot().is_none()
+            && !bootstrap.voters().is_empty()
+            && !bootstrap.contains(&node.id)
+        {
+            return Err(RestartError::NotAVoter);
+        }
         node.reset_election_timer();
         Ok(node)
     }
@@ -376,7 +388,7 @@ where
         self.log.storage_mut()
     }
 
-    /// The voters.
+    /// The voters of the membership in force.
     pub fn voters(&self) -> &[S::NodeId] {
         self.voters.voters()
     }
@@ -443,7 +455,11 @@ where
     /// role's handler). Misaddressed messages, unknown senders and stale
     /// terms are ignored and counted.
     pub fn handle_message(&mut self, message: Message<S::NodeId>) {
-        if message.to != self.id || message.from == self.id || !self.voters.contains(&message.from)
+        let from_leader = message.body.is_from_leader();
+        let vote = matches!(message.body, MessageBody::VoteRequest { .. });
+        if message.to != self.id
+            || message.from == self.id
+            || !self.accepts_from(&message.from, from_leader, vote)
         {
             self.counters.unknown_sender += 1;
             return;

@@ -89,7 +89,7 @@ pub struct Simulation {
     /// term before it (log matching, by induction on the index).
     log_entries: BTreeMap<(Index, Term), (Bytes, Term)>,
     /// Committed entries by index (state-machine safety).
-    chosen: Vec<Entry>,
+    chosen: Vec<Entry<u64>>,
     /// The term each chosen entry was first known committed in (the term
     /// of the node that first knew it: the committing leader's).
     chosen_in: Vec<Term>,
@@ -591,7 +591,7 @@ impl Simulation {
     /// disk and readable through the node's storage; it is acknowledged
     /// now or, with an acknowledgement lag, a little later together with
     /// whatever else is durable by then. The caller drains.
-    fn complete_write(&mut self, slot: usize, persist: &Persist<HardState<u64>>) {
+    fn complete_write(&mut self, slot: usize, persist: &Persist<HardState<u64>, u64>) {
         let id = self.nodes[slot].id;
         let node = &mut self.nodes[slot];
         let mirrored = node

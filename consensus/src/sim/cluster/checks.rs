@@ -14,7 +14,7 @@ use crate::storage::{MemStorage, Storage};
 
 /// Whether `storage` holds exactly `entry`, or a snapshot that covers it
 /// (snapshots are only of committed state).
-pub(super) fn holds(storage: &MemStorage<u64>, entry: &Entry) -> bool {
+pub(super) fn holds(storage: &MemStorage<u64>, entry: &Entry<u64>) -> bool {
     if storage.snapshot().is_some_and(|s| s.index >= entry.index) {
         return true;
     }
@@ -169,7 +169,7 @@ impl Simulation {
         }
     }
 
-    pub(super) fn check_log_matching(&mut self, id: u64, entries: &[Entry]) {
+    pub(super) fn check_log_matching(&mut self, id: u64, entries: &[Entry<u64>]) {
         let Some(raft) = self.nodes[Self::slot(id)].raft.as_ref() else {
             return;
         };

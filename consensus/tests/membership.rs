@@ -1,0 +1,316 @@
+//! Membership changes and learners (thesis §4), in the style of raft-rs's
+//! conf-change tests: single-server changes take effect when appended,
+//! learners catch up (by snapshot if needed) and are promoted only once
+//! caught up, a removed leader steps down once its removal commits, and a
+//! removed node cannot disrupt the cluster.
+
+mod common;
+
+use bytes::Bytes;
+use common::{Network, paper_config, thesis_config};
+use dsys_consensus::{EntryKind, Membership, MembershipChange, MembershipError, Role};
+
+use MembershipChange::{AddLearner, AddVoter, Remove};
+
+fn members(voters: &[u64], learners: &[u64]) -> Membership<u64> {
+    Membership::new(voters.iter().copied(), learners.iter().copied())
+}
+
+/// Node 1 leads a cluster of 1, 2, 3 and has committed `n` commands.
+fn cluster(n: usize) -> Network {
+    let mut net = Network::new(&[1, 2, 3]);
+    net.elect(1);
+    for _ in 0..n {
+        net.propose(1, "cmd").expect("the leader accepts");
+    }
+    net.deliver_all();
+    net
+}
+
+/// The memberships node `id` applied from configuration entries, in order.
+fn applied_memberships(net: &Network, id: u64) -> Vec<Membership<u64>> {
+    net.applied(id)
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Membership(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A learner receives the log but does not vote; it is promoted only when
+/// its match index is at least 90% of the leader's last index (etcd), and
+/// then counts in quorums. Reference: raft-rs `test_learner_promotion`.
+#[test]
+fn learner_is_promoted_only_once_caught_up() {
+    let mut net = cluster(20);
+    net.add_joining(4, paper_config(4));
+    net.propose_membership(1, AddLearner(4))
+        .expect("the leader adds a learner");
+    assert_eq!(net.node(1).membership(), &members(&[1, 2, 3], &[4]));
+    let early = net.propose_membership(1, AddVoter(4));
+    assert_eq!(early, Err(MembershipError::Pending), "one change at a time");
+    net.deliver_one();
+    // Committed on 1, 2, 3 while 4 has not caught up yet: promotion waits.
+    net.cut(1, 4);
+    net.deliver_all();
+    net.run(2);
+    assert!(matches!(
+        net.propose_membership(1, AddVoter(4)),
+        Err(MembershipError::NotCaughtUp { .. })
+    ));
+    net.uncut(1, 4);
+    net.run(3);
+    assert_eq!(
+        net.node(4).log().last_index(),
+        net.node(1).log().last_index()
+    );
+    assert_eq!(net.node(4).membership(), &members(&[1, 2, 3], &[4]));
+    // A learner never campaigns, however long it hears nothing.
+    net.isolate(4);
+    for _ in 0..100 {
+        net.tick(4);
+    }
+    assert_eq!(net.node(4).role(), Role::Follower);
+    assert_eq!(net.node(4).term(), net.node(1).term());
+    net.rejoin(4);
+    net.run(2);
+    net.propose_membership(1, AddVoter(4))
+        .expect("a caught-up learner is promoted");
+    net.run(3);
+    for id in [1, 2, 3, 4] {
+        assert_eq!(net.node(id).membership(), &members(&[1, 2, 3, 4], &[]));
+        assert_eq!(
+            applied_memberships(&net, id).last(),
+            Some(&members(&[1, 2, 3, 4], &[])),
+            "node {id} applied the promotion"
+        );
+    }
+    // Now 4 counts: with 2 and 3 down, 1 and 4 are not a majority of four.
+    net.isolate(2);
+    net.isolate(3);
+    let index = net.propose(1, "x").expect("the leader accepts");
+    net.run(3);
+    assert!(net.node(1).log().committed() < index);
+}
+
+/// A learner's acknowledgements never commit anything.
+#[test]
+fn a_learner_does_not_count_in_quorums() {
+    let mut net = cluster(1);
+    net.add_joining(4, paper_config(4));
+    net.propose_membership(1, AddLearner(4)).expect("accepted");
+    net.run(3);
+    net.isolate(2);
+    net.isolate(3);
+    let index = net.propose(1, "x").expect("the leader accepts");
+    net.run(5);
+    assert_eq!(net.node(4).log().last_index(), index, "the learner has it");
+    assert!(
+        net.node(1).log().committed() < index,
+        "but it does not count"
+    );
+}
+
+/// A learner added after the leader compacted is restored from a
+/// snapshot, whose membership does not list it yet, and catches up.
+#[test]
+fn learner_catches_up_from_a_snapshot() {
+    let mut net = cluster(10);
+    net.run(2);
+    let snapshot = net.snapshot_and_compact(1);
+    assert!(net.node(1).log().first_index() > 1);
+    net.add_joining(4, paper_config(4));
+    net.propose_membership(1, AddLearner(4)).expect("accepted");
+    net.propose(1, "after").expect("the leader accepts");
+    net.run(10);
+    assert_eq!(
+        net.snapshot(4).map(|m| (m.index, m.membership.clone())),
+        Some((snapshot, members(&[1, 2, 3], &[])))
+    );
+    assert_eq!(net.applied_data(4), net.applied_data(1));
+    assert_eq!(net.node(4).membership(), &members(&[1, 2, 3], &[4]));
+}
+
+/// A learner serves linearizable reads by forwarding them to the leader,
+/// as a follower does.
+#[test]
+fn learner_serves_read_index() {
+    let mut net = cluster(3);
+    net.add_joining(4, paper_config(4));
+    net.propose_membership(1, AddLearner(4)).expect("accepted");
+    net.run(3);
+    net.read_index(4, 1).expect("the learner knows the leader");
+    net.run(3);
+    let reads = net.reads_ready(4);
+    assert_eq!(reads.len(), 1, "{:?}", net.events(4));
+    assert!(reads[0].index >= 4);
+}
+
+/// Removing a node shrinks the quorum: entries commit with the remaining
+/// two alone. Reference: raft-rs `test_commit_after_remove_node`.
+#[test]
+fn commit_after_removing_a_node() {
+    let mut net = cluster(1);
+    net.propose_membership(1, Remove(3)).expect("accepted");
+    net.run(2);
+    assert_eq!(net.node(1).membership(), &members(&[1, 2], &[]));
+    net.isolate(3);
+    let index = net.propose(1, "x").expect("the leader accepts");
+    net.run(2);
+    assert!(net.node(1).log().committed() >= index);
+    assert_eq!(net.applied_data(2).last(), Some(&Bytes::from_static(b"x")));
+}
+
+/// A leader that removes itself keeps leading until the removal commits,
+/// without counting itself, then steps down; the others elect a leader
+/// and it never campaigns again (thesis §4.2.2).
+#[test]
+fn a_removed_leader_steps_down_after_committing_its_removal() {
+    let mut net = cluster(1);
+    net.propose_membership(1, Remove(1)).expect("accepted");
+    assert!(net.node(1).is_leader(), "leads until the removal commits");
+    net.isolate(2);
+    net.isolate(3);
+    net.run(3);
+    assert!(
+        net.node(1).is_leader(),
+        "1 alone does not commit its removal"
+    );
+    net.heal();
+    net.run(1);
+    assert_eq!(net.node(1).role(), Role::Follower, "stepped down");
+    net.run_until(100, |n| n.leader().is_some_and(|l| l != 1));
+    let leader = net.leader().expect("checked above");
+    net.propose(leader, "x").expect("the new leader accepts");
+    net.run(100);
+    assert_eq!(net.node(1).role(), Role::Follower);
+    assert!(net.leaders().iter().all(|&l| l != 1));
+    assert_eq!(
+        net.applied_data(leader).last(),
+        Some(&Bytes::from_static(b"x"))
+    );
+}
+
+/// Replacing the leader: add 4 as a learner, promote it, remove 1.
+#[test]
+fn replacing_the_leader() {
+    let mut net = cluster(3);
+    net.add_joining(4, paper_config(4));
+    net.propose_membership(1, AddLearner(4)).expect("accepted");
+    net.run(3);
+    net.propose_membership(1, AddVoter(4)).expect("caught up");
+    net.run(3);
+    net.propose_membership(1, Remove(1)).expect("accepted");
+    net.run(2);
+    assert!(!net.node(1).is_leader());
+    net.run_until(100, |n| n.leader().is_some_and(|l| l != 1));
+    let leader = net.leader().expect("checked above");
+    net.propose(leader, "after").expect("accepted");
+    net.run(5);
+    for id in [2, 3, 4] {
+        assert_eq!(net.node(id).membership(), &members(&[2, 3, 4], &[]));
+        assert_eq!(
+            net.applied_data(id).last(),
+            Some(&Bytes::from_static(b"after"))
+        );
+    }
+}
+
+/// A node removed while partitioned still holds the old membership and
+/// campaigns in ever higher terms; the members ignore its vote requests
+/// and count them, and their term and leader do not move (thesis §4.2.3).
+#[test]
+fn removed_node_with_an_old_config_cannot_disrupt() {
+    for (pre_vote, check_quorum) in [(false, false), (true, true)] {
+        let mut net =
+            Network::with_config(&[1, 2, 3], |id| thesis_config(id, pre_vote, check_quorum));
+        net.elect(1);
+        net.isolate(3);
+        net.propose_membership(1, Remove(3)).expect("accepted");
+        net.run(3);
+        assert_eq!(net.node(3).membership(), &members(&[1, 2, 3], &[]));
+        for _ in 0..50 {
+            net.tick(3);
+        }
+        let term = net.node(1).term();
+        net.rejoin(3);
+        net.run(30);
+        assert_eq!(net.node(1).term(), term, "pre_vote {pre_vote}");
+        assert!(net.node(1).is_leader());
+        assert!(net.node(2).counters().unknown_sender > 0);
+        net.propose(1, "x").expect("still leads");
+        net.run(2);
+        assert_eq!(net.applied_data(2).last(), Some(&Bytes::from_static(b"x")));
+    }
+}
+
+/// A configuration entry takes effect when appended, and the previous
+/// membership returns when a new leader truncates it (thesis §4.1).
+#[test]
+fn an_uncommitted_change_reverts_when_truncated() {
+    let mut net = cluster(1);
+    net.isolate(1);
+    net.add_joining(4, paper_config(4));
+    net.propose_membership(1, AddLearner(4)).expect("accepted");
+    assert_eq!(net.node(1).membership(), &members(&[1, 2, 3], &[4]));
+    net.run_until(100, |n| n.leader().is_some_and(|l| l != 1));
+    let leader = net.leader().expect("checked above");
+    net.propose(leader, "x").expect("accepted");
+    net.deliver_all();
+    net.rejoin(1);
+    net.run(5);
+    assert_eq!(net.node(1).membership(), &members(&[1, 2, 3], &[]));
+    assert_eq!(net.applied_data(1).last(), Some(&Bytes::from_static(b"x")));
+}
+
+/// Changes are refused with a typed error and nothing changes: off the
+/// leader, before the leader commits in its term, while one is pending,
+/// or when they change nothing.
+#[test]
+fn bad_changes_are_refused() {
+    let mut net = Network::new(&[1, 2, 3]);
+    assert_eq!(
+        net.propose_membership(2, Remove(3)),
+        Err(MembershipError::NotLeader { leader: None })
+    );
+    net.campaign(1);
+    net.deliver_all();
+    assert!(net.node(1).is_leader());
+    net.deliver_all();
+    assert_eq!(
+        net.propose_membership(1, AddVoter(2)),
+        Err(MembershipError::NoChange)
+    );
+    assert_eq!(
+        net.propose_membership(1, AddLearner(2)),
+        Err(MembershipError::VoterToLearner)
+    );
+    net.propose_membership(1, Remove(3)).expect("accepted");
+    let last = net.node(1).log().last_index();
+    assert_eq!(
+        net.propose_membership(1, Remove(2)),
+        Err(MembershipError::Pending)
+    );
+    assert_eq!(net.node(1).log().last_index(), last, "nothing appended");
+}
+
+/// A restart takes the membership of the last configuration entry in the
+/// log, else the snapshot's.
+#[test]
+fn restart_recovers_the_latest_membership() {
+    let mut net = cluster(2);
+    net.add_joining(4, paper_config(4));
+    net.propose_membership(1, AddLearner(4)).expect("accepted");
+    net.run(3);
+    net.restart(2);
+    assert_eq!(net.node(2).membership(), &members(&[1, 2, 3], &[4]));
+    net.snapshot_and_compact(2);
+    net.restart(2);
+    assert_eq!(net.node(2).membership(), &members(&[1, 2, 3], &[4]));
+    net.restart(4);
+    assert_eq!(net.node(4).membership(), &members(&[1, 2, 3], &[4]));
+    net.propose(1, "x").expect("accepted");
+    net.run(3);
+    assert_eq!(net.applied_data(4).last(), Some(&Bytes::from_static(b"x")));
+}
