@@ -314,3 +314,27 @@ fn restart_recovers_the_latest_membership() {
     net.run(3);
     assert_eq!(net.applied_data(4).last(), Some(&Bytes::from_static(b"x")));
 }
+
+/// A node whose own uncommitted configuration removes it still campaigns
+/// (without counting its own vote) until that configuration commits
+/// (thesis §4.2.2): here the only other voter lacks the entry and cannot
+/// win without this node's vote, which its longer log refuses. Found by
+/// the simulator (seed 77 with membership changes).
+#[test]
+fn a_node_removed_by_an_uncommitted_entry_still_campaigns() {
+    let mut net = Network::with_config(&[1, 2, 3], |id| thesis_config(id, false, true));
+    net.elect(1);
+    net.propose_membership(1, Remove(2)).expect("accepted");
+    net.run(3);
+    assert_eq!(net.node(3).membership(), &members(&[1, 3], &[]));
+    net.isolate(2);
+    net.isolate(3);
+    net.propose_membership(1, Remove(1)).expect("accepted");
+    net.run_until(100, |n| !n.node(1).is_leader());
+    net.rejoin(3);
+    net.run_until(300, |n| n.leader() == Some(3));
+    assert_eq!(net.node(3).membership(), &members(&[3], &[]));
+    net.propose(3, "x").expect("3 leads alone");
+    net.run(2);
+    assert_eq!(net.applied_data(3).last(), Some(&Bytes::from_static(b"x")));
+}

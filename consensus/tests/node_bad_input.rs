@@ -23,9 +23,9 @@ fn follower() -> Node {
     node
 }
 
-/// Messages from outside the configuration, addressed to another node, or
-/// claiming to come from the receiver itself are dropped and counted,
-/// whatever their term.
+/// Messages from outside the configuration (but a leader's appends and
+/// heartbeats), addressed to another node, or claiming to come from the
+/// receiver itself are dropped and counted, whatever their term.
 #[test]
 fn messages_from_unknown_or_misaddressed_senders_are_counted() {
     let bodies = [
@@ -36,7 +36,12 @@ fn messages_from_unknown_or_misaddressed_senders_are_counted() {
         MessageBody::ReadIndexRequest { id: 1 },
     ];
     for (from, to) in [(9, 1), (2, 3), (1, 1), (0, 1)] {
-        for body in &bodies {
+        for (i, body) in bodies.iter().enumerate() {
+            if i < 2 && from != 1 && to == 1 {
+                // A leader's messages are heard from anyone (a follower
+                // behind may not know its leader's membership yet).
+                continue;
+            }
             let mut node = follower();
             let before = node.status();
             let out = step(&mut node, msg(from, to, 5, body.clone()));

@@ -24,7 +24,7 @@ where
         if self.role == Role::Leader {
             return;
         }
-        if !self.voters.contains(&self.id) {
+        if !self.promotable() {
             // Learners, removed nodes and nodes still joining never
             // campaign (thesis §4.2.2).
             self.reset_election_timer();

@@ -52,10 +52,10 @@ impl<N: NodeId> History<N> {
             .map(|(_, _, m)| m)
     }
 
-    /// Whether `node` is a member of any membership still in the history
-    /// (the committed one or a newer one).
-    fn knows(&self, node: &N) -> bool {
-        self.entries.iter().any(|(_, _, m)| m.contains(node))
+    /// The membership before the current one, if the history holds it.
+    fn previous(&self) -> Option<&Membership<N>> {
+        let len = self.entries.len();
+        (len >= 2).then(|| &self.entries[len - 2].2)
     }
 
     fn push(&mut self, index: Index, term: Term, membership: Membership<N>) {
@@ -84,6 +84,21 @@ where
     /// configuration entry in its log, committed or not (thesis §4.1).
     pub fn membership(&self) -> &Membership<S::NodeId> {
         self.history.current()
+    }
+
+    /// Whether this node may campaign: it votes in the membership in
+    /// force, or that membership is not committed yet and it voted in the
+    /// one before. Thesis §4.2.2: a server left out of its own latest,
+    /// uncommitted configuration may still be needed to elect a leader
+    /// that commits it (its longer log can refuse the others' votes); it
+    /// campaigns then without counting its own vote.
+    pub(super) fn promotable(&self) -> bool {
+        self.voters.contains(&self.id)
+            || (self.history.current_index() > self.log.committed()
+                && self
+                    .history
+                    .previous()
+                    .is_some_and(|m| m.is_voter(&self.id)))
     }
 
     /// The membership history on restart: the snapshot's (or storage's)
@@ -281,20 +296,23 @@ where
         }
     }
 
-    /// Whether a message from `from` may be handled: members may send
-    /// anything; a node that is not (or not yet) a member itself listens
-    /// to everyone (it is joining, or removed and harmless); and a leader
-    /// that an uncommitted configuration leaves out still leads until the
-    /// removal commits (thesis §4.2.2). Votes are asked only of voters'
-    /// candidates: a removed node cannot disrupt the cluster (§4.2.3).
+    /// Whether a message from `from` may be handled. Vote requests only
+    /// from members of this node's membership, so a removed or
+    /// not-yet-added node cannot disrupt the cluster (thesis §4.2.3); a
+    /// learner's are heard, since its own, older membership may make it a
+    /// voter, and it learns the newer one only from a leader of a term at
+    /// least its own. A node that is not a member itself (joining, or
+    /// removed as far as its log knows) hears every candidate, since one
+    /// whose membership lists it may need its vote.
+    /// A leader's messages from anyone: a node whose log is behind may not
+    /// know its leader yet (thesis §4.1: servers process RPCs without
+    /// consulting their configurations), and a stale leader is refused by
+    /// term. Anything else only from members.
     pub(super) fn accepts_from(&self, from: &S::NodeId, from_leader: bool, vote: bool) -> bool {
         let membership = self.membership();
-        if !membership.contains(&self.id) {
-            return true;
-        }
         if vote {
-            return membership.is_voter(from);
+            return membership.contains(from) || !membership.contains(&self.id);
         }
-        membership.contains(from) || (from_leader && self.history.knows(from))
+        from_leader || membership.contains(from) || !membership.contains(&self.id)
     }
 }

@@ -455,7 +455,12 @@ where
     /// role's handler). Misaddressed messages, unknown senders and stale
     /// terms are ignored and counted.
     pub fn handle_message(&mut self, message: Message<S::NodeId>) {
-        let from_leader = message.body.is_from_leader();
+        let from_leader = matches!(
+            message.body,
+            MessageBody::Append { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. }
+        );
         let vote = matches!(message.body, MessageBody::VoteRequest { .. });
         if message.to != self.id
             || message.from == self.id
@@ -556,10 +561,19 @@ where
     fn handle_stale_term(&mut self, message: &Message<S::NodeId>) {
         self.counters.stale_term += 1;
         let reply = match &message.body {
+            // Without check-quorum and pre-vote, etcd answers nothing and
+            // counts on this node's vote requests of the newer term to
+            // depose the stale leader; but a node that is not a voter in
+            // its own membership (a learner, a node removed or being
+            // removed) may never campaign, or its vote requests may be
+            // ignored by a leader in whose membership it does not vote:
+            // it answers, or that leader could wait on it for good.
             MessageBody::Append { .. }
             | MessageBody::Heartbeat { .. }
             | MessageBody::InstallSnapshot { .. }
-                if self.config.check_quorum || self.config.pre_vote =>
+                if self.config.check_quorum
+                    || self.config.pre_vote
+                    || !self.voters.contains(&self.id) =>
             {
                 MessageBody::AppendResponse(crate::message::AppendOutcome::Accepted {
                     last_index: 0,
@@ -567,6 +581,16 @@ where
             }
             MessageBody::VoteRequest { pre_vote: true, .. } => MessageBody::VoteResponse {
                 pre_vote: true,
+                granted: false,
+            },
+            // A node that does not vote in its own membership may still be
+            // needed by a candidate whose membership lists it, and may
+            // have been pushed to a later term by others' campaigns: the
+            // candidate learns the term and campaigns again above it.
+            MessageBody::VoteRequest {
+                pre_vote: false, ..
+            } if !self.voters.contains(&self.id) => MessageBody::VoteResponse {
+                pre_vote: false,
                 granted: false,
             },
             _ => return,

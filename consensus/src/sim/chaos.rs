@@ -12,7 +12,11 @@
 //! Each seed also draws the protocol options (election and heartbeat
 //! ticks, pre-vote, check-quorum, lease reads, asynchronous persistence,
 //! acknowledgement lag, state-machine snapshots, Raft snapshots with
-//! compaction), so a sweep over seeds covers them all.
+//! compaction, membership changes), so a sweep over seeds covers them
+//! all. With membership changes, one or two extra nodes start outside the
+//! cluster, and the leader is asked now and then to add a learner,
+//! promote one, add or remove a voter (itself included: replacing the
+//! leader), or remove a learner, under the same faults.
 
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -24,6 +28,7 @@ use super::disk::DiskConfig;
 use super::linearizability::OpId;
 use super::network::{NetworkConfig, NetworkStats};
 use crate::config::{Config, ReadOnlyOption};
+use crate::membership::MembershipChange;
 use crate::output::{ProposeError, ReadError};
 
 /// Simulation time units per Raft tick in chaos runs.
@@ -61,6 +66,9 @@ pub struct ChaosConfig {
     /// Every seed runs with check-quorum and lease reads (the soak of
     /// `DSYS_SIM_LEASE=1`); otherwise each seed draws them.
     pub force_lease: bool,
+    /// Half the seeds (drawn apart from the other options) run with
+    /// membership changes ([`Options::membership`]).
+    pub membership: bool,
 }
 
 impl Default for ChaosConfig {
@@ -75,6 +83,7 @@ impl Default for ChaosConfig {
             clients: 4,
             keys: 3,
             force_lease: false,
+            membership: true,
         }
     }
 }
@@ -152,6 +161,9 @@ pub struct Options {
     /// Nodes take Raft snapshots and compact their logs (§7), so lagging
     /// followers are restored by snapshot.
     pub compaction: bool,
+    /// Extra nodes start outside the cluster, and the leader is asked to
+    /// change the membership now and then (thesis §4).
+    pub membership: bool,
 }
 
 /// Faults the scenario injected (the simulation counts crashes and disk
@@ -177,6 +189,11 @@ pub struct Faults {
     pub transfers: u64,
     /// Campaigns started out of turn.
     pub campaigns: u64,
+    /// Membership changes a leader accepted.
+    pub membership_changes: u64,
+    /// Membership changes refused (one pending, a learner not caught up,
+    /// not the leader any more).
+    pub membership_refused: u64,
 }
 
 /// What a passing run did.
@@ -292,7 +309,15 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         panic!("invalid chaos configuration: {error}");
     }
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed_c4a0_5eed_c4a0);
-    let nodes = config.cluster_sizes[rng.usize(..config.cluster_sizes.len().max(1))];
+    let voters = config.cluster_sizes[rng.usize(..config.cluster_sizes.len().max(1))];
+    // Drawn apart, so the other draws of a seed stay as they were.
+    let mut membership_rng = fastrand::Rng::with_seed(seed ^ 0x3e3b_e125_41b0_c0de);
+    let joining = if config.membership && membership_rng.bool() {
+        1 + membership_rng.u64(..2)
+    } else {
+        0
+    };
+    let nodes = voters + joining;
     let election_tick = rng.u32(config.election_ticks.clone());
     let heartbeat_tick = rng.u32(1..=(election_tick / 2).max(1));
     let check_quorum = rng.f64() < 0.75;
@@ -307,6 +332,7 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         ack_lag: rng.bool(),
         snapshots: rng.f64() < 0.7,
         compaction: rng.f64() < 0.6,
+        membership: joining > 0,
     };
     let raft = Config {
         election_tick,
@@ -350,6 +376,7 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         } else {
             0
         },
+        joining,
     };
     let disk = DiskConfig {
         max_ack_lag: if options.ack_lag {
@@ -397,6 +424,15 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     for _ in 0..chaos_ticks * TICK {
         if sim.time() % TICK == 0 {
             inject_faults(&mut sim, &mut rng, nodes, election_tick, &mut faults);
+            if options.membership {
+                change_membership(
+                    &mut sim,
+                    &mut membership_rng,
+                    nodes,
+                    election_tick,
+                    &mut faults,
+                );
+            }
         }
         for client in &mut clients {
             drive_client(&mut sim, &mut rng, client, config, client_timeout, true);
@@ -535,6 +571,43 @@ fn inject_faults(
     if per_timeout(rng, 0.05) {
         sim.campaign(random_node(rng));
         faults.campaigns += 1;
+    }
+}
+
+/// Now and then, asks the leader for a random membership change.
+fn change_membership(
+    sim: &mut Simulation,
+    rng: &mut fastrand::Rng,
+    nodes: u64,
+    election_tick: u32,
+    faults: &mut Faults,
+) {
+    if rng.f64() >= 0.5 / f64::from(election_tick) {
+        return;
+    }
+    let Some(leader) = sim.leader() else {
+        return;
+    };
+    let Some(membership) = sim.node(leader).map(|r| r.membership().clone()) else {
+        return;
+    };
+    let outside: Vec<u64> = (1..=nodes).filter(|n| !membership.contains(n)).collect();
+    let pick =
+        |rng: &mut fastrand::Rng, from: &[u64]| from.get(rng.usize(..from.len().max(1))).copied();
+    let change = match rng.u32(..6) {
+        0 => pick(rng, &outside).map(MembershipChange::AddLearner),
+        1 => pick(rng, membership.learners()).map(MembershipChange::AddVoter),
+        2 => pick(rng, &outside).map(MembershipChange::AddVoter),
+        3 => pick(rng, membership.learners()).map(MembershipChange::Remove),
+        4 => Some(MembershipChange::Remove(leader)),
+        _ => pick(rng, membership.voters()).map(MembershipChange::Remove),
+    };
+    let Some(change) = change else {
+        return;
+    };
+    match sim.change_membership(leader, change) {
+        Ok(_) => faults.membership_changes += 1,
+        Err(_) => faults.membership_refused += 1,
     }
 }
 

@@ -26,7 +26,8 @@ use super::disk::{CrashWrites, Disk, DiskConfig, write_batch};
 use super::linearizability::{History, OpId};
 use super::network::{Network, NetworkConfig, NetworkStats};
 use crate::entry::{Entry, HardState, Index, Term};
-use crate::output::{Output, Persist};
+use crate::membership::{Membership, MembershipChange, MembershipError};
+use crate::output::{Output, Persist, ProposalId};
 use crate::raft::{RaftNode, RaftOutput, Role};
 use crate::snapshot::{SnapshotError, SnapshotMeta};
 use crate::storage::{MemStorage, Storage};
@@ -94,6 +95,8 @@ pub struct Simulation {
     /// of the node that first knew it: the committing leader's).
     chosen_in: Vec<Term>,
     leaders: BTreeMap<Term, u64>,
+    /// The membership of the last configuration entry chosen.
+    chosen_membership: Membership<u64>,
     history: History<u64, u64>,
     /// Puts by the node and life that accepted them, and their index.
     puts: BTreeMap<(u64, u64, Index), PendingPut>,
@@ -131,7 +134,7 @@ impl Simulation {
     ) -> Result<Self, SimConfigError> {
         config.validate()?;
         disk.validate()?;
-        let voters: Vec<u64> = (1..=config.nodes).collect();
+        let voters: Vec<u64> = (1..=config.nodes - config.joining).collect();
         let network = Network::new(config.network.clone());
         let mut sim = Self {
             disk_config: disk,
@@ -143,6 +146,7 @@ impl Simulation {
             chosen: Vec::new(),
             chosen_in: Vec::new(),
             leaders: BTreeMap::new(),
+            chosen_membership: Membership::from_voters(voters.iter().copied()),
             history: History::new(),
             puts: BTreeMap::new(),
             lost_puts: BTreeMap::new(),
@@ -155,11 +159,16 @@ impl Simulation {
             crash_writes: CrashWrites::default(),
             config,
         };
-        for id in voters.iter().copied() {
+        for id in 1..=sim.config.nodes {
+            let bootstrap = if voters.contains(&id) {
+                voters.clone()
+            } else {
+                Vec::new()
+            };
             sim.nodes.push(SimNode {
                 id,
                 raft: None,
-                disk: Disk::new(voters.clone()),
+                disk: Disk::new(bootstrap),
                 kv: BTreeMap::new(),
                 next_apply: 1,
                 seen_commit: 0,
@@ -420,6 +429,25 @@ impl Simulation {
             self.start(id);
             self.check_step();
         }
+    }
+
+    /// Asks node `leader` to change the membership; the outcome is the
+    /// node's ([`RaftNode::propose_membership`]).
+    ///
+    /// # Errors
+    /// The node's refusal; [`MembershipError::NotLeader`] if it is down.
+    pub fn change_membership(
+        &mut self,
+        leader: u64,
+        change: MembershipChange<u64>,
+    ) -> Result<ProposalId, MembershipError<u64>> {
+        let result = match self.nodes[Self::slot(leader)].raft.as_mut() {
+            Some(raft) => raft.propose_membership(change),
+            None => Err(MembershipError::NotLeader { leader: None }),
+        };
+        self.drain(leader);
+        self.check_step();
+        result
     }
 
     /// Starts an election on node `id` now.
@@ -714,14 +742,16 @@ impl Simulation {
                         node.disk.durable.hard_state(), node.disk.durable.last_index()
                     ));
                     out.push_str(&format!(
-                        "; log from {}, snapshot {:?}, restore pending {} (sim: {:?}, staged {} bytes)",
+                        "; voters {:?} learners {:?}; log from {}, snapshot {:?}, restore pending {} (sim: {:?}, staged {} bytes)",
+                        raft.membership().voters(),
+                        raft.membership().learners(),
                         raft.log().first_index(),
                         raft.storage().snapshot().map(|m| m.index),
                         raft.restore_pending(),
                         node.restore.as_ref().map(|(m, at)| (m.index, *at)),
                         node.staging.len()
                     ));
-                    for peer in raft.voters() {
+                    for peer in raft.membership().members() {
                         if let Some(p) = raft.progress(peer) {
                             out.push_str(&format!(
                                 "\n    -> {peer}: {:?} match {} next {} inflight {} paused {} snapshot {}",
@@ -746,17 +776,21 @@ impl Simulation {
         out
     }
 
-    /// Whether every up node has applied everything the leader has, and
-    /// the leader has committed its whole log.
+    /// Whether every up member has applied everything the leader has, and
+    /// the leader has committed its whole log. Nodes outside the leader's
+    /// membership (removed, or never added) hear nothing more.
     pub fn converged(&self) -> bool {
         let Some(leader) = self.leader().and_then(|l| self.node(l)) else {
             return false;
         };
         let last = leader.log().last_index();
+        let membership = leader.membership();
         leader.log().committed() == last
             && self.nodes.iter().all(|n| match &n.raft {
-                Some(raft) => raft.log().applied() == last && n.next_apply == last + 1,
-                None => true,
+                Some(raft) if membership.contains(&n.id) => {
+                    raft.log().applied() == last && n.next_apply == last + 1
+                }
+                _ => true,
             })
     }
 
