@@ -218,11 +218,12 @@ fn replacing_the_leader() {
 }
 
 /// A node removed while partitioned still holds the old membership and
-/// campaigns in ever higher terms; the members ignore its vote requests
-/// and count them, and their term and leader do not move (thesis §4.2.3).
+/// campaigns; with pre-vote (its log stops at its removal) or
+/// check-quorum (the members' leader lease, thesis §4.2.3) the members'
+/// term and leader do not move. (Plain Raft has neither defence.)
 #[test]
 fn removed_node_with_an_old_config_cannot_disrupt() {
-    for (pre_vote, check_quorum) in [(false, false), (true, true)] {
+    for (pre_vote, check_quorum) in [(true, false), (false, true), (true, true)] {
         let mut net =
             Network::with_config(&[1, 2, 3], |id| thesis_config(id, pre_vote, check_quorum));
         net.elect(1);
@@ -238,7 +239,6 @@ fn removed_node_with_an_old_config_cannot_disrupt() {
         net.run(30);
         assert_eq!(net.node(1).term(), term, "pre_vote {pre_vote}");
         assert!(net.node(1).is_leader());
-        assert!(net.node(2).counters().unknown_sender > 0);
         net.propose(1, "x").expect("still leads");
         net.run(2);
         assert_eq!(net.applied_data(2).last(), Some(&Bytes::from_static(b"x")));
