@@ -123,8 +123,9 @@ impl<N: NodeId> Membership<N> {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum MembershipChange<N> {
-    /// Make the node a voter: a new node, or a learner promoted (only once
-    /// caught up with the leader).
+    /// Make the node a voter. The leader accepts it only once the node
+    /// holds 90% of its log, so a new node joins as a learner first and is
+    /// promoted once caught up (thesis §4.2.1).
     AddVoter(N),
     /// Add the node as a learner, to catch up before it is promoted.
     AddLearner(N),
@@ -154,8 +155,9 @@ pub enum MembershipError<N> {
     /// A leadership transfer is in progress. Nothing changed.
     #[error("a leadership transfer is in progress")]
     TransferInProgress,
-    /// The learner to promote has not caught up: its match index is below
-    /// 90% of the leader's last index (etcd's rule). Nothing changed.
+    /// The node to make a voter has not caught up: its match index is
+    /// below 90% of the leader's last index (etcd's rule), or it is not a
+    /// learner yet. Nothing changed.
     #[error("{matched} of {last_index} entries replicated: not caught up")]
     NotCaughtUp {
         /// The learner's match index.

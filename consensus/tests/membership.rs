@@ -338,3 +338,18 @@ fn a_node_removed_by_an_uncommitted_entry_still_campaigns() {
     net.run(2);
     assert_eq!(net.applied_data(3).last(), Some(&Bytes::from_static(b"x")));
 }
+
+/// A sole voter wins on its own vote, but only once that vote is durable:
+/// before, a crash could bring it back in the previous term to win the
+/// same term again and write other entries at the indexes it had handed
+/// out (a proposal reported committed that was not). Found by the
+/// simulator (seed 14078 with membership changes: the last voter left).
+#[test]
+fn a_sole_voter_leads_only_once_its_vote_is_durable() {
+    let mut net = Network::new(&[1]);
+    net.set_manual_persist(1, true);
+    net.campaign(1);
+    assert_eq!(net.node(1).role(), Role::Candidate);
+    assert!(net.persist_next(1), "the term and vote are handed out");
+    assert!(net.node(1).is_leader());
+}

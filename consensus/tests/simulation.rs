@@ -64,6 +64,7 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
          messages: {} lost, {} duplicated, {} long-delayed, {} replayed; \
          partitions: {} symmetric, {} one-way, {} non-transitive, {} leader cut off; {} transfers, {} campaigns; \
          snapshots: {} taken ({} seeds with compaction), {} entries compacted, {} chunks sent, {} installed, {} transfers aborted by leaders, {} staged snapshots dropped by followers; \
+         membership: {} changes, {} refused ({} seeds); \
          slowest recovery {worst_recovery} ticks",
         total(&|r| r.elections),
         total(&|r| r.committed),
@@ -97,6 +98,9 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
         total(&|r| r.sim.snapshots_installed),
         total(&|r| r.sim.snapshot_sends_aborted),
         total(&|r| r.sim.snapshots_aborted),
+        total(&|r| r.faults.membership_changes),
+        total(&|r| r.faults.membership_refused),
+        reports.iter().filter(|r| r.options.membership).count(),
     );
     // The sweep must actually exercise what it claims to: every kind of
     // fault, elections, commits, completed reads and writes, restarts that
@@ -106,8 +110,13 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
     if seeds < 200 {
         return;
     }
-    let floors: [(&str, u64, u64); 24] = [
+    let floors: [(&str, u64, u64); 25] = [
         ("Raft snapshots", total(&|r| r.sim.raft_snapshots), seeds),
+        (
+            "membership changes",
+            total(&|r| r.faults.membership_changes),
+            seeds,
+        ),
         (
             "entries compacted",
             total(&|r| r.sim.entries_compacted),

@@ -27,7 +27,6 @@ where
         if !self.promotable() {
             // Learners, removed nodes and nodes still joining never
             // campaign (thesis §4.2.2).
-            self.reset_election_timer();
             return;
         }
         if self.restore_pending() {
@@ -55,8 +54,10 @@ where
     }
 
     pub(super) fn tick_election(&mut self) {
-        self.election_elapsed += 1;
-        if self.election_elapsed >= self.randomized_election_timeout {
+        // A node that may not campaign keeps counting: its timer must show
+        // that no leader was heard, or it would refuse pre-votes forever.
+        self.election_elapsed = self.election_elapsed.saturating_add(1);
+        if self.election_elapsed >= self.randomized_election_timeout && self.promotable() {
             self.campaign();
         }
     }
@@ -197,14 +198,26 @@ where
         self.tally_votes();
     }
 
-    fn tally_votes(&mut self) {
+    pub(super) fn tally_votes(&mut self) {
         let votes = &self.votes;
         match self.voters.vote_result(|n| votes.get(n).copied()) {
             VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(false),
+            // A win that counts this node's own vote waits until that vote
+            // is durable (`on_persisted` tallies again). Only a sole voter
+            // can get here sooner: others' votes answer requests that left
+            // after it. Else a crash could bring it back in the previous
+            // term to win this term again, and write other entries at the
+            // indexes it handed out in this one.
+            VoteResult::Won if !self.own_vote_durable() => {}
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => self.become_follower(self.term, None),
             VoteResult::Pending => {}
         }
+    }
+
+    /// Whether this node's term and vote, as they are now, are durable.
+    fn own_vote_durable(&self) -> bool {
+        !self.term_or_vote_dirty() && self.durability.term_vote_id <= self.durability.acked
     }
 
     fn become_leader(&mut self) {

@@ -128,8 +128,8 @@ where
     /// [`MembershipError::TransferInProgress`] while handing leadership
     /// over, [`MembershipError::Pending`] while another change is
     /// uncommitted or this leader has not committed an entry of its term,
-    /// [`MembershipError::NotCaughtUp`] for promoting a learner that is
-    /// behind, and the errors of [`Membership::apply`]. Nothing changes.
+    /// [`MembershipError::NotCaughtUp`] for a voter that is behind (a
+    /// learner not caught up, or a node that is not a learner yet), and the errors of [`Membership::apply`]. Nothing changes.
     pub fn propose_membership(
         &mut self,
         change: MembershipChange<S::NodeId>,
@@ -147,18 +147,16 @@ where
         }
         let next = self.membership().apply(&change)?;
         if let MembershipChange::AddVoter(node) = &change {
-            if self.membership().is_learner(node) {
-                // etcd's rule: a learner is promoted only once it holds
-                // 90% of the leader's log, so the new voter does not stall
-                // commits while it catches up.
-                let matched = self.peers.get(node).map_or(0, |p| p.progress.matched());
-                let last_index = self.log.last_index();
-                if u128::from(matched) * 10 < u128::from(last_index) * 9 {
-                    return Err(MembershipError::NotCaughtUp {
-                        matched,
-                        last_index,
-                    });
-                }
+            // etcd's rule: a voter is added only once it holds 90% of the
+            // leader's log, so it does not stall commits while it catches
+            // up (thesis §4.2.1); a new node joins as a learner first.
+            let matched = self.peers.get(node).map_or(0, |p| p.progress.matched());
+            let last_index = self.log.last_index();
+            if u128::from(matched) * 10 < u128::from(last_index) * 9 {
+                return Err(MembershipError::NotCaughtUp {
+                    matched,
+                    last_index,
+                });
             }
         }
         let index = self.log.last_index() + 1;

@@ -560,20 +560,21 @@ where
     /// never step down).
     fn handle_stale_term(&mut self, message: &Message<S::NodeId>) {
         self.counters.stale_term += 1;
+        // Without check-quorum and pre-vote, etcd answers nothing and
+        // counts on this node's own vote requests of the newer term to
+        // bring the sender up to date. Those never reach the sender when
+        // it does not vote in this node's membership (this node's
+        // membership is stale, or the sender's), or when this node does
+        // not vote in its own (a learner, a node removed or being
+        // removed, which may never campaign): then it answers, or the
+        // sender could go on in its old term, waiting on this node.
+        let strangers = !self.voters.contains(&self.id) || !self.voters.contains(&message.from);
+        let tell = self.config.check_quorum || self.config.pre_vote || strangers;
         let reply = match &message.body {
-            // Without check-quorum and pre-vote, etcd answers nothing and
-            // counts on this node's vote requests of the newer term to
-            // depose the stale leader; but a node that is not a voter in
-            // its own membership (a learner, a node removed or being
-            // removed) may never campaign, or its vote requests may be
-            // ignored by a leader in whose membership it does not vote:
-            // it answers, or that leader could wait on it for good.
             MessageBody::Append { .. }
             | MessageBody::Heartbeat { .. }
             | MessageBody::InstallSnapshot { .. }
-                if self.config.check_quorum
-                    || self.config.pre_vote
-                    || !self.voters.contains(&self.id) =>
+                if tell =>
             {
                 MessageBody::AppendResponse(crate::message::AppendOutcome::Accepted {
                     last_index: 0,
@@ -583,13 +584,9 @@ where
                 pre_vote: true,
                 granted: false,
             },
-            // A node that does not vote in its own membership may still be
-            // needed by a candidate whose membership lists it, and may
-            // have been pushed to a later term by others' campaigns: the
-            // candidate learns the term and campaigns again above it.
             MessageBody::VoteRequest {
                 pre_vote: false, ..
-            } if !self.voters.contains(&self.id) => MessageBody::VoteResponse {
+            } if strangers => MessageBody::VoteResponse {
                 pre_vote: false,
                 granted: false,
             },
@@ -643,6 +640,10 @@ where
         }
         if moved && self.role == Role::Leader {
             self.maybe_commit();
+        }
+        if self.role == Role::Candidate {
+            // A sole voter's win waits for its own vote to be durable.
+            self.tally_votes();
         }
     }
 

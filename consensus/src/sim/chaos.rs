@@ -582,7 +582,7 @@ fn change_membership(
     election_tick: u32,
     faults: &mut Faults,
 ) {
-    if rng.f64() >= 0.5 / f64::from(election_tick) {
+    if rng.f64() >= 1.0 / f64::from(election_tick) {
         return;
     }
     let Some(leader) = sim.leader() else {

@@ -72,12 +72,10 @@ impl Simulation {
                         }
                     }
                     // Its own vote counted: it must be on its disk, or a
-                    // restart could vote again in this term. (A sole voter
-                    // wins on its own vote at once; it sends nothing that
-                    // depends on the term until the term is durable.)
+                    // restart could vote again in this term (a sole voter
+                    // too: it would win this term again).
                     let stored = node.disk.durable.hard_state();
-                    let sole_voter = raft.voters() == [id];
-                    if !sole_voter && (stored.term != term || stored.vote != Some(id)) {
+                    if stored.term != term || stored.vote != Some(id) {
                         let detail =
                             format!("node {id} leads term {term} with {stored:?} on its disk");
                         self.violation.get_or_insert(Violation {
