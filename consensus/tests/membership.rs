@@ -7,8 +7,14 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Network, paper_config, thesis_config};
-use dsys_consensus::{EntryKind, Membership, MembershipChange, MembershipError, Role};
+use common::{
+    Network, accepted, append, drain, heartbeat, msg, paper_config, pre_vote_request, sends, step,
+    thesis_config, vote_request,
+};
+use dsys_consensus::{
+    EntryKind, HardState, MemStorage, Membership, MembershipChange, MembershipError, MessageBody,
+    RaftNode, Role,
+};
 
 use MembershipChange::{AddLearner, AddVoter, Remove};
 
@@ -352,4 +358,102 @@ fn a_sole_voter_leads_only_once_its_vote_is_durable() {
     assert_eq!(net.node(1).role(), Role::Candidate);
     assert!(net.persist_next(1), "the term and vote are handed out");
     assert!(net.node(1).is_leader());
+}
+
+/// Node 1 as a learner of voters 2 and 3 (paper configuration), in
+/// `term`.
+fn learner_in_term(term: u64) -> common::Node {
+    let mut storage = MemStorage::with_membership(members(&[2, 3], &[1]));
+    storage.set_hard_state(HardState {
+        term,
+        vote: None,
+        commit: 0,
+    });
+    let mut node = RaftNode::new(1, storage, paper_config(1)).expect("valid");
+    drain(&mut node);
+    node
+}
+
+/// A node that does not vote in its own membership never campaigns, so
+/// it tells a stale leader the current term even without check-quorum
+/// or pre-vote; a voter tells a stale candidate outside its membership
+/// (that candidate never hears its vote requests). Found by the
+/// simulator (seeds 447 and 733): the stale node waited on it for good.
+#[test]
+fn stale_senders_that_would_never_learn_the_term_are_told() {
+    let mut node = learner_in_term(5);
+    let out = step(&mut node, msg(2, 1, 3, heartbeat(0, 1)));
+    assert_eq!(sends(&out), [msg(1, 2, 5, accepted(0))]);
+
+    let mut voter = Network::new(&[1, 2, 3]);
+    voter.elect(1);
+    let term = voter.node(2).term();
+    let out = step(voter.node_mut(2), msg(4, 2, term - 1, vote_request(9, 9)));
+    assert_eq!(
+        sends(&out),
+        [msg(
+            2,
+            4,
+            term,
+            MessageBody::VoteResponse {
+                pre_vote: false,
+                granted: false
+            }
+        )]
+    );
+}
+
+/// A leader's messages and vote requests are heard from a node outside
+/// this node's membership: its membership may be the stale one (thesis
+/// §4.1). Found by the simulator (seeds 1026, 4303): a lagging node
+/// ignored the only leader, or the candidate that needed its vote.
+#[test]
+fn a_node_with_a_stale_membership_hears_unknown_leaders_and_candidates() {
+    let mut net = Network::new(&[1, 2, 3]);
+    let node = net.node_mut(1);
+    let out = step(node, msg(4, 1, 1, append(0, 0, common::ents(1, &[1]), 0)));
+    assert_eq!(node.leader(), Some(&4));
+    assert_eq!(sends(&out), [msg(1, 4, 1, accepted(1))]);
+    let out = step(node, msg(5, 1, 2, vote_request(5, 2)));
+    assert_eq!(node.term(), 2);
+    assert_eq!(
+        sends(&out),
+        [msg(
+            1,
+            5,
+            2,
+            MessageBody::VoteResponse {
+                pre_vote: false,
+                granted: true
+            }
+        )]
+    );
+}
+
+/// A learner never campaigns, but its election timer keeps running, so
+/// it grants pre-votes once no leader is heard (a learner whose own,
+/// older membership is wrong may be a voter the cluster needs). Found by
+/// the simulator (seed 11183).
+#[test]
+fn a_learner_grants_pre_votes_once_no_leader_is_heard() {
+    let mut node = learner_in_term(1);
+    let _ = step(&mut node, msg(2, 1, 1, heartbeat(0, 1)));
+    for _ in 0..100 {
+        node.tick();
+    }
+    drain(&mut node);
+    assert_eq!(node.role(), Role::Follower);
+    let out = step(&mut node, msg(3, 1, 2, pre_vote_request(0, 0)));
+    assert_eq!(
+        sends(&out),
+        [msg(
+            1,
+            3,
+            2,
+            MessageBody::VoteResponse {
+                pre_vote: true,
+                granted: true
+            }
+        )]
+    );
 }
