@@ -457,3 +457,21 @@ fn a_learner_grants_pre_votes_once_no_leader_is_heard() {
         )]
     );
 }
+
+/// A candidate whose log is behind never gets this node's vote: its term
+/// is taken, but this node's election timer is not reset, so it still
+/// campaigns on time. Else a removed node campaigning while its removal is
+/// uncommitted (thesis §4.2.2) kept the one node that could win from ever
+/// timing out (found by the simulator, seeds 15676 and 26962).
+#[test]
+fn a_candidate_with_an_older_log_does_not_delay_an_election() {
+    let mut node = common::node_with_log(1, &[1, 2, 3], &[1, 1], 1, 0, paper_config(1));
+    drain(&mut node);
+    for _ in 1..node.randomized_election_timeout() {
+        node.tick();
+    }
+    let _ = step(&mut node, msg(3, 1, 5, vote_request(1, 1)));
+    assert_eq!((node.term(), node.role()), (5, Role::Follower));
+    node.tick();
+    assert_eq!((node.term(), node.role()), (6, Role::Candidate));
+}

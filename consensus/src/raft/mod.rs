@@ -537,7 +537,29 @@ where
                     return false;
                 }
                 if !pre_vote {
+                    let (elapsed, timeout) =
+                        (self.election_elapsed, self.randomized_election_timeout);
+                    let was_follower = self.role == Role::Follower;
                     self.become_follower(message.term, None);
+                    if let MessageBody::VoteRequest {
+                        last_index,
+                        last_term,
+                        ..
+                    } = &message.body
+                    {
+                        if was_follower && !self.log.is_up_to_date(*last_index, *last_term) {
+                            // A candidate whose log is behind can never
+                            // win this node's vote: its term is taken, but
+                            // it does not delay this node's own candidacy
+                            // (§5.2 resets the timer only for a granted
+                            // vote). Else a removed node that campaigns
+                            // while its removal is uncommitted (thesis
+                            // §4.2.2) could keep the one node that can win
+                            // from ever timing out.
+                            self.election_elapsed = elapsed;
+                            self.randomized_election_timeout = timeout;
+                        }
+                    }
                 }
                 true
             }
