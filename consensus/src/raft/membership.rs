@@ -208,6 +208,8 @@ where
         if changed {
             self.membership_changed();
         }
+        let floor = self.log.storage().snapshot().map_or(0, |s| s.index);
+        self.history.prune(floor.min(self.log.committed()));
     }
 
     /// A snapshot replaced the log up to `index`: its membership is the

@@ -66,8 +66,10 @@ pub enum Role {
 pub struct Counters {
     /// Messages from an older term, dropped (§5.1).
     pub stale_term: u64,
-    /// Messages from a node outside the configuration, or addressed to
-    /// another node.
+    /// Messages addressed to another node, and messages from a node
+    /// outside the membership other than a leader's (appends, heartbeats,
+    /// snapshot chunks) and vote requests, which are heard from anyone
+    /// (this node's membership may be the stale one, thesis §4.1).
     pub unknown_sender: u64,
     /// Messages that contradict themselves or the receiver's committed log
     /// (entries that skip indexes, acknowledgements past the log's end).
