@@ -475,3 +475,24 @@ fn a_candidate_with_an_older_log_does_not_delay_an_election() {
     node.tick();
     assert_eq!((node.term(), node.role()), (6, Role::Candidate));
 }
+
+/// A new leader proposes no membership change before an entry of its own
+/// term commits (thesis §4.1, the 2015 fix to single-server changes: else
+/// a change it appends may conflict with one an earlier leader committed
+/// under another membership). The simulator did not catch this guard's
+/// removal in 20,000 seeds; this scenario pins it.
+#[test]
+fn a_new_leader_changes_nothing_before_committing_in_its_term() {
+    let mut net = Network::new(&[1, 2, 3]);
+    net.campaign(1);
+    while !net.node(1).is_leader() {
+        assert!(net.deliver_one(), "1 wins");
+    }
+    assert_eq!(
+        net.propose_membership(1, Remove(3)),
+        Err(MembershipError::Pending)
+    );
+    net.deliver_all();
+    net.propose_membership(1, Remove(3))
+        .expect("its no-op committed");
+}
