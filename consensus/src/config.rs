@@ -87,6 +87,13 @@ pub struct Config {
     /// Most snapshot chunks in flight to one follower (sent and not
     /// acknowledged); in `1..=`[`Config::MAX_SNAPSHOT_CHUNKS_IN_FLIGHT`].
     pub max_snapshot_chunks_in_flight: usize,
+    /// Leader priority hint, as raft-rs offers (0, the default: none). A
+    /// voter whose priority is higher than a candidate's refuses it its
+    /// vote unless the candidate's log is longer than the voter's, so
+    /// among equally up-to-date nodes those of higher priority win
+    /// elections. A hint only: a node of lower priority still leads when
+    /// no higher one can.
+    pub priority: u64,
 }
 
 impl Default for Config {
@@ -107,6 +114,7 @@ impl Default for Config {
             applied: 0,
             snapshot_chunk_size: 1 << 20,
             max_snapshot_chunks_in_flight: 4,
+            priority: 0,
         }
     }
 }

@@ -496,3 +496,47 @@ fn a_new_leader_changes_nothing_before_committing_in_its_term() {
     net.propose_membership(1, Remove(3))
         .expect("its no-op committed");
 }
+
+/// Leader priority hints (raft-rs's `priority`): a voter refuses a
+/// candidate of lower priority whose log is only as long as its own, so
+/// among equally up-to-date nodes the higher priority wins; a longer log
+/// still wins the vote.
+#[test]
+fn priority_hints_favour_higher_priority_candidates() {
+    let config = |id: u64| {
+        let mut config = paper_config(id);
+        config.priority = if id == 1 { 0 } else { 5 };
+        config
+    };
+    let mut net = Network::with_config(&[1, 2, 3], config);
+    net.campaign(1);
+    net.deliver_all();
+    assert_eq!(net.node(1).role(), Role::Follower, "both others refuse 1");
+    net.elect(3);
+
+    let mut voter = common::node_with_log(2, &[1, 2, 3], &[1, 1], 1, 0, config(2));
+    drain(&mut voter);
+    let request = |last_index| {
+        let mut body = vote_request(last_index, 1);
+        if let MessageBody::VoteRequest { priority, .. } = &mut body {
+            *priority = 0;
+        }
+        msg(1, 2, 2, body)
+    };
+    let granted = |out: &[common::Out]| {
+        sends(out).iter().any(|m| {
+            m.body
+                == MessageBody::VoteResponse {
+                    pre_vote: false,
+                    granted: true,
+                }
+        })
+    };
+    assert!(
+        !granted(&step(&mut voter, request(2))),
+        "equal log, lower priority"
+    );
+    let mut voter = common::node_with_log(2, &[1, 2, 3], &[1, 1], 1, 0, config(2));
+    drain(&mut voter);
+    assert!(granted(&step(&mut voter, request(3))), "a longer log wins");
+}

@@ -322,6 +322,7 @@ fn body() -> impl Strategy<Value = MessageBody<u64>> {
                     last_index,
                     last_term,
                     leadership_transfer,
+                    priority: 0,
                 }
             }
         ),

@@ -188,6 +188,7 @@ where
             last_index: self.log.last_index(),
             last_term: self.log.last_term(),
             leadership_transfer,
+            priority: self.config.priority,
         };
         for i in 0..self.voters.voters().len() {
             let to = self.voters.voters()[i].clone();
@@ -252,8 +253,8 @@ where
         from: S::NodeId,
         term: Term,
         pre_vote: bool,
-        last_index: Index,
-        last_term: Term,
+        (last_index, last_term): (Index, Term),
+        priority: u64,
     ) {
         // §5.2: one vote per term, first come first served; a pre-vote for a
         // later term is granted freely (it binds nothing).
@@ -269,6 +270,10 @@ where
         let can_vote = can_vote && !(pre_vote && heard_from_leader);
         // §5.4.1: only for a candidate whose log is at least as up to date.
         let granted = can_vote && self.log.is_up_to_date(last_index, last_term);
+        // Priority hints (raft-rs): a candidate of lower priority than this
+        // voter needs a longer log, not just an equal one.
+        let granted =
+            granted && (last_index > self.log.last_index() || self.config.priority <= priority);
         if granted && !pre_vote {
             self.vote = Some(from.clone());
             self.reset_election_timer();

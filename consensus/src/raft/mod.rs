@@ -487,8 +487,9 @@ where
                 pre_vote,
                 last_index,
                 last_term,
+                priority,
                 ..
-            } => self.handle_vote_request(from, term, pre_vote, last_index, last_term),
+            } => self.handle_vote_request(from, term, pre_vote, (last_index, last_term), priority),
             MessageBody::VoteResponse { pre_vote, granted } => {
                 self.handle_vote_response(from, term, pre_vote, granted);
             }

@@ -271,6 +271,7 @@ pub(crate) fn vote_request(last_index: Index, last_term: Term) -> MessageBody<u6
         last_index,
         last_term,
         leadership_transfer: false,
+        priority: 0,
     }
 }
 
@@ -281,6 +282,7 @@ pub(crate) fn pre_vote_request(last_index: Index, last_term: Term) -> MessageBod
         last_index,
         last_term,
         leadership_transfer: false,
+        priority: 0,
     }
 }
 
