@@ -4,6 +4,7 @@
 mod config;
 mod entry;
 mod log;
+mod membership;
 mod message;
 mod output;
 mod progress;
@@ -13,8 +14,9 @@ mod snapshot;
 mod storage;
 
 pub use config::{Config, ConfigError, ReadOnlyOption, RestartError};
-pub use entry::{ENTRY_OVERHEAD, Entry, HardState, Index, Term};
+pub use entry::{ENTRY_OVERHEAD, Entry, EntryKind, HardState, Index, Term};
 pub use log::{LogError, RaftLog};
+pub use membership::{Membership, MembershipChange, MembershipError};
 pub use message::{AppendOutcome, Message, MessageBody, SnapshotOutcome};
 pub use output::{
     Output, Persist, PersistId, ProposalId, ProposeError, ReadError, ReadState, ReplicatedLog,

@@ -49,15 +49,15 @@ pub enum LogError {
 
 /// Entries appended but not yet persisted.
 #[derive(Debug, Clone)]
-struct Unstable {
+struct Unstable<N> {
     /// Index of `entries[0]` (or where the next entry goes when empty).
     offset: Index,
-    entries: Vec<Entry>,
+    entries: Vec<Entry<N>>,
     /// Entries below this index were handed out to be persisted.
     in_progress: Index,
 }
 
-impl Unstable {
+impl<N: Clone> Unstable<N> {
     fn last_index(&self) -> Option<Index> {
         self.entries.last().map(|e| e.index)
     }
@@ -69,7 +69,7 @@ impl Unstable {
 
     /// Appends `entries`, dropping any tail they replace. `entries` is
     /// non-empty and contiguous.
-    fn truncate_and_append(&mut self, entries: &[Entry]) {
+    fn truncate_and_append(&mut self, entries: &[Entry<N>]) {
         let after = entries[0].index;
         if after <= self.offset {
             // Replaces the whole tail (and shadows stable entries from `after` on).
@@ -83,7 +83,7 @@ impl Unstable {
         self.entries.extend_from_slice(entries);
     }
 
-    fn to_persist(&self) -> &[Entry] {
+    fn to_persist(&self) -> &[Entry<N>] {
         let from = usize::try_from(self.in_progress - self.offset)
             .expect("in_progress is within the tail");
         &self.entries[from.min(self.entries.len())..]
@@ -105,9 +105,9 @@ impl Unstable {
 
 /// The replicated log of one node.
 #[derive(Debug, Clone)]
-pub struct RaftLog<S> {
+pub struct RaftLog<S: Storage> {
     storage: S,
-    unstable: Unstable,
+    unstable: Unstable<S::NodeId>,
     committed: Index,
     applied: Index,
 }
@@ -205,7 +205,7 @@ impl<S: Storage> RaftLog<S> {
     /// The index of the first of `entries` that this log does not already
     /// hold with the same term: a conflict or the first new entry. `None`
     /// when every entry matches.
-    pub fn find_conflict(&self, entries: &[Entry]) -> Option<Index> {
+    pub fn find_conflict(&self, entries: &[Entry<S::NodeId>]) -> Option<Index> {
         entries
             .iter()
             .find(|e| !self.match_term(e.index, e.term))
@@ -227,7 +227,7 @@ impl<S: Storage> RaftLog<S> {
         prev_index: Index,
         prev_term: Term,
         leader_commit: Index,
-        entries: &[Entry],
+        entries: &[Entry<S::NodeId>],
     ) -> Result<Option<Index>, LogError> {
         // Entries must be prev_index + 1, prev_index + 2, ... without
         // running past the index space.
@@ -262,7 +262,7 @@ impl<S: Storage> RaftLog<S> {
     /// # Errors
     /// [`LogError`] if they do not continue the log or would overwrite a
     /// committed entry; the log is unchanged.
-    pub fn append(&mut self, entries: &[Entry]) -> Result<Index, LogError> {
+    pub fn append(&mut self, entries: &[Entry<S::NodeId>]) -> Result<Index, LogError> {
         let Some(first) = entries.first() else {
             return Ok(self.last_index());
         };
@@ -325,7 +325,7 @@ impl<S: Storage> RaftLog<S> {
         low: Index,
         high: Index,
         max_bytes: u64,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> Result<Vec<Entry<S::NodeId>>, StorageError> {
         if check_range(low, high, self.first_index(), self.last_index())? {
             return Ok(Vec::new());
         }
@@ -357,7 +357,7 @@ impl<S: Storage> RaftLog<S> {
     ///
     /// # Errors
     /// [`StorageError`] if storage cannot supply them.
-    pub fn next_to_apply(&self, max_bytes: u64) -> Result<Vec<Entry>, StorageError> {
+    pub fn next_to_apply(&self, max_bytes: u64) -> Result<Vec<Entry<S::NodeId>>, StorageError> {
         self.slice(self.applied + 1, self.applicable() + 1, max_bytes)
     }
 
@@ -377,7 +377,7 @@ impl<S: Storage> RaftLog<S> {
 
     /// The entries the application must persist next; marks them in
     /// progress. Empty when nothing new was appended.
-    pub fn take_to_persist(&mut self) -> Vec<Entry> {
+    pub fn take_to_persist(&mut self) -> Vec<Entry<S::NodeId>> {
         let out = self.unstable.to_persist().to_vec();
         self.unstable.in_progress = self.unstable.offset + self.unstable.entries.len() as Index;
         out

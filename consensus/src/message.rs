@@ -41,6 +41,8 @@ pub enum MessageBody<N> {
         /// Sent on the current leader's request (thesis §3.10): voters
         /// disregard their leader lease for it.
         leadership_transfer: bool,
+        /// The candidate's [`Config::priority`](crate::Config::priority).
+        priority: u64,
     },
     /// The answer to a [`VoteRequest`](MessageBody::VoteRequest).
     VoteResponse {
@@ -57,7 +59,7 @@ pub enum MessageBody<N> {
         /// Its term.
         prev_term: Term,
         /// The entries; empty for a pure commit update.
-        entries: Vec<Entry>,
+        entries: Vec<Entry<N>>,
         /// The leader's commit index.
         commit: Index,
     },

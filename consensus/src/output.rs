@@ -29,14 +29,14 @@ impl ProposalId {
     /// `Some(false)` if another entry committed at its index (the proposal
     /// was lost and will never commit).
     #[must_use]
-    pub fn outcome(&self, entry: &Entry) -> Option<bool> {
+    pub fn outcome<N>(&self, entry: &Entry<N>) -> Option<bool> {
         (entry.index == self.index).then_some(entry.term == self.term)
     }
 }
 
 /// A batch of state the application must make durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Persist<H> {
+pub struct Persist<H, N> {
     /// Acknowledge with `on_persisted(id)` once durable.
     pub id: PersistId,
     /// The new hard state, when it changed. Make it durable no earlier
@@ -45,7 +45,7 @@ pub struct Persist<H> {
     pub hard_state: Option<H>,
     /// Entries to append; an entry at an index already stored replaces it
     /// and everything after it (§5.3).
-    pub entries: Vec<Entry>,
+    pub entries: Vec<Entry<N>>,
 }
 
 /// A linearizable read that may now be served (thesis §6.4): once the
@@ -67,12 +67,12 @@ pub struct ReadState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output<M, H, N> {
     /// Make this state durable, then acknowledge it.
-    Persist(Persist<H>),
+    Persist(Persist<H, N>),
     /// Send this message to its destination.
     Send(M),
     /// Apply these committed entries, in order. An entry with empty data is
     /// a new leader's no-op (§8) and carries no command.
-    Apply(Vec<Entry>),
+    Apply(Vec<Entry<N>>),
     /// A read may be served once its index is applied.
     ReadReady(ReadState),
     /// A read could not be confirmed or served (leadership changed, no

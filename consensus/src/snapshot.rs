@@ -11,9 +11,10 @@
 //! durable ([`RaftNode::on_snapshot_restored`](crate::RaftNode::on_snapshot_restored)).
 
 use crate::entry::{Index, Term};
+use crate::membership::Membership;
 
 /// What a snapshot covers: the state machine after applying every entry
-/// up to `index` (whose term is `term`), and the voters at that index.
+/// up to `index` (whose term is `term`), and the membership at that index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SnapshotMeta<N> {
@@ -21,8 +22,9 @@ pub struct SnapshotMeta<N> {
     pub index: Index,
     /// That entry's term (so the log after it can still be matched, §5.3).
     pub term: Term,
-    /// The voters at `index`.
-    pub voters: Vec<N>,
+    /// The membership at `index`: that of the last configuration entry
+    /// at or before it (thesis §4.1).
+    pub membership: Membership<N>,
 }
 
 /// Why a snapshot transfer ended before the snapshot was installed.
@@ -35,8 +37,7 @@ pub enum SnapshotAbortReason {
     Superseded,
     /// The leader changed (a new term, or this node stopped leading).
     LeaderChanged,
-    /// The follower refused it (it is restoring another snapshot, or the
-    /// snapshot does not list it as a voter).
+    /// The follower refused it (it is restoring another snapshot).
     Rejected,
     /// The application gave it up ([`RaftNode::abort_snapshot_send`](crate::RaftNode::abort_snapshot_send)).
     Cancelled,

@@ -8,6 +8,7 @@
 
 use crate::NodeId;
 use crate::entry::{Entry, HardState, Index, Term};
+use crate::membership::Membership;
 use crate::snapshot::SnapshotMeta;
 
 /// Why a read of the stable log failed. Nothing changed.
@@ -63,13 +64,19 @@ pub enum StorageError {
     },
 }
 
-/// What a node needs to restart: its hard state and the voting members.
+/// What a node needs to restart: its hard state and the membership it
+/// starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitialState<N> {
     /// Term, vote and commit index as last persisted.
     pub hard_state: HardState<N>,
-    /// The voters of the cluster (including this node).
-    pub voters: Vec<N>,
+    /// The membership of the latest snapshot, or, with none, the one the
+    /// cluster was bootstrapped with (empty for a node that joins an
+    /// existing cluster: it learns the membership from the leader).
+    /// Configuration entries in the log override it: on restart the node
+    /// takes the membership of the last configuration entry in its log,
+    /// else this one (thesis §4.1).
+    pub membership: Membership<N>,
 }
 
 /// A read-only view of the stable (persisted) log.
@@ -93,7 +100,12 @@ pub trait Storage {
     /// # Errors
     /// [`StorageError::Compacted`] if `low < first_index()`,
     /// [`StorageError::Unavailable`] if `high > last_index() + 1`.
-    fn entries(&self, low: Index, high: Index, max_bytes: u64) -> Result<Vec<Entry>, StorageError>;
+    fn entries(
+        &self,
+        low: Index,
+        high: Index,
+        max_bytes: u64,
+    ) -> Result<Vec<Entry<Self::NodeId>>, StorageError>;
 
     /// The term of the entry at `index`, for `index` in
     /// `first_index() - 1 ..= last_index()`.
@@ -143,7 +155,7 @@ pub(crate) fn check_range(
 
 /// Takes entries from `entries` while their total size stays within
 /// `max_bytes`, always keeping the first.
-pub(crate) fn limit_size(entries: &mut Vec<Entry>, max_bytes: u64) {
+pub(crate) fn limit_size<N>(entries: &mut Vec<Entry<N>>, max_bytes: u64) {
     let mut total = 0u64;
     let keep = entries
         .iter()
@@ -159,7 +171,7 @@ pub(crate) fn limit_size(entries: &mut Vec<Entry>, max_bytes: u64) {
 /// The stable log in memory: the reference [`Storage`].
 ///
 /// ```
-/// use dsys_consensus::{Entry, MemStorage, SnapshotMeta, Storage};
+/// use dsys_consensus::{Entry, MemStorage, Membership, SnapshotMeta, Storage};
 ///
 /// let mut storage = MemStorage::new(vec![1u64, 2, 3]);
 /// storage.append(&[Entry::new(1, 1, "a"), Entry::new(1, 2, "b")])?;
@@ -168,7 +180,7 @@ pub(crate) fn limit_size(entries: &mut Vec<Entry>, max_bytes: u64) {
 /// assert_eq!(storage.term(2)?, 2);
 /// // Compaction only goes as far as a durable snapshot covers.
 /// assert!(storage.compact(1).is_err());
-/// storage.set_snapshot(SnapshotMeta { index: 1, term: 1, voters: vec![1, 2, 3] })?;
+/// storage.set_snapshot(SnapshotMeta { index: 1, term: 1, membership: Membership::from_voters([1, 2, 3]) })?;
 /// storage.compact(1)?;
 /// assert_eq!((storage.first_index(), storage.term(1)?), (2, 1));
 /// # Ok::<(), dsys_consensus::StorageError>(())
@@ -176,20 +188,26 @@ pub(crate) fn limit_size(entries: &mut Vec<Entry>, max_bytes: u64) {
 #[derive(Debug, Clone)]
 pub struct MemStorage<N> {
     hard_state: HardState<N>,
-    voters: Vec<N>,
+    membership: Membership<N>,
     /// Index and term of the entry just before `entries` (0, 0 if never compacted).
     compacted: (Index, Term),
-    entries: Vec<Entry>,
+    entries: Vec<Entry<N>>,
     /// The latest durable snapshot.
     snapshot: Option<SnapshotMeta<N>>,
 }
 
 impl<N: NodeId> MemStorage<N> {
-    /// An empty log for a cluster of `voters`.
+    /// An empty log for a cluster bootstrapped with `voters` (none: a
+    /// node that will join an existing cluster).
     pub fn new(voters: Vec<N>) -> Self {
+        Self::with_membership(Membership::from_voters(voters))
+    }
+
+    /// An empty log for a cluster bootstrapped with `membership`.
+    pub fn with_membership(membership: Membership<N>) -> Self {
         Self {
             hard_state: HardState::default(),
-            voters,
+            membership,
             compacted: (0, 0),
             entries: Vec::new(),
             snapshot: None,
@@ -221,7 +239,7 @@ impl<N: NodeId> MemStorage<N> {
     /// [`StorageError::NotContiguous`] if the entries skip an index, or the
     /// first kept would leave a gap after the log (or is index 0); nothing
     /// changes.
-    pub fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+    pub fn append(&mut self, entries: &[Entry<N>]) -> Result<(), StorageError> {
         let contiguous = entries
             .windows(2)
             .all(|w| w[0].index.checked_add(1) == Some(w[1].index));
@@ -283,7 +301,8 @@ impl<N: NodeId> MemStorage<N> {
 
     /// Records a snapshot the application took of its own state machine
     /// (at an applied index, with [`RaftNode::snapshot_meta`](crate::RaftNode::snapshot_meta))
-    /// and made durable. The log is not trimmed: [`compact`](Self::compact)
+    /// and made durable; its membership becomes the one
+    /// [`initial_state`](Storage::initial_state) reports. The log is not trimmed: [`compact`](Self::compact)
     /// does that. An older snapshot than the one recorded is ignored.
     ///
     /// # Errors
@@ -303,6 +322,9 @@ impl<N: NodeId> MemStorage<N> {
                 term: meta.term,
             });
         }
+        // Configuration entries up to the snapshot may be compacted next:
+        // the snapshot's membership replaces them on restart.
+        self.membership.clone_from(&meta.membership);
         self.snapshot = Some(meta);
         Ok(())
     }
@@ -312,8 +334,8 @@ impl<N: NodeId> MemStorage<N> {
     /// state machine is restored from it): the log up to its index goes;
     /// the entries after it stay if the log holds the snapshot's last
     /// entry (same index and term), else the whole log goes (§7). The
-    /// commit index becomes at least the snapshot's, and the voters its
-    /// voters. An older snapshot than the one recorded is ignored.
+    /// commit index becomes at least the snapshot's, and the membership
+    /// its membership. An older snapshot than the one recorded is ignored.
     pub fn apply_snapshot(&mut self, meta: SnapshotMeta<N>) {
         if self
             .snapshot
@@ -334,7 +356,7 @@ impl<N: NodeId> MemStorage<N> {
         }
         self.compacted = (meta.index, meta.term);
         self.hard_state.commit = self.hard_state.commit.max(meta.index);
-        self.voters.clone_from(&meta.voters);
+        self.membership.clone_from(&meta.membership);
         self.snapshot = Some(meta);
     }
 }
@@ -345,11 +367,16 @@ impl<N: NodeId> Storage for MemStorage<N> {
     fn initial_state(&self) -> InitialState<N> {
         InitialState {
             hard_state: self.hard_state.clone(),
-            voters: self.voters.clone(),
+            membership: self.membership.clone(),
         }
     }
 
-    fn entries(&self, low: Index, high: Index, max_bytes: u64) -> Result<Vec<Entry>, StorageError> {
+    fn entries(
+        &self,
+        low: Index,
+        high: Index,
+        max_bytes: u64,
+    ) -> Result<Vec<Entry<N>>, StorageError> {
         if check_range(low, high, self.first_index(), self.last_index())? {
             return Ok(Vec::new());
         }

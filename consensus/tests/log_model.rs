@@ -147,7 +147,7 @@ proptest! {
         let mut log = RaftLog::new(MemStorage::new(vec![1u64, 2, 3]));
         let mut model = Model::default();
         let mut leaders = Leaders::new();
-        let mut writes: VecDeque<Vec<Entry>> = VecDeque::new();
+        let mut writes: VecDeque<Vec<Entry<u64>>> = VecDeque::new();
         let mut applied: Vec<u64> = Vec::new(); // terms of applied entries, by index - 1
         let mut last_commit = 0;
         let mut follower_term = 0;
@@ -175,7 +175,7 @@ proptest! {
                     let prev = prev % (leader_log.len() + 1);
                     let prev_term = if prev == 0 { 0 } else { leader_log[prev - 1] };
                     let terms: Vec<u64> = leader_log[prev..(prev + count).min(leader_log.len())].to_vec();
-                    let entries: Vec<Entry> = terms.iter().enumerate()
+                    let entries: Vec<Entry<u64>> = terms.iter().enumerate()
                         .map(|(k, t)| Entry::new(*t, (prev + 1 + k) as u64, vec![*t as u8; k]))
                         .collect();
                     let got = log.maybe_append(prev as u64, prev_term, *leader_commit as u64, &entries);

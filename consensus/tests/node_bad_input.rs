@@ -23,9 +23,9 @@ fn follower() -> Node {
     node
 }
 
-/// Messages from outside the configuration, addressed to another node, or
-/// claiming to come from the receiver itself are dropped and counted,
-/// whatever their term.
+/// Messages from outside the configuration (but a leader's appends and
+/// heartbeats, and vote requests), addressed to another node, or claiming to come from the
+/// receiver itself are dropped and counted, whatever their term.
 #[test]
 fn messages_from_unknown_or_misaddressed_senders_are_counted() {
     let bodies = [
@@ -36,7 +36,12 @@ fn messages_from_unknown_or_misaddressed_senders_are_counted() {
         MessageBody::ReadIndexRequest { id: 1 },
     ];
     for (from, to) in [(9, 1), (2, 3), (1, 1), (0, 1)] {
-        for body in &bodies {
+        for (i, body) in bodies.iter().enumerate() {
+            if i < 3 && from != 1 && to == 1 {
+                // A leader's messages and vote requests are heard from
+                // anyone: this node's membership may be the stale one.
+                continue;
+            }
             let mut node = follower();
             let before = node.status();
             let out = step(&mut node, msg(from, to, 5, body.clone()));
@@ -281,7 +286,7 @@ fn term() -> impl Strategy<Value = u64> {
     prop_oneof![20 => 0..7u64, 1 => Just(u64::MAX), 1 => Just(u64::MAX - 1)]
 }
 
-fn entries() -> impl Strategy<Value = (u64, Vec<Entry>)> {
+fn entries() -> impl Strategy<Value = (u64, Vec<Entry<u64>>)> {
     (
         prev_index(),
         term(),
@@ -319,6 +324,7 @@ fn body() -> impl Strategy<Value = MessageBody<u64>> {
                     last_index,
                     last_term,
                     leadership_transfer,
+                    priority: 0,
                 }
             }
         ),
@@ -355,7 +361,11 @@ fn body() -> impl Strategy<Value = MessageBody<u64>> {
                     meta: SnapshotMeta {
                         index,
                         term,
-                        voters: if member { vec![1, 2, 3] } else { vec![2, 3, 4] },
+                        membership: dsys_consensus::Membership::from_voters(if member {
+                            [1, 2, 3]
+                        } else {
+                            [2, 3, 4]
+                        }),
                     },
                     offset,
                     data: Bytes::from(vec![7u8; usize::from(len)]),
@@ -417,8 +427,8 @@ fn node_in(role: Role, pre_vote: bool, check_quorum: bool, quiesce: bool) -> Nod
 /// Checks the committed prefix only grows, and applied entries are exactly
 /// the committed ones, in order.
 struct SafetyCheck {
-    committed: Vec<Entry>,
-    applied: Vec<Entry>,
+    committed: Vec<Entry<u64>>,
+    applied: Vec<Entry<u64>>,
 }
 
 impl SafetyCheck {

@@ -198,7 +198,7 @@ fn reject(rejected: u64, hint_index: u64, hint_term: u64) -> AppendOutcome {
 #[test]
 fn follower_overwrites_a_conflicting_suffix() {
     /// prev_index, prev_term, entries, resulting log terms, entries persisted.
-    type Case = (u64, u64, Vec<Entry>, Vec<u64>, Vec<Entry>);
+    type Case = (u64, u64, Vec<Entry<u64>>, Vec<u64>, Vec<Entry<u64>>);
     let table: Vec<Case> = vec![
         (2, 2, ents(3, &[3]), vec![1, 2, 3], ents(3, &[3])),
         (1, 1, ents(2, &[3, 4]), vec![1, 3, 4], ents(2, &[3, 4])),
@@ -225,7 +225,8 @@ fn follower_overwrites_a_conflicting_suffix() {
             want_terms,
             "prev ({prev_index}, {prev_term}) {entries:?}"
         );
-        let persisted: Vec<Entry> = persists(&out).into_iter().flat_map(|p| p.entries).collect();
+        let persisted: Vec<Entry<u64>> =
+            persists(&out).into_iter().flat_map(|p| p.entries).collect();
         assert_eq!(
             persisted, want_persisted,
             "prev ({prev_index}, {prev_term}) {entries:?}"

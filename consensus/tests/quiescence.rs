@@ -97,6 +97,7 @@ fn a_message_wakes_a_quiesced_follower_which_pokes_its_leader() {
         last_index: last,
         last_term: term,
         leadership_transfer: false,
+        priority: 0,
     };
     net.send(msg(3, 2, term + 1, request));
     assert!(net.deliver_one());
@@ -409,6 +410,7 @@ fn a_quiesced_follower_refuses_pre_votes_as_if_it_just_heard_its_leader() {
             last_index: last,
             last_term: term,
             leadership_transfer: false,
+            priority: 0,
         },
     ));
     assert!(net.deliver_one());

@@ -3,7 +3,7 @@
 
 use dsys_consensus::{Entry, LogError, MemStorage, RaftLog, SnapshotMeta, Storage, StorageError};
 
-fn ents(first: u64, terms: &[u64]) -> Vec<Entry> {
+fn ents(first: u64, terms: &[u64]) -> Vec<Entry<u64>> {
     terms
         .iter()
         .enumerate()
@@ -299,7 +299,7 @@ fn meta(index: u64, term: u64) -> SnapshotMeta<u64> {
     SnapshotMeta {
         index,
         term,
-        voters: vec![1, 2, 3],
+        membership: dsys_consensus::Membership::from_voters([1, 2, 3]),
     }
 }
 

@@ -7,7 +7,7 @@ use dsys_consensus::{
 
 fn storage_with(terms: &[u64]) -> MemStorage<u64> {
     let mut s = MemStorage::new(vec![1, 2, 3]);
-    let entries: Vec<Entry> = terms
+    let entries: Vec<Entry<u64>> = terms
         .iter()
         .enumerate()
         .map(|(i, t)| Entry::new(*t, i as u64 + 1, vec![0u8; 4]))
@@ -22,7 +22,7 @@ fn snapshot_at(s: &mut MemStorage<u64>, index: u64) {
     s.set_snapshot(SnapshotMeta {
         index,
         term,
-        voters: vec![1, 2, 3],
+        membership: dsys_consensus::Membership::from_voters([1, 2, 3]),
     })
     .unwrap();
 }
@@ -204,7 +204,7 @@ fn snapshots_are_checked_and_installing_one_replaces_the_log_it_contradicts() {
     let wrong_term = s.set_snapshot(SnapshotMeta {
         index: 3,
         term: 1,
-        voters: vec![1, 2, 3],
+        membership: dsys_consensus::Membership::from_voters([1, 2, 3]),
     });
     assert_eq!(
         wrong_term,
@@ -216,7 +216,7 @@ fn snapshots_are_checked_and_installing_one_replaces_the_log_it_contradicts() {
     kept.apply_snapshot(SnapshotMeta {
         index: 2,
         term: 1,
-        voters: vec![1, 2, 3],
+        membership: dsys_consensus::Membership::from_voters([1, 2, 3]),
     });
     assert_eq!((kept.first_index(), kept.last_index()), (3, 4));
     assert_eq!(kept.hard_state().commit, 2, "a snapshot is committed");
@@ -224,7 +224,7 @@ fn snapshots_are_checked_and_installing_one_replaces_the_log_it_contradicts() {
     s.apply_snapshot(SnapshotMeta {
         index: 3,
         term: 5,
-        voters: vec![1, 2, 3],
+        membership: dsys_consensus::Membership::from_voters([1, 2, 3]),
     });
     assert_eq!((s.first_index(), s.last_index(), s.term(3)), (4, 3, Ok(5)));
     // A hard state written before the snapshot landed never lowers its commit.
@@ -238,7 +238,7 @@ fn snapshots_are_checked_and_installing_one_replaces_the_log_it_contradicts() {
     s.apply_snapshot(SnapshotMeta {
         index: 2,
         term: 1,
-        voters: vec![1, 2, 3],
+        membership: dsys_consensus::Membership::from_voters([1, 2, 3]),
     });
     assert_eq!(s.snapshot().map(|m| m.index), Some(3));
 }

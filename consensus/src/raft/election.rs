@@ -3,11 +3,10 @@
 
 use bytes::Bytes;
 
-use super::{NodeId, Peer, RaftNode, Role};
+use super::{NodeId, RaftNode, Role};
 use crate::config::ReadOnlyOption;
 use crate::entry::{Entry, Index, Term};
 use crate::message::MessageBody;
-use crate::progress::Progress;
 use crate::quorum::VoteResult;
 use crate::storage::Storage;
 
@@ -23,6 +22,11 @@ where
     /// (thesis §6.4.1). Use leadership transfer to move a leader.
     pub fn campaign(&mut self) {
         if self.role == Role::Leader {
+            return;
+        }
+        if !self.promotable() {
+            // Learners, removed nodes and nodes still joining never
+            // campaign (thesis §4.2.2).
             return;
         }
         self.wake_for_input();
@@ -51,8 +55,10 @@ where
     }
 
     pub(super) fn tick_election(&mut self) {
-        self.election_elapsed += 1;
-        if self.election_elapsed >= self.randomized_election_timeout {
+        // A node that may not campaign keeps counting: its timer must show
+        // that no leader was heard, or it would refuse pre-votes forever.
+        self.election_elapsed = self.election_elapsed.saturating_add(1);
+        if self.election_elapsed >= self.randomized_election_timeout && self.promotable() {
             self.campaign();
         }
     }
@@ -183,6 +189,7 @@ where
             last_index: self.log.last_index(),
             last_term: self.log.last_term(),
             leadership_transfer,
+            priority: self.config.priority,
         };
         for i in 0..self.voters.voters().len() {
             let to = self.voters.voters()[i].clone();
@@ -193,14 +200,26 @@ where
         self.tally_votes();
     }
 
-    fn tally_votes(&mut self) {
+    pub(super) fn tally_votes(&mut self) {
         let votes = &self.votes;
         match self.voters.vote_result(|n| votes.get(n).copied()) {
             VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(false),
+            // A win that counts this node's own vote waits until that vote
+            // is durable (`on_persisted` tallies again). Only a sole voter
+            // can get here sooner: others' votes answer requests that left
+            // after it. Else a crash could bring it back in the previous
+            // term to win this term again, and write other entries at the
+            // indexes it handed out in this one.
+            VoteResult::Won if !self.own_vote_durable() => {}
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => self.become_follower(self.term, None),
             VoteResult::Pending => {}
         }
+    }
+
+    /// Whether this node's term and vote, as they are now, are durable.
+    fn own_vote_durable(&self) -> bool {
+        !self.term_or_vote_dirty() && self.durability.term_vote_id <= self.durability.acked
     }
 
     fn become_leader(&mut self) {
@@ -212,23 +231,12 @@ where
         self.reads.start_term();
         let next = self.log.last_index() + 1;
         self.peers.clear();
-        for voter in self.voters.voters() {
-            if *voter != self.id {
-                let progress = Progress::new(
-                    next,
-                    self.config.max_inflight_msgs,
-                    self.config.max_inflight_bytes,
-                );
-                self.peers.insert(
-                    voter.clone(),
-                    Peer {
-                        progress,
-                        recent_active: false,
-                        read_round: 0,
-                        transfer: None,
-                        snapshot_floor: None,
-                    },
-                );
+        // Learners are replicated to as voters are (they never count).
+        let members: Vec<S::NodeId> = self.membership().members().cloned().collect();
+        for member in members {
+            if member != self.id {
+                let peer = self.new_peer(next);
+                self.peers.insert(member, peer);
             }
         }
         // §8: a no-op entry of the new term commits the entries of earlier
@@ -246,8 +254,8 @@ where
         from: S::NodeId,
         term: Term,
         pre_vote: bool,
-        last_index: Index,
-        last_term: Term,
+        (last_index, last_term): (Index, Term),
+        priority: u64,
     ) {
         // §5.2: one vote per term, first come first served; a pre-vote for a
         // later term is granted freely (it binds nothing).
@@ -263,6 +271,10 @@ where
         let can_vote = can_vote && !(pre_vote && heard_from_leader);
         // §5.4.1: only for a candidate whose log is at least as up to date.
         let granted = can_vote && self.log.is_up_to_date(last_index, last_term);
+        // Priority hints (raft-rs): a candidate of lower priority than this
+        // voter needs a longer log, not just an equal one.
+        let granted =
+            granted && (last_index > self.log.last_index() || self.config.priority <= priority);
         if granted && !pre_vote {
             self.vote = Some(from.clone());
             self.reset_election_timer();

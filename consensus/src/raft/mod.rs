@@ -6,15 +6,19 @@
 //!
 //! The protocol is split by concept: [`election`] (§5.2, pre-vote and
 //! check-quorum from thesis §9.6), [`replication`] (§5.3–§5.4),
-//! [`read`] (ReadIndex and lease reads, thesis §6.4) and [`transfer`]
-//! (leadership transfer, thesis §3.10). This module holds the state they
-//! share, term handling (§5.1) and the persistence contract.
+//! [`read`] (ReadIndex and lease reads, thesis §6.4), [`transfer`]
+//! (leadership transfer, thesis §3.10), [`snapshot`] (§7),
+//! [`membership`] (thesis §4), [`quiesce`] (idle groups) and [`status`]
+//! (counters and status). This module holds the state they share, term
+//! handling (§5.1) and the persistence contract.
 
 mod election;
+mod membership;
 mod quiesce;
 mod read;
 mod replication;
 mod snapshot;
+mod status;
 mod transfer;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -32,6 +36,7 @@ use crate::progress::Progress;
 use crate::quorum::Majority;
 use crate::storage::Storage;
 
+pub use status::{Counters, Status};
 pub use transfer::TransferError;
 
 /// What a node id must support: `Clone + Eq + Ord + Hash + Debug`, the
@@ -54,88 +59,6 @@ pub enum Role {
     Candidate,
     /// Accepting proposals and replicating them.
     Leader,
-}
-
-/// Counters for input that was ignored, for snapshot transfers and for
-/// quiescence. None of these is an error of the node; they say what the
-/// network or the application sent that could not be used, how often
-/// snapshots were needed, and how often the group went quiet. Counters
-/// only grow; read them with [`RaftNode::counters`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[non_exhaustive]
-pub struct Counters {
-    /// Messages from an older term, dropped (§5.1).
-    pub stale_term: u64,
-    /// Messages from a node outside the configuration, or addressed to
-    /// another node.
-    pub unknown_sender: u64,
-    /// Messages that contradict themselves or the receiver's committed log
-    /// (entries that skip indexes, acknowledgements past the log's end).
-    pub malformed: u64,
-    /// Vote requests ignored because a leader was heard from recently
-    /// (check-quorum's leader lease), and, with lease reads, `campaign`
-    /// calls ignored for the same reason.
-    pub lease_ignored_votes: u64,
-    /// `on_persisted` calls for ids that were never handed out or were
-    /// already acknowledged.
-    pub bad_persist_acks: u64,
-    /// Followers that needed entries already compacted while storage
-    /// reported no snapshot to send them ([`Storage::snapshot`]); the
-    /// follower then waits. Compacting only what a snapshot covers
-    /// ([`RaftNode::compaction_limit`]) keeps this at 0.
-    pub compacted_needed: u64,
-    /// Leader: snapshot transfers started (a follower needed compacted
-    /// entries).
-    pub snapshot_sends_started: u64,
-    /// Leader: snapshot transfers that ended with the follower installing
-    /// the snapshot.
-    pub snapshots_sent: u64,
-    /// Leader: snapshot transfers that ended early (rejected, superseded,
-    /// cancelled, or leadership lost).
-    pub snapshot_sends_aborted: u64,
-    /// Follower: snapshots restored and installed.
-    pub snapshots_installed: u64,
-    /// Follower: snapshots being staged that were dropped (superseded, or
-    /// the leader changed).
-    pub snapshots_aborted: u64,
-    /// Snapshot chunks and answers that were out of order, duplicated or
-    /// for a transfer that no longer runs.
-    pub stale_snapshot_messages: u64,
-    /// Inputs refused while a snapshot restore is pending (appends, other
-    /// snapshots, campaigns).
-    pub snapshot_busy: u64,
-    /// Times this node quiesced (a leader idle for
-    /// `quiesce_after_ticks`, or a follower told so by its leader).
-    pub quiesces: u64,
-    /// Times this node woke from quiescence.
-    pub wakes: u64,
-    /// Follower: quiesce orders refused (its log or commit differs from
-    /// the leader's, or something is pending here); each wakes the leader.
-    pub quiesce_refusals: u64,
-}
-
-/// A snapshot of a node's state, for monitoring and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status<N> {
-    /// This node.
-    pub id: N,
-    /// Current term.
-    pub term: Term,
-    /// Vote in the current term.
-    pub vote: Option<N>,
-    /// Current role.
-    pub role: Role,
-    /// The leader it knows of.
-    pub leader: Option<N>,
-    /// Last log index (persisted or not).
-    pub last_index: Index,
-    /// Commit index.
-    pub commit: Index,
-    /// Index last handed out to apply.
-    pub applied: Index,
-    /// Highest index persisted locally.
-    pub persisted: Index,
 }
 
 /// The leader's view of one peer.
@@ -226,7 +149,10 @@ pub struct RaftNode<S: Storage> {
     id: S::NodeId,
     config: Config,
     log: RaftLog<S>,
+    /// The voters of the membership in force (a cache of `history`).
     voters: Majority<S::NodeId>,
+    /// The configuration entries of the log (thesis §4.1).
+    history: membership::History<S::NodeId>,
     term: Term,
     vote: Option<S::NodeId>,
     role: Role,
@@ -284,10 +210,7 @@ where
     pub fn new(id: S::NodeId, storage: S, config: Config) -> Result<Self, RestartError> {
         config.validate()?;
         let state = storage.initial_state();
-        let voters = Majority::new(state.voters);
-        if !voters.contains(&id) {
-            return Err(RestartError::NotAVoter);
-        }
+        let bootstrap = state.membership.clone();
         let mut log = RaftLog::new(storage);
         if config.applied > log.committed() {
             return Err(RestartError::AppliedBeyondCommit {
@@ -312,7 +235,8 @@ where
             rng: fastrand::Rng::with_seed(config.seed),
             id,
             log,
-            voters,
+            voters: Majority::new(bootstrap.voters().iter().cloned()),
+            history: membership::History::new(0, 0, bootstrap.clone()),
             term: hard_state.term,
             vote: hard_state.vote.clone(),
             role: Role::Follower,
@@ -344,6 +268,16 @@ where
             quiesce: quiesce::Quiescence::default(),
             config,
         };
+        node.recover_history(state.membership);
+        // A node bootstrapped without being in its own bootstrap
+        // membership is misconfigured (a joining node starts empty).
+        if node.history.current_index() == 0
+            && node.log.storage().snapshot().is_none()
+            && !bootstrap.voters().is_empty()
+            && !bootstrap.contains(&node.id)
+        {
+            return Err(RestartError::NotAVoter);
+        }
         node.reset_election_timer();
         Ok(node)
     }
@@ -389,7 +323,7 @@ where
         self.log.storage_mut()
     }
 
-    /// The voters.
+    /// The voters of the membership in force.
     pub fn voters(&self) -> &[S::NodeId] {
         self.voters.voters()
     }
@@ -463,7 +397,16 @@ where
     /// role's handler). Misaddressed messages, unknown senders and stale
     /// terms are ignored and counted.
     pub fn handle_message(&mut self, message: Message<S::NodeId>) {
-        if message.to != self.id || message.from == self.id || !self.voters.contains(&message.from)
+        let from_leader = matches!(
+            message.body,
+            MessageBody::Append { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. }
+        );
+        let vote = matches!(message.body, MessageBody::VoteRequest { .. });
+        if message.to != self.id
+            || message.from == self.id
+            || !self.accepts_from(&message.from, from_leader, vote)
         {
             self.counters.unknown_sender += 1;
             return;
@@ -487,8 +430,9 @@ where
                 pre_vote,
                 last_index,
                 last_term,
+                priority,
                 ..
-            } => self.handle_vote_request(from, term, pre_vote, last_index, last_term),
+            } => self.handle_vote_request(from, term, pre_vote, (last_index, last_term), priority),
             MessageBody::VoteResponse { pre_vote, granted } => {
                 self.handle_vote_response(from, term, pre_vote, granted);
             }
@@ -544,7 +488,29 @@ where
                     return false;
                 }
                 if !pre_vote {
+                    let (elapsed, timeout) =
+                        (self.election_elapsed, self.randomized_election_timeout);
+                    let was_follower = self.role == Role::Follower;
                     self.become_follower(message.term, None);
+                    if let MessageBody::VoteRequest {
+                        last_index,
+                        last_term,
+                        ..
+                    } = &message.body
+                    {
+                        if was_follower && !self.log.is_up_to_date(*last_index, *last_term) {
+                            // A candidate whose log is behind can never
+                            // win this node's vote: its term is taken, but
+                            // it does not delay this node's own candidacy
+                            // (§5.2 resets the timer only for a granted
+                            // vote). Else a removed node that campaigns
+                            // while its removal is uncommitted (thesis
+                            // §4.2.2) could keep the one node that can win
+                            // from ever timing out.
+                            self.election_elapsed = elapsed;
+                            self.randomized_election_timeout = timeout;
+                        }
+                    }
                 }
                 true
             }
@@ -567,12 +533,22 @@ where
     /// never step down).
     fn handle_stale_term(&mut self, message: &Message<S::NodeId>) {
         self.counters.stale_term += 1;
+        // Without check-quorum and pre-vote, etcd answers nothing and
+        // counts on this node's own vote requests of the newer term to
+        // bring the sender up to date. Those never reach the sender when
+        // it does not vote in this node's membership (this node's
+        // membership is stale, or the sender's), or when this node does
+        // not vote in its own (a learner, a node removed or being
+        // removed, which may never campaign): then it answers, or the
+        // sender could go on in its old term, waiting on this node.
+        let strangers = !self.voters.contains(&self.id) || !self.voters.contains(&message.from);
+        let tell = self.config.check_quorum || self.config.pre_vote || strangers;
         let reply = match &message.body {
             MessageBody::Append { .. }
             | MessageBody::Heartbeat { .. }
             | MessageBody::InstallSnapshot { .. }
             | MessageBody::Quiesce { .. }
-                if self.config.check_quorum || self.config.pre_vote =>
+                if tell =>
             {
                 MessageBody::AppendResponse(crate::message::AppendOutcome::Accepted {
                     last_index: 0,
@@ -580,6 +556,12 @@ where
             }
             MessageBody::VoteRequest { pre_vote: true, .. } => MessageBody::VoteResponse {
                 pre_vote: true,
+                granted: false,
+            },
+            MessageBody::VoteRequest {
+                pre_vote: false, ..
+            } if strangers => MessageBody::VoteResponse {
+                pre_vote: false,
                 granted: false,
             },
             _ => return,
@@ -632,6 +614,10 @@ where
         }
         if moved && self.role == Role::Leader {
             self.maybe_commit();
+        }
+        if self.role == Role::Candidate {
+            // A sole voter's win waits for its own vote to be durable.
+            self.tally_votes();
         }
     }
 

@@ -270,7 +270,7 @@ where
         let index = self.log.committed();
         let leased = self.config.read_only == ReadOnlyOption::LeaseBased
             && self.reads.has_lease(self.ticks, self.config.election_tick);
-        if leased || self.peers.is_empty() {
+        if leased || self.voters.voters() == std::slice::from_ref(&self.id) {
             let round = self.reads.round;
             for read in &mut self.reads.pending {
                 read.round.get_or_insert((round, index));
@@ -286,7 +286,7 @@ where
         self.broadcast_heartbeat();
     }
 
-    fn committed_in_term(&self) -> bool {
+    pub(super) fn committed_in_term(&self) -> bool {
         self.log.term(self.log.committed()) == Ok(self.term)
     }
 

@@ -68,11 +68,9 @@ where
     /// Sends every peer what it lacks (or an empty append carrying the
     /// commit index).
     pub(super) fn broadcast_append(&mut self) {
-        for i in 0..self.voters.voters().len() {
-            let to = self.voters.voters()[i].clone();
-            if to != self.id {
-                self.send_appends(&to, true);
-            }
+        let peers: Vec<S::NodeId> = self.peers.keys().cloned().collect();
+        for to in peers {
+            self.send_appends(&to, true);
         }
     }
 
@@ -80,8 +78,8 @@ where
     /// the lease that a majority's acknowledgement grants (thesis §6.4.1).
     pub(super) fn broadcast_heartbeat(&mut self) {
         let round = self.reads.new_round(self.ticks, self.config.election_tick);
-        for i in 0..self.voters.voters().len() {
-            let to = self.voters.voters()[i].clone();
+        let peers: Vec<S::NodeId> = self.peers.keys().cloned().collect();
+        for to in peers {
             if let Some(peer) = self.peers.get(&to) {
                 // Never tell a follower to commit past what it is known to hold.
                 let commit = peer.progress.matched().min(self.log.committed());
@@ -175,7 +173,7 @@ where
         from: S::NodeId,
         prev_index: Index,
         prev_term: Term,
-        entries: &[Entry],
+        entries: &[Entry<S::NodeId>],
         commit: Index,
     ) {
         self.follow(from.clone());
@@ -211,10 +209,13 @@ where
             .log
             .maybe_append(prev_index, prev_term, commit, entries)
         {
-            Ok(Some(last_index)) => self.send(
-                from,
-                MessageBody::AppendResponse(AppendOutcome::Accepted { last_index }),
-            ),
+            Ok(Some(last_index)) => {
+                self.membership_appended(entries);
+                self.send(
+                    from,
+                    MessageBody::AppendResponse(AppendOutcome::Accepted { last_index }),
+                );
+            }
             Ok(None) => {
                 let (hint_index, hint_term) = self
                     .log
@@ -365,6 +366,7 @@ where
             }
             // Followers learn the new commit index from the next append.
             self.broadcast_pending = true;
+            self.membership_committed();
         }
     }
 }

@@ -56,7 +56,7 @@ where
     // ---- Taking snapshots and compacting ----
 
     /// The meta for a snapshot of the state machine at `index`, which it
-    /// must have applied: the entry's term and the current voters. Save
+    /// must have applied: the entry's term and the membership at that index. Save
     /// the state and this meta durably, record it in storage
     /// ([`MemStorage::set_snapshot`](crate::MemStorage::set_snapshot)),
     /// and only then compact, no further than
@@ -80,10 +80,17 @@ where
                 });
             }
         };
+        let Some(membership) = self.history.at(index) else {
+            // Older than the configuration entries this node remembers.
+            return Err(SnapshotError::Compacted {
+                index,
+                first_index: self.log.first_index(),
+            });
+        };
         Ok(SnapshotMeta {
             index,
             term,
-            voters: self.voters.voters().to_vec(),
+            membership: membership.clone(),
         })
     }
 
@@ -284,7 +291,11 @@ where
 
     /// Ends the transfer to `to` (installed when `aborted` is `None`) and
     /// tells the application; entries to `to` resume by probing.
-    fn end_snapshot_send(&mut self, to: &S::NodeId, aborted: Option<SnapshotAbortReason>) {
+    pub(super) fn end_snapshot_send(
+        &mut self,
+        to: &S::NodeId,
+        aborted: Option<SnapshotAbortReason>,
+    ) {
         let Some(peer) = self.peers.get_mut(to) else {
             return;
         };
@@ -439,11 +450,6 @@ where
         }
         let index = meta.index;
         let reply = |outcome| MessageBody::SnapshotResponse { index, outcome };
-        if !meta.voters.contains(&self.id) {
-            self.counters.malformed += 1;
-            self.send(from, reply(SnapshotOutcome::Rejected));
-            return;
-        }
         if index <= self.log.committed() {
             // Everything it covers is committed here already (and so
             // matches the leader's log, §5.4): nothing to do.
@@ -553,6 +559,7 @@ where
             return Err(SnapshotError::NoRestorePending { index });
         };
         let term: Term = incoming.meta.term;
+        let membership = incoming.meta.membership.clone();
         let storage = self.log.storage();
         let durable =
             storage.snapshot().is_some_and(|s| s.index >= index) && storage.term(index) == Ok(term);
@@ -561,6 +568,7 @@ where
         }
         self.incoming = None;
         self.log.restore_snapshot(index, term);
+        self.membership_restored(index, term, membership);
         self.durability.durable_commit = self.durability.durable_commit.max(index);
         self.counters.snapshots_installed += 1;
         tracing::debug!(id = ?self.id, index, "snapshot restored");

@@ -12,17 +12,23 @@
 //! Each seed also draws the protocol options (election and heartbeat
 //! ticks, pre-vote, check-quorum, lease reads, asynchronous persistence,
 //! acknowledgement lag, state-machine snapshots, Raft snapshots with
-//! compaction, quiescence), so a sweep over seeds covers them all. With
+//! compaction, membership changes, quiescence), so a sweep over seeds
+//! covers them all. With membership changes, one or two extra nodes start
+//! outside the cluster, and the leader is asked now and then to add a
+//! learner, promote one, add or remove a voter (itself included: replacing
+//! the leader), or remove a learner, under the same faults. With
 //! quiescence on, the scenario plays the application's failure detector:
 //! every few ticks it tells each node which peers are down or cut off
 //! from it (so late by up to that interval), and during the faults it
 //! sometimes suspects a live peer wrongly.
 
 mod detector;
+mod membership;
 
 use std::fmt;
 use std::ops::RangeInclusive;
 
+use self::membership::change_membership;
 use super::cluster::{SimStats, Simulation, Violation};
 use super::config::SimConfig;
 use super::config::{self, SimConfigError};
@@ -71,6 +77,9 @@ pub struct ChaosConfig {
     /// Every seed runs with quiescence (the soak of `DSYS_SIM_QUIESCE=1`);
     /// otherwise about 40% of seeds draw it.
     pub force_quiesce: bool,
+    /// Half the seeds (drawn apart from the other options) run with
+    /// membership changes ([`Options::membership`]).
+    pub membership: bool,
 }
 
 impl Default for ChaosConfig {
@@ -86,6 +95,7 @@ impl Default for ChaosConfig {
             keys: 3,
             force_lease: false,
             force_quiesce: false,
+            membership: true,
         }
     }
 }
@@ -166,6 +176,9 @@ pub struct Options {
     /// Quiescence (`Config::quiesce_after_ticks`), with liveness fed from
     /// the scenario's own knowledge of crashed and cut-off nodes.
     pub quiesce: bool,
+    /// Extra nodes start outside the cluster, and the leader is asked to
+    /// change the membership now and then (thesis §4).
+    pub membership: bool,
 }
 
 /// Faults the scenario injected (the simulation counts crashes and disk
@@ -196,6 +209,11 @@ pub struct Faults {
     /// Nodes (a quiesced group's leader, or a follower) crashed for good
     /// once the group went idle after the faults (quiescence runs).
     pub killed_at_calm: u64,
+    /// Membership changes a leader accepted.
+    pub membership_changes: u64,
+    /// Membership changes refused (one pending, a learner not caught up,
+    /// not the leader any more).
+    pub membership_refused: u64,
 }
 
 /// What a passing run did.
@@ -317,7 +335,15 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         panic!("invalid chaos configuration: {error}");
     }
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed_c4a0_5eed_c4a0);
-    let nodes = config.cluster_sizes[rng.usize(..config.cluster_sizes.len().max(1))];
+    let voters = config.cluster_sizes[rng.usize(..config.cluster_sizes.len().max(1))];
+    // Drawn apart, so the other draws of a seed stay as they were.
+    let mut membership_rng = fastrand::Rng::with_seed(seed ^ 0x3e3b_e125_41b0_c0de);
+    let joining = if config.membership && membership_rng.bool() {
+        1 + membership_rng.u64(..2)
+    } else {
+        0
+    };
+    let nodes = voters + joining;
     let election_tick = rng.u32(config.election_ticks.clone());
     let heartbeat_tick = rng.u32(1..=(election_tick / 2).max(1));
     let check_quorum = rng.f64() < 0.75;
@@ -332,13 +358,19 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         ack_lag: rng.bool(),
         snapshots: rng.f64() < 0.7,
         compaction: rng.f64() < 0.6,
+        membership: joining > 0,
         quiesce: false,
     };
     // Quiescence draws from a stream of its own, so every other draw of a
     // seed stays what it was before quiescence existed.
     let mut detector = Detector::new(seed, election_tick, config.force_quiesce);
+    // Membership changes are refused while quiescence is on
+    // (`MembershipError::QuiescenceOn`: the two together are not supported
+    // yet), so a quiescence seed changes no membership; its extra nodes
+    // stay outside the cluster.
     let options = Options {
         quiesce: detector.on,
+        membership: options.membership && !detector.on,
         ..options
     };
     let raft = Config {
@@ -384,6 +416,7 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         } else {
             0
         },
+        joining,
     };
     let disk = DiskConfig {
         max_ack_lag: if options.ack_lag {
@@ -433,6 +466,15 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         if sim.time() % TICK == 0 {
             inject_faults(&mut sim, &mut rng, nodes, election_tick, &mut faults);
             detector.report(&mut sim, nodes, true, &mut faults);
+            if options.membership {
+                change_membership(
+                    &mut sim,
+                    &mut membership_rng,
+                    nodes,
+                    election_tick,
+                    &mut faults,
+                );
+            }
         }
         if !detector.clients_pause(sim.time()) {
             for client in &mut clients {
@@ -482,15 +524,25 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
                 return Err(fail(v.clone()));
             }
         }
-        let victim = match (victim, sim.leader()) {
-            (Victim::Leader, Some(leader)) => leader,
-            (_, leader) => (1..=nodes)
-                .find(|&id| Some(id) != leader)
-                .expect("a cluster of two or more has a follower"),
-        };
-        sim.crash(victim);
-        faults.crashes += 1;
-        faults.killed_at_calm += 1;
+        // Membership changes may have shrunk the cluster since it started:
+        // kill for good only while three or more voters remain, so the
+        // others are still a majority (a 2-voter cluster that loses one can
+        // never commit again; seed 34 with both on).
+        let voters_now = sim
+            .leader()
+            .and_then(|leader| sim.node(leader))
+            .map_or(0, |raft| raft.membership().voters().len());
+        if voters_now >= 3 {
+            let victim = match (victim, sim.leader()) {
+                (Victim::Leader, Some(leader)) => leader,
+                (_, leader) => (1..=nodes)
+                    .find(|&id| Some(id) != leader && sim.is_up(id))
+                    .expect("a cluster of two or more has a follower"),
+            };
+            sim.crash(victim);
+            faults.crashes += 1;
+            faults.killed_at_calm += 1;
+        }
     }
     let liveness_ticks = config
         .liveness_ticks

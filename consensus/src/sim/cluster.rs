@@ -29,7 +29,8 @@ use super::disk::{CrashWrites, Disk, DiskConfig, write_batch};
 use super::linearizability::{History, OpId};
 use super::network::{Network, NetworkConfig, NetworkStats};
 use crate::entry::{Entry, HardState, Index, Term};
-use crate::output::{Output, Persist};
+use crate::membership::{Membership, MembershipChange, MembershipError};
+use crate::output::{Output, Persist, ProposalId};
 use crate::raft::{RaftNode, RaftOutput, Role};
 use crate::snapshot::SnapshotMeta;
 use crate::storage::{MemStorage, Storage};
@@ -92,11 +93,13 @@ pub struct Simulation {
     /// term before it (log matching, by induction on the index).
     log_entries: BTreeMap<(Index, Term), (Bytes, Term)>,
     /// Committed entries by index (state-machine safety).
-    chosen: Vec<Entry>,
+    chosen: Vec<Entry<u64>>,
     /// The term each chosen entry was first known committed in (the term
     /// of the node that first knew it: the committing leader's).
     chosen_in: Vec<Term>,
     leaders: BTreeMap<Term, u64>,
+    /// The membership of the last configuration entry chosen.
+    chosen_membership: Membership<u64>,
     history: History<u64, u64>,
     /// Puts by the node and life that accepted them, and their index.
     puts: BTreeMap<(u64, u64, Index), PendingPut>,
@@ -134,7 +137,7 @@ impl Simulation {
     ) -> Result<Self, SimConfigError> {
         config.validate()?;
         disk.validate()?;
-        let voters: Vec<u64> = (1..=config.nodes).collect();
+        let voters: Vec<u64> = (1..=config.nodes - config.joining).collect();
         let network = Network::new(config.network.clone());
         let mut sim = Self {
             disk_config: disk,
@@ -146,6 +149,7 @@ impl Simulation {
             chosen: Vec::new(),
             chosen_in: Vec::new(),
             leaders: BTreeMap::new(),
+            chosen_membership: Membership::from_voters(voters.iter().copied()),
             history: History::new(),
             puts: BTreeMap::new(),
             lost_puts: BTreeMap::new(),
@@ -158,11 +162,16 @@ impl Simulation {
             crash_writes: CrashWrites::default(),
             config,
         };
-        for id in voters.iter().copied() {
+        for id in 1..=sim.config.nodes {
+            let bootstrap = if voters.contains(&id) {
+                voters.clone()
+            } else {
+                Vec::new()
+            };
             sim.nodes.push(SimNode {
                 id,
                 raft: None,
-                disk: Disk::new(voters.clone()),
+                disk: Disk::new(bootstrap),
                 kv: BTreeMap::new(),
                 next_apply: 1,
                 seen_commit: 0,
@@ -435,6 +444,25 @@ impl Simulation {
         }
     }
 
+    /// Asks node `leader` to change the membership; the outcome is the
+    /// node's ([`RaftNode::propose_membership`]).
+    ///
+    /// # Errors
+    /// The node's refusal; [`MembershipError::NotLeader`] if it is down.
+    pub fn change_membership(
+        &mut self,
+        leader: u64,
+        change: MembershipChange<u64>,
+    ) -> Result<ProposalId, MembershipError<u64>> {
+        let result = match self.nodes[Self::slot(leader)].raft.as_mut() {
+            Some(raft) => raft.propose_membership(change),
+            None => Err(MembershipError::NotLeader { leader: None }),
+        };
+        self.drain(leader);
+        self.check_step();
+        result
+    }
+
     /// Starts an election on node `id` now.
     pub fn campaign(&mut self, id: u64) {
         if let Some(raft) = self.nodes[Self::slot(id)].raft.as_mut() {
@@ -604,7 +632,7 @@ impl Simulation {
     /// disk and readable through the node's storage; it is acknowledged
     /// now or, with an acknowledgement lag, a little later together with
     /// whatever else is durable by then. The caller drains.
-    fn complete_write(&mut self, slot: usize, persist: &Persist<HardState<u64>>) {
+    fn complete_write(&mut self, slot: usize, persist: &Persist<HardState<u64>, u64>) {
         let id = self.nodes[slot].id;
         let node = &mut self.nodes[slot];
         let mirrored = node
@@ -712,66 +740,21 @@ impl Simulation {
         }
     }
 
-    /// One line per node: role, term, log positions, held messages.
-    pub fn describe(&self) -> String {
-        let mut out = String::new();
-        for node in &self.nodes {
-            match &node.raft {
-                Some(raft) => {
-                    let s = raft.status();
-                    out.push_str(&format!(
-                        "\n  node {}: {:?} term {} leader {:?} last {} commit {} applied {} persisted {} held {} writing {} (durable {}, acknowledged {}); disk {:?} last {}",
-                        node.id, s.role, s.term, s.leader, s.last_index, s.commit, s.applied,
-                        s.persisted, raft.held_messages(), node.disk.writing.len(),
-                        node.disk.durable_id, node.disk.acked_id,
-                        node.disk.durable.hard_state(), node.disk.durable.last_index()
-                    ));
-                    out.push_str(&format!(
-                        "; log from {}, snapshot {:?}, restore pending {} (sim: {:?}, staged {} bytes); quiesced {}; counters {:?}",
-                        raft.log().first_index(),
-                        raft.storage().snapshot().map(|m| m.index),
-                        raft.restore_pending(),
-                        node.restore.as_ref().map(|(m, at)| (m.index, *at)),
-                        node.staging.len(),
-                        raft.is_quiesced(),
-                        raft.counters()
-                    ));
-                    for peer in raft.voters() {
-                        if let Some(p) = raft.progress(peer) {
-                            out.push_str(&format!(
-                                "\n    -> {peer}: {:?} match {} next {} inflight {} paused {} snapshot {}",
-                                p.state(),
-                                p.matched(),
-                                p.next(),
-                                p.inflights().count(),
-                                p.is_paused(),
-                                p.pending_snapshot()
-                            ));
-                        }
-                    }
-                }
-                None => out.push_str(&format!(
-                    "\n  node {}: down; disk {:?} last {}",
-                    node.id,
-                    node.disk.durable.hard_state(),
-                    node.disk.durable.last_index()
-                )),
-            }
-        }
-        out
-    }
-
-    /// Whether every up node has applied everything the leader has, and
-    /// the leader has committed its whole log.
+    /// Whether every up member has applied everything the leader has, and
+    /// the leader has committed its whole log. Nodes outside the leader's
+    /// membership (removed, or never added) hear nothing more.
     pub fn converged(&self) -> bool {
         let Some(leader) = self.leader().and_then(|l| self.node(l)) else {
             return false;
         };
         let last = leader.log().last_index();
+        let membership = leader.membership();
         leader.log().committed() == last
             && self.nodes.iter().all(|n| match &n.raft {
-                Some(raft) => raft.log().applied() == last && n.next_apply == last + 1,
-                None => true,
+                Some(raft) if membership.contains(&n.id) => {
+                    raft.log().applied() == last && n.next_apply == last + 1
+                }
+                _ => true,
             })
     }
 

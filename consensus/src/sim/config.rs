@@ -27,6 +27,11 @@ pub struct SimConfig {
     /// How the disk acknowledges, and what a crash does to writes not yet
     /// durable, is [`DiskConfig`](super::DiskConfig) ([`Simulation::set_disk`](super::Simulation::set_disk)).
     pub max_persist_delay: u64,
+    /// How many of the `nodes` (the highest ids) start outside the
+    /// cluster, with an empty membership, for membership changes to add
+    /// ([`Simulation::change_membership`](super::Simulation::change_membership));
+    /// less than `nodes`.
+    pub joining: u64,
 }
 
 impl Default for SimConfig {
@@ -37,6 +42,7 @@ impl Default for SimConfig {
             network: NetworkConfig::default(),
             tick_interval: 10,
             max_persist_delay: 0,
+            joining: 0,
         }
     }
 }
@@ -59,7 +65,8 @@ impl SimConfig {
         self.raft.validate()?;
         self.network.validate()?;
         time("SimConfig::tick_interval", self.tick_interval, 1)?;
-        time("SimConfig::max_persist_delay", self.max_persist_delay, 0)
+        time("SimConfig::max_persist_delay", self.max_persist_delay, 0)?;
+        count("SimConfig::joining", self.joining, 0, self.nodes - 1)
     }
 }
 

@@ -108,7 +108,7 @@ pub(super) struct Disk {
     /// What survives a crash.
     pub(super) durable: MemStorage<u64>,
     /// Handed out, not yet durable: (completion time, batch), in order.
-    pub(super) writing: VecDeque<(u64, Persist<HardState<u64>>)>,
+    pub(super) writing: VecDeque<(u64, Persist<HardState<u64>, u64>)>,
     /// In this life of the node: the highest batch durable, and the
     /// highest acknowledged.
     pub(super) durable_id: PersistId,
@@ -125,7 +125,7 @@ pub(super) struct Disk {
 /// Writes a whole batch to `storage`.
 pub(super) fn write_batch(
     storage: &mut MemStorage<u64>,
-    persist: &Persist<HardState<u64>>,
+    persist: &Persist<HardState<u64>, u64>,
 ) -> Result<(), StorageError> {
     storage.append(&persist.entries)?;
     if let Some(hard_state) = &persist.hard_state {
@@ -136,7 +136,7 @@ pub(super) fn write_batch(
 
 /// Whether some proper part of `batch` can land: it has a hard state
 /// and an entry, or two entries.
-fn tearable(batch: &Persist<HardState<u64>>) -> bool {
+fn tearable(batch: &Persist<HardState<u64>, u64>) -> bool {
     let len = batch.entries.len();
     (batch.hard_state.is_some() && len > 0) || len > 1
 }
@@ -157,7 +157,7 @@ impl Disk {
     /// Batch `persist` is durable now.
     pub(super) fn complete(
         &mut self,
-        persist: &Persist<HardState<u64>>,
+        persist: &Persist<HardState<u64>, u64>,
     ) -> Result<(), StorageError> {
         write_batch(&mut self.durable, persist)?;
         self.durable_id = persist.id;
@@ -171,7 +171,7 @@ impl Disk {
         rng: &mut fastrand::Rng,
         stats: &mut CrashWrites,
     ) -> Result<(), StorageError> {
-        let pending: Vec<Persist<HardState<u64>>> =
+        let pending: Vec<Persist<HardState<u64>, u64>> =
             self.writing.drain(..).map(|(_, persist)| persist).collect();
         self.ack_due = None;
         let tearable: Vec<usize> = (0..pending.len())
@@ -205,7 +205,7 @@ impl Disk {
     /// state.
     fn tear(
         &mut self,
-        batch: &Persist<HardState<u64>>,
+        batch: &Persist<HardState<u64>, u64>,
         rng: &mut fastrand::Rng,
     ) -> Result<(), StorageError> {
         let len = batch.entries.len();

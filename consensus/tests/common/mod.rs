@@ -58,7 +58,7 @@ pub(crate) fn thesis_config(id: u64, pre_vote: bool, check_quorum: bool) -> Conf
 }
 
 /// Entries `first, first + 1, ...` with the given terms and empty payloads.
-pub(crate) fn ents(first: Index, terms: &[Term]) -> Vec<Entry> {
+pub(crate) fn ents(first: Index, terms: &[Term]) -> Vec<Entry<u64>> {
     terms
         .iter()
         .zip(first..)
@@ -96,7 +96,7 @@ pub(crate) fn node_with_log(
 // ---- Single nodes ----
 
 /// Writes a persist batch into the node's storage, without acknowledging it.
-pub(crate) fn write(node: &mut Node, persist: &Persist<HardState<u64>>) {
+pub(crate) fn write(node: &mut Node, persist: &Persist<HardState<u64>, u64>) {
     if let Some(hard_state) = &persist.hard_state {
         node.storage_mut().set_hard_state(hard_state.clone());
     }
@@ -137,7 +137,7 @@ pub(crate) fn sends(outputs: &[Out]) -> Vec<Msg> {
 }
 
 /// The persist batches among `outputs`.
-pub(crate) fn persists(outputs: &[Out]) -> Vec<Persist<HardState<u64>>> {
+pub(crate) fn persists(outputs: &[Out]) -> Vec<Persist<HardState<u64>, u64>> {
     outputs
         .iter()
         .filter_map(|o| match o {
@@ -148,7 +148,7 @@ pub(crate) fn persists(outputs: &[Out]) -> Vec<Persist<HardState<u64>>> {
 }
 
 /// The entries handed out to apply among `outputs`.
-pub(crate) fn applied(outputs: &[Out]) -> Vec<Entry> {
+pub(crate) fn applied(outputs: &[Out]) -> Vec<Entry<u64>> {
     outputs
         .iter()
         .filter_map(|o| match o {
@@ -212,7 +212,7 @@ pub(crate) fn make_leader(node: &mut Node) -> Vec<Msg> {
 }
 
 /// The node's whole log (persisted or not).
-pub(crate) fn log_entries(node: &Node) -> Vec<Entry> {
+pub(crate) fn log_entries(node: &Node) -> Vec<Entry<u64>> {
     let log = node.log();
     log.slice(log.first_index(), log.last_index() + 1, u64::MAX)
         .expect("the whole log is readable")
@@ -239,7 +239,7 @@ pub(crate) fn msg(from: u64, to: u64, term: Term, body: MessageBody<u64>) -> Msg
 pub(crate) fn append(
     prev_index: Index,
     prev_term: Term,
-    entries: Vec<Entry>,
+    entries: Vec<Entry<u64>>,
     commit: Index,
 ) -> MessageBody<u64> {
     MessageBody::Append {
@@ -271,6 +271,7 @@ pub(crate) fn vote_request(last_index: Index, last_term: Term) -> MessageBody<u6
         last_index,
         last_term,
         leadership_transfer: false,
+        priority: 0,
     }
 }
 
@@ -281,6 +282,7 @@ pub(crate) fn pre_vote_request(last_index: Index, last_term: Term) -> MessageBod
         last_index,
         last_term,
         leadership_transfer: false,
+        priority: 0,
     }
 }
 
@@ -303,7 +305,7 @@ pub(crate) fn heartbeat(commit: Index, read_round: u64) -> MessageBody<u64> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Event {
     /// Entries to apply.
-    Apply(Vec<Entry>),
+    Apply(Vec<Entry<u64>>),
     /// A read that may be served.
     ReadReady(ReadState),
     /// A read that failed.
@@ -371,7 +373,7 @@ pub(crate) struct Network {
     filter: Option<Filter>,
     /// Nodes whose writes wait for [`Network::persist_next`].
     manual_persist: BTreeSet<u64>,
-    pending_persist: BTreeMap<u64, VecDeque<Persist<HardState<u64>>>>,
+    pending_persist: BTreeMap<u64, VecDeque<Persist<HardState<u64>, u64>>>,
     events: BTreeMap<u64, Vec<Event>>,
     /// Every message delivered, after the filter, in order.
     delivered: Vec<Msg>,
@@ -926,6 +928,26 @@ impl Network {
         result
     }
 
+    /// Starts node `id` with an empty membership: it joins once a leader
+    /// adds it and replicates to it.
+    pub(crate) fn add_joining(&mut self, id: u64, config: Config) {
+        let node = RaftNode::new(id, MemStorage::new(Vec::new()), config)
+            .expect("a joining node starts empty");
+        self.nodes.insert(id, node);
+        self.drain(id);
+    }
+
+    /// Proposes a membership change on node `id` (outputs queued).
+    pub(crate) fn propose_membership(
+        &mut self,
+        id: u64,
+        change: dsys_consensus::MembershipChange<u64>,
+    ) -> Result<ProposalId, dsys_consensus::MembershipError<u64>> {
+        let result = self.node_mut(id).propose_membership(change);
+        self.drain(id);
+        result
+    }
+
     /// Asks node `id` for read `read` (outputs queued).
     pub(crate) fn read_index(&mut self, id: u64, read: u64) -> Result<(), ReadError> {
         let result = self.node_mut(id).read_index(read);
@@ -948,7 +970,7 @@ impl Network {
     }
 
     /// The entries node `id` applied, in order.
-    pub(crate) fn applied(&self, id: u64) -> Vec<Entry> {
+    pub(crate) fn applied(&self, id: u64) -> Vec<Entry<u64>> {
         self.events(id)
             .iter()
             .filter_map(|e| match e {
@@ -1024,7 +1046,7 @@ impl Network {
     }
 
     /// Node `id`'s whole log.
-    pub(crate) fn log_entries(&self, id: u64) -> Vec<Entry> {
+    pub(crate) fn log_entries(&self, id: u64) -> Vec<Entry<u64>> {
         log_entries(self.node(id))
     }
 }

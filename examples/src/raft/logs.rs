@@ -16,7 +16,7 @@ pub(super) fn log_of(terms: &[Term]) -> Res<Log> {
     Ok(RaftLog::new(storage))
 }
 
-pub(super) fn entries_of(terms: &[Term]) -> Vec<Entry> {
+pub(super) fn entries_of(terms: &[Term]) -> Vec<Entry<u64>> {
     (1..)
         .zip(terms)
         .map(|(index, &term)| Entry::new(term, index, ""))

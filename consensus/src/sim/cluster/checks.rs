@@ -14,7 +14,7 @@ use crate::storage::{MemStorage, Storage};
 
 /// Whether `storage` holds exactly `entry`, or a snapshot that covers it
 /// (snapshots are only of committed state).
-pub(super) fn holds(storage: &MemStorage<u64>, entry: &Entry) -> bool {
+pub(super) fn holds(storage: &MemStorage<u64>, entry: &Entry<u64>) -> bool {
     if storage.snapshot().is_some_and(|s| s.index >= entry.index) {
         return true;
     }
@@ -72,9 +72,10 @@ impl Simulation {
                         }
                     }
                     // Its own vote counted: it must be on its disk, or a
-                    // restart could vote again in this term.
+                    // restart could vote again in this term (a sole voter
+                    // too: it would win this term again).
                     let stored = node.disk.durable.hard_state();
-                    if self.config.nodes > 1 && (stored.term != term || stored.vote != Some(id)) {
+                    if stored.term != term || stored.vote != Some(id) {
                         let detail =
                             format!("node {id} leads term {term} with {stored:?} on its disk");
                         self.violation.get_or_insert(Violation {
@@ -146,17 +147,34 @@ impl Simulation {
                     self.fail("state machine safety", detail);
                 }
             } else if at == self.chosen.len() {
-                let on_disk = self
-                    .nodes
+                // Committed by a majority of the voters of the leader's
+                // membership then: the one chosen before it, this entry's
+                // own if it is a configuration entry, or (an uncommitted
+                // one after it) the knowing node's.
+                let raft = self.nodes[slot].raft.as_ref().expect("checked above");
+                let mut candidates =
+                    vec![self.chosen_membership.clone(), raft.membership().clone()];
+                if let Some(membership) = entry.as_membership() {
+                    candidates.push(membership.clone());
+                }
+                let on_disk = |voters: &[u64]| {
+                    self.nodes
+                        .iter()
+                        .filter(|n| voters.contains(&n.id) && holds(&n.disk.durable, &entry))
+                        .count()
+                };
+                let majority = candidates
                     .iter()
-                    .filter(|n| holds(&n.disk.durable, &entry))
-                    .count() as u64;
-                if on_disk <= self.config.nodes / 2 {
+                    .any(|m| on_disk(m.voters()) > m.voters().len() / 2);
+                if !majority {
                     let detail = format!(
-                        "node {id} knows index {} (term {}) committed while only {on_disk} of {} disks hold it",
-                        entry.index, entry.term, self.config.nodes
+                        "node {id} knows index {} (term {}) committed while no majority of voters of {candidates:?} hold it on disk",
+                        entry.index, entry.term
                     );
                     self.fail("commit durability", detail);
+                }
+                if let Some(membership) = entry.as_membership() {
+                    self.chosen_membership = membership.clone();
                 }
                 self.chosen.push(entry);
                 self.chosen_in.push(term);
@@ -169,7 +187,7 @@ impl Simulation {
         }
     }
 
-    pub(super) fn check_log_matching(&mut self, id: u64, entries: &[Entry]) {
+    pub(super) fn check_log_matching(&mut self, id: u64, entries: &[Entry<u64>]) {
         let Some(raft) = self.nodes[Self::slot(id)].raft.as_ref() else {
             return;
         };
@@ -275,25 +293,29 @@ impl Simulation {
         });
     }
 
-    /// Checks that every committed entry is still on a majority of disks
-    /// (nothing acknowledged was lost, nothing committed was overwritten).
+    /// Checks that every committed entry is still on the disks of a
+    /// majority of the voters of the last membership chosen (nothing
+    /// acknowledged was lost, nothing committed was overwritten). Call it
+    /// once the cluster has converged: before, an entry may be committed
+    /// by the voters of a newer membership not chosen yet.
     ///
     /// # Errors
     /// A `commit durability` [`Violation`] naming the first entry that is not.
     pub fn check_disks(&self) -> Result<(), Violation> {
+        let voters = self.chosen_membership.voters();
         for entry in &self.chosen {
             let on_disk = self
                 .nodes
                 .iter()
-                .filter(|n| holds(&n.disk.durable, entry))
-                .count() as u64;
-            if on_disk <= self.config.nodes / 2 {
+                .filter(|n| voters.contains(&n.id) && holds(&n.disk.durable, entry))
+                .count();
+            if on_disk <= voters.len() / 2 {
                 return Err(Violation {
                     time: self.time,
                     property: "commit durability",
                     detail: format!(
-                        "committed index {} (term {}) is on only {on_disk} of {} disks",
-                        entry.index, entry.term, self.config.nodes
+                        "committed index {} (term {}) is on only {on_disk} of the disks of voters {voters:?}",
+                        entry.index, entry.term
                     ),
                 });
             }

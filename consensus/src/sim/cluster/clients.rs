@@ -51,7 +51,7 @@ fn encode_put(client: u64, seq: u64, key: u64, value: u64) -> Bytes {
 }
 
 /// The key-value state after applying `entries` (a committed prefix).
-pub(super) fn replay(entries: &[Entry]) -> std::collections::BTreeMap<u64, u64> {
+pub(super) fn replay(entries: &[Entry<u64>]) -> std::collections::BTreeMap<u64, u64> {
     entries
         .iter()
         .filter_map(|entry| decode_put(&entry.data))
@@ -204,7 +204,7 @@ impl Simulation {
         self.stats.reads_completed += 1;
     }
 
-    pub(super) fn apply(&mut self, id: u64, entries: &[Entry]) {
+    pub(super) fn apply(&mut self, id: u64, entries: &[Entry<u64>]) {
         let slot = Self::slot(id);
         self.record_commits(slot);
         for entry in entries {
@@ -270,7 +270,7 @@ impl Simulation {
     /// Applies a put to the key-value map, and settles the put proposed
     /// at this index on this node in this life: committed if this is it,
     /// lost otherwise (and then it must never apply anywhere).
-    fn apply_put(&mut self, slot: usize, entry: &Entry) {
+    fn apply_put(&mut self, slot: usize, entry: &Entry<u64>) {
         let node = &mut self.nodes[slot];
         let (id, life) = (node.id, node.life);
         let command = decode_put(&entry.data);

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::entry::{Index, Term};
+use crate::storage::Storage;
 
 /// A safety property that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,4 +105,57 @@ pub struct SimStats {
     /// the newest leader's (a deposed leader that does not know it yet:
     /// the exposure of lease reads).
     pub stale_leader_ticks: u64,
+}
+
+impl super::Simulation {
+    /// One line per node: role, term, log positions, held messages.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for node in &self.nodes {
+            match &node.raft {
+                Some(raft) => {
+                    let s = raft.status();
+                    out.push_str(&format!(
+                        "\n  node {}: {:?} term {} leader {:?} last {} commit {} applied {} persisted {} held {} writing {} (durable {}, acknowledged {}); disk {:?} last {}",
+                        node.id, s.role, s.term, s.leader, s.last_index, s.commit, s.applied,
+                        s.persisted, raft.held_messages(), node.disk.writing.len(),
+                        node.disk.durable_id, node.disk.acked_id,
+                        node.disk.durable.hard_state(), node.disk.durable.last_index()
+                    ));
+                    out.push_str(&format!(
+                        "; voters {:?} learners {:?}; log from {}, snapshot {:?}, restore pending {} (sim: {:?}, staged {} bytes); quiesced {}; counters {:?}",
+                        raft.membership().voters(),
+                        raft.membership().learners(),
+                        raft.log().first_index(),
+                        raft.storage().snapshot().map(|m| m.index),
+                        raft.restore_pending(),
+                        node.restore.as_ref().map(|(m, at)| (m.index, *at)),
+                        node.staging.len(),
+                        raft.is_quiesced(),
+                        raft.counters()
+                    ));
+                    for peer in raft.membership().members() {
+                        if let Some(p) = raft.progress(peer) {
+                            out.push_str(&format!(
+                                "\n    -> {peer}: {:?} match {} next {} inflight {} paused {} snapshot {}",
+                                p.state(),
+                                p.matched(),
+                                p.next(),
+                                p.inflights().count(),
+                                p.is_paused(),
+                                p.pending_snapshot()
+                            ));
+                        }
+                    }
+                }
+                None => out.push_str(&format!(
+                    "\n  node {}: down; disk {:?} last {}",
+                    node.id,
+                    node.disk.durable.hard_state(),
+                    node.disk.durable.last_index()
+                )),
+            }
+        }
+        out
+    }
 }
