@@ -4,23 +4,14 @@
 //! fault; the bound is stated in election timeouts.
 
 use dsys_consensus::Role;
-use dsys_consensus::sim::{NetworkConfig, SimConfig, Simulation};
+use dsys_consensus::sim::Simulation;
+use sim_common::{TICK, cluster};
 
-const TICK: u64 = 10;
+mod sim_common;
+
 /// Election timeouts are drawn from [10, 20) ticks; with pre-vote an
 /// election takes two rounds. 10 election timeouts is generous but finite.
 const BOUND_TICKS: u64 = 200;
-
-fn cluster(nodes: u64, seed: u64, pre_vote: bool, check_quorum: bool) -> Simulation {
-    let mut config = SimConfig::default();
-    config.nodes = nodes;
-    config.raft.pre_vote = pre_vote;
-    config.raft.check_quorum = check_quorum;
-    config.network = NetworkConfig::reliable(1, 8);
-    config.tick_interval = TICK;
-    config.max_persist_delay = 5;
-    Simulation::new(config, seed).expect("a valid simulator configuration")
-}
 
 /// Runs until a leader exists and a new proposal is applied on every up
 /// node; returns the ticks that took.

@@ -17,26 +17,17 @@
 //! Every run keeps the simulator's safety checks on (Raft Figure 3 and the
 //! persistence contract): `violation()` must be `None` at the end.
 
-use dsys_consensus::sim::{NetworkConfig, SimConfig, SimEvent, Simulation};
+use dsys_consensus::sim::{SimEvent, Simulation};
+use sim_common::{TICK, cluster};
 
-const TICK: u64 = 10;
+mod sim_common;
+
 const SEEDS: u64 = 20;
 const A: u64 = 1;
 const B: u64 = 2;
 const C: u64 = 3;
 const D: u64 = 4;
 const E: u64 = 5;
-
-fn cluster(nodes: u64, seed: u64, pre_vote: bool, check_quorum: bool) -> Simulation {
-    let mut config = SimConfig::default();
-    config.nodes = nodes;
-    config.raft.pre_vote = pre_vote;
-    config.raft.check_quorum = check_quorum;
-    config.network = NetworkConfig::reliable(1, 8);
-    config.tick_interval = TICK;
-    config.max_persist_delay = 5;
-    Simulation::new(config, seed).expect("a valid simulator configuration")
-}
 
 /// Elects a leader, makes `target` lead (by leadership transfer) and has
 /// it commit a proposal on every node.
