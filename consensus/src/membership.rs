@@ -139,12 +139,6 @@ pub enum MembershipChange<N> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MembershipError<N> {
-    /// Quiescence is on (`Config::quiesce_after_ticks > 0`): membership
-    /// changes together with quiescence are not supported yet. The
-    /// simulator found liveness failures with both on (a quiesced leader
-    /// with lagging learners; see the crate README). Nothing changed.
-    #[error("membership changes are not supported with quiescence on")]
-    QuiescenceOn,
     /// Only the leader changes the membership; `leader` is a hint. Nothing
     /// changed.
     #[error("not the leader (leader: {leader:?})")]

@@ -139,9 +139,6 @@ where
                 leader: self.leader.clone(),
             });
         }
-        if self.config.quiesce_after_ticks > 0 {
-            return Err(MembershipError::QuiescenceOn);
-        }
         if self.transfer_target.is_some() {
             return Err(MembershipError::TransferInProgress);
         }
@@ -162,6 +159,8 @@ where
                 });
             }
         }
+        // A quiesced leader wakes to replicate the change.
+        self.wake_for_input();
         let index = self.log.last_index() + 1;
         let entry = Entry::membership(self.term, index, next);
         let size = entry.size();

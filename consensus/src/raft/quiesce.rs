@@ -107,7 +107,7 @@ where
     /// Every peer starts live. Reports about this node itself or about a
     /// node outside the configuration are ignored.
     pub fn set_peer_liveness(&mut self, peer: S::NodeId, live: bool) {
-        if peer == self.id || !self.voters.contains(&peer) {
+        if peer == self.id || !self.membership().contains(&peer) {
             return;
         }
         if live {
@@ -256,9 +256,11 @@ where
         self.quiesce.idle_ticks = 0;
         self.counters.quiesces += 1;
         self.reads.end_lease();
-        for i in 0..self.voters.voters().len() {
-            let to = self.voters.voters()[i].clone();
-            if to != self.id && !self.quiesce.down.contains(&to) {
+        // Every member, learners included: the Quiesce carries the last
+        // commit, which a learner would otherwise never learn.
+        let members: Vec<S::NodeId> = self.peers.keys().cloned().collect();
+        for to in members {
+            if !self.quiesce.down.contains(&to) {
                 self.send_as_leader(
                     to,
                     MessageBody::Quiesce {

@@ -364,13 +364,8 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     // Quiescence draws from a stream of its own, so every other draw of a
     // seed stays what it was before quiescence existed.
     let mut detector = Detector::new(seed, election_tick, config.force_quiesce);
-    // Membership changes are refused while quiescence is on
-    // (`MembershipError::QuiescenceOn`: the two together are not supported
-    // yet), so a quiescence seed changes no membership; its extra nodes
-    // stay outside the cluster.
     let options = Options {
         quiesce: detector.on,
-        membership: options.membership && !detector.on,
         ..options
     };
     let raft = Config {
