@@ -577,6 +577,60 @@ fn a_group_with_a_learner_quiesces_with_the_learner_up_to_date() {
     }
 }
 
+/// A priority hint never outweighs a more up-to-date log: a candidate
+/// whose last term is later wins the vote of a higher-priority voter even
+/// if its log is shorter. raft-rs compares only the last index here, so a
+/// high-priority voter holding a long tail of an old term and a
+/// low-priority candidate holding the newer, shorter log refuse each other
+/// forever (each one's log or priority loses), and a 3-voter cluster with
+/// its third voter down stays leaderless. Found by the simulator with
+/// random priorities.
+#[test]
+fn priority_never_outweighs_a_later_last_term() {
+    let config = |id: u64| {
+        let mut config = paper_config(id);
+        config.priority = if id == 1 { 0 } else { 5 };
+        config
+    };
+    // Voter 2: three entries of term 1, in term 2.
+    let mut voter = common::node_with_log(2, &[1, 2, 3], &[1, 1, 1], 2, 0, config(2));
+    drain(&mut voter);
+    // Candidate 1 (priority 0): two entries, the last of term 2.
+    let mut body = vote_request(2, 2);
+    if let MessageBody::VoteRequest { priority, .. } = &mut body {
+        *priority = 0;
+    }
+    let out = step(&mut voter, msg(1, 2, 3, body));
+    assert!(
+        sends(&out).iter().any(|m| m.body
+            == MessageBody::VoteResponse {
+                pre_vote: false,
+                granted: true,
+            }),
+        "{out:?}"
+    );
+}
+
+/// A voter that refuses a candidate only for its lower priority starts an
+/// election of its own at once, so the higher-priority node leads without
+/// waiting for its timer, which the lower-priority candidate's elections
+/// would otherwise keep resetting (the simulator, with random priorities,
+/// found a 2-voter group leaderless for 220 ticks, seed 15986).
+#[test]
+fn a_voter_refusing_for_priority_campaigns_at_once() {
+    let config = |id: u64| {
+        let mut config = paper_config(id);
+        config.priority = if id == 3 { 5 } else { 0 };
+        config
+    };
+    let mut net = Network::with_config(&[1, 2, 3], config);
+    net.campaign(1);
+    net.deliver_all();
+    assert_eq!(net.node(3).role(), Role::Leader, "no tick needed");
+    assert_eq!(net.node(3).counters().priority_campaigns, 1);
+    assert_eq!(net.node(1).role(), Role::Follower);
+}
+
 /// A dead learner does not keep a group awake (TiKV #19070 applies to
 /// learners too): once the application reports it down, the voters
 /// quiesce without it, and when it is reported live again the leader

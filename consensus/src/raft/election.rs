@@ -270,11 +270,16 @@ where
             || self.in_leader_lease();
         let can_vote = can_vote && !(pre_vote && heard_from_leader);
         // §5.4.1: only for a candidate whose log is at least as up to date.
-        let granted = can_vote && self.log.is_up_to_date(last_index, last_term);
+        let eligible = can_vote && self.log.is_up_to_date(last_index, last_term);
         // Priority hints (raft-rs): a candidate of lower priority than this
-        // voter needs a longer log, not just an equal one.
-        let granted =
-            granted && (last_index > self.log.last_index() || self.config.priority <= priority);
+        // voter needs a strictly more up-to-date log (§5.4.1 order: last
+        // term, then last index), not just an equal one. raft-rs compares
+        // the last index only, which lets a long tail of an old term on a
+        // high-priority voter refuse a candidate with a later term forever.
+        let strictly_newer =
+            (last_term, last_index) > (self.log.last_term(), self.log.last_index());
+        let outranked = !strictly_newer && self.config.priority > priority;
+        let granted = eligible && !outranked;
         if granted && !pre_vote {
             self.vote = Some(from.clone());
             self.reset_election_timer();
@@ -286,6 +291,16 @@ where
             reply_term,
             MessageBody::VoteResponse { pre_vote, granted },
         );
+        // An election is under way that this voter would have granted but
+        // for priority: it campaigns now instead of waiting out its timer.
+        // Otherwise a lower-priority node whose timer runs shorter keeps
+        // starting elections that it cannot win, each resetting this
+        // node's timer, and the group stays leaderless (found by the
+        // simulator with random priorities, seed 15986).
+        if eligible && outranked && self.role == Role::Follower && self.promotable() {
+            self.counters.priority_campaigns += 1;
+            self.campaign();
+        }
     }
 
     pub(super) fn handle_vote_response(

@@ -28,6 +28,9 @@ pub struct Counters {
     /// (check-quorum's leader lease), and, with lease reads, `campaign`
     /// calls ignored for the same reason.
     pub lease_ignored_votes: u64,
+    /// Elections this node started at once because it refused a candidate
+    /// only for its lower priority ([`Config::priority`](crate::Config::priority)).
+    pub priority_campaigns: u64,
     /// `on_persisted` calls for ids that were never handed out or were
     /// already acknowledged.
     pub bad_persist_acks: u64,

@@ -179,6 +179,8 @@ pub struct Options {
     /// Extra nodes start outside the cluster, and the leader is asked to
     /// change the membership now and then (thesis §4).
     pub membership: bool,
+    /// Every node has a random leader priority hint (`Config::priority`).
+    pub priorities: bool,
 }
 
 /// Faults the scenario injected (the simulation counts crashes and disk
@@ -360,12 +362,21 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         compaction: rng.f64() < 0.6,
         membership: joining > 0,
         quiesce: false,
+        priorities: false,
     };
     // Quiescence draws from a stream of its own, so every other draw of a
     // seed stays what it was before quiescence existed.
     let mut detector = Detector::new(seed, election_tick, config.force_quiesce);
+    // So do priorities.
+    let mut priority_rng = fastrand::Rng::with_seed(seed ^ 0x5eed_0f_9a10_e1ec);
+    let priorities: Vec<u64> = if priority_rng.f64() < 0.3 {
+        (0..nodes).map(|_| priority_rng.u64(..4)).collect()
+    } else {
+        Vec::new()
+    };
     let options = Options {
         quiesce: detector.on,
+        priorities: !priorities.is_empty(),
         ..options
     };
     let raft = Config {
@@ -412,6 +423,7 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
             0
         },
         joining,
+        priorities,
     };
     let disk = DiskConfig {
         max_ack_lag: if options.ack_lag {

@@ -194,6 +194,7 @@ impl Simulation {
         let node = &mut self.nodes[slot];
         let mut config = self.config.raft.clone();
         config.seed = seed;
+        config.priority = self.config.priorities.get(slot).copied().unwrap_or(0);
         let (applied, kv) = node.disk.state_machine.clone().unwrap_or_default();
         config.applied = applied;
         let restart = node.life > 0;

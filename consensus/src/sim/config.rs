@@ -32,6 +32,10 @@ pub struct SimConfig {
     /// ([`Simulation::change_membership`](super::Simulation::change_membership));
     /// less than `nodes`.
     pub joining: u64,
+    /// Leader priority hints ([`Config::priority`]): node `id`'s is at
+    /// `priorities[id - 1]`, and a node past the end has 0 (no hint). At
+    /// most `nodes` long.
+    pub priorities: Vec<u64>,
 }
 
 impl Default for SimConfig {
@@ -43,6 +47,7 @@ impl Default for SimConfig {
             tick_interval: 10,
             max_persist_delay: 0,
             joining: 0,
+            priorities: Vec::new(),
         }
     }
 }
@@ -66,7 +71,13 @@ impl SimConfig {
         self.network.validate()?;
         time("SimConfig::tick_interval", self.tick_interval, 1)?;
         time("SimConfig::max_persist_delay", self.max_persist_delay, 0)?;
-        count("SimConfig::joining", self.joining, 0, self.nodes - 1)
+        count("SimConfig::joining", self.joining, 0, self.nodes - 1)?;
+        count(
+            "SimConfig::priorities (length)",
+            self.priorities.len() as u64,
+            0,
+            self.nodes,
+        )
     }
 }
 

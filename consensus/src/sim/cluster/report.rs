@@ -116,8 +116,8 @@ impl super::Simulation {
                 Some(raft) => {
                     let s = raft.status();
                     out.push_str(&format!(
-                        "\n  node {}: {:?} term {} leader {:?} last {} commit {} applied {} persisted {} held {} writing {} (durable {}, acknowledged {}); disk {:?} last {}",
-                        node.id, s.role, s.term, s.leader, s.last_index, s.commit, s.applied,
+                        "\n  node {}: {:?} priority {} term {} leader {:?} last {} commit {} applied {} persisted {} held {} writing {} (durable {}, acknowledged {}); disk {:?} last {}",
+                        node.id, s.role, self.config.priorities.get(Self::slot(node.id)).copied().unwrap_or(0), s.term, s.leader, s.last_index, s.commit, s.applied,
                         s.persisted, raft.held_messages(), node.disk.writing.len(),
                         node.disk.durable_id, node.disk.acked_id,
                         node.disk.durable.hard_state(), node.disk.durable.last_index()
