@@ -374,7 +374,7 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     // seed stays what it was before quiescence existed.
     let mut detector = Detector::new(seed, election_tick, config.force_quiesce);
     // So do priorities.
-    let mut priority_rng = fastrand::Rng::with_seed(seed ^ 0x5eed_0f_9a10_e1ec);
+    let mut priority_rng = fastrand::Rng::with_seed(seed ^ 0x005e_ed0f_9a10_e1ec);
     let priorities: Vec<u64> = if priority_rng.f64() < 0.3 {
         (0..nodes).map(|_| priority_rng.u64(..4)).collect()
     } else {
