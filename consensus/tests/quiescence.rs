@@ -60,6 +60,7 @@ fn an_idle_group_quiesces_and_then_hands_out_nothing() {
     let mut net = quiesced_group(quiet_config);
     assert_eq!(net.node(1).role(), Role::Leader);
     for id in [1, 2, 3] {
+        assert!(net.node(id).status().quiesced, "node {id}");
         assert_eq!(net.node(id).counters().quiesces, 1, "node {id}");
         assert_eq!(net.node(id).counters().quiesce_refusals, 0);
     }

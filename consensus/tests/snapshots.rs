@@ -421,6 +421,15 @@ fn a_node_restarts_from_snapshot_and_log() {
     net.run(2);
     net.restart(2);
     assert_eq!(net.node(2).log().first_index(), snapshot + 1);
+    let status = net.node(2).status();
+    assert_eq!(
+        (
+            status.first_index,
+            status.snapshot_index,
+            status.restore_pending
+        ),
+        (snapshot + 1, snapshot, false)
+    );
     net.run(3);
     let applied = net.applied(2);
     assert_eq!(
@@ -443,7 +452,7 @@ fn a_pending_restore_blocks_appends_and_campaigns_until_durable() {
     net.run(10);
     let meta = net.pending_restore(3).cloned().expect("a restore pending");
     assert_eq!(meta.index, snapshot);
-    assert!(net.node(3).restore_pending());
+    assert!(net.node(3).restore_pending() && net.node(3).status().restore_pending);
     assert_eq!(
         net.node_mut(3).on_snapshot_restored(snapshot),
         Err(SnapshotError::NotDurable { index: snapshot }),

@@ -343,21 +343,6 @@ where
         self.randomized_election_timeout
     }
 
-    /// A summary of the node's state.
-    pub fn status(&self) -> Status<S::NodeId> {
-        Status {
-            id: self.id.clone(),
-            term: self.term,
-            vote: self.vote.clone(),
-            role: self.role,
-            leader: self.leader.clone(),
-            last_index: self.log.last_index(),
-            commit: self.log.committed(),
-            applied: self.log.applied(),
-            persisted: self.log.persisted(),
-        }
-    }
-
     /// The leader's replication progress for `peer` (`None` off the
     /// leader, or for itself).
     pub fn progress(&self, peer: &S::NodeId) -> Option<&Progress> {

@@ -2,8 +2,9 @@
 //! use, snapshot transfers, quiescence) and [`Status`] (a point-in-time
 //! view for monitoring and tests).
 
-use super::Role;
+use super::{NodeId, RaftNode, Role};
 use crate::entry::{Index, Term};
+use crate::storage::Storage;
 
 /// Counters for input that was ignored, for snapshot transfers and for
 /// quiescence. None of these is an error of the node; they say what the
@@ -69,8 +70,9 @@ pub struct Counters {
     pub quiesce_refusals: u64,
 }
 
-/// A snapshot of a node's state, for monitoring and tests.
+/// A point-in-time view of a node's state, for monitoring and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Status<N> {
     /// This node.
     pub id: N,
@@ -90,4 +92,38 @@ pub struct Status<N> {
     pub applied: Index,
     /// Highest index persisted locally.
     pub persisted: Index,
+    /// First index still in the log (entries before it were compacted).
+    pub first_index: Index,
+    /// Index of the snapshot in storage (0: none).
+    pub snapshot_index: Index,
+    /// A snapshot received from the leader waits for the application to
+    /// restore it ([`Output::RestoreSnapshot`](crate::Output::RestoreSnapshot)).
+    pub restore_pending: bool,
+    /// The node is quiesced ([`Config::quiesce_after_ticks`](crate::Config::quiesce_after_ticks)).
+    pub quiesced: bool,
+}
+
+impl<S> RaftNode<S>
+where
+    S: Storage,
+    S::NodeId: NodeId,
+{
+    /// A summary of the node's state.
+    pub fn status(&self) -> Status<S::NodeId> {
+        Status {
+            id: self.id.clone(),
+            term: self.term,
+            vote: self.vote.clone(),
+            role: self.role,
+            leader: self.leader.clone(),
+            last_index: self.log.last_index(),
+            commit: self.log.committed(),
+            applied: self.log.applied(),
+            persisted: self.log.persisted(),
+            first_index: self.log.first_index(),
+            snapshot_index: self.log.storage().snapshot().map_or(0, |s| s.index),
+            restore_pending: self.restore_pending(),
+            quiesced: self.is_quiesced(),
+        }
+    }
 }
