@@ -41,6 +41,11 @@ pub enum SnapshotAbortReason {
     Rejected,
     /// The application gave it up ([`RaftNode::abort_snapshot_send`](crate::RaftNode::abort_snapshot_send)).
     Cancelled,
+    /// The application reported the follower down
+    /// ([`RaftNode::set_peer_liveness`](crate::RaftNode::set_peer_liveness)),
+    /// so the transfer does not keep the group awake; a new one starts
+    /// once the follower answers again.
+    PeerDown,
 }
 
 /// Why an application call about snapshots was refused.

@@ -279,6 +279,7 @@ where
             read_round: 0,
             transfer: None,
             snapshot_floor: None,
+            snapshot_high: None,
         }
     }
 

@@ -75,6 +75,10 @@ struct Peer<N> {
     /// transfer until it replicates entries again: the log after it must
     /// not be compacted meanwhile.
     snapshot_floor: Option<Index>,
+    /// The snapshot index and the furthest offset an ended transfer of
+    /// this leader sent to it: the follower may still hold those bytes
+    /// staged, and a new transfer of the same snapshot resumes from them.
+    snapshot_high: Option<(Index, u64)>,
 }
 
 /// Messages wait here until the state they depend on is durable.

@@ -45,6 +45,7 @@ use crate::entry::{Index, Term};
 use crate::message::{AppendOutcome, Message, MessageBody};
 use crate::progress::ReplicationState;
 use crate::quorum::VoteResult;
+use crate::snapshot::SnapshotAbortReason;
 use crate::storage::Storage;
 
 /// A node's quiescence state.
@@ -92,10 +93,13 @@ where
 
     /// Tells the node whether `peer` is up, from a failure detector the
     /// application runs for all its groups at once (dsys-detect's SWIM, in
-    /// a service). Only quiescence reads it:
+    /// a service). Quiescence reads it, and snapshot transfers end on it:
     /// - a leader quiesces without waiting for peers reported down (as
     ///   long as the others and itself are a majority), and wakes to catch
     ///   a peer up when it is reported live again;
+    /// - a leader ends a snapshot transfer to a peer reported down
+    ///   ([`SnapshotAbortReason::PeerDown`]); a new one starts once the
+    ///   peer answers again;
     /// - a quiesced follower told that its leader is down wakes and runs
     ///   its election timer, so a dead leader is replaced.
     ///
@@ -118,6 +122,10 @@ where
             }
         } else {
             self.quiesce.down.insert(peer.clone());
+            if self.role == Role::Leader {
+                // A transfer to a dead peer would keep the group awake.
+                self.end_snapshot_send(&peer, Some(SnapshotAbortReason::PeerDown));
+            }
             if self.quiesce.quiesced
                 && self.role != Role::Leader
                 && self.leader.as_ref() == Some(&peer)
@@ -290,8 +298,10 @@ where
             return false;
         }
         let down = &self.quiesce.down;
-        // A snapshot transfer, even to a peer reported down, is work under
-        // way: it ends (installed or aborted) before the group quiesces.
+        // A snapshot transfer is work under way: it ends (installed or
+        // aborted) before the group quiesces. A report that its peer is
+        // down ends it; one that starts afterwards (the peer answered
+        // after all) runs to its end.
         let peers_idle = self.peers.iter().all(|(id, peer)| {
             peer.transfer.is_none()
                 && (down.contains(id)

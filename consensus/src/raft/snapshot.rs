@@ -146,11 +146,20 @@ where
         peer.progress.become_snapshot(meta.index);
         peer.snapshot_floor = Some(meta.index);
         let index = meta.index;
+        // An earlier transfer of this snapshot by this leader ended (the
+        // peer was reported down, or the application cancelled it): the
+        // follower may still have its bytes staged and answer with an
+        // offset past anything this transfer sends. The same leader's
+        // snapshot at the same index is the same bytes, so it may resume.
+        let high = peer
+            .snapshot_high
+            .filter(|&(at, _)| at == index)
+            .map_or(0, |(_, high)| high);
         peer.transfer = Some(Outgoing {
             meta,
             acked: 0,
             sent_end: 0,
-            high: 0,
+            high,
             in_flight: VecDeque::new(),
             reading: Some(0),
             last_chunk: None,
@@ -303,6 +312,7 @@ where
             return;
         };
         peer.progress.become_probe();
+        peer.snapshot_high = Some((transfer.meta.index, transfer.high));
         if aborted.is_some() {
             peer.snapshot_floor = None;
             // Try again (a new transfer) once the follower answers a heartbeat.
