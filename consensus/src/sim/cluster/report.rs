@@ -123,9 +123,12 @@ impl super::Simulation {
                         node.disk.durable.hard_state(), node.disk.durable.last_index()
                     ));
                     out.push_str(&format!(
-                        "; voters {:?} learners {:?}; log from {}, snapshot {:?}, restore pending {} (sim: {:?}, staged {} bytes); quiesced {}; counters {:?}",
+                        "; voters {:?} outgoing {:?} learners {:?} next {:?} auto-leave {}; log from {}, snapshot {:?}, restore pending {} (sim: {:?}, staged {} bytes); quiesced {}; counters {:?}",
                         raft.membership().voters(),
+                        raft.membership().outgoing_voters(),
                         raft.membership().learners(),
+                        raft.membership().learners_next(),
+                        raft.membership().auto_leave(),
                         raft.log().first_index(),
                         raft.storage().snapshot().map(|m| m.index),
                         raft.restore_pending(),
