@@ -56,7 +56,7 @@ pub struct Membership<N> {
     /// memberships written before joint consensus read back unchanged.)
     #[cfg_attr(
         feature = "serde",
-        serde(default, skip_serializing_if = "Vec::is_empty")
+        serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")
     )]
     outgoing: Vec<N>,
     /// Sorted, without duplicates, none of them a voter of either set.
@@ -65,7 +65,7 @@ pub struct Membership<N> {
     /// is left; empty unless joint. Sorted, without duplicates.
     #[cfg_attr(
         feature = "serde",
-        serde(default, skip_serializing_if = "Vec::is_empty")
+        serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")
     )]
     learners_next: Vec<N>,
     /// The leader leaves the joint configuration on its own once it is
