@@ -16,7 +16,8 @@
 //! covers them all. With membership changes, one or two extra nodes start
 //! outside the cluster, and the leader is asked now and then to add a
 //! learner, promote one, add or remove a voter (itself included: replacing
-//! the leader), or remove a learner, under the same faults. With
+//! the leader), or remove a learner, or for a joint change, under the
+//! same faults. With
 //! quiescence on, the scenario plays the application's failure detector:
 //! every few ticks it tells each node which peers are down or cut off
 //! from it (so late by up to that interval), and during the faults it
@@ -209,10 +210,14 @@ pub struct Faults {
     /// Nodes (a quiesced group's leader, or a follower) crashed for good
     /// once the group went idle after the faults (quiescence runs).
     pub killed_at_calm: u64,
-    /// Membership changes a leader accepted.
+    /// Single-server membership changes a leader accepted.
     pub membership_changes: u64,
-    /// Membership changes refused (one pending, a learner not caught up,
-    /// not the leader any more).
+    /// Joint membership changes a leader accepted (Raft §6).
+    pub joint_changes: u64,
+    /// Explicit leaves of a joint configuration a leader accepted.
+    pub joint_leaves: u64,
+    /// Membership changes of any kind refused (one pending, joint, a
+    /// learner not caught up, not the leader any more).
     pub membership_refused: u64,
 }
 

@@ -168,6 +168,11 @@ impl Simulation {
                     self.fail("commit durability", detail);
                 }
                 if let Some(membership) = entry.as_membership() {
+                    if membership.is_joint() {
+                        self.stats.joint_entered += 1;
+                    } else if self.chosen_membership.is_joint() {
+                        self.stats.joint_left += 1;
+                    }
                     self.chosen_membership = membership.clone();
                 }
                 self.chosen.push(entry);

@@ -105,6 +105,10 @@ pub struct SimStats {
     /// the newest leader's (a deposed leader that does not know it yet:
     /// the exposure of lease reads).
     pub stale_leader_ticks: u64,
+    /// Joint configurations committed (Raft §6).
+    pub joint_entered: u64,
+    /// Committed configurations that left a joint one.
+    pub joint_left: u64,
 }
 
 impl super::Simulation {
