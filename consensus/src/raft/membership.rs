@@ -92,7 +92,9 @@ where
     S::NodeId: NodeId,
 {
     /// The membership in force on this node: that of the last
-    /// configuration entry in its log, committed or not (thesis §4.1).
+    /// configuration entry in its log, committed or not (thesis §4.1);
+    /// joint ([`Membership::is_joint`]) between a joint change and the
+    /// entry that leaves it.
     pub fn membership(&self) -> &Membership<S::NodeId> {
         self.history.current()
     }
