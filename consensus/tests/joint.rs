@@ -394,6 +394,68 @@ fn an_uncommitted_joint_entry_reverts_when_truncated() {
     assert_eq!(net.applied_data(1).last(), Some(&Bytes::from_static(b"x")));
 }
 
+/// The same on a follower: 2 alone received the joint entry, the others
+/// elect 3, whose no-op replaces it on 2, and 2's membership reverts.
+#[test]
+fn a_follower_reverts_a_truncated_joint_entry() {
+    let mut net = Network::new(&[1, 2, 3, 4, 5]);
+    net.elect(1);
+    net.propose(1, "cmd").expect("the leader accepts");
+    net.deliver_all();
+    for id in [3, 4, 5] {
+        net.cut(1, id);
+    }
+    propose_joint(&mut net, 1, [Remove(4), Remove(5)], JointLeave::Auto).expect("accepted");
+    net.deliver_all();
+    assert!(net.node(2).membership().is_joint(), "2 appended it");
+    net.isolate(1);
+    net.cut(2, 3);
+    net.elect(3);
+    net.uncut(2, 3);
+    net.propose(3, "x").expect("3 leads");
+    net.run(3);
+    assert_eq!(net.node(2).membership(), &members(&[1, 2, 3, 4, 5], &[]));
+    assert_eq!(net.applied_data(2).last(), Some(&Bytes::from_static(b"x")));
+}
+
+/// While joint, a leader hearing only from C_new's majority has no lease:
+/// a read asked once its last lease from both majorities ran out is not
+/// served (thesis §6.4.1 with Raft §6).
+#[test]
+fn while_joint_a_lease_needs_both_majorities() {
+    let lease = |id| {
+        let mut config = thesis_config(id, true, true);
+        config.read_only = dsys_consensus::ReadOnlyOption::LeaseBased;
+        config
+    };
+    let mut net = joint_1_2_3_to_1_4_5(lease);
+    net.read_index(1, 1).expect("the leader reads");
+    assert_eq!(net.reads_ready(1).len(), 1, "a lease from both majorities");
+    // 2 and 3 still hear the leader but are not heard back.
+    for id in [2, 3] {
+        net.cut_one_way(id, 1);
+    }
+    let mut read = 1;
+    for tick in 1..=30 {
+        net.tick_all();
+        net.deliver_all();
+        if !net.node(1).is_leader() {
+            break;
+        }
+        read += 1;
+        let ready = net.reads_ready(1).len();
+        net.read_index(1, read).expect("the leader reads");
+        if tick >= 10 {
+            assert_eq!(
+                net.reads_ready(1).len(),
+                ready,
+                "read {read} at tick {tick}"
+            );
+        }
+    }
+    assert!(!net.node(1).is_leader(), "check-quorum deposed it");
+}
+
 /// A node removed by a joint change while cut off still holds the old
 /// membership and campaigns; with pre-vote or check-quorum the members'
 /// term and leader do not move (thesis §4.2.3).
