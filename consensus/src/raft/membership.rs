@@ -160,12 +160,11 @@ where
     }
 
     /// The guards every change a caller proposes must pass: this node
-    /// leads, no transfer runs, the membership is joint exactly when
-    /// `leaving`, no change is uncommitted, and an entry of
-    /// this leader's term is committed (thesis §4.1, the 2015 fix to
-    /// single-server changes; joint changes keep it too, as etcd does).
-    /// `leaving`: the change leaves a joint configuration, which must then
-    /// be in force (any other change waits until none is).
+    /// leads, no transfer runs, a joint configuration is in force exactly
+    /// when the change is `leaving` it (every other change waits until
+    /// none is), no change is uncommitted, and an entry of this leader's
+    /// term is committed (thesis §4.1, the 2015 fix to single-server
+    /// changes; joint changes keep it too).
     pub(super) fn may_change_membership(
         &self,
         leaving: bool,
