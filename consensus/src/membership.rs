@@ -52,28 +52,20 @@ pub struct Membership<N> {
     /// duplicates.
     voters: Vec<N>,
     /// The outgoing voters; empty unless joint. Sorted, without
-    /// duplicates. (Absent from a simple membership's serialized form, so
-    /// memberships written before joint consensus read back unchanged.)
-    #[cfg_attr(
-        feature = "serde",
-        serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")
-    )]
+    /// duplicates. (The fields added for joint consensus default to a
+    /// simple membership, so a self-describing format such as JSON reads
+    /// memberships written before they existed.)
+    #[cfg_attr(feature = "serde", serde(default = "Vec::new"))]
     outgoing: Vec<N>,
     /// Sorted, without duplicates, none of them a voter of either set.
     learners: Vec<N>,
     /// Outgoing voters that become learners when the joint configuration
     /// is left; empty unless joint. Sorted, without duplicates.
-    #[cfg_attr(
-        feature = "serde",
-        serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")
-    )]
+    #[cfg_attr(feature = "serde", serde(default = "Vec::new"))]
     learners_next: Vec<N>,
     /// The leader leaves the joint configuration on its own once it is
     /// committed; false unless joint.
-    #[cfg_attr(
-        feature = "serde",
-        serde(default, skip_serializing_if = "std::ops::Not::not")
-    )]
+    #[cfg_attr(feature = "serde", serde(default))]
     auto_leave: bool,
 }
 
