@@ -69,9 +69,13 @@ pub struct Membership<N> {
     auto_leave: bool,
 }
 
-/// How a joint configuration is left (etcd's `ConfChangeTransition`).
+/// How a joint configuration is left (etcd's `ConfChangeTransition`,
+/// less its `ConfChangeTransitionAuto`, which picks a single-server change
+/// when one suffices: here the caller picks, with
+/// [`RaftNode::propose_membership`](crate::RaftNode::propose_membership)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub enum JointLeave {
     /// The leader appends the entry that leaves the joint configuration as
     /// soon as the joint entry commits, and so does any later leader that
