@@ -23,10 +23,12 @@ pub const ENTRY_OVERHEAD: u64 = 16;
 pub enum EntryKind<N> {
     /// A command (or a leader's no-op) in `data`, opaque to consensus.
     Command,
-    /// A configuration entry: the whole membership from this entry on. It
-    /// takes effect on every node as soon as the node appends it, committed
-    /// or not (thesis §4.1), and reverts if the entry is truncated. `data`
-    /// is empty.
+    /// A configuration entry: the whole membership from this entry on,
+    /// simple or joint (Raft §6: a joint change is two such entries, the
+    /// joint configuration and then the one that leaves it). It takes
+    /// effect on every node as soon as the node appends it, committed or
+    /// not (thesis §4.1), and reverts if the entry is truncated. `data` is
+    /// empty.
     Membership(Membership<N>),
 }
 
@@ -83,9 +85,9 @@ impl<N> Entry<N> {
     /// [`ENTRY_OVERHEAD`] (plus [`ENTRY_OVERHEAD`] per member for a
     /// configuration entry).
     pub fn size(&self) -> u64 {
-        let members = self
-            .as_membership()
-            .map_or(0, |m| (m.voters().len() + m.learners().len()) as u64);
+        let members = self.as_membership().map_or(0, |m| {
+            (m.voters().len() + m.outgoing_voters().len() + m.learners().len()) as u64
+        });
         self.data.len() as u64 + ENTRY_OVERHEAD * (1 + members)
     }
 }

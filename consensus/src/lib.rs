@@ -16,13 +16,13 @@ mod storage;
 pub use config::{Config, ConfigError, ReadOnlyOption, RestartError};
 pub use entry::{ENTRY_OVERHEAD, Entry, EntryKind, HardState, Index, Term};
 pub use log::{LogError, RaftLog};
-pub use membership::{Membership, MembershipChange, MembershipError};
+pub use membership::{JointLeave, Membership, MembershipChange, MembershipError};
 pub use message::{AppendOutcome, Message, MessageBody, SnapshotOutcome};
 pub use output::{
     Output, Persist, PersistId, ProposalId, ProposeError, ReadError, ReadState, ReplicatedLog,
 };
 pub use progress::{Inflights, Progress, ReplicationState};
-pub use quorum::{Majority, VoteResult};
+pub use quorum::{JointMajority, Majority, VoteResult};
 pub use raft::{Counters, NodeId, RaftNode, RaftOutput, Role, Status, TransferError};
 pub use snapshot::{SnapshotAbortReason, SnapshotError, SnapshotMeta};
 pub use storage::{InitialState, MemStorage, Storage, StorageError};

@@ -109,8 +109,9 @@ pub enum Output<M, H, N> {
         aborted: Option<SnapshotAbortReason>,
     },
     /// Follower: write these bytes of snapshot `index` at `offset` to a
-    /// staging area (chunks come in order, from offset 0). Staging need
-    /// not survive a crash.
+    /// staging area (chunks come in order, from offset 0; a chunk at
+    /// offset 0 starts the staging over, even of the same snapshot).
+    /// Staging need not survive a crash.
     SnapshotChunk {
         /// The snapshot's index.
         index: Index,

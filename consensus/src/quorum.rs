@@ -1,6 +1,9 @@
 //! Majorities: which index is committed, and who won an election
-//! (Raft §5.2, §5.3). Pure arithmetic over the voters' states, so it can
-//! be checked table by table.
+//! (Raft §5.2, §5.3), for one configuration ([`Majority`]) or a joint one
+//! ([`JointMajority`], Raft §6). Pure arithmetic over the voters' states,
+//! so it can be checked table by table. Every decision the node makes by
+//! counting voters (commit, votes and pre-votes, check-quorum, ReadIndex
+//! rounds and so the lease) goes through [`JointMajority`].
 
 use core::cmp::Reverse;
 
@@ -85,6 +88,94 @@ impl<N: NodeId> Majority<N> {
             VoteResult::Pending
         } else {
             VoteResult::Lost
+        }
+    }
+}
+
+/// The voters of a configuration that may be joint (Raft §6, thesis
+/// §4.3): while joint, a decision needs a majority of the incoming voters
+/// (C_new) **and** a majority of the outgoing ones (C_old); otherwise a
+/// majority of the one set (etcd's `JointConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JointMajority<N> {
+    incoming: Majority<N>,
+    /// Empty unless joint.
+    outgoing: Majority<N>,
+    /// Both sets, sorted and without duplicates.
+    all: Vec<N>,
+}
+
+impl<N: NodeId> JointMajority<N> {
+    /// The configuration of `incoming` and `outgoing` voters (no outgoing
+    /// voters: a simple configuration).
+    pub fn new(
+        incoming: impl IntoIterator<Item = N>,
+        outgoing: impl IntoIterator<Item = N>,
+    ) -> Self {
+        let incoming = Majority::new(incoming);
+        let outgoing = Majority::new(outgoing);
+        let mut all: Vec<N> = incoming
+            .voters()
+            .iter()
+            .chain(outgoing.voters())
+            .cloned()
+            .collect();
+        all.sort();
+        all.dedup();
+        Self {
+            incoming,
+            outgoing,
+            all,
+        }
+    }
+
+    /// The incoming voters (all of them when not joint).
+    pub fn incoming(&self) -> &Majority<N> {
+        &self.incoming
+    }
+
+    /// The outgoing voters (empty when not joint).
+    pub fn outgoing(&self) -> &Majority<N> {
+        &self.outgoing
+    }
+
+    /// Whether both sets decide.
+    pub fn is_joint(&self) -> bool {
+        !self.outgoing.voters().is_empty()
+    }
+
+    /// Every voter of either set, ascending.
+    pub fn voters(&self) -> &[N] {
+        &self.all
+    }
+
+    /// Whether `node` votes in either set.
+    pub fn contains(&self, node: &N) -> bool {
+        self.all.binary_search(node).is_ok()
+    }
+
+    /// The largest index stored on a majority of each set: the smaller of
+    /// the two sets' [`Majority::committed_index`].
+    pub fn committed_index(&self, match_index: impl Fn(&N) -> Option<Index>) -> Index {
+        let incoming = self.incoming.committed_index(&match_index);
+        if self.is_joint() {
+            incoming.min(self.outgoing.committed_index(&match_index))
+        } else {
+            incoming
+        }
+    }
+
+    /// The election's state: won once both sets are won, lost once either
+    /// is lost, pending otherwise.
+    pub fn vote_result(&self, vote: impl Fn(&N) -> Option<bool>) -> VoteResult {
+        let incoming = self.incoming.vote_result(&vote);
+        if !self.is_joint() {
+            return incoming;
+        }
+        match (incoming, self.outgoing.vote_result(&vote)) {
+            (VoteResult::Won, VoteResult::Won) => VoteResult::Won,
+            (VoteResult::Lost, _) | (_, VoteResult::Lost) => VoteResult::Lost,
+            _ => VoteResult::Pending,
         }
     }
 }
@@ -181,5 +272,58 @@ mod tests {
     #[test]
     fn duplicates_are_one_voter() {
         assert_eq!(Majority::new([3, 1, 3, 2, 1]).voters(), &[1, 2, 3]);
+    }
+
+    #[test]
+    fn joint_committed_index_table() {
+        // Incoming {1, 2, 3}, outgoing {3, 4, 5}: (match of 1..=5, expected).
+        let joint = JointMajority::new([1, 2, 3], [3, 4, 5]);
+        let cases: &[([u64; 5], u64)] = &[
+            ([9, 9, 9, 9, 9], 9),
+            // Only C_new holds 7: nothing past C_old's majority (2).
+            ([7, 7, 2, 2, 2], 2),
+            // Only C_old holds 7.
+            ([1, 1, 7, 7, 7], 1),
+            ([7, 7, 1, 7, 1], 1),
+            ([7, 5, 1, 6, 6], 5),
+            ([0, 0, 0, 0, 0], 0),
+        ];
+        for (matched, expected) in cases {
+            let got = joint.committed_index(|n| Some(matched[n - 1]));
+            assert_eq!(got, *expected, "{matched:?}");
+        }
+        let simple = JointMajority::new([1, 2, 3], []);
+        assert!(!simple.is_joint());
+        assert_eq!(simple.committed_index(|n| Some([7, 7, 2][n - 1])), 7);
+    }
+
+    #[test]
+    fn joint_vote_result_table() {
+        use VoteResult::*;
+        let joint = JointMajority::new([1, 2, 3], [3, 4, 5]);
+        // (answers of 1..=5, expected)
+        let t = Some(true);
+        let f = Some(false);
+        let cases: &[([Option<bool>; 5], VoteResult)] = &[
+            ([t, t, t, t, t], Won),
+            // A majority of C_new alone is not enough.
+            ([t, t, f, f, None], Lost),
+            ([t, t, None, None, None], Pending),
+            // A majority of C_old alone is not enough.
+            ([None, None, t, t, t], Pending),
+            ([f, f, t, t, t], Lost),
+            // 3 counts in both.
+            ([t, None, t, t, None], Won),
+            ([None; 5], Pending),
+        ];
+        for (answers, expected) in cases {
+            assert_eq!(
+                joint.vote_result(|n| answers[n - 1]),
+                *expected,
+                "{answers:?}"
+            );
+        }
+        assert_eq!(joint.voters(), &[1, 2, 3, 4, 5]);
+        assert!(joint.contains(&4) && !joint.contains(&6));
     }
 }

@@ -59,6 +59,11 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
         }
     });
     let worst_recovery = reports.iter().map(|r| r.recovery_ticks).max().unwrap_or(0);
+    let joint_seeds = reports
+        .iter()
+        .filter(|r| r.faults.joint_changes > 0)
+        .count() as u64;
+    let membership_seeds = reports.iter().filter(|r| r.options.membership).count() as u64;
     println!(
         "{seeds} seeds from {first}: {} elections, {} entries committed, {} client ops completed ({} indeterminate, {lease_reads} lease reads, {lease_stale_ticks} ticks with a deposed leader unaware in lease runs), \
          {} crashes ({} mid-drain), {} restarts ({} with applied > 0), writes at crashes: {} lost, {} kept, {} torn; \
@@ -68,6 +73,7 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
          snapshots: {} taken ({} seeds with compaction), {} entries compacted, {} chunks sent, {} installed, {} transfers aborted by leaders, {} staged snapshots dropped by followers; \
          quiescence: {} seeds, {} quiesces, {} wakes, {} false suspicions, {} nodes killed once idle; \
          membership: {} changes, {} refused ({} seeds); {} seeds with leader priorities; \
+         joint consensus: {} joint changes, {} explicit leaves, {} joint configurations committed and {} left ({} seeds with a joint change); \
          slowest recovery {worst_recovery} ticks",
         total(&|r| r.elections),
         total(&|r| r.committed),
@@ -110,6 +116,11 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
         total(&|r| r.faults.membership_refused),
         reports.iter().filter(|r| r.options.membership).count(),
         reports.iter().filter(|r| r.options.priorities).count(),
+        total(&|r| r.faults.joint_changes),
+        total(&|r| r.faults.joint_leaves),
+        total(&|r| r.sim.joint_entered),
+        total(&|r| r.sim.joint_left),
+        joint_seeds,
     );
     // The sweep must actually exercise what it claims to: every kind of
     // fault, elections, commits, completed reads and writes, restarts that
@@ -119,7 +130,7 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
     if seeds < 200 {
         return;
     }
-    let floors: [(&str, u64, u64); 28] = [
+    let floors: [(&str, u64, u64); 31] = [
         ("quiescences", total(&|r| r.quiesces.0), seeds / 4),
         (
             "false suspicions of live peers",
@@ -136,7 +147,22 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
             "membership changes",
             total(&|r| r.faults.membership_changes),
             // At least one per seed that changes membership.
-            reports.iter().filter(|r| r.options.membership).count() as u64,
+            membership_seeds,
+        ),
+        (
+            "seeds with a joint change",
+            joint_seeds,
+            membership_seeds / 2,
+        ),
+        (
+            "joint configurations committed and left",
+            total(&|r| r.sim.joint_left),
+            membership_seeds,
+        ),
+        (
+            "explicit leaves of a joint configuration",
+            total(&|r| r.faults.joint_leaves),
+            membership_seeds / 4,
         ),
         (
             "entries compacted",

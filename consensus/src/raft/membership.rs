@@ -1,4 +1,5 @@
-//! Membership changes (thesis §4): single-server changes and learners.
+//! Membership changes (thesis §4): single-server changes and learners;
+//! joint changes (thesis §4.3) in [`joint`].
 //!
 //! A configuration entry takes effect on a node as soon as the node
 //! appends it, committed or not (thesis §4.1), and the previous membership
@@ -14,8 +15,18 @@ use crate::entry::{Entry, Index, Term};
 use crate::membership::{Membership, MembershipChange, MembershipError};
 use crate::output::ProposalId;
 use crate::progress::Progress;
-use crate::quorum::Majority;
+use crate::quorum::JointMajority;
 use crate::storage::{Storage, StorageError};
+
+mod joint;
+
+/// The voters who decide under `membership`: both sets while joint.
+pub(super) fn quorum_of<N: NodeId>(membership: &Membership<N>) -> JointMajority<N> {
+    JointMajority::new(
+        membership.voters().iter().cloned(),
+        membership.outgoing_voters().iter().cloned(),
+    )
+}
 
 /// The configuration entries of the log, oldest first. The first is the
 /// base: the membership of a snapshot or of storage (index 0 or the
@@ -81,7 +92,9 @@ where
     S::NodeId: NodeId,
 {
     /// The membership in force on this node: that of the last
-    /// configuration entry in its log, committed or not (thesis §4.1).
+    /// configuration entry in its log, committed or not (thesis §4.1);
+    /// joint ([`Membership::is_joint`]) between a joint change and the
+    /// entry that leaves it.
     pub fn membership(&self) -> &Membership<S::NodeId> {
         self.history.current()
     }
@@ -121,7 +134,8 @@ where
     /// configuration entry takes effect on the leader at once, on each
     /// follower when it appends it, and comes out in
     /// [`Output::Apply`](crate::Output::Apply) once committed, like a
-    /// command (its [`EntryKind`](crate::EntryKind) says which).
+    /// command (its [`EntryKind`](crate::EntryKind) says which). To change
+    /// several members at once, use [`propose_joint`](Self::propose_joint).
     ///
     /// # Errors
     /// [`MembershipError::NotLeader`] off the leader,
@@ -129,11 +143,32 @@ where
     /// over, [`MembershipError::Pending`] while another change is
     /// uncommitted or this leader has not committed an entry of its term,
     /// [`MembershipError::NotCaughtUp`] for a voter that is behind (a
-    /// learner not caught up, or a node that is not a learner yet), and the errors of [`Membership::apply`]. Nothing changes.
+    /// learner not caught up, or a node that is not a learner yet), and
+    /// the errors of [`Membership::apply`] ([`MembershipError::InJoint`]
+    /// while the membership is joint). Nothing changes.
     pub fn propose_membership(
         &mut self,
         change: MembershipChange<S::NodeId>,
     ) -> Result<ProposalId, MembershipError<S::NodeId>> {
+        self.may_change_membership(false)?;
+        let next = self.membership().apply(&change)?;
+        if let MembershipChange::AddVoter(node) = &change {
+            self.caught_up(node)?;
+        }
+        tracing::debug!(id = ?self.id, ?change, "membership change proposed");
+        Ok(self.append_membership(next))
+    }
+
+    /// The guards every change a caller proposes must pass: this node
+    /// leads, no transfer runs, a joint configuration is in force exactly
+    /// when the change is `leaving` it (every other change waits until
+    /// none is), no change is uncommitted, and an entry of this leader's
+    /// term is committed (thesis §4.1, the 2015 fix to single-server
+    /// changes; joint changes keep it too).
+    pub(super) fn may_change_membership(
+        &self,
+        leaving: bool,
+    ) -> Result<(), MembershipError<S::NodeId>> {
         if self.role != Role::Leader {
             return Err(MembershipError::NotLeader {
                 leader: self.leader.clone(),
@@ -142,23 +177,35 @@ where
         if self.transfer_target.is_some() {
             return Err(MembershipError::TransferInProgress);
         }
+        match (self.membership().is_joint(), leaving) {
+            (true, false) => return Err(MembershipError::InJoint),
+            (false, true) => return Err(MembershipError::NotJoint),
+            _ => {}
+        }
         if self.history.current_index() > self.log.committed() || !self.committed_in_term() {
             return Err(MembershipError::Pending);
         }
-        let next = self.membership().apply(&change)?;
-        if let MembershipChange::AddVoter(node) = &change {
-            // etcd's rule: a voter is added only once it holds 90% of the
-            // leader's log, so it does not stall commits while it catches
-            // up (thesis §4.2.1); a new node joins as a learner first.
-            let matched = self.peers.get(node).map_or(0, |p| p.progress.matched());
-            let last_index = self.log.last_index();
-            if u128::from(matched) * 10 < u128::from(last_index) * 9 {
-                return Err(MembershipError::NotCaughtUp {
-                    matched,
-                    last_index,
-                });
-            }
+        Ok(())
+    }
+
+    /// etcd's rule: a voter is added only once it holds 90% of the
+    /// leader's log, so it does not stall commits while it catches up
+    /// (thesis §4.2.1); a new node joins as a learner first.
+    pub(super) fn caught_up(&self, node: &S::NodeId) -> Result<(), MembershipError<S::NodeId>> {
+        let matched = self.peers.get(node).map_or(0, |p| p.progress.matched());
+        let last_index = self.log.last_index();
+        if u128::from(matched) * 10 < u128::from(last_index) * 9 {
+            return Err(MembershipError::NotCaughtUp {
+                matched,
+                last_index,
+            });
         }
+        Ok(())
+    }
+
+    /// The leader appends a configuration entry setting `next`; it takes
+    /// effect at once (thesis §4.1).
+    pub(super) fn append_membership(&mut self, next: Membership<S::NodeId>) -> ProposalId {
         // A quiesced leader wakes to replicate the change.
         self.wake_for_input();
         let index = self.log.last_index() + 1;
@@ -170,12 +217,11 @@ where
         self.uncommitted.push_back((index, size));
         self.uncommitted_size += size;
         self.broadcast_pending = true;
-        tracing::debug!(id = ?self.id, index, ?change, "membership change proposed");
         self.membership_appended(&[entry]);
-        Ok(ProposalId {
+        ProposalId {
             term: self.term,
             index,
-        })
+        }
     }
 
     /// Entries were appended to the log (a proposal, or a leader's append
@@ -237,7 +283,7 @@ where
     fn membership_changed(&mut self) {
         let membership = self.history.current().clone();
         tracing::debug!(id = ?self.id, ?membership, "membership in force");
-        self.voters = Majority::new(membership.voters().iter().cloned());
+        self.voters = quorum_of(&membership);
         if self.role != Role::Leader {
             return;
         }
@@ -279,13 +325,14 @@ where
             read_round: 0,
             transfer: None,
             snapshot_floor: None,
-            snapshot_high: None,
         }
     }
 
     /// The commit index advanced: a leader whose removal is now committed
     /// steps down (thesis §4.2.2), after telling the others the commit
-    /// index; the history forgets what the latest snapshot covers.
+    /// index; a leader whose joint configuration is committed leaves it if
+    /// it should ([`JointLeave::Auto`](crate::JointLeave::Auto)); the
+    /// history forgets what the latest snapshot covers.
     pub(super) fn membership_committed(&mut self) {
         let floor = self.log.storage().snapshot().map_or(0, |s| s.index);
         self.history.prune(floor.min(self.log.committed()));
@@ -296,7 +343,9 @@ where
             tracing::debug!(id = ?self.id, term = self.term, "removed: stepping down");
             self.broadcast_append();
             self.become_follower(self.term, None);
+            return;
         }
+        self.maybe_auto_leave();
     }
 
     /// Whether a message from `from` may be handled: anything from a

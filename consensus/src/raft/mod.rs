@@ -7,10 +7,10 @@
 //! The protocol is split by concept: [`election`] (§5.2, pre-vote and
 //! check-quorum from thesis §9.6), [`replication`] (§5.3–§5.4),
 //! [`read`] (ReadIndex and lease reads, thesis §6.4), [`transfer`]
-//! (leadership transfer, thesis §3.10), [`snapshot`] (§7),
-//! [`membership`] (thesis §4), [`quiesce`] (idle groups) and [`status`]
-//! (counters and status). This module holds the state they share, term
-//! handling (§5.1) and the persistence contract.
+//! (leadership transfer, thesis §3.10), [`snapshot`] (§7), [`membership`]
+//! (thesis §4; joint consensus in [`membership::joint`]), [`quiesce`] (idle
+//! groups) and [`status`] (counters and status). This module holds the
+//! state they share, term handling (§5.1) and the persistence contract.
 
 mod election;
 mod membership;
@@ -33,7 +33,7 @@ use crate::log::RaftLog;
 use crate::message::{Message, MessageBody};
 use crate::output::{Output, PersistId, ProposalId, ProposeError, ReadError, ReplicatedLog};
 use crate::progress::Progress;
-use crate::quorum::Majority;
+use crate::quorum::JointMajority;
 use crate::storage::Storage;
 
 pub use status::{Counters, Status};
@@ -75,10 +75,6 @@ struct Peer<N> {
     /// transfer until it replicates entries again: the log after it must
     /// not be compacted meanwhile.
     snapshot_floor: Option<Index>,
-    /// The snapshot index and the furthest offset an ended transfer of
-    /// this leader sent to it: the follower may still hold those bytes
-    /// staged, and a new transfer of the same snapshot resumes from them.
-    snapshot_high: Option<(Index, u64)>,
 }
 
 /// Messages wait here until the state they depend on is durable.
@@ -153,8 +149,8 @@ pub struct RaftNode<S: Storage> {
     id: S::NodeId,
     config: Config,
     log: RaftLog<S>,
-    /// The voters of the membership in force (a cache of `history`).
-    voters: Majority<S::NodeId>,
+    /// The voters in force, both sets while joint (cached from `history`).
+    voters: JointMajority<S::NodeId>,
     /// The configuration entries of the log (thesis §4.1).
     history: membership::History<S::NodeId>,
     term: Term,
@@ -239,7 +235,7 @@ where
             rng: fastrand::Rng::with_seed(config.seed),
             id,
             log,
-            voters: Majority::new(bootstrap.voters().iter().cloned()),
+            voters: membership::quorum_of(&bootstrap),
             history: membership::History::new(0, 0, bootstrap.clone()),
             term: hard_state.term,
             vote: hard_state.vote.clone(),
@@ -327,7 +323,7 @@ where
         self.log.storage_mut()
     }
 
-    /// The voters of the membership in force.
+    /// The voters of the membership in force (of both sets while joint).
     pub fn voters(&self) -> &[S::NodeId] {
         self.voters.voters()
     }

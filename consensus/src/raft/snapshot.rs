@@ -146,20 +146,11 @@ where
         peer.progress.become_snapshot(meta.index);
         peer.snapshot_floor = Some(meta.index);
         let index = meta.index;
-        // An earlier transfer of this snapshot by this leader ended (the
-        // peer was reported down, or the application cancelled it): the
-        // follower may still have its bytes staged and answer with an
-        // offset past anything this transfer sends. The same leader's
-        // snapshot at the same index is the same bytes, so it may resume.
-        let high = peer
-            .snapshot_high
-            .filter(|&(at, _)| at == index)
-            .map_or(0, |(_, high)| high);
         peer.transfer = Some(Outgoing {
             meta,
             acked: 0,
             sent_end: 0,
-            high,
+            high: 0,
             in_flight: VecDeque::new(),
             reading: Some(0),
             last_chunk: None,
@@ -312,7 +303,6 @@ where
             return;
         };
         peer.progress.become_probe();
-        peer.snapshot_high = Some((transfer.meta.index, transfer.high));
         if aborted.is_some() {
             peer.snapshot_floor = None;
             // Try again (a new transfer) once the follower answers a heartbeat.
@@ -481,7 +471,18 @@ where
                 return;
             }
             let (complete, next_offset) = (incoming.complete, incoming.next_offset);
-            if complete || offset != next_offset {
+            if !complete && offset == 0 && next_offset > 0 {
+                // The leader started this snapshot over (it ended the
+                // transfer: the peer was reported down, the application
+                // cancelled it, the peer left and rejoined), or this is a
+                // duplicate of the first chunk: stage from the top. Taking
+                // the leader's word for where to go on would splice the
+                // bytes of two reads of the snapshot, and an answer past
+                // anything its new transfer sent looks faulty to the
+                // leader (the simulator: seeds 7309 and 20788, the
+                // follower never restored).
+                self.counters.stale_snapshot_messages += 1;
+            } else if complete || offset != next_offset {
                 // A duplicate, a chunk after a lost one, or a resend while
                 // the restore is pending: say where we are.
                 self.counters.stale_snapshot_messages += 1;

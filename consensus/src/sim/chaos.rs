@@ -16,7 +16,8 @@
 //! covers them all. With membership changes, one or two extra nodes start
 //! outside the cluster, and the leader is asked now and then to add a
 //! learner, promote one, add or remove a voter (itself included: replacing
-//! the leader), or remove a learner, under the same faults. With
+//! the leader), or remove a learner, or for a joint change, under the
+//! same faults. With
 //! quiescence on, the scenario plays the application's failure detector:
 //! every few ticks it tells each node which peers are down or cut off
 //! from it (so late by up to that interval), and during the faults it
@@ -217,10 +218,14 @@ pub struct Faults {
     /// Nodes (a quiesced group's leader, or a follower) crashed for good
     /// once the group went idle after the faults (quiescence runs).
     pub killed_at_calm: u64,
-    /// Membership changes a leader accepted.
+    /// Single-server membership changes a leader accepted.
     pub membership_changes: u64,
-    /// Membership changes refused (one pending, a learner not caught up,
-    /// not the leader any more).
+    /// Joint membership changes a leader accepted (Raft §6).
+    pub joint_changes: u64,
+    /// Explicit leaves of a joint configuration a leader accepted.
+    pub joint_leaves: u64,
+    /// Membership changes of any kind refused (one pending, joint, a
+    /// learner not caught up, not the leader any more).
     pub membership_refused: u64,
 }
 
@@ -541,11 +546,16 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
         // kill for good only while three or more voters remain, so the
         // others are still a majority (a 2-voter cluster that loses one can
         // never commit again; seed 34 with both on).
-        let voters_now = sim
+        // While joint, both voter sets must survive the loss (seed 5185:
+        // C_old was one node, and it was killed).
+        let tolerant = sim
             .leader()
             .and_then(|leader| sim.node(leader))
-            .map_or(0, |raft| raft.membership().voters().len());
-        if voters_now >= 3 {
+            .map(|raft| raft.membership())
+            .is_some_and(|m| {
+                m.voters().len() >= 3 && (!m.is_joint() || m.outgoing_voters().len() >= 3)
+            });
+        if tolerant {
             let victim = match (victim, sim.leader()) {
                 (Victim::Leader, Some(leader)) => leader,
                 (_, leader) => (1..=nodes)
@@ -560,9 +570,13 @@ pub fn run(seed: u64, config: &ChaosConfig) -> Result<Report, Failure> {
     let liveness_ticks = config
         .liveness_ticks
         .max(config.liveness_timeouts * u64::from(election_tick));
+    let plain_membership = options.membership && !options.pre_vote && !check_quorum;
     let recovery = sim.recover_with(liveness_ticks * TICK, |sim| {
         if sim.time() % TICK == 0 {
             detector.report(sim, nodes, false, &mut faults);
+            if plain_membership {
+                faults.crashes += self::membership::stop_removed_voters(sim, nodes);
+            }
         }
         for client in &mut clients {
             drive_client(sim, &mut rng, client, config, client_timeout, false);

@@ -29,7 +29,7 @@ use super::disk::{CrashWrites, Disk, DiskConfig, write_batch};
 use super::linearizability::{History, OpId};
 use super::network::{Network, NetworkConfig, NetworkStats};
 use crate::entry::{Entry, HardState, Index, Term};
-use crate::membership::{Membership, MembershipChange, MembershipError};
+use crate::membership::{JointLeave, Membership, MembershipChange, MembershipError};
 use crate::output::{Output, Persist, ProposalId};
 use crate::raft::{RaftNode, RaftOutput, Role};
 use crate::snapshot::SnapshotMeta;
@@ -455,8 +455,34 @@ impl Simulation {
         leader: u64,
         change: MembershipChange<u64>,
     ) -> Result<ProposalId, MembershipError<u64>> {
+        self.on_leader(leader, |raft| raft.propose_membership(change))
+    }
+
+    /// Asks node `leader` for a joint change, or (`changes` is `None`) to
+    /// leave the joint configuration; the outcome is the node's
+    /// ([`RaftNode::propose_joint`], [`RaftNode::propose_leave_joint`]).
+    ///
+    /// # Errors
+    /// The node's refusal; [`MembershipError::NotLeader`] if it is down.
+    pub fn change_membership_joint(
+        &mut self,
+        leader: u64,
+        changes: Option<Vec<MembershipChange<u64>>>,
+        leave: JointLeave,
+    ) -> Result<ProposalId, MembershipError<u64>> {
+        self.on_leader(leader, |raft| match changes {
+            Some(changes) => raft.propose_joint(changes, leave),
+            None => raft.propose_leave_joint(),
+        })
+    }
+
+    fn on_leader(
+        &mut self,
+        leader: u64,
+        f: impl FnOnce(&mut RaftNode<MemStorage<u64>>) -> Result<ProposalId, MembershipError<u64>>,
+    ) -> Result<ProposalId, MembershipError<u64>> {
         let result = match self.nodes[Self::slot(leader)].raft.as_mut() {
-            Some(raft) => raft.propose_membership(change),
+            Some(raft) => f(raft),
             None => Err(MembershipError::NotLeader { leader: None }),
         };
         self.drain(leader);

@@ -524,6 +524,10 @@ impl Network {
                 }
                 Output::SnapshotChunk { offset, data, .. } => {
                     let staging = self.staging.entry(id).or_default();
+                    if offset == 0 {
+                        // The first chunk starts the staging over.
+                        staging.clear();
+                    }
                     assert_eq!(staging.len() as u64, offset, "chunks come in order");
                     staging.extend_from_slice(&data);
                 }

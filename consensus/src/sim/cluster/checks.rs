@@ -8,7 +8,9 @@
 
 use super::{SimEvent, Simulation, Violation};
 use crate::entry::{Entry, Index};
+use crate::membership::Membership;
 use crate::message::{AppendOutcome, Message, MessageBody};
+use crate::quorum::{JointMajority, VoteResult};
 use crate::raft::{RaftNode, Role};
 use crate::storage::{MemStorage, Storage};
 
@@ -157,15 +159,7 @@ impl Simulation {
                 if let Some(membership) = entry.as_membership() {
                     candidates.push(membership.clone());
                 }
-                let on_disk = |voters: &[u64]| {
-                    self.nodes
-                        .iter()
-                        .filter(|n| voters.contains(&n.id) && holds(&n.disk.durable, &entry))
-                        .count()
-                };
-                let majority = candidates
-                    .iter()
-                    .any(|m| on_disk(m.voters()) > m.voters().len() / 2);
+                let majority = candidates.iter().any(|m| self.majority_holds(m, &entry));
                 if !majority {
                     let detail = format!(
                         "node {id} knows index {} (term {}) committed while no majority of voters of {candidates:?} hold it on disk",
@@ -174,6 +168,11 @@ impl Simulation {
                     self.fail("commit durability", detail);
                 }
                 if let Some(membership) = entry.as_membership() {
+                    if membership.is_joint() {
+                        self.stats.joint_entered += 1;
+                    } else if self.chosen_membership.is_joint() {
+                        self.stats.joint_left += 1;
+                    }
                     self.chosen_membership = membership.clone();
                 }
                 self.chosen.push(entry);
@@ -302,25 +301,36 @@ impl Simulation {
     /// # Errors
     /// A `commit durability` [`Violation`] naming the first entry that is not.
     pub fn check_disks(&self) -> Result<(), Violation> {
-        let voters = self.chosen_membership.voters();
+        let membership = &self.chosen_membership;
         for entry in &self.chosen {
-            let on_disk = self
-                .nodes
-                .iter()
-                .filter(|n| voters.contains(&n.id) && holds(&n.disk.durable, entry))
-                .count();
-            if on_disk <= voters.len() / 2 {
+            if !self.majority_holds(membership, entry) {
                 return Err(Violation {
                     time: self.time,
                     property: "commit durability",
                     detail: format!(
-                        "committed index {} (term {}) is on only {on_disk} of the disks of voters {voters:?}",
+                        "committed index {} (term {}) is not on the disks of a majority of {membership:?}",
                         entry.index, entry.term
                     ),
                 });
             }
         }
         Ok(())
+    }
+
+    /// Whether `entry` is on the disks of a majority of `membership`'s
+    /// voters: of both sets while joint (Raft §6).
+    fn majority_holds(&self, membership: &Membership<u64>, entry: &Entry<u64>) -> bool {
+        let quorum = JointMajority::new(
+            membership.voters().iter().copied(),
+            membership.outgoing_voters().iter().copied(),
+        );
+        let on_disk: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|n| holds(&n.disk.durable, entry))
+            .map(|n| n.id)
+            .collect();
+        quorum.vote_result(|n| Some(on_disk.contains(n))) == VoteResult::Won
     }
 
     /// Checks the client history for linearizability.

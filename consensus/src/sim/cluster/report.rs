@@ -105,6 +105,10 @@ pub struct SimStats {
     /// the newest leader's (a deposed leader that does not know it yet:
     /// the exposure of lease reads).
     pub stale_leader_ticks: u64,
+    /// Joint configurations committed (Raft §6).
+    pub joint_entered: u64,
+    /// Committed configurations that left a joint one.
+    pub joint_left: u64,
 }
 
 impl super::Simulation {
@@ -123,9 +127,12 @@ impl super::Simulation {
                         node.disk.durable.hard_state(), node.disk.durable.last_index()
                     ));
                     out.push_str(&format!(
-                        "; voters {:?} learners {:?}; log from {}, snapshot {:?}, restore pending {} (sim: {:?}, staged {} bytes); quiesced {}; counters {:?}",
+                        "; voters {:?} outgoing {:?} learners {:?} next {:?} auto-leave {}; log from {}, snapshot {:?}, restore pending {} (sim: {:?}, staged {} bytes); quiesced {}; counters {:?}",
                         raft.membership().voters(),
+                        raft.membership().outgoing_voters(),
                         raft.membership().learners(),
+                        raft.membership().learners_next(),
+                        raft.membership().auto_leave(),
                         raft.log().first_index(),
                         raft.storage().snapshot().map(|m| m.index),
                         raft.restore_pending(),
