@@ -53,7 +53,7 @@ pub(crate) const CHAPTERS: &[Chapter] = &[
     },
     Chapter {
         name: "raft",
-        title: "log replication: election, crash, catch-up, reads, Figures 7 and 8 (dsys-consensus)",
+        title: "log replication: election, crash, catch-up, reads, Figures 7 and 8, membership, snapshots (dsys-consensus)",
         run: raft::run,
     },
     Chapter {

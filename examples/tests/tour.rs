@@ -101,6 +101,16 @@ fn raft_chapter_replays_figure_7_and_figure_8() {
     // The election, crash and catch-up story, and the follower read.
     assert!(text.contains("Identical logs, entry by entry"), "{text}");
     assert!(text.contains("node 3 answers P1=B3"), "{text}");
+    // The membership part: 3 voters become 5 (a promotion refused first),
+    // the leader removes itself, a follower is restored by snapshot.
+    assert!(text.contains("refused: NotCaughtUp (0 of 9)"), "{text}");
+    assert!(text.contains("| 1 2 3 4 5 | -"), "{text}");
+    assert!(text.contains("proposes Remove(2) at index 12"), "{text}");
+    assert!(text.contains("transfer to node 5 ends: installed"), "{text}");
+    assert!(
+        text.contains("9. The membership changes in one table"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Chapter `raft`: dsys-consensus's Raft on a five-node metadata quorum,
-//! then on the paper's two log figures (Ongaro & Ousterhout 2014).
+//! then on the paper's two log figures (Ongaro & Ousterhout 2014), then
+//! through membership changes and a snapshot (Ongaro's thesis, chapter 4).
 //!
 //! 1. Five controller nodes replicate a Kafka-style metadata log (KRaft,
 //!    seed 004; etcd for Kubernetes, seed 001): a leader is elected, three
@@ -13,20 +14,35 @@
 //!    line, its replication loop written out against the log layer.
 //! 5. Figure 8: why a leader commits by counting replicas only entries of
 //!    its own term (§5.4.2).
+//! 6. Three nodes become five: two join as learners and are promoted once
+//!    caught up (a promotion too early is refused).
+//! 7. The leader removes itself, steps down once that commits, and the
+//!    other four elect a new one.
+//! 8. A follower cut off while the leader compacts is restored by
+//!    snapshot, sent in chunks (§7).
+//! 9. Sections 6-8 in one table.
 //!
 //! Sections 1-3 run `sim::Simulation` with a fixed seed over a reliable
-//! simulated network; 4-5 call the log directly. No clocks, no threads:
-//! every number printed is the same on every run.
+//! simulated network; 4-5 call the log directly; 6-9 drive `RaftNode`s
+//! inside an application of their own. No clocks, no threads: every number
+//! printed is the same on every run.
 //!
 //! This file is the story: what each section shows, checks and prints, in
 //! reading order. The machinery that drives it lives beside it:
 //! `cluster.rs` (the simulated cluster, stepped until something happens,
 //! and elections read off its role changes), `tables.rs` (how nodes,
 //! elections and logs are printed) and `logs.rs` (logs built from the
-//! terms the paper draws).
+//! terms the paper draws). Sections 6-9 are too long to share this file:
+//! their story is `membership.rs`, their machinery `application.rs` (what
+//! a service does with each node's outputs), `deployment.rs` (the nodes,
+//! the network and time) and `members.rs` (how they are printed).
 
+mod application;
 mod cluster;
+mod deployment;
 mod logs;
+mod members;
+mod membership;
 mod replication;
 mod tables;
 
@@ -55,7 +71,7 @@ pub(crate) fn run() -> Res {
     follower_read(&mut cluster, first)?;
     figure_7()?;
     figure_8()?;
-    Ok(())
+    membership::run()
 }
 
 // --- The setting -------------------------------------------------------------------
