@@ -106,7 +106,10 @@ fn raft_chapter_replays_figure_7_and_figure_8() {
     assert!(text.contains("refused: NotCaughtUp (0 of 9)"), "{text}");
     assert!(text.contains("| 1 2 3 4 5 | -"), "{text}");
     assert!(text.contains("proposes Remove(2) at index 12"), "{text}");
-    assert!(text.contains("transfer to node 5 ends: installed"), "{text}");
+    assert!(
+        text.contains("transfer to node 5 ends: installed"),
+        "{text}"
+    );
     assert!(
         text.contains("9. The membership changes in one table"),
         "{text}"
