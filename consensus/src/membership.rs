@@ -387,12 +387,16 @@ pub enum MembershipError<N> {
         /// The leader this node knows of.
         leader: Option<N>,
     },
-    /// A membership change is not committed yet, or this leader has not
-    /// committed an entry of its own term yet (thesis §4.1, the fix to the
-    /// single-server change bug of 2015): try again once it is. Nothing
-    /// changed.
+    /// A membership change is not committed yet: one at a time. Try
+    /// again once it is. Nothing changed.
     #[error("a membership change is in progress")]
     Pending,
+    /// This leader has not committed an entry of its own term yet (its
+    /// no-op, at most a round trip after the election): thesis §4.1, the
+    /// fix to the single-server change bug of 2015. Try again once it has.
+    /// Nothing changed.
+    #[error("the leader has not committed an entry of its term yet")]
+    LeaderNotReady,
     /// A leadership transfer is in progress. Nothing changed.
     #[error("a leadership transfer is in progress")]
     TransferInProgress,

@@ -535,7 +535,7 @@ fn bad_joint_changes_are_refused() {
     }
     assert_eq!(
         propose_joint(&mut net, 1, [Remove(3)], JointLeave::Auto),
-        Err(MembershipError::Pending),
+        Err(MembershipError::LeaderNotReady),
         "no entry of its term committed yet"
     );
     net.deliver_all();

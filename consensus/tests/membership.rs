@@ -65,8 +65,11 @@ fn learner_is_promoted_only_once_caught_up() {
         net.propose_membership(1, AddVoter(4)),
         Err(MembershipError::NotCaughtUp { .. })
     ));
+    assert!(!net.node(1).is_caught_up(&4));
     net.uncut(1, 4);
     net.run(3);
+    assert!(net.node(1).is_caught_up(&4));
+    assert!(!net.node(2).is_caught_up(&4), "only the leader knows");
     assert_eq!(
         net.node(4).log().last_index(),
         net.node(1).log().last_index()
@@ -490,7 +493,7 @@ fn a_new_leader_changes_nothing_before_committing_in_its_term() {
     }
     assert_eq!(
         net.propose_membership(1, Remove(3)),
-        Err(MembershipError::Pending)
+        Err(MembershipError::LeaderNotReady)
     );
     net.deliver_all();
     net.propose_membership(1, Remove(3))

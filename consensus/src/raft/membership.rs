@@ -141,7 +141,8 @@ where
     /// [`MembershipError::NotLeader`] off the leader,
     /// [`MembershipError::TransferInProgress`] while handing leadership
     /// over, [`MembershipError::Pending`] while another change is
-    /// uncommitted or this leader has not committed an entry of its term,
+    /// uncommitted, [`MembershipError::LeaderNotReady`] while this leader
+    /// has not committed an entry of its term,
     /// [`MembershipError::NotCaughtUp`] for a voter that is behind (a
     /// learner not caught up, or a node that is not a learner yet), and
     /// the errors of [`Membership::apply`] ([`MembershipError::InJoint`]
@@ -182,10 +183,23 @@ where
             (false, true) => return Err(MembershipError::NotJoint),
             _ => {}
         }
-        if self.history.current_index() > self.log.committed() || !self.committed_in_term() {
+        if self.history.current_index() > self.log.committed() {
             return Err(MembershipError::Pending);
         }
+        if !self.committed_in_term() {
+            return Err(MembershipError::LeaderNotReady);
+        }
         Ok(())
+    }
+
+    /// Leader: whether `node` holds enough of the log to be made a voter
+    /// now: its match index is at least 90% of this leader's last index
+    /// (etcd's rule, thesis §4.2.1). `false` off the leader and for a node
+    /// it does not replicate to. An application promoting a learner asks
+    /// this after each drain, rather than proposing until
+    /// [`MembershipError::NotCaughtUp`] stops.
+    pub fn is_caught_up(&self, node: &S::NodeId) -> bool {
+        self.role == Role::Leader && self.peers.contains_key(node) && self.caught_up(node).is_ok()
     }
 
     /// etcd's rule: a voter is added only once it holds 90% of the

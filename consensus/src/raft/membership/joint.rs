@@ -58,6 +58,7 @@ where
     /// [`MembershipError::TransferInProgress`],
     /// [`MembershipError::InJoint`] while a joint configuration is in
     /// force, [`MembershipError::Pending`],
+    /// [`MembershipError::LeaderNotReady`],
     /// [`MembershipError::NotCaughtUp`] for a new voter that is behind,
     /// and the errors of
     /// [`Membership::enter_joint`](crate::Membership::enter_joint)
@@ -89,8 +90,9 @@ where
     /// [`MembershipError::NotLeader`],
     /// [`MembershipError::TransferInProgress`],
     /// [`MembershipError::NotJoint`] if no joint configuration is in
-    /// force, and [`MembershipError::Pending`] while the joint entry is
-    /// uncommitted or this leader has not committed an entry of its term.
+    /// force, [`MembershipError::Pending`] while the joint entry is
+    /// uncommitted, and [`MembershipError::LeaderNotReady`] while this
+    /// leader has not committed an entry of its term.
     /// Nothing changes.
     pub fn propose_leave_joint(&mut self) -> Result<ProposalId, MembershipError<S::NodeId>> {
         self.may_change_membership(true)?;
