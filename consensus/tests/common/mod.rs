@@ -57,6 +57,27 @@ pub(crate) fn thesis_config(id: u64, pre_vote: bool, check_quorum: bool) -> Conf
     config
 }
 
+/// Node `removed` was cut off and removed, and holds the old membership:
+/// it campaigns for 50 ticks, then its links heal. With pre-vote or
+/// check-quorum (thesis §4.2.3) leader 1 keeps its term and leadership,
+/// and a new command reaches `witness`.
+pub(crate) fn assert_rejoin_does_not_disrupt(net: &mut Network, removed: u64, witness: u64) {
+    for _ in 0..50 {
+        net.tick(removed);
+    }
+    let term = net.node(1).term();
+    net.rejoin(removed);
+    net.run(30);
+    assert_eq!(net.node(1).term(), term, "the removed node moved the term");
+    assert!(net.node(1).is_leader());
+    net.propose(1, "x").expect("still leads");
+    net.run(2);
+    assert_eq!(
+        net.applied_data(witness).last(),
+        Some(&Bytes::from_static(b"x"))
+    );
+}
+
 /// Entries `first, first + 1, ...` with the given terms and empty payloads.
 pub(crate) fn ents(first: Index, terms: &[Term]) -> Vec<Entry<u64>> {
     terms
