@@ -46,6 +46,27 @@ fn leader_with_lagging_follower(n: usize) -> Network {
     net
 }
 
+/// Node 1 compacts and starts sending its snapshot to node 3, whose
+/// link heals; the application reads chunks only when the test answers
+/// (`stage_chunks`).
+fn start_manual_transfer(net: &mut Network) {
+    net.snapshot_and_compact(1);
+    net.set_manual_chunks(1, true);
+    net.rejoin(3);
+    net.run(2);
+}
+
+/// Answers node 1's chunk requests `n` times, one request at a time, and
+/// delivers each chunk to node 3.
+fn stage_chunks(net: &mut Network, n: usize) {
+    for _ in 0..n {
+        let requests = net.take_chunk_requests(1);
+        assert_eq!(requests.len(), 1);
+        net.answer_chunk(1, &requests[0]).expect("asked for");
+        net.deliver_all();
+    }
+}
+
 fn expected(n: usize) -> Vec<Bytes> {
     (0..n).map(|i| Bytes::from(format!("cmd{i}"))).collect()
 }
@@ -224,10 +245,7 @@ fn lost_chunks_are_sent_again_from_the_acknowledged_offset() {
 #[test]
 fn a_follower_restarted_mid_transfer_starts_over() {
     let mut net = leader_with_lagging_follower(6);
-    net.snapshot_and_compact(1);
-    net.set_manual_chunks(1, true);
-    net.rejoin(3);
-    net.run(2);
+    start_manual_transfer(&mut net);
     let first = net.take_chunk_requests(1);
     assert_eq!(first.len(), 1);
     net.answer_chunk(1, &first[0]).expect("asked for");
@@ -787,16 +805,10 @@ fn a_transfer_to_a_peer_reported_down_ends_and_the_group_quiesces() {
         net.deliver_all();
     }
     net.run(2);
-    net.snapshot_and_compact(1);
     // The transfer starts, with the application slow to read chunks; then
     // node 3 dies mid-transfer.
-    net.set_manual_chunks(1, true);
-    net.rejoin(3);
-    net.run(2);
-    let first = net.take_chunk_requests(1);
-    assert_eq!(first.len(), 1);
-    net.answer_chunk(1, &first[0]).expect("asked for");
-    net.deliver_all();
+    start_manual_transfer(&mut net);
+    stage_chunks(&mut net, 1);
     net.isolate(3);
     net.set_manual_chunks(1, false);
     net.run(20);
@@ -830,18 +842,10 @@ fn a_transfer_to_a_peer_reported_down_ends_and_the_group_quiesces() {
 #[test]
 fn a_transfer_ended_by_a_false_suspicion_starts_over() {
     let mut net = leader_with_lagging_follower(6);
-    net.snapshot_and_compact(1);
-    net.set_manual_chunks(1, true);
-    net.rejoin(3);
-    net.run(2);
+    start_manual_transfer(&mut net);
     // Three chunks of 8 bytes staged: more than the window of 2 chunks
     // a new transfer has sent when the follower first answers.
-    for _ in 0..3 {
-        let requests = net.take_chunk_requests(1);
-        assert_eq!(requests.len(), 1);
-        net.answer_chunk(1, &requests[0]).expect("asked for");
-        net.deliver_all();
-    }
+    stage_chunks(&mut net, 3);
     net.node_mut(1).set_peer_liveness(3, false);
     assert_eq!(net.node(1).counters().snapshot_sends_aborted, 1);
     net.node_mut(1).set_peer_liveness(3, true);
