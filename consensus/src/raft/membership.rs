@@ -298,6 +298,7 @@ where
         let membership = self.history.current().clone();
         tracing::debug!(id = ?self.id, ?membership, "membership in force");
         self.voters = quorum_of(&membership);
+        self.forget_non_members();
         if self.role != Role::Leader {
             return;
         }

@@ -105,11 +105,14 @@ where
     ///
     /// With quiescence on, the application MUST call this when a peer goes
     /// down and when it comes back, or a group whose leader dies while
-    /// quiesced never elects another. A wrong report is safe: a peer
-    /// wrongly reported down wakes the group when its election timer runs
-    /// out, and one wrongly reported live only keeps the group awake.
-    /// Every peer starts live. Reports about this node itself or about a
-    /// node outside the configuration are ignored.
+    /// quiesced never elects another. A wrong report is safe: a live peer
+    /// reported down still gets the leader's `Quiesce`, which it refuses
+    /// if it missed anything (waking the leader to catch it up), and is
+    /// caught up when reported live again; one wrongly reported live only
+    /// keeps the group awake. Every peer starts live. Reports about this
+    /// node itself or about a node outside the configuration are ignored,
+    /// and a node that leaves the configuration is forgotten (added
+    /// again, it starts live).
     pub fn set_peer_liveness(&mut self, peer: S::NodeId, live: bool) {
         if peer == self.id || !self.membership().contains(&peer) {
             return;
@@ -123,8 +126,12 @@ where
         } else {
             self.quiesce.down.insert(peer.clone());
             if self.role == Role::Leader {
-                // A transfer to a dead peer would keep the group awake.
+                // A transfer to a dead peer would keep the group awake, and
+                // the log kept for one it finished would pin compaction.
                 self.end_snapshot_send(&peer, Some(SnapshotAbortReason::PeerDown));
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.snapshot_floor = None;
+                }
             }
             if self.quiesce.quiesced
                 && self.role != Role::Leader
@@ -135,6 +142,14 @@ where
                 self.wake(false);
             }
         }
+    }
+
+    /// The membership changed: reports about nodes that left it are
+    /// forgotten, so a node removed and added again starts live, as every
+    /// peer does (its reports while outside were ignored).
+    pub(super) fn forget_non_members(&mut self) {
+        let membership = self.history.current();
+        self.quiesce.down.retain(|n| membership.contains(n));
     }
 
     /// Whether `peer` is live as far as this node was told
@@ -265,19 +280,20 @@ where
         self.counters.quiesces += 1;
         self.reads.end_lease();
         // Every member, learners included: the Quiesce carries the last
-        // commit, which a learner would otherwise never learn.
+        // commit, which a learner would otherwise never learn. Peers
+        // reported down too: one wrongly reported down that missed an
+        // entry refuses the order, which wakes this leader to catch it up
+        // (else it would stay behind for as long as the report stands).
         let members: Vec<S::NodeId> = self.peers.keys().cloned().collect();
         for to in members {
-            if !self.quiesce.down.contains(&to) {
-                self.send_as_leader(
-                    to,
-                    MessageBody::Quiesce {
-                        commit: last_index,
-                        last_index,
-                        last_term,
-                    },
-                );
-            }
+            self.send_as_leader(
+                to,
+                MessageBody::Quiesce {
+                    commit: last_index,
+                    last_index,
+                    last_term,
+                },
+            );
         }
     }
 

@@ -77,6 +77,12 @@ where
             // order after this node already campaigned changes nothing.
             return;
         }
+        if !self.promotable() {
+            // A late order to a node that is no longer a voter (demoted to
+            // learner, or removed, since the transfer began): only voters
+            // campaign (thesis §3.10, §4.2.2).
+            return;
+        }
         if self.restore_pending() {
             self.counters.snapshot_busy += 1;
             return;
