@@ -108,7 +108,9 @@ pub struct Config {
     /// long tail of an old term and a low-priority candidate with a newer
     /// one then refuse each other forever), and it does not campaign on
     /// refusal (a low-priority node with a shorter timer then keeps a
-    /// group leaderless with elections it cannot win).
+    /// group leaderless with elections it cannot win). A leadership
+    /// transfer is the application's explicit choice and ignores priority
+    /// (in raft-rs a transfer to a lower-priority node fails).
     pub priority: u64,
 }
 

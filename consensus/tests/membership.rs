@@ -627,6 +627,26 @@ fn a_voter_refusing_for_priority_campaigns_at_once() {
     assert_eq!(net.node(1).role(), Role::Follower);
 }
 
+/// A leadership transfer is the application's explicit choice: priority
+/// hints do not overrule it (raft-rs applies them to transfer elections
+/// too, so a transfer to a lower-priority node fails there).
+#[test]
+fn a_transfer_to_a_lower_priority_node_succeeds() {
+    let config = |id: u64| {
+        let mut config = paper_config(id);
+        config.priority = if id == 1 { 0 } else { 5 };
+        config
+    };
+    let mut net = Network::with_config(&[1, 2, 3], config);
+    net.elect(3);
+    net.deliver_all();
+    net.node_mut(3)
+        .transfer_leadership(1)
+        .expect("1 is a caught-up voter");
+    net.run(3);
+    assert_eq!(net.leader(), Some(1));
+}
+
 /// A dead learner does not keep a group awake (TiKV #19070 applies to
 /// learners too): once the application reports it down, the voters
 /// quiesce without it, and when it is reported live again the leader

@@ -416,8 +416,17 @@ where
                 last_index,
                 last_term,
                 priority,
-                ..
-            } => self.handle_vote_request(from, term, pre_vote, (last_index, last_term), priority),
+                leadership_transfer,
+            } => {
+                // A transfer is the application's explicit choice of
+                // leader: the priority hint does not overrule it.
+                let priority = if leadership_transfer {
+                    u64::MAX
+                } else {
+                    priority
+                };
+                self.handle_vote_request(from, term, pre_vote, (last_index, last_term), priority);
+            }
             MessageBody::VoteResponse { pre_vote, granted } => {
                 self.handle_vote_response(from, term, pre_vote, granted);
             }
