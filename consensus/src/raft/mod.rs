@@ -441,7 +441,7 @@ where
                 prev_term,
                 entries,
                 commit,
-            } => self.handle_append(from, prev_index, prev_term, &entries, commit),
+            } => self.handle_append(from, prev_index, prev_term, entries, commit),
             MessageBody::AppendResponse(outcome) => self.handle_append_response(from, outcome),
             MessageBody::Heartbeat { commit, read_round } => {
                 self.handle_heartbeat(from, commit, read_round);
