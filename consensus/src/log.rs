@@ -262,7 +262,6 @@ impl<S: Storage> RaftLog<S> {
     /// `None` if the log does not hold (`prev_index`, `prev_term`), else the
     /// position in `entries` of the first one to append (`None`: all are
     /// already there) and the index of the last of them.
-    #[allow(clippy::type_complexity)]
     fn plan_append(
         &self,
         prev_index: Index,
