@@ -11,6 +11,10 @@
 use crate::entry::{Entry, Index, Term};
 use crate::storage::{Storage, StorageError, check_range, limit_size};
 
+/// Most entries kept in [`RaftLog`]'s `applying` buffer; past it, entries
+/// are applied from storage as before.
+const APPLYING_MAX: usize = 4096;
+
 /// Why a log operation was refused. The log is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -55,6 +59,10 @@ struct Unstable<N> {
     entries: Vec<Entry<N>>,
     /// Entries below this index were handed out to be persisted.
     in_progress: Index,
+    /// The capacity `entries` had when its buffer was handed on whole
+    /// (see `stable_to`): reserved again at the next append, so that the
+    /// tail does not regrow from nothing.
+    reserve: usize,
 }
 
 impl<N: Clone> Unstable<N> {
@@ -79,6 +87,9 @@ impl<N: Clone> Unstable<N> {
             self.entries.truncate(keep);
         }
         self.in_progress = self.in_progress.min(after).max(self.offset);
+        if self.entries.capacity() == 0 {
+            self.entries.reserve(std::mem::take(&mut self.reserve));
+        }
     }
 
     fn to_persist(&self) -> &[Entry<N>] {
@@ -88,13 +99,27 @@ impl<N: Clone> Unstable<N> {
     }
 
     /// Drops entries up to `index` once persisted, if the entry there still
-    /// has `term` (else it was overwritten after the write began).
-    fn stable_to(&mut self, index: Index, term: Term) -> bool {
+    /// has `term` (else it was overwritten after the write began). The
+    /// entries leave the tail into `persisted` when they continue it and it
+    /// has room (else they are dropped).
+    fn stable_to(&mut self, index: Index, term: Term, persisted: &mut Vec<Entry<N>>) -> bool {
         if index < self.offset || self.term(index) != Some(term) {
             return false;
         }
         let drop = usize::try_from(index + 1 - self.offset).expect("index is within the tail");
-        self.entries.drain(..drop);
+        if persisted.last().is_some_and(|e| e.index + 1 != self.offset) {
+            persisted.clear();
+        }
+        if persisted.is_empty() && drop == self.entries.len() && drop <= APPLYING_MAX {
+            // The whole tail is durable: its buffer becomes `persisted` (no
+            // copy), and the tail gets one as large at its next append.
+            self.reserve = self.entries.capacity();
+            std::mem::swap(&mut self.entries, persisted);
+        } else if persisted.len() + drop <= APPLYING_MAX {
+            persisted.extend(self.entries.drain(..drop));
+        } else {
+            self.entries.drain(..drop);
+        }
         self.offset = index + 1;
         self.in_progress = self.in_progress.max(self.offset);
         true
@@ -106,6 +131,11 @@ impl<N: Clone> Unstable<N> {
 pub struct RaftLog<S: Storage> {
     storage: S,
     unstable: Unstable<S::NodeId>,
+    /// Entries that left the tail once persisted and are not applied yet,
+    /// consecutive: applying moves them out instead of reading (cloning)
+    /// them back from storage. Always the log's own entries at their
+    /// indexes: a truncation cuts them, a snapshot restore clears them.
+    applying: Vec<Entry<S::NodeId>>,
     committed: Index,
     applied: Index,
 }
@@ -126,7 +156,9 @@ impl<S: Storage> RaftLog<S> {
                 offset: next,
                 entries: Vec::new(),
                 in_progress: next,
+                reserve: 0,
             },
+            applying: Vec::new(),
             committed,
             applied,
         }
@@ -300,7 +332,7 @@ impl<S: Storage> RaftLog<S> {
     /// committed entry; the log is unchanged.
     pub fn append(&mut self, entries: &[Entry<S::NodeId>]) -> Result<Index, LogError> {
         if let Some(after) = self.check_append(entries)? {
-            self.unstable.truncate_from(after);
+            self.truncate_from(after);
             self.unstable.entries.extend_from_slice(entries);
         }
         Ok(self.last_index())
@@ -314,10 +346,19 @@ impl<S: Storage> RaftLog<S> {
         E: AsRef<[Entry<S::NodeId>]> + IntoIterator<Item = Entry<S::NodeId>>,
     {
         if let Some(after) = self.check_append(entries.as_ref())? {
-            self.unstable.truncate_from(after);
+            self.truncate_from(after);
             self.unstable.entries.extend(entries);
         }
         Ok(self.last_index())
+    }
+
+    /// Drops every entry from index `after` on, from the tail and from the
+    /// persisted entries waiting to be applied, before new ones go there.
+    fn truncate_from(&mut self, after: Index) {
+        self.unstable.truncate_from(after);
+        while self.applying.last().is_some_and(|e| e.index >= after) {
+            self.applying.pop();
+        }
     }
 
     /// Checks that `entries` may be appended; returns the index of the
@@ -446,7 +487,59 @@ impl<S: Storage> RaftLog<S> {
     /// entry was overwritten meanwhile (different term) is ignored. Returns
     /// whether the tail moved.
     pub fn on_persisted(&mut self, index: Index, term: Term) -> bool {
-        self.unstable.stable_to(index, term)
+        self.unstable.stable_to(index, term, &mut self.applying)
+    }
+
+    /// [`next_to_apply`](Self::next_to_apply) up to `high` (exclusive),
+    /// marked applied: the same entries, moved out of the persisted entries
+    /// waiting to be applied when they hold the whole range (one reference
+    /// count less per entry than reading them back from storage), else read
+    /// as [`slice`](Self::slice) does.
+    ///
+    /// # Errors
+    /// [`StorageError`] if storage cannot supply them.
+    pub(crate) fn take_to_apply(
+        &mut self,
+        high: Index,
+        max_bytes: u64,
+    ) -> Result<Vec<Entry<S::NodeId>>, StorageError> {
+        let low = self.applied + 1;
+        let stale = self.applying.iter().take_while(|e| e.index < low).count();
+        self.applying.drain(..stale);
+        let count = usize::try_from(high.saturating_sub(low)).unwrap_or(usize::MAX);
+        let held = count > 0
+            && self.applying.first().is_some_and(|e| e.index == low)
+            && self
+                .applying
+                .get(count - 1)
+                .is_some_and(|e| e.index == high - 1);
+        let entries = if held {
+            // The same limit as `Storage::entries` and `slice`.
+            let mut total = 0u64;
+            let keep = self
+                .applying
+                .iter()
+                .take(count)
+                .position(|entry| {
+                    total = total.saturating_add(entry.size());
+                    total > max_bytes
+                })
+                .unwrap_or(count)
+                .max(1);
+            if keep == self.applying.len() {
+                // The whole buffer becomes the output: no copy, and an idle
+                // group keeps no buffer.
+                std::mem::take(&mut self.applying)
+            } else {
+                self.applying.drain(..keep).collect()
+            }
+        } else {
+            self.slice(low, high, max_bytes)?
+        };
+        if let Some(last) = entries.last() {
+            self.applied_to(last.index);
+        }
+        Ok(entries)
     }
 
     /// Highest index whose entry is persisted locally (the stable log's end
@@ -463,10 +556,11 @@ impl<S: Storage> RaftLog<S> {
     /// applied.
     pub fn restore_snapshot(&mut self, index: Index, term: Term) {
         let stable_last = self.storage.last_index();
+        self.applying = Vec::new();
         let unstable = &mut self.unstable;
         if unstable.offset <= index {
             if unstable.term(index) == Some(term) {
-                unstable.stable_to(index, term);
+                unstable.stable_to(index, term, &mut Vec::new());
             } else {
                 unstable.entries.clear();
                 unstable.offset = stable_last + 1;

@@ -740,11 +740,11 @@ where
         if limit <= self.log.applied() {
             return;
         }
-        let next = self.log.applied() + 1;
-        match self.log.slice(next, limit + 1, self.config.max_apply_bytes) {
+        match self
+            .log
+            .take_to_apply(limit + 1, self.config.max_apply_bytes)
+        {
             Ok(entries) if !entries.is_empty() => {
-                let last = entries[entries.len() - 1].index;
-                self.log.applied_to(last);
                 self.outbox.push_back(Output::Apply(entries));
             }
             Ok(_) => {}
