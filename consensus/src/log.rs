@@ -11,6 +11,10 @@
 use crate::entry::{Entry, Index, Term};
 use crate::storage::{Storage, StorageError, check_range, limit_size};
 
+/// Most entries kept in [`RaftLog`]'s `applying` buffer; past it, entries
+/// are applied from storage as before.
+const APPLYING_MAX: usize = 4096;
+
 /// Why a log operation was refused. The log is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -55,6 +59,10 @@ struct Unstable<N> {
     entries: Vec<Entry<N>>,
     /// Entries below this index were handed out to be persisted.
     in_progress: Index,
+    /// The capacity `entries` had when its buffer was handed on whole
+    /// (see `stable_to`): reserved again at the next append, so that the
+    /// tail does not regrow from nothing.
+    reserve: usize,
 }
 
 impl<N: Clone> Unstable<N> {
@@ -67,10 +75,9 @@ impl<N: Clone> Unstable<N> {
         self.entries.get(at).map(|e| e.term)
     }
 
-    /// Appends `entries`, dropping any tail they replace. `entries` is
-    /// non-empty and contiguous.
-    fn truncate_and_append(&mut self, entries: &[Entry<N>]) {
-        let after = entries[0].index;
+    /// Drops the tail from index `after` on, so that entries starting
+    /// there can be appended.
+    fn truncate_from(&mut self, after: Index) {
         if after <= self.offset {
             // Replaces the whole tail (and shadows stable entries from `after` on).
             self.offset = after;
@@ -80,7 +87,9 @@ impl<N: Clone> Unstable<N> {
             self.entries.truncate(keep);
         }
         self.in_progress = self.in_progress.min(after).max(self.offset);
-        self.entries.extend_from_slice(entries);
+        if self.entries.capacity() == 0 {
+            self.entries.reserve(std::mem::take(&mut self.reserve));
+        }
     }
 
     fn to_persist(&self) -> &[Entry<N>] {
@@ -90,13 +99,27 @@ impl<N: Clone> Unstable<N> {
     }
 
     /// Drops entries up to `index` once persisted, if the entry there still
-    /// has `term` (else it was overwritten after the write began).
-    fn stable_to(&mut self, index: Index, term: Term) -> bool {
+    /// has `term` (else it was overwritten after the write began). The
+    /// entries leave the tail into `persisted` when they continue it and it
+    /// has room (else they are dropped).
+    fn stable_to(&mut self, index: Index, term: Term, persisted: &mut Vec<Entry<N>>) -> bool {
         if index < self.offset || self.term(index) != Some(term) {
             return false;
         }
         let drop = usize::try_from(index + 1 - self.offset).expect("index is within the tail");
-        self.entries.drain(..drop);
+        if persisted.last().is_some_and(|e| e.index + 1 != self.offset) {
+            persisted.clear();
+        }
+        if persisted.is_empty() && drop == self.entries.len() && drop <= APPLYING_MAX {
+            // The whole tail is durable: its buffer becomes `persisted` (no
+            // copy), and the tail gets one as large at its next append.
+            self.reserve = self.entries.capacity();
+            std::mem::swap(&mut self.entries, persisted);
+        } else if persisted.len() + drop <= APPLYING_MAX {
+            persisted.extend(self.entries.drain(..drop));
+        } else {
+            self.entries.drain(..drop);
+        }
         self.offset = index + 1;
         self.in_progress = self.in_progress.max(self.offset);
         true
@@ -108,6 +131,11 @@ impl<N: Clone> Unstable<N> {
 pub struct RaftLog<S: Storage> {
     storage: S,
     unstable: Unstable<S::NodeId>,
+    /// Entries that left the tail once persisted and are not applied yet,
+    /// consecutive: applying moves them out instead of reading (cloning)
+    /// them back from storage. Always the log's own entries at their
+    /// indexes: a truncation cuts them, a snapshot restore clears them.
+    applying: Vec<Entry<S::NodeId>>,
     committed: Index,
     applied: Index,
 }
@@ -128,7 +156,9 @@ impl<S: Storage> RaftLog<S> {
                 offset: next,
                 entries: Vec::new(),
                 in_progress: next,
+                reserve: 0,
             },
+            applying: Vec::new(),
             committed,
             applied,
         }
@@ -229,6 +259,47 @@ impl<S: Storage> RaftLog<S> {
         leader_commit: Index,
         entries: &[Entry<S::NodeId>],
     ) -> Result<Option<Index>, LogError> {
+        let Some((conflict, last_new)) = self.plan_append(prev_index, prev_term, entries)? else {
+            return Ok(None);
+        };
+        if let Some(from) = conflict {
+            self.append(&entries[from..])?;
+        }
+        self.commit_to(leader_commit.min(last_new))?;
+        Ok(Some(last_new))
+    }
+
+    /// [`maybe_append`](Self::maybe_append) taking the entries by value:
+    /// the new suffix moves into the log instead of being cloned (one
+    /// reference count per entry less on every follower's hot path).
+    pub(crate) fn maybe_append_owned(
+        &mut self,
+        prev_index: Index,
+        prev_term: Term,
+        leader_commit: Index,
+        mut entries: Vec<Entry<S::NodeId>>,
+    ) -> Result<Option<Index>, LogError> {
+        let Some((conflict, last_new)) = self.plan_append(prev_index, prev_term, &entries)? else {
+            return Ok(None);
+        };
+        if let Some(from) = conflict {
+            entries.drain(..from);
+            self.append_owned(entries)?;
+        }
+        self.commit_to(leader_commit.min(last_new))?;
+        Ok(Some(last_new))
+    }
+
+    /// What [`maybe_append`](Self::maybe_append) does with `entries`:
+    /// `None` if the log does not hold (`prev_index`, `prev_term`), else the
+    /// position in `entries` of the first one to append (`None`: all are
+    /// already there) and the index of the last of them.
+    fn plan_append(
+        &self,
+        prev_index: Index,
+        prev_term: Term,
+        entries: &[Entry<S::NodeId>],
+    ) -> Result<Option<(Option<usize>, Index)>, LogError> {
         // Entries must be prev_index + 1, prev_index + 2, ... without
         // running past the index space.
         let fits = (entries.len() as u64) <= u64::MAX - prev_index;
@@ -247,13 +318,10 @@ impl<S: Storage> RaftLog<S> {
             return Ok(None);
         }
         let last_new = prev_index + entries.len() as Index;
-        if let Some(conflict) = self.find_conflict(entries) {
-            let from =
-                usize::try_from(conflict - prev_index - 1).expect("conflict is among entries");
-            self.append(&entries[from..])?;
-        }
-        self.commit_to(leader_commit.min(last_new))?;
-        Ok(Some(last_new))
+        let conflict = self.find_conflict(entries).map(|conflict| {
+            usize::try_from(conflict - prev_index - 1).expect("conflict is among entries")
+        });
+        Ok(Some((conflict, last_new)))
     }
 
     /// Appends `entries` (the leader's own, or a follower's new suffix),
@@ -263,8 +331,41 @@ impl<S: Storage> RaftLog<S> {
     /// [`LogError`] if they do not continue the log or would overwrite a
     /// committed entry; the log is unchanged.
     pub fn append(&mut self, entries: &[Entry<S::NodeId>]) -> Result<Index, LogError> {
+        if let Some(after) = self.check_append(entries)? {
+            self.truncate_from(after);
+            self.unstable.entries.extend_from_slice(entries);
+        }
+        Ok(self.last_index())
+    }
+
+    /// [`append`](Self::append) taking the entries by value (a leader's
+    /// proposal, a follower's new suffix): they move into the log instead
+    /// of being cloned.
+    pub(crate) fn append_owned<E>(&mut self, entries: E) -> Result<Index, LogError>
+    where
+        E: AsRef<[Entry<S::NodeId>]> + IntoIterator<Item = Entry<S::NodeId>>,
+    {
+        if let Some(after) = self.check_append(entries.as_ref())? {
+            self.truncate_from(after);
+            self.unstable.entries.extend(entries);
+        }
+        Ok(self.last_index())
+    }
+
+    /// Drops every entry from index `after` on, from the tail and from the
+    /// persisted entries waiting to be applied, before new ones go there.
+    fn truncate_from(&mut self, after: Index) {
+        self.unstable.truncate_from(after);
+        while self.applying.last().is_some_and(|e| e.index >= after) {
+            self.applying.pop();
+        }
+    }
+
+    /// Checks that `entries` may be appended; returns the index of the
+    /// first, or `None` when there are none.
+    fn check_append(&self, entries: &[Entry<S::NodeId>]) -> Result<Option<Index>, LogError> {
         let Some(first) = entries.first() else {
-            return Ok(self.last_index());
+            return Ok(None);
         };
         let contiguous = entries
             .windows(2)
@@ -281,8 +382,7 @@ impl<S: Storage> RaftLog<S> {
                 committed: self.committed,
             });
         }
-        self.unstable.truncate_and_append(entries);
-        Ok(self.last_index())
+        Ok(Some(first.index))
     }
 
     /// Advances the commit index to `index` (never backwards).
@@ -387,7 +487,59 @@ impl<S: Storage> RaftLog<S> {
     /// entry was overwritten meanwhile (different term) is ignored. Returns
     /// whether the tail moved.
     pub fn on_persisted(&mut self, index: Index, term: Term) -> bool {
-        self.unstable.stable_to(index, term)
+        self.unstable.stable_to(index, term, &mut self.applying)
+    }
+
+    /// [`next_to_apply`](Self::next_to_apply) up to `high` (exclusive),
+    /// marked applied: the same entries, moved out of the persisted entries
+    /// waiting to be applied when they hold the whole range (one reference
+    /// count less per entry than reading them back from storage), else read
+    /// as [`slice`](Self::slice) does.
+    ///
+    /// # Errors
+    /// [`StorageError`] if storage cannot supply them.
+    pub(crate) fn take_to_apply(
+        &mut self,
+        high: Index,
+        max_bytes: u64,
+    ) -> Result<Vec<Entry<S::NodeId>>, StorageError> {
+        let low = self.applied + 1;
+        let stale = self.applying.iter().take_while(|e| e.index < low).count();
+        self.applying.drain(..stale);
+        let count = usize::try_from(high.saturating_sub(low)).unwrap_or(usize::MAX);
+        let held = count > 0
+            && self.applying.first().is_some_and(|e| e.index == low)
+            && self
+                .applying
+                .get(count - 1)
+                .is_some_and(|e| e.index == high - 1);
+        let entries = if held {
+            // The same limit as `Storage::entries` and `slice`.
+            let mut total = 0u64;
+            let keep = self
+                .applying
+                .iter()
+                .take(count)
+                .position(|entry| {
+                    total = total.saturating_add(entry.size());
+                    total > max_bytes
+                })
+                .unwrap_or(count)
+                .max(1);
+            if keep == self.applying.len() {
+                // The whole buffer becomes the output: no copy, and an idle
+                // group keeps no buffer.
+                std::mem::take(&mut self.applying)
+            } else {
+                self.applying.drain(..keep).collect()
+            }
+        } else {
+            self.slice(low, high, max_bytes)?
+        };
+        if let Some(last) = entries.last() {
+            self.applied_to(last.index);
+        }
+        Ok(entries)
     }
 
     /// Highest index whose entry is persisted locally (the stable log's end
@@ -404,10 +556,11 @@ impl<S: Storage> RaftLog<S> {
     /// applied.
     pub fn restore_snapshot(&mut self, index: Index, term: Term) {
         let stable_last = self.storage.last_index();
+        self.applying = Vec::new();
         let unstable = &mut self.unstable;
         if unstable.offset <= index {
             if unstable.term(index) == Some(term) {
-                unstable.stable_to(index, term);
+                unstable.stable_to(index, term, &mut Vec::new());
             } else {
                 unstable.entries.clear();
                 unstable.offset = stable_last + 1;

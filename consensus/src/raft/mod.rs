@@ -435,7 +435,7 @@ where
                 prev_term,
                 entries,
                 commit,
-            } => self.handle_append(from, prev_index, prev_term, &entries, commit),
+            } => self.handle_append(from, prev_index, prev_term, entries, commit),
             MessageBody::AppendResponse(outcome) => self.handle_append_response(from, outcome),
             MessageBody::Heartbeat { commit, read_round } => {
                 self.handle_heartbeat(from, commit, read_round);
@@ -734,11 +734,11 @@ where
         if limit <= self.log.applied() {
             return;
         }
-        let next = self.log.applied() + 1;
-        match self.log.slice(next, limit + 1, self.config.max_apply_bytes) {
+        match self
+            .log
+            .take_to_apply(limit + 1, self.config.max_apply_bytes)
+        {
             Ok(entries) if !entries.is_empty() => {
-                let last = entries[entries.len() - 1].index;
-                self.log.applied_to(last);
                 self.outbox.push_back(Output::Apply(entries));
             }
             Ok(_) => {}

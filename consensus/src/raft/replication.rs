@@ -54,7 +54,7 @@ where
         }
         let index = self.log.last_index() + 1;
         self.log
-            .append(&[Entry::new(self.term, index, data)])
+            .append_owned([Entry::new(self.term, index, data)])
             .expect("a leader's new entry continues its log past the commit index");
         self.uncommitted.push_back((index, counted));
         self.uncommitted_size += counted;
@@ -173,7 +173,7 @@ where
         from: S::NodeId,
         prev_index: Index,
         prev_term: Term,
-        entries: &[Entry<S::NodeId>],
+        entries: Vec<Entry<S::NodeId>>,
         commit: Index,
     ) {
         self.follow(from.clone());
@@ -205,12 +205,19 @@ where
             );
             return;
         }
+        // The entries move into the log; configuration entries (rare) are
+        // kept aside for the membership to follow them.
+        let memberships: Vec<Entry<S::NodeId>> = entries
+            .iter()
+            .filter(|e| e.as_membership().is_some())
+            .cloned()
+            .collect();
         match self
             .log
-            .maybe_append(prev_index, prev_term, commit, entries)
+            .maybe_append_owned(prev_index, prev_term, commit, entries)
         {
             Ok(Some(last_index)) => {
-                self.membership_appended(entries);
+                self.membership_appended(&memberships);
                 self.send(
                     from,
                     MessageBody::AppendResponse(AppendOutcome::Accepted { last_index }),
