@@ -46,7 +46,7 @@ fn applied_memberships(net: &Network, id: u64) -> Vec<Membership<u64>> {
     net.applied(id)
         .iter()
         .filter_map(|e| match &e.kind {
-            EntryKind::Membership(m) => Some(m.clone()),
+            EntryKind::Membership(m) => Some(Membership::clone(m)),
             _ => None,
         })
         .collect()

@@ -117,7 +117,7 @@ impl Application {
                             EntryKind::Membership(membership) => {
                                 acts.push(Act::MembershipApplied {
                                     index: entry.index,
-                                    membership: membership.clone(),
+                                    membership: Membership::clone(membership),
                                 });
                             }
                             // A new leader's no-op (section 8) carries nothing.
