@@ -20,6 +20,8 @@
 pub(crate) const FRAME_HEADER: usize = 12;
 /// The sector size torn writes are judged by (the smallest a disk writes).
 const SECTOR: u64 = 512;
+/// The fewest zero bytes inside a file that count as an unwritten sector.
+const MIN_ZERO_RUN: usize = 8;
 
 /// Appends one frame holding `payload` to `out`.
 pub(crate) fn put_frame(out: &mut Vec<u8>, payload: &[u8]) {
@@ -72,7 +74,8 @@ pub(crate) fn read_frame(file: &[u8], pos: usize, max_len: u64) -> Frame<'_> {
     }
     let payload = &rest[FRAME_HEADER..end];
     if crc32c::crc32c(payload) != crc {
-        return if has_zero_sector(file, pos, pos + end) {
+        // The header was written (its length checks out); judge the rest.
+        return if has_zero_sector(file, pos + FRAME_HEADER, pos + end) {
             Frame::Torn
         } else {
             Frame::Corrupt("checksum mismatch")
@@ -84,15 +87,19 @@ pub(crate) fn read_frame(file: &[u8], pos: usize, max_len: u64) -> Frame<'_> {
     }
 }
 
-/// Whether some sector-aligned part of `file[from..to]` is all zeros (at
-/// least one sector's share of it): what a write that never reached the
-/// disk leaves in a file that grew.
+/// Whether some sector's share of `file[from..to]` is all zeros: what a
+/// write that never reached the disk leaves in a file that grew. A share
+/// shorter than [`MIN_ZERO_RUN`] counts only at the end of the file, so a
+/// few zero bytes of an intact frame that happen to sit alone in a sector
+/// (an index's high bytes) are not taken for a tear.
 fn has_zero_sector(file: &[u8], from: usize, to: usize) -> bool {
     let mut start = from as u64;
     let to = to as u64;
     while start < to {
         let end = ((start / SECTOR + 1) * SECTOR).min(to);
-        if file[start as usize..end as usize].iter().all(|&b| b == 0) {
+        let share = &file[start as usize..end as usize];
+        let long_enough = share.len() >= MIN_ZERO_RUN || end == file.len() as u64;
+        if long_enough && share.iter().all(|&b| b == 0) {
             return true;
         }
         start = end;
