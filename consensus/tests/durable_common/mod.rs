@@ -68,3 +68,16 @@ pub(crate) fn files(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A scratch directory for the many opens of the crash tests: on tmpfs
+/// where there is one (fsync there costs nothing; what is tested is how
+/// open reads damaged bytes, not the disk).
+pub(crate) fn scratch_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::tempdir_in(shm) {
+            return dir;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
