@@ -358,3 +358,48 @@ proptest! {
         }
     }
 }
+
+/// Rough cost of an fsync against entries per fsync (group commit), on
+/// the disk under the temporary directory. Run it by hand:
+/// `cargo test -p dsys-consensus --features durable --release --test durable -- --ignored --nocapture fsync`.
+#[test]
+#[ignore = "a timing, run by hand"]
+fn fsync_cost_against_entries_per_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut disk = DiskStorage::open(dir.path(), voters(), DiskStorageConfig::default()).unwrap();
+    let data = bytes::Bytes::from(vec![b'x'; 128]);
+    let mut next = 1u64;
+    for (per_sync, with_hard_state) in [(1u64, false), (1, true), (16, true), (256, true)] {
+        let syncs = if per_sync == 1 { 500 } else { 200 };
+        let started = std::time::Instant::now();
+        for id in 0..syncs {
+            let entries: Vec<_> = (next..next + per_sync)
+                .map(|i| Entry::new(1, i, data.clone()))
+                .collect();
+            next += per_sync;
+            let hard_state = HardState {
+                term: 1,
+                vote: Some(1),
+                commit: next - per_sync - 1,
+            };
+            disk.write(&Persist {
+                id: id + 1,
+                hard_state: with_hard_state.then_some(hard_state),
+                entries,
+            })
+            .unwrap();
+        }
+        let what = if with_hard_state {
+            "entries + hard state"
+        } else {
+            "entries only"
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        println!(
+            "{per_sync:>4} entries of 128 B per sync ({what}): {:>5.0} syncs/s, {:>7.0} entries/s ({:.2} ms per sync)",
+            syncs as f64 / elapsed,
+            (syncs * per_sync) as f64 / elapsed,
+            elapsed * 1e3 / syncs as f64
+        );
+    }
+}
