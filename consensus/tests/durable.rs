@@ -84,7 +84,7 @@ fn group_commit_acknowledges_the_highest_staged_batch() {
     for id in 1..=5u64 {
         disk.stage(&Persist {
             id,
-            hard_state: (id == 3).then(|| HardState {
+            hard_state: (id == 3).then_some(HardState {
                 term: 1,
                 vote: Some(1),
                 commit: 0,

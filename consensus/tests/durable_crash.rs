@@ -127,12 +127,7 @@ fn cut_every_file_at_every_byte() {
     let source = tempfile::tempdir().unwrap();
     let written = write_log(source.path());
     let names = files(source.path());
-    let active = names
-        .iter()
-        .filter(|n| n.ends_with(".seg"))
-        .next_back()
-        .unwrap()
-        .clone();
+    let active = names.iter().rfind(|n| n.ends_with(".seg")).unwrap().clone();
     let final_hs = written.hard_states.last().unwrap().clone();
     let (mut cuts, mut recovered, mut refused) = (0u64, 0u64, 0u64);
     for name in &names {
