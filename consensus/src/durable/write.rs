@@ -246,6 +246,10 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     fn fail_on_error<T>(&mut self, result: io::Result<T>) -> Result<T, WriteError> {
         result.map_err(|error| {
             self.failed = true;
+            // A write may have stopped between updating the segments and
+            // the cache: read everything back from the files from now on.
+            self.cache.clear();
+            self.cache_size = 0;
             WriteError::Io(error)
         })
     }
