@@ -57,7 +57,12 @@ fn parse_segment_name(name: &str) -> Option<Index> {
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    // Indexes past i64::MAX (Kafka's offset range) are no name of ours, and
+    // leave room for index arithmetic.
+    digits
+        .parse()
+        .ok()
+        .filter(|&base: &Index| base <= i64::MAX as Index)
 }
 
 /// One segment file: consecutive entries from `base`.
