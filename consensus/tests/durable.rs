@@ -403,3 +403,96 @@ fn fsync_cost_against_entries_per_fsync() {
         );
     }
 }
+
+/// Puts the segment files back as they were before an operation, as a
+/// crash right after its meta was written (and before its deletions
+/// reached the disk) leaves them.
+fn put_back(dir: &std::path::Path, saved: &[(String, Vec<u8>)]) {
+    for (name, _) in segments(dir) {
+        std::fs::remove_file(dir.join(name)).unwrap();
+    }
+    for (name, bytes) in saved {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+fn segments(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    durable_common::files(dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".seg"))
+        .map(|n| {
+            let bytes = std::fs::read(dir.join(&n)).unwrap();
+            (n, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn open_finishes_an_interrupted_compaction_or_install() {
+    for install in [None, Some(true), Some(false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut disk = open(dir.path());
+        let mut model = MemStorage::new(vec![1, 2, 3]);
+        let entries: Vec<_> = (1..=200).map(|i| entry(2, i)).collect();
+        disk.append(&entries).unwrap();
+        model.append(&entries).unwrap();
+        // Committed up to the snapshot: a leader's snapshot never
+        // contradicts a follower's committed entries.
+        let hard_state = HardState {
+            term: 2,
+            vote: None,
+            commit: 150,
+        };
+        disk.set_hard_state(hard_state.clone()).unwrap();
+        model.set_hard_state(hard_state);
+        let saved = segments(dir.path());
+        match install {
+            None => {
+                let meta = SnapshotMeta {
+                    index: 150,
+                    term: 2,
+                    membership: voters(),
+                };
+                disk.set_snapshot(meta.clone()).unwrap();
+                model.set_snapshot(meta).unwrap();
+                disk.compact(150).unwrap();
+                model.compact(150).unwrap();
+            }
+            Some(matching) => {
+                let meta = SnapshotMeta {
+                    index: 150,
+                    term: if matching { 2 } else { 3 },
+                    membership: voters(),
+                };
+                disk.apply_snapshot(meta.clone()).unwrap();
+                model.apply_snapshot(meta);
+            }
+        }
+        drop(disk);
+        put_back(dir.path(), &saved);
+        let disk = open(dir.path());
+        assert!(disk.recovery().removed_segments > 0, "{install:?}");
+        assert_same(&disk, &model);
+    }
+}
+
+#[test]
+fn a_failed_write_fails_every_later_write_and_reads_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let mut disk = open(&path);
+    disk.append(&(1..=10).map(|i| entry(1, i)).collect::<Vec<_>>())
+        .unwrap();
+    // The directory goes away: the next segment cannot be created.
+    std::fs::remove_dir_all(&path).unwrap();
+    let many: Vec<_> = (11..=200).map(|i| entry(1, i)).collect();
+    assert!(matches!(disk.append(&many), Err(WriteError::Io(_))));
+    assert!(disk.is_failed());
+    assert!(matches!(
+        disk.append(&[entry(1, 201)]),
+        Err(WriteError::Failed)
+    ));
+    assert!(matches!(disk.sync(), Err(WriteError::Failed)));
+    // What was written before is still read from the open files.
+    assert_eq!(disk.entries(1, 11, u64::MAX).unwrap()[9], entry(1, 10));
+}

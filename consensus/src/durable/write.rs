@@ -216,8 +216,11 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
         } else {
             self.cache.clear();
             self.cache_size = 0;
+            // The deletions are durable before the new segment exists, so
+            // a crash never leaves it beside the old ones.
             self.remove_segments_from(0)
-                .and_then(|_| self.create_segment(index + 1))
+                .and_then(|_| self.sync_dir())
+                .and_then(|()| self.create_segment(index + 1))
         };
         let result = result.and_then(|()| self.sync_dir());
         self.fail_on_error(result)
