@@ -11,7 +11,8 @@ use crate::snapshot::SnapshotMeta;
 
 /// How a node id is written to disk: what [`DiskStorage`](super::DiskStorage)
 /// needs of a [`NodeId`] besides the usual bounds. Implemented for the
-/// unsigned integers and `String`; implement it for your own id type.
+/// unsigned integers, `String` and `SocketAddr`; implement it for your own
+/// id type.
 ///
 /// `decode` MUST accept exactly what `encode` writes and return `None` on
 /// anything else, never panic: the bytes come from disk (and pass a
@@ -48,6 +49,15 @@ impl IdCodec for String {
         let len = usize::try_from(get_u64(input)?).ok()?;
         let bytes = take(input, len)?;
         String::from_utf8(bytes.to_vec()).ok()
+    }
+}
+
+impl IdCodec for std::net::SocketAddr {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.to_string().encode(out);
+    }
+    fn decode(input: &mut &[u8]) -> Option<Self> {
+        String::decode(input)?.parse().ok()
     }
 }
 
@@ -300,6 +310,18 @@ mod tests {
                 assert_eq!(decode_state::<String>(&out[..cut]), None);
             }
         }
+    }
+
+    #[test]
+    fn socket_addresses_round_trip() {
+        let addr: std::net::SocketAddr = "[::1]:7000".parse().unwrap();
+        let mut out = Vec::new();
+        addr.encode(&mut out);
+        assert_eq!(std::net::SocketAddr::decode(&mut &out[..]), Some(addr));
+        assert_eq!(
+            std::net::SocketAddr::decode(&mut &out[..out.len() - 1]),
+            None
+        );
     }
 
     #[test]

@@ -430,7 +430,7 @@ fn load_state<N: NodeId + IdCodec>(
         .truncate(false)
         .open(path)
         .map_err(io_at(path))?;
-    let bytes = std::fs::read(path).map_err(io_at(path))?;
+    let bytes = read_bounded(&file, path, MAX_STATE_FILE)?;
     let (mut hard_state, mut meta) = (None, None);
     let mut pos = 0;
     loop {
@@ -456,6 +456,32 @@ fn load_state<N: NodeId + IdCodec>(
     Ok((file, pos as u64, hard_state, meta))
 }
 
+/// The largest segment this storage writes: it is sealed once it reaches
+/// `segment_bytes`, so at most one frame goes past that.
+const MAX_SEGMENT_FILE: u64 = DiskStorageConfig::MAX_SEGMENT_BYTES
+    + DiskStorageConfig::MAX_ENTRY_BYTES
+    + frame::FRAME_HEADER as u64;
+/// The largest state file: rewritten past 1 MiB, and a rewrite holds two
+/// records.
+const MAX_STATE_FILE: u64 =
+    write::STATE_REWRITE_BYTES + 2 * (DiskStorageConfig::MAX_ENTRY_BYTES + 64);
+
+/// Reads a whole file, refusing one larger than this storage ever writes,
+/// so damage cannot make `open` allocate without bound.
+fn read_bounded(file: &File, path: &Path, max: u64) -> Result<Vec<u8>, OpenError> {
+    let len = file.metadata().map_err(io_at(path))?.len();
+    if len > max {
+        return Err(corrupt(
+            path,
+            0,
+            "the file is larger than any this storage writes",
+        ));
+    }
+    let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| corrupt(path, 0, "too large"))?];
+    read_exact_at(file, &mut bytes, 0).map_err(io_at(path))?;
+    Ok(bytes)
+}
+
 fn corrupt(path: &Path, offset: usize, reason: &'static str) -> OpenError {
     OpenError::Corrupt {
         file: path.to_path_buf(),
@@ -478,7 +504,7 @@ fn load_segment<N: NodeId + IdCodec>(
         .write(true)
         .open(&path)
         .map_err(io_at(&path))?;
-    let bytes = std::fs::read(&path).map_err(io_at(&path))?;
+    let bytes = read_bounded(&file, &path, MAX_SEGMENT_FILE)?;
     let mut entries = Vec::new();
     let mut pos = 0;
     loop {

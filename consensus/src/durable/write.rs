@@ -17,7 +17,7 @@ use super::IdCodec;
 
 /// The state file is rewritten (into a new file renamed over it) once it
 /// grows past this.
-const STATE_REWRITE_BYTES: u64 = 1 << 20;
+pub(super) const STATE_REWRITE_BYTES: u64 = 1 << 20;
 
 impl<N: NodeId + IdCodec> DiskStorage<N> {
     /// Stages a [`Persist`] batch: its entries are written to the active
