@@ -1,6 +1,7 @@
 //! A durable [`Storage`] on the local file system (feature `durable`):
-//! [`DiskStorage`]. See the crate documentation, section
-//! "Durable storage", for the contract and the file format; in short:
+//! [`DiskStorage`]. See [Durable storage](crate#durable-storage-feature-durable)
+//! in the crate documentation for the contract and the file format; in
+//! short:
 //!
 //! - [`DiskStorage::stage`] writes a [`Persist`](crate::Persist) batch
 //!   (entries to the segment files, the hard state kept for the sync) and
