@@ -26,4 +26,7 @@ pub use quorum::{JointMajority, Majority, VoteResult};
 pub use raft::{Counters, NodeId, RaftNode, RaftOutput, Role, Status, TransferError};
 pub use snapshot::{SnapshotAbortReason, SnapshotError, SnapshotMeta};
 pub use storage::{InitialState, MemStorage, Storage, StorageError};
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+pub mod durable;
 pub mod sim;

@@ -53,6 +53,18 @@ pub enum StorageError {
         /// The latest snapshot's index (0: none).
         snapshot: Index,
     },
+    /// The entry at `index` is in the log but could not be read back from
+    /// the medium that holds it (an I/O error, or bytes that no longer
+    /// pass their checksum): only storage that reads from disk, such as
+    /// `durable::DiskStorage`, returns it. Nothing changed; the node logs
+    /// it and tries again later.
+    #[error("entry {index} could not be read: {reason}")]
+    Unreadable {
+        /// The index asked for.
+        index: Index,
+        /// What went wrong.
+        reason: String,
+    },
     /// A snapshot taken locally names an entry this log does not hold
     /// (another term at that index, or past its end). Nothing changed.
     #[error("no entry at index {index} with term {term} to snapshot")]

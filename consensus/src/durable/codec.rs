@@ -1,0 +1,332 @@
+//! The payloads inside frames: log entries, hard states and the log's meta
+//! (compaction point, membership, latest snapshot), in fixed-width
+//! little-endian integers (no varints, so every value has one encoding).
+
+use bytes::Bytes;
+
+use crate::NodeId;
+use crate::entry::{Entry, EntryKind, HardState, Index, Term};
+use crate::membership::Membership;
+use crate::snapshot::SnapshotMeta;
+
+/// How a node id is written to disk: what [`DiskStorage`](super::DiskStorage)
+/// needs of a [`NodeId`] besides the usual bounds. Implemented for the
+/// unsigned integers, `String` and `SocketAddr`; implement it for your own
+/// id type.
+///
+/// `decode` MUST accept exactly what `encode` writes and return `None` on
+/// anything else, never panic: the bytes come from disk (and pass a
+/// checksum first, so a `None` means a bug or a file from elsewhere).
+pub trait IdCodec: Sized {
+    /// Appends the encoding of `self`.
+    fn encode(&self, out: &mut Vec<u8>);
+    /// Reads one id from the front of `input` and advances it; `None` if
+    /// the bytes are not an id of this type.
+    fn decode(input: &mut &[u8]) -> Option<Self>;
+}
+
+macro_rules! int_codec {
+    ($($t:ty),*) => {$(
+        impl IdCodec for $t {
+            fn encode(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn decode(input: &mut &[u8]) -> Option<Self> {
+                let bytes = take(input, std::mem::size_of::<$t>())?;
+                Some(<$t>::from_le_bytes(bytes.try_into().ok()?))
+            }
+        }
+    )*};
+}
+int_codec!(u8, u16, u32, u64, u128);
+
+impl IdCodec for String {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.len() as u64);
+        out.extend_from_slice(self.as_bytes());
+    }
+    fn decode(input: &mut &[u8]) -> Option<Self> {
+        let len = usize::try_from(get_u64(input)?).ok()?;
+        let bytes = take(input, len)?;
+        String::from_utf8(bytes.to_vec()).ok()
+    }
+}
+
+impl IdCodec for std::net::SocketAddr {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.to_string().encode(out);
+    }
+    fn decode(input: &mut &[u8]) -> Option<Self> {
+        String::decode(input)?.parse().ok()
+    }
+}
+
+/// The front `len` bytes of `input`, checked against what remains.
+fn take<'a>(input: &mut &'a [u8], len: usize) -> Option<&'a [u8]> {
+    if input.len() < len {
+        return None;
+    }
+    let (head, tail) = input.split_at(len);
+    *input = tail;
+    Some(head)
+}
+
+pub(crate) fn put_u64(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+pub(crate) fn get_u64(input: &mut &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(take(input, 8)?.try_into().ok()?))
+}
+
+fn get_u8(input: &mut &[u8]) -> Option<u8> {
+    Some(take(input, 1)?[0])
+}
+
+const KIND_COMMAND: u8 = 0;
+const KIND_MEMBERSHIP: u8 = 1;
+const RECORD_HARD_STATE: u8 = 1;
+const RECORD_META: u8 = 2;
+
+fn put_ids<N: IdCodec>(out: &mut Vec<u8>, ids: &[N]) {
+    put_u64(out, ids.len() as u64);
+    for id in ids {
+        id.encode(out);
+    }
+}
+
+fn get_ids<N: IdCodec>(input: &mut &[u8]) -> Option<Vec<N>> {
+    let count = get_u64(input)?;
+    // Every id takes at least one byte: a count past the bytes left is
+    // damage, refused before anything is allocated.
+    if count > input.len() as u64 {
+        return None;
+    }
+    (0..count).map(|_| N::decode(input)).collect()
+}
+
+fn put_membership<N: IdCodec>(out: &mut Vec<u8>, membership: &Membership<N>) {
+    put_ids(out, membership.voters());
+    put_ids(out, membership.outgoing_voters());
+    put_ids(out, membership.learners());
+    put_ids(out, membership.learners_next());
+    out.push(u8::from(membership.auto_leave()));
+}
+
+fn get_membership<N: NodeId + IdCodec>(input: &mut &[u8]) -> Option<Membership<N>> {
+    let voters = get_ids(input)?;
+    let outgoing = get_ids(input)?;
+    let learners = get_ids(input)?;
+    let learners_next = get_ids(input)?;
+    let auto_leave = match get_u8(input)? {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    Some(Membership::joint(
+        voters,
+        outgoing,
+        learners,
+        learners_next,
+        auto_leave,
+    ))
+}
+
+/// The payload of one log entry.
+pub(crate) fn encode_entry<N: IdCodec>(out: &mut Vec<u8>, entry: &Entry<N>) {
+    put_u64(out, entry.index);
+    put_u64(out, entry.term);
+    match &entry.kind {
+        EntryKind::Command => {
+            out.push(KIND_COMMAND);
+            out.extend_from_slice(&entry.data);
+        }
+        EntryKind::Membership(membership) => {
+            out.push(KIND_MEMBERSHIP);
+            put_membership(out, membership);
+        }
+    }
+}
+
+/// The index and term at the front of an entry payload.
+pub(crate) fn entry_position(payload: &[u8]) -> Option<(Index, Term)> {
+    let mut input = payload;
+    Some((get_u64(&mut input)?, get_u64(&mut input)?))
+}
+
+pub(crate) fn decode_entry<N: NodeId + IdCodec>(payload: &[u8]) -> Option<Entry<N>> {
+    let mut input = payload;
+    let index = get_u64(&mut input)?;
+    let term = get_u64(&mut input)?;
+    match get_u8(&mut input)? {
+        KIND_COMMAND => Some(Entry::new(term, index, Bytes::copy_from_slice(input))),
+        KIND_MEMBERSHIP => {
+            let membership = get_membership(&mut input)?;
+            input
+                .is_empty()
+                .then(|| Entry::membership(term, index, membership))
+        }
+        _ => None,
+    }
+}
+
+/// What the state file holds: hard states and metas, the latest of each
+/// in force.
+// Short-lived (encoded or decoded at once), so its size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StateRecord<N> {
+    HardState(HardState<N>),
+    Meta(Meta<N>),
+}
+
+/// Where the log starts and what stands for the entries before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Meta<N> {
+    /// Index and term of the entry before the log (0, 0: never compacted).
+    pub(crate) compacted: (Index, Term),
+    /// The bootstrap membership, or the latest snapshot's.
+    pub(crate) membership: Membership<N>,
+    /// The latest durable snapshot.
+    pub(crate) snapshot: Option<SnapshotMeta<N>>,
+}
+
+pub(crate) fn encode_state<N: IdCodec>(out: &mut Vec<u8>, record: &StateRecord<N>) {
+    match record {
+        StateRecord::HardState(hard_state) => {
+            out.push(RECORD_HARD_STATE);
+            put_u64(out, hard_state.term);
+            match &hard_state.vote {
+                None => out.push(0),
+                Some(vote) => {
+                    out.push(1);
+                    vote.encode(out);
+                }
+            }
+            put_u64(out, hard_state.commit);
+        }
+        StateRecord::Meta(meta) => {
+            out.push(RECORD_META);
+            put_u64(out, meta.compacted.0);
+            put_u64(out, meta.compacted.1);
+            put_membership(out, &meta.membership);
+            match &meta.snapshot {
+                None => out.push(0),
+                Some(snapshot) => {
+                    out.push(1);
+                    put_u64(out, snapshot.index);
+                    put_u64(out, snapshot.term);
+                    put_membership(out, &snapshot.membership);
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn decode_state<N: NodeId + IdCodec>(payload: &[u8]) -> Option<StateRecord<N>> {
+    let mut input = payload;
+    let record = match get_u8(&mut input)? {
+        RECORD_HARD_STATE => {
+            let term = get_u64(&mut input)?;
+            let vote = match get_u8(&mut input)? {
+                0 => None,
+                1 => Some(N::decode(&mut input)?),
+                _ => return None,
+            };
+            let commit = get_u64(&mut input)?;
+            StateRecord::HardState(HardState { term, vote, commit })
+        }
+        RECORD_META => {
+            let compacted = (get_u64(&mut input)?, get_u64(&mut input)?);
+            let membership = get_membership(&mut input)?;
+            let snapshot = match get_u8(&mut input)? {
+                0 => None,
+                1 => Some(SnapshotMeta {
+                    index: get_u64(&mut input)?,
+                    term: get_u64(&mut input)?,
+                    membership: get_membership(&mut input)?,
+                }),
+                _ => return None,
+            };
+            StateRecord::Meta(Meta {
+                compacted,
+                membership,
+                snapshot,
+            })
+        }
+        _ => return None,
+    };
+    input.is_empty().then_some(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip() {
+        let joint = Membership::joint([1u64, 2, 4], [1, 2, 3], [5], [3], true);
+        for entry in [
+            Entry::new(3, 7, "payload"),
+            Entry::new(0, 1, ""),
+            Entry::membership(4, 9, joint),
+        ] {
+            let mut out = Vec::new();
+            encode_entry(&mut out, &entry);
+            assert_eq!(decode_entry::<u64>(&out), Some(entry.clone()));
+            assert_eq!(entry_position(&out), Some((entry.index, entry.term)));
+            if entry.as_membership().is_some() {
+                for cut in 0..out.len() {
+                    assert_eq!(decode_entry::<u64>(&out[..cut]), None);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn state_round_trips_and_refuses_cuts() {
+        let records = [
+            StateRecord::HardState(HardState {
+                term: 5,
+                vote: Some("node-a".to_string()),
+                commit: 9,
+            }),
+            StateRecord::HardState(HardState::default()),
+            StateRecord::Meta(Meta {
+                compacted: (10, 3),
+                membership: Membership::new(["a".to_string()], ["b".to_string()]),
+                snapshot: Some(SnapshotMeta {
+                    index: 12,
+                    term: 3,
+                    membership: Membership::from_voters(["a".to_string()]),
+                }),
+            }),
+        ];
+        for record in records {
+            let mut out = Vec::new();
+            encode_state(&mut out, &record);
+            assert_eq!(decode_state::<String>(&out), Some(record));
+            for cut in 0..out.len() {
+                assert_eq!(decode_state::<String>(&out[..cut]), None);
+            }
+        }
+    }
+
+    #[test]
+    fn socket_addresses_round_trip() {
+        let addr: std::net::SocketAddr = "[::1]:7000".parse().unwrap();
+        let mut out = Vec::new();
+        addr.encode(&mut out);
+        assert_eq!(std::net::SocketAddr::decode(&mut &out[..]), Some(addr));
+        assert_eq!(
+            std::net::SocketAddr::decode(&mut &out[..out.len() - 1]),
+            None
+        );
+    }
+
+    #[test]
+    fn counts_past_the_input_are_refused() {
+        let mut input: &[u8] = &[0xff; 8];
+        assert_eq!(get_ids::<u64>(&mut input), None);
+    }
+}
