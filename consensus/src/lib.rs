@@ -26,4 +26,5 @@ pub use quorum::{JointMajority, Majority, VoteResult};
 pub use raft::{Counters, NodeId, RaftNode, RaftOutput, Role, Status, TransferError};
 pub use snapshot::{SnapshotAbortReason, SnapshotError, SnapshotMeta};
 pub use storage::{InitialState, MemStorage, Storage, StorageError};
+pub mod codec;
 pub mod sim;
