@@ -28,3 +28,6 @@ pub use snapshot::{SnapshotAbortReason, SnapshotError, SnapshotMeta};
 pub use storage::{InitialState, MemStorage, Storage, StorageError};
 pub mod codec;
 pub mod sim;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod tokio;
