@@ -738,7 +738,10 @@ mod tests {
     /// (CONTRIBUTING.md, "Bytes from peers or disk").
     #[test]
     fn only_canonical_varints() {
-        assert_eq!(get_uvarint(&mut &[0x81, 0x00][..]), Err(DecodeError::Varint));
+        assert_eq!(
+            get_uvarint(&mut &[0x81, 0x00][..]),
+            Err(DecodeError::Varint)
+        );
         let overlong = [0xff; 11];
         assert_eq!(get_uvarint(&mut &overlong[..]), Err(DecodeError::Varint));
         let spare = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x03];

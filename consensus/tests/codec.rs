@@ -63,9 +63,9 @@ fn body() -> impl Strategy<Value = MessageBody<u64>> {
                 commit,
             }
         ),
-        num().prop_map(|last_index| MessageBody::AppendResponse(AppendOutcome::Accepted {
-            last_index
-        })),
+        num().prop_map(
+            |last_index| MessageBody::AppendResponse(AppendOutcome::Accepted { last_index })
+        ),
         (num(), num(), num()).prop_map(|(rejected, hint_index, hint_term)| {
             MessageBody::AppendResponse(AppendOutcome::Rejected {
                 rejected,
@@ -73,10 +73,8 @@ fn body() -> impl Strategy<Value = MessageBody<u64>> {
                 hint_term,
             })
         }),
-        (num(), num()).prop_map(|(commit, read_round)| MessageBody::Heartbeat {
-            commit,
-            read_round
-        }),
+        (num(), num())
+            .prop_map(|(commit, read_round)| MessageBody::Heartbeat { commit, read_round }),
         num().prop_map(|read_round| MessageBody::HeartbeatResponse { read_round }),
         Just(MessageBody::TimeoutNow),
         num().prop_map(|id| MessageBody::ReadIndexRequest { id }),
