@@ -14,13 +14,13 @@
 //!   queues).
 //! - Persist batches go to a [`Persister`], which makes them durable (in
 //!   the background if it likes) and readable through the node's
-//!   [`Storage`](crate::Storage); [`MemPersister`] does it for
-//!   [`MemStorage`](crate::MemStorage).
+//!   [`Storage`]; [`MemPersister`] does it for
+//!   [`MemStorage`].
 //! - Committed entries go to a [`StateMachine`], on every node, in log
 //!   order.
 //!
 //! The driver's loop, once per event (a tick of a
-//! [`tokio::time::interval`](::tokio::time::interval), a message from the
+//! [`tokio::time::interval`], a message from the
 //! transport, a command from a handle, a persist batch becoming durable):
 //! feed the input, then drain [`poll_output`](crate::RaftNode::poll_output)
 //! until `None`, sending messages, handing batches to the persister,

@@ -148,7 +148,10 @@ fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
 }
 
-/// A [`Transport`] over TCP: see the [module](self) for the framing.
+/// A [`Transport`] over TCP: a frame is a 4-byte big-endian length, then
+/// one [`codec`](crate::codec) message. One outgoing connection per peer,
+/// reopened with exponential backoff; a bounded queue per peer whose
+/// overflow is dropped and counted ([`TcpCounters`]).
 ///
 /// Its tasks run on the runtime it was created on and stop when it is
 /// dropped (the driver drops it when it shuts down), which closes every
