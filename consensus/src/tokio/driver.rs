@@ -16,6 +16,9 @@ use crate::output::Output;
 use crate::raft::{NodeId, RaftNode, Status};
 use crate::storage::Storage;
 
+/// Most commands taken from the queue in one step of the loop.
+const COMMAND_BATCH: usize = 256;
+
 type ProposeReply<N, O> = oneshot::Sender<Result<Applied<O>, ProposeError<N>>>;
 /// A proposal waiting for its index to be applied: its term and who to tell.
 type Pending<N, O> = (Term, ProposeReply<N, O>);
@@ -222,7 +225,6 @@ where
                 let transport = &mut self.transport;
                 let commands = &mut self.commands;
                 ::tokio::select! {
-                    // Durability first: it releases held messages.
                     Some(done) = async {
                         match persisting.front_mut() {
                             Some((id, future)) => Some((*id, future.as_mut().await)),
@@ -234,25 +236,44 @@ where
                     _ = ticks.tick() => Event::Tick,
                 }
             };
-            match event {
-                Event::Tick => self.node.tick(),
-                Event::Message(Some(message)) => self.node.handle_message(message),
-                Event::Message(None) => transport_open = false,
+            let mut stop = match event {
+                Event::Tick => {
+                    self.node.tick();
+                    false
+                }
+                Event::Message(Some(message)) => {
+                    self.node.handle_message(message);
+                    false
+                }
+                Event::Message(None) => {
+                    transport_open = false;
+                    false
+                }
                 Event::Persisted(id, Ok(())) => {
                     self.persisting.pop_front();
                     self.node.on_persisted(id);
+                    false
                 }
                 Event::Persisted(id, Err(e)) => {
                     tracing::error!(id, error = %e, "persisting failed; the driver stops");
+                    true
+                }
+                Event::Command(command) => self.command(command, &mut shutdown_ack),
+            };
+            // Take the commands already waiting before draining, so that
+            // proposals made together go out in one append (the node
+            // batches what is proposed between two drains).
+            for _ in 0..COMMAND_BATCH {
+                if stop {
                     break;
                 }
-                Event::Command(None) => break,
-                Event::Command(Some(Command::Shutdown(ack))) => {
-                    shutdown_ack = Some(ack);
-                    break;
+                match self.commands.try_recv() {
+                    Ok(command) => stop = self.command(Some(command), &mut shutdown_ack),
+                    Err(_) => break,
                 }
-                Event::Command(Some(Command::Propose(data, reply))) => self.propose(data, reply),
-                Event::Command(Some(Command::Read(reply))) => self.read(reply),
+            }
+            if stop {
+                break;
             }
             self.drain();
             self.status.send_if_modified(|status| {
@@ -267,6 +288,29 @@ where
         drop(self);
         if let Some(ack) = shutdown_ack {
             let _ = ack.send(());
+        }
+    }
+
+    /// Handles one command; true when the driver must stop.
+    fn command(
+        &mut self,
+        command: Option<Command<S::NodeId, M::Output>>,
+        shutdown_ack: &mut Option<oneshot::Sender<()>>,
+    ) -> bool {
+        match command {
+            None => true,
+            Some(Command::Shutdown(ack)) => {
+                *shutdown_ack = Some(ack);
+                true
+            }
+            Some(Command::Propose(data, reply)) => {
+                self.propose(data, reply);
+                false
+            }
+            Some(Command::Read(reply)) => {
+                self.read(reply);
+                false
+            }
         }
     }
 
