@@ -49,6 +49,9 @@ pub struct TcpConfig {
     /// Longest wait between reconnection attempts (the wait doubles from
     /// `reconnect_min` up to this). At least `reconnect_min`.
     pub reconnect_max: Duration,
+    /// Longest wait for one connection attempt (a peer whose packets are
+    /// dropped would otherwise hold it for minutes). At least 1 ms.
+    pub connect_timeout: Duration,
 }
 
 impl Default for TcpConfig {
@@ -59,6 +62,7 @@ impl Default for TcpConfig {
             recv_queue: 1024,
             reconnect_min: Duration::from_millis(20),
             reconnect_max: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -73,9 +77,9 @@ pub enum TcpConfigError {
     /// `send_queue` or `recv_queue` is 0. Nothing was started.
     #[error("queues must hold at least one message")]
     Queue,
-    /// `reconnect_min` is under 1 ms or above `reconnect_max`. Nothing was
-    /// started.
-    #[error("reconnect_min must be in 1 ms..=reconnect_max")]
+    /// `reconnect_min` is under 1 ms or above `reconnect_max`, or
+    /// `connect_timeout` is under 1 ms. Nothing was started.
+    #[error("reconnect_min must be in 1 ms..=reconnect_max, connect_timeout at least 1 ms")]
     Reconnect,
 }
 
@@ -91,7 +95,9 @@ impl TcpConfig {
         if self.send_queue == 0 || self.recv_queue == 0 {
             return Err(TcpConfigError::Queue);
         }
-        if self.reconnect_min < Duration::from_millis(1) || self.reconnect_min > self.reconnect_max
+        if self.reconnect_min < Duration::from_millis(1)
+            || self.reconnect_min > self.reconnect_max
+            || self.connect_timeout < Duration::from_millis(1)
         {
             return Err(TcpConfigError::Reconnect);
         }
@@ -368,14 +374,14 @@ async fn write_loop(
             return;
         };
         let mut stream = loop {
-            match TcpStream::connect(addr).await {
-                Ok(stream) => {
+            match ::tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     bump(&shared.connects, 1);
                     backoff = config.reconnect_min;
                     break stream;
                 }
-                Err(_) => {
+                Ok(Err(_)) | Err(_) => {
                     bump(&shared.connect_failures, 1);
                     ::tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(config.reconnect_max);
