@@ -60,11 +60,13 @@ impl<N: NodeId + Send + Sync + 'static, O: Send + 'static> Handle<N, O> {
     /// Proposes `data`; resolves once its entry is applied on this node,
     /// with what the state machine returned.
     ///
-    /// A proposal accepted by a leader that then loses leadership stays
-    /// pending until its index is applied here: it may still commit (Raft
-    /// §5.4.2), and only the entry applied at its index says. If the
-    /// cluster goes idle before then it waits; wrap it in a timeout where
-    /// that matters, and make commands idempotent if they are retried.
+    /// A proposal accepted by a leader that then loses leadership may still
+    /// commit (a later leader may hold its entry), so it stays pending until
+    /// this node learns its fate: its own entry applied (`Ok`), or another
+    /// entry committed at its index or, with a newer term, before it
+    /// (`Lost`, final). Both come once the next leader's first entry is
+    /// applied here; a node cut off from the cluster waits until it hears
+    /// from it again (wrap the call in a timeout where that matters).
     ///
     /// # Errors
     /// [`ProposeError::NotLeader`] (with the leader this node knows of),
@@ -177,6 +179,7 @@ where
         proposals: BTreeMap::new(),
         reads: BTreeMap::new(),
         next_read_id,
+        applied_term: 0,
         tick: config.tick,
     };
     ::tokio::spawn(driver.run());
@@ -196,6 +199,8 @@ struct Driver<S: Storage, P, T, M: StateMachine<S::NodeId>> {
     proposals: BTreeMap<Index, Pending<S::NodeId, M::Output>>,
     reads: BTreeMap<u64, ReadReply>,
     next_read_id: u64,
+    /// The term of the last entry applied.
+    applied_term: Term,
     tick: std::time::Duration,
 }
 
@@ -291,6 +296,30 @@ where
         }
     }
 
+    /// An entry of `term` committed at `index`: every proposal after it of
+    /// an older term is lost. A leader's log holding it would hold, at
+    /// `index`, an entry of a term no newer than the proposal's (terms
+    /// never decrease along a log), yet every later leader holds the
+    /// committed entry there (§5.4.1, Leader Completeness). Without this, a
+    /// deposed leader's proposals past the new leader's log would wait for
+    /// their index to be applied, which in an idle cluster may never come.
+    /// Proposals are made in the node's current term, never older than a
+    /// committed entry's, so checking when the applied term rises is
+    /// enough.
+    fn drop_overtaken(&mut self, index: Index, term: Term) {
+        let lost: Vec<Index> = self
+            .proposals
+            .range(index + 1..)
+            .filter(|(_, (t, _))| *t < term)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in lost {
+            if let Some((_, reply)) = self.proposals.remove(&i) {
+                let _ = reply.send(Err(ProposeError::Lost { index: i }));
+            }
+        }
+    }
+
     /// Handles one command; true when the driver must stop.
     fn command(
         &mut self,
@@ -370,6 +399,10 @@ where
                                 Err(ProposeError::Lost { index: entry.index })
                             };
                             let _ = reply.send(result);
+                        }
+                        if entry.term > self.applied_term {
+                            self.applied_term = entry.term;
+                            self.drop_overtaken(entry.index, entry.term);
                         }
                     }
                 }

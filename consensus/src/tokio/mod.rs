@@ -170,9 +170,10 @@ pub enum ProposeError<N> {
     /// uncommitted, a leadership transfer under way). Nothing was appended.
     #[error("refused: {0}")]
     Refused(crate::output::ProposeError<N>),
-    /// The entry was appended, but another entry committed at its index (a
-    /// new leader overwrote it): it will never be applied. Retrying is safe.
-    #[error("lost to a leader change: another entry committed at index {index}")]
+    /// The entry was appended, but another entry committed at its index, or
+    /// an entry of a newer term committed before it (a new leader's log
+    /// did not hold it): it will never be applied. Retrying is safe.
+    #[error("lost to a leader change: entry {index} was not kept by the new leader")]
     Lost {
         /// The index it had been appended at.
         index: Index,
