@@ -26,7 +26,11 @@ pub use quorum::{JointMajority, Majority, VoteResult};
 pub use raft::{Counters, NodeId, RaftNode, RaftOutput, Role, Status, TransferError};
 pub use snapshot::{SnapshotAbortReason, SnapshotError, SnapshotMeta};
 pub use storage::{InitialState, MemStorage, Storage, StorageError};
+pub mod codec;
 #[cfg(feature = "durable")]
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub mod durable;
 pub mod sim;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod tokio;

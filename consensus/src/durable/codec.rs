@@ -1,65 +1,16 @@
 //! The payloads inside frames: log entries, hard states and the log's meta
-//! (compaction point, membership, latest snapshot), in fixed-width
-//! little-endian integers (no varints, so every value has one encoding).
+//! (compaction point, membership, latest snapshot). Indexes and terms are
+//! fixed-width little-endian; node ids and memberships are written as the
+//! wire [`codec`](crate::codec) writes them, which accepts one encoding per
+//! value.
 
 use bytes::Bytes;
 
 use crate::NodeId;
+use crate::codec::{IdCodec, decode_membership, encode_membership};
 use crate::entry::{Entry, EntryKind, HardState, Index, Term};
 use crate::membership::Membership;
 use crate::snapshot::SnapshotMeta;
-
-/// How a node id is written to disk: what [`DiskStorage`](super::DiskStorage)
-/// needs of a [`NodeId`] besides the usual bounds. Implemented for the
-/// unsigned integers, `String` and `SocketAddr`; implement it for your own
-/// id type.
-///
-/// `decode` MUST accept exactly what `encode` writes and return `None` on
-/// anything else, never panic: the bytes come from disk (and pass a
-/// checksum first, so a `None` means a bug or a file from elsewhere).
-pub trait IdCodec: Sized {
-    /// Appends the encoding of `self`.
-    fn encode(&self, out: &mut Vec<u8>);
-    /// Reads one id from the front of `input` and advances it; `None` if
-    /// the bytes are not an id of this type.
-    fn decode(input: &mut &[u8]) -> Option<Self>;
-}
-
-macro_rules! int_codec {
-    ($($t:ty),*) => {$(
-        impl IdCodec for $t {
-            fn encode(&self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.to_le_bytes());
-            }
-            fn decode(input: &mut &[u8]) -> Option<Self> {
-                let bytes = take(input, std::mem::size_of::<$t>())?;
-                Some(<$t>::from_le_bytes(bytes.try_into().ok()?))
-            }
-        }
-    )*};
-}
-int_codec!(u8, u16, u32, u64, u128);
-
-impl IdCodec for String {
-    fn encode(&self, out: &mut Vec<u8>) {
-        put_u64(out, self.len() as u64);
-        out.extend_from_slice(self.as_bytes());
-    }
-    fn decode(input: &mut &[u8]) -> Option<Self> {
-        let len = usize::try_from(get_u64(input)?).ok()?;
-        let bytes = take(input, len)?;
-        String::from_utf8(bytes.to_vec()).ok()
-    }
-}
-
-impl IdCodec for std::net::SocketAddr {
-    fn encode(&self, out: &mut Vec<u8>) {
-        self.to_string().encode(out);
-    }
-    fn decode(input: &mut &[u8]) -> Option<Self> {
-        String::decode(input)?.parse().ok()
-    }
-}
 
 /// The front `len` bytes of `input`, checked against what remains.
 fn take<'a>(input: &mut &'a [u8], len: usize) -> Option<&'a [u8]> {
@@ -88,50 +39,6 @@ const KIND_MEMBERSHIP: u8 = 1;
 const RECORD_HARD_STATE: u8 = 1;
 const RECORD_META: u8 = 2;
 
-fn put_ids<N: IdCodec>(out: &mut Vec<u8>, ids: &[N]) {
-    put_u64(out, ids.len() as u64);
-    for id in ids {
-        id.encode(out);
-    }
-}
-
-fn get_ids<N: IdCodec>(input: &mut &[u8]) -> Option<Vec<N>> {
-    let count = get_u64(input)?;
-    // Every id takes at least one byte: a count past the bytes left is
-    // damage, refused before anything is allocated.
-    if count > input.len() as u64 {
-        return None;
-    }
-    (0..count).map(|_| N::decode(input)).collect()
-}
-
-fn put_membership<N: IdCodec>(out: &mut Vec<u8>, membership: &Membership<N>) {
-    put_ids(out, membership.voters());
-    put_ids(out, membership.outgoing_voters());
-    put_ids(out, membership.learners());
-    put_ids(out, membership.learners_next());
-    out.push(u8::from(membership.auto_leave()));
-}
-
-fn get_membership<N: NodeId + IdCodec>(input: &mut &[u8]) -> Option<Membership<N>> {
-    let voters = get_ids(input)?;
-    let outgoing = get_ids(input)?;
-    let learners = get_ids(input)?;
-    let learners_next = get_ids(input)?;
-    let auto_leave = match get_u8(input)? {
-        0 => false,
-        1 => true,
-        _ => return None,
-    };
-    Some(Membership::joint(
-        voters,
-        outgoing,
-        learners,
-        learners_next,
-        auto_leave,
-    ))
-}
-
 /// The payload of one log entry.
 pub(crate) fn encode_entry<N: IdCodec>(out: &mut Vec<u8>, entry: &Entry<N>) {
     put_u64(out, entry.index);
@@ -143,7 +50,7 @@ pub(crate) fn encode_entry<N: IdCodec>(out: &mut Vec<u8>, entry: &Entry<N>) {
         }
         EntryKind::Membership(membership) => {
             out.push(KIND_MEMBERSHIP);
-            put_membership(out, membership);
+            encode_membership(membership, out);
         }
     }
 }
@@ -161,7 +68,7 @@ pub(crate) fn decode_entry<N: NodeId + IdCodec>(payload: &[u8]) -> Option<Entry<
     match get_u8(&mut input)? {
         KIND_COMMAND => Some(Entry::new(term, index, Bytes::copy_from_slice(input))),
         KIND_MEMBERSHIP => {
-            let membership = get_membership(&mut input)?;
+            let membership = decode_membership(&mut input).ok()?;
             input
                 .is_empty()
                 .then(|| Entry::membership(term, index, membership))
@@ -209,14 +116,14 @@ pub(crate) fn encode_state<N: IdCodec>(out: &mut Vec<u8>, record: &StateRecord<N
             out.push(RECORD_META);
             put_u64(out, meta.compacted.0);
             put_u64(out, meta.compacted.1);
-            put_membership(out, &meta.membership);
+            encode_membership(&meta.membership, out);
             match &meta.snapshot {
                 None => out.push(0),
                 Some(snapshot) => {
                     out.push(1);
                     put_u64(out, snapshot.index);
                     put_u64(out, snapshot.term);
-                    put_membership(out, &snapshot.membership);
+                    encode_membership(&snapshot.membership, out);
                 }
             }
         }
@@ -230,7 +137,7 @@ pub(crate) fn decode_state<N: NodeId + IdCodec>(payload: &[u8]) -> Option<StateR
             let term = get_u64(&mut input)?;
             let vote = match get_u8(&mut input)? {
                 0 => None,
-                1 => Some(N::decode(&mut input)?),
+                1 => Some(N::decode(&mut input).ok()?),
                 _ => return None,
             };
             let commit = get_u64(&mut input)?;
@@ -238,13 +145,13 @@ pub(crate) fn decode_state<N: NodeId + IdCodec>(payload: &[u8]) -> Option<StateR
         }
         RECORD_META => {
             let compacted = (get_u64(&mut input)?, get_u64(&mut input)?);
-            let membership = get_membership(&mut input)?;
+            let membership = decode_membership(&mut input).ok()?;
             let snapshot = match get_u8(&mut input)? {
                 0 => None,
                 1 => Some(SnapshotMeta {
                     index: get_u64(&mut input)?,
                     term: get_u64(&mut input)?,
-                    membership: get_membership(&mut input)?,
+                    membership: decode_membership(&mut input).ok()?,
                 }),
                 _ => return None,
             };
@@ -310,23 +217,5 @@ mod tests {
                 assert_eq!(decode_state::<String>(&out[..cut]), None);
             }
         }
-    }
-
-    #[test]
-    fn socket_addresses_round_trip() {
-        let addr: std::net::SocketAddr = "[::1]:7000".parse().unwrap();
-        let mut out = Vec::new();
-        addr.encode(&mut out);
-        assert_eq!(std::net::SocketAddr::decode(&mut &out[..]), Some(addr));
-        assert_eq!(
-            std::net::SocketAddr::decode(&mut &out[..out.len() - 1]),
-            None
-        );
-    }
-
-    #[test]
-    fn counts_past_the_input_are_refused() {
-        let mut input: &[u8] = &[0xff; 8];
-        assert_eq!(get_ids::<u64>(&mut input), None);
     }
 }

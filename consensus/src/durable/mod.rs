@@ -30,8 +30,8 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use self::codec::IdCodec;
 pub use self::error::{DiskStorageConfig, DiskStorageConfigError, OpenError, WriteError};
+use crate::codec::IdCodec;
 
 use self::codec::{Meta, StateRecord};
 use self::frame::Frame;

@@ -13,7 +13,7 @@ use crate::output::{Persist, PersistId};
 use crate::snapshot::SnapshotMeta;
 use crate::storage::{Storage, StorageError};
 
-use super::IdCodec;
+use crate::codec::IdCodec;
 
 /// The state file is rewritten (into a new file renamed over it) once it
 /// grows past this.

@@ -1,0 +1,252 @@
+//! A tokio driver (feature `tokio`): runs one [`RaftNode`](crate::RaftNode)
+//! in a task, for users who want a working node without writing the run
+//! loop. It holds no protocol logic: it does what [the run
+//! loop](crate#the-run-loop) says, with real time and real sockets.
+//!
+//! - [`spawn`] starts the task and returns a cloneable [`Handle`]:
+//!   [`Handle::propose`] resolves once the entry is applied (with what the
+//!   state machine returned), [`Handle::read`] once a linearizable read may
+//!   be served, [`Handle::status`] says where the node stands, and
+//!   [`Handle::shutdown`] stops it.
+//! - The node talks to its peers through a [`Transport`]; [`TcpTransport`]
+//!   is a ready one (length-prefixed frames of [`codec`](crate::codec)
+//!   messages, one connection per peer, reconnection with backoff, bounded
+//!   queues).
+//! - Persist batches go to a [`Persister`], which makes them durable (in
+//!   the background if it likes) and readable through the node's
+//!   [`Storage`]; [`MemPersister`] does it for
+//!   [`MemStorage`].
+//! - Committed entries go to a [`StateMachine`], on every node, in log
+//!   order.
+//!
+//! The driver's loop, once per event (a tick of a
+//! [`tokio::time::interval`], a message from the
+//! transport, a command from a handle, a persist batch becoming durable):
+//! feed the input, then drain [`poll_output`](crate::RaftNode::poll_output)
+//! until `None`, sending messages, handing batches to the persister,
+//! applying entries and answering reads; `on_persisted` is called, in batch
+//! order, as each batch's future resolves.
+//!
+//! Not handled yet: snapshots. The driver never compacts; a snapshot
+//! transfer the node asks for (only possible when the storage it was given
+//! holds a compacted log) is aborted, and a snapshot received is not
+//! restored.
+
+mod driver;
+mod tcp;
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::entry::{Entry, HardState, Index, Term};
+use crate::message::Message;
+use crate::output::Persist;
+use crate::storage::{MemStorage, Storage};
+
+pub use driver::{Handle, spawn};
+pub use tcp::{TcpConfig, TcpConfigError, TcpCounters, TcpCountersHandle, TcpTransport};
+
+/// How the node reaches its peers. Delivery is best effort: Raft tolerates
+/// lost, duplicated and reordered messages.
+pub trait Transport<N>: Send + 'static {
+    /// Hands `message` to the network for `message.to`; never waits. A
+    /// message that cannot be queued is dropped.
+    fn send(&mut self, message: Message<N>);
+
+    /// The next message from a peer; `None` once no more will come (the
+    /// driver then goes on without). Must be cancel safe: the driver
+    /// polls it in a `select!`, and a message must not be lost when the
+    /// future is dropped unfinished.
+    fn recv(&mut self) -> impl Future<Output = Option<Message<N>>> + Send;
+}
+
+/// What a [`Persister`] returns: resolves once the batch is durable.
+pub type PersistFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'static>>;
+
+/// Makes [`Persist`] batches durable: the application's half of [the
+/// persistence contract](crate::ReplicatedLog#the-persistence-contract).
+///
+/// The driver calls [`persist`](Self::persist) for each batch, in the
+/// order the node hands them out, and calls `on_persisted` for a batch
+/// once its future (and every earlier one) has resolved `Ok`. The
+/// implementation:
+/// - MUST make the batch readable through `storage` before its future
+///   resolves (writing it into `storage` during `persist` is the simple way;
+///   the node does not read entries it has not been told are durable as if
+///   they were);
+/// - MUST resolve the future only once the batch is durable (fsynced), with
+///   the entries no later than the hard state;
+/// - MAY return a future that finishes in the background (a writer thread
+///   that syncs several batches at once: group commit), so the node keeps
+///   working meanwhile.
+///
+/// An error stops the driver: a node that cannot persist must not go on.
+pub trait Persister<S: Storage>: Send + 'static {
+    /// Starts making `batch` durable.
+    fn persist(
+        &mut self,
+        storage: &mut S,
+        batch: Persist<HardState<S::NodeId>, S::NodeId>,
+    ) -> PersistFuture;
+}
+
+/// The [`Persister`] for [`MemStorage`]: writes each batch into the storage
+/// and reports it durable at once. Nothing survives the process; for tests
+/// and examples.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemPersister;
+
+impl<N: crate::NodeId + Send + 'static> Persister<MemStorage<N>> for MemPersister {
+    fn persist(
+        &mut self,
+        storage: &mut MemStorage<N>,
+        batch: Persist<HardState<N>, N>,
+    ) -> PersistFuture {
+        // Entries first, then the hard state (the contract's order).
+        let result = storage
+            .append(&batch.entries)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+        if result.is_ok() {
+            if let Some(hard_state) = batch.hard_state {
+                storage.set_hard_state(hard_state);
+            }
+        }
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// The application's state machine: committed entries are applied to it,
+/// on every node, in log order, each exactly once per run.
+///
+/// Implemented for closures `FnMut(&Entry<N>) -> O`.
+pub trait StateMachine<N>: Send + 'static {
+    /// What applying an entry gives back; the proposer's
+    /// [`Handle::propose`] resolves with it.
+    type Output: Send + 'static;
+
+    /// Applies one committed entry. A command with empty data is a new
+    /// leader's no-op (Raft §8) or an empty proposal; a membership entry
+    /// ([`EntryKind::Membership`](crate::EntryKind::Membership)) is applied
+    /// too, so the state machine may record it.
+    fn apply(&mut self, entry: &Entry<N>) -> Self::Output;
+}
+
+impl<N, O, F> StateMachine<N> for F
+where
+    F: FnMut(&Entry<N>) -> O + Send + 'static,
+    O: Send + 'static,
+{
+    type Output = O;
+    fn apply(&mut self, entry: &Entry<N>) -> O {
+        self(entry)
+    }
+}
+
+/// A proposal that committed and was applied on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied<O> {
+    /// The entry's log index.
+    pub index: Index,
+    /// The entry's term.
+    pub term: Term,
+    /// What the state machine returned for it.
+    pub output: O,
+}
+
+/// Why a proposal through [`Handle::propose`] did not commit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProposeError<N> {
+    /// This node is not the leader; `leader` is the one it knows of. Nothing
+    /// was appended: retry there.
+    #[error("not the leader (leader hint: {leader:?})")]
+    NotLeader {
+        /// The leader this node knows of, if any.
+        leader: Option<N>,
+    },
+    /// The leader refused it for another reason (too large, too much
+    /// uncommitted, a leadership transfer under way). Nothing was appended.
+    #[error("refused: {0}")]
+    Refused(crate::output::ProposeError<N>),
+    /// The entry was appended, but another entry committed at its index, or
+    /// an entry of a newer term committed before it (a new leader's log
+    /// did not hold it): it will never be applied. Retrying is safe.
+    #[error("lost to a leader change: entry {index} was not kept by the new leader")]
+    Lost {
+        /// The index it had been appended at.
+        index: Index,
+    },
+    /// The driver stopped (shut down, or a persistence failure) before the
+    /// entry was applied here. The proposal may still commit elsewhere.
+    #[error("the driver has shut down")]
+    ShutDown,
+}
+
+/// Why a read through [`Handle::read`] cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// No leader is known to confirm the read with (an election is under
+    /// way). Nothing changed; retry shortly.
+    #[error("no leader known")]
+    NoLeader,
+    /// Leadership changed before the read was confirmed, or a read
+    /// forwarded to the leader went unanswered. Nothing changed; retry.
+    #[error("the read could not be confirmed")]
+    Failed,
+    /// The driver stopped.
+    #[error("the driver has shut down")]
+    ShutDown,
+}
+
+/// How the driver runs the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DriverConfig {
+    /// Real time per [`RaftNode::tick`](crate::RaftNode::tick): with
+    /// [`Config::election_tick`](crate::Config::election_tick) 10, a tick of
+    /// 100 ms gives election timeouts of 1–2 s. At least 1 ms.
+    pub tick: Duration,
+    /// Commands from handles queued before `propose` and `read` wait for
+    /// room. At least 1.
+    pub command_queue: usize,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_millis(100),
+            command_queue: 1024,
+        }
+    }
+}
+
+/// Why a [`DriverConfig`] was refused. Nothing was started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverConfigError {
+    /// `tick` is under 1 ms. Nothing was started.
+    #[error("tick of {0:?} is under 1 ms")]
+    Tick(Duration),
+    /// `command_queue` is 0. Nothing was started.
+    #[error("command_queue is 0")]
+    CommandQueue,
+}
+
+impl DriverConfig {
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// The first field out of range.
+    pub fn validate(&self) -> Result<(), DriverConfigError> {
+        if self.tick < Duration::from_millis(1) {
+            return Err(DriverConfigError::Tick(self.tick));
+        }
+        if self.command_queue == 0 {
+            return Err(DriverConfigError::CommandQueue);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,341 @@
+//! Five OS processes, each a node run by the tokio driver over TCP on
+//! 127.0.0.1, with concurrent clients; the leader is killed with SIGKILL,
+//! twice. Every write a client saw acknowledged is applied exactly once on
+//! every surviving node, in the same order everywhere (Raft §5.4,
+//! State Machine Safety; §8, client interaction).
+//!
+//! The killed nodes are not restarted: their storage is `MemStorage`, and a
+//! node restarted without what it persisted could vote twice in a term. With
+//! a disk-backed storage, restarting them is the next step (issue 17,
+//! acceptance 1).
+//!
+//! The test binary is its own child: `child_node` runs a node when
+//! `DSYS_RAFT_CHILD` names one, and does nothing otherwise. A child prints
+//! its two addresses (Raft and clients), reads every node's Raft address
+//! from stdin, then serves a line protocol to clients: `P <command>`
+//! proposes, `D` reads (ReadIndex) and dumps the applied commands, `S`
+//! tells the role.
+
+use std::io::{BufRead, BufReader as StdBufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dsys_consensus::tokio::{
+    DriverConfig, Handle, MemPersister, ProposeError, TcpConfig, TcpTransport, spawn,
+};
+use dsys_consensus::{Config, Entry, MemStorage, RaftNode, Role};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{sleep, timeout};
+
+const NODES: u64 = 5;
+
+// ---- The child: one node ----
+
+#[test]
+fn child_node() {
+    let Ok(id) = std::env::var("DSYS_RAFT_CHILD") else {
+        return;
+    };
+    let id: u64 = id.parse().expect("a node id");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(serve(id));
+}
+
+async fn serve(id: u64) {
+    let raft = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let clients = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    println!(
+        "ADDRS {} {}",
+        raft.local_addr().expect("bound"),
+        clients.local_addr().expect("bound")
+    );
+    std::io::stdout().flush().expect("stdout");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .expect("peers on stdin");
+    // The parent holds stdin open: when it dies, so does this node.
+    std::thread::spawn(|| {
+        let mut rest = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
+        std::process::exit(0);
+    });
+    let peers: Vec<(u64, SocketAddr)> = line
+        .split_whitespace()
+        .map(|p| {
+            let (n, addr) = p.split_once('=').expect("id=addr");
+            (n.parse().expect("id"), addr.parse().expect("addr"))
+        })
+        .collect();
+    let ids: Vec<u64> = peers.iter().map(|(n, _)| *n).collect();
+    let mut config = Config::default();
+    config.seed = id;
+    let node = RaftNode::new(id, MemStorage::new(ids), config).expect("bootstrap");
+    let others = peers.iter().filter(|(n, _)| *n != id).copied();
+    let transport = TcpTransport::new(raft, others, TcpConfig::default()).expect("config");
+    let log: Arc<Mutex<Vec<Bytes>>> = Arc::default();
+    let applied = Arc::clone(&log);
+    let state_machine = move |entry: &Entry<u64>| {
+        if !entry.data.is_empty() {
+            applied.lock().expect("ok").push(entry.data.clone());
+        }
+    };
+    let mut driver = DriverConfig::default();
+    driver.tick = Duration::from_millis(10);
+    let handle = spawn(node, MemPersister, transport, state_machine, driver).expect("config");
+    loop {
+        let Ok((stream, _)) = clients.accept().await else {
+            continue;
+        };
+        tokio::spawn(client_session(stream, handle.clone(), Arc::clone(&log)));
+    }
+}
+
+async fn client_session(stream: TcpStream, handle: Handle<u64, ()>, log: Arc<Mutex<Vec<Bytes>>>) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let answer = match line.split_once(" ").unwrap_or((line.as_str(), "")) {
+            ("P", command) => match handle.propose(command.to_owned()).await {
+                Ok(applied) => format!("OK {}", applied.index),
+                Err(ProposeError::NotLeader { leader }) => {
+                    format!("NL {}", leader.unwrap_or(0))
+                }
+                Err(e) => format!("ERR {e}"),
+            },
+            ("D", _) => match handle.read().await {
+                Ok(_) => {
+                    let log = log.lock().expect("ok");
+                    let items: Vec<&str> = log
+                        .iter()
+                        .map(|b| std::str::from_utf8(b).expect("utf-8 commands"))
+                        .collect();
+                    format!("OK {}", items.join(","))
+                }
+                Err(e) => format!("ERR {e}"),
+            },
+            ("S", _) => format!("OK {}", handle.status().role == Role::Leader),
+            _ => "ERR unknown".to_owned(),
+        };
+        if write
+            .write_all(format!("{answer}\n").as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+// ---- The parent: the cluster and its clients ----
+
+struct Node {
+    process: Child,
+    client: SocketAddr,
+    alive: bool,
+}
+
+/// Kills every child, even when the test fails.
+struct Cluster(Vec<Node>);
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.0 {
+            let _ = node.process.kill();
+            let _ = node.process.wait();
+        }
+    }
+}
+
+fn start() -> Cluster {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut nodes = Vec::new();
+    let mut raft_addrs = Vec::new();
+    for id in 1..=NODES {
+        let mut process = Command::new(&exe)
+            .args(["--exact", "child_node", "--nocapture", "--test-threads=1"])
+            .env("DSYS_RAFT_CHILD", id.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn a node");
+        let stdout = process.stdout.take().expect("piped");
+        let mut lines = StdBufReader::new(stdout).lines();
+        let (raft, client) = loop {
+            let line = lines
+                .next()
+                .expect("the child prints its addresses")
+                .expect("utf-8");
+            // libtest may print "test child_node ... " on the same line.
+            if let Some(at) = line.find("ADDRS ") {
+                let rest = &line[at + "ADDRS ".len()..];
+                let (raft, client) = rest.split_once(' ').expect("two addresses");
+                break (
+                    raft.parse::<SocketAddr>().expect("addr"),
+                    client.parse::<SocketAddr>().expect("addr"),
+                );
+            }
+        };
+        raft_addrs.push(format!("{id}={raft}"));
+        nodes.push(Node {
+            process,
+            client,
+            alive: true,
+        });
+    }
+    let peers = raft_addrs.join(" ") + "\n";
+    for node in &mut nodes {
+        let stdin = node.process.stdin.as_mut().expect("piped");
+        stdin.write_all(peers.as_bytes()).expect("write peers");
+        stdin.flush().expect("flush");
+    }
+    Cluster(nodes)
+}
+
+/// One request on a fresh connection; `None` if the node is unreachable.
+async fn ask(addr: SocketAddr, request: &str) -> Option<String> {
+    let attempt = async {
+        let stream = TcpStream::connect(addr).await.ok()?;
+        let (read, mut write) = stream.into_split();
+        write
+            .write_all(format!("{request}\n").as_bytes())
+            .await
+            .ok()?;
+        BufReader::new(read).lines().next_line().await.ok()?
+    };
+    timeout(Duration::from_secs(5), attempt).await.ok()?
+}
+
+/// Proposes `command` until some node acknowledges it; every attempt uses a
+/// new command (`command/attempt`), so an attempt whose answer was lost
+/// cannot be mistaken for another. Returns the acknowledged one.
+async fn propose(addrs: &Arc<Mutex<Vec<Option<SocketAddr>>>>, command: &str) -> String {
+    let mut target = 0usize;
+    for attempt in 0..2_000 {
+        let addr = addrs.lock().expect("ok")[target];
+        let Some(addr) = addr else {
+            target = (target + 1) % NODES as usize;
+            continue;
+        };
+        let sent = format!("{command}/{attempt}");
+        match ask(addr, &format!("P {sent}")).await.as_deref() {
+            Some(answer) if answer.starts_with("OK ") => return sent,
+            Some(answer) if answer.starts_with("NL ") => {
+                let leader: usize = answer[3..].parse().unwrap_or(0);
+                if leader == 0 {
+                    sleep(Duration::from_millis(20)).await;
+                    target = (target + 1) % NODES as usize;
+                } else {
+                    target = leader - 1;
+                }
+            }
+            _ => {
+                sleep(Duration::from_millis(20)).await;
+                target = (target + 1) % NODES as usize;
+            }
+        }
+    }
+    panic!("{command} not acknowledged after 2000 attempts");
+}
+
+async fn leader(cluster: &Cluster) -> usize {
+    timeout(Duration::from_secs(20), async {
+        loop {
+            for (i, node) in cluster.0.iter().enumerate() {
+                if node.alive && ask(node.client, "S").await.as_deref() == Some("OK true") {
+                    return i;
+                }
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a leader within 20 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_leaders_killed_with_sigkill() {
+    let mut cluster = start();
+    let addrs: Arc<Mutex<Vec<Option<SocketAddr>>>> = Arc::new(Mutex::new(
+        cluster.0.iter().map(|n| Some(n.client)).collect(),
+    ));
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let per_client = 40;
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let addrs = Arc::clone(&addrs);
+        let acked = Arc::clone(&acked);
+        clients.push(tokio::spawn(async move {
+            for i in 0..per_client {
+                let sent = propose(&addrs, &format!("c{c}-{i}")).await;
+                acked.lock().expect("ok").push(sent);
+            }
+        }));
+    }
+    // Kill the leader twice, while the clients write.
+    for kills in 1..=2 {
+        let until = kills * 40;
+        timeout(Duration::from_secs(30), async {
+            while acked.lock().expect("ok").len() < until {
+                sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("writes go on");
+        let victim = leader(&cluster).await;
+        addrs.lock().expect("ok")[victim] = None;
+        let node = &mut cluster.0[victim];
+        node.process.kill().expect("SIGKILL");
+        node.process.wait().expect("reaped");
+        node.alive = false;
+    }
+    for client in clients {
+        timeout(Duration::from_secs(60), client)
+            .await
+            .expect("clients finish")
+            .expect("no panic");
+    }
+    let acked = acked.lock().expect("ok").clone();
+    assert_eq!(acked.len(), 4 * per_client);
+    // Every survivor, once it has applied everything: the same log, with
+    // every acknowledged write exactly once.
+    let mut logs = Vec::new();
+    for node in cluster.0.iter().filter(|n| n.alive) {
+        let log = timeout(Duration::from_secs(20), async {
+            loop {
+                if let Some(answer) = ask(node.client, "D").await {
+                    if let Some(items) = answer.strip_prefix("OK ") {
+                        let items: Vec<String> = items.split(',').map(str::to_owned).collect();
+                        if acked.iter().all(|a| items.contains(a)) {
+                            return items;
+                        }
+                    }
+                }
+                sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("every survivor applies every acknowledged write");
+        logs.push(log);
+    }
+    assert_eq!(logs.len(), 3);
+    for log in &logs[1..] {
+        assert_eq!(log, &logs[0], "the same order on every survivor");
+    }
+    for a in &acked {
+        assert_eq!(
+            logs[0].iter().filter(|x| *x == a).count(),
+            1,
+            "{a} applied exactly once"
+        );
+    }
+}

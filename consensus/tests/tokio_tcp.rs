@@ -1,0 +1,159 @@
+//! `TcpTransport` on 127.0.0.1: frames carry codec messages both ways; a
+//! peer's garbage is dropped and counted without closing the connection; a
+//! peer that announces an oversized frame is disconnected; messages that
+//! cannot go (unknown peer, too large, queue full) are dropped and counted;
+//! a peer that comes up late is reached by reconnecting with backoff.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dsys_consensus::tokio::{TcpConfig, TcpTransport, Transport};
+use dsys_consensus::{Entry, Message, MessageBody, codec};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{sleep, timeout};
+
+fn heartbeat(from: u64, to: u64, commit: u64) -> Message<u64> {
+    Message {
+        from,
+        to,
+        term: 1,
+        body: MessageBody::Heartbeat {
+            commit,
+            read_round: 0,
+        },
+    }
+}
+
+async fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("bound");
+    (l, addr)
+}
+
+async fn recv(t: &mut TcpTransport<u64>) -> Message<u64> {
+    timeout(Duration::from_secs(5), t.recv())
+        .await
+        .expect("a message within 5 s")
+        .expect("transport open")
+}
+
+#[tokio::test]
+async fn messages_cross_both_ways_in_order() {
+    let ((la, a_addr), (lb, b_addr)) = (listener().await, listener().await);
+    let mut a = TcpTransport::new(la, [(2, b_addr)], TcpConfig::default()).expect("config");
+    let mut b = TcpTransport::new(lb, [(1, a_addr)], TcpConfig::default()).expect("config");
+    for i in 0..50 {
+        a.send(heartbeat(1, 2, i));
+    }
+    for i in 0..50 {
+        assert_eq!(recv(&mut b).await, heartbeat(1, 2, i));
+    }
+    let append = Message {
+        from: 2,
+        to: 1,
+        term: 1,
+        body: MessageBody::Append {
+            prev_index: 0,
+            prev_term: 0,
+            entries: vec![Entry::new(1, 1, vec![7u8; 100_000])],
+            commit: 0,
+        },
+    };
+    b.send(append.clone());
+    assert_eq!(recv(&mut a).await, append);
+    assert_eq!(a.counters().received, 1);
+    assert_eq!(b.counters().received, 50);
+    assert_eq!(a.counters().connects, 1, "one connection for all 50");
+}
+
+#[tokio::test]
+async fn garbage_is_counted_and_oversized_frames_disconnect() {
+    let (la, a_addr) = listener().await;
+    let mut config = TcpConfig::default();
+    config.max_frame_len = 1024;
+    let mut a = TcpTransport::<u64>::new(la, [], config).expect("config");
+    let mut raw = TcpStream::connect(a_addr).await.expect("connect");
+    // A frame of garbage, then a good one on the same connection.
+    raw.write_all(&[0, 0, 0, 3, 0xff, 0xff, 0xff])
+        .await
+        .expect("write");
+    let good = codec::encode_to_vec(&heartbeat(9, 1, 4));
+    raw.write_all(&(good.len() as u32).to_be_bytes())
+        .await
+        .expect("write");
+    raw.write_all(&good).await.expect("write");
+    assert_eq!(recv(&mut a).await, heartbeat(9, 1, 4));
+    assert_eq!(a.counters().malformed, 1);
+    // A frame announced past the limit: the connection is closed.
+    raw.write_all(&2048u32.to_be_bytes()).await.expect("write");
+    let mut rest = Vec::new();
+    let read = timeout(Duration::from_secs(5), raw.read_to_end(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    assert_eq!(a.counters().oversized_frames, 1);
+}
+
+#[tokio::test]
+async fn undeliverable_messages_are_dropped_and_counted() {
+    let (la, _) = listener().await;
+    // A port with nothing listening on it.
+    let (dead, dead_addr) = listener().await;
+    drop(dead);
+    let mut config = TcpConfig::default();
+    config.max_frame_len = 256;
+    config.send_queue = 4;
+    let mut a = TcpTransport::<u64>::new(la, [(2, dead_addr)], config).expect("config");
+    a.send(heartbeat(1, 3, 0));
+    assert_eq!(a.counters().dropped_unknown_peer, 1);
+    a.send(Message {
+        from: 1,
+        to: 2,
+        term: 1,
+        body: MessageBody::Append {
+            prev_index: 0,
+            prev_term: 0,
+            entries: vec![Entry::new(1, 1, vec![0u8; 300])],
+            commit: 0,
+        },
+    });
+    assert_eq!(a.counters().dropped_oversized, 1);
+    for i in 0..100 {
+        a.send(heartbeat(1, 2, i));
+    }
+    let counters = a.counters();
+    assert!(counters.dropped_queue_full >= 90, "{counters:?}");
+    assert_eq!(counters.queued + counters.dropped_queue_full, 100);
+}
+
+#[tokio::test]
+async fn a_late_peer_is_reached_by_reconnecting() {
+    let (la, _) = listener().await;
+    let (reserved, b_addr) = listener().await;
+    drop(reserved);
+    let mut config = TcpConfig::default();
+    config.reconnect_min = Duration::from_millis(5);
+    config.reconnect_max = Duration::from_millis(50);
+    let mut a = TcpTransport::<u64>::new(la, [(2, b_addr)], config).expect("config");
+    a.send(heartbeat(1, 2, 0));
+    sleep(Duration::from_millis(100)).await;
+    assert!(a.counters().connect_failures >= 1);
+    // The peer comes up on the address it was expected at.
+    let lb = TcpListener::bind(b_addr)
+        .await
+        .expect("the port is free again");
+    let mut b = TcpTransport::<u64>::new(lb, [], TcpConfig::default()).expect("config");
+    let got = timeout(Duration::from_secs(5), async {
+        let mut i = 1;
+        loop {
+            a.send(heartbeat(1, 2, i));
+            i += 1;
+            if let Ok(Some(m)) = timeout(Duration::from_millis(20), b.recv()).await {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("reconnected within 5 s");
+    assert_eq!(got.from, 1);
+    assert!(a.counters().connects >= 1);
+}
