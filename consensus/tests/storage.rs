@@ -242,3 +242,39 @@ fn snapshots_are_checked_and_installing_one_replaces_the_log_it_contradicts() {
     });
     assert_eq!(s.snapshot().map(|m| m.index), Some(3));
 }
+
+/// `append_owned` stores exactly what `append` stores, and refuses what
+/// it refuses: a conflicting suffix replaced, entries under the compaction
+/// point skipped, a gap refused with nothing changed.
+#[test]
+fn append_owned_matches_append() {
+    let batches: [&[(u64, u64)]; 5] = [
+        &[(1, 1), (2, 1), (3, 1), (4, 1)],
+        &[(3, 2), (4, 2), (5, 2)],
+        &[(1, 1), (2, 1), (3, 2), (6, 2)],
+        &[(1, 1), (2, 1), (3, 2), (4, 2), (5, 2), (6, 3)],
+        &[(9, 3)],
+    ];
+    let (mut by_ref, mut by_value) = (storage_with(&[]), storage_with(&[]));
+    for (round, batch) in batches.iter().enumerate() {
+        let entries: Vec<Entry<u64>> = batch
+            .iter()
+            .map(|&(index, term)| Entry::new(term, index, vec![index as u8]))
+            .collect();
+        let a = by_ref.append(&entries);
+        let b = by_value.append_owned(entries);
+        assert_eq!(a, b, "round {round}");
+        assert_eq!(
+            by_ref.entries(by_ref.first_index(), by_ref.last_index() + 1, u64::MAX),
+            by_value.entries(by_value.first_index(), by_value.last_index() + 1, u64::MAX),
+            "round {round}"
+        );
+        if round == 1 {
+            snapshot_at(&mut by_ref, 2);
+            by_ref.compact(2).unwrap();
+            snapshot_at(&mut by_value, 2);
+            by_value.compact(2).unwrap();
+        }
+    }
+    assert_eq!(by_value.last_index(), 6);
+}

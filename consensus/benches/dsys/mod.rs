@@ -88,7 +88,7 @@ impl Node {
                         storage.set_hard_state(hard_state);
                     }
                     storage
-                        .append(&persist.entries)
+                        .append_owned(persist.entries)
                         .expect("entries follow the stored log");
                     self.raft.on_persisted(persist.id);
                 }
