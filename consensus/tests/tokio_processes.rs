@@ -5,9 +5,8 @@
 //! State Machine Safety; §8, client interaction).
 //!
 //! The killed nodes are not restarted: their storage is `MemStorage`, and a
-//! node restarted without what it persisted could vote twice in a term. With
-//! a disk-backed storage, restarting them is the next step (issue 17,
-//! acceptance 1).
+//! node restarted without what it persisted could vote twice in a term.
+//! `tokio_restart.rs` restarts killed leaders from `DiskStorage`.
 //!
 //! The test binary is its own child: `child_node` runs a node when
 //! `DSYS_RAFT_CHILD` names one, and does nothing otherwise. A child prints

@@ -15,7 +15,8 @@
 //! - Persist batches go to a [`Persister`], which makes them durable (in
 //!   the background if it likes) and readable through the node's
 //!   [`Storage`]; [`MemPersister`] does it for
-//!   [`MemStorage`].
+//!   [`MemStorage`], and `DiskPersister` (with the `durable` feature too)
+//!   for `DiskStorage`, fsyncing each batch.
 //! - Committed entries go to a [`StateMachine`], on every node, in log
 //!   order.
 //!
@@ -32,6 +33,8 @@
 //! holds a compacted log) is aborted, and a snapshot received is not
 //! restored.
 
+#[cfg(feature = "durable")]
+mod disk;
 mod driver;
 mod tcp;
 
@@ -45,6 +48,9 @@ use crate::message::Message;
 use crate::output::Persist;
 use crate::storage::{MemStorage, Storage};
 
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+pub use disk::DiskPersister;
 pub use driver::{Handle, spawn};
 pub use tcp::{TcpConfig, TcpConfigError, TcpCounters, TcpCountersHandle, TcpTransport};
 
