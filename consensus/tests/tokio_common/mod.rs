@@ -1,0 +1,105 @@
+//! What the tokio driver's process tests share: a node's client-facing
+//! line protocol (`P <command>` proposes, `D` reads and dumps the applied
+//! commands, `S` tells whether it leads) and the clients that speak it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dsys_consensus::Role;
+use dsys_consensus::tokio::{Handle, ProposeError};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::time::{sleep, timeout};
+
+pub(crate) async fn client_session(
+    stream: TcpStream,
+    handle: Handle<u64, ()>,
+    log: Arc<Mutex<Vec<Bytes>>>,
+) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let answer = match line.split_once(" ").unwrap_or((line.as_str(), "")) {
+            ("P", command) => match handle.propose(command.to_owned()).await {
+                Ok(applied) => format!("OK {}", applied.index),
+                Err(ProposeError::NotLeader { leader }) => {
+                    format!("NL {}", leader.unwrap_or(0))
+                }
+                Err(e) => format!("ERR {e}"),
+            },
+            ("D", _) => match handle.read().await {
+                Ok(_) => {
+                    let log = log.lock().expect("ok");
+                    let items: Vec<&str> = log
+                        .iter()
+                        .map(|b| std::str::from_utf8(b).expect("utf-8 commands"))
+                        .collect();
+                    format!("OK {}", items.join(","))
+                }
+                Err(e) => format!("ERR {e}"),
+            },
+            ("S", _) => format!("OK {}", handle.status().role == Role::Leader),
+            _ => "ERR unknown".to_owned(),
+        };
+        if write
+            .write_all(format!("{answer}\n").as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+// ---- The parent: the cluster and its clients ----
+
+/// One request on a fresh connection; `None` if the node is unreachable.
+pub(crate) async fn ask(addr: SocketAddr, request: &str) -> Option<String> {
+    let attempt = async {
+        let stream = TcpStream::connect(addr).await.ok()?;
+        let (read, mut write) = stream.into_split();
+        write
+            .write_all(format!("{request}\n").as_bytes())
+            .await
+            .ok()?;
+        BufReader::new(read).lines().next_line().await.ok()?
+    };
+    timeout(Duration::from_secs(5), attempt).await.ok()?
+}
+
+/// Proposes `command` until some node acknowledges it; every attempt uses a
+/// new command (`command/attempt`), so an attempt whose answer was lost
+/// cannot be mistaken for another. Returns the acknowledged one.
+pub(crate) async fn propose(addrs: &Arc<Mutex<Vec<Option<SocketAddr>>>>, command: &str) -> String {
+    let nodes = addrs.lock().expect("ok").len();
+    let mut target = 0usize;
+    for attempt in 0..2_000 {
+        let addr = addrs.lock().expect("ok")[target];
+        let Some(addr) = addr else {
+            sleep(Duration::from_millis(5)).await;
+            target = (target + 1) % nodes;
+            continue;
+        };
+        let sent = format!("{command}/{attempt}");
+        match ask(addr, &format!("P {sent}")).await.as_deref() {
+            Some(answer) if answer.starts_with("OK ") => return sent,
+            Some(answer) if answer.starts_with("NL ") => {
+                let leader: usize = answer[3..].parse().unwrap_or(0);
+                if leader == 0 {
+                    sleep(Duration::from_millis(20)).await;
+                    target = (target + 1) % nodes;
+                } else {
+                    target = leader - 1;
+                }
+            }
+            _ => {
+                sleep(Duration::from_millis(20)).await;
+                target = (target + 1) % nodes;
+            }
+        }
+    }
+    panic!("{command} not acknowledged after 2000 attempts");
+}
