@@ -23,12 +23,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use dsys_consensus::tokio::{DriverConfig, MemPersister, TcpConfig, TcpTransport, spawn};
-use dsys_consensus::{Config, Entry, MemStorage, RaftNode};
+use dsys_consensus::tokio::{MemPersister, TcpConfig, TcpTransport};
+use dsys_consensus::{Config, MemStorage, RaftNode};
 use tokio::net::TcpListener;
 use tokio::time::{sleep, timeout};
-use tokio_common::{ask, client_session, propose};
+use tokio_common::{ask, propose, run_node};
 
 const NODES: u64 = 5;
 
@@ -80,22 +79,7 @@ async fn serve(id: u64) {
     let node = RaftNode::new(id, MemStorage::new(ids), config).expect("bootstrap");
     let others = peers.iter().filter(|(n, _)| *n != id).copied();
     let transport = TcpTransport::new(raft, others, TcpConfig::default()).expect("config");
-    let log: Arc<Mutex<Vec<Bytes>>> = Arc::default();
-    let applied = Arc::clone(&log);
-    let state_machine = move |entry: &Entry<u64>| {
-        if !entry.data.is_empty() {
-            applied.lock().expect("ok").push(entry.data.clone());
-        }
-    };
-    let mut driver = DriverConfig::default();
-    driver.tick = Duration::from_millis(10);
-    let handle = spawn(node, MemPersister, transport, state_machine, driver).expect("config");
-    loop {
-        let Ok((stream, _)) = clients.accept().await else {
-            continue;
-        };
-        tokio::spawn(client_session(stream, handle.clone(), Arc::clone(&log)));
-    }
+    run_node(node, MemPersister, transport, clients).await;
 }
 
 struct Node {

@@ -29,13 +29,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use dsys_consensus::durable::{DiskStorage, DiskStorageConfig};
-use dsys_consensus::tokio::{DiskPersister, DriverConfig, TcpConfig, TcpTransport, spawn};
-use dsys_consensus::{Config, Entry, Membership, RaftNode, Storage};
+use dsys_consensus::tokio::{DiskPersister, TcpConfig, TcpTransport};
+use dsys_consensus::{Config, Membership, RaftNode, Storage};
 use tokio::net::TcpListener;
 use tokio::time::{Instant, sleep, timeout};
-use tokio_common::{ask, client_session, propose};
+use tokio_common::{ask, propose, run_node};
 
 const NODES: u64 = 3;
 const KILLS: usize = 3;
@@ -125,22 +124,7 @@ async fn serve(id: u64, dir: &Path, bind_to: &str) {
     let mut tcp = TcpConfig::default();
     tcp.reconnect_max = Duration::from_millis(200);
     let transport = TcpTransport::new(raft, others, tcp).expect("config");
-    let log: Arc<Mutex<Vec<Bytes>>> = Arc::default();
-    let applied = Arc::clone(&log);
-    let state_machine = move |entry: &Entry<u64>| {
-        if !entry.data.is_empty() {
-            applied.lock().expect("ok").push(entry.data.clone());
-        }
-    };
-    let mut driver = DriverConfig::default();
-    driver.tick = Duration::from_millis(10);
-    let handle = spawn(node, DiskPersister, transport, state_machine, driver).expect("config");
-    loop {
-        let Ok((stream, _)) = clients.accept().await else {
-            continue;
-        };
-        tokio::spawn(client_session(stream, handle.clone(), Arc::clone(&log)));
-    }
+    run_node(node, DiskPersister, transport, clients).await;
 }
 
 struct Node {

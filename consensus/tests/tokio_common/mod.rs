@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dsys_consensus::Role;
-use dsys_consensus::tokio::{Handle, ProposeError};
+use dsys_consensus::tokio::{DriverConfig, Handle, Persister, ProposeError, Transport, spawn};
+use dsys_consensus::{Entry, RaftNode, Role, Storage};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{sleep, timeout};
 
 pub(crate) async fn client_session(
@@ -102,4 +102,35 @@ pub(crate) async fn propose(addrs: &Arc<Mutex<Vec<Option<SocketAddr>>>>, command
         }
     }
     panic!("{command} not acknowledged after 2000 attempts");
+}
+
+/// Runs `node` under the driver (ticks of 10 ms) with a state machine that
+/// records every command it applies, and serves the client protocol on
+/// `clients` for ever.
+pub(crate) async fn run_node<S, P, T>(
+    node: RaftNode<S>,
+    persister: P,
+    transport: T,
+    clients: TcpListener,
+) where
+    S: Storage<NodeId = u64> + Send + 'static,
+    P: Persister<S>,
+    T: Transport<u64>,
+{
+    let log: Arc<Mutex<Vec<Bytes>>> = Arc::default();
+    let applied = Arc::clone(&log);
+    let state_machine = move |entry: &Entry<u64>| {
+        if !entry.data.is_empty() {
+            applied.lock().expect("ok").push(entry.data.clone());
+        }
+    };
+    let mut driver = DriverConfig::default();
+    driver.tick = Duration::from_millis(10);
+    let handle = spawn(node, persister, transport, state_machine, driver).expect("config");
+    loop {
+        let Ok((stream, _)) = clients.accept().await else {
+            continue;
+        };
+        tokio::spawn(client_session(stream, handle.clone(), Arc::clone(&log)));
+    }
 }
