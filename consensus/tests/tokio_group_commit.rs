@@ -180,3 +180,39 @@ async fn concurrent_proposals_share_fsyncs() {
         h.shutdown().await;
     }
 }
+
+/// `DiskPersister::persist_all` on several batches at once: every one is
+/// durable (entries and the hard state) once its future resolves.
+#[tokio::test]
+async fn persist_all_makes_every_batch_durable() {
+    use dsys_consensus::Storage;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let open = || {
+        DiskStorage::<u64>::open(
+            dir.path(),
+            Membership::from_voters([1, 2, 3]),
+            DiskStorageConfig::default(),
+        )
+        .expect("open")
+    };
+    let mut storage = open();
+    let batches: Vec<Persist<HardState<u64>, u64>> = (1..=4u64)
+        .map(|id| Persist {
+            id,
+            hard_state: (id == 2).then_some(HardState {
+                term: 1,
+                vote: Some(1),
+                commit: 0,
+            }),
+            entries: vec![Entry::new(1, id, format!("x={id}"))],
+        })
+        .collect();
+    DiskPersister
+        .persist_all(&mut storage, batches)
+        .await
+        .expect("durable");
+    drop(storage);
+    let storage = open();
+    assert_eq!(storage.last_index(), 4);
+    assert_eq!(storage.hard_state().vote, Some(1));
+}
