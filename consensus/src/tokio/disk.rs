@@ -15,11 +15,12 @@ use crate::output::Persist;
 /// the driver calls `on_persisted` for a batch only once it is on disk.
 ///
 /// The write happens in the driver's task, during
-/// [`persist`](Persister::persist): the node waits for each fsync
+/// [`persist_all`](Persister::persist_all): the node waits for each fsync
 /// (the storage is borrowed only for that call, so a sync cannot be left
-/// to the background). Several batches handed out by one step of the node
-/// are still one per fsync; run the node on a multi-threaded runtime so
-/// that other tasks (the transport's) go on meanwhile.
+/// to the background). Every batch handed out in one round of the driver
+/// (the proposals and messages waiting when the round began) is staged and
+/// then synced once: group commit. Run the node on a multi-threaded
+/// runtime so that other tasks (the transport's) go on meanwhile.
 ///
 /// An error (the file system failed, or the storage did earlier) resolves
 /// the batch's future with it, which stops the driver: reopen the storage
@@ -54,13 +55,34 @@ impl<N: NodeId + IdCodec + Send + 'static> Persister<DiskStorage<N>> for DiskPer
         storage: &mut DiskStorage<N>,
         batch: Persist<HardState<N>, N>,
     ) -> PersistFuture {
-        let result = storage.write(&batch).map(drop).map_err(|e| match e {
-            WriteError::Io(e) => e,
-            WriteError::Storage(_) | WriteError::EntryTooLarge { .. } => {
-                io::Error::new(io::ErrorKind::InvalidData, e)
-            }
-            e => io::Error::other(e),
-        });
+        let result = storage.write(&batch).map(drop).map_err(io_error);
         Box::pin(std::future::ready(result))
+    }
+
+    /// Group commit: stages every batch, then one [`DiskStorage::sync`]
+    /// (one fsync of the segment, one of the state file if a hard state
+    /// changed) makes them all durable.
+    fn persist_all(
+        &mut self,
+        storage: &mut DiskStorage<N>,
+        batches: Vec<Persist<HardState<N>, N>>,
+    ) -> PersistFuture {
+        let result = batches
+            .iter()
+            .try_for_each(|batch| storage.stage(batch))
+            .and_then(|()| storage.sync())
+            .map(drop)
+            .map_err(io_error);
+        Box::pin(std::future::ready(result))
+    }
+}
+
+fn io_error(e: WriteError) -> io::Error {
+    match e {
+        WriteError::Io(e) => e,
+        WriteError::Storage(_) | WriteError::EntryTooLarge { .. } => {
+            io::Error::new(io::ErrorKind::InvalidData, e)
+        }
+        e => io::Error::other(e),
     }
 }

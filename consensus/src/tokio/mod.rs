@@ -16,7 +16,8 @@
 //!   the background if it likes) and readable through the node's
 //!   [`Storage`]; [`MemPersister`] does it for
 //!   [`MemStorage`], and `DiskPersister` (with the `durable` feature too)
-//!   for `DiskStorage`, fsyncing each batch.
+//!   for `DiskStorage`, staging every batch of a round and fsyncing them
+//!   once (group commit).
 //! - Committed entries go to a [`StateMachine`], on every node, in log
 //!   order.
 //!
@@ -74,9 +75,12 @@ pub type PersistFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send + 's
 /// Makes [`Persist`] batches durable: the application's half of [the
 /// persistence contract](crate::ReplicatedLog#the-persistence-contract).
 ///
-/// The driver calls [`persist`](Self::persist) for each batch, in the
-/// order the node hands them out, and calls `on_persisted` for a batch
-/// once its future (and every earlier one) has resolved `Ok`. The
+/// The driver hands every batch of one round of its loop (one drain of
+/// the node's outputs, after the inputs waiting then) to
+/// [`persist_all`](Self::persist_all), in the order the node handed them
+/// out, and calls `on_persisted` with the last one once that future (and
+/// every earlier one) has resolved `Ok`; `persist_all` calls
+/// [`persist`](Self::persist) for each batch unless overridden. The
 /// implementation:
 /// - MUST make the batch readable through `storage` before its future
 ///   resolves (writing it into `storage` during `persist` is the simple way;
@@ -96,6 +100,31 @@ pub trait Persister<S: Storage>: Send + 'static {
         storage: &mut S,
         batch: Persist<HardState<S::NodeId>, S::NodeId>,
     ) -> PersistFuture;
+
+    /// Starts making several batches durable at once: every batch the node
+    /// handed out in one round of the driver's loop, in order (never
+    /// empty). The future resolves once all of them are durable; the driver
+    /// then acknowledges the last one (`on_persisted` is cumulative).
+    ///
+    /// The default calls [`persist`](Self::persist) for each and waits for
+    /// every future. Override it for group commit: `DiskPersister` stages
+    /// every batch and syncs once.
+    fn persist_all(
+        &mut self,
+        storage: &mut S,
+        batches: Vec<Persist<HardState<S::NodeId>, S::NodeId>>,
+    ) -> PersistFuture {
+        let futures: Vec<PersistFuture> = batches
+            .into_iter()
+            .map(|batch| self.persist(storage, batch))
+            .collect();
+        Box::pin(async move {
+            for future in futures {
+                future.await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// The [`Persister`] for [`MemStorage`]: writes each batch into the storage

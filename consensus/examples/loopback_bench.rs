@@ -1,0 +1,307 @@
+//! Loopback benchmark of the tokio driver on `DiskStorage` with real fsync
+//! (issue 17, acceptance 2): three nodes in one process over the TCP
+//! transport on 127.0.0.1, each on its own `DiskStorage` in a temporary
+//! directory, closed-loop clients (1, 16, 256 by default) proposing
+//! 128-byte commands to the leader for a fixed time each. Reports commits
+//! per second, p50/p99 latency (propose to applied on the leader), the
+//! leader's syncs and file fsyncs per second and entries per sync; and, in
+//! the same run and directory, the physical floor: fsyncs per second of a
+//! file (write 128 B + `fdatasync`, in a loop). The three nodes share the
+//! disk, so `all_fsyncs/floor` (file fsyncs of the three nodes per second
+//! over the floor) is the share of the disk's fsync rate in use, and
+//! `leader_fsyncs/floor` the leader's alone. `floor3` runs the floor's
+//! loop on three files at once (one thread each) and sums them: the rate
+//! three writers get from the disk together.
+//!
+//! An example binary, not a criterion bench: each point is a multi-second
+//! closed-loop run of a whole cluster with its own latency distribution,
+//! which criterion's repeated-iteration model does not fit.
+//!
+//! ```text
+//! cargo run --release -p dsys-consensus --example loopback_bench -- [SECS] [DIR] [CLIENTS,..]
+//! cargo run --release -p dsys-consensus --example loopback_bench -- 5 /var/tmp 1,16,256
+//! ```
+//! DIR must be on the disk to measure (not tmpfs); it defaults to the
+//! system temporary directory.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dsys_consensus::durable::{DiskStorage, DiskStorageConfig};
+use dsys_consensus::tokio::{
+    DiskPersister, DriverConfig, Handle, PersistFuture, Persister, ProposeError, TcpConfig,
+    TcpTransport, spawn,
+};
+use dsys_consensus::{Config, Entry, HardState, Membership, Persist, RaftNode, Role};
+use tokio::net::TcpListener;
+use tokio::time::sleep;
+
+/// What one node's persister did.
+#[derive(Default)]
+struct Counts {
+    /// `DiskStorage::sync` calls.
+    syncs: AtomicU64,
+    /// File fsyncs those made: the segment's when entries were staged, the
+    /// state file's when a hard state was.
+    fsyncs: AtomicU64,
+    batches: AtomicU64,
+    entries: AtomicU64,
+}
+
+impl Counts {
+    fn snapshot(&self) -> [u64; 4] {
+        [
+            self.syncs.load(Ordering::Relaxed),
+            self.fsyncs.load(Ordering::Relaxed),
+            self.batches.load(Ordering::Relaxed),
+            self.entries.load(Ordering::Relaxed),
+        ]
+    }
+}
+
+/// `DiskPersister`, counting.
+struct Counting(Arc<Counts>);
+
+impl Persister<DiskStorage<u64>> for Counting {
+    fn persist(
+        &mut self,
+        storage: &mut DiskStorage<u64>,
+        batch: Persist<HardState<u64>, u64>,
+    ) -> PersistFuture {
+        self.persist_all(storage, vec![batch])
+    }
+
+    fn persist_all(
+        &mut self,
+        storage: &mut DiskStorage<u64>,
+        batches: Vec<Persist<HardState<u64>, u64>>,
+    ) -> PersistFuture {
+        let entries: usize = batches.iter().map(|b| b.entries.len()).sum();
+        let hard_state = batches.iter().any(|b| b.hard_state.is_some());
+        let c = &self.0;
+        c.syncs.fetch_add(1, Ordering::Relaxed);
+        c.fsyncs.fetch_add(
+            u64::from(entries > 0) + u64::from(hard_state),
+            Ordering::Relaxed,
+        );
+        c.batches.fetch_add(batches.len() as u64, Ordering::Relaxed);
+        c.entries.fetch_add(entries as u64, Ordering::Relaxed);
+        DiskPersister.persist_all(storage, batches)
+    }
+}
+
+/// Fsyncs per second of a file in `dir`: append 128 B, `fdatasync`.
+fn raw_fsyncs_per_s(dir: &Path, secs: f64) -> f64 {
+    let path = dir.join("floor.dat");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("floor file");
+    let record = [7u8; 128];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed().as_secs_f64() < secs {
+        file.write_all(&record).expect("write");
+        file.sync_data().expect("fdatasync");
+        n += 1;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    drop(file);
+    let _ = std::fs::remove_file(path);
+    rate
+}
+
+/// Fsyncs per second of three files in `dir` at once, one thread each
+/// (the three nodes share the disk): the sum.
+fn raw_fsyncs_per_s_3(dir: &Path, secs: f64) -> f64 {
+    let threads: Vec<_> = (0..3)
+        .map(|i| {
+            let dir = dir.join(i.to_string());
+            std::thread::spawn(move || {
+                std::fs::create_dir_all(&dir).expect("floor dir");
+                raw_fsyncs_per_s(&dir, secs)
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("floor thread"))
+        .sum()
+}
+
+struct Cluster {
+    handles: Vec<Handle<u64, ()>>,
+    counts: Vec<Arc<Counts>>,
+}
+
+async fn cluster(dir: &Path) -> Cluster {
+    let ids = [1u64, 2, 3];
+    let mut listeners = Vec::new();
+    let mut peers: Vec<(u64, SocketAddr)> = Vec::new();
+    for &id in &ids {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        peers.push((id, listener.local_addr().expect("bound")));
+        listeners.push(listener);
+    }
+    let mut handles = Vec::new();
+    let mut counts = Vec::new();
+    for (&id, listener) in ids.iter().zip(listeners) {
+        let storage = DiskStorage::<u64>::open(
+            dir.join(id.to_string()),
+            Membership::from_voters(ids),
+            DiskStorageConfig::default(),
+        )
+        .expect("open");
+        let mut config = Config::default();
+        config.seed = id;
+        let node = RaftNode::new(id, storage, config).expect("node");
+        let others = peers.iter().filter(|(p, _)| *p != id).copied();
+        let transport = TcpTransport::new(listener, others, TcpConfig::default()).expect("config");
+        let mut driver = DriverConfig::default();
+        driver.tick = Duration::from_millis(10);
+        let c: Arc<Counts> = Arc::default();
+        let persister = Counting(Arc::clone(&c));
+        handles
+            .push(spawn(node, persister, transport, |_: &Entry<u64>| (), driver).expect("config"));
+        counts.push(c);
+    }
+    Cluster { handles, counts }
+}
+
+struct Point {
+    clients: usize,
+    commits_per_s: f64,
+    p50: Duration,
+    p99: Duration,
+    leader: [f64; 4],
+    all_fsyncs_per_s: f64,
+}
+
+async fn run_point(base: &Path, clients: usize, secs: f64) -> Point {
+    let dir = tempfile::tempdir_in(base).expect("temp dir");
+    let cluster = cluster(dir.path()).await;
+    let leader = loop {
+        if let Some(i) = cluster
+            .handles
+            .iter()
+            .position(|h| h.status().role == Role::Leader)
+        {
+            break i;
+        }
+        sleep(Duration::from_millis(10)).await;
+    };
+    let handle = cluster.handles[leader].clone();
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (handle, measuring, stop, latencies) = (
+            handle.clone(),
+            Arc::clone(&measuring),
+            Arc::clone(&stop),
+            Arc::clone(&latencies),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            let mut data = vec![0u8; 128];
+            data[..8].copy_from_slice(&(c as u64).to_le_bytes());
+            let data = Bytes::from(data);
+            while !stop.load(Ordering::Relaxed) {
+                let start = Instant::now();
+                match handle.propose(data.clone()).await {
+                    Ok(_) => {
+                        if measuring.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+                            mine.push(start.elapsed());
+                        }
+                    }
+                    Err(ProposeError::ShutDown) => break,
+                    Err(e) => panic!("proposal failed: {e}"),
+                }
+            }
+            latencies.lock().expect("not poisoned").extend(mine);
+        }));
+    }
+    // Warm up, then measure.
+    sleep(Duration::from_millis(500)).await;
+    let before: Vec<[u64; 4]> = cluster.counts.iter().map(|c| c.snapshot()).collect();
+    measuring.store(true, Ordering::Relaxed);
+    let start = Instant::now();
+    sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    let after: Vec<[u64; 4]> = cluster.counts.iter().map(|c| c.snapshot()).collect();
+    for t in tasks {
+        t.await.expect("client");
+    }
+    for h in &cluster.handles {
+        h.shutdown().await;
+    }
+    let mut lat = std::mem::take(&mut *latencies.lock().expect("not poisoned"));
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    let delta = |i: usize| -> [f64; 4] {
+        std::array::from_fn(|k| (after[i][k] - before[i][k]) as f64 / elapsed)
+    };
+    let all_fsyncs_per_s = (0..3).map(|i| delta(i)[1]).sum();
+    Point {
+        clients,
+        commits_per_s: lat.len() as f64 / elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        leader: delta(leader),
+        all_fsyncs_per_s,
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let secs: f64 = args.next().map_or(5.0, |s| s.parse().expect("SECS"));
+    let base: PathBuf = args.next().map_or_else(std::env::temp_dir, PathBuf::from);
+    let levels: Vec<usize> = args.next().map_or_else(
+        || vec![1, 16, 256],
+        |s| s.split(',').map(|n| n.parse().expect("CLIENTS")).collect(),
+    );
+    println!("dir {} , {secs} s per point", base.display());
+    let floor = {
+        let dir = tempfile::tempdir_in(&base).expect("temp dir");
+        raw_fsyncs_per_s(dir.path(), secs.min(3.0))
+    };
+    let floor3 = {
+        let dir = tempfile::tempdir_in(&base).expect("temp dir");
+        raw_fsyncs_per_s_3(dir.path(), secs.min(3.0))
+    };
+    println!("floor: {floor:.0} fdatasyncs/s (128 B append + fdatasync, one file)");
+    println!("floor3: {floor3:.0} fdatasyncs/s (the same on three files at once, summed)");
+    println!(
+        "clients  commits/s   p50_ms   p99_ms  leader_syncs/s  leader_fsyncs/s  entries/sync  \
+         all_nodes_fsyncs/s  leader_fsyncs/floor  all_fsyncs/floor  all_fsyncs/floor3  commits/floor"
+    );
+    for clients in levels {
+        let p = run_point(&base, clients, secs).await;
+        let [syncs, fsyncs, _batches, entries] = p.leader;
+        println!(
+            "{:>7}  {:>9.0}  {:>7.2}  {:>7.2}  {:>14.0}  {:>15.0}  {:>12.1}  {:>18.0}  {:>19.2}  {:>16.2}  {:>17.2}  {:>13.2}",
+            p.clients,
+            p.commits_per_s,
+            p.p50.as_secs_f64() * 1e3,
+            p.p99.as_secs_f64() * 1e3,
+            syncs,
+            fsyncs,
+            if syncs > 0.0 { entries / syncs } else { 0.0 },
+            p.all_fsyncs_per_s,
+            fsyncs / floor,
+            p.all_fsyncs_per_s / floor,
+            p.all_fsyncs_per_s / floor3,
+            p.commits_per_s / floor,
+        );
+    }
+}
