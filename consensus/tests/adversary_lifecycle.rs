@@ -24,34 +24,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use common::{Msg, Network, msg, paper_config};
+use common::{Msg, Network, members, msg, paper_config, propose_joint, propose_leave};
 use dsys_consensus::{
-    Config, JointLeave, Membership, MembershipChange, MembershipError, MessageBody, ProposalId,
-    SnapshotMeta, Storage,
+    Config, JointLeave, MembershipChange, MembershipError, MessageBody, SnapshotMeta, Storage,
 };
 
 use MembershipChange::{AddLearner, AddVoter, Remove};
-
-fn members(voters: &[u64], learners: &[u64]) -> Membership<u64> {
-    Membership::new(voters.iter().copied(), learners.iter().copied())
-}
-
-fn propose_joint(
-    net: &mut Network,
-    id: u64,
-    changes: impl IntoIterator<Item = MembershipChange<u64>>,
-    leave: JointLeave,
-) -> Result<ProposalId, MembershipError<u64>> {
-    let result = net.node_mut(id).propose_joint(changes, leave);
-    net.drain(id);
-    result
-}
-
-fn propose_leave(net: &mut Network, id: u64) -> Result<ProposalId, MembershipError<u64>> {
-    let result = net.node_mut(id).propose_leave_joint();
-    net.drain(id);
-    result
-}
 
 fn quiet_config(id: u64) -> Config {
     let mut config = paper_config(id);

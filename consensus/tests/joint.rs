@@ -10,36 +10,12 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Network, paper_config, thesis_config};
+use common::{Network, members, paper_config, propose_joint, propose_leave, thesis_config};
 use dsys_consensus::{
-    EntryKind, JointLeave, Membership, MembershipChange, MembershipError, MessageBody, ProposalId,
-    Role,
+    EntryKind, JointLeave, Membership, MembershipChange, MembershipError, MessageBody, Role,
 };
 
 use MembershipChange::{AddLearner, AddVoter, Remove};
-
-fn members(voters: &[u64], learners: &[u64]) -> Membership<u64> {
-    Membership::new(voters.iter().copied(), learners.iter().copied())
-}
-
-/// Proposes a joint change on node `id` (outputs queued).
-fn propose_joint(
-    net: &mut Network,
-    id: u64,
-    changes: impl IntoIterator<Item = MembershipChange<u64>>,
-    leave: JointLeave,
-) -> Result<ProposalId, MembershipError<u64>> {
-    let result = net.node_mut(id).propose_joint(changes, leave);
-    net.drain(id);
-    result
-}
-
-/// Proposes leaving the joint configuration on node `id` (outputs queued).
-fn propose_leave(net: &mut Network, id: u64) -> Result<ProposalId, MembershipError<u64>> {
-    let result = net.node_mut(id).propose_leave_joint();
-    net.drain(id);
-    result
-}
 
 /// The memberships node `id` applied from configuration entries, in order.
 fn applied_memberships(net: &Network, id: u64) -> Vec<Membership<u64>> {

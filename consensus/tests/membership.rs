@@ -8,8 +8,8 @@ mod common;
 
 use bytes::Bytes;
 use common::{
-    Network, accepted, append, drain, heartbeat, msg, paper_config, pre_vote_request, sends, step,
-    thesis_config, vote_request,
+    Network, accepted, append, drain, heartbeat, members, msg, paper_config, pre_vote_request,
+    sends, step, thesis_config, vote_request,
 };
 use dsys_consensus::{
     EntryKind, HardState, MemStorage, Membership, MembershipChange, MembershipError, MessageBody,
@@ -17,10 +17,6 @@ use dsys_consensus::{
 };
 
 use MembershipChange::{AddLearner, AddVoter, Remove};
-
-fn members(voters: &[u64], learners: &[u64]) -> Membership<u64> {
-    Membership::new(voters.iter().copied(), learners.iter().copied())
-}
 
 /// The paper's configuration, with quiescence after 5 idle ticks.
 fn quiet_config(id: u64) -> dsys_consensus::Config {

@@ -18,9 +18,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use dsys_consensus::{
-    AppendOutcome, Config, Entry, HardState, Index, MemStorage, Message, MessageBody, Output,
-    Persist, ProposalId, ProposeError, RaftNode, ReadError, ReadState, Role, SnapshotAbortReason,
-    SnapshotMeta, Storage, Term, TransferError,
+    AppendOutcome, Config, Entry, HardState, Index, JointLeave, MemStorage, Membership,
+    MembershipChange, MembershipError, Message, MessageBody, Output, Persist, ProposalId,
+    ProposeError, RaftNode, ReadError, ReadState, Role, SnapshotAbortReason, SnapshotMeta, Storage,
+    Term, TransferError,
 };
 
 /// A node as the tests use it.
@@ -1074,4 +1075,31 @@ impl Network {
     pub(crate) fn log_entries(&self, id: u64) -> Vec<Entry<u64>> {
         log_entries(self.node(id))
     }
+}
+
+/// The membership of `voters` and `learners`.
+pub(crate) fn members(voters: &[u64], learners: &[u64]) -> Membership<u64> {
+    Membership::new(voters.iter().copied(), learners.iter().copied())
+}
+
+/// Proposes a joint change on node `id` (outputs queued).
+pub(crate) fn propose_joint(
+    net: &mut Network,
+    id: u64,
+    changes: impl IntoIterator<Item = MembershipChange<u64>>,
+    leave: JointLeave,
+) -> Result<ProposalId, MembershipError<u64>> {
+    let result = net.node_mut(id).propose_joint(changes, leave);
+    net.drain(id);
+    result
+}
+
+/// Proposes leaving the joint configuration on node `id` (outputs queued).
+pub(crate) fn propose_leave(
+    net: &mut Network,
+    id: u64,
+) -> Result<ProposalId, MembershipError<u64>> {
+    let result = net.node_mut(id).propose_leave_joint();
+    net.drain(id);
+    result
 }
