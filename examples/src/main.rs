@@ -7,10 +7,14 @@
 //! cargo run --release -p dsys-examples -- --list    # what there is
 //! ```
 //!
-//! Every chapter is deterministic (simulated clocks, no threads), so its
-//! output is the same on every run. Timings are the exception: the few
-//! numbers measured with a real clock (the `ring` chapter's lookup costs)
-//! are marked as measured, and vary from run to run and machine to machine.
+//! Every chapter but one is deterministic (simulated clocks, no threads),
+//! so its output is the same on every run. Timings are the exception: the
+//! few numbers measured with a real clock (the `ring` chapter's lookup
+//! costs) are marked as measured, and vary from run to run and machine to
+//! machine. Chapter `service` is the other exception: it runs a real
+//! cluster (tokio tasks, TCP on 127.0.0.1, fsyncs in a temporary
+//! directory), so which node leads and how long things take vary; what it
+//! checks holds on every run.
 //!
 //! To add a chapter: write `src/<name>/mod.rs` with
 //! `pub(crate) fn run() -> Result<(), Box<dyn Error>>`, printing through
@@ -26,6 +30,7 @@ mod log;
 mod raft;
 mod report;
 mod ring;
+mod service;
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -55,6 +60,11 @@ pub(crate) const CHAPTERS: &[Chapter] = &[
         name: "raft",
         title: "log replication: election, crash, catch-up, reads, Figures 7 and 8, membership, snapshots (dsys-consensus)",
         run: raft::run,
+    },
+    Chapter {
+        name: "service",
+        title: "a real 3-node Raft cluster on loopback: tokio driver, TCP, fsync, a leader crash (dsys-consensus)",
+        run: service::run,
     },
     Chapter {
         name: "ring",

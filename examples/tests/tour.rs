@@ -48,6 +48,33 @@ fn without_timings(text: &str) -> String {
     out
 }
 
+/// `text` without chapter `service`, which runs a real cluster on real time
+/// (its leader, terms, indexes and sizes vary between runs), from its
+/// banner to the next chapter's.
+fn without_service(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let banner = |i: usize| lines[i].starts_with("=====");
+    let Some(title) = lines.iter().position(|l| l.starts_with("service: ")) else {
+        return text.to_owned();
+    };
+    let start = title.saturating_sub(1);
+    let end = (title + 2..lines.len())
+        .find(|&i| banner(i) && i + 2 < lines.len() && banner(i + 2))
+        .unwrap_or(lines.len());
+    let mut kept: Vec<&str> = lines[..start].to_vec();
+    kept.extend_from_slice(&lines[end..]);
+    kept.join("\n") + "\n"
+}
+
+#[test]
+fn service_is_cut_out_and_nothing_else() {
+    let text = "=====\nraft: r\n=====\nx\n=====\nservice: s\n=====\n1 2\n=====\nring: g\n=====\ny";
+    assert_eq!(
+        without_service(text),
+        "=====\nraft: r\n=====\nx\n=====\nring: g\n=====\ny\n"
+    );
+}
+
 #[test]
 fn timings_are_masked_and_nothing_else() {
     assert_eq!(
@@ -69,10 +96,29 @@ fn full_tour_succeeds_and_is_identical_on_every_run() {
     assert!(first.stderr.is_empty());
     let second = tour(&[]);
     assert!(second.status.success());
-    // Measured timings (the ring chapter's lookup costs) differ; nothing else may.
-    let first = without_timings(&String::from_utf8(first.stdout).unwrap());
-    let second = without_timings(&String::from_utf8(second.stdout).unwrap());
+    // Measured timings (the ring chapter's lookup costs) and the real
+    // cluster of chapter `service` differ; nothing else may.
+    let first = String::from_utf8(first.stdout).unwrap();
+    assert!(first.contains("\nservice: "), "the tour runs chapter service");
+    let first = without_timings(&without_service(&first));
+    let second = without_timings(&without_service(&String::from_utf8(second.stdout).unwrap()));
     assert_eq!(first, second);
+}
+
+#[test]
+fn service_chapter_loses_no_acknowledged_write() {
+    let text = chapter("service");
+    // Its own checks (every write on every node, equal maps) stop it with an
+    // error when they fail; these lines say they ran.
+    for expected in [
+        "1. Three nodes on loopback elect a leader",
+        "held all 300 keys",
+        "3. The leader crashes; the others go on",
+        "4. The crashed node restarts from its directory",
+        "Every node holds all 500 keys with the same values",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
 }
 
 #[test]
@@ -348,7 +394,7 @@ fn list_names_every_chapter() {
         .collect();
     assert_eq!(
         names,
-        ["clocks", "raft", "ring", "log", "detect", "crdt"],
+        ["clocks", "raft", "service", "ring", "log", "detect", "crdt"],
         "{text}"
     );
 }
@@ -364,7 +410,7 @@ fn unknown_chapter_fails_and_lists_valid_names() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("valid chapters: clocks, raft, ring, log"),
+        stderr.contains("valid chapters: clocks, raft, service, ring, log"),
         "{stderr}"
     );
 }
