@@ -81,7 +81,9 @@ async fn three_members_join_ignore_bad_datagrams_and_see_a_leave() {
     let before = a.snapshot().await.expect("running");
     let stranger = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     // Garbage: refused by the state machine, counted as malformed.
-    stranger.send_to(b"not a swim packet", a.me()).expect("send");
+    stranger
+        .send_to(b"not a swim packet", a.me())
+        .expect("send");
     stranger.send_to(&[], a.me()).expect("send");
     // Oversized: dropped unread.
     let big = vec![0xD5; config.max_packet_size + 100];
@@ -118,7 +120,10 @@ async fn three_members_join_ignore_bad_datagrams_and_see_a_leave() {
     .await
     .expect("the bad datagrams are read and counted");
     assert_eq!(after.driver.oversized, before.driver.oversized + 1);
-    assert_eq!(after.driver.unknown_sender, before.driver.unknown_sender + 1);
+    assert_eq!(
+        after.driver.unknown_sender,
+        before.driver.unknown_sender + 1
+    );
     assert_eq!(after.swim.malformed, before.swim.malformed + 2);
     assert_eq!(after.swim.wrong_cluster, before.swim.wrong_cluster + 1);
     assert_eq!(after.driver.recv_errors, 0);

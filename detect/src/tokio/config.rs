@@ -137,8 +137,10 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         assert_eq!(DriverConfig::default().validate(), Ok(()));
-        let mut c = DriverConfig::default();
-        c.event_queue = 0;
+        let c = DriverConfig {
+            event_queue: 0,
+            ..DriverConfig::default()
+        };
         assert_eq!(
             c.validate(),
             Err(DriverConfigError::Queue {
@@ -147,8 +149,10 @@ mod tests {
                 max: DriverConfig::MAX_QUEUE
             })
         );
-        let mut c = DriverConfig::default();
-        c.command_queue = usize::MAX;
+        let c = DriverConfig {
+            command_queue: usize::MAX,
+            ..DriverConfig::default()
+        };
         assert!(matches!(
             c.validate(),
             Err(DriverConfigError::Queue {
@@ -157,13 +161,17 @@ mod tests {
             })
         ));
         for bad in ["0.0.0.0:7946", "127.0.0.1:0", "[::]:7946"] {
-            let mut c = DriverConfig::default();
             let addr: SocketAddr = bad.parse().expect("an address");
-            c.advertise = Some(addr);
+            let c = DriverConfig {
+                advertise: Some(addr),
+                ..DriverConfig::default()
+            };
             assert_eq!(c.validate(), Err(DriverConfigError::Advertise(addr)));
         }
-        let mut c = DriverConfig::default();
-        c.advertise = Some("10.0.0.1:7946".parse().expect("an address"));
+        let c = DriverConfig {
+            advertise: Some("10.0.0.1:7946".parse().expect("an address")),
+            ..DriverConfig::default()
+        };
         assert_eq!(c.validate(), Ok(()));
     }
 }
