@@ -253,3 +253,26 @@ fn spawn_outside_a_runtime_is_an_error() {
         .expect_err("no runtime to spawn on");
     assert!(matches!(err, SpawnError::NoRuntime), "{err}");
 }
+
+/// A reader that falls behind loses events, counted, and never stalls the
+/// member: it still answers, and its view is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_event_queue_drops_and_counts() {
+    let config = swim_config();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let mut driver = DriverConfig::default();
+    driver.event_queue = 1;
+    let (a, mut a_events) = spawn(socket, config.clone(), driver).expect("spawn");
+    let (b, _b_events) = member(&config).await;
+    let (c, _c_events) = member(&config).await;
+    b.join([a.me()]).await.expect("running");
+    c.join([a.me()]).await.expect("running");
+    converge(&[&a, &b, &c], 2).await;
+    let s = a.snapshot().await.expect("running");
+    assert!(s.driver.events_dropped >= 1, "{:?}", s.driver);
+    // The one queued event is still there.
+    assert!(matches!(a_events.try_recv(), Some(Event::Up(_))));
+    for h in [&a, &b, &c] {
+        h.shutdown().await;
+    }
+}

@@ -87,7 +87,8 @@ impl Snapshot {
         self.members
             .binary_search_by_key(&node, |(addr, _, _)| *addr)
             .ok()
-            .map(|i| self.members[i].1)
+            .and_then(|i| self.members.get(i))
+            .map(|(_, state, _)| *state)
     }
 }
 
