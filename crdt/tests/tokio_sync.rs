@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use dsys_crdt::codec::{Decode, Encode};
 use dsys_crdt::tokio::{
-    DriverConfig, Handle, MemPersister, TcpConfig, TcpCountersHandle, TcpTransport, spawn,
+    DriverConfig, FilePersister, Handle, MemPersister, Persister, TcpConfig, TcpCountersHandle,
+    TcpTransport, spawn,
 };
 use dsys_crdt::{Authored, GCounter, Lattice, ORSet, Replica, SyncConfig};
 use tokio::io::AsyncWriteExt;
@@ -40,14 +41,15 @@ async fn listeners(n: usize) -> (Vec<TcpListener>, Vec<(u64, SocketAddr)>) {
 }
 
 /// Starts replica `id` from `replica` on `listener`, a full mesh over `peers`.
-fn start<S>(
+fn start<S, P>(
     replica: Replica<u64, S>,
     listener: TcpListener,
     peers: &[(u64, SocketAddr)],
-    persister: MemPersister<S>,
+    persister: P,
 ) -> (Handle<u64, S>, TcpCountersHandle)
 where
     S: Lattice + Authored<u64> + PartialEq + Encode + Decode + Send + 'static,
+    P: Persister<S>,
 {
     let mut replica = replica;
     for (peer, _) in peers {
@@ -249,7 +251,16 @@ async fn garbage_on_the_socket_is_counted_and_ignored() {
     }
     let refs: Vec<_> = handles.iter().collect();
     converge(&refs, |c: &GCounter<u64>| c.value() == 6).await;
-    let counters = handles[0].counters().await.expect("running");
+    // The garbage came on its own connection: wait until its reader got to it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let counters = loop {
+        let counters = handles[0].counters().await.expect("running");
+        if counters.malformed + counters.unknown_peer >= 2 || tokio::time::Instant::now() > deadline
+        {
+            break counters;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(counters.malformed, 1, "{counters:?}");
     assert_eq!(counters.unknown_peer, 1, "{counters:?}");
     assert_eq!(counters.sync.rejected, 2, "{counters:?}");
@@ -259,4 +270,60 @@ async fn garbage_on_the_socket_is_counted_and_ignored() {
     for handle in &handles {
         handle.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_restarts_from_its_record_file() {
+    let dir = std::env::temp_dir().join(format!("dsys-crdt-tokio-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = FilePersister::new(dir.join("replica-2.crdt"));
+    assert!(
+        file.load::<ORSet<u64, String>>()
+            .expect("no file")
+            .is_none()
+    );
+    let (mut listeners, peers) = listeners(2).await;
+    let second = listeners.pop().expect("two");
+    let first = listeners.pop().expect("two");
+    let one = Replica::new(1, ORSet::new(), SyncConfig::full_mesh()).expect("valid");
+    let two = Replica::new(2, ORSet::new(), SyncConfig::full_mesh()).expect("valid");
+    let (one, _) = start(one, first, &peers, MemPersister::new());
+    let (two, _) = start(two, second, &peers, file.clone());
+    one.mutate(|s: &mut ORSet<u64, String>, me| s.add(me, "pen".to_owned()))
+        .await
+        .expect("running");
+    two.mutate(|s: &mut ORSet<u64, String>, me| s.add(me, "ink".to_owned()))
+        .await
+        .expect("running");
+    converge(&[&one, &two], |s: &ORSet<u64, String>| s.len() == 2).await;
+    two.shutdown().await;
+
+    // A new life of replica 2 from what its file holds.
+    let record = file
+        .load::<ORSet<u64, String>>()
+        .expect("decodes")
+        .expect("written");
+    assert!(record.state.contains(&"ink".to_owned()));
+    let listener = loop {
+        match TcpListener::bind(peers[1].1).await {
+            Ok(listener) => break listener,
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    let two = Replica::restore(2, record.state, record.incarnation, SyncConfig::full_mesh())
+        .expect("a valid record");
+    let (two, _) = start(two, listener, &peers, file.clone());
+    two.mutate(|s: &mut ORSet<u64, String>, _| s.remove(&"pen".to_owned()))
+        .await
+        .expect("running");
+    let only_ink = |s: &ORSet<u64, String>| s.iter().eq([&"ink".to_owned()]);
+    converge(&[&one, &two], only_ink).await;
+    let record = file
+        .load::<ORSet<u64, String>>()
+        .expect("decodes")
+        .expect("written");
+    assert_eq!(record.incarnation, 1);
+    one.shutdown().await;
+    two.shutdown().await;
+    std::fs::remove_dir_all(&dir).expect("cleanup");
 }

@@ -17,7 +17,9 @@
 //!   [`Persister`] whenever [`Replica::changes`](crate::Replica::changes) moved,
 //!   before any message of that round leaves and before any `mutate` of that
 //!   round resolves ([Persistence and restart](crate#persistence-and-restart)).
-//!   [`MemPersister`] keeps it in memory (tests, and restarts within one process).
+//!   [`FilePersister`] writes it to a file atomically (temporary file, fsync,
+//!   rename) and [`FilePersister::load`]s it back on restart; [`MemPersister`]
+//!   keeps it in memory (tests, and restarts within one process).
 //!
 //! The driver's loop, once per event (a tick of a [`tokio::time::interval`]
 //! every [`DriverConfig::ship_interval`], bytes from the transport, a command
@@ -37,6 +39,7 @@
 //! the replica before [`spawn`], and those the transport knows).
 
 mod driver;
+mod file;
 mod tcp;
 
 use std::future::Future;
@@ -48,6 +51,7 @@ use std::time::Duration;
 use crate::Counters;
 
 pub use driver::{Handle, spawn};
+pub use file::{FilePersister, LoadError};
 pub use tcp::{TcpConfig, TcpConfigError, TcpCounters, TcpCountersHandle, TcpTransport};
 
 /// How the replica reaches its peers: encoded messages, best effort. The
