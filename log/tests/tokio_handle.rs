@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dsys_log::tokio::{AppendError, DriverConfig, spawn};
-use dsys_log::{BatchBuf, BatchBuilder, Log, LogConfig, MemDir, NewRecord, StdDir};
+use dsys_log::{BatchBuf, BatchBuilder, FlushPolicy, Log, LogConfig, MemDir, NewRecord, StdDir};
 
 fn batch(value: &[u8]) -> BatchBuf {
     let mut builder = BatchBuilder::new();
@@ -190,4 +190,39 @@ async fn durable_acks_survive_a_crash() {
     for (offset, value) in acked {
         assert_eq!(value_at(&batches, offset), Some(value.to_vec()));
     }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_owner_runs_the_flush_timer() {
+    let mut config = LogConfig::default();
+    config.flush = FlushPolicy::every_millis(20);
+    let dir = MemDir::new();
+    let (log, _) = Log::open(dir.clone(), config).expect("open");
+    let handle = spawn(log, DriverConfig::default()).expect("valid");
+    let appended = handle
+        .append(batch(b"soon durable"))
+        .await
+        .expect("appended");
+    assert_eq!(appended.durable_offset, 0, "flush.ms has not passed yet");
+    // Nobody calls flush: the owner sleeps until `poll_timeout` and runs
+    // `handle_timeout`, which fsyncs (flush.ms).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let durable = handle
+            .with(|log| log.durable_offset())
+            .await
+            .expect("running");
+        if durable == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no timed flush in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(handle.counters().timeouts >= 1);
+    handle.close().await.expect("closed");
+    let (_, report) = Log::open(dir, LogConfig::default()).expect("reopen");
+    assert!(report.clean_shutdown);
 }
