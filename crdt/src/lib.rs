@@ -12,6 +12,9 @@ mod register;
 mod set;
 pub mod sim;
 mod sync;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod tokio;
 
 pub use causal::CausalContext;
 pub use counter::{GCounter, PNCounter};

@@ -13,6 +13,9 @@ mod partitioner;
 mod producer;
 mod segment;
 mod storage;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod tokio;
 
 pub use batch::{
     BatchBuf, BatchBuilder, BatchError, BatchHeader, Compression, HEADER_LEN, LOG_OVERHEAD, MAGIC,

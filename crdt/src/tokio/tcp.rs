@@ -1,0 +1,431 @@
+//! A ready [`Transport`] over TCP.
+//!
+//! TCP rather than UDP because a [`SyncMessage::State`](crate::SyncMessage::State)
+//! carries a whole state, which outgrows a datagram as soon as a set holds a few
+//! hundred elements; TCP frames have no such limit below `max_frame_len`.
+//!
+//! A frame is a 4-byte big-endian length, then the sender's id in the
+//! [`codec`](crate::codec) format, then one encoded
+//! [`SyncMessage`](crate::SyncMessage). Each replica keeps one outgoing
+//! connection per peer, opened on demand and reopened with exponential backoff
+//! after a failure; it reads whatever connections peers open to it. Messages
+//! wait in a bounded queue per peer; when it is full, or when a write fails,
+//! they are dropped and counted: the next anti-entropy round ships again what
+//! was not acknowledged.
+//!
+//! Connections are not authenticated: anyone who can reach the listener can
+//! send frames in any peer's name (the replica drops what does not decode,
+//! comes from a non-peer, or forges its own updates, but a network that faces
+//! untrusted hosts wants TLS in front of this).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ::tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use ::tokio::net::{TcpListener, TcpStream};
+use ::tokio::sync::mpsc;
+use ::tokio::task::JoinSet;
+
+use super::Transport;
+use crate::id::NodeId;
+
+/// How a [`TcpTransport`] frames, queues and reconnects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TcpConfig {
+    /// Largest frame sent or accepted, in bytes (the sender's id and one
+    /// message). A larger message is not sent (counted in
+    /// `dropped_oversized`: the peer never gets that state, so keep this
+    /// above the largest encoded state); a peer that announces a larger frame
+    /// is disconnected (counted in `oversized_frames`). At least 64.
+    pub max_frame_len: u32,
+    /// Messages queued per peer before new ones are dropped. At least 1.
+    pub send_queue: usize,
+    /// Messages received and not yet taken by the driver before readers
+    /// stop reading (TCP then pushes back on the senders). At least 1.
+    pub recv_queue: usize,
+    /// First wait before reconnecting to a peer. At least 1 ms.
+    pub reconnect_min: Duration,
+    /// Longest wait between reconnection attempts (the wait doubles from
+    /// `reconnect_min` up to this). At least `reconnect_min`.
+    pub reconnect_max: Duration,
+    /// Longest wait for one connection attempt (a peer whose packets are
+    /// dropped would otherwise hold it for minutes). At least 1 ms.
+    pub connect_timeout: Duration,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_len: 32 << 20,
+            send_queue: 1024,
+            recv_queue: 1024,
+            reconnect_min: Duration::from_millis(20),
+            reconnect_max: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a [`TcpConfig`] was refused. Nothing was started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TcpConfigError {
+    /// `max_frame_len` is under 64. Nothing was started.
+    #[error("max_frame_len {0} is under 64")]
+    MaxFrameLen(u32),
+    /// `send_queue` or `recv_queue` is 0. Nothing was started.
+    #[error("queues must hold at least one message")]
+    Queue,
+    /// `reconnect_min` is under 1 ms or above `reconnect_max`, or
+    /// `connect_timeout` is under 1 ms. Nothing was started.
+    #[error("reconnect_min must be in 1 ms..=reconnect_max, connect_timeout at least 1 ms")]
+    Reconnect,
+}
+
+impl TcpConfig {
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// The first field out of range.
+    pub fn validate(&self) -> Result<(), TcpConfigError> {
+        if self.max_frame_len < 64 {
+            return Err(TcpConfigError::MaxFrameLen(self.max_frame_len));
+        }
+        if self.send_queue == 0 || self.recv_queue == 0 {
+            return Err(TcpConfigError::Queue);
+        }
+        if self.reconnect_min < Duration::from_millis(1)
+            || self.reconnect_min > self.reconnect_max
+            || self.connect_timeout < Duration::from_millis(1)
+        {
+            return Err(TcpConfigError::Reconnect);
+        }
+        Ok(())
+    }
+}
+
+/// What a [`TcpTransport`] did with the messages it was given and the bytes
+/// it received. Counters only grow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TcpCounters {
+    /// Messages queued for a peer.
+    pub queued: u64,
+    /// Messages written to a connection.
+    pub written: u64,
+    /// Messages dropped because the peer's queue was full.
+    pub dropped_queue_full: u64,
+    /// Messages for a node that is not a known peer.
+    pub dropped_unknown_peer: u64,
+    /// Messages over `max_frame_len`, not sent.
+    pub dropped_oversized: u64,
+    /// Messages lost with a connection that broke while writing them.
+    pub dropped_broken: u64,
+    /// Frames received with a sender id that decodes, handed to the driver
+    /// (whose replica may still reject the message in them).
+    pub received: u64,
+    /// Frames received whose sender id did not decode (dropped; the
+    /// connection stays).
+    pub malformed: u64,
+    /// Connections closed because a peer announced a frame over
+    /// `max_frame_len`.
+    pub oversized_frames: u64,
+    /// Outgoing connections established.
+    pub connects: u64,
+    /// Outgoing connection attempts that failed.
+    pub connect_failures: u64,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    queued: AtomicU64,
+    written: AtomicU64,
+    dropped_queue_full: AtomicU64,
+    dropped_unknown_peer: AtomicU64,
+    dropped_oversized: AtomicU64,
+    dropped_broken: AtomicU64,
+    received: AtomicU64,
+    malformed: AtomicU64,
+    oversized_frames: AtomicU64,
+    connects: AtomicU64,
+    connect_failures: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+/// A [`Transport`] over TCP: a frame is a 4-byte big-endian length, the
+/// sender's id, then one encoded message. One outgoing connection per peer,
+/// reopened with exponential backoff; a bounded queue per peer whose
+/// overflow is dropped and counted ([`TcpCounters`]).
+///
+/// Its tasks run on the runtime it was created on and stop when it is
+/// dropped (the driver drops it when it shuts down), which closes every
+/// connection.
+#[derive(Debug)]
+pub struct TcpTransport<N> {
+    peers: BTreeMap<N, mpsc::Sender<Vec<u8>>>,
+    me: Vec<u8>,
+    incoming: mpsc::Receiver<(N, Vec<u8>)>,
+    shared: Arc<Shared>,
+    max_frame_len: u32,
+    _tasks: JoinSet<()>,
+}
+
+impl<N> TcpTransport<N>
+where
+    N: NodeId + Send + Sync + 'static,
+{
+    /// The transport of replica `me`: accepts connections on `listener` and
+    /// sends to `peers` (replica id and address; `me` may be among them: the
+    /// replica never sends to itself).
+    ///
+    /// Bind the listener first (`TcpListener::bind("127.0.0.1:0")`) to learn
+    /// ephemeral ports before building the peer map.
+    ///
+    /// # Errors
+    /// [`TcpConfigError`] if `config` does not validate; nothing started.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn new(
+        me: &N,
+        listener: TcpListener,
+        peers: impl IntoIterator<Item = (N, SocketAddr)>,
+        config: TcpConfig,
+    ) -> Result<Self, TcpConfigError> {
+        config.validate()?;
+        let shared = Arc::new(Shared::default());
+        let mut tasks = JoinSet::new();
+        let (incoming_tx, incoming) = mpsc::channel(config.recv_queue);
+        tasks.spawn(accept_loop::<N>(
+            listener,
+            incoming_tx,
+            Arc::clone(&shared),
+            config.max_frame_len,
+        ));
+        let mut map = BTreeMap::new();
+        for (id, addr) in peers {
+            let (tx, rx) = mpsc::channel(config.send_queue);
+            tasks.spawn(write_loop(addr, rx, Arc::clone(&shared), config.clone()));
+            map.insert(id, tx);
+        }
+        Ok(Self {
+            peers: map,
+            me: me.to_bytes(),
+            incoming,
+            shared,
+            max_frame_len: config.max_frame_len,
+            _tasks: tasks,
+        })
+    }
+
+    /// What happened to messages so far.
+    pub fn counters(&self) -> TcpCounters {
+        counters(&self.shared)
+    }
+
+    /// A live view of the counters that stays valid after the transport
+    /// moves into a driver.
+    pub fn counters_handle(&self) -> TcpCountersHandle {
+        TcpCountersHandle(Arc::clone(&self.shared))
+    }
+}
+
+/// Reads a [`TcpTransport`]'s counters from anywhere
+/// ([`TcpTransport::counters_handle`]).
+#[derive(Debug, Clone)]
+pub struct TcpCountersHandle(Arc<Shared>);
+
+impl TcpCountersHandle {
+    /// The counters now.
+    pub fn get(&self) -> TcpCounters {
+        counters(&self.0)
+    }
+}
+
+fn counters(s: &Shared) -> TcpCounters {
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    TcpCounters {
+        queued: get(&s.queued),
+        written: get(&s.written),
+        dropped_queue_full: get(&s.dropped_queue_full),
+        dropped_unknown_peer: get(&s.dropped_unknown_peer),
+        dropped_oversized: get(&s.dropped_oversized),
+        dropped_broken: get(&s.dropped_broken),
+        received: get(&s.received),
+        malformed: get(&s.malformed),
+        oversized_frames: get(&s.oversized_frames),
+        connects: get(&s.connects),
+        connect_failures: get(&s.connect_failures),
+    }
+}
+
+impl<N> Transport<N> for TcpTransport<N>
+where
+    N: NodeId + Send + Sync + 'static,
+{
+    fn send(&mut self, to: &N, message: Vec<u8>) {
+        let Some(queue) = self.peers.get(to) else {
+            bump(&self.shared.dropped_unknown_peer, 1);
+            return;
+        };
+        let mut frame = Vec::with_capacity(4 + self.me.len() + message.len());
+        frame.extend_from_slice(&[0; 4]);
+        frame.extend_from_slice(&self.me);
+        frame.extend_from_slice(&message);
+        let len = frame.len() - 4;
+        let Ok(len) = u32::try_from(len) else {
+            bump(&self.shared.dropped_oversized, 1);
+            return;
+        };
+        if len > self.max_frame_len {
+            bump(&self.shared.dropped_oversized, 1);
+            return;
+        }
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        match queue.try_send(frame) {
+            Ok(()) => bump(&self.shared.queued, 1),
+            // Closed only if its writer task ended, which it does only
+            // when the transport is dropped.
+            Err(_) => bump(&self.shared.dropped_queue_full, 1),
+        }
+    }
+
+    async fn recv(&mut self) -> Option<(N, Vec<u8>)> {
+        // `mpsc::Receiver::recv` is cancel safe.
+        self.incoming.recv().await
+    }
+}
+
+async fn accept_loop<N: NodeId + Send + 'static>(
+    listener: TcpListener,
+    incoming: mpsc::Sender<(N, Vec<u8>)>,
+    shared: Arc<Shared>,
+    max_frame_len: u32,
+) {
+    // Dropped with this task: the readers stop with it.
+    let mut readers = JoinSet::new();
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                readers.spawn(read_loop(
+                    stream,
+                    incoming.clone(),
+                    Arc::clone(&shared),
+                    max_frame_len,
+                ));
+            }
+            // Out of file descriptors and the like: wait, then go on.
+            Err(_) => ::tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+        while readers.try_join_next().is_some() {}
+    }
+}
+
+async fn read_loop<N: NodeId>(
+    stream: TcpStream,
+    incoming: mpsc::Sender<(N, Vec<u8>)>,
+    shared: Arc<Shared>,
+    max_frame_len: u32,
+) {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        let Ok(len) = reader.read_u32().await else {
+            return;
+        };
+        if len > max_frame_len {
+            bump(&shared.oversized_frames, 1);
+            return;
+        }
+        buf.clear();
+        // Grows with the bytes that arrive, not with what the peer announced.
+        match (&mut reader)
+            .take(u64::from(len))
+            .read_to_end(&mut buf)
+            .await
+        {
+            Ok(n) if n == len as usize => {}
+            _ => return,
+        }
+        let mut rest = &buf[..];
+        match N::decode(&mut rest) {
+            Ok(from) => {
+                bump(&shared.received, 1);
+                let message = rest.to_vec();
+                if incoming.send((from, message)).await.is_err() {
+                    return;
+                }
+            }
+            Err(_) => bump(&shared.malformed, 1),
+        }
+    }
+}
+
+/// Most bytes gathered into one write.
+const WRITE_BATCH: usize = 256 << 10;
+
+async fn write_loop(
+    addr: SocketAddr,
+    mut queue: mpsc::Receiver<Vec<u8>>,
+    shared: Arc<Shared>,
+    config: TcpConfig,
+) {
+    let mut backoff = config.reconnect_min;
+    let mut batch = Vec::new();
+    loop {
+        // Connect only once there is something to send.
+        let Some(first) = queue.recv().await else {
+            return;
+        };
+        let mut stream = loop {
+            match ::tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    bump(&shared.connects, 1);
+                    backoff = config.reconnect_min;
+                    break stream;
+                }
+                Ok(Err(_)) | Err(_) => {
+                    bump(&shared.connect_failures, 1);
+                    ::tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(config.reconnect_max);
+                }
+            }
+        };
+        let mut next = Some(first);
+        loop {
+            let frame = match next.take() {
+                Some(frame) => frame,
+                None => match queue.recv().await {
+                    Some(frame) => frame,
+                    None => return,
+                },
+            };
+            batch.clear();
+            batch.extend_from_slice(&frame);
+            let mut count = 1;
+            while batch.len() < WRITE_BATCH {
+                match queue.try_recv() {
+                    Ok(frame) => {
+                        batch.extend_from_slice(&frame);
+                        count += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if stream.write_all(&batch).await.is_err() {
+                bump(&shared.dropped_broken, count);
+                break;
+            }
+            bump(&shared.written, count);
+        }
+    }
+}
