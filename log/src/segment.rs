@@ -80,8 +80,13 @@ impl<F: StorageFile> Segment<F> {
         limit: u64,
         max_bytes: usize,
     ) -> Result<Option<Vec<RecordBatch>>, std::io::Error> {
-        let chunk = max_bytes.max(HEADER_LEN);
         loop {
+            // `max_bytes` is a limit, not an allocation: never allocate past
+            // what the file holds now (a caller may pass `usize::MAX`). A
+            // batch appended meanwhile is read next time.
+            let remaining = self.file.len()?.saturating_sub(position);
+            let remaining = usize::try_from(remaining).unwrap_or(usize::MAX);
+            let chunk = max_bytes.max(HEADER_LEN).min(remaining);
             let mut buf = BytesMut::zeroed(chunk);
             let n = read_full_at(&*self.file, &mut buf, position)?;
             buf.truncate(n);
@@ -98,7 +103,12 @@ impl<F: StorageFile> Segment<F> {
                 let total = header.total_len();
                 if buf.len() - at < total {
                     if out.is_empty() && at == 0 {
-                        // A single batch larger than max_bytes: read exactly it.
+                        // A single batch larger than max_bytes: read exactly it,
+                        // once the file holds all of it (its length field is
+                        // from the file: allocate no more than the file has).
+                        if total > remaining {
+                            return Ok(None);
+                        }
                         let mut big = BytesMut::zeroed(total);
                         let got = read_full_at(&*self.file, &mut big, position)?;
                         if got < total {

@@ -186,3 +186,33 @@ fn poll_timeout_reports_the_flush_and_producer_expiry() {
     assert_eq!(log.producer_count(), 0);
     assert_eq!(log.poll_timeout(), None);
 }
+
+/// `max_bytes` is a limit, not an allocation: a caller that asks for
+/// "everything" (`usize::MAX`, or a size far beyond the segment) gets what
+/// the segment holds, on disk and in memory. It panicked with "capacity
+/// overflow" (the reader allocated `max_bytes` up front).
+#[test]
+fn a_huge_max_bytes_reads_what_there_is() {
+    fn check<D: dsys_log::Storage>(dir: D) {
+        let (mut log, _) = Log::open(dir, small_segments()).expect("open");
+        let mut next = 0;
+        for i in 0..20 {
+            log.append(batch(next, 3, 1000 + i), 0).expect("append");
+            next += 3;
+        }
+        for max_bytes in [usize::MAX, usize::MAX / 2, 1 << 40] {
+            let mut offset = 0;
+            while offset < next {
+                let batches = log.read(offset, max_bytes).expect("read");
+                assert!(!batches.is_empty(), "offset {offset}");
+                offset = batches.last().expect("one").last_offset() + 1;
+            }
+            assert_eq!(offset, next);
+        }
+    }
+    check(MemDir::new());
+    let path = std::env::temp_dir().join(format!("dsys-log-huge-read-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    check(StdDir::open(&path).expect("dir"));
+    std::fs::remove_dir_all(&path).expect("clean up");
+}
