@@ -617,3 +617,45 @@ fn an_ipv6_id_with_a_scope_round_trips() {
         Err(codec::DecodeError::NodeId)
     );
 }
+
+/// A peer that accepts every connection and closes it at once (a crashed
+/// service behind a proxy, the wrong service at that address): each
+/// connection breaks at its first write. The writer must back off as for
+/// a refused connection, not reconnect once per message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_hangs_up_at_once_is_not_reconnected_per_message() {
+    let sink = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let sink_addr = sink.local_addr().expect("bound");
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = sink.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            // Reset rather than close: the writer sees the failure at once.
+            #[allow(deprecated)] // SO_LINGER 0 resets at once, never blocks
+            let _ = stream.set_linger(Some(Duration::ZERO));
+            drop(stream);
+        }
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mut config = TcpConfig::default();
+    config.reconnect_min = Duration::from_millis(20);
+    config.reconnect_max = Duration::from_secs(1);
+    let mut t = TcpTransport::<u64>::new(listener, [(2, sink_addr)], config).expect("config");
+    // A leader's heartbeats and appends: one message a millisecond for 1 s.
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(1) {
+        t.send(heartbeat(1, 2, i));
+        i += 1;
+        sleep(Duration::from_millis(1)).await;
+    }
+    let c = t.counters();
+    let accepted = accepted.load(Ordering::SeqCst);
+    // With backoff from 20 ms doubling to 1 s: about 6 attempts a second
+    // (20 + 40 + 80 + 160 + 320 ms); allow ten times that on a slow machine.
+    assert!(
+        c.connects <= 60 && accepted <= 60,
+        "{accepted} connections accepted in 1 s, {i} messages: {c:?}"
+    );
+}

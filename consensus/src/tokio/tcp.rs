@@ -378,7 +378,6 @@ async fn write_loop(
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     bump(&shared.connects, 1);
-                    backoff = config.reconnect_min;
                     break stream;
                 }
                 Ok(Err(_)) | Err(_) => {
@@ -388,6 +387,7 @@ async fn write_loop(
                 }
             }
         };
+        let connected_at = ::tokio::time::Instant::now();
         let mut next = Some(first);
         loop {
             let frame = match next.take() {
@@ -411,6 +411,16 @@ async fn write_loop(
             }
             if stream.write_all(&batch).await.is_err() {
                 bump(&shared.dropped_broken, count);
+                // A connection that broke soon after it opened (a peer that
+                // accepts and hangs up) is a failed attempt too: back off,
+                // rather than reconnect once per message. One that lasted
+                // starts the backoff over.
+                if connected_at.elapsed() < config.reconnect_max {
+                    ::tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(config.reconnect_max);
+                } else {
+                    backoff = config.reconnect_min;
+                }
                 break;
             }
             bump(&shared.written, count);
