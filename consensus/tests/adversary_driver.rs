@@ -659,3 +659,43 @@ async fn a_peer_that_hangs_up_at_once_is_not_reconnected_per_message() {
         "{accepted} connections accepted in 1 s, {i} messages: {c:?}"
     );
 }
+
+/// `Handle::shutdown` "resolves once the task has stopped", the transport
+/// dropped ("a TcpTransport closes its connections"). A node restarted
+/// right after, on the same address, must find the port free; a client
+/// must find it closed. Twenty rounds: after each `shutdown`, a connect to
+/// the stopped node's listener must be refused.
+///
+/// Dropping the transport only aborts its tasks (`JoinSet` drop,
+/// consensus/src/tokio/tcp.rs `_tasks`); the listener closes when the
+/// runtime next runs the aborted accept task, which may be after
+/// `shutdown` has returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+#[ignore = "BUG: shutdown() resolves before the TcpTransport's listener is closed: the stopped node still accepts connections"]
+async fn after_shutdown_the_listener_is_closed() {
+    let task = tokio::spawn(async {
+        let mut still_open = 0;
+        for _ in 0..20 {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("bound");
+            let transport =
+                TcpTransport::<u64>::new(listener, [], TcpConfig::default()).expect("config");
+            let node =
+                RaftNode::new(1, MemStorage::new(vec![1]), Config::default()).expect("bootstrap");
+            let handle = spawn(node, MemPersister, transport, |_: &Entry<u64>| (), ticks(5))
+                .expect("config");
+            handle.shutdown().await;
+            assert!(handle.is_shut_down());
+            // Blocking on purpose: nothing else runs on this worker first.
+            if std::net::TcpStream::connect(addr).is_ok() {
+                still_open += 1;
+            }
+        }
+        still_open
+    });
+    let still_open = task.await.expect("no panic");
+    assert_eq!(
+        still_open, 0,
+        "rounds where the listener outlived shutdown()"
+    );
+}
