@@ -699,3 +699,69 @@ async fn after_shutdown_the_listener_is_closed() {
         "rounds where the listener outlived shutdown()"
     );
 }
+
+/// Quiescence is a `Config` field `spawn` accepts, and with it on "the
+/// application MUST feed liveness" (README, Quiescence): a quiesced
+/// follower never times out on its own. A `Handle` has no way to feed it
+/// (no `set_peer_liveness`), so a cluster run by the driver with
+/// quiescence on, whose leader stops while the group is quiet, never
+/// elects another: every later proposal and read fails for ever. The
+/// driver must refuse such a node, or give the application the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "BUG: with Config::quiesce_after_ticks > 0 the driver offers no liveness feed: a leader lost while quiesced is never replaced"]
+async fn a_quiesced_cluster_replaces_a_stopped_leader() {
+    let ids = [1u64, 2, 3];
+    let mut listeners = Vec::new();
+    let mut peers = Vec::new();
+    for id in ids {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        peers.push((id, listener.local_addr().expect("bound")));
+        listeners.push(listener);
+    }
+    let mut handles = Vec::new();
+    for (id, listener) in ids.into_iter().zip(listeners) {
+        let mut config = Config::default();
+        config.seed = id;
+        config.quiesce_after_ticks = 5;
+        let node = RaftNode::new(id, MemStorage::new(ids.to_vec()), config).expect("bootstrap");
+        let others = peers.iter().copied().filter(|(p, _)| *p != id);
+        let transport = TcpTransport::new(listener, others, TcpConfig::default()).expect("config");
+        handles.push(
+            spawn(node, MemPersister, transport, |_: &Entry<u64>| (), ticks(5)).expect("config"),
+        );
+    }
+    let leader = timeout(Duration::from_secs(20), handles[0].leader())
+        .await
+        .expect("a leader")
+        .expect("running");
+    let at = ids.iter().position(|&i| i == leader).expect("a member");
+    handles[at].propose("x").await.expect("committed");
+    // The group goes quiet.
+    let quiet = timeout(Duration::from_secs(20), async {
+        while !handles.iter().all(|h| h.status().quiesced) {
+            sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(quiet.is_ok(), "the group never quiesced");
+    handles[at].shutdown().await;
+    // 5 s is 50 election timeouts of 10 ticks of 5 ms.
+    let replaced = timeout(Duration::from_secs(5), async {
+        loop {
+            let elected = handles
+                .iter()
+                .enumerate()
+                .any(|(i, h)| i != at && h.status().role == Role::Leader && h.status().term > 1);
+            if elected {
+                return;
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let statuses: Vec<_> = handles.iter().map(Handle::status).collect();
+    assert!(replaced.is_ok(), "no new leader: {statuses:#?}");
+    for h in &handles {
+        h.shutdown().await;
+    }
+}
