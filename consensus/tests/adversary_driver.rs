@@ -765,3 +765,61 @@ async fn a_quiesced_cluster_replaces_a_stopped_leader() {
         h.shutdown().await;
     }
 }
+
+/// `TcpConfig::max_frame_len` said: keep it above `max_size_per_msg` and
+/// `snapshot_chunk_size` plus some overhead. Configured so (2 MiB, over the
+/// default 1 MiB), a cluster accepts a 4 MiB proposal (`max_proposal_size`
+/// is 16 MiB by default), but no append carrying it fits a frame: every
+/// one is dropped as oversized, the entry never reaches a follower, and
+/// nothing after it can commit either. One proposal wedges the log for
+/// good. It must be refused up front, or delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "BUG: a proposal larger than max_frame_len (allowed by max_proposal_size) is accepted and wedges the log for ever"]
+async fn a_proposal_over_the_frame_limit_never_wedges_the_log() {
+    let ids = [1u64, 2, 3];
+    let mut listeners = Vec::new();
+    let mut peers = Vec::new();
+    for id in ids {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        peers.push((id, listener.local_addr().expect("bound")));
+        listeners.push(listener);
+    }
+    let mut handles = Vec::new();
+    let mut counters = Vec::new();
+    for (id, listener) in ids.into_iter().zip(listeners) {
+        let mut config = Config::default();
+        config.seed = id;
+        let node = RaftNode::new(id, MemStorage::new(ids.to_vec()), config).expect("bootstrap");
+        let mut tcp = TcpConfig::default();
+        tcp.max_frame_len = 2 << 20;
+        let others = peers.iter().copied().filter(|(p, _)| *p != id);
+        let transport = TcpTransport::new(listener, others, tcp).expect("config");
+        counters.push(transport.counters_handle());
+        handles.push(
+            spawn(node, MemPersister, transport, |_: &Entry<u64>| (), ticks(5)).expect("config"),
+        );
+    }
+    let leader = timeout(Duration::from_secs(20), handles[0].leader())
+        .await
+        .expect("a leader")
+        .expect("running");
+    let at = ids.iter().position(|&i| i == leader).expect("a member");
+    let big = timeout(
+        Duration::from_secs(5),
+        handles[at].propose(vec![7u8; 4 << 20]),
+    )
+    .await;
+    match big {
+        Ok(Ok(_) | Err(ProposeError::Refused(_))) => {}
+        other => panic!(
+            "the 4 MiB proposal: {other:?}; leader's transport: {:?}",
+            counters[at].get()
+        ),
+    }
+    // And the log goes on.
+    let small = timeout(Duration::from_secs(5), handles[at].propose("after")).await;
+    assert!(matches!(small, Ok(Ok(_))), "{small:?}");
+    for h in &handles {
+        h.shutdown().await;
+    }
+}

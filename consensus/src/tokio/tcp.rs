@@ -34,10 +34,15 @@ use crate::raft::NodeId;
 pub struct TcpConfig {
     /// Largest frame sent or accepted, in bytes. A larger message is not
     /// sent (counted in `dropped_oversized`); a peer that announces a
-    /// larger frame is disconnected. Keep it above
-    /// [`Config::max_size_per_msg`](crate::Config::max_size_per_msg) and
-    /// [`Config::snapshot_chunk_size`](crate::Config::snapshot_chunk_size)
-    /// plus some overhead. At least 64.
+    /// larger frame is disconnected. An append always carries at least
+    /// one whole entry, and Raft resends the same entries, so an entry
+    /// that does not fit stops replication at its index for good: keep
+    /// this above
+    /// [`Config::max_proposal_size`](crate::Config::max_proposal_size) (the
+    /// largest entry), [`Config::max_size_per_msg`](crate::Config::max_size_per_msg)
+    /// and [`Config::snapshot_chunk_size`](crate::Config::snapshot_chunk_size),
+    /// plus some overhead (a few dozen bytes per entry; a configuration
+    /// entry also carries its members). At least 64.
     pub max_frame_len: u32,
     /// Messages queued per peer before new ones are dropped. At least 1.
     pub send_queue: usize,
