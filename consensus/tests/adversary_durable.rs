@@ -265,9 +265,8 @@ fn an_entry_reads_back_the_same_after_a_restart() {
     let mut disk = open(dir.path()).expect("open");
     let mut entry = Entry::membership(1, 1, Membership::from_voters([1u64, 2, 3, 4]));
     entry.data = "context".into();
-    match disk.append(std::slice::from_ref(&entry)) {
-        Err(_) => return, // refusing it is fine
-        Ok(()) => {}
+    if disk.append(std::slice::from_ref(&entry)).is_err() {
+        return; // refusing it is fine
     }
     assert_eq!(disk.entries(1, 2, u64::MAX).expect("read"), [entry.clone()]);
     drop(disk);
@@ -310,4 +309,59 @@ fn a_directory_in_use_is_not_opened_twice() {
         acknowledged,
         "acknowledged entries were overwritten"
     );
+}
+
+/// A state file whose records are well framed and checksummed but hold
+/// extreme values (a foreign file, or a later build's): a compaction point
+/// or snapshot at `u64::MAX`, a commit index at `u64::MAX`. Open refuses
+/// them or opens; it never panics ("never a panic, whatever the bytes").
+/// Segment names past `i64::MAX` are ignored for this reason; the meta's
+/// compaction point is not checked, and `first_index()` / `reconcile` add
+/// one to it.
+#[test]
+#[ignore = "BUG: a checksummed state record with a compaction point at u64::MAX makes DiskStorage::open panic (index overflow)"]
+fn extreme_values_in_a_valid_state_record_never_panic() {
+    fn meta(compacted: u64, snapshot: Option<u64>) -> Vec<u8> {
+        let mut p = vec![2];
+        p.extend_from_slice(&compacted.to_le_bytes());
+        p.extend_from_slice(&1u64.to_le_bytes());
+        // Membership {1}: auto_leave 0, voters [1], three empty sets.
+        p.extend_from_slice(&[0, 1, 1, 0, 0, 0]);
+        match snapshot {
+            None => p.push(0),
+            Some(index) => {
+                p.push(1);
+                p.extend_from_slice(&index.to_le_bytes());
+                p.extend_from_slice(&1u64.to_le_bytes());
+                p.extend_from_slice(&[0, 1, 1, 0, 0, 0]);
+            }
+        }
+        p
+    }
+    fn hard(commit: u64) -> Vec<u8> {
+        let mut p = vec![1];
+        p.extend_from_slice(&1u64.to_le_bytes());
+        p.push(0);
+        p.extend_from_slice(&commit.to_le_bytes());
+        p
+    }
+    let cases: [(&str, Vec<Vec<u8>>); 4] = [
+        ("compacted at u64::MAX", vec![meta(u64::MAX, None)]),
+        ("compacted at u64::MAX - 1", vec![meta(u64::MAX - 1, None)]),
+        ("snapshot at u64::MAX", vec![meta(u64::MAX, Some(u64::MAX))]),
+        ("commit at u64::MAX", vec![meta(0, None), hard(u64::MAX)]),
+    ];
+    let mut panicked = Vec::new();
+    for (what, records) in cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bytes: Vec<u8> = records.iter().flat_map(|r| frame(r)).collect();
+        std::fs::write(state_file(dir.path()), bytes).expect("write");
+        let path = dir.path().to_path_buf();
+        let result = std::panic::catch_unwind(move || open(&path).map(|d| d.last_index()));
+        match result {
+            Ok(_) => {}
+            Err(_) => panicked.push(what),
+        }
+    }
+    assert!(panicked.is_empty(), "open panicked on: {panicked:?}");
 }
