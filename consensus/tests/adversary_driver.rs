@@ -154,6 +154,11 @@ fn ticks(ms: u64) -> DriverConfig {
 /// `Driver::propose` (consensus/src/tokio/driver.rs, `self.proposals.insert(id.index, ..)`)
 /// overwrites the pending entry at that index: the old proposal's reply
 /// sender is dropped and its caller sees `ShutDown` while the driver runs.
+/// The displaced proposal must not be told `Lost` at once either: its
+/// entry may still commit (another node holding it can win a later term
+/// if this leader's entry at that index never reaches a majority). Keep
+/// both pending, keyed by (index, term), and settle each when its index
+/// is applied, as for any other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "BUG: a pending proposal displaced by a new one at the same index resolves ShutDown, not Lost, while the driver runs"]
 async fn a_proposal_cut_by_a_new_leader_is_lost_even_when_its_index_is_reused() {
