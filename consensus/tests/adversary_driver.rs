@@ -834,3 +834,44 @@ async fn a_proposal_over_the_frame_limit_never_wedges_the_log() {
         h.shutdown().await;
     }
 }
+
+/// The real `DiskPersister` failing: the log's directory is removed under
+/// a running node, so the next new segment cannot be created (and the
+/// directory not synced). The write error stops the driver; proposals in
+/// flight end with `ShutDown`, never `Ok`, and none hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_fails_under_a_running_node_stops_the_driver() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let dir = root.path().join("node-1");
+    let mut config = DiskStorageConfig::default();
+    config.segment_bytes = DiskStorageConfig::MIN_SEGMENT_BYTES;
+    let storage = DiskStorage::open(&dir, Membership::from_voters([1u64]), config).expect("open");
+    let node = RaftNode::new(1, storage, Config::default()).expect("bootstrap");
+    let handle =
+        spawn(node, DiskPersister, Nowhere, |_: &Entry<u64>| (), ticks(5)).expect("config");
+    timeout(Duration::from_secs(20), handle.leader())
+        .await
+        .expect("elects itself")
+        .expect("running");
+    handle.propose("before").await.expect("committed");
+    std::fs::remove_dir_all(&dir).expect("removed");
+    // 1 KiB proposals: a new segment is needed within a few.
+    for i in 0..64 {
+        let result = timeout(Duration::from_secs(20), handle.propose(vec![b'x'; 1024]))
+            .await
+            .expect("answered");
+        match result {
+            Ok(applied) => assert!(i < 8, "applied {applied:?} after the disk failed"),
+            Err(ProposeError::ShutDown) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    timeout(Duration::from_secs(20), async {
+        while !handle.is_shut_down() {
+            sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the driver stopped");
+    assert_eq!(handle.propose("after").await, Err(ProposeError::ShutDown));
+}
