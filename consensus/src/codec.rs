@@ -57,7 +57,7 @@
 //! # Ok::<(), codec::DecodeError>(())
 //! ```
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use bytes::Bytes;
 
@@ -157,28 +157,56 @@ impl IdCodec for String {
 }
 
 impl IdCodec for SocketAddr {
-    /// A tag (4 or 6), the address's octets, the port (2 bytes, big-endian).
+    /// A tag (4 or 6), the address's octets, the port (2 bytes,
+    /// big-endian). An IPv6 address with a flow label or a scope id (a
+    /// link-local address needs one) has tag 7 and both after the port (4
+    /// bytes each, big-endian), so the id read back is the id written; tag
+    /// 7 with both zero is refused (that address is written with tag 6).
     fn encode(&self, out: &mut Vec<u8>) {
-        match self.ip() {
-            IpAddr::V4(ip) => {
+        match self {
+            SocketAddr::V4(addr) => {
                 out.push(4);
-                out.extend_from_slice(&ip.octets());
+                out.extend_from_slice(&addr.ip().octets());
+                out.extend_from_slice(&addr.port().to_be_bytes());
             }
-            IpAddr::V6(ip) => {
-                out.push(6);
-                out.extend_from_slice(&ip.octets());
+            SocketAddr::V6(addr) => {
+                let scoped = addr.flowinfo() != 0 || addr.scope_id() != 0;
+                out.push(if scoped { 7 } else { 6 });
+                out.extend_from_slice(&addr.ip().octets());
+                out.extend_from_slice(&addr.port().to_be_bytes());
+                if scoped {
+                    out.extend_from_slice(&addr.flowinfo().to_be_bytes());
+                    out.extend_from_slice(&addr.scope_id().to_be_bytes());
+                }
             }
         }
-        out.extend_from_slice(&self.port().to_be_bytes());
     }
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
-        let ip = match get_u8(input)? {
-            4 => IpAddr::V4(Ipv4Addr::from(get_array::<4>(input)?)),
-            6 => IpAddr::V6(Ipv6Addr::from(get_array::<16>(input)?)),
-            _ => return Err(DecodeError::NodeId),
-        };
-        let port = u16::from_be_bytes(get_array::<2>(input)?);
-        Ok(SocketAddr::new(ip, port))
+        match get_u8(input)? {
+            4 => {
+                let ip = Ipv4Addr::from(get_array::<4>(input)?);
+                let port = u16::from_be_bytes(get_array::<2>(input)?);
+                Ok(SocketAddr::new(IpAddr::V4(ip), port))
+            }
+            tag @ (6 | 7) => {
+                let ip = Ipv6Addr::from(get_array::<16>(input)?);
+                let port = u16::from_be_bytes(get_array::<2>(input)?);
+                let (flowinfo, scope_id) = if tag == 7 {
+                    let flowinfo = u32::from_be_bytes(get_array::<4>(input)?);
+                    let scope_id = u32::from_be_bytes(get_array::<4>(input)?);
+                    if flowinfo == 0 && scope_id == 0 {
+                        return Err(DecodeError::NodeId);
+                    }
+                    (flowinfo, scope_id)
+                } else {
+                    (0, 0)
+                };
+                Ok(SocketAddr::V6(SocketAddrV6::new(
+                    ip, port, flowinfo, scope_id,
+                )))
+            }
+            _ => Err(DecodeError::NodeId),
+        }
     }
 }
 

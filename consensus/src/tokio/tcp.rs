@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,6 +22,7 @@ use ::tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use ::tokio::net::{TcpListener, TcpStream};
 use ::tokio::sync::mpsc;
 use ::tokio::task::JoinSet;
+use ::tokio::time::Sleep;
 use bytes::Bytes;
 
 use super::Transport;
@@ -34,10 +36,15 @@ use crate::raft::NodeId;
 pub struct TcpConfig {
     /// Largest frame sent or accepted, in bytes. A larger message is not
     /// sent (counted in `dropped_oversized`); a peer that announces a
-    /// larger frame is disconnected. Keep it above
-    /// [`Config::max_size_per_msg`](crate::Config::max_size_per_msg) and
-    /// [`Config::snapshot_chunk_size`](crate::Config::snapshot_chunk_size)
-    /// plus some overhead. At least 64.
+    /// larger frame is disconnected. An append always carries at least
+    /// one whole entry, and Raft resends the same entries, so an entry
+    /// that does not fit stops replication at its index for good: keep
+    /// this above
+    /// [`Config::max_proposal_size`](crate::Config::max_proposal_size) (the
+    /// largest entry), [`Config::max_size_per_msg`](crate::Config::max_size_per_msg)
+    /// and [`Config::snapshot_chunk_size`](crate::Config::snapshot_chunk_size),
+    /// plus some overhead (a few dozen bytes per entry; a configuration
+    /// entry also carries its members). At least 64.
     pub max_frame_len: u32,
     /// Messages queued per peer before new ones are dropped. At least 1.
     pub send_queue: usize,
@@ -161,13 +168,26 @@ fn bump(counter: &AtomicU64, by: u64) {
 ///
 /// Its tasks run on the runtime it was created on and stop when it is
 /// dropped (the driver drops it when it shuts down), which closes every
-/// connection.
+/// connection. Connections are accepted while [`recv`](Transport::recv)
+/// is polled (the driver always polls it), so that the listener is
+/// closed the moment the transport is dropped: a node restarted right
+/// after on the same address finds the port free.
 #[derive(Debug)]
 pub struct TcpTransport<N> {
     peers: BTreeMap<N, mpsc::Sender<Bytes>>,
     incoming: mpsc::Receiver<Message<N>>,
+    /// What readers hand their messages to.
+    incoming_tx: mpsc::Sender<Message<N>>,
+    listener: TcpListener,
+    /// After a failed accept (out of file descriptors and the like),
+    /// accepting waits until this has elapsed.
+    accept_paused: Option<Pin<Box<Sleep>>>,
+    /// One reader per accepted connection; aborted when the transport is
+    /// dropped.
+    readers: JoinSet<()>,
     shared: Arc<Shared>,
     max_frame_len: u32,
+    /// The writers.
     _tasks: JoinSet<()>,
 }
 
@@ -196,12 +216,6 @@ where
         let shared = Arc::new(Shared::default());
         let mut tasks = JoinSet::new();
         let (incoming_tx, incoming) = mpsc::channel(config.recv_queue);
-        tasks.spawn(accept_loop::<N>(
-            listener,
-            incoming_tx,
-            Arc::clone(&shared),
-            config.max_frame_len,
-        ));
         let mut map = BTreeMap::new();
         for (id, addr) in peers {
             let (tx, rx) = mpsc::channel(config.send_queue);
@@ -211,6 +225,10 @@ where
         Ok(Self {
             peers: map,
             incoming,
+            incoming_tx,
+            listener,
+            accept_paused: None,
+            readers: JoinSet::new(),
             shared,
             max_frame_len: config.max_frame_len,
             _tasks: tasks,
@@ -288,34 +306,39 @@ where
     }
 
     async fn recv(&mut self) -> Option<Message<N>> {
-        // `mpsc::Receiver::recv` is cancel safe.
-        self.incoming.recv().await
-    }
-}
-
-async fn accept_loop<N: NodeId + IdCodec + Send + 'static>(
-    listener: TcpListener,
-    incoming: mpsc::Sender<Message<N>>,
-    shared: Arc<Shared>,
-    max_frame_len: u32,
-) {
-    // Dropped with this task: the readers stop with it.
-    let mut readers = JoinSet::new();
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let _ = stream.set_nodelay(true);
-                readers.spawn(read_loop(
-                    stream,
-                    incoming.clone(),
-                    Arc::clone(&shared),
-                    max_frame_len,
-                ));
+        // Cancel safe: `mpsc::Receiver::recv` and `TcpListener::accept`
+        // are, and an accepted connection gets its reader before the
+        // next await.
+        loop {
+            ::tokio::select! {
+                message = self.incoming.recv() => return message,
+                accepted = self.listener.accept(), if self.accept_paused.is_none() => {
+                    match accepted {
+                        Ok((stream, _)) => {
+                            let _ = stream.set_nodelay(true);
+                            self.readers.spawn(read_loop(
+                                stream,
+                                self.incoming_tx.clone(),
+                                Arc::clone(&self.shared),
+                                self.max_frame_len,
+                            ));
+                        }
+                        // Out of file descriptors and the like: wait, then
+                        // go on (messages keep coming meanwhile).
+                        Err(_) => {
+                            self.accept_paused =
+                                Some(Box::pin(::tokio::time::sleep(Duration::from_millis(10))));
+                        }
+                    }
+                    while self.readers.try_join_next().is_some() {}
+                }
+                () = async {
+                    if let Some(pause) = self.accept_paused.as_mut() {
+                        pause.await;
+                    }
+                }, if self.accept_paused.is_some() => self.accept_paused = None,
             }
-            // Out of file descriptors and the like: wait, then go on.
-            Err(_) => ::tokio::time::sleep(Duration::from_millis(10)).await,
         }
-        while readers.try_join_next().is_some() {}
     }
 }
 
@@ -378,7 +401,6 @@ async fn write_loop(
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     bump(&shared.connects, 1);
-                    backoff = config.reconnect_min;
                     break stream;
                 }
                 Ok(Err(_)) | Err(_) => {
@@ -388,6 +410,7 @@ async fn write_loop(
                 }
             }
         };
+        let connected_at = ::tokio::time::Instant::now();
         let mut next = Some(first);
         loop {
             let frame = match next.take() {
@@ -411,6 +434,16 @@ async fn write_loop(
             }
             if stream.write_all(&batch).await.is_err() {
                 bump(&shared.dropped_broken, count);
+                // A connection that broke soon after it opened (a peer that
+                // accepts and hangs up) is a failed attempt too: back off,
+                // rather than reconnect once per message. One that lasted
+                // starts the backoff over.
+                if connected_at.elapsed() < config.reconnect_max {
+                    ::tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(config.reconnect_max);
+                } else {
+                    backoff = config.reconnect_min;
+                }
                 break;
             }
             bump(&shared.written, count);
