@@ -488,7 +488,7 @@ pub fn decode<N: IdCodec + crate::NodeId>(input: &[u8]) -> Result<Message<N>, De
             let commit = get_uvarint(input)?;
             // An entry is at least 4 bytes: term, index, kind, length.
             let count = get_count(input, 4)?;
-            let mut entries = Vec::with_capacity(count);
+            let mut entries = Vec::with_capacity(count.min(MAX_RESERVE));
             for _ in 0..count {
                 entries.push(decode_entry(input)?);
             }
@@ -595,6 +595,13 @@ fn decode_entry<N: IdCodec + crate::NodeId>(input: &mut &[u8]) -> Result<Entry<N
     })
 }
 
+/// Most items reserved up front from a count read off the wire: the count
+/// is checked against the bytes left, but an item in memory is larger than
+/// its smallest encoding (an entry 14 times, a `SocketAddr` id 32 times), so
+/// a lying count could make a small frame reserve many times its size
+/// before decoding fails. Longer lists grow as they decode.
+const MAX_RESERVE: usize = 1024;
+
 /// Reads one membership, refusing any but its one encoding.
 pub(crate) fn decode_membership<N: IdCodec + crate::NodeId>(
     input: &mut &[u8],
@@ -604,7 +611,7 @@ pub(crate) fn decode_membership<N: IdCodec + crate::NodeId>(
     for set in &mut sets {
         // An id is at least one byte.
         let count = get_count(input, 1)?;
-        let mut nodes = Vec::with_capacity(count);
+        let mut nodes = Vec::with_capacity(count.min(MAX_RESERVE));
         for _ in 0..count {
             nodes.push(N::decode(input)?);
         }
