@@ -10,6 +10,10 @@
 //! Connections are not authenticated: anyone who can reach the listener
 //! can send messages (the node ignores senders outside its membership, but
 //! a cluster that faces untrusted networks wants TLS in front of this).
+//! What one can hold is bounded: incoming connections are capped
+//! (`max_connections`) and closed when idle (`idle_timeout`), frames by
+//! `max_frame_len`, and a connection keeps at most 1 MiB of read buffer
+//! between frames.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -59,6 +63,18 @@ pub struct TcpConfig {
     /// Longest wait for one connection attempt (a peer whose packets are
     /// dropped would otherwise hold it for minutes). At least 1 ms.
     pub connect_timeout: Duration,
+    /// Most incoming connections open at once; a connection accepted
+    /// beyond it is closed at once (counted in `refused_connections`), so
+    /// whoever can reach the port cannot hold an unbounded number of them.
+    /// Each peer opens one (two for a moment while it reconnects). At
+    /// least 1.
+    pub max_connections: usize,
+    /// An incoming connection that delivers no frame for this long is
+    /// closed (counted in `idle_closed`); its peer reconnects when it next
+    /// sends. Keep it well above the heartbeat interval (and, with
+    /// quiescence, know that quiet groups reconnect after it). At least
+    /// 1 ms.
+    pub idle_timeout: Duration,
 }
 
 impl Default for TcpConfig {
@@ -70,6 +86,8 @@ impl Default for TcpConfig {
             reconnect_min: Duration::from_millis(20),
             reconnect_max: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -88,6 +106,10 @@ pub enum TcpConfigError {
     /// `connect_timeout` is under 1 ms. Nothing was started.
     #[error("reconnect_min must be in 1 ms..=reconnect_max, connect_timeout at least 1 ms")]
     Reconnect,
+    /// `max_connections` is 0 or `idle_timeout` is under 1 ms. Nothing was
+    /// started.
+    #[error("max_connections must be at least 1, idle_timeout at least 1 ms")]
+    Incoming,
 }
 
 impl TcpConfig {
@@ -107,6 +129,9 @@ impl TcpConfig {
             || self.connect_timeout < Duration::from_millis(1)
         {
             return Err(TcpConfigError::Reconnect);
+        }
+        if self.max_connections == 0 || self.idle_timeout < Duration::from_millis(1) {
+            return Err(TcpConfigError::Incoming);
         }
         Ok(())
     }
@@ -140,6 +165,11 @@ pub struct TcpCounters {
     pub connects: u64,
     /// Outgoing connection attempts that failed.
     pub connect_failures: u64,
+    /// Incoming connections closed at once because `max_connections` were
+    /// open.
+    pub refused_connections: u64,
+    /// Incoming connections closed after `idle_timeout` without a frame.
+    pub idle_closed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -155,6 +185,8 @@ struct Shared {
     oversized_frames: AtomicU64,
     connects: AtomicU64,
     connect_failures: AtomicU64,
+    refused_connections: AtomicU64,
+    idle_closed: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, by: u64) {
@@ -187,6 +219,8 @@ pub struct TcpTransport<N> {
     readers: JoinSet<()>,
     shared: Arc<Shared>,
     max_frame_len: u32,
+    max_connections: usize,
+    idle_timeout: Duration,
     /// The writers.
     _tasks: JoinSet<()>,
 }
@@ -231,6 +265,8 @@ where
             readers: JoinSet::new(),
             shared,
             max_frame_len: config.max_frame_len,
+            max_connections: config.max_connections,
+            idle_timeout: config.idle_timeout,
             _tasks: tasks,
         })
     }
@@ -273,6 +309,8 @@ fn counters(s: &Shared) -> TcpCounters {
         oversized_frames: get(&s.oversized_frames),
         connects: get(&s.connects),
         connect_failures: get(&s.connect_failures),
+        refused_connections: get(&s.refused_connections),
+        idle_closed: get(&s.idle_closed),
     }
 }
 
@@ -313,7 +351,13 @@ where
             ::tokio::select! {
                 message = self.incoming.recv() => return message,
                 accepted = self.listener.accept(), if self.accept_paused.is_none() => {
+                    // Readers that ended no longer count against the cap.
+                    while self.readers.try_join_next().is_some() {}
                     match accepted {
+                        Ok((stream, _)) if self.readers.len() >= self.max_connections => {
+                            bump(&self.shared.refused_connections, 1);
+                            drop(stream);
+                        }
                         Ok((stream, _)) => {
                             let _ = stream.set_nodelay(true);
                             self.readers.spawn(read_loop(
@@ -321,6 +365,7 @@ where
                                 self.incoming_tx.clone(),
                                 Arc::clone(&self.shared),
                                 self.max_frame_len,
+                                self.idle_timeout,
                             ));
                         }
                         // Out of file descriptors and the like: wait, then
@@ -330,7 +375,6 @@ where
                                 Some(Box::pin(::tokio::time::sleep(Duration::from_millis(10))));
                         }
                     }
-                    while self.readers.try_join_next().is_some() {}
                 }
                 () = async {
                     if let Some(pause) = self.accept_paused.as_mut() {
@@ -347,11 +391,18 @@ async fn read_loop<N: NodeId + IdCodec>(
     incoming: mpsc::Sender<Message<N>>,
     shared: Arc<Shared>,
     max_frame_len: u32,
+    idle_timeout: Duration,
 ) {
     let mut reader = BufReader::new(stream);
     let mut buf = Vec::new();
     loop {
-        let Ok(len) = reader.read_u32().await else {
+        // The wait for a frame to begin is bounded; once it has begun, its
+        // bytes arrive as fast as the peer sends them.
+        let Ok(len) = ::tokio::time::timeout(idle_timeout, reader.read_u32()).await else {
+            bump(&shared.idle_closed, 1);
+            return;
+        };
+        let Ok(len) = len else {
             return;
         };
         if len > max_frame_len {
@@ -377,8 +428,16 @@ async fn read_loop<N: NodeId + IdCodec>(
             }
             Err(_) => bump(&shared.malformed, 1),
         }
+        // Keep no more than a small frame's room between frames: a peer
+        // that sent one large frame must not pin its size for good.
+        if buf.capacity() > KEPT_READ_BUFFER {
+            buf = Vec::new();
+        }
     }
 }
+
+/// Bytes of read buffer a connection keeps between frames.
+const KEPT_READ_BUFFER: usize = 1 << 20;
 
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 256 << 10;
