@@ -9,7 +9,10 @@
 //!   staged durable, entries first and then the hard state, with one
 //!   fsync per file touched (group commit), and returns the highest batch
 //!   id it covers: pass it to `on_persisted`. [`DiskStorage::write`] is
-//!   both in one call.
+//!   both in one call. [`DiskStorage::sync_in_background`] leaves the
+//!   fsyncs to the storage's syncer thread and returns a [`SyncTicket`]
+//!   (a future) at once, so the caller stages the next batches while the
+//!   disk works; requests made while a sync runs share the next one.
 //! - Snapshots and compaction ([`DiskStorage::set_snapshot`],
 //!   [`DiskStorage::compact`], [`DiskStorage::apply_snapshot`]) are durable
 //!   when they return; call them with nothing staged.
