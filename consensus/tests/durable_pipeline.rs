@@ -100,7 +100,7 @@ fn requests_made_while_a_sync_runs_share_the_next_one() {
         last = id;
     }
     let syncs = counters.syncs() - before;
-    assert!(syncs >= 1 && syncs <= 200, "{syncs} syncs");
+    assert!((1..=200).contains(&syncs), "{syncs} syncs");
     // sync() waits for the background first; nothing is left after it.
     assert_eq!(storage.sync().unwrap(), None);
     drop(storage);
