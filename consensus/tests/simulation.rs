@@ -131,7 +131,7 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
     if seeds < 200 {
         return;
     }
-    let floors: [(&str, u64, u64); 31] = [
+    let floors: [(&str, u64, u64); 32] = [
         ("quiescences", total(&|r| r.quiesces.0), seeds / 4),
         (
             "false suspicions of live peers",

@@ -244,9 +244,16 @@ impl Drop for Syncer {
     }
 }
 
+/// The syncer thread: its loop, then its helper stops with it.
+fn run(shared: &Shared) {
+    let mut helper = None;
+    run_loop(shared, &mut helper);
+    drop(helper);
+}
+
 /// The syncer's loop: wait for a request, take everything requested so
 /// far, fsync it, publish.
-fn run(shared: &Shared) {
+fn run_loop(shared: &Shared, helper: &mut Option<Helper>) {
     loop {
         let (number, job) = {
             let mut inner = shared.lock();
@@ -264,7 +271,7 @@ fn run(shared: &Shared) {
             }
             (inner.requested, std::mem::take(&mut inner.pending))
         };
-        let result = sync_files(job, &shared.counters);
+        let result = sync_files(job, &shared.counters, helper);
         let wakers = {
             let mut inner = shared.lock();
             match result {
@@ -286,10 +293,14 @@ fn run(shared: &Shared) {
 }
 
 /// Fsyncs what `job` names: the segment and then the directory, and the
-/// state file at the same time on a second thread (its record changes
+/// state file at the same time on the helper thread (its record changes
 /// only the commit index, which never covers entries not yet durable, so
 /// it needs no order with them; see `DiskStorage::sync_in_background`).
-fn sync_files(job: Request, counters: &SyncCounters) -> io::Result<()> {
+fn sync_files(
+    job: Request,
+    counters: &SyncCounters,
+    helper: &mut Option<Helper>,
+) -> io::Result<()> {
     let Request {
         segment,
         dir,
@@ -310,20 +321,129 @@ fn sync_files(job: Request, counters: &SyncCounters) -> io::Result<()> {
         }
         Ok(n)
     };
-    let n = match state {
-        None => entries()?,
-        Some(state) => std::thread::scope(|scope| -> io::Result<u64> {
-            let other = scope.spawn(move || state.sync_data().map(|()| 1));
+    if state.is_some() && helper.is_none() {
+        // Without a helper (the thread could not be started), the state
+        // file is fsynced after the entries instead: slower, as safe.
+        *helper = Helper::start().ok();
+    }
+    let n = match (state, helper.as_ref()) {
+        (None, _) => entries()?,
+        (Some(state), None) => {
+            let n = entries()?;
+            state.sync_data()?;
+            n + 1
+        }
+        (Some(state), Some(helper)) => {
+            helper.submit(state);
             let n = entries();
-            let m = other
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("the state file's fsync panicked")));
-            Ok(n? + m?)
-        })?,
+            // Wait for the helper even when the entries failed, so that
+            // it is free for the next sync (there is none after a failure,
+            // but the slot stays consistent).
+            let m = helper.wait();
+            n? + m.map(|()| 1)?
+        }
     };
     counters.count_sync();
     counters.count_fsyncs(n);
     Ok(())
+}
+
+/// A thread that fsyncs one file at a time for the syncer, so that the
+/// state file's fsync runs while the syncer's own fsyncs the segment (a
+/// thread kept for the storage's life rather than one started per sync).
+struct Helper {
+    slot: Arc<Slot>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Slot {
+    job: Mutex<HelperJob>,
+    changed: Condvar,
+}
+
+enum HelperJob {
+    Idle,
+    Sync(File),
+    Done(io::Result<()>),
+    Exit,
+}
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, HelperJob> {
+        self.job
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&self, guard: MutexGuard<'a, HelperJob>) -> MutexGuard<'a, HelperJob> {
+        self.changed
+            .wait(guard)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Helper {
+    fn start() -> io::Result<Self> {
+        let slot = Arc::new(Slot {
+            job: Mutex::new(HelperJob::Idle),
+            changed: Condvar::new(),
+        });
+        let theirs = Arc::clone(&slot);
+        let thread = std::thread::Builder::new()
+            .name("dsys-disk-sync-state".into())
+            .spawn(move || {
+                let slot = theirs;
+                let mut job = slot.lock();
+                loop {
+                    match std::mem::replace(&mut *job, HelperJob::Idle) {
+                        HelperJob::Sync(file) => {
+                            drop(job);
+                            let result = file.sync_data();
+                            job = slot.lock();
+                            *job = HelperJob::Done(result);
+                            slot.changed.notify_all();
+                        }
+                        HelperJob::Exit => return,
+                        other => {
+                            *job = other;
+                            job = slot.wait(job);
+                        }
+                    }
+                }
+            })?;
+        Ok(Self {
+            slot,
+            thread: Some(thread),
+        })
+    }
+
+    fn submit(&self, file: File) {
+        *self.slot.lock() = HelperJob::Sync(file);
+        self.slot.changed.notify_all();
+    }
+
+    fn wait(&self) -> io::Result<()> {
+        let mut job = self.slot.lock();
+        loop {
+            match std::mem::replace(&mut *job, HelperJob::Idle) {
+                HelperJob::Done(result) => return result,
+                other => {
+                    *job = other;
+                    job = self.slot.wait(job);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        *self.slot.lock() = HelperJob::Exit;
+        self.slot.changed.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Resolves once the request it was returned for, and every one before
