@@ -288,3 +288,31 @@ fn dropping_the_storage_fails_tickets_it_never_synced() {
         }
     }
 }
+
+/// With nothing else in flight, a ticket resolves only after a sync that
+/// started after its request finished its fsyncs: the storage's count of
+/// finished syncs has moved. (Resolving a ticket one request early, or
+/// before the fsyncs, fails this.)
+#[test]
+fn an_isolated_ticket_resolves_only_after_its_own_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut storage = open(dir.path());
+    storage
+        .stage(&batch(1, Some(hs(1, 0)), vec![entry(1, 1)]))
+        .unwrap();
+    storage.sync_in_background().unwrap().wait().unwrap();
+    let counters = storage.sync_counters();
+    for id in 2..=100u64 {
+        let hard_state = (id % 2 == 0).then(|| hs(1, id - 1));
+        storage
+            .stage(&batch(id, hard_state, vec![entry(1, id)]))
+            .unwrap();
+        let before = counters.syncs();
+        let ticket = storage.sync_in_background().unwrap();
+        assert_eq!(ticket.wait().unwrap(), Some(id));
+        assert!(
+            counters.syncs() > before,
+            "batch {id} resolved before its sync"
+        );
+    }
+}
