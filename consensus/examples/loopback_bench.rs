@@ -11,7 +11,13 @@
 //! over the floor) is the share of the disk's fsync rate in use, and
 //! `leader_fsyncs/floor` the leader's alone. `floor3` runs the floor's
 //! loop on three files at once (one thread each) and sums them: the rate
-//! three writers get from the disk together.
+//! three writers get from the disk together; the nodes share one disk, so
+//! `floor3` is the ceiling for the three together and `floor3/3` for one
+//! node. Syncs and fsyncs are the storage's own counts
+//! (`DiskStorage::sync_counters`): a sync is one round of the storage's
+//! syncer (it covers every round of the driver staged before it started)
+//! and makes one to three fsyncs (segment; state file, at the same time,
+//! when the commit index moved; directory after a new segment).
 //!
 //! An example binary, not a criterion bench: each point is a multi-second
 //! closed-loop run of a whole cluster with its own latency distribution,
@@ -33,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dsys_consensus::durable::{DiskStorage, DiskStorageConfig};
+use dsys_consensus::durable::{DiskStorage, DiskStorageConfig, SyncCounters};
 use dsys_consensus::tokio::{
     DiskPersister, DriverConfig, Handle, PersistFuture, Persister, ProposeError, TcpConfig,
     TcpTransport, spawn,
@@ -42,14 +48,12 @@ use dsys_consensus::{Config, Entry, HardState, Membership, Persist, RaftNode, Ro
 use tokio::net::TcpListener;
 use tokio::time::sleep;
 
-/// What one node's persister did.
-#[derive(Default)]
+/// What one node's persister and storage did.
 struct Counts {
-    /// `DiskStorage::sync` calls.
-    syncs: AtomicU64,
-    /// File fsyncs those made: the segment's when entries were staged, the
-    /// state file's when a hard state was.
-    fsyncs: AtomicU64,
+    /// The storage's own counts: syncs (each covers every request made
+    /// before it started, so several rounds of the driver) and the file
+    /// and directory fsyncs they made.
+    disk: SyncCounters,
     batches: AtomicU64,
     entries: AtomicU64,
 }
@@ -57,8 +61,8 @@ struct Counts {
 impl Counts {
     fn snapshot(&self) -> [u64; 4] {
         [
-            self.syncs.load(Ordering::Relaxed),
-            self.fsyncs.load(Ordering::Relaxed),
+            self.disk.syncs(),
+            self.disk.fsyncs(),
             self.batches.load(Ordering::Relaxed),
             self.entries.load(Ordering::Relaxed),
         ]
@@ -83,13 +87,7 @@ impl Persister<DiskStorage<u64>> for Counting {
         batches: Vec<Persist<HardState<u64>, u64>>,
     ) -> PersistFuture {
         let entries: usize = batches.iter().map(|b| b.entries.len()).sum();
-        let hard_state = batches.iter().any(|b| b.hard_state.is_some());
         let c = &self.0;
-        c.syncs.fetch_add(1, Ordering::Relaxed);
-        c.fsyncs.fetch_add(
-            u64::from(entries > 0) + u64::from(hard_state),
-            Ordering::Relaxed,
-        );
         c.batches.fetch_add(batches.len() as u64, Ordering::Relaxed);
         c.entries.fetch_add(entries as u64, Ordering::Relaxed);
         DiskPersister.persist_all(storage, batches)
@@ -166,7 +164,11 @@ async fn cluster(dir: &Path) -> Cluster {
         let transport = TcpTransport::new(listener, others, TcpConfig::default()).expect("config");
         let mut driver = DriverConfig::default();
         driver.tick = Duration::from_millis(10);
-        let c: Arc<Counts> = Arc::default();
+        let c = Arc::new(Counts {
+            disk: node.storage().sync_counters(),
+            batches: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+        });
         let persister = Counting(Arc::clone(&c));
         handles
             .push(spawn(node, persister, transport, |_: &Entry<u64>| (), driver).expect("config"));
@@ -283,13 +285,14 @@ async fn main() {
     println!("floor3: {floor3:.0} fdatasyncs/s (the same on three files at once, summed)");
     println!(
         "clients  commits/s   p50_ms   p99_ms  leader_syncs/s  leader_fsyncs/s  entries/sync  \
-         all_nodes_fsyncs/s  leader_fsyncs/floor  all_fsyncs/floor  all_fsyncs/floor3  commits/floor"
+         all_nodes_fsyncs/s  leader_fsyncs/floor  leader_fsyncs/(floor3/3)  leader_syncs/(floor3/3)  \
+         all_fsyncs/floor  all_fsyncs/floor3  commits/floor"
     );
     for clients in levels {
         let p = run_point(&base, clients, secs).await;
         let [syncs, fsyncs, _batches, entries] = p.leader;
         println!(
-            "{:>7}  {:>9.0}  {:>7.2}  {:>7.2}  {:>14.0}  {:>15.0}  {:>12.1}  {:>18.0}  {:>19.2}  {:>16.2}  {:>17.2}  {:>13.2}",
+            "{:>7}  {:>9.0}  {:>7.2}  {:>7.2}  {:>14.0}  {:>15.0}  {:>12.1}  {:>18.0}  {:>19.2}  {:>24.2}  {:>22.2}  {:>16.2}  {:>17.2}  {:>13.2}",
             p.clients,
             p.commits_per_s,
             p.p50.as_secs_f64() * 1e3,
@@ -299,6 +302,8 @@ async fn main() {
             if syncs > 0.0 { entries / syncs } else { 0.0 },
             p.all_fsyncs_per_s,
             fsyncs / floor,
+            fsyncs / (floor3 / 3.0),
+            syncs / (floor3 / 3.0),
             p.all_fsyncs_per_s / floor,
             p.all_fsyncs_per_s / floor3,
             p.commits_per_s / floor,

@@ -208,7 +208,14 @@ pub enum ReadError {
 ///   it MUST make the entries durable no later than the hard state (write
 ///   the entries, then the hard state, as etcd and raft-rs require), or
 ///   write both atomically. An entry at an index already stored replaces
-///   it and everything after it (§5.3).
+///   it and everything after it (§5.3). One exception: a hard state that
+///   differs from the one handed out before it only in `commit` MAY become
+///   durable before the entries of its batch and of every earlier batch
+///   not yet acknowledged (fsynced beside them rather than after them):
+///   the commit index a batch carries covers only entries acknowledged
+///   before the batch was handed out (below), so it needs no order with
+///   entries not yet acknowledged. It MUST still be durable before its
+///   batch is acknowledged.
 /// - MUST call [`on_persisted`](Self::on_persisted)`(id)` only once batch `id`
 ///   *and every batch before it* is durable (fsynced). One call may cover
 ///   several batches; it may come late. Writes may run in the background

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use dsys_consensus::durable::{DiskStorage, OpenError};
+use dsys_consensus::durable::{DiskStorage, OpenError, SyncTicket};
 use dsys_consensus::{Entry, HardState, Membership, Persist, SnapshotMeta, Storage};
 use durable_common::{copy_dir, entry, files, payload, scratch_dir, small_config};
 use proptest::prelude::*;
@@ -238,6 +238,9 @@ fn sigkill_child() {
     let last_term = disk.term(disk.last_index()).unwrap();
     let mut term = disk.hard_state().term.max(last_term).max(1);
     let mut id = 0;
+    if rng.bool() {
+        pipelined_child(disk, term, &mut rng);
+    }
     loop {
         if rng.u8(..8) == 0 {
             term += 1;
@@ -286,6 +289,86 @@ fn sigkill_child() {
             };
             disk.set_snapshot(meta).unwrap();
             disk.compact(last).unwrap();
+        }
+    }
+}
+
+/// Half the children sync in the background (`sync_in_background`), up
+/// to three requests in flight, and print a batch only once its ticket
+/// resolves. A conflicting suffix may now cut entries whose sync is in
+/// flight (never one printed): the tickets of the batches it replaced
+/// print nothing (as the node ignores an acknowledgement of entries it no
+/// longer holds), and the replacing batch prints its own last entry.
+/// Hard states commit only what was printed before (the node's rule), so
+/// they go to the syncer beside the entries, except a term change, which
+/// is synced at once.
+fn pipelined_child(mut disk: DiskStorage<u64>, mut term: u64, rng: &mut fastrand::Rng) -> ! {
+    // Everything on disk may have been printed by an earlier child.
+    let mut printed = disk.last_index();
+    let mut in_flight: std::collections::VecDeque<(SyncTicket, Option<(u64, u64)>)> =
+        std::collections::VecDeque::new();
+    let mut id = 0;
+    let finish = |ticket: SyncTicket, line: Option<(u64, u64)>, printed: &mut u64| {
+        ticket.wait().unwrap();
+        if let Some((index, term)) = line {
+            println!("{index} {term}");
+            *printed = (*printed).max(index);
+        }
+    };
+    loop {
+        if rng.u8(..8) == 0 {
+            term += 1;
+        }
+        let last = disk.last_index();
+        let count = rng.u64(1..20);
+        id += 1;
+        disk.stage(&Persist {
+            id,
+            hard_state: Some(HardState {
+                term,
+                vote: Some(1),
+                commit: printed,
+            }),
+            entries: (last + 1..=last + count).map(|i| entry(term, i)).collect(),
+        })
+        .unwrap();
+        let mut line = (last + count, term);
+        if rng.u8(..3) == 0 {
+            // A new leader replaces entries not yet printed, some of them
+            // perhaps being synced right now.
+            term += 1;
+            let from = printed + 1 + rng.u64(..last + count - printed);
+            let more = rng.u64(1..10);
+            id += 1;
+            disk.stage(&Persist {
+                id,
+                hard_state: None,
+                entries: (from..from + more).map(|i| entry(term, i)).collect(),
+            })
+            .unwrap();
+            for (_, line) in &mut in_flight {
+                *line = None;
+            }
+            line = (from + more - 1, term);
+        }
+        in_flight.push_back((disk.sync_in_background().unwrap(), Some(line)));
+        let keep = rng.usize(..4);
+        while in_flight.len() > keep {
+            let (ticket, line) = in_flight.pop_front().unwrap();
+            finish(ticket, line, &mut printed);
+        }
+        if id % 64 == 0 && printed > disk.first_index() {
+            while let Some((ticket, line)) = in_flight.pop_front() {
+                finish(ticket, line, &mut printed);
+            }
+            assert_eq!(disk.sync().unwrap(), None);
+            let meta = SnapshotMeta {
+                index: printed,
+                term: disk.term(printed).unwrap(),
+                membership: voters(),
+            };
+            disk.set_snapshot(meta).unwrap();
+            disk.compact(printed).unwrap();
         }
     }
 }

@@ -66,7 +66,7 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
     let membership_seeds = reports.iter().filter(|r| r.options.membership).count() as u64;
     println!(
         "{seeds} seeds from {first}: {} elections, {} entries committed, {} client ops completed ({} indeterminate, {lease_reads} lease reads, {lease_stale_ticks} ticks with a deposed leader unaware in lease runs), \
-         {} crashes ({} mid-drain), {} restarts ({} with applied > 0), writes at crashes: {} lost, {} kept, {} torn; \
+         {} crashes ({} mid-drain), {} restarts ({} with applied > 0), writes at crashes: {} lost, {} kept, {} torn, {} commit-only hard states landed early; \
          {} multi-batch acknowledgements, {} state-machine snapshots, {} proposals lost, {} reads failed; \
          messages: {} lost, {} duplicated, {} long-delayed, {} replayed; \
          partitions: {} symmetric, {} one-way, {} non-transitive, {} leader cut off; {} transfers, {} campaigns; \
@@ -86,6 +86,7 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
         total(&|r| r.sim.writes_lost),
         total(&|r| r.sim.writes_kept),
         total(&|r| r.sim.writes_torn),
+        total(&|r| r.sim.commits_landed_early),
         total(&|r| r.sim.multi_batch_acks),
         total(&|r| r.sim.snapshots),
         total(&|r| r.sim.proposals_lost),
@@ -130,7 +131,7 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
     if seeds < 200 {
         return;
     }
-    let floors: [(&str, u64, u64); 31] = [
+    let floors: [(&str, u64, u64); 32] = [
         ("quiescences", total(&|r| r.quiesces.0), seeds / 4),
         (
             "false suspicions of live peers",
@@ -206,6 +207,11 @@ fn chaos_seeds_keep_raft_safe_live_and_linearizable() {
             seeds / 10,
         ),
         ("torn writes", total(&|r| r.sim.writes_torn), seeds / 20),
+        (
+            "commit-only hard states landed early",
+            total(&|r| r.sim.commits_landed_early),
+            seeds / 20,
+        ),
         (
             "multi-batch acknowledgements",
             total(&|r| r.sim.multi_batch_acks),

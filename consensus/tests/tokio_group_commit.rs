@@ -1,10 +1,17 @@
 //! Group commit in the tokio driver on `DiskStorage`: three nodes over TCP
 //! on 127.0.0.1, each on its own `DiskStorage` in a temporary directory,
 //! many concurrent proposals. A counting wrapper around `DiskPersister`
-//! counts the syncs (one per `persist_all`, one per lone `persist`), the
-//! Persist batches and the entries they carry; on average at least four
-//! entries must share a sync, and every proposal is applied in the same
-//! order on every node.
+//! counts the Persist batches and the entries they carry, and the storage
+//! counts its syncs (`DiskStorage::sync_counters`: each background sync
+//! covers every round of the driver staged before it started); on average
+//! at least four entries must share a sync, and every proposal is applied
+//! in the same order on every node.
+//!
+//! The wrapper also checks the order the driver sees: each batch's future
+//! resolves only once the storage's syncer has finished the sync request
+//! made for it (its fsyncs returned), never before; and rounds are staged
+//! while an earlier round's sync is still running (the fsync is off the
+//! driver's task).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dsys_consensus::durable::{DiskStorage, DiskStorageConfig};
+use dsys_consensus::durable::{DiskStorage, DiskStorageConfig, SyncCounters};
 use dsys_consensus::tokio::{
     DiskPersister, DriverConfig, Handle, PersistFuture, Persister, ProposeError, TcpConfig,
     TcpTransport, spawn,
@@ -21,16 +28,64 @@ use dsys_consensus::{Config, Entry, EntryKind, HardState, Membership, Persist, R
 use tokio::net::TcpListener;
 use tokio::time::{sleep, timeout};
 
-#[derive(Default)]
 struct Counts {
-    syncs: AtomicU64,
+    /// The storage's own counts.
+    disk: SyncCounters,
+    /// `persist` / `persist_all` calls.
+    calls: AtomicU64,
+    /// Calls made while an earlier call's future had not resolved.
+    overlapped: AtomicU64,
+    /// Futures not yet resolved.
+    pending: Arc<AtomicU64>,
+    /// Futures that resolved before the sync request made for them was
+    /// durable: must stay 0.
+    early: Arc<AtomicU64>,
     batches: AtomicU64,
     entries: AtomicU64,
     /// Most batches one sync made durable.
     most_batches: AtomicU64,
 }
 
+impl Counts {
+    fn new(disk: SyncCounters) -> Self {
+        Self {
+            disk,
+            calls: AtomicU64::new(0),
+            overlapped: AtomicU64::new(0),
+            pending: Arc::default(),
+            early: Arc::default(),
+            batches: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+            most_batches: AtomicU64::new(0),
+        }
+    }
+}
+
 struct Counting(Arc<Counts>);
+
+impl Counting {
+    /// Wraps `DiskPersister`'s future: notes the sync request it made (the
+    /// storage's latest, since this task is the only one requesting) and
+    /// checks, when it resolves, that the request is durable.
+    fn watch(&self, future: PersistFuture) -> PersistFuture {
+        let c = &self.0;
+        c.calls.fetch_add(1, Ordering::Relaxed);
+        if c.pending.fetch_add(1, Ordering::AcqRel) > 0 {
+            c.overlapped.fetch_add(1, Ordering::Relaxed);
+        }
+        let request = c.disk.requests();
+        let disk = c.disk.clone();
+        let (pending, early) = (Arc::clone(&c.pending), Arc::clone(&c.early));
+        Box::pin(async move {
+            let result = future.await;
+            if result.is_ok() && disk.requests_durable() < request {
+                early.fetch_add(1, Ordering::Relaxed);
+            }
+            pending.fetch_sub(1, Ordering::AcqRel);
+            result
+        })
+    }
+}
 
 impl Persister<DiskStorage<u64>> for Counting {
     fn persist(
@@ -38,12 +93,12 @@ impl Persister<DiskStorage<u64>> for Counting {
         storage: &mut DiskStorage<u64>,
         batch: Persist<HardState<u64>, u64>,
     ) -> PersistFuture {
-        self.0.syncs.fetch_add(1, Ordering::Relaxed);
         self.0.batches.fetch_add(1, Ordering::Relaxed);
         self.0
             .entries
             .fetch_add(batch.entries.len() as u64, Ordering::Relaxed);
-        DiskPersister.persist(storage, batch)
+        let future = DiskPersister.persist(storage, batch);
+        self.watch(future)
     }
 
     fn persist_all(
@@ -52,12 +107,12 @@ impl Persister<DiskStorage<u64>> for Counting {
         batches: Vec<Persist<HardState<u64>, u64>>,
     ) -> PersistFuture {
         let n = batches.len() as u64;
-        self.0.syncs.fetch_add(1, Ordering::Relaxed);
         self.0.batches.fetch_add(n, Ordering::Relaxed);
         self.0.most_batches.fetch_max(n, Ordering::Relaxed);
         let entries: usize = batches.iter().map(|b| b.entries.len()).sum();
         self.0.entries.fetch_add(entries as u64, Ordering::Relaxed);
-        DiskPersister.persist_all(storage, batches)
+        let future = DiskPersister.persist_all(storage, batches);
+        self.watch(future)
     }
 }
 
@@ -74,10 +129,10 @@ async fn concurrent_proposals_share_fsyncs() {
         peers.push((id, listener.local_addr().expect("bound")));
         listeners.push(listener);
     }
-    let counts: Vec<Arc<Counts>> = ids.iter().map(|_| Arc::default()).collect();
+    let mut counts: Vec<Arc<Counts>> = Vec::new();
     let mut handles: Vec<Handle<u64, ()>> = Vec::new();
     let mut logs: Vec<Log> = Vec::new();
-    for ((&id, listener), counts) in ids.iter().zip(listeners).zip(&counts) {
+    for (&id, listener) in ids.iter().zip(listeners) {
         let storage = DiskStorage::<u64>::open(
             dir.path().join(id.to_string()),
             Membership::from_voters(ids),
@@ -87,6 +142,8 @@ async fn concurrent_proposals_share_fsyncs() {
         let mut config = Config::default();
         config.seed = id;
         let node = RaftNode::new(id, storage, config).expect("node");
+        let c = Arc::new(Counts::new(node.storage().sync_counters()));
+        counts.push(Arc::clone(&c));
         let others = peers.iter().filter(|(p, _)| *p != id).copied();
         let transport = TcpTransport::new(listener, others, TcpConfig::default()).expect("config");
         let log: Log = Arc::default();
@@ -101,7 +158,7 @@ async fn concurrent_proposals_share_fsyncs() {
         };
         let mut driver = DriverConfig::default();
         driver.tick = Duration::from_millis(10);
-        let persister = Counting(Arc::clone(counts));
+        let persister = Counting(c);
         handles.push(spawn(node, persister, transport, state_machine, driver).expect("config"));
         logs.push(log);
     }
@@ -157,14 +214,32 @@ async fn concurrent_proposals_share_fsyncs() {
     assert_eq!(applied[0].len(), total);
     assert!(applied.iter().all(|l| *l == applied[0]));
 
+    for h in handles.iter() {
+        h.shutdown().await;
+    }
     let (mut syncs, mut batches, mut entries, mut most) = (0, 0, 0, 0);
+    let (mut calls, mut overlapped, mut early) = (0, 0, 0);
     for c in &counts {
-        syncs += c.syncs.load(Ordering::Relaxed);
+        syncs += c.disk.syncs();
         batches += c.batches.load(Ordering::Relaxed);
         entries += c.entries.load(Ordering::Relaxed);
         most = most.max(c.most_batches.load(Ordering::Relaxed));
+        calls += c.calls.load(Ordering::Relaxed);
+        overlapped += c.overlapped.load(Ordering::Relaxed);
+        early += c.early.load(Ordering::Relaxed);
     }
-    eprintln!("syncs {syncs}, batches {batches}, entries {entries}, most batches per sync {most}");
+    eprintln!(
+        "syncs {syncs}, batches {batches}, entries {entries}, most batches per round {most}, \
+         rounds {calls}, rounds staged while a sync ran {overlapped}"
+    );
+    assert_eq!(
+        early, 0,
+        "a batch was acknowledged before its sync finished"
+    );
+    // The driver stages rounds while a sync runs (pipelining), and one
+    // sync covers several of them.
+    assert!(overlapped > 0, "no round was staged while a sync ran");
+    assert!(syncs < calls, "{syncs} syncs for {calls} rounds");
     // Every entry is written on three nodes: one sync per entry would be
     // 3 × total syncs; group commit needs far fewer.
     assert!(entries >= 3 * total as u64);
@@ -176,9 +251,6 @@ async fn concurrent_proposals_share_fsyncs() {
     // proposed or received since the last), so a round of the driver is
     // usually one batch: `most` is reported, not asserted.
     assert!(most >= 1);
-    for h in handles.iter() {
-        h.shutdown().await;
-    }
 }
 
 /// `DiskPersister::persist_all` on several batches at once: every one is

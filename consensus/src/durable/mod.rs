@@ -9,7 +9,10 @@
 //!   staged durable, entries first and then the hard state, with one
 //!   fsync per file touched (group commit), and returns the highest batch
 //!   id it covers: pass it to `on_persisted`. [`DiskStorage::write`] is
-//!   both in one call.
+//!   both in one call. [`DiskStorage::sync_in_background`] leaves the
+//!   fsyncs to the storage's syncer thread and returns a [`SyncTicket`]
+//!   (a future) at once, so the caller stages the next batches while the
+//!   disk works; requests made while a sync runs share the next one.
 //! - Snapshots and compaction ([`DiskStorage::set_snapshot`],
 //!   [`DiskStorage::compact`], [`DiskStorage::apply_snapshot`]) are durable
 //!   when they return; call them with nothing staged.
@@ -20,6 +23,7 @@
 //! This module does I/O (it is the one part of the crate that does); the
 //! node stays sans-IO and sees only the [`Storage`] trait.
 
+mod background;
 mod codec;
 mod error;
 mod frame;
@@ -30,6 +34,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use self::background::{SyncCounters, SyncTicket};
 pub use self::error::{DiskStorageConfig, DiskStorageConfigError, OpenError, WriteError};
 use crate::codec::IdCodec;
 
@@ -155,6 +160,13 @@ pub struct DiskStorage<N> {
     /// A write failed: what is on disk is unknown until reopened.
     failed: bool,
     recovery: Recovery,
+    /// The latest hard state written to the state file (durable, or
+    /// appended and being synced in the background).
+    written_hard_state: HardState<N>,
+    /// The background syncer, started by the first
+    /// [`sync_in_background`](Self::sync_in_background).
+    syncer: Option<background::Syncer>,
+    counters: SyncCounters,
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
@@ -218,6 +230,7 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
                 &mut recovery,
             )?);
         }
+        let hard_state = hard_state.unwrap_or_default();
         let mut storage = Self {
             dir,
             config,
@@ -227,7 +240,8 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
                 membership: bootstrap,
                 snapshot: None,
             }),
-            hard_state: hard_state.unwrap_or_default(),
+            written_hard_state: hard_state.clone(),
+            hard_state,
             cache: VecDeque::new(),
             cache_size: 0,
             state,
@@ -238,6 +252,8 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
             dir_dirty: false,
             failed: false,
             recovery,
+            syncer: None,
+            counters: SyncCounters::default(),
         };
         if meta.is_none() {
             if storage.segments.iter().any(|s| s.len > 0) {
@@ -369,7 +385,14 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     /// Whether a write failed (see [`WriteError::Io`]): every further write
     /// is refused until the storage is reopened.
     pub fn is_failed(&self) -> bool {
-        self.failed
+        self.failed || self.syncer.as_ref().is_some_and(background::Syncer::failed)
+    }
+
+    /// Counts of the syncs and fsyncs this storage made since it was
+    /// opened: a handle that can be read while the storage is in use
+    /// elsewhere.
+    pub fn sync_counters(&self) -> SyncCounters {
+        self.counters.clone()
     }
 
     /// The term stored at `index`, if a segment holds it.

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io;
 
+use super::background::{Request, SyncTicket, Syncer};
 use super::codec::{self, Meta, StateRecord};
 use super::frame::{self, FRAME_HEADER};
 use super::{DiskStorage, STATE_FILE, STATE_TMP, Segment, WriteError, segment_name};
@@ -45,22 +46,27 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     /// active segment, and of the directory if a segment was created),
     /// then the hard state (one append to the state file and its fsync),
     /// in that order, as etcd does. Returns the highest batch id staged
-    /// since the last sync, now durable (`None` if none was staged): call
-    /// `on_persisted` with it.
+    /// since the last sync (or [`sync_in_background`](Self::sync_in_background)),
+    /// now durable (`None` if none was staged): call `on_persisted` with
+    /// it. Waits first for every background sync requested before (so
+    /// after `sync` returns, nothing staged or requested is left).
     ///
     /// # Errors
     /// [`WriteError::Io`]: the storage has failed (see there);
     /// [`WriteError::Failed`].
     pub fn sync(&mut self) -> Result<Option<PersistId>, WriteError> {
         self.check_failed()?;
+        self.wait_background()?;
         let result = self.sync_inner();
         self.fail_on_error(result)?;
         Ok(self.staged_id.take())
     }
 
     fn sync_inner(&mut self) -> io::Result<()> {
+        let synced = self.segment_dirty || self.dir_dirty || self.staged_hard_state.is_some();
         if self.segment_dirty {
             self.active().file.sync_data()?;
+            self.counters.count_fsyncs(1);
             self.segment_dirty = false;
         }
         if self.dir_dirty {
@@ -68,6 +74,109 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
         }
         if let Some(hard_state) = self.staged_hard_state.take() {
             self.write_state(&StateRecord::HardState(hard_state))?;
+        }
+        if synced {
+            self.counters.count_sync();
+        }
+        Ok(())
+    }
+
+    /// Starts making everything staged durable on the storage's syncer
+    /// thread (started on the first call), and returns at once with a
+    /// [`SyncTicket`] that resolves, with the highest batch id staged
+    /// before the call, once it is durable: acknowledge that id then, not
+    /// before. Meanwhile the caller may stage further batches (they are
+    /// readable at once, as always) and request again: requests made while
+    /// a sync runs are covered together by the next one (group commit
+    /// across calls), and tickets resolve in request order.
+    ///
+    /// What it writes, and in which order it becomes durable:
+    /// - The entries' bytes are in the segment already (written by
+    ///   `stage`); the syncer fsyncs the active segment, then the
+    ///   directory if a segment was created. A segment sealed meanwhile
+    ///   was fsynced when sealed; a conflicting suffix cut by a later
+    ///   `stage` was cut durably before anything replaced it, so a ticket
+    ///   resolving after the cut vouches only for what is still in the log
+    ///   (the node ignores an acknowledgement of entries it no longer
+    ///   holds, by term).
+    /// - A staged hard state that changes only the commit index is
+    ///   appended to the state file now and fsynced by the syncer *at the
+    ///   same time* as the segment, not after it: this is the one place
+    ///   where the entries-before-hard-state order is relaxed. It is safe
+    ///   because the commit index a [`RaftNode`](crate::RaftNode) hands out
+    ///   covers only entries it was told are durable before (never those
+    ///   of a batch not yet acknowledged), so it needs no order with them.
+    ///   A caller other than `RaftNode` MUST keep that rule too.
+    /// - A staged hard state that changes the term or the vote (an
+    ///   election; rare) is synced here, in the caller's thread, in etcd's
+    ///   order (after waiting for the syncs already requested, then
+    ///   entries, then the hard state), and the ticket comes back resolved;
+    ///   so is one whose record would make the state file be rewritten.
+    ///
+    /// Dropping the storage with a sync requested and not started leaves it
+    /// to the kernel, as at a crash: only what tickets resolved for is
+    /// promised.
+    ///
+    /// # Errors
+    /// [`WriteError::Io`]: the storage has failed (see there), or the
+    /// syncer thread could not be started (nothing changed then);
+    /// [`WriteError::Failed`]. A background sync that fails resolves its
+    /// ticket (and every later one) with the error, and the storage then
+    /// refuses every further write.
+    pub fn sync_in_background(&mut self) -> Result<SyncTicket, WriteError> {
+        self.check_failed()?;
+        let record = self
+            .staged_hard_state
+            .as_ref()
+            .map(|h| state_frame(&StateRecord::HardState(h.clone())));
+        let ordered = self.staged_hard_state.as_ref().is_some_and(|h| {
+            h.term != self.written_hard_state.term || h.vote != self.written_hard_state.vote
+        });
+        let rewrite = record
+            .as_ref()
+            .is_some_and(|r| self.state_len + r.len() as u64 > STATE_REWRITE_BYTES);
+        if ordered || rewrite {
+            return self.sync().map(SyncTicket::ready);
+        }
+        if self.syncer.is_none() {
+            self.syncer = Some(Syncer::start(self.counters.clone())?);
+        }
+        let result = self.background_request(record);
+        let request = self.fail_on_error(result)?;
+        Ok(self
+            .syncer
+            .as_ref()
+            .expect("started above")
+            .request(request))
+    }
+
+    /// Appends the commit-only hard state record and gathers what the
+    /// syncer must fsync, with file handles of its own.
+    fn background_request(&mut self, record: Option<Vec<u8>>) -> io::Result<Request> {
+        let mut request = Request::default();
+        if let (Some(record), Some(hard_state)) = (record, self.staged_hard_state.take()) {
+            write_all_at(&self.state, &record, self.state_len)?;
+            self.state_len += record.len() as u64;
+            self.written_hard_state = hard_state;
+            request.state = Some(self.state.try_clone()?);
+        }
+        if self.segment_dirty {
+            request.segment = Some(self.active().file.try_clone()?);
+            self.segment_dirty = false;
+        }
+        if self.dir_dirty {
+            request.dir = Some(self.dir.clone());
+            self.dir_dirty = false;
+        }
+        request.id = self.staged_id.take();
+        Ok(request)
+    }
+
+    /// Waits for every background sync requested so far.
+    fn wait_background(&mut self) -> Result<(), WriteError> {
+        if let Some(syncer) = &self.syncer {
+            let result = syncer.wait_idle();
+            self.fail_on_error(result)?;
         }
         Ok(())
     }
@@ -227,19 +336,21 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     }
 
     fn check_failed(&self) -> Result<(), WriteError> {
-        if self.failed {
+        if self.is_failed() {
             return Err(WriteError::Failed);
         }
         Ok(())
     }
 
-    /// Snapshots and compaction must follow every staged batch.
+    /// Snapshots and compaction must follow every staged batch, and every
+    /// background sync.
     fn check_quiet(&self) -> Result<(), WriteError> {
         self.check_failed()?;
         let staged = self.staged_id.is_some()
             || self.staged_hard_state.is_some()
             || self.segment_dirty
-            || self.dir_dirty;
+            || self.dir_dirty
+            || self.syncer.as_ref().is_some_and(|s| !s.is_idle());
         if staged {
             return Err(WriteError::Unsynced);
         }
@@ -361,6 +472,7 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     /// and starts a new one at `base`.
     fn roll(&mut self, base: Index) -> io::Result<()> {
         self.active().file.sync_data()?;
+        self.counters.count_fsyncs(1);
         self.segment_dirty = false;
         self.create_segment(base)
     }
@@ -381,6 +493,7 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
         if let Some(&(position, _)) = segment.entries.get(at) {
             segment.file.set_len(position)?;
             segment.file.sync_data()?;
+            self.counters.count_fsyncs(1);
             segment.len = position;
             segment.entries.truncate(at);
         }
@@ -454,6 +567,7 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     pub(super) fn sync_dir(&mut self) -> io::Result<()> {
         #[cfg(unix)]
         File::open(&self.dir)?.sync_all()?;
+        self.counters.count_fsyncs(1);
         self.dir_dirty = false;
         Ok(())
     }
@@ -463,16 +577,18 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     /// new file instead and renames it over the old one (fsyncing the file
     /// and then the directory).
     pub(super) fn write_state(&mut self, record: &StateRecord<N>) -> io::Result<()> {
-        let mut payload = Vec::new();
-        codec::encode_state(&mut payload, record);
-        let mut framed = Vec::new();
-        frame::put_frame(&mut framed, &payload);
+        let framed = state_frame(record);
+        if let StateRecord::HardState(h) = record {
+            self.written_hard_state = h.clone();
+        }
         if self.state_len + framed.len() as u64 <= STATE_REWRITE_BYTES {
             write_all_at(&self.state, &framed, self.state_len)?;
             self.state.sync_data()?;
+            self.counters.count_fsyncs(1);
             self.state_len += framed.len() as u64;
             return Ok(());
         }
+        let mut payload = Vec::new();
         let (hard_state, meta) = match record {
             StateRecord::HardState(h) => (h.clone(), self.meta.clone()),
             StateRecord::Meta(m) => (self.durable_hard_state(), m.clone()),
@@ -492,6 +608,7 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
             .open(&tmp)?;
         write_all_at(&file, &bytes, 0)?;
         file.sync_data()?;
+        self.counters.count_fsyncs(1);
         std::fs::rename(&tmp, self.dir.join(STATE_FILE))?;
         self.sync_dir()?;
         self.state = file;
@@ -506,6 +623,15 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
         debug_assert!(self.staged_hard_state.is_none());
         self.hard_state.clone()
     }
+}
+
+/// A state record, framed.
+fn state_frame<N: NodeId + IdCodec>(record: &StateRecord<N>) -> Vec<u8> {
+    let mut payload = Vec::new();
+    codec::encode_state(&mut payload, record);
+    let mut framed = Vec::new();
+    frame::put_frame(&mut framed, &payload);
+    framed
 }
 
 fn remove_file(path: &std::path::Path) -> io::Result<()> {

@@ -309,6 +309,7 @@ impl Simulation {
             writes_lost: self.crash_writes.lost,
             writes_kept: self.crash_writes.kept,
             writes_torn: self.crash_writes.torn,
+            commits_landed_early: self.crash_writes.commits_early,
             ..self.stats
         }
     }

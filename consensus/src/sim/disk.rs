@@ -8,7 +8,11 @@
 //! durable and resolves the batches still in the air the way a real disk
 //! may: all lost, an in-order prefix of them landed, and possibly the next
 //! one torn (its hard state with a prefix of its entries, or a prefix of
-//! its entries without its hard state). Nothing acknowledged is ever lost.
+//! its entries without its hard state); and, past all that, a later
+//! batch's hard state that changed only the commit index may land on its
+//! own, ahead of the entries before it (as `DiskStorage::sync_in_background`
+//! fsyncs such a hard state beside the entries, not after them: the
+//! persistence contract allows it). Nothing acknowledged is ever lost.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -98,6 +102,8 @@ pub(super) struct CrashWrites {
     pub(super) lost: u64,
     pub(super) kept: u64,
     pub(super) torn: u64,
+    /// Commit-only hard states that landed ahead of earlier entries.
+    pub(super) commits_early: u64,
 }
 
 /// A state machine's durable record: its map and the index it reflects.
@@ -196,6 +202,23 @@ impl Disk {
             stats.torn += 1;
         }
         stats.lost += (pending.len() - landed - usize::from(torn)) as u64;
+        // A later batch's hard state that changes only the commit index
+        // (same term and vote as what is durable now) may have landed on
+        // its own, with none of the entries still in the air before it.
+        let rest = &pending[landed + usize::from(torn)..];
+        if !rest.is_empty() && chance(rng, config.tear_on_crash) {
+            let now = self.durable.hard_state().clone();
+            let early: Vec<&HardState<u64>> = rest
+                .iter()
+                .filter_map(|p| p.hard_state.as_ref())
+                .filter(|h| h.term == now.term && h.vote == now.vote && h.commit > now.commit)
+                .collect();
+            if !early.is_empty() {
+                let hard_state = early[rng.usize(..early.len())].clone();
+                self.durable.set_hard_state(hard_state);
+                stats.commits_early += 1;
+            }
+        }
         Ok(())
     }
 

@@ -10,17 +10,22 @@ use crate::entry::HardState;
 use crate::output::Persist;
 
 /// The [`Persister`] for [`DiskStorage`]: stages each batch (readable
-/// through the storage at once) and syncs it (entries, then the hard
-/// state, fsynced) before returning a future that is already resolved, so
-/// the driver calls `on_persisted` for a batch only once it is on disk.
+/// through the storage at once) and syncs it in the background, so the
+/// driver calls `on_persisted` for a batch only once it is on disk, while
+/// the node goes on meanwhile.
 ///
-/// The write happens in the driver's task, during
-/// [`persist_all`](Persister::persist_all): the node waits for each fsync
-/// (the storage is borrowed only for that call, so a sync cannot be left
-/// to the background). Every batch handed out in one round of the driver
-/// (the proposals and messages waiting when the round began) is staged and
-/// then synced once: group commit. Run the node on a multi-threaded
-/// runtime so that other tasks (the transport's) go on meanwhile.
+/// Every batch handed out in one round of the driver (the proposals and
+/// messages waiting when the round began) is staged in the driver's task
+/// (`write(2)` into the page cache) and handed to the storage's syncer
+/// thread with [`DiskStorage::sync_in_background`]; the future resolves
+/// once that sync (or a later one) made them durable. While one fsync
+/// runs, the driver keeps staging the rounds that follow, and the next
+/// fsync covers all of them: group commit across rounds, with the fsync
+/// off the driver's task. A hard state that changes only the commit index
+/// is fsynced at the same time as the entries rather than after them, and
+/// one that changes the term or the vote (an election) is synced in the
+/// driver's task in etcd's order (see `sync_in_background` for why both
+/// are safe).
 ///
 /// An error (the file system failed, or the storage did earlier) resolves
 /// the batch's future with it, which stops the driver: reopen the storage
@@ -55,25 +60,24 @@ impl<N: NodeId + IdCodec + Send + 'static> Persister<DiskStorage<N>> for DiskPer
         storage: &mut DiskStorage<N>,
         batch: Persist<HardState<N>, N>,
     ) -> PersistFuture {
-        let result = storage.write(&batch).map(drop).map_err(io_error);
-        Box::pin(std::future::ready(result))
+        self.persist_all(storage, vec![batch])
     }
 
-    /// Group commit: stages every batch, then one [`DiskStorage::sync`]
-    /// (one fsync of the segment, one of the state file if a hard state
-    /// changed) makes them all durable.
+    /// Group commit: stages every batch, then one request to the storage's
+    /// syncer (one fsync of the segment, and of the state file if the
+    /// commit index moved, covering every request made while the previous
+    /// sync ran).
     fn persist_all(
         &mut self,
         storage: &mut DiskStorage<N>,
         batches: Vec<Persist<HardState<N>, N>>,
     ) -> PersistFuture {
-        let result = batches
+        let ticket = batches
             .iter()
             .try_for_each(|batch| storage.stage(batch))
-            .and_then(|()| storage.sync())
-            .map(drop)
+            .and_then(|()| storage.sync_in_background())
             .map_err(io_error);
-        Box::pin(std::future::ready(result))
+        Box::pin(async move { ticket?.await.map(drop) })
     }
 }
 

@@ -16,8 +16,10 @@
 //!   the background if it likes) and readable through the node's
 //!   [`Storage`]; [`MemPersister`] does it for
 //!   [`MemStorage`], and `DiskPersister` (with the `durable` feature too)
-//!   for `DiskStorage`, staging every batch of a round and fsyncing them
-//!   once (group commit).
+//!   for `DiskStorage`, staging every batch of a round in the driver's
+//!   task and leaving the fsync to the storage's syncer thread, which
+//!   covers every round staged while the previous fsync ran (group
+//!   commit, pipelined: the driver never waits for the disk).
 //! - Committed entries go to a [`StateMachine`], on every node, in log
 //!   order.
 //!
@@ -91,6 +93,16 @@ pub type PersistFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send + 's
 /// - MAY return a future that finishes in the background (a writer thread
 ///   that syncs several batches at once: group commit), so the node keeps
 ///   working meanwhile.
+///
+/// The storage is lent only for the call: a future that syncs in the
+/// background MUST NOT need it, and works on what the call handed it
+/// instead. `DiskPersister` does so through
+/// `DiskStorage::sync_in_background`, which gives its syncer thread file
+/// handles of its own and returns a future (a `SyncTicket`): the driver
+/// keeps staging later rounds while one fsync runs, and one fsync covers
+/// them all. The driver polls the futures in batch order and acknowledges
+/// each batch once its future (and every earlier one) has resolved, so
+/// acknowledgements stay in order whatever order the writes finish in.
 ///
 /// An error stops the driver: a node that cannot persist must not go on.
 pub trait Persister<S: Storage>: Send + 'static {

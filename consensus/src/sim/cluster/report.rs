@@ -76,6 +76,9 @@ pub struct SimStats {
     pub writes_kept: u64,
     /// Batches torn at a crash.
     pub writes_torn: u64,
+    /// Hard states changing only the commit index that landed at a crash
+    /// ahead of the entries of earlier batches still in the air.
+    pub commits_landed_early: u64,
     /// Acknowledgements covering more than one batch.
     pub multi_batch_acks: u64,
     /// State-machine snapshots recorded.
