@@ -77,7 +77,11 @@ pub struct Config {
     /// The index the application's state machine has already applied (it
     /// persists its own state): on restart the node hands out committed
     /// entries after it. A snapshot in storage raises it to the
-    /// snapshot's index.
+    /// snapshot's index. It may be past the commit index in storage (the
+    /// commit index is written lazily): the node then counts the entries
+    /// up to it as committed, since it hands out only committed entries
+    /// that were durable here. Past the last entry in storage it is
+    /// refused ([`RestartError::AppliedBeyondLog`]).
     pub applied: Index,
     /// Most bytes of a snapshot a leader asks for and sends in one chunk
     /// ([`Output::ReadSnapshot`](crate::Output::ReadSnapshot)'s `max_len`);
@@ -219,14 +223,18 @@ pub enum RestartError {
     /// Nothing changed.
     #[error("this node is not a voter of the configuration in storage")]
     NotAVoter,
-    /// [`Config::applied`] is past the commit index in storage: the state
-    /// machine claims more than the disk holds committed. Nothing changed.
-    #[error("applied index {applied} is past the committed index {committed}")]
-    AppliedBeyondCommit {
+    /// [`Config::applied`] is past the last entry in storage: the state
+    /// machine claims entries the disk does not hold (it was saved from
+    /// another node, or the log lost acknowledged entries). An applied
+    /// index past the stored *commit* index is fine: the commit index is
+    /// stored lazily, and the node counts what was applied as committed.
+    /// Nothing changed.
+    #[error("applied index {applied} is past the last index {last_index} in storage")]
+    AppliedBeyondLog {
         /// The configured applied index.
         applied: Index,
-        /// The commit index recovered from storage.
-        committed: Index,
+        /// The last index in storage.
+        last_index: Index,
     },
 }
 

@@ -185,13 +185,22 @@ fn restart_errors_are_not_config_errors() {
         vote: Some(1),
         commit: 1,
     });
+    // The state machine applied past the stored commit (written lazily):
+    // what it applied counts as committed.
     let mut config = Config::default();
     config.applied = 2;
+    let node =
+        RaftNode::new(1u64, storage.clone(), config.clone()).expect("applied within the log");
+    assert_eq!(node.status().commit, 2);
+    assert_eq!(node.status().applied, 2);
+    // Past the last stored entry: the state machine holds what this disk
+    // never had.
+    config.applied = 3;
     assert_eq!(
         RaftNode::new(1u64, storage.clone(), config.clone()).err(),
-        Some(RestartError::AppliedBeyondCommit {
-            applied: 2,
-            committed: 1
+        Some(RestartError::AppliedBeyondLog {
+            applied: 3,
+            last_index: 2
         })
     );
     config.applied = 1;

@@ -87,10 +87,6 @@ struct Durability<N> {
     /// Handed out and not acknowledged: id, the last entry it carried, and
     /// the commit index of its hard state (if it carried one).
     issued: VecDeque<Issued>,
-    /// The commit index of the latest acknowledged hard state (or the one
-    /// storage held at start): entries up to here may be applied, and a
-    /// restart finds at least this commit index.
-    durable_commit: Index,
     /// The hard state as last handed out (or read from storage).
     handed: HardState<N>,
     /// The persist that carries the current term and vote.
@@ -105,8 +101,6 @@ struct Issued {
     id: PersistId,
     /// Its last entry, if it carried entries.
     last: Option<(Index, Term)>,
-    /// The commit index of its hard state, if it carried one.
-    commit: Option<Index>,
 }
 
 /// The output type of a Raft node.
@@ -205,25 +199,32 @@ where
     /// # Errors
     /// [`RestartError::Config`] if the configuration is inconsistent,
     /// [`RestartError::NotAVoter`] if `id` is not a voter in storage, and
-    /// [`RestartError::AppliedBeyondCommit`] if `config.applied` is past
-    /// the stored commit.
+    /// [`RestartError::AppliedBeyondLog`] if `config.applied` is past the
+    /// last entry in storage (past the stored commit is fine: see
+    /// [`Config::applied`]).
     pub fn new(id: S::NodeId, storage: S, config: Config) -> Result<Self, RestartError> {
         config.validate()?;
         let state = storage.initial_state();
         let bootstrap = state.membership.clone();
         let mut log = RaftLog::new(storage);
+        // The commit index is written lazily (it is knowledge, not a
+        // promise: thesis §3.8 keeps it volatile), so a state machine may
+        // have applied past the one stored. It applied only entries that
+        // were committed and durable here, and a committed entry is never
+        // overwritten, so the stored log still holds them: they are
+        // committed again (etcd's raft allows the same).
         if config.applied > log.committed() {
-            return Err(RestartError::AppliedBeyondCommit {
-                applied: config.applied,
-                committed: log.committed(),
-            });
+            log.commit_to(config.applied)
+                .map_err(|_| RestartError::AppliedBeyondLog {
+                    applied: config.applied,
+                    last_index: log.last_index(),
+                })?;
         }
         log.applied_to(config.applied);
         // The state machine restarts from the latest snapshot (at least).
         if let Some(snapshot) = log.storage().snapshot() {
             log.applied_to(snapshot.index);
         }
-        let durable_commit = log.committed();
         let hard_state = state.hard_state;
         // A voter that acknowledged a heartbeat just before crashing must
         // honour that leader's lease after restarting (thesis §6.4.1): it
@@ -258,7 +259,6 @@ where
                 next_id: 1,
                 acked: 0,
                 issued: VecDeque::new(),
-                durable_commit,
                 handed: hard_state,
                 term_vote_id: 0,
                 held: VecDeque::new(),
@@ -594,9 +594,6 @@ where
             if let Some((index, term)) = issued.last {
                 moved |= self.log.on_persisted(index, term);
             }
-            if let Some(commit) = issued.commit {
-                self.durability.durable_commit = self.durability.durable_commit.max(commit);
-            }
         }
         let held = std::mem::take(&mut self.durability.held);
         for (needs, message) in held {
@@ -690,10 +687,12 @@ where
             commit: self.log.committed().min(self.log.persisted()),
         };
         let term_vote_changed = self.term_or_vote_dirty();
-        // A commit index that advanced alone is written too: applying
-        // waits for it (see `emit_applicable`).
-        let commit_advanced = hard_state.commit > self.durability.handed.commit;
-        if term_vote_changed || commit_advanced || self.log.has_to_persist() {
+        // A commit index that advanced alone is not a reason to persist:
+        // nothing waits for it to be durable (it rides along with the next
+        // batch that carries entries, a term or a vote). A restart may find
+        // an older one, which is safe (§3.8: the commit index is volatile
+        // state), and `RaftNode::new` takes `Config::applied` as committed.
+        if term_vote_changed || self.log.has_to_persist() {
             let id = self.durability.next_id;
             self.durability.next_id += 1;
             let entries = self.log.take_to_persist();
@@ -705,11 +704,7 @@ where
                 self.durability.handed = hard_state.clone();
                 hard_state
             });
-            self.durability.issued.push_back(Issued {
-                id,
-                last,
-                commit: hard_state.as_ref().map(|h| h.commit),
-            });
+            self.durability.issued.push_back(Issued { id, last });
             self.outbox
                 .push_back(Output::Persist(crate::output::Persist {
                     id,
@@ -721,16 +716,16 @@ where
         self.reads.emit_ready(self.log.applied(), &mut self.outbox);
     }
 
-    /// Hands out committed entries that are durable here, up to a commit
-    /// index that is itself durable: a state machine that records what it
-    /// applied never runs ahead of this node's disk, so a restart with
-    /// `Config::applied` set from it always finds that index committed.
+    /// Hands out committed entries that are durable here: a state machine
+    /// that records what it applied never runs ahead of this node's disk,
+    /// so a restart with `Config::applied` set from it finds those entries
+    /// (and counts them committed, whatever commit index was stored).
     fn emit_applicable(&mut self) {
         if self.restore_pending() {
             // The state machine is being replaced by a snapshot.
             return;
         }
-        let limit = self.log.applicable().min(self.durability.durable_commit);
+        let limit = self.log.applicable();
         if limit <= self.log.applied() {
             return;
         }

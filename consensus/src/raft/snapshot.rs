@@ -580,7 +580,6 @@ where
         self.incoming = None;
         self.log.restore_snapshot(index, term);
         self.membership_restored(index, term, membership);
-        self.durability.durable_commit = self.durability.durable_commit.max(index);
         self.counters.snapshots_installed += 1;
         tracing::debug!(id = ?self.id, index, "snapshot restored");
         if let (Some(leader), Role::Follower) = (self.leader.clone(), self.role) {
