@@ -235,7 +235,7 @@ pub(crate) async fn propose(handles: &Arc<Mutex<Vec<Handle<u64, ()>>>>, command:
     panic!("{command} not acknowledged after 4000 attempts");
 }
 
-fn position(handles: &Mutex<Vec<Handle<u64, ()>>>, id: u64) -> Option<usize> {
+pub(crate) fn position(handles: &Mutex<Vec<Handle<u64, ()>>>, id: u64) -> Option<usize> {
     let handles = handles.lock().expect("ok");
     handles.iter().position(|h| h.status().id == id)
 }
