@@ -119,8 +119,11 @@ fn unsupported() -> io::Error {
 /// copy of its storage and the same store. Nothing survives the process.
 #[derive(Debug)]
 pub struct MemSnapshots<N> {
-    latest: Arc<Mutex<Option<(SnapshotMeta<N>, Bytes)>>>,
+    latest: Arc<Mutex<Option<Kept<N>>>>,
 }
+
+/// A snapshot's meta and bytes.
+type Kept<N> = (SnapshotMeta<N>, Bytes);
 
 impl<N> Clone for MemSnapshots<N> {
     fn clone(&self) -> Self {
