@@ -2,7 +2,8 @@
 //! in-memory transport: the leader snapshots by policy and compacts; a
 //! follower cut off meanwhile, and a node added as a learner afterwards,
 //! can only catch up by snapshot, and end with the leader's state machine
-//! state; a node restarts from its snapshot plus the log after it.
+//! state; a node restarts from its snapshot plus the log after it, in
+//! memory and on disk.
 
 #[path = "tokio_common/mem.rs"]
 mod mem;
@@ -11,11 +12,14 @@ use std::io;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use dsys_consensus::durable::{DiskStorage, DiskStorageConfig};
 use dsys_consensus::tokio::{
-    MemPersister, MemSnapshots, PersistFuture, Persister, SnapshotCommandError, SnapshotStore,
-    spawn_with_snapshots,
+    DiskPersister, DiskSnapshots, MemPersister, MemSnapshots, PersistFuture, Persister,
+    SnapshotCommandError, SnapshotStore, spawn_with_snapshots,
 };
-use dsys_consensus::{HardState, Index, MemStorage, Persist, RaftNode, SnapshotMeta, Storage};
+use dsys_consensus::{
+    HardState, Index, MemStorage, Membership, Persist, RaftNode, SnapshotMeta, Storage,
+};
 use mem::{Hub, Record, Recorder, driver_config, eventually, leader, node_config, propose, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,6 +196,60 @@ async fn a_node_restarts_from_its_snapshot_and_the_log_after_it() {
     let more = propose(&handles, "c").await;
     eventually(10, "a new command applied", || {
         after.commands().last() == Some(&more)
+    })
+    .await;
+    handle.shutdown().await;
+}
+
+/// The same on disk: `DiskStorage` with `DiskPersister`, snapshot bytes
+/// in `DiskSnapshots`; the restart reopens both directories.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_node_restarts_from_its_snapshot_and_the_log_after_it() {
+    let hub = Arc::new(Hub::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log_dir, snap_dir) = (dir.path().join("log"), dir.path().join("snapshots"));
+    let run = |record: Record| {
+        let storage = DiskStorage::open(
+            &log_dir,
+            Membership::from_voters([1u64]),
+            DiskStorageConfig::default(),
+        )
+        .expect("open");
+        let node = RaftNode::new(1, storage, node_config(1)).expect("restart");
+        spawn_with_snapshots(
+            node,
+            DiskPersister,
+            hub.transport(1),
+            Recorder(record),
+            DiskSnapshots::open(&snap_dir).expect("snapshot dir"),
+            driver_config(0),
+        )
+        .expect("start")
+    };
+    let before = Record::default();
+    let handle = run(before.clone());
+    let handles = Arc::new(Mutex::new(vec![handle.clone()]));
+    for i in 0..30 {
+        propose(&handles, &format!("a{i}")).await;
+    }
+    let snapshot = handle.snapshot().await.expect("snapshot");
+    for i in 0..10 {
+        propose(&handles, &format!("b{i}")).await;
+    }
+    let status = handle.status();
+    assert_eq!(
+        (status.snapshot_index, status.first_index),
+        (snapshot, snapshot + 1)
+    );
+    handle.shutdown().await;
+
+    let after = Record::default();
+    let handle = run(after.clone());
+    assert_eq!(after.restores(), 1, "restored from the snapshot file");
+    let want = before.commands();
+    assert_eq!(want.len(), 40);
+    eventually(10, "the state before the restart", || {
+        after.commands() == want
     })
     .await;
     handle.shutdown().await;

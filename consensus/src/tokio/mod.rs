@@ -42,7 +42,8 @@
 //! # Snapshots
 //!
 //! With [`spawn_with_snapshots`], a [`SnapshotStore`] keeps snapshot bytes
-//! and records them in storage ([`MemSnapshots`] for [`MemStorage`]), and
+//! and records them in storage ([`MemSnapshots`] for [`MemStorage`];
+//! `DiskSnapshots`, with the `durable` feature too, for `DiskStorage`), and
 //! the [`StateMachine`] produces ([`StateMachine::snapshot`]) and restores
 //! ([`StateMachine::restore`]) its state (Raft §7):
 //! - **Taking one**: every [`DriverConfig::snapshot_every`] applied
@@ -70,13 +71,13 @@
 //! [`spawn`] has snapshots off ([`NoSnapshots`]): it never compacts, aborts
 //! a transfer the node asks for (only possible when the storage it was
 //! given holds a compacted log), and stops if a snapshot arrives to be
-//! restored. `DiskStorage` has the storage half (`set_snapshot`,
-//! `compact`, `apply_snapshot`) but no store for snapshot bytes is
-//! provided for it yet.
+//! restored.
 
 mod admin;
 #[cfg(feature = "durable")]
 mod disk;
+#[cfg(feature = "durable")]
+mod disk_snapshots;
 mod driver;
 mod snapshot;
 mod tcp;
@@ -98,6 +99,9 @@ pub use admin::{MembershipChangeError, TransferLeaderError};
 #[cfg(feature = "durable")]
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub use disk::DiskPersister;
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+pub use disk_snapshots::DiskSnapshots;
 pub use driver::{Handle, SpawnError, spawn, spawn_with_snapshots};
 pub use snapshot::{MemSnapshots, NoSnapshots, SnapshotCommandError, SnapshotStore};
 pub use tcp::{TcpConfig, TcpConfigError, TcpCounters, TcpCountersHandle, TcpTransport};
