@@ -254,3 +254,50 @@ async fn a_disk_node_restarts_from_its_snapshot_and_the_log_after_it() {
     .await;
     handle.shutdown().await;
 }
+
+/// Staging is bounded: a follower whose `max_snapshot_size` is below the
+/// snapshot it is sent stops (its handle says so) instead of buffering
+/// it; the others go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_over_the_staging_bound_stops_the_follower() {
+    let hub = Arc::new(Hub::default());
+    let voters = vec![1u64, 2, 3];
+    let mut nodes: Vec<_> = [1u64, 2]
+        .iter()
+        .map(|&id| start(&hub, id, MemStorage::new(voters.clone()), 0))
+        .collect();
+    let mut small = driver_config(0);
+    small.max_snapshot_size = 64;
+    let node = RaftNode::new(3, MemStorage::new(voters.clone()), node_config(3)).expect("boot");
+    let record = Record::default();
+    let third = spawn_with_snapshots(
+        node,
+        MemPersister,
+        hub.transport(3),
+        Recorder(record.clone()),
+        MemSnapshots::new(),
+        small,
+    )
+    .expect("start");
+    let l = leader(&nodes).await;
+    hub.cut(3);
+    let handles = Arc::new(Mutex::new(nodes.iter().map(|n| n.handle.clone()).collect()));
+    for i in 0..30 {
+        propose(&handles, &format!("command-{i}")).await;
+    }
+    let l = if nodes[l].handle.status().role == dsys_consensus::Role::Leader {
+        l
+    } else {
+        leader(&nodes).await
+    };
+    nodes[l].handle.snapshot().await.expect("snapshot");
+    hub.heal(3);
+    eventually(20, "the follower stopped", || third.is_shut_down()).await;
+    assert!(record.commands().is_empty(), "nothing restored");
+    nodes.retain(|n| !n.handle.is_shut_down());
+    assert_eq!(nodes.len(), 2);
+    propose(&handles, "after").await;
+    for n in &nodes {
+        n.handle.shutdown().await;
+    }
+}

@@ -309,7 +309,8 @@ pub enum SpawnError {
     /// The configuration does not validate. Nothing was started.
     #[error(transparent)]
     Config(#[from] DriverConfigError),
-    /// The snapshot storage reports could not be loaded, or the state
+    /// The snapshot storage reports could not be loaded (or the store does
+    /// not hold its bytes while the node starts at its index), or the state
     /// machine could not be restored from it. Nothing was started.
     #[error("restoring the stored snapshot failed: {0}")]
     Snapshot(#[source] std::io::Error),

@@ -292,7 +292,8 @@ where
     /// not above it, so the state machine reflects nothing later).
     ///
     /// # Errors
-    /// Loading or restoring failed.
+    /// Loading or restoring failed, or the state machine must be restored
+    /// and the store does not hold the bytes.
     pub(super) fn start<M: StateMachine<S::NodeId>>(
         &mut self,
         node: &RaftNode<S>,
@@ -302,14 +303,26 @@ where
             return Ok(());
         };
         self.latest = meta.index;
+        // The state machine reflects nothing past the snapshot: it must
+        // be restored from it, or entries up to it would be missing.
+        let restore = node.log().applied() == meta.index;
         let Some(data) = self.store.load(node.storage())? else {
+            if restore {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "storage reports snapshot {} and the store does not hold its bytes",
+                        meta.index
+                    ),
+                ));
+            }
             tracing::warn!(
                 index = meta.index,
                 "storage reports a snapshot whose bytes the snapshot store does not hold"
             );
             return Ok(());
         };
-        if node.log().applied() == meta.index {
+        if restore {
             state_machine.restore(&meta, data.clone())?;
         }
         self.held.insert(meta.index, data);
