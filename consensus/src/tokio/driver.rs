@@ -240,7 +240,8 @@ impl<N: NodeId + Send + Sync + 'static, O: Send + 'static> Handle<N, O> {
     /// # Errors
     /// [`SnapshotCommandError::Unsupported`] (the state machine does not
     /// snapshot, or snapshots are off), [`SnapshotCommandError::NothingApplied`],
-    /// [`SnapshotCommandError::Failed`] (the driver stopped),
+    /// [`SnapshotCommandError::Failed`] (the store failed and the driver
+    /// stopped, or the applied index could not be described),
     /// [`SnapshotCommandError::ShutDown`].
     pub async fn snapshot(&self) -> Result<Index, SnapshotCommandError> {
         let (reply, answer) = oneshot::channel();

@@ -170,10 +170,13 @@ impl<N: NodeId + Send + 'static> SnapshotStore<MemStorage<N>> for MemSnapshots<N
         meta: &SnapshotMeta<N>,
         data: &Bytes,
     ) -> io::Result<()> {
-        self.keep(meta, data);
+        // Recorded first: a refused snapshot must not replace the bytes
+        // of the one storage still reports.
         storage
             .set_snapshot(meta.clone())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        self.keep(meta, data);
+        Ok(())
     }
 
     fn compact(&mut self, storage: &mut MemStorage<N>, index: Index) -> io::Result<()> {
@@ -215,8 +218,10 @@ pub enum SnapshotCommandError {
     /// Nothing is applied yet. Nothing changed.
     #[error("nothing is applied yet")]
     NothingApplied,
-    /// Saving the snapshot failed; the driver stopped.
-    #[error("saving the snapshot failed: {0}")]
+    /// Taking or saving the snapshot failed: if the store failed, the
+    /// driver stopped; if the node could not describe the applied index,
+    /// nothing changed.
+    #[error("taking the snapshot failed: {0}")]
     Failed(String),
     /// The driver stopped.
     #[error("the driver has shut down")]
