@@ -9,13 +9,17 @@ use ::tokio::sync::{mpsc, oneshot, watch};
 use ::tokio::time::{self, MissedTickBehavior};
 use bytes::Bytes;
 
+use super::admin::{Admin, ChangeReply, ChangeRequest, TransferReply};
+use super::snapshot::{NoSnapshots, SnapshotFailure, SnapshotStore, Snapshots, TakeError};
 use super::{
-    Applied, DriverConfig, DriverConfigError, PersistFuture, Persister, ProposeError, ReadError,
-    StateMachine, Transport,
+    Applied, DriverConfig, DriverConfigError, MembershipChangeError, PersistFuture, Persister,
+    ProposeError, ReadError, SnapshotCommandError, StateMachine, TransferLeaderError, Transport,
 };
 use crate::entry::{Index, Term};
+use crate::membership::{JointLeave, MembershipChange};
 use crate::output::Output;
 use crate::raft::{NodeId, RaftNode, Status};
+use crate::snapshot::SnapshotMeta;
 use crate::storage::Storage;
 
 /// Most commands taken from the queue in one step of the loop.
@@ -28,10 +32,14 @@ type ProposeReply<N, O> = oneshot::Sender<Result<Applied<O>, ProposeError<N>>>;
 /// A proposal waiting for its index to be applied: its term and who to tell.
 type Pending<N, O> = (Term, ProposeReply<N, O>);
 type ReadReply = oneshot::Sender<Result<Index, ReadError>>;
+type SnapshotReply = oneshot::Sender<Result<Index, SnapshotCommandError>>;
 
 enum Command<N, O> {
     Propose(Bytes, ProposeReply<N, O>),
     Read(ReadReply),
+    Change(ChangeRequest<N>, ChangeReply<N>),
+    Transfer(N, TransferReply<N>),
+    Snapshot(SnapshotReply),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -128,6 +136,122 @@ impl<N: NodeId + Send + Sync + 'static, O: Send + 'static> Handle<N, O> {
         self.commands.is_closed()
     }
 
+    /// Adds `node` as a learner (thesis §4.2.1: a new node catches up
+    /// before it votes); resolves with the configuration entry's index once
+    /// it is applied (committed) on this node, the leader.
+    ///
+    /// # Errors
+    /// [`MembershipChangeError::NotLeader`] (with a hint),
+    /// [`MembershipChangeError::InProgress`],
+    /// [`MembershipChangeError::LeaderNotReady`],
+    /// [`MembershipChangeError::Refused`], and, once appended,
+    /// [`MembershipChangeError::Lost`] or
+    /// [`MembershipChangeError::ShutDown`].
+    pub async fn add_learner(&self, node: N) -> Result<Index, MembershipChangeError<N>> {
+        self.change(ChangeRequest::Single(MembershipChange::AddLearner(node)))
+            .await
+    }
+
+    /// Makes `node` a voter (a learner, or a new node; single-server
+    /// change, thesis §4.2); resolves once the entry is applied here. The
+    /// leader accepts it only once the node holds 90% of its log
+    /// ([`MembershipError::NotCaughtUp`](crate::MembershipError::NotCaughtUp)
+    /// in [`MembershipChangeError::Refused`] until then: retry).
+    ///
+    /// # Errors
+    /// As [`add_learner`](Self::add_learner).
+    pub async fn promote(&self, node: N) -> Result<Index, MembershipChangeError<N>> {
+        self.change(ChangeRequest::Single(MembershipChange::AddVoter(node)))
+            .await
+    }
+
+    /// Removes the voter or learner `node` (the leader itself included:
+    /// it leads until the removal commits, then steps down, thesis
+    /// §4.2.2); resolves once the entry is applied here.
+    ///
+    /// # Errors
+    /// As [`add_learner`](Self::add_learner).
+    pub async fn remove(&self, node: N) -> Result<Index, MembershipChangeError<N>> {
+        self.change(ChangeRequest::Single(MembershipChange::Remove(node)))
+            .await
+    }
+
+    /// Changes several members at once through a joint configuration
+    /// (Raft §6, thesis §4.3). With [`JointLeave::Auto`] it resolves once
+    /// the leader has left the joint configuration (the entry leaving it is
+    /// applied here, with its index); with [`JointLeave::Explicit`], once
+    /// the joint entry is applied: then call
+    /// [`leave_joint`](Self::leave_joint).
+    ///
+    /// # Errors
+    /// As [`add_learner`](Self::add_learner).
+    pub async fn change_joint(
+        &self,
+        changes: Vec<MembershipChange<N>>,
+        leave: JointLeave,
+    ) -> Result<Index, MembershipChangeError<N>> {
+        self.change(ChangeRequest::Joint(changes, leave)).await
+    }
+
+    /// Leaves the joint configuration in force for its incoming voters;
+    /// resolves once that entry is applied here.
+    ///
+    /// # Errors
+    /// As [`add_learner`](Self::add_learner);
+    /// [`MembershipError::NotJoint`](crate::MembershipError::NotJoint) in
+    /// [`MembershipChangeError::Refused`] when none is in force.
+    pub async fn leave_joint(&self) -> Result<Index, MembershipChangeError<N>> {
+        self.change(ChangeRequest::LeaveJoint).await
+    }
+
+    async fn change(&self, request: ChangeRequest<N>) -> Result<Index, MembershipChangeError<N>> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Change(request, reply))
+            .await
+            .map_err(|_| MembershipChangeError::ShutDown)?;
+        answer.await.map_err(|_| MembershipChangeError::ShutDown)?
+    }
+
+    /// Hands leadership to the voter `target` (thesis §3.10); resolves
+    /// once this node sees `target` lead. Proposals are refused meanwhile
+    /// on this node.
+    ///
+    /// # Errors
+    /// [`TransferLeaderError::NotLeader`] (with a hint),
+    /// [`TransferLeaderError::NotAVoter`],
+    /// [`TransferLeaderError::InProgress`], [`TransferLeaderError::Failed`]
+    /// when abandoned after an election timeout or won by another node,
+    /// [`TransferLeaderError::ShutDown`].
+    pub async fn transfer_leader(&self, target: N) -> Result<(), TransferLeaderError<N>> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Transfer(target, reply))
+            .await
+            .map_err(|_| TransferLeaderError::ShutDown)?;
+        answer.await.map_err(|_| TransferLeaderError::ShutDown)?
+    }
+
+    /// Takes a snapshot of the state machine at the applied index now
+    /// (with [`spawn_with_snapshots`]), saves it and compacts the log;
+    /// resolves with the snapshot's index (the latest one's if nothing was
+    /// applied since).
+    ///
+    /// # Errors
+    /// [`SnapshotCommandError::Unsupported`] (the state machine does not
+    /// snapshot, or snapshots are off), [`SnapshotCommandError::NothingApplied`],
+    /// [`SnapshotCommandError::Failed`] (the store failed and the driver
+    /// stopped, or the applied index could not be described),
+    /// [`SnapshotCommandError::ShutDown`].
+    pub async fn snapshot(&self) -> Result<Index, SnapshotCommandError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Snapshot(reply))
+            .await
+            .map_err(|_| SnapshotCommandError::ShutDown)?;
+        answer.await.map_err(|_| SnapshotCommandError::ShutDown)?
+    }
+
     /// Stops the driver: pending proposals and reads fail with `ShutDown`,
     /// the transport and the persister are dropped (a [`super::TcpTransport`]
     /// closes its connections). Resolves once the task has stopped; returns
@@ -140,7 +264,8 @@ impl<N: NodeId + Send + Sync + 'static, O: Send + 'static> Handle<N, O> {
     }
 }
 
-/// Starts a task that runs `node`, on the current tokio runtime.
+/// Starts a task that runs `node`, on the current tokio runtime, with
+/// snapshots off ([`NoSnapshots`]: see [Snapshots](super#snapshots)).
 ///
 /// `node` is built as usual ([`RaftNode::new`] from its storage);
 /// `persister` makes its batches durable, `transport` carries its
@@ -166,29 +291,81 @@ where
     M: StateMachine<S::NodeId>,
 {
     config.validate()?;
-    let (commands, receiver) = mpsc::channel(config.command_queue);
-    let (status_tx, status) = watch::channel(node.status());
-    // Read ids must increase across restarts too: start from the wall
-    // clock, in microseconds (ReplicatedLog::read_index).
-    let next_read_id = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
-    let driver = Driver {
+    let (driver, handle) = Driver::new(
         node,
         persister,
         transport,
         state_machine,
-        commands: receiver,
-        status: status_tx,
-        persisting: VecDeque::new(),
-        proposals: BTreeMap::new(),
-        reads: BTreeMap::new(),
-        next_read_id,
-        applied_term: 0,
-        tick: config.tick,
-    };
+        Box::new(NoSnapshots),
+        &config,
+    );
     ::tokio::spawn(driver.run());
-    Ok(Handle { commands, status })
+    Ok(handle)
+}
+
+/// Why [`spawn_with_snapshots`] started nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The configuration does not validate. Nothing was started.
+    #[error(transparent)]
+    Config(#[from] DriverConfigError),
+    /// The snapshot storage reports could not be loaded (or the store does
+    /// not hold its bytes while the node starts at its index), or the state
+    /// machine could not be restored from it. Nothing was started.
+    #[error("restoring the stored snapshot failed: {0}")]
+    Snapshot(#[source] std::io::Error),
+}
+
+/// [`spawn`], with snapshots on: `snapshots` keeps their bytes and records
+/// them in storage ([`MemSnapshots`](super::MemSnapshots) for
+/// [`MemStorage`](crate::MemStorage)). The driver snapshots the state
+/// machine every [`DriverConfig::snapshot_every`] applied entries and on
+/// [`Handle::snapshot`], compacts, sends snapshots to followers that need
+/// them and restores those it receives ([Snapshots](super#snapshots)).
+///
+/// On start, if storage reports a snapshot and the node starts at its
+/// index ([`Config::applied`](crate::Config::applied) not above it), the
+/// state machine is restored from it first.
+///
+/// # Errors
+/// [`SpawnError::Config`] if `config` does not validate,
+/// [`SpawnError::Snapshot`] if the stored snapshot cannot be loaded or
+/// restored; nothing started.
+///
+/// # Panics
+/// Outside a tokio runtime.
+pub fn spawn_with_snapshots<S, P, T, M, Z>(
+    node: RaftNode<S>,
+    persister: P,
+    transport: T,
+    state_machine: M,
+    snapshots: Z,
+    config: DriverConfig,
+) -> Result<Handle<S::NodeId, M::Output>, SpawnError>
+where
+    S: Storage + Send + 'static,
+    S::NodeId: Send + Sync + 'static,
+    P: Persister<S>,
+    T: Transport<S::NodeId>,
+    M: StateMachine<S::NodeId>,
+    Z: SnapshotStore<S>,
+{
+    config.validate()?;
+    let (mut driver, handle) = Driver::new(
+        node,
+        persister,
+        transport,
+        state_machine,
+        Box::new(snapshots),
+        &config,
+    );
+    driver
+        .snapshots
+        .start(&driver.node, &mut driver.state_machine)
+        .map_err(SpawnError::Snapshot)?;
+    ::tokio::spawn(driver.run());
+    Ok(handle)
 }
 
 struct Driver<S: Storage, P, T, M: StateMachine<S::NodeId>> {
@@ -207,6 +384,12 @@ struct Driver<S: Storage, P, T, M: StateMachine<S::NodeId>> {
     /// The term of the last entry applied.
     applied_term: Term,
     tick: std::time::Duration,
+    snapshots: Snapshots<S>,
+    /// `Handle::snapshot` calls waiting for the next snapshot.
+    snapshot_requests: Vec<SnapshotReply>,
+    admin: Admin<S::NodeId>,
+    /// Why the driver must stop, found during a drain.
+    fatal: Option<String>,
 }
 
 enum Event<N, O> {
@@ -224,6 +407,42 @@ where
     T: Transport<S::NodeId>,
     M: StateMachine<S::NodeId>,
 {
+    fn new(
+        node: RaftNode<S>,
+        persister: P,
+        transport: T,
+        state_machine: M,
+        store: Box<dyn SnapshotStore<S>>,
+        config: &DriverConfig,
+    ) -> (Self, Handle<S::NodeId, M::Output>) {
+        let (commands, receiver) = mpsc::channel(config.command_queue);
+        let (status_tx, status) = watch::channel(node.status());
+        // Read ids must increase across restarts too: start from the wall
+        // clock, in microseconds (ReplicatedLog::read_index).
+        let next_read_id = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
+        let driver = Driver {
+            node,
+            persister,
+            transport,
+            state_machine,
+            commands: receiver,
+            status: status_tx,
+            persisting: VecDeque::new(),
+            proposals: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            next_read_id,
+            applied_term: 0,
+            tick: config.tick,
+            snapshots: Snapshots::new(store, config.snapshot_every, config.max_snapshot_size),
+            snapshot_requests: Vec::new(),
+            admin: Admin::new(),
+            fatal: None,
+        };
+        (driver, Handle { commands, status })
+    }
+
     async fn run(mut self) {
         let mut ticks = time::interval(self.tick);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -292,6 +511,9 @@ where
                 transport_open = self.take_ready_messages();
             }
             self.drain();
+            if self.after_drain() {
+                break;
+            }
             self.status.send_if_modified(|status| {
                 let now = self.node.status();
                 let changed = *status != now;
@@ -368,7 +590,104 @@ where
                 self.read(reply);
                 false
             }
+            Some(Command::Change(request, reply)) => {
+                self.admin.change(&mut self.node, request, reply);
+                false
+            }
+            Some(Command::Transfer(target, reply)) => {
+                self.admin.transfer(&mut self.node, target, reply);
+                false
+            }
+            Some(Command::Snapshot(reply)) => {
+                self.snapshot_requests.push(reply);
+                false
+            }
         }
+    }
+
+    /// What follows a drain: a restore that waited for earlier batches to
+    /// be durable, a snapshot the policy or a handle asks for, the end of
+    /// a leadership transfer. True when the driver must stop.
+    fn after_drain(&mut self) -> bool {
+        // A restore must follow every batch handed out before it
+        // (the snapshot contract): wait until none is in flight. While it
+        // waits the node takes no entries, so the queue empties.
+        while self.fatal.is_none() && self.snapshots.restore_waiting() && self.persisting.is_empty()
+        {
+            match self
+                .snapshots
+                .restore(&mut self.node, &mut self.state_machine)
+            {
+                Ok(Some(meta)) => {
+                    self.snapshot_restored(&meta);
+                    self.drain();
+                }
+                Ok(None) => break,
+                Err(e) => self.fatal = Some(e),
+            }
+        }
+        if self.fatal.is_none() {
+            self.maybe_snapshot();
+        }
+        self.admin.check_transfer(&self.node);
+        if let Some(reason) = &self.fatal {
+            tracing::error!(%reason, "snapshot handling failed; the driver stops");
+            return true;
+        }
+        false
+    }
+
+    /// Takes a snapshot if the policy or a handle asks for one.
+    fn maybe_snapshot(&mut self) {
+        let wanted = !self.snapshot_requests.is_empty() || self.snapshots.due(&self.node);
+        if !wanted || self.node.restore_pending() || self.snapshots.restore_waiting() {
+            return;
+        }
+        let result = match self.snapshots.take(&mut self.node, &mut self.state_machine) {
+            Ok(index) => Ok(index),
+            Err(TakeError::Unsupported) => Err(SnapshotCommandError::Unsupported),
+            Err(TakeError::NothingApplied) => Err(SnapshotCommandError::NothingApplied),
+            Err(TakeError::Meta(reason)) => {
+                tracing::warn!(%reason, "cannot snapshot the applied index");
+                Err(SnapshotCommandError::Failed(reason))
+            }
+            Err(TakeError::Failed(SnapshotFailure::NotNow)) => return,
+            Err(TakeError::Failed(SnapshotFailure::Fatal(reason))) => {
+                self.fatal = Some(reason.clone());
+                Err(SnapshotCommandError::Failed(reason))
+            }
+        };
+        for reply in self.snapshot_requests.drain(..) {
+            let _ = reply.send(result.clone());
+        }
+    }
+
+    /// A snapshot from the leader replaced the state machine: proposals
+    /// at or below its index were not applied here and never will be;
+    /// those of a newer term than its last entry are lost (no log holding
+    /// that entry holds them before it), the others unknown here. Later
+    /// ones of an older term are lost as in [`drop_overtaken`](Self::drop_overtaken).
+    fn snapshot_restored(&mut self, meta: &SnapshotMeta<S::NodeId>) {
+        let covered: Vec<Index> = self
+            .proposals
+            .range(..=meta.index)
+            .map(|(i, _)| *i)
+            .collect();
+        for index in covered {
+            if let Some((term, reply)) = self.proposals.remove(&index) {
+                let error = if term > meta.term {
+                    ProposeError::Lost { index }
+                } else {
+                    ProposeError::Snapshotted { index }
+                };
+                let _ = reply.send(Err(error));
+            }
+        }
+        self.admin.snapshot_restored(meta);
+        if meta.term > self.applied_term {
+            self.applied_term = meta.term;
+        }
+        self.drop_overtaken(meta.index, meta.term);
     }
 
     fn propose(&mut self, data: Bytes, reply: ProposeReply<S::NodeId, M::Output>) {
@@ -419,6 +738,7 @@ where
                 Output::Send(message) => self.transport.send(message),
                 Output::Apply(entries) => {
                     for entry in entries {
+                        self.admin.applied(&entry);
                         let output = self.state_machine.apply(&entry);
                         if let Some((term, reply)) = self.proposals.remove(&entry.index) {
                             let result = if term == entry.term {
@@ -435,6 +755,7 @@ where
                         if entry.term > self.applied_term {
                             self.applied_term = entry.term;
                             self.drop_overtaken(entry.index, entry.term);
+                            self.admin.overtaken(entry.index, entry.term);
                         }
                     }
                 }
@@ -450,23 +771,32 @@ where
                         let _ = reply.send(Err(ReadError::Failed));
                     }
                 }
-                Output::ReadSnapshot { to, index, .. } => {
-                    tracing::warn!(
-                        ?to,
-                        index,
-                        "snapshot transfers are not supported by the driver"
-                    );
-                    let _ = self.node.abort_snapshot_send(&to, index);
+                Output::ReadSnapshot {
+                    to,
+                    index,
+                    offset,
+                    max_len,
+                } => {
+                    self.snapshots
+                        .read_chunk(&mut self.node, to, index, offset, max_len);
                 }
-                Output::RestoreSnapshot(meta) => {
-                    tracing::warn!(
-                        index = meta.index,
-                        "snapshot restore is not supported by the driver"
-                    );
+                Output::SnapshotSendEnded { to, index, .. } => {
+                    self.snapshots.send_ended(&to, index);
                 }
-                Output::SnapshotSendEnded { .. }
-                | Output::SnapshotChunk { .. }
-                | Output::SnapshotAborted { .. } => {}
+                Output::SnapshotChunk {
+                    index,
+                    offset,
+                    data,
+                    last,
+                } => {
+                    if let Err(SnapshotFailure::Fatal(reason)) =
+                        self.snapshots.stage(index, offset, &data, last)
+                    {
+                        self.fatal.get_or_insert(reason);
+                    }
+                }
+                Output::RestoreSnapshot(meta) => self.snapshots.restore_requested(meta),
+                Output::SnapshotAborted { index, .. } => self.snapshots.aborted(index),
             }
         }
         if let Some(last) = batches.last() {

@@ -7,7 +7,17 @@
 //!   [`Handle::propose`] resolves once the entry is applied (with what the
 //!   state machine returned), [`Handle::read`] once a linearizable read may
 //!   be served, [`Handle::status`] says where the node stands, and
-//!   [`Handle::shutdown`] stops it.
+//!   [`Handle::shutdown`] stops it. [`spawn_with_snapshots`] does the same
+//!   with snapshots on ([below](#snapshots)).
+//! - Membership and leadership go through the handle too:
+//!   [`Handle::add_learner`], [`Handle::promote`], [`Handle::remove`]
+//!   (single-server changes, thesis §4.2), [`Handle::change_joint`] and
+//!   [`Handle::leave_joint`] (joint consensus, thesis §4.3), each resolving
+//!   once its configuration entry is applied (so committed) on this node,
+//!   or with a [`MembershipChangeError`] (not the leader, with a hint; a
+//!   change in progress; the leader not ready; refused; lost; shut down);
+//!   and [`Handle::transfer_leader`] (thesis §3.10), resolving once this
+//!   node sees the target lead.
 //! - The node talks to its peers through a [`Transport`]; [`TcpTransport`]
 //!   is a ready one (length-prefixed frames of [`codec`](crate::codec)
 //!   messages, one connection per peer, reconnection with backoff, bounded
@@ -31,14 +41,47 @@
 //! applying entries and answering reads; `on_persisted` is called, in batch
 //! order, as each batch's future resolves.
 //!
-//! Not handled yet: snapshots. The driver never compacts; a snapshot
-//! transfer the node asks for (only possible when the storage it was given
-//! holds a compacted log) is aborted, and a snapshot received is not
+//! # Snapshots
+//!
+//! With [`spawn_with_snapshots`], a [`SnapshotStore`] keeps snapshot bytes
+//! and records them in storage ([`MemSnapshots`] for [`MemStorage`];
+//! `DiskSnapshots`, with the `durable` feature too, for `DiskStorage`), and
+//! the [`StateMachine`] produces ([`StateMachine::snapshot`]) and restores
+//! ([`StateMachine::restore`]) its state (Raft §7):
+//! - **Taking one**: every [`DriverConfig::snapshot_every`] applied
+//!   entries, and on [`Handle::snapshot`], the driver snapshots the state
+//!   machine at the applied index, saves it through the store, and
+//!   compacts the log up to [`RaftNode::compaction_limit`](crate::RaftNode::compaction_limit).
+//! - **Sending one** (leader): chunk reads
+//!   ([`Output::ReadSnapshot`](crate::Output::ReadSnapshot)) are served
+//!   from the bytes of the snapshot asked for, which the driver keeps until
+//!   that transfer ends, even after taking a newer one.
+//! - **Receiving one** (follower): chunks are staged in memory, at most
+//!   [`DriverConfig::max_snapshot_size`] bytes (a larger snapshot stops the
+//!   driver); once every [`Persist`] batch handed out before the restore
+//!   is durable, the state machine is restored, the store makes the
+//!   snapshot durable and installs it in storage, and only then is
+//!   `on_snapshot_restored` called. A proposal or membership change whose
+//!   index the snapshot covers before it was applied here ends with
+//!   `Lost` (its term is newer than the snapshot's) or `Snapshotted`
+//!   (unknown here).
+//! - **Restart**: on start, if storage reports a snapshot and the node
+//!   starts at its index ([`Config::applied`](crate::Config::applied) not
+//!   above it), the state machine is restored from the store's bytes, and
+//!   the log after it is replayed.
+//!
+//! [`spawn`] has snapshots off ([`NoSnapshots`]): it never compacts, aborts
+//! a transfer the node asks for (only possible when the storage it was
+//! given holds a compacted log), and stops if a snapshot arrives to be
 //! restored.
 
+mod admin;
 #[cfg(feature = "durable")]
 mod disk;
+#[cfg(feature = "durable")]
+mod disk_snapshots;
 mod driver;
+mod snapshot;
 mod tcp;
 
 use std::future::Future;
@@ -46,15 +89,23 @@ use std::io;
 use std::pin::Pin;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::entry::{Entry, HardState, Index, Term};
 use crate::message::Message;
 use crate::output::Persist;
+use crate::snapshot::SnapshotMeta;
 use crate::storage::{MemStorage, Storage};
 
+pub use admin::{MembershipChangeError, TransferLeaderError};
 #[cfg(feature = "durable")]
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub use disk::DiskPersister;
-pub use driver::{Handle, spawn};
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+pub use disk_snapshots::DiskSnapshots;
+pub use driver::{Handle, SpawnError, spawn, spawn_with_snapshots};
+pub use snapshot::{MemSnapshots, NoSnapshots, SnapshotCommandError, SnapshotStore};
 pub use tcp::{TcpConfig, TcpConfigError, TcpCounters, TcpCountersHandle, TcpTransport};
 
 /// How the node reaches its peers. Delivery is best effort: Raft tolerates
@@ -178,6 +229,36 @@ pub trait StateMachine<N>: Send + 'static {
     /// ([`EntryKind::Membership`](crate::EntryKind::Membership)) is applied
     /// too, so the state machine may record it.
     fn apply(&mut self, entry: &Entry<N>) -> Self::Output;
+
+    /// A snapshot of the state after every entry applied so far, whose
+    /// last is `meta.index` (Raft §7), in bytes [`restore`](Self::restore)
+    /// reads back. `None` (the default): this state machine does not
+    /// snapshot, and the driver never compacts.
+    ///
+    /// The driver keeps the bytes (one [`Bytes`] handle, shared with the
+    /// [`SnapshotStore`] and every transfer) and sends them to followers in
+    /// chunks.
+    fn snapshot(&mut self, meta: &SnapshotMeta<N>) -> Option<Bytes> {
+        let _ = meta;
+        None
+    }
+
+    /// Replaces the whole state with snapshot `data`, which reflects every
+    /// entry up to `meta.index`: a snapshot received from the leader, or,
+    /// on start, the one storage reports. The next entry applied is
+    /// `meta.index + 1`.
+    ///
+    /// # Errors
+    /// The bytes do not decode (the default: this state machine does not
+    /// restore). The driver stops: a node that cannot restore cannot go
+    /// on.
+    fn restore(&mut self, meta: &SnapshotMeta<N>, data: Bytes) -> io::Result<()> {
+        let _ = (meta, data);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this state machine does not restore snapshots",
+        ))
+    }
 }
 
 impl<N, O, F> StateMachine<N> for F
@@ -225,6 +306,14 @@ pub enum ProposeError<N> {
         /// The index it had been appended at.
         index: Index,
     },
+    /// A snapshot from a new leader covered the entry's index before this
+    /// node applied it: whether it committed is not known here (read the
+    /// state machine to tell). Retrying may apply it twice.
+    #[error("entry {index} was covered by a snapshot before it was applied here")]
+    Snapshotted {
+        /// The index it had been appended at.
+        index: Index,
+    },
     /// The driver stopped (shut down, or a persistence failure) before the
     /// entry was applied here. The proposal may still commit elsewhere.
     #[error("the driver has shut down")]
@@ -259,6 +348,15 @@ pub struct DriverConfig {
     /// Commands from handles queued before `propose` and `read` wait for
     /// room. At least 1.
     pub command_queue: usize,
+    /// With snapshots on ([`spawn_with_snapshots`]): take a snapshot and
+    /// compact once this many entries are applied past the latest
+    /// snapshot. 0 (the default): only on [`Handle::snapshot`].
+    pub snapshot_every: u64,
+    /// The largest snapshot received from a leader that the driver stages
+    /// (in memory, until it is restored); a larger one stops the driver.
+    /// Keep it above the largest snapshot the state machine makes. At
+    /// least 1; default 1 GiB.
+    pub max_snapshot_size: u64,
 }
 
 impl Default for DriverConfig {
@@ -266,6 +364,8 @@ impl Default for DriverConfig {
         Self {
             tick: Duration::from_millis(100),
             command_queue: 1024,
+            snapshot_every: 0,
+            max_snapshot_size: 1 << 30,
         }
     }
 }
@@ -280,6 +380,9 @@ pub enum DriverConfigError {
     /// `command_queue` is 0. Nothing was started.
     #[error("command_queue is 0")]
     CommandQueue,
+    /// `max_snapshot_size` is 0. Nothing was started.
+    #[error("max_snapshot_size is 0")]
+    MaxSnapshotSize,
 }
 
 impl DriverConfig {
@@ -293,6 +396,9 @@ impl DriverConfig {
         }
         if self.command_queue == 0 {
             return Err(DriverConfigError::CommandQueue);
+        }
+        if self.max_snapshot_size == 0 {
+            return Err(DriverConfigError::MaxSnapshotSize);
         }
         Ok(())
     }
