@@ -160,7 +160,6 @@ fn ticks(ms: u64) -> DriverConfig {
 /// both pending, keyed by (index, term), and settle each when its index
 /// is applied, as for any other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: a pending proposal displaced by a new one at the same index resolves ShutDown, not Lost, while the driver runs"]
 async fn a_proposal_cut_by_a_new_leader_is_lost_even_when_its_index_is_reused() {
     let (transport, peers) = Peers::start();
     let handle = spawn(
@@ -713,13 +712,12 @@ async fn after_shutdown_the_listener_is_closed() {
 
 /// Quiescence is a `Config` field `spawn` accepts, and with it on "the
 /// application MUST feed liveness" (README, Quiescence): a quiesced
-/// follower never times out on its own. A `Handle` has no way to feed it
+/// follower never times out on its own. A `Handle` had no way to feed it
 /// (no `set_peer_liveness`), so a cluster run by the driver with
-/// quiescence on, whose leader stops while the group is quiet, never
-/// elects another: every later proposal and read fails for ever. The
-/// driver must refuse such a node, or give the application the call.
+/// quiescence on, whose leader stopped while the group was quiet, never
+/// elected another. Now the application reports the leader down (as its
+/// failure detector would) through `Handle::set_peer_liveness`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: with Config::quiesce_after_ticks > 0 the driver offers no liveness feed: a leader lost while quiesced is never replaced"]
 async fn a_quiesced_cluster_replaces_a_stopped_leader() {
     let ids = [1u64, 2, 3];
     let mut listeners = Vec::new();
@@ -756,6 +754,12 @@ async fn a_quiesced_cluster_replaces_a_stopped_leader() {
     .await;
     assert!(quiet.is_ok(), "the group never quiesced");
     handles[at].shutdown().await;
+    // The application's failure detector notices and tells the others.
+    for (i, h) in handles.iter().enumerate() {
+        if i != at {
+            h.set_peer_liveness(leader, false).await.expect("running");
+        }
+    }
     // 5 s is 50 election timeouts of 10 ticks of 5 ms.
     let replaced = timeout(Duration::from_secs(5), async {
         loop {
@@ -785,7 +789,6 @@ async fn a_quiesced_cluster_replaces_a_stopped_leader() {
 /// nothing after it can commit either. One proposal wedges the log for
 /// good. It must be refused up front, or delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: a proposal larger than max_frame_len (allowed by max_proposal_size) is accepted and wedges the log for ever"]
 async fn a_proposal_over_the_frame_limit_never_wedges_the_log() {
     let ids = [1u64, 2, 3];
     let mut listeners = Vec::new();

@@ -253,3 +253,31 @@ fn incoming_limits_are_validated() {
     config.idle_timeout = Duration::ZERO;
     assert!(config.validate().is_err());
 }
+
+/// `max_entry_len` is exact enough: an append with one entry of that many
+/// bytes, at the widest indexes, fits a frame and arrives; the driver
+/// refuses larger proposals.
+#[tokio::test]
+async fn an_entry_of_max_entry_len_fits_a_frame() {
+    let ((la, a_addr), (lb, b_addr)) = (listener().await, listener().await);
+    let mut config = TcpConfig::default();
+    config.max_frame_len = 4096;
+    let mut a = TcpTransport::new(la, [(2u64, b_addr)], config.clone()).expect("config");
+    let mut b = TcpTransport::new(lb, [(1u64, a_addr)], config).expect("config");
+    let max = a.max_entry_len().expect("a limit");
+    assert!(max > 3000 && max < 4096, "{max}");
+    let append = Message {
+        from: u64::MAX,
+        to: 2,
+        term: u64::MAX,
+        body: MessageBody::Append {
+            prev_index: u64::MAX,
+            prev_term: u64::MAX,
+            entries: vec![Entry::new(u64::MAX, u64::MAX, vec![1u8; max as usize])],
+            commit: u64::MAX,
+        },
+    };
+    a.send(append.clone());
+    assert_eq!(recv(&mut b).await, append);
+    assert_eq!(a.counters().dropped_oversized, 0);
+}

@@ -15,7 +15,7 @@ use super::{
     Applied, DriverConfig, DriverConfigError, MembershipChangeError, PersistFuture, Persister,
     ProposeError, ReadError, SnapshotCommandError, StateMachine, TransferLeaderError, Transport,
 };
-use crate::entry::{Index, Term};
+use crate::entry::{Entry, Index, Term};
 use crate::membership::{JointLeave, MembershipChange};
 use crate::output::Output;
 use crate::raft::{NodeId, RaftNode, Status};
@@ -30,7 +30,7 @@ const MESSAGE_BATCH: usize = 256;
 
 type ProposeReply<N, O> = oneshot::Sender<Result<Applied<O>, ProposeError<N>>>;
 /// A proposal waiting for its index to be applied: its term and who to tell.
-type Pending<N, O> = (Term, ProposeReply<N, O>);
+type Pending<N, O> = ProposeReply<N, O>;
 type ReadReply = oneshot::Sender<Result<Index, ReadError>>;
 type SnapshotReply = oneshot::Sender<Result<Index, SnapshotCommandError>>;
 
@@ -40,6 +40,7 @@ enum Command<N, O> {
     Change(ChangeRequest<N>, ChangeReply<N>),
     Transfer(N, TransferReply<N>),
     Snapshot(SnapshotReply),
+    PeerLiveness(N, bool),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -252,6 +253,24 @@ impl<N: NodeId + Send + Sync + 'static, O: Send + 'static> Handle<N, O> {
         answer.await.map_err(|_| SnapshotCommandError::ShutDown)?
     }
 
+    /// Tells the node whether `peer` is up, from the application's failure
+    /// detector (dsys-detect's SWIM, say): see
+    /// [`RaftNode::set_peer_liveness`]. With quiescence on
+    /// ([`Config::quiesce_after_ticks`](crate::Config::quiesce_after_ticks))
+    /// the application MUST report peers that go down and come back, or a
+    /// group whose leader dies while quiet never elects another (the
+    /// driver cannot tell on its own: a quiet group sends nothing). A
+    /// wrong report is safe. Returns once the report is queued.
+    ///
+    /// # Errors
+    /// [`ReadError::ShutDown`] if the driver has stopped.
+    pub async fn set_peer_liveness(&self, peer: N, live: bool) -> Result<(), ReadError> {
+        self.commands
+            .send(Command::PeerLiveness(peer, live))
+            .await
+            .map_err(|_| ReadError::ShutDown)
+    }
+
     /// Stops the driver: pending proposals and reads fail with `ShutDown`,
     /// the transport and the persister are dropped (a [`super::TcpTransport`]
     /// closes its connections). Resolves once the task has stopped; returns
@@ -378,7 +397,10 @@ struct Driver<S: Storage, P, T, M: StateMachine<S::NodeId>> {
     /// Batches handed to the persister, oldest first.
     persisting: VecDeque<(u64, PersistFuture)>,
     /// Proposals accepted here, by index.
-    proposals: BTreeMap<Index, Pending<S::NodeId, M::Output>>,
+    /// By index and term: after a leader change, a later proposal of this
+    /// node may sit at the index of an earlier one that is still pending
+    /// (its entry may yet commit if another node holding it leads).
+    proposals: BTreeMap<(Index, Term), Pending<S::NodeId, M::Output>>,
     reads: BTreeMap<u64, ReadReply>,
     next_read_id: u64,
     /// The term of the last entry applied.
@@ -557,15 +579,15 @@ where
     /// committed entry's, so checking when the applied term rises is
     /// enough.
     fn drop_overtaken(&mut self, index: Index, term: Term) {
-        let lost: Vec<Index> = self
+        let lost: Vec<(Index, Term)> = self
             .proposals
-            .range(index + 1..)
-            .filter(|(_, (t, _))| *t < term)
-            .map(|(i, _)| *i)
+            .range((index.saturating_add(1), 0)..)
+            .filter(|((_, t), _)| *t < term)
+            .map(|(key, _)| *key)
             .collect();
-        for i in lost {
-            if let Some((_, reply)) = self.proposals.remove(&i) {
-                let _ = reply.send(Err(ProposeError::Lost { index: i }));
+        for key in lost {
+            if let Some(reply) = self.proposals.remove(&key) {
+                let _ = reply.send(Err(ProposeError::Lost { index: key.0 }));
             }
         }
     }
@@ -600,6 +622,10 @@ where
             }
             Some(Command::Snapshot(reply)) => {
                 self.snapshot_requests.push(reply);
+                false
+            }
+            Some(Command::PeerLiveness(peer, live)) => {
+                self.node.set_peer_liveness(peer, live);
                 false
             }
         }
@@ -668,13 +694,13 @@ where
     /// that entry holds them before it), the others unknown here. Later
     /// ones of an older term are lost as in [`drop_overtaken`](Self::drop_overtaken).
     fn snapshot_restored(&mut self, meta: &SnapshotMeta<S::NodeId>) {
-        let covered: Vec<Index> = self
+        let covered: Vec<(Index, Term)> = self
             .proposals
-            .range(..=meta.index)
-            .map(|(i, _)| *i)
+            .range(..=(meta.index, Term::MAX))
+            .map(|(key, _)| *key)
             .collect();
-        for index in covered {
-            if let Some((term, reply)) = self.proposals.remove(&index) {
+        for (index, term) in covered {
+            if let Some(reply) = self.proposals.remove(&(index, term)) {
                 let error = if term > meta.term {
                     ProposeError::Lost { index }
                 } else {
@@ -690,10 +716,42 @@ where
         self.drop_overtaken(meta.index, meta.term);
     }
 
+    /// `entry` was applied with `output`: the proposal made for it (same
+    /// index and term) succeeded; any other pending at its index is lost.
+    fn settle(&mut self, entry: &Entry<S::NodeId>, output: M::Output) {
+        let index = entry.index;
+        let others: Vec<Term> = self
+            .proposals
+            .range((index, 0)..=(index, Term::MAX))
+            .map(|((_, t), _)| *t)
+            .filter(|t| *t != entry.term)
+            .collect();
+        for term in others {
+            if let Some(reply) = self.proposals.remove(&(index, term)) {
+                let _ = reply.send(Err(ProposeError::Lost { index }));
+            }
+        }
+        if let Some(reply) = self.proposals.remove(&(index, entry.term)) {
+            let _ = reply.send(Ok(Applied {
+                index,
+                term: entry.term,
+                output,
+            }));
+        }
+    }
+
     fn propose(&mut self, data: Bytes, reply: ProposeReply<S::NodeId, M::Output>) {
+        if let Some(max) = self.transport.max_entry_len() {
+            let size = data.len() as u64;
+            if size > max {
+                let error = crate::output::ProposeError::TooLarge { size, max };
+                let _ = reply.send(Err(ProposeError::Refused(error)));
+                return;
+            }
+        }
         match self.node.propose(data) {
             Ok(id) => {
-                self.proposals.insert(id.index, (id.term, reply));
+                self.proposals.insert((id.index, id.term), reply);
             }
             Err(crate::output::ProposeError::NotLeader { leader }) => {
                 let _ = reply.send(Err(ProposeError::NotLeader { leader }));
@@ -740,18 +798,7 @@ where
                     for entry in entries {
                         self.admin.applied(&entry);
                         let output = self.state_machine.apply(&entry);
-                        if let Some((term, reply)) = self.proposals.remove(&entry.index) {
-                            let result = if term == entry.term {
-                                Ok(Applied {
-                                    index: entry.index,
-                                    term,
-                                    output,
-                                })
-                            } else {
-                                Err(ProposeError::Lost { index: entry.index })
-                            };
-                            let _ = reply.send(result);
-                        }
+                        self.settle(&entry, output);
                         if entry.term > self.applied_term {
                             self.applied_term = entry.term;
                             self.drop_overtaken(entry.index, entry.term);

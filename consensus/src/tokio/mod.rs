@@ -120,6 +120,17 @@ pub trait Transport<N>: Send + 'static {
     /// polls it in a `select!`, and a message must not be lost when the
     /// future is dropped unfinished.
     fn recv(&mut self) -> impl Future<Output = Option<Message<N>>> + Send;
+
+    /// The largest proposal payload, in bytes, that this transport can
+    /// always deliver inside one message (an append carries at least one
+    /// whole entry, and Raft resends the same entry, so one that never
+    /// fits would stop replication at its index for good). The driver
+    /// refuses larger proposals with `TooLarge`, on top of
+    /// [`Config::max_proposal_size`](crate::Config::max_proposal_size).
+    /// `None` (the default): no limit of its own.
+    fn max_entry_len(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// What a [`Persister`] returns: resolves once the batch is durable.

@@ -31,7 +31,8 @@ use bytes::Bytes;
 
 use super::Transport;
 use crate::codec::{self, IdCodec};
-use crate::message::Message;
+use crate::entry::{Entry, Index, Term};
+use crate::message::{Message, MessageBody};
 use crate::raft::NodeId;
 
 /// How a [`TcpTransport`] frames, queues and reconnects.
@@ -219,6 +220,8 @@ pub struct TcpTransport<N> {
     readers: JoinSet<()>,
     shared: Arc<Shared>,
     max_frame_len: u32,
+    /// The largest payload of an entry that fits a frame in an append.
+    max_entry_len: u64,
     max_connections: usize,
     idle_timeout: Duration,
     /// The writers.
@@ -251,7 +254,14 @@ where
         let mut tasks = JoinSet::new();
         let (incoming_tx, incoming) = mpsc::channel(config.recv_queue);
         let mut map = BTreeMap::new();
+        let mut longest_id: Option<N> = None;
         for (id, addr) in peers {
+            if longest_id
+                .as_ref()
+                .is_none_or(|l| encoded_id_len(&id) > encoded_id_len(l))
+            {
+                longest_id = Some(id.clone());
+            }
             let (tx, rx) = mpsc::channel(config.send_queue);
             tasks.spawn(write_loop(addr, rx, Arc::clone(&shared), config.clone()));
             map.insert(id, tx);
@@ -265,6 +275,9 @@ where
             readers: JoinSet::new(),
             shared,
             max_frame_len: config.max_frame_len,
+            max_entry_len: longest_id.map_or(0, |id| {
+                u64::from(config.max_frame_len).saturating_sub(append_overhead(id))
+            }),
             max_connections: config.max_connections,
             idle_timeout: config.idle_timeout,
             _tasks: tasks,
@@ -314,10 +327,43 @@ fn counters(s: &Shared) -> TcpCounters {
     }
 }
 
+fn encoded_id_len<N: IdCodec>(id: &N) -> usize {
+    let mut out = Vec::new();
+    id.encode(&mut out);
+    out.len()
+}
+
+/// Bytes of an append that carries one entry, besides the entry's
+/// payload: every number at its widest, `id` as sender and receiver, the
+/// payload's length prefix at its widest, and room for a sender id up to
+/// 64 bytes longer than `id` (the local node need not be among the peers).
+fn append_overhead<N: IdCodec + Clone>(id: N) -> u64 {
+    let message = Message {
+        from: id.clone(),
+        to: id,
+        term: Term::MAX,
+        body: MessageBody::Append {
+            prev_index: Index::MAX,
+            prev_term: Term::MAX,
+            entries: vec![Entry::new(Term::MAX, Index::MAX, Bytes::new())],
+            commit: Index::MAX,
+        },
+    };
+    let mut out = Vec::new();
+    codec::encode(&message, &mut out);
+    out.len() as u64 + 10 + 64
+}
+
 impl<N> Transport<N> for TcpTransport<N>
 where
     N: NodeId + IdCodec + Send + Sync + 'static,
 {
+    /// `max_frame_len` less an append's own bytes (0 with no peers: a
+    /// lone node sends nothing, and the driver then skips the check).
+    fn max_entry_len(&self) -> Option<u64> {
+        (!self.peers.is_empty()).then_some(self.max_entry_len)
+    }
+
     fn send(&mut self, message: Message<N>) {
         let Some(queue) = self.peers.get(&message.to) else {
             bump(&self.shared.dropped_unknown_peer, 1);
