@@ -318,7 +318,6 @@ fn a_directory_in_use_is_not_opened_twice() {
 /// compaction point is not checked, and `first_index()` / `reconcile` add
 /// one to it.
 #[test]
-#[ignore = "BUG: a checksummed state record with a compaction point at u64::MAX makes DiskStorage::open panic (index overflow)"]
 fn extreme_values_in_a_valid_state_record_never_panic() {
     fn meta(compacted: u64, snapshot: Option<u64>) -> Vec<u8> {
         let mut p = vec![2];

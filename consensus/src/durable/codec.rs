@@ -92,6 +92,19 @@ pub(crate) enum StateRecord<N> {
     Meta(Meta<N>),
 }
 
+impl<N> StateRecord<N> {
+    /// Whether every index the record holds (commit index, compaction
+    /// point, snapshot index) is at most `max`.
+    pub(crate) fn in_range(&self, max: Index) -> bool {
+        match self {
+            Self::HardState(h) => h.commit <= max,
+            Self::Meta(m) => {
+                m.compacted.0 <= max && m.snapshot.as_ref().is_none_or(|s| s.index <= max)
+            }
+        }
+    }
+}
+
 /// Where the log starts and what stands for the entries before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Meta<N> {

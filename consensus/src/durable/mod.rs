@@ -58,17 +58,22 @@ fn segment_name(base: Index) -> String {
     format!("{base:020}{SEGMENT_SUFFIX}")
 }
 
+/// The highest index the files may name (a compaction point, a snapshot,
+/// a commit index, a segment's base): Kafka's offset range, which leaves
+/// room for the `index + 1` of every index computation. A record past it
+/// is refused at open; no log of ours reaches it.
+const MAX_INDEX: Index = i64::MAX as Index;
+
 fn parse_segment_name(name: &str) -> Option<Index> {
     let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    // Indexes past i64::MAX (Kafka's offset range) are no name of ours, and
-    // leave room for index arithmetic.
+    // Indexes past MAX_INDEX are no name of ours.
     digits
         .parse()
         .ok()
-        .filter(|&base: &Index| base <= i64::MAX as Index)
+        .filter(|&base: &Index| base <= MAX_INDEX)
 }
 
 /// One segment file: consecutive entries from `base`.
@@ -461,6 +466,13 @@ fn load_state<N: NodeId + IdCodec>(
         match frame::read_frame(&bytes, pos, DiskStorageConfig::MAX_ENTRY_BYTES) {
             Frame::Valid { payload, end } => {
                 match codec::decode_state::<N>(payload) {
+                    Some(record) if !record.in_range(MAX_INDEX) => {
+                        return Err(corrupt(
+                            path,
+                            pos,
+                            "a state record holds an index past 2^63 - 1",
+                        ));
+                    }
                     Some(StateRecord::HardState(h)) => hard_state = Some(h),
                     Some(StateRecord::Meta(m)) => meta = Some(m),
                     None => return Err(corrupt(path, pos, "a state record does not decode")),
