@@ -280,12 +280,18 @@ fn an_entry_reads_back_the_same_after_a_restart() {
 /// and raft-engine take a lock file), or the acknowledged entries must
 /// survive.
 #[test]
-#[ignore = "BUG: DiskStorage::open takes no lock: a second storage on the same directory overwrites the first one's acknowledged entries"]
 fn a_directory_in_use_is_not_opened_twice() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut first = open(dir.path()).expect("open");
-    let Ok(mut second) = open(dir.path()) else {
-        return; // refused: what we want
+    let mut second = match open(dir.path()) {
+        Ok(second) => second,
+        // Refused: what we want; and the lock goes with the storage.
+        Err(OpenError::Locked { .. }) => {
+            drop(first);
+            open(dir.path()).expect("the lock was released on drop");
+            return;
+        }
+        Err(e) => panic!("{e:?}"),
     };
     let acknowledged: Vec<_> = (1..=5)
         .map(|i| Entry::new(1, i, format!("ack{i}")))

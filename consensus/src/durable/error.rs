@@ -105,6 +105,16 @@ pub enum OpenError {
         #[source]
         source: io::Error,
     },
+    /// Another [`DiskStorage`](super::DiskStorage), in this process or
+    /// another, holds the directory open (its lock file is locked). Opening
+    /// it twice would let the two overwrite each other's acknowledged
+    /// entries. Nothing was touched; open again once the other is dropped
+    /// (or its process has exited: the system releases the lock then).
+    #[error("{path} is locked: another storage has the directory open")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// Bytes that were written whole are damaged (a checksum mismatch, a
     /// frame that does not decode, an entry out of place) somewhere a
     /// crash cannot leave a torn write: in a sealed segment, in the middle

@@ -51,6 +51,8 @@ use crate::storage::{InitialState, Storage, StorageError, check_range};
 const STATE_FILE: &str = "state";
 /// Where the state file is rewritten before it replaces the old one.
 const STATE_TMP: &str = "state.tmp";
+/// The file whose lock marks the directory in use.
+const LOCK_FILE: &str = "lock";
 /// Suffix of segment files, named by their first index in 20 digits.
 const SEGMENT_SUFFIX: &str = ".seg";
 
@@ -172,6 +174,9 @@ pub struct DiskStorage<N> {
     /// [`sync_in_background`](Self::sync_in_background).
     syncer: Option<background::Syncer>,
     counters: SyncCounters,
+    /// The lock on the directory, held until the storage is dropped. Last,
+    /// so it is released only after the syncer has stopped.
+    _lock: File,
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
@@ -206,6 +211,7 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+        let lock = lock_dir(&dir)?;
         let mut recovery = Recovery::default();
         let mut bases = Vec::new();
         for item in std::fs::read_dir(&dir).map_err(io_at(&dir))? {
@@ -259,6 +265,7 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
             recovery,
             syncer: None,
             counters: SyncCounters::default(),
+            _lock: lock,
         };
         if meta.is_none() {
             if storage.segments.iter().any(|s| s.len > 0) {
@@ -443,6 +450,38 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
             _ => Err(unreadable("the frame fails its checks".into())),
         }
     }
+}
+
+/// Takes the directory's lock, so no second storage opens it while this one
+/// lives (as etcd, Kafka and raft-engine do): an advisory `flock` on Unix,
+/// which the system releases when the file is closed or the process dies
+/// (even by SIGKILL), so a crash never leaves the directory locked; an
+/// open without sharing on Windows.
+fn lock_dir(dir: &Path) -> Result<File, OpenError> {
+    let path = dir.join(LOCK_FILE);
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(windows)]
+    std::os::windows::fs::OpenOptionsExt::share_mode(&mut options, 0);
+    let file = match options.open(&path) {
+        Ok(file) => file,
+        // ERROR_SHARING_VIOLATION: another storage holds it open.
+        #[cfg(windows)]
+        Err(e) if e.raw_os_error() == Some(32) => return Err(OpenError::Locked { path }),
+        Err(source) => return Err(OpenError::Io { path, source }),
+    };
+    #[cfg(unix)]
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => return Err(OpenError::Locked { path }),
+        Err(e) => {
+            return Err(OpenError::Io {
+                path,
+                source: e.into(),
+            });
+        }
+    }
+    Ok(file)
 }
 
 /// Reads the state file: the latest hard state and meta, cutting a torn
