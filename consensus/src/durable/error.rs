@@ -117,8 +117,10 @@ pub enum OpenError {
     },
     /// Bytes that were written whole are damaged (a checksum mismatch, a
     /// frame that does not decode, an entry out of place) somewhere a
-    /// crash cannot leave a torn write: in a sealed segment, in the middle
-    /// of a file, or in a complete frame. Refused rather than cut, since
+    /// crash cannot leave a torn write: in a sealed segment, before intact
+    /// records that were written after it was synced, or in a complete
+    /// frame; or a state file with no intact record that is more than a
+    /// new log's first write. Refused rather than cut, since
     /// cutting would drop acknowledged entries; restore the node from a
     /// replica (or remove the node and add it back empty).
     #[error("{file}: corrupt at byte {offset}: {reason}")]

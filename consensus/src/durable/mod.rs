@@ -17,8 +17,9 @@
 //!   [`DiskStorage::compact`], [`DiskStorage::apply_snapshot`]) are durable
 //!   when they return; call them with nothing staged.
 //! - [`DiskStorage::open`] recovers: a torn write at the end of the active
-//!   segment or of the state file is cut; damage anywhere else is refused
-//!   with [`OpenError`], never dropped.
+//!   segment or of the state file (with no intact record after it, but the
+//!   state file's unsynced commit-only hard states) is cut; damage anywhere
+//!   else is refused with [`OpenError`], never dropped.
 //!
 //! This module does I/O (it is the one part of the crate that does); the
 //! node stays sans-IO and sees only the [`Storage`] trait.
@@ -195,9 +196,9 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     ///
     /// Recovery: a torn write at the end of the active segment or of the
     /// state file is cut off (it was never acknowledged: a sync returns
-    /// only once the bytes are durable); an interrupted compaction or
-    /// snapshot install is finished. Everything else that fails its checks
-    /// is refused.
+    /// only once the bytes are durable), if no intact record written after
+    /// a sync follows it; an interrupted compaction or snapshot install is
+    /// finished. Everything else that fails its checks is refused.
     ///
     /// # Errors
     /// [`OpenError::Config`] for a bad config, [`OpenError::Io`] when the
@@ -229,7 +230,8 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
         bases.sort_unstable();
 
         let state_path = dir.join(STATE_FILE);
-        let (state, state_len, hard_state, meta) = load_state::<N>(&state_path, &mut recovery)?;
+        let (state, state_len, hard_state, meta) =
+            load_state::<N>(&state_path, &bootstrap, &mut recovery)?;
         let mut segments = Vec::with_capacity(bases.len());
         for (i, &base) in bases.iter().enumerate() {
             let active = i + 1 == bases.len();
@@ -489,6 +491,7 @@ fn lock_dir(dir: &Path) -> Result<File, OpenError> {
 #[allow(clippy::type_complexity)]
 fn load_state<N: NodeId + IdCodec>(
     path: &Path,
+    bootstrap: &Membership<N>,
     recovery: &mut Recovery,
 ) -> Result<(File, u64, Option<HardState<N>>, Option<Meta<N>>), OpenError> {
     let file = std::fs::OpenOptions::new()
@@ -520,6 +523,14 @@ fn load_state<N: NodeId + IdCodec>(
             }
             Frame::End => break,
             Frame::Torn => {
+                check_state_tail(path, &bytes, pos, hard_state.as_ref(), meta.is_some())?;
+                if pos == 0 && !is_torn_first_record(&bytes, bootstrap) {
+                    return Err(corrupt(
+                        path,
+                        0,
+                        "no intact record, and more than a new log's first write",
+                    ));
+                }
                 recovery.torn_state_bytes = (bytes.len() - pos) as u64;
                 file.set_len(pos as u64).map_err(io_at(path))?;
                 file.sync_data().map_err(io_at(path))?;
@@ -529,6 +540,99 @@ fn load_state<N: NodeId + IdCodec>(
         }
     }
     Ok((file, pos as u64, hard_state, meta))
+}
+
+/// Judges a frame of the state file that looks torn at `pos`, given the
+/// last hard state before it and whether a meta came before it.
+///
+/// A crash tears only what was not yet fsynced: the tail of the file after
+/// the last sync. Every record is fsynced before the next is written, except
+/// the commit-only hard states that
+/// [`sync_in_background`](DiskStorage::sync_in_background) appends and
+/// leaves to the syncer: several of them may be unsynced at a crash, and
+/// the page of an earlier one may be lost while a later one's reached the
+/// disk. Such a tail follows a durable meta (a new log's first record) and
+/// holds only hard states with the term and vote of the last hard state
+/// before it (one that changes either is synced in order, after everything
+/// before it). So intact records after the damage that fit that shape are
+/// an unsynced tail, cut with it (nothing of it was acknowledged, and the
+/// term and vote stay); any other intact record after the damage (a meta,
+/// a newer term or vote) proves the damaged record was synced: corruption.
+fn check_state_tail<N: NodeId + IdCodec>(
+    path: &Path,
+    bytes: &[u8],
+    pos: usize,
+    last: Option<&HardState<N>>,
+    has_meta: bool,
+) -> Result<(), OpenError> {
+    let default = HardState::default();
+    let last = last.unwrap_or(&default);
+    for payload in frames_after_tear(bytes, pos, DiskStorageConfig::MAX_ENTRY_BYTES) {
+        let unsynced = has_meta
+            && matches!(
+                codec::decode_state::<N>(payload),
+                Some(StateRecord::HardState(h)) if h.term == last.term && h.vote == last.vote
+            );
+        if !unsynced {
+            return Err(corrupt(
+                path,
+                pos,
+                "damage followed by an intact record written after it was synced",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a state file with no intact record is what a crash during a new
+/// log's first write leaves: no longer than that record (the meta with the
+/// bootstrap membership), and each byte either the record's or zero (a
+/// sector that never reached the disk). A longer file, or other bytes, held
+/// records that were synced (a hard state, a later meta): refused, never
+/// taken for a new log (which would forget the term and vote).
+fn is_torn_first_record<N: NodeId + IdCodec>(bytes: &[u8], bootstrap: &Membership<N>) -> bool {
+    let mut payload = Vec::new();
+    codec::encode_state(
+        &mut payload,
+        &StateRecord::Meta(Meta {
+            compacted: (0, 0),
+            membership: bootstrap.clone(),
+            snapshot: None,
+        }),
+    );
+    let mut first = Vec::new();
+    frame::put_frame(&mut first, &payload);
+    bytes.len() <= first.len() && bytes.iter().zip(&first).all(|(&b, &f)| b == f || b == 0)
+}
+
+/// The payloads of the intact frames after a frame at `pos` that looks
+/// torn. Past it if its length is intact (its payload is not searched: a
+/// command may hold bytes that look like a frame), else from every byte
+/// after `pos` (the length was lost, so where the next frame starts is
+/// unknown).
+fn frames_after_tear(bytes: &[u8], pos: usize, max_len: u64) -> Vec<&[u8]> {
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|w| u32::from_le_bytes(w.try_into().expect("4 bytes")))
+    };
+    let mut at = match (word(pos), word(pos + 4)) {
+        (Some(len), Some(len_inv)) if len == !len_inv => {
+            pos.saturating_add(frame::FRAME_HEADER + len as usize)
+        }
+        _ => pos + 1,
+    };
+    let mut found = Vec::new();
+    while at < bytes.len() {
+        match frame::read_frame(bytes, at, max_len) {
+            Frame::Valid { payload, end } => {
+                found.push(payload);
+                at = end;
+            }
+            _ => at += 1,
+        }
+    }
+    found
 }
 
 /// The largest segment this storage writes: it is sealed once it reaches
@@ -599,6 +703,12 @@ fn load_segment<N: NodeId + IdCodec>(
             }
             Frame::End => break,
             Frame::Torn if active => {
+                // Damage followed by an intact entry is no tear: the
+                // damaged entry was written before it, and may have been
+                // synced and acknowledged (see the crate doc's Recovery).
+                if !frames_after_tear(&bytes, pos, config.max_entry_bytes).is_empty() {
+                    return Err(corrupt(&path, pos, "damage followed by an intact entry"));
+                }
                 recovery.torn_segment_bytes = (bytes.len() - pos) as u64;
                 file.set_len(pos as u64).map_err(io_at(&path))?;
                 file.sync_data().map_err(io_at(&path))?;
