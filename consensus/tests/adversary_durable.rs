@@ -491,3 +491,54 @@ fn a_hole_before_intact_entries_of_the_active_segment_is_refused() {
     let disk = open(dir.path()).expect("a torn tail is cut");
     assert_eq!(disk.last_index(), 9);
 }
+
+/// Indexes past what the files hold (2^63 - 1; open refuses a record past
+/// it and ignores a segment named past it) are refused when written, so
+/// nothing accepted fails to reopen: a snapshot from a bad peer at
+/// `u64::MAX`, a commit index there, an entry after a snapshot at the
+/// limit.
+#[test]
+fn indexes_past_the_files_range_are_refused_when_written() {
+    use dsys_consensus::SnapshotMeta;
+    use dsys_consensus::durable::WriteError;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut disk = open(dir.path()).expect("open");
+    let limit = i64::MAX as u64;
+    for index in [u64::MAX, limit] {
+        let snapshot = SnapshotMeta {
+            index,
+            term: 1,
+            membership: voters(),
+        };
+        assert!(matches!(
+            disk.apply_snapshot(snapshot),
+            Err(WriteError::IndexTooLarge { .. })
+        ));
+    }
+    assert!(matches!(
+        disk.set_hard_state(HardState {
+            term: 1,
+            vote: None,
+            commit: u64::MAX
+        }),
+        Err(WriteError::IndexTooLarge { .. })
+    ));
+    disk.apply_snapshot(SnapshotMeta {
+        index: limit - 1,
+        term: 1,
+        membership: voters(),
+    })
+    .expect("the last snapshot the log can follow");
+    assert!(matches!(
+        disk.append(&[
+            Entry::new(1, limit, "last"),
+            Entry::new(1, limit + 1, "past")
+        ]),
+        Err(WriteError::IndexTooLarge { .. })
+    ));
+    disk.append(&[Entry::new(1, limit, "last")])
+        .expect("the last index");
+    drop(disk);
+    let disk = open(dir.path()).expect("reopens");
+    assert_eq!(disk.last_index(), limit);
+}

@@ -164,6 +164,15 @@ pub enum WriteError {
         /// The configured limit.
         max: u64,
     },
+    /// An index past 2^63 - 1, the most the files hold (an entry, a commit
+    /// index, or a snapshot at 2^63 - 1 or past it, whose next entry would
+    /// be): refused, as open would refuse or skip it. No log reaches it; a
+    /// peer's bad message may. Nothing changed.
+    #[error("index {index} is past the most the log holds (2^63 - 1)")]
+    IndexTooLarge {
+        /// The index.
+        index: Index,
+    },
     /// Writes are staged and not yet synced: call
     /// [`sync`](super::DiskStorage::sync) first (snapshots and compaction
     /// must follow every earlier batch). Nothing changed.
