@@ -1,8 +1,10 @@
 //! The payloads inside frames: log entries, hard states and the log's meta
-//! (compaction point, membership, latest snapshot). Indexes and terms are
-//! fixed-width little-endian; node ids and memberships are written as the
-//! wire [`codec`](crate::codec) writes them, which accepts one encoding per
-//! value.
+//! (compaction point, membership, latest snapshot). An entry is its index,
+//! term and kind, then its membership (a configuration entry), then its
+//! data to the end of the payload, for both kinds, as the wire codec keeps
+//! the data of both. Indexes and terms are fixed-width little-endian; node
+//! ids and memberships are written as the wire [`codec`](crate::codec)
+//! writes them, which accepts one encoding per value.
 
 use bytes::Bytes;
 
@@ -51,6 +53,9 @@ pub(crate) fn encode_entry<N: IdCodec>(out: &mut Vec<u8>, entry: &Entry<N>) {
         EntryKind::Membership(membership) => {
             out.push(KIND_MEMBERSHIP);
             encode_membership(membership, out);
+            // A configuration entry may carry data too (the wire codec
+            // sends it): kept, so the entry reads back as it was staged.
+            out.extend_from_slice(&entry.data);
         }
     }
 }
@@ -69,9 +74,9 @@ pub(crate) fn decode_entry<N: NodeId + IdCodec>(payload: &[u8]) -> Option<Entry<
         KIND_COMMAND => Some(Entry::new(term, index, Bytes::copy_from_slice(input))),
         KIND_MEMBERSHIP => {
             let membership = decode_membership(&mut input).ok()?;
-            input
-                .is_empty()
-                .then(|| Entry::membership(term, index, membership))
+            let mut entry = Entry::membership(term, index, membership);
+            entry.data = Bytes::copy_from_slice(input);
+            Some(entry)
         }
         _ => None,
     }
@@ -85,6 +90,19 @@ pub(crate) fn decode_entry<N: NodeId + IdCodec>(payload: &[u8]) -> Option<Entry<
 pub(crate) enum StateRecord<N> {
     HardState(HardState<N>),
     Meta(Meta<N>),
+}
+
+impl<N> StateRecord<N> {
+    /// Whether every index the record holds (commit index, compaction
+    /// point, snapshot index) is at most `max`.
+    pub(crate) fn in_range(&self, max: Index) -> bool {
+        match self {
+            Self::HardState(h) => h.commit <= max,
+            Self::Meta(m) => {
+                m.compacted.0 <= max && m.snapshot.as_ref().is_none_or(|s| s.index <= max)
+            }
+        }
+    }
 }
 
 /// Where the log starts and what stands for the entries before it.
@@ -176,14 +194,20 @@ mod tests {
         for entry in [
             Entry::new(3, 7, "payload"),
             Entry::new(0, 1, ""),
-            Entry::membership(4, 9, joint),
+            Entry::membership(4, 9, joint.clone()),
+            Entry {
+                data: "context".into(),
+                ..Entry::membership(5, 10, joint)
+            },
         ] {
             let mut out = Vec::new();
             encode_entry(&mut out, &entry);
             assert_eq!(decode_entry::<u64>(&out), Some(entry.clone()));
             assert_eq!(entry_position(&out), Some((entry.index, entry.term)));
             if entry.as_membership().is_some() {
-                for cut in 0..out.len() {
+                // Cut inside the membership: refused (a cut in the data
+                // is the frame's checksum's to catch).
+                for cut in 0..out.len() - entry.data.len() {
                     assert_eq!(decode_entry::<u64>(&out[..cut]), None);
                 }
             }

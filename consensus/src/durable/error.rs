@@ -105,10 +105,22 @@ pub enum OpenError {
         #[source]
         source: io::Error,
     },
+    /// Another [`DiskStorage`](super::DiskStorage), in this process or
+    /// another, holds the directory open (its lock file is locked). Opening
+    /// it twice would let the two overwrite each other's acknowledged
+    /// entries. Nothing was touched; open again once the other is dropped
+    /// (or its process has exited: the system releases the lock then).
+    #[error("{path} is locked: another storage has the directory open")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// Bytes that were written whole are damaged (a checksum mismatch, a
     /// frame that does not decode, an entry out of place) somewhere a
-    /// crash cannot leave a torn write: in a sealed segment, in the middle
-    /// of a file, or in a complete frame. Refused rather than cut, since
+    /// crash cannot leave a torn write: in a sealed segment, before intact
+    /// records that were written after it was synced, or in a complete
+    /// frame; or a state file with no intact record that is more than a
+    /// new log's first write. Refused rather than cut, since
     /// cutting would drop acknowledged entries; restore the node from a
     /// replica (or remove the node and add it back empty).
     #[error("{file}: corrupt at byte {offset}: {reason}")]
@@ -151,6 +163,15 @@ pub enum WriteError {
         len: u64,
         /// The configured limit.
         max: u64,
+    },
+    /// An index past 2^63 - 1, the most the files hold (an entry, a commit
+    /// index, or a snapshot at 2^63 - 1 or past it, whose next entry would
+    /// be): refused, as open would refuse or skip it. No log reaches it; a
+    /// peer's bad message may. Nothing changed.
+    #[error("index {index} is past the most the log holds (2^63 - 1)")]
+    IndexTooLarge {
+        /// The index.
+        index: Index,
     },
     /// Writes are staged and not yet synced: call
     /// [`sync`](super::DiskStorage::sync) first (snapshots and compaction

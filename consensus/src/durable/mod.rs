@@ -17,8 +17,9 @@
 //!   [`DiskStorage::compact`], [`DiskStorage::apply_snapshot`]) are durable
 //!   when they return; call them with nothing staged.
 //! - [`DiskStorage::open`] recovers: a torn write at the end of the active
-//!   segment or of the state file is cut; damage anywhere else is refused
-//!   with [`OpenError`], never dropped.
+//!   segment or of the state file (with no intact record after it, but the
+//!   state file's unsynced commit-only hard states) is cut; damage anywhere
+//!   else is refused with [`OpenError`], never dropped.
 //!
 //! This module does I/O (it is the one part of the crate that does); the
 //! node stays sans-IO and sees only the [`Storage`] trait.
@@ -51,6 +52,8 @@ use crate::storage::{InitialState, Storage, StorageError, check_range};
 const STATE_FILE: &str = "state";
 /// Where the state file is rewritten before it replaces the old one.
 const STATE_TMP: &str = "state.tmp";
+/// The file whose lock marks the directory in use.
+const LOCK_FILE: &str = "lock";
 /// Suffix of segment files, named by their first index in 20 digits.
 const SEGMENT_SUFFIX: &str = ".seg";
 
@@ -58,17 +61,22 @@ fn segment_name(base: Index) -> String {
     format!("{base:020}{SEGMENT_SUFFIX}")
 }
 
+/// The highest index the files may name (a compaction point, a snapshot,
+/// a commit index, a segment's base): Kafka's offset range, which leaves
+/// room for the `index + 1` of every index computation. A record past it
+/// is refused at open; no log of ours reaches it.
+const MAX_INDEX: Index = i64::MAX as Index;
+
 fn parse_segment_name(name: &str) -> Option<Index> {
     let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    // Indexes past i64::MAX (Kafka's offset range) are no name of ours, and
-    // leave room for index arithmetic.
+    // Indexes past MAX_INDEX are no name of ours.
     digits
         .parse()
         .ok()
-        .filter(|&base: &Index| base <= i64::MAX as Index)
+        .filter(|&base: &Index| base <= MAX_INDEX)
 }
 
 /// One segment file: consecutive entries from `base`.
@@ -167,6 +175,9 @@ pub struct DiskStorage<N> {
     /// [`sync_in_background`](Self::sync_in_background).
     syncer: Option<background::Syncer>,
     counters: SyncCounters,
+    /// The lock on the directory, held until the storage is dropped. Last,
+    /// so it is released only after the syncer has stopped.
+    _lock: File,
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
@@ -185,9 +196,9 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     ///
     /// Recovery: a torn write at the end of the active segment or of the
     /// state file is cut off (it was never acknowledged: a sync returns
-    /// only once the bytes are durable); an interrupted compaction or
-    /// snapshot install is finished. Everything else that fails its checks
-    /// is refused.
+    /// only once the bytes are durable), if no intact record written after
+    /// a sync follows it; an interrupted compaction or snapshot install is
+    /// finished. Everything else that fails its checks is refused.
     ///
     /// # Errors
     /// [`OpenError::Config`] for a bad config, [`OpenError::Io`] when the
@@ -201,6 +212,7 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+        let lock = lock_dir(&dir)?;
         let mut recovery = Recovery::default();
         let mut bases = Vec::new();
         for item in std::fs::read_dir(&dir).map_err(io_at(&dir))? {
@@ -218,7 +230,8 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
         bases.sort_unstable();
 
         let state_path = dir.join(STATE_FILE);
-        let (state, state_len, hard_state, meta) = load_state::<N>(&state_path, &mut recovery)?;
+        let (state, state_len, hard_state, meta) =
+            load_state::<N>(&state_path, &bootstrap, &mut recovery)?;
         let mut segments = Vec::with_capacity(bases.len());
         for (i, &base) in bases.iter().enumerate() {
             let active = i + 1 == bases.len();
@@ -254,6 +267,7 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
             recovery,
             syncer: None,
             counters: SyncCounters::default(),
+            _lock: lock,
         };
         if meta.is_none() {
             if storage.segments.iter().any(|s| s.len > 0) {
@@ -440,11 +454,44 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     }
 }
 
+/// Takes the directory's lock, so no second storage opens it while this one
+/// lives (as etcd, Kafka and raft-engine do): an advisory `flock` on Unix,
+/// which the system releases when the file is closed or the process dies
+/// (even by SIGKILL), so a crash never leaves the directory locked; an
+/// open without sharing on Windows.
+fn lock_dir(dir: &Path) -> Result<File, OpenError> {
+    let path = dir.join(LOCK_FILE);
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(windows)]
+    std::os::windows::fs::OpenOptionsExt::share_mode(&mut options, 0);
+    let file = match options.open(&path) {
+        Ok(file) => file,
+        // ERROR_SHARING_VIOLATION: another storage holds it open.
+        #[cfg(windows)]
+        Err(e) if e.raw_os_error() == Some(32) => return Err(OpenError::Locked { path }),
+        Err(source) => return Err(OpenError::Io { path, source }),
+    };
+    #[cfg(unix)]
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => return Err(OpenError::Locked { path }),
+        Err(e) => {
+            return Err(OpenError::Io {
+                path,
+                source: e.into(),
+            });
+        }
+    }
+    Ok(file)
+}
+
 /// Reads the state file: the latest hard state and meta, cutting a torn
 /// tail.
 #[allow(clippy::type_complexity)]
 fn load_state<N: NodeId + IdCodec>(
     path: &Path,
+    bootstrap: &Membership<N>,
     recovery: &mut Recovery,
 ) -> Result<(File, u64, Option<HardState<N>>, Option<Meta<N>>), OpenError> {
     let file = std::fs::OpenOptions::new()
@@ -461,6 +508,13 @@ fn load_state<N: NodeId + IdCodec>(
         match frame::read_frame(&bytes, pos, DiskStorageConfig::MAX_ENTRY_BYTES) {
             Frame::Valid { payload, end } => {
                 match codec::decode_state::<N>(payload) {
+                    Some(record) if !record.in_range(MAX_INDEX) => {
+                        return Err(corrupt(
+                            path,
+                            pos,
+                            "a state record holds an index past 2^63 - 1",
+                        ));
+                    }
                     Some(StateRecord::HardState(h)) => hard_state = Some(h),
                     Some(StateRecord::Meta(m)) => meta = Some(m),
                     None => return Err(corrupt(path, pos, "a state record does not decode")),
@@ -469,6 +523,14 @@ fn load_state<N: NodeId + IdCodec>(
             }
             Frame::End => break,
             Frame::Torn => {
+                check_state_tail(path, &bytes, pos, hard_state.as_ref(), meta.is_some())?;
+                if pos == 0 && !is_torn_first_record(&bytes, bootstrap) {
+                    return Err(corrupt(
+                        path,
+                        0,
+                        "no intact record, and more than a new log's first write",
+                    ));
+                }
                 recovery.torn_state_bytes = (bytes.len() - pos) as u64;
                 file.set_len(pos as u64).map_err(io_at(path))?;
                 file.sync_data().map_err(io_at(path))?;
@@ -478,6 +540,99 @@ fn load_state<N: NodeId + IdCodec>(
         }
     }
     Ok((file, pos as u64, hard_state, meta))
+}
+
+/// Judges a frame of the state file that looks torn at `pos`, given the
+/// last hard state before it and whether a meta came before it.
+///
+/// A crash tears only what was not yet fsynced: the tail of the file after
+/// the last sync. Every record is fsynced before the next is written, except
+/// the commit-only hard states that
+/// [`sync_in_background`](DiskStorage::sync_in_background) appends and
+/// leaves to the syncer: several of them may be unsynced at a crash, and
+/// the page of an earlier one may be lost while a later one's reached the
+/// disk. Such a tail follows a durable meta (a new log's first record) and
+/// holds only hard states with the term and vote of the last hard state
+/// before it (one that changes either is synced in order, after everything
+/// before it). So intact records after the damage that fit that shape are
+/// an unsynced tail, cut with it (nothing of it was acknowledged, and the
+/// term and vote stay); any other intact record after the damage (a meta,
+/// a newer term or vote) proves the damaged record was synced: corruption.
+fn check_state_tail<N: NodeId + IdCodec>(
+    path: &Path,
+    bytes: &[u8],
+    pos: usize,
+    last: Option<&HardState<N>>,
+    has_meta: bool,
+) -> Result<(), OpenError> {
+    let default = HardState::default();
+    let last = last.unwrap_or(&default);
+    for payload in frames_after_tear(bytes, pos, DiskStorageConfig::MAX_ENTRY_BYTES) {
+        let unsynced = has_meta
+            && matches!(
+                codec::decode_state::<N>(payload),
+                Some(StateRecord::HardState(h)) if h.term == last.term && h.vote == last.vote
+            );
+        if !unsynced {
+            return Err(corrupt(
+                path,
+                pos,
+                "damage followed by an intact record written after it was synced",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a state file with no intact record is what a crash during a new
+/// log's first write leaves: no longer than that record (the meta with the
+/// bootstrap membership), and each byte either the record's or zero (a
+/// sector that never reached the disk). A longer file, or other bytes, held
+/// records that were synced (a hard state, a later meta): refused, never
+/// taken for a new log (which would forget the term and vote).
+fn is_torn_first_record<N: NodeId + IdCodec>(bytes: &[u8], bootstrap: &Membership<N>) -> bool {
+    let mut payload = Vec::new();
+    codec::encode_state(
+        &mut payload,
+        &StateRecord::Meta(Meta {
+            compacted: (0, 0),
+            membership: bootstrap.clone(),
+            snapshot: None,
+        }),
+    );
+    let mut first = Vec::new();
+    frame::put_frame(&mut first, &payload);
+    bytes.len() <= first.len() && bytes.iter().zip(&first).all(|(&b, &f)| b == f || b == 0)
+}
+
+/// The payloads of the intact frames after a frame at `pos` that looks
+/// torn. Past it if its length is intact (its payload is not searched: a
+/// command may hold bytes that look like a frame), else from every byte
+/// after `pos` (the length was lost, so where the next frame starts is
+/// unknown).
+fn frames_after_tear(bytes: &[u8], pos: usize, max_len: u64) -> Vec<&[u8]> {
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|w| u32::from_le_bytes(w.try_into().expect("4 bytes")))
+    };
+    let mut at = match (word(pos), word(pos + 4)) {
+        (Some(len), Some(len_inv)) if len == !len_inv => {
+            pos.saturating_add(frame::FRAME_HEADER + len as usize)
+        }
+        _ => pos + 1,
+    };
+    let mut found = Vec::new();
+    while at < bytes.len() {
+        match frame::read_frame(bytes, at, max_len) {
+            Frame::Valid { payload, end } => {
+                found.push(payload);
+                at = end;
+            }
+            _ => at += 1,
+        }
+    }
+    found
 }
 
 /// The largest segment this storage writes: it is sealed once it reaches
@@ -548,6 +703,12 @@ fn load_segment<N: NodeId + IdCodec>(
             }
             Frame::End => break,
             Frame::Torn if active => {
+                // Damage followed by an intact entry is no tear: the
+                // damaged entry was written before it, and may have been
+                // synced and acknowledged (see the crate doc's Recovery).
+                if !frames_after_tear(&bytes, pos, config.max_entry_bytes).is_empty() {
+                    return Err(corrupt(&path, pos, "damage followed by an intact entry"));
+                }
                 recovery.torn_segment_bytes = (bytes.len() - pos) as u64;
                 file.set_len(pos as u64).map_err(io_at(&path))?;
                 file.sync_data().map_err(io_at(&path))?;

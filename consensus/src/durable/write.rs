@@ -7,7 +7,7 @@ use std::io;
 use super::background::{Request, SyncTicket, Syncer};
 use super::codec::{self, Meta, StateRecord};
 use super::frame::{self, FRAME_HEADER};
-use super::{DiskStorage, STATE_FILE, STATE_TMP, Segment, WriteError, segment_name};
+use super::{DiskStorage, MAX_INDEX, STATE_FILE, STATE_TMP, Segment, WriteError, segment_name};
 use crate::NodeId;
 use crate::entry::{Entry, HardState, Index};
 use crate::output::{Persist, PersistId};
@@ -30,10 +30,14 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     /// handed out before a snapshot was installed may land after it).
     ///
     /// # Errors
-    /// [`WriteError::Storage`] (`NotContiguous`) or
-    /// [`WriteError::EntryTooLarge`] and nothing changed;
+    /// [`WriteError::Storage`] (`NotContiguous`),
+    /// [`WriteError::EntryTooLarge`] or [`WriteError::IndexTooLarge`] (an
+    /// entry or the commit index past 2^63 - 1) and nothing changed;
     /// [`WriteError::Io`] / [`WriteError::Failed`] as for every write.
     pub fn stage(&mut self, persist: &Persist<HardState<N>, N>) -> Result<(), WriteError> {
+        if let Some(hard_state) = &persist.hard_state {
+            check_index(hard_state.commit)?;
+        }
         self.stage_entries(&persist.entries)?;
         if let Some(hard_state) = &persist.hard_state {
             self.stage_hard_state(hard_state.clone());
@@ -207,9 +211,11 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     /// Records a hard state durably (staged and synced).
     ///
     /// # Errors
-    /// As [`sync`](Self::sync).
+    /// [`WriteError::IndexTooLarge`] for a commit index past 2^63 - 1, and
+    /// nothing changed; as [`sync`](Self::sync).
     pub fn set_hard_state(&mut self, hard_state: HardState<N>) -> Result<(), WriteError> {
         self.check_failed()?;
+        check_index(hard_state.commit)?;
         self.stage_hard_state(hard_state);
         self.sync().map(drop)
     }
@@ -297,7 +303,9 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     ///
     /// # Errors
     /// [`WriteError::Unsynced`] with writes staged (the snapshot must
-    /// follow every earlier batch); [`WriteError::Io`].
+    /// follow every earlier batch), [`WriteError::IndexTooLarge`] for a
+    /// snapshot at 2^63 - 1 or past it (its next entry would be past what
+    /// the log holds); nothing changed. [`WriteError::Io`].
     pub fn apply_snapshot(&mut self, meta: SnapshotMeta<N>) -> Result<(), WriteError> {
         self.check_quiet()?;
         let newer = self
@@ -308,6 +316,8 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
         if !newer || meta.index <= self.meta.compacted.0 {
             return Ok(());
         }
+        // The log goes on at the snapshot's index + 1.
+        check_index(meta.index.saturating_add(1))?;
         let keep = self.term(meta.index) == Ok(meta.term);
         let next = Meta {
             compacted: (meta.index, meta.term),
@@ -386,6 +396,9 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
             .take_while(|e| e.index <= self.meta.compacted.0)
             .count();
         let entries = &entries[skip..];
+        if let Some(last) = entries.last() {
+            check_index(last.index)?;
+        }
         let first = entries.first().map_or(0, |e| e.index);
         if !contiguous || zero || first > self.last_index() + 1 {
             return Err(StorageError::NotContiguous {
@@ -623,6 +636,14 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
         debug_assert!(self.staged_hard_state.is_none());
         self.hard_state.clone()
     }
+}
+
+/// Refuses an index past what the files hold ([`MAX_INDEX`]).
+fn check_index(index: Index) -> Result<(), WriteError> {
+    if index > MAX_INDEX {
+        return Err(WriteError::IndexTooLarge { index });
+    }
+    Ok(())
 }
 
 /// A state record, framed.
