@@ -99,7 +99,10 @@ fn full_tour_succeeds_and_is_identical_on_every_run() {
     // Measured timings (the ring chapter's lookup costs) and the real
     // cluster of chapter `service` differ; nothing else may.
     let first = String::from_utf8(first.stdout).unwrap();
-    assert!(first.contains("\nservice: "), "the tour runs chapter service");
+    assert!(
+        first.contains("\nservice: "),
+        "the tour runs chapter service"
+    );
     let first = without_timings(&without_service(&first));
     let second = without_timings(&without_service(&String::from_utf8(second.stdout).unwrap()));
     assert_eq!(first, second);
