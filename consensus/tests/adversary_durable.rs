@@ -462,11 +462,15 @@ fn a_torn_first_record_is_a_new_log() {
     assert!(matches!(open(dir.path()), Err(OpenError::Corrupt { .. })));
 }
 
-/// A zeroed entry in the active segment with intact entries after it was
-/// written before them, and may have been synced and acknowledged: refused,
-/// never cut. Zeros at the end only are a torn tail, cut.
+/// A zeroed entry in the active segment with intact entries after it: at
+/// or below the stored commit index it was durable (the commit index
+/// written never covers entries not yet durable), so it is refused, never
+/// cut. Past it, it is what a power failure leaves when the disk wrote an
+/// unsynced tail back out of order: cut with the intact entries after it
+/// (none was acknowledged), and counted. Zeros at the end only are a torn
+/// tail, cut.
 #[test]
-fn a_hole_before_intact_entries_of_the_active_segment_is_refused() {
+fn a_hole_before_intact_entries_of_the_active_segment() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut disk = open(dir.path()).expect("open");
     let entries: Vec<_> = (1..=10).map(|i| Entry::new(1, i, vec![b'e'; 40])).collect();
@@ -476,15 +480,37 @@ fn a_hole_before_intact_entries_of_the_active_segment_is_refused() {
     let good = std::fs::read(&segment).expect("read");
     let starts = frame_starts(&good);
     assert_eq!(starts.len(), 10);
-    let mut bytes = good.clone();
-    bytes[starts[4]..starts[5]].fill(0);
-    std::fs::write(&segment, &bytes).expect("write");
-    assert!(matches!(open(dir.path()), Err(OpenError::Corrupt { .. })));
-    // A zero sector inside the payload, the header intact: the same.
-    let mut bytes = good.clone();
-    bytes[starts[4] + 12..starts[5]].fill(0);
-    std::fs::write(&segment, &bytes).expect("write");
-    assert!(matches!(open(dir.path()), Err(OpenError::Corrupt { .. })));
+    let holes = [
+        starts[4]..starts[5],
+        // A zero sector inside the payload, the header intact.
+        starts[4] + 12..starts[5],
+    ];
+    for hole in holes.clone() {
+        // No commit index stored: the hole and what follows are cut.
+        let mut bytes = good.clone();
+        bytes[hole].fill(0);
+        std::fs::write(&segment, &bytes).expect("write");
+        let disk = open(dir.path()).expect("an unsynced tail is cut");
+        assert_eq!(disk.last_index(), 4);
+        assert_eq!(disk.recovery().entries_cut_after_damage, 5);
+        drop(disk);
+        std::fs::write(&segment, &good).expect("restore");
+    }
+    // Commit index 5 stored: entry 5 was durable, its damage is refused.
+    let mut disk = open(dir.path()).expect("open");
+    disk.set_hard_state(HardState {
+        term: 1,
+        vote: Some(1),
+        commit: 5,
+    })
+    .expect("stored");
+    drop(disk);
+    for hole in holes {
+        let mut bytes = good.clone();
+        bytes[hole].fill(0);
+        std::fs::write(&segment, &bytes).expect("write");
+        assert!(matches!(open(dir.path()), Err(OpenError::Corrupt { .. })));
+    }
     let mut bytes = good.clone();
     bytes[starts[9]..].fill(0);
     std::fs::write(&segment, &bytes).expect("write");

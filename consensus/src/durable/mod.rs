@@ -110,6 +110,12 @@ pub struct Recovery {
     pub removed_segments: usize,
     /// Segment files in use after opening.
     pub segments: usize,
+    /// Intact entries dropped from the active segment because damage came
+    /// before them, past the stored commit index: what a power failure
+    /// leaves when the disk wrote an unsynced tail out of order (never
+    /// acknowledged). Damage at or below the stored commit index is
+    /// refused instead ([`OpenError::Corrupt`]).
+    pub entries_cut_after_damage: usize,
 }
 
 /// A durable [`Storage`]: the Raft log in checksummed segment files, the
@@ -232,6 +238,7 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
         let state_path = dir.join(STATE_FILE);
         let (state, state_len, hard_state, meta) =
             load_state::<N>(&state_path, &bootstrap, &mut recovery)?;
+        let durable_commit = hard_state.as_ref().map_or(0, |h| h.commit);
         let mut segments = Vec::with_capacity(bases.len());
         for (i, &base) in bases.iter().enumerate() {
             let active = i + 1 == bases.len();
@@ -239,6 +246,7 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
                 &dir,
                 base,
                 active,
+                durable_commit,
                 &config,
                 &mut recovery,
             )?);
@@ -674,6 +682,7 @@ fn load_segment<N: NodeId + IdCodec>(
     dir: &Path,
     base: Index,
     active: bool,
+    durable_commit: Index,
     config: &DiskStorageConfig,
     recovery: &mut Recovery,
 ) -> Result<Segment, OpenError> {
@@ -703,12 +712,26 @@ fn load_segment<N: NodeId + IdCodec>(
             }
             Frame::End => break,
             Frame::Torn if active => {
-                // Damage followed by an intact entry is no tear: the
-                // damaged entry was written before it, and may have been
-                // synced and acknowledged (see the crate doc's Recovery).
-                if !frames_after_tear(&bytes, pos, config.max_entry_bytes).is_empty() {
-                    return Err(corrupt(&path, pos, "damage followed by an intact entry"));
+                // Damage followed by intact entries: a power failure while
+                // the disk wrote an unsynced tail back out of order leaves
+                // that (the write-back order of page-cache pages is the
+                // disk's), and so does damage to synced entries. Entries up
+                // to the stored commit index were durable when it was
+                // written: damage there is refused. Past it, the damage is
+                // taken for an unsynced tail and cut with what follows, so
+                // a power failure never leaves a node that cannot start;
+                // the count says how many intact entries went (see the
+                // crate doc's Recovery).
+                let after = frames_after_tear(&bytes, pos, config.max_entry_bytes);
+                let damaged = base + entries.len() as Index;
+                if !after.is_empty() && damaged <= durable_commit {
+                    return Err(corrupt(
+                        &path,
+                        pos,
+                        "damage at or below the stored commit index, followed by an intact entry",
+                    ));
                 }
+                recovery.entries_cut_after_damage += after.len();
                 recovery.torn_segment_bytes = (bytes.len() - pos) as u64;
                 file.set_len(pos as u64).map_err(io_at(&path))?;
                 file.sync_data().map_err(io_at(&path))?;
