@@ -16,8 +16,9 @@
 //! node. Syncs and fsyncs are the storage's own counts
 //! (`DiskStorage::sync_counters`): a sync is one round of the storage's
 //! syncer (it covers every round of the driver staged before it started)
-//! and makes one to three fsyncs (segment; state file, at the same time,
-//! when the commit index moved; directory after a new segment).
+//! and makes one or two fsyncs (segment; directory after a new segment;
+//! a commit index that moved is written to the state file without one,
+//! since the commit index is lazy).
 //!
 //! An example binary, not a criterion bench: each point is a multi-second
 //! closed-loop run of a whole cluster with its own latency distribution,

@@ -81,9 +81,6 @@ pub(super) struct Request {
     pub(super) segment: Option<File>,
     /// The directory, after a segment was created in it (`fsync`).
     pub(super) dir: Option<PathBuf>,
-    /// The state file, with a record appended that changes only the
-    /// commit index (`fdatasync`, at the same time as the segment's).
-    pub(super) state: Option<File>,
     /// The highest batch id staged before the request.
     pub(super) id: Option<PersistId>,
 }
@@ -155,20 +152,12 @@ impl Syncer {
     pub(super) fn request(&self, request: Request) -> SyncTicket {
         let mut inner = self.shared.lock();
         inner.requested += 1;
-        let Request {
-            segment,
-            dir,
-            state,
-            id,
-        } = request;
+        let Request { segment, dir, id } = request;
         if segment.is_some() {
             inner.pending.segment = segment;
         }
         if dir.is_some() {
             inner.pending.dir = dir;
-        }
-        if state.is_some() {
-            inner.pending.state = state;
         }
         inner.requested_id = inner.requested_id.max(id);
         self.shared
@@ -244,16 +233,9 @@ impl Drop for Syncer {
     }
 }
 
-/// The syncer thread: its loop, then its helper stops with it.
+/// The syncer thread's loop: wait for a request, take everything
+/// requested so far, fsync it, publish.
 fn run(shared: &Shared) {
-    let mut helper = None;
-    run_loop(shared, &mut helper);
-    drop(helper);
-}
-
-/// The syncer's loop: wait for a request, take everything requested so
-/// far, fsync it, publish.
-fn run_loop(shared: &Shared, helper: &mut Option<Helper>) {
     loop {
         let (number, job) = {
             let mut inner = shared.lock();
@@ -271,7 +253,7 @@ fn run_loop(shared: &Shared, helper: &mut Option<Helper>) {
             }
             (inner.requested, std::mem::take(&mut inner.pending))
         };
-        let result = sync_files(job, &shared.counters, helper);
+        let result = sync_files(job, &shared.counters);
         let wakers = {
             let mut inner = shared.lock();
             match result {
@@ -292,158 +274,30 @@ fn run_loop(shared: &Shared, helper: &mut Option<Helper>) {
     }
 }
 
-/// Fsyncs what `job` names: the segment and then the directory, and the
-/// state file at the same time on the helper thread (its record changes
-/// only the commit index, which never covers entries not yet durable, so
-/// it needs no order with them; see `DiskStorage::sync_in_background`).
-fn sync_files(
-    job: Request,
-    counters: &SyncCounters,
-    helper: &mut Option<Helper>,
-) -> io::Result<()> {
+/// Fsyncs what `job` names: the segment, then the directory. (A
+/// commit-only hard state appended to the state file meanwhile is not
+/// fsynced: the commit index is lazy; see
+/// `DiskStorage::sync_in_background`.)
+fn sync_files(job: Request, counters: &SyncCounters) -> io::Result<()> {
     let Request {
         segment,
         dir,
-        state,
         id: _,
     } = job;
-    let entries = move || -> io::Result<u64> {
-        let mut n = 0;
-        if let Some(segment) = segment {
-            segment.sync_data()?;
-            n += 1;
-        }
-        if let Some(dir) = dir {
-            #[cfg(unix)]
-            File::open(&dir)?.sync_all()?;
-            let _ = dir;
-            n += 1;
-        }
-        Ok(n)
-    };
-    if state.is_some() && helper.is_none() {
-        // Without a helper (the thread could not be started), the state
-        // file is fsynced after the entries instead: slower, as safe.
-        *helper = Helper::start().ok();
+    let mut n = 0;
+    if let Some(segment) = segment {
+        segment.sync_data()?;
+        n += 1;
     }
-    let n = match (state, helper.as_ref()) {
-        (None, _) => entries()?,
-        (Some(state), None) => {
-            let n = entries()?;
-            state.sync_data()?;
-            n + 1
-        }
-        (Some(state), Some(helper)) => {
-            helper.submit(state);
-            let n = entries();
-            // Wait for the helper even when the entries failed, so that
-            // it is free for the next sync (there is none after a failure,
-            // but the slot stays consistent).
-            let m = helper.wait();
-            n? + m.map(|()| 1)?
-        }
-    };
+    if let Some(dir) = dir {
+        #[cfg(unix)]
+        File::open(&dir)?.sync_all()?;
+        let _ = dir;
+        n += 1;
+    }
     counters.count_sync();
     counters.count_fsyncs(n);
     Ok(())
-}
-
-/// A thread that fsyncs one file at a time for the syncer, so that the
-/// state file's fsync runs while the syncer's own fsyncs the segment (a
-/// thread kept for the storage's life rather than one started per sync).
-struct Helper {
-    slot: Arc<Slot>,
-    thread: Option<JoinHandle<()>>,
-}
-
-struct Slot {
-    job: Mutex<HelperJob>,
-    changed: Condvar,
-}
-
-enum HelperJob {
-    Idle,
-    Sync(File),
-    Done(io::Result<()>),
-    Exit,
-}
-
-impl Slot {
-    fn lock(&self) -> MutexGuard<'_, HelperJob> {
-        self.job
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn wait<'a>(&self, guard: MutexGuard<'a, HelperJob>) -> MutexGuard<'a, HelperJob> {
-        self.changed
-            .wait(guard)
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl Helper {
-    fn start() -> io::Result<Self> {
-        let slot = Arc::new(Slot {
-            job: Mutex::new(HelperJob::Idle),
-            changed: Condvar::new(),
-        });
-        let theirs = Arc::clone(&slot);
-        let thread = std::thread::Builder::new()
-            .name("dsys-disk-sync-state".into())
-            .spawn(move || {
-                let slot = theirs;
-                let mut job = slot.lock();
-                loop {
-                    match std::mem::replace(&mut *job, HelperJob::Idle) {
-                        HelperJob::Sync(file) => {
-                            drop(job);
-                            let result = file.sync_data();
-                            job = slot.lock();
-                            *job = HelperJob::Done(result);
-                            slot.changed.notify_all();
-                        }
-                        HelperJob::Exit => return,
-                        other => {
-                            *job = other;
-                            job = slot.wait(job);
-                        }
-                    }
-                }
-            })?;
-        Ok(Self {
-            slot,
-            thread: Some(thread),
-        })
-    }
-
-    fn submit(&self, file: File) {
-        *self.slot.lock() = HelperJob::Sync(file);
-        self.slot.changed.notify_all();
-    }
-
-    fn wait(&self) -> io::Result<()> {
-        let mut job = self.slot.lock();
-        loop {
-            match std::mem::replace(&mut *job, HelperJob::Idle) {
-                HelperJob::Done(result) => return result,
-                other => {
-                    *job = other;
-                    job = self.slot.wait(job);
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        *self.slot.lock() = HelperJob::Exit;
-        self.slot.changed.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// Resolves once the request it was returned for, and every one before

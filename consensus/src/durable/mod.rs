@@ -164,6 +164,12 @@ pub struct DiskStorage<N> {
     /// The state file, appended to, and its length.
     state: File,
     state_len: u64,
+    /// Commit-only hard states were appended to the state file and not
+    /// fsynced (the commit index is lazy): the next record that must be
+    /// durable in order (a term or vote) first fsyncs them, so that
+    /// nothing but commit-only records is ever unsynced before a synced
+    /// one (what open relies on to tell a hole from damage).
+    state_unsynced: bool,
     /// Staged and not yet synced: the highest batch id, the hard state, and
     /// whether the active segment has unsynced bytes or the directory
     /// unsynced changes.
@@ -267,6 +273,7 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
             cache_size: 0,
             state,
             state_len,
+            state_unsynced: false,
             staged_id: None,
             staged_hard_state: None,
             segment_dirty: false,

@@ -104,8 +104,13 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     ///   (the node ignores an acknowledgement of entries it no longer
     ///   holds, by term).
     /// - A staged hard state that changes only the commit index is
-    ///   appended to the state file now and fsynced by the syncer *at the
-    ///   same time* as the segment, not after it: this is the one place
+    ///   appended to the state file now and not fsynced at all: the
+    ///   commit index is lazy (nothing waits for it to be durable, and a
+    ///   restart may find an older one), and it becomes durable with the
+    ///   next record that must be (a term or vote change fsyncs it first,
+    ///   so only commit-only records are ever unsynced before a synced
+    ///   one), or when the kernel writes it back. It may also land before
+    ///   the unsynced entries of earlier batches: this is the one place
     ///   where the entries-before-hard-state order is relaxed. It is safe
     ///   because the commit index a [`RaftNode`](crate::RaftNode) hands out
     ///   covers only entries it was told are durable before (never those
@@ -159,10 +164,14 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
     fn background_request(&mut self, record: Option<Vec<u8>>) -> io::Result<Request> {
         let mut request = Request::default();
         if let (Some(record), Some(hard_state)) = (record, self.staged_hard_state.take()) {
+            // Written, not fsynced: nothing waits for a commit index to be
+            // durable (the node's commit index is lazy; a restart may find
+            // an older one). It becomes durable with the next record that
+            // is, or when the kernel writes it back.
             write_all_at(&self.state, &record, self.state_len)?;
             self.state_len += record.len() as u64;
             self.written_hard_state = hard_state;
-            request.state = Some(self.state.try_clone()?);
+            self.state_unsynced = true;
         }
         if self.segment_dirty {
             request.segment = Some(self.active().file.try_clone()?);
@@ -595,10 +604,17 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
             self.written_hard_state = h.clone();
         }
         if self.state_len + framed.len() as u64 <= STATE_REWRITE_BYTES {
+            if self.state_unsynced {
+                // The barrier: commit-only records before this one are
+                // durable before it is written (see `state_unsynced`).
+                self.state.sync_data()?;
+                self.counters.count_fsyncs(1);
+            }
             write_all_at(&self.state, &framed, self.state_len)?;
             self.state.sync_data()?;
             self.counters.count_fsyncs(1);
             self.state_len += framed.len() as u64;
+            self.state_unsynced = false;
             return Ok(());
         }
         let mut payload = Vec::new();
@@ -626,6 +642,7 @@ impl<N: NodeId + IdCodec> DiskStorage<N> {
         self.sync_dir()?;
         self.state = file;
         self.state_len = bytes.len() as u64;
+        self.state_unsynced = false;
         Ok(())
     }
 

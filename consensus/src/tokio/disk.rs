@@ -22,10 +22,10 @@ use crate::output::Persist;
 /// runs, the driver keeps staging the rounds that follow, and the next
 /// fsync covers all of them: group commit across rounds, with the fsync
 /// off the driver's task. A hard state that changes only the commit index
-/// is fsynced at the same time as the entries rather than after them, and
-/// one that changes the term or the vote (an election) is synced in the
-/// driver's task in etcd's order (see `sync_in_background` for why both
-/// are safe).
+/// is written and not fsynced (the commit index is lazy), and one that
+/// changes the term or the vote (an election) is synced in the driver's
+/// task in etcd's order (see `sync_in_background` for why both are
+/// safe).
 ///
 /// An error (the file system failed, or the storage did earlier) resolves
 /// the batch's future with it, which stops the driver: reopen the storage
