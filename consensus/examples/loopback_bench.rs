@@ -97,13 +97,18 @@ impl Persister<DiskStorage<u64>> for Counting {
 
 /// Fsyncs per second of a file in `dir`: append 128 B, `fdatasync`.
 fn raw_fsyncs_per_s(dir: &Path, secs: f64) -> f64 {
+    raw_fsyncs_per_s_sized(dir, secs, 128)
+}
+
+/// Appends of `len` bytes + `fdatasync` per second, on one file.
+fn raw_fsyncs_per_s_sized(dir: &Path, secs: f64, len: usize) -> f64 {
     let path = dir.join("floor.dat");
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
         .expect("floor file");
-    let record = [7u8; 128];
+    let record = vec![7u8; len.max(1)];
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed().as_secs_f64() < secs {
@@ -120,12 +125,18 @@ fn raw_fsyncs_per_s(dir: &Path, secs: f64) -> f64 {
 /// Fsyncs per second of three files in `dir` at once, one thread each
 /// (the three nodes share the disk): the sum.
 fn raw_fsyncs_per_s_3(dir: &Path, secs: f64) -> f64 {
+    raw_fsyncs_per_s_3_sized(dir, secs, 128)
+}
+
+/// The same with appends of `len` bytes: the floor for syncs that each
+/// carry that many bytes.
+fn raw_fsyncs_per_s_3_sized(dir: &Path, secs: f64, len: usize) -> f64 {
     let threads: Vec<_> = (0..3)
         .map(|i| {
             let dir = dir.join(i.to_string());
             std::thread::spawn(move || {
                 std::fs::create_dir_all(&dir).expect("floor dir");
-                raw_fsyncs_per_s(&dir, secs)
+                raw_fsyncs_per_s_sized(&dir, secs, len)
             })
         })
         .collect();
@@ -185,6 +196,9 @@ struct Point {
     p99: Duration,
     leader: [f64; 4],
     all_fsyncs_per_s: f64,
+    /// Bytes the leader appended per sync (segment bytes over entries,
+    /// times entries per sync).
+    bytes_per_sync: f64,
 }
 
 async fn run_point(base: &Path, clients: usize, secs: f64) -> Point {
@@ -247,6 +261,8 @@ async fn run_point(base: &Path, clients: usize, secs: f64) -> Point {
     for h in &cluster.handles {
         h.shutdown().await;
     }
+    let leader_bytes = dir_bytes(&dir.path().join((leader + 1).to_string()));
+    let leader_entries = after[leader][3].max(1) as f64;
     let mut lat = std::mem::take(&mut *latencies.lock().expect("not poisoned"));
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
@@ -254,6 +270,12 @@ async fn run_point(base: &Path, clients: usize, secs: f64) -> Point {
         std::array::from_fn(|k| (after[i][k] - before[i][k]) as f64 / elapsed)
     };
     let all_fsyncs_per_s = (0..3).map(|i| delta(i)[1]).sum();
+    let [syncs, _, _, entries] = delta(leader);
+    let bytes_per_sync = if syncs > 0.0 {
+        leader_bytes as f64 / leader_entries * entries / syncs
+    } else {
+        0.0
+    };
     Point {
         clients,
         commits_per_s: lat.len() as f64 / elapsed,
@@ -261,7 +283,20 @@ async fn run_point(base: &Path, clients: usize, secs: f64) -> Point {
         p99: pct(0.99),
         leader: delta(leader),
         all_fsyncs_per_s,
+        bytes_per_sync,
     }
+}
+
+/// Bytes of the files under `dir` (the log's segments and state file).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -287,11 +322,18 @@ async fn main() {
     println!(
         "clients  commits/s   p50_ms   p99_ms  leader_syncs/s  leader_fsyncs/s  entries/sync  \
          all_nodes_fsyncs/s  leader_fsyncs/floor  leader_fsyncs/(floor3/3)  leader_syncs/(floor3/3)  \
-         all_fsyncs/floor  all_fsyncs/floor3  commits/floor"
+         all_fsyncs/floor  all_fsyncs/floor3  commits/floor  bytes/sync  floor3@bytes  \
+         leader_syncs/(floor3@bytes/3)"
     );
     for clients in levels {
         let p = run_point(&base, clients, secs).await;
         let [syncs, fsyncs, _batches, entries] = p.leader;
+        // The floor for this point's syncs: three files at once, each
+        // append as large as the leader's average sync.
+        let floor3_sized = {
+            let dir = tempfile::tempdir_in(&base).expect("temp dir");
+            raw_fsyncs_per_s_3_sized(dir.path(), secs.min(3.0), p.bytes_per_sync as usize)
+        };
         println!(
             "{:>7}  {:>9.0}  {:>7.2}  {:>7.2}  {:>14.0}  {:>15.0}  {:>12.1}  {:>18.0}  {:>19.2}  {:>24.2}  {:>22.2}  {:>16.2}  {:>17.2}  {:>13.2}",
             p.clients,
@@ -308,6 +350,12 @@ async fn main() {
             p.all_fsyncs_per_s / floor,
             p.all_fsyncs_per_s / floor3,
             p.commits_per_s / floor,
+        );
+        println!(
+            "         bytes/sync {:.0}, floor3@bytes {:.0} fdatasyncs/s, leader_syncs/(floor3@bytes/3) {:.2}",
+            p.bytes_per_sync,
+            floor3_sized,
+            syncs / (floor3_sized / 3.0),
         );
     }
 }
