@@ -87,12 +87,12 @@ impl<N: NodeId + Send + Sync + 'static, O: Send + 'static> Handle<N, O> {
     /// [`ProposeError::Refused`], [`ProposeError::Lost`] when another entry
     /// committed at its index, [`ProposeError::ShutDown`].
     pub async fn propose(&self, data: impl Into<Bytes>) -> Result<Applied<O>, ProposeError<N>> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Propose(data.into(), reply))
-            .await
-            .map_err(|_| ProposeError::ShutDown)?;
-        answer.await.map_err(|_| ProposeError::ShutDown)?
+        let data = data.into();
+        self.ask(
+            |reply| Command::Propose(data, reply),
+            ProposeError::ShutDown,
+        )
+        .await
     }
 
     /// A linearizable read (ReadIndex, thesis §6.4): resolves once this
@@ -106,12 +106,22 @@ impl<N: NodeId + Send + Sync + 'static, O: Send + 'static> Handle<N, O> {
     /// when leadership changed before the read was confirmed (retry both),
     /// [`ReadError::ShutDown`].
     pub async fn read(&self) -> Result<Index, ReadError> {
+        self.ask(Command::Read, ReadError::ShutDown).await
+    }
+
+    /// Sends the command `make` builds around a reply channel, and waits
+    /// for the answer; `shut_down` if the driver has stopped (before or
+    /// after taking the command).
+    async fn ask<T, E>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, E>>) -> Command<N, O>,
+        shut_down: E,
+    ) -> Result<T, E> {
         let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Read(reply))
-            .await
-            .map_err(|_| ReadError::ShutDown)?;
-        answer.await.map_err(|_| ReadError::ShutDown)?
+        if self.commands.send(make(reply)).await.is_err() {
+            return Err(shut_down);
+        }
+        answer.await.unwrap_or(Err(shut_down))
     }
 
     /// The node's state as of its last step.
@@ -206,12 +216,11 @@ impl<N: NodeId + Send + Sync + 'static, O: Send + 'static> Handle<N, O> {
     }
 
     async fn change(&self, request: ChangeRequest<N>) -> Result<Index, MembershipChangeError<N>> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Change(request, reply))
-            .await
-            .map_err(|_| MembershipChangeError::ShutDown)?;
-        answer.await.map_err(|_| MembershipChangeError::ShutDown)?
+        self.ask(
+            |reply| Command::Change(request, reply),
+            MembershipChangeError::ShutDown,
+        )
+        .await
     }
 
     /// Hands leadership to the voter `target` (thesis §3.10); resolves
@@ -225,12 +234,11 @@ impl<N: NodeId + Send + Sync + 'static, O: Send + 'static> Handle<N, O> {
     /// when abandoned after an election timeout or won by another node,
     /// [`TransferLeaderError::ShutDown`].
     pub async fn transfer_leader(&self, target: N) -> Result<(), TransferLeaderError<N>> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Transfer(target, reply))
-            .await
-            .map_err(|_| TransferLeaderError::ShutDown)?;
-        answer.await.map_err(|_| TransferLeaderError::ShutDown)?
+        self.ask(
+            |reply| Command::Transfer(target, reply),
+            TransferLeaderError::ShutDown,
+        )
+        .await
     }
 
     /// Takes a snapshot of the state machine at the applied index now
@@ -245,12 +253,8 @@ impl<N: NodeId + Send + Sync + 'static, O: Send + 'static> Handle<N, O> {
     /// stopped, or the applied index could not be described),
     /// [`SnapshotCommandError::ShutDown`].
     pub async fn snapshot(&self) -> Result<Index, SnapshotCommandError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Snapshot(reply))
+        self.ask(Command::Snapshot, SnapshotCommandError::ShutDown)
             .await
-            .map_err(|_| SnapshotCommandError::ShutDown)?;
-        answer.await.map_err(|_| SnapshotCommandError::ShutDown)?
     }
 
     /// Tells the node whether `peer` is up, from the application's failure
