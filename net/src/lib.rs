@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod counters;
+mod framed;
+
+pub use config::{ConfigError, FramedTcpConfig};
+pub use counters::{FramedTcpCounters, FramedTcpCountersHandle};
+pub use framed::FramedTcp;
