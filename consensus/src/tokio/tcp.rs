@@ -14,8 +14,8 @@
 //! a cluster that faces untrusted networks wants TLS in front of this).
 //! What one can hold is bounded: incoming connections are capped
 //! (`max_connections`) and closed when idle (`idle_timeout`), frames by
-//! `max_frame_len`, and a connection keeps at most 1 MiB of read buffer
-//! between frames.
+//! `max_frame_len`, and a frame's buffer grows with the bytes that arrive,
+//! not with the length its peer announced.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -120,24 +120,34 @@ impl TcpConfig {
             ConfigError::MaxFrameLen(len) => TcpConfigError::MaxFrameLen(len),
             ConfigError::Queue => TcpConfigError::Queue,
             ConfigError::Reconnect => TcpConfigError::Reconnect,
-            // `Incoming`, and whatever the framed layer checks later: the
-            // fields this config adds past reconnection are all incoming
-            // bounds.
+            // `Incoming`: the framed layer checks no field that this config
+            // does not hold, and the rest of them are incoming bounds.
             _ => TcpConfigError::Incoming,
         })
     }
 
-    /// The same settings for the framed layer, field by field.
+    /// The same settings for the framed layer. Every field is named, so a
+    /// field added here does not compile until it is passed on.
     fn framed(&self) -> FramedTcpConfig {
+        let Self {
+            max_frame_len,
+            send_queue,
+            recv_queue,
+            reconnect_min,
+            reconnect_max,
+            connect_timeout,
+            max_connections,
+            idle_timeout,
+        } = *self;
         let mut framed = FramedTcpConfig::default();
-        framed.max_frame_len = self.max_frame_len;
-        framed.send_queue = self.send_queue;
-        framed.recv_queue = self.recv_queue;
-        framed.reconnect_min = self.reconnect_min;
-        framed.reconnect_max = self.reconnect_max;
-        framed.connect_timeout = self.connect_timeout;
-        framed.max_connections = self.max_connections;
-        framed.idle_timeout = self.idle_timeout;
+        framed.max_frame_len = max_frame_len;
+        framed.send_queue = send_queue;
+        framed.recv_queue = recv_queue;
+        framed.reconnect_min = reconnect_min;
+        framed.reconnect_max = reconnect_max;
+        framed.connect_timeout = connect_timeout;
+        framed.max_connections = max_connections;
+        framed.idle_timeout = idle_timeout;
         framed
     }
 }
@@ -273,20 +283,35 @@ impl TcpCountersHandle {
 }
 
 fn counters(framed: FramedTcpCounters, decoded: &Decoded) -> TcpCounters {
+    // The framed layer's counters, but for what only decoding knows.
+    let FramedTcpCounters {
+        queued,
+        written,
+        dropped_queue_full,
+        dropped_unknown_peer,
+        dropped_oversized,
+        dropped_broken,
+        oversized_frames,
+        connects,
+        connect_failures,
+        refused_connections,
+        idle_closed,
+        ..
+    } = framed;
     TcpCounters {
-        queued: framed.queued,
-        written: framed.written,
-        dropped_queue_full: framed.dropped_queue_full,
-        dropped_unknown_peer: framed.dropped_unknown_peer,
-        dropped_oversized: framed.dropped_oversized,
-        dropped_broken: framed.dropped_broken,
         received: decoded.received.load(Ordering::Relaxed),
         malformed: decoded.malformed.load(Ordering::Relaxed),
-        oversized_frames: framed.oversized_frames,
-        connects: framed.connects,
-        connect_failures: framed.connect_failures,
-        refused_connections: framed.refused_connections,
-        idle_closed: framed.idle_closed,
+        queued,
+        written,
+        dropped_queue_full,
+        dropped_unknown_peer,
+        dropped_oversized,
+        dropped_broken,
+        oversized_frames,
+        connects,
+        connect_failures,
+        refused_connections,
+        idle_closed,
     }
 }
 
