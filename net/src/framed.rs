@@ -16,13 +16,14 @@ use tokio::time::Sleep;
 
 use crate::config::{ConfigError, FramedTcpConfig};
 use crate::counters::{FramedTcpCounters, FramedTcpCountersHandle, Shared, bump};
+use crate::id::NodeId;
 
 /// Frames over TCP: a frame is a 4-byte big-endian length, then that many
 /// bytes of payload. One outgoing connection per peer, opened on demand and
 /// reopened with exponential backoff; a bounded queue per peer whose
 /// overflow is dropped and counted ([`FramedTcpCounters`]).
 ///
-/// `N` names a peer: `Ord + Clone + Send + Sync + 'static`. A received frame
+/// `N` names a peer: a [`NodeId`], `Send + Sync + 'static`. A received frame
 /// does not say who sent it (incoming connections are not tied to a peer):
 /// a protocol that needs the sender puts it in the payload.
 ///
@@ -54,7 +55,7 @@ pub struct FramedTcp<N> {
 
 impl<N> FramedTcp<N>
 where
-    N: Ord + Clone + Send + Sync + 'static,
+    N: NodeId + Send + Sync + 'static,
 {
     /// A transport that accepts connections on `listener` and sends to
     /// `peers` (id and address; a later duplicate id replaces an earlier

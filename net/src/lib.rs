@@ -3,7 +3,9 @@
 mod config;
 mod counters;
 mod framed;
+mod id;
 
 pub use config::{ConfigError, FramedTcpConfig};
 pub use counters::{FramedTcpCounters, FramedTcpCountersHandle};
 pub use framed::FramedTcp;
+pub use id::NodeId;
