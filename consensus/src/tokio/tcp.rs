@@ -1,33 +1,30 @@
 //! A ready [`Transport`] over TCP.
 //!
 //! A frame is a 4-byte big-endian length, then one message in the
-//! [`codec`](crate::codec) format. Each node keeps one outgoing connection
-//! per peer, opened on demand and reopened with exponential backoff after a
+//! [`codec`](crate::codec) format. The connections, queues, reconnection and
+//! bounds are [`dsys_net`]'s: each node keeps one outgoing connection per
+//! peer, opened on demand and reopened with exponential backoff after a
 //! failure; it reads whatever connections peers open to it. Messages wait in
 //! a bounded queue per peer; when it is full, or when a write fails, they
-//! are dropped and counted: Raft resends what matters.
+//! are dropped and counted: Raft resends what matters. This module encodes
+//! and decodes messages.
 //!
 //! Connections are not authenticated: anyone who can reach the listener
 //! can send messages (the node ignores senders outside its membership, but
 //! a cluster that faces untrusted networks wants TLS in front of this).
 //! What one can hold is bounded: incoming connections are capped
 //! (`max_connections`) and closed when idle (`idle_timeout`), frames by
-//! `max_frame_len`, and a connection keeps at most 1 MiB of read buffer
-//! between frames.
+//! `max_frame_len`, and a frame's buffer grows with the bytes that arrive,
+//! not with the length its peer announced.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ::tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use ::tokio::net::{TcpListener, TcpStream};
-use ::tokio::sync::mpsc;
-use ::tokio::task::JoinSet;
-use ::tokio::time::Sleep;
+use ::tokio::net::TcpListener;
 use bytes::Bytes;
+use dsys_net::{ConfigError, FramedTcp, FramedTcpConfig, FramedTcpCounters};
 
 use super::Transport;
 use crate::codec::{self, IdCodec};
@@ -119,22 +116,39 @@ impl TcpConfig {
     /// # Errors
     /// The first field out of range.
     pub fn validate(&self) -> Result<(), TcpConfigError> {
-        if self.max_frame_len < 64 {
-            return Err(TcpConfigError::MaxFrameLen(self.max_frame_len));
-        }
-        if self.send_queue == 0 || self.recv_queue == 0 {
-            return Err(TcpConfigError::Queue);
-        }
-        if self.reconnect_min < Duration::from_millis(1)
-            || self.reconnect_min > self.reconnect_max
-            || self.connect_timeout < Duration::from_millis(1)
-        {
-            return Err(TcpConfigError::Reconnect);
-        }
-        if self.max_connections == 0 || self.idle_timeout < Duration::from_millis(1) {
-            return Err(TcpConfigError::Incoming);
-        }
-        Ok(())
+        self.framed().validate().map_err(|error| match error {
+            ConfigError::MaxFrameLen(len) => TcpConfigError::MaxFrameLen(len),
+            ConfigError::Queue => TcpConfigError::Queue,
+            ConfigError::Reconnect => TcpConfigError::Reconnect,
+            // `Incoming`: the framed layer checks no field that this config
+            // does not hold, and the rest of them are incoming bounds.
+            _ => TcpConfigError::Incoming,
+        })
+    }
+
+    /// The same settings for the framed layer. Every field is named, so a
+    /// field added here does not compile until it is passed on.
+    fn framed(&self) -> FramedTcpConfig {
+        let Self {
+            max_frame_len,
+            send_queue,
+            recv_queue,
+            reconnect_min,
+            reconnect_max,
+            connect_timeout,
+            max_connections,
+            idle_timeout,
+        } = *self;
+        let mut framed = FramedTcpConfig::default();
+        framed.max_frame_len = max_frame_len;
+        framed.send_queue = send_queue;
+        framed.recv_queue = recv_queue;
+        framed.reconnect_min = reconnect_min;
+        framed.reconnect_max = reconnect_max;
+        framed.connect_timeout = connect_timeout;
+        framed.max_connections = max_connections;
+        framed.idle_timeout = idle_timeout;
+        framed
     }
 }
 
@@ -173,25 +187,11 @@ pub struct TcpCounters {
     pub idle_closed: u64,
 }
 
+/// What this transport decoded, on top of the framed layer's counters.
 #[derive(Debug, Default)]
-struct Shared {
-    queued: AtomicU64,
-    written: AtomicU64,
-    dropped_queue_full: AtomicU64,
-    dropped_unknown_peer: AtomicU64,
-    dropped_oversized: AtomicU64,
-    dropped_broken: AtomicU64,
+struct Decoded {
     received: AtomicU64,
     malformed: AtomicU64,
-    oversized_frames: AtomicU64,
-    connects: AtomicU64,
-    connect_failures: AtomicU64,
-    refused_connections: AtomicU64,
-    idle_closed: AtomicU64,
-}
-
-fn bump(counter: &AtomicU64, by: u64) {
-    counter.fetch_add(by, Ordering::Relaxed);
 }
 
 /// A [`Transport`] over TCP: a frame is a 4-byte big-endian length, then
@@ -207,25 +207,11 @@ fn bump(counter: &AtomicU64, by: u64) {
 /// after on the same address finds the port free.
 #[derive(Debug)]
 pub struct TcpTransport<N> {
-    peers: BTreeMap<N, mpsc::Sender<Bytes>>,
-    incoming: mpsc::Receiver<Message<N>>,
-    /// What readers hand their messages to.
-    incoming_tx: mpsc::Sender<Message<N>>,
-    listener: TcpListener,
-    /// After a failed accept (out of file descriptors and the like),
-    /// accepting waits until this has elapsed.
-    accept_paused: Option<Pin<Box<Sleep>>>,
-    /// One reader per accepted connection; aborted when the transport is
-    /// dropped.
-    readers: JoinSet<()>,
-    shared: Arc<Shared>,
-    max_frame_len: u32,
-    /// The largest payload of an entry that fits a frame in an append.
-    max_entry_len: u64,
-    max_connections: usize,
-    idle_timeout: Duration,
-    /// The writers.
-    _tasks: JoinSet<()>,
+    framed: FramedTcp<N>,
+    decoded: Arc<Decoded>,
+    /// The largest payload of an entry that fits a frame in an append;
+    /// `None` with no peers.
+    max_entry_len: Option<u64>,
 }
 
 impl<N> TcpTransport<N>
@@ -250,80 +236,82 @@ where
         config: TcpConfig,
     ) -> Result<Self, TcpConfigError> {
         config.validate()?;
-        let shared = Arc::new(Shared::default());
-        let mut tasks = JoinSet::new();
-        let (incoming_tx, incoming) = mpsc::channel(config.recv_queue);
-        let mut map = BTreeMap::new();
-        let mut longest_id: Option<N> = None;
-        for (id, addr) in peers {
-            if longest_id
-                .as_ref()
-                .is_none_or(|l| encoded_id_len(&id) > encoded_id_len(l))
-            {
-                longest_id = Some(id.clone());
-            }
-            let (tx, rx) = mpsc::channel(config.send_queue);
-            tasks.spawn(write_loop(addr, rx, Arc::clone(&shared), config.clone()));
-            map.insert(id, tx);
-        }
+        let peers: Vec<(N, SocketAddr)> = peers.into_iter().collect();
+        let longest_id = peers
+            .iter()
+            .map(|(id, _)| id)
+            .max_by_key(|id| encoded_id_len(*id));
+        let max_entry_len = longest_id
+            .map(|id| u64::from(config.max_frame_len).saturating_sub(append_overhead(id.clone())));
+        let framed = FramedTcp::new(listener, peers, config.framed())
+            .expect("TcpConfig::validate checked the same settings");
         Ok(Self {
-            peers: map,
-            incoming,
-            incoming_tx,
-            listener,
-            accept_paused: None,
-            readers: JoinSet::new(),
-            shared,
-            max_frame_len: config.max_frame_len,
-            max_entry_len: longest_id.map_or(0, |id| {
-                u64::from(config.max_frame_len).saturating_sub(append_overhead(id))
-            }),
-            max_connections: config.max_connections,
-            idle_timeout: config.idle_timeout,
-            _tasks: tasks,
+            framed,
+            decoded: Arc::default(),
+            max_entry_len,
         })
     }
 
     /// What happened to messages so far.
     pub fn counters(&self) -> TcpCounters {
-        counters(&self.shared)
+        counters(self.framed.counters(), &self.decoded)
     }
 
     /// A live view of the counters that stays valid after the transport
     /// moves into a driver.
     pub fn counters_handle(&self) -> TcpCountersHandle {
-        TcpCountersHandle(Arc::clone(&self.shared))
+        TcpCountersHandle {
+            framed: self.framed.counters_handle(),
+            decoded: Arc::clone(&self.decoded),
+        }
     }
 }
 
 /// Reads a [`TcpTransport`]'s counters from anywhere
 /// ([`TcpTransport::counters_handle`]).
 #[derive(Debug, Clone)]
-pub struct TcpCountersHandle(Arc<Shared>);
+pub struct TcpCountersHandle {
+    framed: dsys_net::FramedTcpCountersHandle,
+    decoded: Arc<Decoded>,
+}
 
 impl TcpCountersHandle {
     /// The counters now.
     pub fn get(&self) -> TcpCounters {
-        counters(&self.0)
+        counters(self.framed.get(), &self.decoded)
     }
 }
 
-fn counters(s: &Shared) -> TcpCounters {
-    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+fn counters(framed: FramedTcpCounters, decoded: &Decoded) -> TcpCounters {
+    // The framed layer's counters, but for what only decoding knows.
+    let FramedTcpCounters {
+        queued,
+        written,
+        dropped_queue_full,
+        dropped_unknown_peer,
+        dropped_oversized,
+        dropped_broken,
+        oversized_frames,
+        connects,
+        connect_failures,
+        refused_connections,
+        idle_closed,
+        ..
+    } = framed;
     TcpCounters {
-        queued: get(&s.queued),
-        written: get(&s.written),
-        dropped_queue_full: get(&s.dropped_queue_full),
-        dropped_unknown_peer: get(&s.dropped_unknown_peer),
-        dropped_oversized: get(&s.dropped_oversized),
-        dropped_broken: get(&s.dropped_broken),
-        received: get(&s.received),
-        malformed: get(&s.malformed),
-        oversized_frames: get(&s.oversized_frames),
-        connects: get(&s.connects),
-        connect_failures: get(&s.connect_failures),
-        refused_connections: get(&s.refused_connections),
-        idle_closed: get(&s.idle_closed),
+        received: decoded.received.load(Ordering::Relaxed),
+        malformed: decoded.malformed.load(Ordering::Relaxed),
+        queued,
+        written,
+        dropped_queue_full,
+        dropped_unknown_peer,
+        dropped_oversized,
+        dropped_broken,
+        oversized_frames,
+        connects,
+        connect_failures,
+        refused_connections,
+        idle_closed,
     }
 }
 
@@ -358,200 +346,33 @@ impl<N> Transport<N> for TcpTransport<N>
 where
     N: NodeId + IdCodec + Send + Sync + 'static,
 {
-    /// `max_frame_len` less an append's own bytes (0 with no peers: a
+    /// `max_frame_len` less an append's own bytes (none with no peers: a
     /// lone node sends nothing, and the driver then skips the check).
     fn max_entry_len(&self) -> Option<u64> {
-        (!self.peers.is_empty()).then_some(self.max_entry_len)
+        self.max_entry_len
     }
 
     fn send(&mut self, message: Message<N>) {
-        let Some(queue) = self.peers.get(&message.to) else {
-            bump(&self.shared.dropped_unknown_peer, 1);
-            return;
-        };
-        let mut frame = vec![0; 4];
+        let mut frame = Vec::new();
         codec::encode(&message, &mut frame);
-        let len = frame.len() - 4;
-        let Ok(len) = u32::try_from(len) else {
-            bump(&self.shared.dropped_oversized, 1);
-            return;
-        };
-        if len > self.max_frame_len {
-            bump(&self.shared.dropped_oversized, 1);
-            return;
-        }
-        frame[..4].copy_from_slice(&len.to_be_bytes());
-        match queue.try_send(Bytes::from(frame)) {
-            Ok(()) => bump(&self.shared.queued, 1),
-            // Closed only if its writer task ended, which it does only
-            // when the transport is dropped.
-            Err(_) => bump(&self.shared.dropped_queue_full, 1),
-        }
+        self.framed.send(&message.to, Bytes::from(frame));
     }
 
     async fn recv(&mut self) -> Option<Message<N>> {
-        // Cancel safe: `mpsc::Receiver::recv` and `TcpListener::accept`
-        // are, and an accepted connection gets its reader before the
-        // next await.
+        // Cancel safe: the framed layer's `recv` is, and nothing awaits
+        // once it has returned a frame.
         loop {
-            ::tokio::select! {
-                message = self.incoming.recv() => return message,
-                accepted = self.listener.accept(), if self.accept_paused.is_none() => {
-                    // Readers that ended no longer count against the cap.
-                    while self.readers.try_join_next().is_some() {}
-                    match accepted {
-                        Ok((stream, _)) if self.readers.len() >= self.max_connections => {
-                            bump(&self.shared.refused_connections, 1);
-                            drop(stream);
-                        }
-                        Ok((stream, _)) => {
-                            let _ = stream.set_nodelay(true);
-                            self.readers.spawn(read_loop(
-                                stream,
-                                self.incoming_tx.clone(),
-                                Arc::clone(&self.shared),
-                                self.max_frame_len,
-                                self.idle_timeout,
-                            ));
-                        }
-                        // Out of file descriptors and the like: wait, then
-                        // go on (messages keep coming meanwhile).
-                        Err(_) => {
-                            self.accept_paused =
-                                Some(Box::pin(::tokio::time::sleep(Duration::from_millis(10))));
-                        }
-                    }
+            let frame = self.framed.recv().await?;
+            match codec::decode::<N>(&frame) {
+                Ok(message) => {
+                    self.decoded.received.fetch_add(1, Ordering::Relaxed);
+                    return Some(message);
                 }
-                () = async {
-                    if let Some(pause) = self.accept_paused.as_mut() {
-                        pause.await;
-                    }
-                }, if self.accept_paused.is_some() => self.accept_paused = None,
-            }
-        }
-    }
-}
-
-async fn read_loop<N: NodeId + IdCodec>(
-    stream: TcpStream,
-    incoming: mpsc::Sender<Message<N>>,
-    shared: Arc<Shared>,
-    max_frame_len: u32,
-    idle_timeout: Duration,
-) {
-    let mut reader = BufReader::new(stream);
-    let mut buf = Vec::new();
-    loop {
-        // The wait for a frame to begin is bounded; once it has begun, its
-        // bytes arrive as fast as the peer sends them.
-        let Ok(len) = ::tokio::time::timeout(idle_timeout, reader.read_u32()).await else {
-            bump(&shared.idle_closed, 1);
-            return;
-        };
-        let Ok(len) = len else {
-            return;
-        };
-        if len > max_frame_len {
-            bump(&shared.oversized_frames, 1);
-            return;
-        }
-        buf.clear();
-        // Grows with the bytes that arrive, not with what the peer announced.
-        match (&mut reader)
-            .take(u64::from(len))
-            .read_to_end(&mut buf)
-            .await
-        {
-            Ok(n) if n == len as usize => {}
-            _ => return,
-        }
-        match codec::decode::<N>(&buf) {
-            Ok(message) => {
-                bump(&shared.received, 1);
-                if incoming.send(message).await.is_err() {
-                    return;
+                // Dropped; the connection stays.
+                Err(_) => {
+                    self.decoded.malformed.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Err(_) => bump(&shared.malformed, 1),
-        }
-        // Keep no more than a small frame's room between frames: a peer
-        // that sent one large frame must not pin its size for good.
-        if buf.capacity() > KEPT_READ_BUFFER {
-            buf = Vec::new();
-        }
-    }
-}
-
-/// Bytes of read buffer a connection keeps between frames.
-const KEPT_READ_BUFFER: usize = 1 << 20;
-
-/// Most bytes gathered into one write.
-const WRITE_BATCH: usize = 256 << 10;
-
-async fn write_loop(
-    addr: SocketAddr,
-    mut queue: mpsc::Receiver<Bytes>,
-    shared: Arc<Shared>,
-    config: TcpConfig,
-) {
-    let mut backoff = config.reconnect_min;
-    let mut batch = Vec::new();
-    loop {
-        // Connect only once there is something to send.
-        let Some(first) = queue.recv().await else {
-            return;
-        };
-        let mut stream = loop {
-            match ::tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
-                    bump(&shared.connects, 1);
-                    break stream;
-                }
-                Ok(Err(_)) | Err(_) => {
-                    bump(&shared.connect_failures, 1);
-                    ::tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(config.reconnect_max);
-                }
-            }
-        };
-        let connected_at = ::tokio::time::Instant::now();
-        let mut next = Some(first);
-        loop {
-            let frame = match next.take() {
-                Some(frame) => frame,
-                None => match queue.recv().await {
-                    Some(frame) => frame,
-                    None => return,
-                },
-            };
-            batch.clear();
-            batch.extend_from_slice(&frame);
-            let mut count = 1;
-            while batch.len() < WRITE_BATCH {
-                match queue.try_recv() {
-                    Ok(frame) => {
-                        batch.extend_from_slice(&frame);
-                        count += 1;
-                    }
-                    Err(_) => break,
-                }
-            }
-            if stream.write_all(&batch).await.is_err() {
-                bump(&shared.dropped_broken, count);
-                // A connection that broke soon after it opened (a peer that
-                // accepts and hangs up) is a failed attempt too: back off,
-                // rather than reconnect once per message. One that lasted
-                // starts the backoff over.
-                if connected_at.elapsed() < config.reconnect_max {
-                    ::tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(config.reconnect_max);
-                } else {
-                    backoff = config.reconnect_min;
-                }
-                break;
-            }
-            bump(&shared.written, count);
         }
     }
 }

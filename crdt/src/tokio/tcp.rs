@@ -6,28 +6,27 @@
 //!
 //! A frame is a 4-byte big-endian length, then the sender's id in the
 //! [`codec`](crate::codec) format, then one encoded
-//! [`SyncMessage`](crate::SyncMessage). Each replica keeps one outgoing
-//! connection per peer, opened on demand and reopened with exponential backoff
-//! after a failure; it reads whatever connections peers open to it. Messages
-//! wait in a bounded queue per peer; when it is full, or when a write fails,
-//! they are dropped and counted: the next anti-entropy round ships again what
-//! was not acknowledged.
+//! [`SyncMessage`](crate::SyncMessage). The connections, queues, reconnection
+//! and bounds are [`dsys_net`]'s: each replica keeps one outgoing connection
+//! per peer, opened on demand and reopened with exponential backoff after a
+//! failure; it reads whatever connections peers open to it (at most 1024 at
+//! once, each closed after 5 minutes without a frame: `dsys_net`'s defaults).
+//! Messages wait in a bounded queue per peer; when it is full, or when a write
+//! fails, they are dropped and counted: the next anti-entropy round ships again
+//! what was not acknowledged. This module stamps and reads the sender's id.
 //!
 //! Connections are not authenticated: anyone who can reach the listener can
 //! send frames in any peer's name (the replica drops what does not decode,
 //! comes from a non-peer, or forges its own updates, but a network that faces
 //! untrusted hosts wants TLS in front of this).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ::tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use ::tokio::net::{TcpListener, TcpStream};
-use ::tokio::sync::mpsc;
-use ::tokio::task::JoinSet;
+use ::tokio::net::TcpListener;
+use dsys_net::{FramedTcp, FramedTcpConfig, FramedTcpCounters, FramedTcpCountersHandle};
 
 use super::Transport;
 use crate::id::NodeId;
@@ -106,6 +105,19 @@ impl TcpConfig {
         }
         Ok(())
     }
+
+    /// The same settings for the framed layer; the incoming bounds this
+    /// config does not name keep the framed layer's defaults.
+    fn framed(&self) -> FramedTcpConfig {
+        let mut framed = FramedTcpConfig::default();
+        framed.max_frame_len = self.max_frame_len;
+        framed.send_queue = self.send_queue;
+        framed.recv_queue = self.recv_queue;
+        framed.reconnect_min = self.reconnect_min;
+        framed.reconnect_max = self.reconnect_max;
+        framed.connect_timeout = self.connect_timeout;
+        framed
+    }
 }
 
 /// What a [`TcpTransport`] did with the messages it was given and the bytes
@@ -140,23 +152,11 @@ pub struct TcpCounters {
     pub connect_failures: u64,
 }
 
+/// Frames whose sender id decoded, and those whose did not.
 #[derive(Debug, Default)]
-struct Shared {
-    queued: AtomicU64,
-    written: AtomicU64,
-    dropped_queue_full: AtomicU64,
-    dropped_unknown_peer: AtomicU64,
-    dropped_oversized: AtomicU64,
-    dropped_broken: AtomicU64,
-    received: AtomicU64,
+struct SenderIds {
+    decoded: AtomicU64,
     malformed: AtomicU64,
-    oversized_frames: AtomicU64,
-    connects: AtomicU64,
-    connect_failures: AtomicU64,
-}
-
-fn bump(counter: &AtomicU64, by: u64) {
-    counter.fetch_add(by, Ordering::Relaxed);
 }
 
 /// A [`Transport`] over TCP: a frame is a 4-byte big-endian length, the
@@ -166,15 +166,15 @@ fn bump(counter: &AtomicU64, by: u64) {
 ///
 /// Its tasks run on the runtime it was created on and stop when it is
 /// dropped (the driver drops it when it shuts down), which closes every
-/// connection.
+/// connection. Connections are accepted while [`recv`](Transport::recv) is
+/// polled (the driver always polls it), so the listener closes with the
+/// transport.
 #[derive(Debug)]
 pub struct TcpTransport<N> {
-    peers: BTreeMap<N, mpsc::Sender<Vec<u8>>>,
+    framed: FramedTcp<N>,
+    /// This replica's id, encoded: the start of every frame it sends.
     me: Vec<u8>,
-    incoming: mpsc::Receiver<(N, Vec<u8>)>,
-    shared: Arc<Shared>,
-    max_frame_len: u32,
-    _tasks: JoinSet<()>,
+    ids: Arc<SenderIds>,
 }
 
 impl<N> TcpTransport<N>
@@ -200,69 +200,54 @@ where
         config: TcpConfig,
     ) -> Result<Self, TcpConfigError> {
         config.validate()?;
-        let shared = Arc::new(Shared::default());
-        let mut tasks = JoinSet::new();
-        let (incoming_tx, incoming) = mpsc::channel(config.recv_queue);
-        tasks.spawn(accept_loop::<N>(
-            listener,
-            incoming_tx,
-            Arc::clone(&shared),
-            config.max_frame_len,
-        ));
-        let mut map = BTreeMap::new();
-        for (id, addr) in peers {
-            let (tx, rx) = mpsc::channel(config.send_queue);
-            tasks.spawn(write_loop(addr, rx, Arc::clone(&shared), config.clone()));
-            map.insert(id, tx);
-        }
+        let framed = FramedTcp::new(listener, peers, config.framed())
+            .expect("validate checked the fields TcpConfig sets; the rest are defaults");
         Ok(Self {
-            peers: map,
+            framed,
             me: me.to_bytes(),
-            incoming,
-            shared,
-            max_frame_len: config.max_frame_len,
-            _tasks: tasks,
+            ids: Arc::default(),
         })
     }
 
     /// What happened to messages so far.
     pub fn counters(&self) -> TcpCounters {
-        counters(&self.shared)
+        self.ids.counters(self.framed.counters())
     }
 
     /// A live view of the counters that stays valid after the transport
     /// moves into a driver.
     pub fn counters_handle(&self) -> TcpCountersHandle {
-        TcpCountersHandle(Arc::clone(&self.shared))
+        TcpCountersHandle(self.framed.counters_handle(), Arc::clone(&self.ids))
     }
 }
 
 /// Reads a [`TcpTransport`]'s counters from anywhere
 /// ([`TcpTransport::counters_handle`]).
 #[derive(Debug, Clone)]
-pub struct TcpCountersHandle(Arc<Shared>);
+pub struct TcpCountersHandle(FramedTcpCountersHandle, Arc<SenderIds>);
 
 impl TcpCountersHandle {
     /// The counters now.
     pub fn get(&self) -> TcpCounters {
-        counters(&self.0)
+        self.1.counters(self.0.get())
     }
 }
 
-fn counters(s: &Shared) -> TcpCounters {
-    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    TcpCounters {
-        queued: get(&s.queued),
-        written: get(&s.written),
-        dropped_queue_full: get(&s.dropped_queue_full),
-        dropped_unknown_peer: get(&s.dropped_unknown_peer),
-        dropped_oversized: get(&s.dropped_oversized),
-        dropped_broken: get(&s.dropped_broken),
-        received: get(&s.received),
-        malformed: get(&s.malformed),
-        oversized_frames: get(&s.oversized_frames),
-        connects: get(&s.connects),
-        connect_failures: get(&s.connect_failures),
+impl SenderIds {
+    fn counters(&self, framed: FramedTcpCounters) -> TcpCounters {
+        TcpCounters {
+            queued: framed.queued,
+            written: framed.written,
+            dropped_queue_full: framed.dropped_queue_full,
+            dropped_unknown_peer: framed.dropped_unknown_peer,
+            dropped_oversized: framed.dropped_oversized,
+            dropped_broken: framed.dropped_broken,
+            received: self.decoded.load(Ordering::Relaxed),
+            malformed: self.malformed.load(Ordering::Relaxed),
+            oversized_frames: framed.oversized_frames,
+            connects: framed.connects,
+            connect_failures: framed.connect_failures,
+        }
     }
 }
 
@@ -271,161 +256,24 @@ where
     N: NodeId + Send + Sync + 'static,
 {
     fn send(&mut self, to: &N, message: Vec<u8>) {
-        let Some(queue) = self.peers.get(to) else {
-            bump(&self.shared.dropped_unknown_peer, 1);
-            return;
-        };
-        let mut frame = Vec::with_capacity(4 + self.me.len() + message.len());
-        frame.extend_from_slice(&[0; 4]);
+        let mut frame = Vec::with_capacity(self.me.len() + message.len());
         frame.extend_from_slice(&self.me);
         frame.extend_from_slice(&message);
-        let len = frame.len() - 4;
-        let Ok(len) = u32::try_from(len) else {
-            bump(&self.shared.dropped_oversized, 1);
-            return;
-        };
-        if len > self.max_frame_len {
-            bump(&self.shared.dropped_oversized, 1);
-            return;
-        }
-        frame[..4].copy_from_slice(&len.to_be_bytes());
-        match queue.try_send(frame) {
-            Ok(()) => bump(&self.shared.queued, 1),
-            // Closed only if its writer task ended, which it does only
-            // when the transport is dropped.
-            Err(_) => bump(&self.shared.dropped_queue_full, 1),
-        }
+        self.framed.send(to, frame.into());
     }
 
     async fn recv(&mut self) -> Option<(N, Vec<u8>)> {
-        // `mpsc::Receiver::recv` is cancel safe.
-        self.incoming.recv().await
-    }
-}
-
-async fn accept_loop<N: NodeId + Send + 'static>(
-    listener: TcpListener,
-    incoming: mpsc::Sender<(N, Vec<u8>)>,
-    shared: Arc<Shared>,
-    max_frame_len: u32,
-) {
-    // Dropped with this task: the readers stop with it.
-    let mut readers = JoinSet::new();
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let _ = stream.set_nodelay(true);
-                readers.spawn(read_loop(
-                    stream,
-                    incoming.clone(),
-                    Arc::clone(&shared),
-                    max_frame_len,
-                ));
-            }
-            // Out of file descriptors and the like: wait, then go on.
-            Err(_) => ::tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-        while readers.try_join_next().is_some() {}
-    }
-}
-
-async fn read_loop<N: NodeId>(
-    stream: TcpStream,
-    incoming: mpsc::Sender<(N, Vec<u8>)>,
-    shared: Arc<Shared>,
-    max_frame_len: u32,
-) {
-    let mut reader = BufReader::new(stream);
-    let mut buf = Vec::new();
-    loop {
-        let Ok(len) = reader.read_u32().await else {
-            return;
-        };
-        if len > max_frame_len {
-            bump(&shared.oversized_frames, 1);
-            return;
-        }
-        buf.clear();
-        // Grows with the bytes that arrive, not with what the peer announced.
-        match (&mut reader)
-            .take(u64::from(len))
-            .read_to_end(&mut buf)
-            .await
-        {
-            Ok(n) if n == len as usize => {}
-            _ => return,
-        }
-        let mut rest = &buf[..];
-        match N::decode(&mut rest) {
-            Ok(from) => {
-                bump(&shared.received, 1);
-                let message = rest.to_vec();
-                if incoming.send((from, message)).await.is_err() {
-                    return;
-                }
-            }
-            Err(_) => bump(&shared.malformed, 1),
-        }
-    }
-}
-
-/// Most bytes gathered into one write.
-const WRITE_BATCH: usize = 256 << 10;
-
-async fn write_loop(
-    addr: SocketAddr,
-    mut queue: mpsc::Receiver<Vec<u8>>,
-    shared: Arc<Shared>,
-    config: TcpConfig,
-) {
-    let mut backoff = config.reconnect_min;
-    let mut batch = Vec::new();
-    loop {
-        // Connect only once there is something to send.
-        let Some(first) = queue.recv().await else {
-            return;
-        };
-        let mut stream = loop {
-            match ::tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
-                    bump(&shared.connects, 1);
-                    backoff = config.reconnect_min;
-                    break stream;
-                }
-                Ok(Err(_)) | Err(_) => {
-                    bump(&shared.connect_failures, 1);
-                    ::tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(config.reconnect_max);
-                }
-            }
-        };
-        let mut next = Some(first);
+        // Cancel safe: the framed layer's `recv` is, and nothing awaits once
+        // it has returned a frame.
         loop {
-            let frame = match next.take() {
-                Some(frame) => frame,
-                None => match queue.recv().await {
-                    Some(frame) => frame,
-                    None => return,
-                },
-            };
-            batch.clear();
-            batch.extend_from_slice(&frame);
-            let mut count = 1;
-            while batch.len() < WRITE_BATCH {
-                match queue.try_recv() {
-                    Ok(frame) => {
-                        batch.extend_from_slice(&frame);
-                        count += 1;
-                    }
-                    Err(_) => break,
-                }
+            let frame = self.framed.recv().await?;
+            let mut rest = &frame[..];
+            if let Ok(from) = N::decode(&mut rest) {
+                self.ids.decoded.fetch_add(1, Ordering::Relaxed);
+                return Some((from, rest.to_vec()));
             }
-            if stream.write_all(&batch).await.is_err() {
-                bump(&shared.dropped_broken, count);
-                break;
-            }
-            bump(&shared.written, count);
+            // Dropped; the connection stays.
+            self.ids.malformed.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod counters;
+mod framed;
+mod id;
+
+pub use config::{ConfigError, FramedTcpConfig};
+pub use counters::{FramedTcpCounters, FramedTcpCountersHandle};
+pub use framed::FramedTcp;
+pub use id::NodeId;
