@@ -4,8 +4,10 @@ mod config;
 mod counters;
 mod framed;
 mod id;
+mod reply;
 
 pub use config::{ConfigError, FramedTcpConfig};
 pub use counters::{FramedTcpCounters, FramedTcpCountersHandle};
 pub use framed::FramedTcp;
 pub use id::NodeId;
+pub use reply::answered;

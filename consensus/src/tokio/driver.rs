@@ -121,7 +121,7 @@ impl<N: NodeId + Send + Sync + 'static, O: Send + 'static> Handle<N, O> {
         if self.commands.send(make(reply)).await.is_err() {
             return Err(shut_down);
         }
-        answered(answer, &self.commands)
+        dsys_net::answered(answer, &self.commands)
             .await
             .unwrap_or(Err(shut_down))
     }
@@ -284,24 +284,8 @@ impl<N: NodeId + Send + Sync + 'static, O: Send + 'static> Handle<N, O> {
     pub async fn shutdown(&self) {
         let (reply, done) = oneshot::channel();
         if self.commands.send(Command::Shutdown(reply)).await.is_ok() {
-            let _ = answered(done, &self.commands).await;
+            let _ = dsys_net::answered(done, &self.commands).await;
         }
-    }
-}
-
-/// The answer to a command, or `None` once the driver has stopped without
-/// giving one. Waiting on `answer` alone is not enough: a command queued
-/// in the very moment the driver stops can outlive it in the channel
-/// (tokio's receiver drains the queue when it is dropped, and a sender
-/// that had its permit already may push after that), and its reply
-/// sender then lives as long as the handles do, never answering. Seen
-/// about once in 300 runs of a shutdown racing 200 proposals under load.
-async fn answered<T, C>(mut answer: oneshot::Receiver<T>, commands: &mpsc::Sender<C>) -> Option<T> {
-    ::tokio::select! {
-        biased;
-        result = &mut answer => result.ok(),
-        // The driver is gone: an answer it gave before is still there.
-        () = commands.closed() => answer.try_recv().ok(),
     }
 }
 

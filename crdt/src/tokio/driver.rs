@@ -103,7 +103,7 @@ impl<N: Send + 'static, S: Send + 'static> Handle<N, S> {
     pub async fn shutdown(&self) {
         let (reply, done) = oneshot::channel();
         if self.commands.send(Command::Shutdown(reply)).await.is_ok() {
-            let _ = done.await;
+            let _ = dsys_net::answered(done, &self.commands).await;
         }
     }
 
@@ -116,7 +116,9 @@ impl<N: Send + 'static, S: Send + 'static> Handle<N, S> {
             .send(command)
             .await
             .map_err(|_| DriverError::ShutDown)?;
-        answer.await.map_err(|_| DriverError::ShutDown)
+        dsys_net::answered(answer, &self.commands)
+            .await
+            .ok_or(DriverError::ShutDown)
     }
 }
 

@@ -185,6 +185,8 @@ impl Handle {
             .send(command(reply))
             .await
             .map_err(|_| CommandError::ShutDown)?;
-        answer.await.map_err(|_| CommandError::ShutDown)
+        dsys_net::answered(answer, &self.commands)
+            .await
+            .ok_or(CommandError::ShutDown)
     }
 }

@@ -106,7 +106,9 @@ impl<S: Storage> Handle<S> {
             })
             .await
             .map_err(|_| AppendError::Closed)?;
-        answer.await.map_err(|_| AppendError::Closed)?
+        dsys_net::answered(answer, &self.commands)
+            .await
+            .unwrap_or(Err(AppendError::Closed))
     }
 
     /// Fsyncs everything appended so far ([`Log::flush`]) and resolves with
@@ -122,7 +124,9 @@ impl<S: Storage> Handle<S> {
             .send(Command::Flush(reply))
             .await
             .map_err(|_| FlushError::Closed)?;
-        answer.await.map_err(|_| FlushError::Closed)?
+        dsys_net::answered(answer, &self.commands)
+            .await
+            .unwrap_or(Err(FlushError::Closed))
     }
 
     /// Reads whole batches from `offset` on, about `max_bytes` of them
@@ -171,7 +175,9 @@ impl<S: Storage> Handle<S> {
             .send(Command::With(job))
             .await
             .map_err(|_| Closed)?;
-        answer.await.map_err(|_| Closed)
+        dsys_net::answered(answer, &self.commands)
+            .await
+            .ok_or(Closed)
     }
 
     /// What the owner did so far.
@@ -204,7 +210,9 @@ impl<S: Storage> Handle<S> {
             .send(Command::Close(reply))
             .await
             .map_err(|_| CloseError::Closed)?;
-        answer.await.map_err(|_| CloseError::Closed)?
+        dsys_net::answered(answer, &self.commands)
+            .await
+            .unwrap_or(Err(CloseError::Closed))
     }
 }
 
