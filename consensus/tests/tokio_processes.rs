@@ -17,9 +17,9 @@
 
 mod tokio_common;
 
-use std::io::{BufRead, BufReader as StdBufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use dsys_consensus::tokio::{MemPersister, TcpConfig, TcpTransport};
 use dsys_consensus::{Config, MemStorage, RaftNode};
 use tokio::net::TcpListener;
 use tokio::time::{sleep, timeout};
-use tokio_common::{ask, propose, run_node};
+use tokio_common::{ask, peers_from_parent, propose, run_node, spawn_child, tell_peers};
 
 const NODES: u64 = 5;
 
@@ -56,23 +56,8 @@ async fn serve(id: u64) {
         clients.local_addr().expect("bound")
     );
     std::io::stdout().flush().expect("stdout");
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .expect("peers on stdin");
     // The parent holds stdin open: when it dies, so does this node.
-    std::thread::spawn(|| {
-        let mut rest = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
-        std::process::exit(0);
-    });
-    let peers: Vec<(u64, SocketAddr)> = line
-        .split_whitespace()
-        .map(|p| {
-            let (n, addr) = p.split_once('=').expect("id=addr");
-            (n.parse().expect("id"), addr.parse().expect("addr"))
-        })
-        .collect();
+    let peers = peers_from_parent();
     let ids: Vec<u64> = peers.iter().map(|(n, _)| *n).collect();
     let mut config = Config::default();
     config.seed = id;
@@ -101,35 +86,13 @@ impl Drop for Cluster {
 }
 
 fn start() -> Cluster {
-    let exe = std::env::current_exe().expect("the test binary");
     let mut nodes = Vec::new();
     let mut raft_addrs = Vec::new();
     for id in 1..=NODES {
-        let mut process = Command::new(&exe)
-            .args(["--exact", "child_node", "--nocapture", "--test-threads=1"])
-            .env("DSYS_RAFT_CHILD", id.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn a node");
-        let stdout = process.stdout.take().expect("piped");
-        let mut lines = StdBufReader::new(stdout).lines();
-        let (raft, client) = loop {
-            let line = lines
-                .next()
-                .expect("the child prints its addresses")
-                .expect("utf-8");
-            // libtest may print "test child_node ... " on the same line.
-            if let Some(at) = line.find("ADDRS ") {
-                let rest = &line[at + "ADDRS ".len()..];
-                let (raft, client) = rest.split_once(' ').expect("two addresses");
-                break (
-                    raft.parse::<SocketAddr>().expect("addr"),
-                    client.parse::<SocketAddr>().expect("addr"),
-                );
-            }
-        };
+        let (process, fields) = spawn_child(id, &[]);
+        assert_eq!(fields.len(), 2, "two addresses");
+        let raft: SocketAddr = fields[0].parse().expect("addr");
+        let client: SocketAddr = fields[1].parse().expect("addr");
         raft_addrs.push(format!("{id}={raft}"));
         nodes.push(Node {
             process,
@@ -139,9 +102,7 @@ fn start() -> Cluster {
     }
     let peers = raft_addrs.join(" ") + "\n";
     for node in &mut nodes {
-        let stdin = node.process.stdin.as_mut().expect("piped");
-        stdin.write_all(peers.as_bytes()).expect("write peers");
-        stdin.flush().expect("flush");
+        tell_peers(&mut node.process, &peers);
     }
     Cluster(nodes)
 }

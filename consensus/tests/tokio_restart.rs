@@ -22,10 +22,10 @@
 
 mod tokio_common;
 
-use std::io::{BufRead, BufReader as StdBufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ use dsys_consensus::tokio::{DiskPersister, TcpConfig, TcpTransport};
 use dsys_consensus::{Config, Membership, RaftNode, Storage};
 use tokio::net::TcpListener;
 use tokio::time::{Instant, sleep, timeout};
-use tokio_common::{ask, propose, run_node};
+use tokio_common::{ask, peers_from_parent, propose, run_node, spawn_child, tell_peers};
 
 const NODES: u64 = 3;
 const KILLS: usize = 3;
@@ -92,23 +92,8 @@ async fn serve(id: u64, dir: &Path, bind_to: &str) {
         storage.hard_state().term
     );
     std::io::stdout().flush().expect("stdout");
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .expect("peers on stdin");
     // The parent holds stdin open: when it dies, so does this node.
-    std::thread::spawn(|| {
-        let mut rest = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
-        std::process::exit(0);
-    });
-    let peers: Vec<(u64, SocketAddr)> = line
-        .split_whitespace()
-        .map(|p| {
-            let (n, addr) = p.split_once('=').expect("id=addr");
-            (n.parse().expect("id"), addr.parse().expect("addr"))
-        })
-        .collect();
+    let peers = peers_from_parent();
     let mut config = Config::default();
     // A different seed on every start, so that a restarted node does not
     // draw the same election timeouts as before.
@@ -154,50 +139,26 @@ impl Drop for Cluster {
 /// Starts node `id` on `dir`, binding `raft` ("127.0.0.1:0" for any port);
 /// returns it once it has printed its addresses.
 fn launch(id: u64, dir: &Path, raft: &str) -> Node {
-    let exe = std::env::current_exe().expect("the test binary");
-    let mut process = Command::new(&exe)
-        .args(["--exact", "child_node", "--nocapture", "--test-threads=1"])
-        .env("DSYS_RAFT_CHILD", id.to_string())
-        .env("DSYS_RAFT_DIR", dir.join(format!("node-{id}")))
-        .env("DSYS_RAFT_BIND", raft)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn a node");
-    let stdout = process.stdout.take().expect("piped");
-    let mut lines = StdBufReader::new(stdout).lines();
-    let (raft, client, recovered) = loop {
-        let line = lines
-            .next()
-            .expect("the child prints its addresses")
-            .expect("utf-8");
-        // libtest may print "test child_node ... " on the same line.
-        if let Some(at) = line.find("ADDRS ") {
-            let fields: Vec<&str> = line[at + "ADDRS ".len()..].split(' ').collect();
-            assert_eq!(fields.len(), 4, "addresses, last index, term");
-            break (
-                fields[0].parse::<SocketAddr>().expect("addr"),
-                fields[1].parse::<SocketAddr>().expect("addr"),
-                (
-                    fields[2].parse().expect("an index"),
-                    fields[3].parse().expect("a term"),
-                ),
-            );
-        }
-    };
+    let (process, fields) = spawn_child(
+        id,
+        &[
+            (
+                "DSYS_RAFT_DIR",
+                dir.join(format!("node-{id}")).display().to_string(),
+            ),
+            ("DSYS_RAFT_BIND", raft.to_owned()),
+        ],
+    );
+    assert_eq!(fields.len(), 4, "addresses, last index, term");
     Node {
         process,
-        raft,
-        client,
-        recovered,
+        raft: fields[0].parse().expect("addr"),
+        client: fields[1].parse().expect("addr"),
+        recovered: (
+            fields[2].parse().expect("an index"),
+            fields[3].parse().expect("a term"),
+        ),
     }
-}
-
-fn tell_peers(node: &mut Node, peers: &str) {
-    let stdin = node.process.stdin.as_mut().expect("piped");
-    stdin.write_all(peers.as_bytes()).expect("write peers");
-    stdin.flush().expect("flush");
 }
 
 fn start() -> Cluster {
@@ -213,7 +174,7 @@ fn start() -> Cluster {
         .join(" ")
         + "\n";
     for node in &mut nodes {
-        tell_peers(node, &peers);
+        tell_peers(&mut node.process, &peers);
     }
     Cluster { nodes, peers, dir }
 }
@@ -232,7 +193,7 @@ impl Cluster {
         let raft = self.nodes[i].raft.to_string();
         let mut node = launch(id, self.dir.path(), &raft);
         assert_eq!(node.raft, self.nodes[i].raft, "the same Raft address");
-        tell_peers(&mut node, &self.peers);
+        tell_peers(&mut node.process, &self.peers);
         self.nodes[i] = node;
     }
 }

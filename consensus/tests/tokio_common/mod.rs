@@ -134,3 +134,74 @@ pub(crate) async fn run_node<S, P, T>(
         tokio::spawn(client_session(stream, handle.clone(), Arc::clone(&log)));
     }
 }
+
+// ---- Child processes: how a test binary runs nodes as OS processes ----
+
+/// In a child node: reads the peers (`id=addr ...`) the parent writes on
+/// stdin once every child printed its addresses, and exits this process
+/// when the parent closes stdin (it died, or the test ended).
+pub(crate) fn peers_from_parent() -> Vec<(u64, SocketAddr)> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .expect("peers on stdin");
+    std::thread::spawn(|| {
+        let mut rest = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
+        std::process::exit(0);
+    });
+    line.split_whitespace()
+        .map(|p| {
+            let (n, addr) = p.split_once('=').expect("id=addr");
+            (n.parse().expect("id"), addr.parse().expect("addr"))
+        })
+        .collect()
+}
+
+/// In the parent: starts this test binary again as child node `id` (its
+/// test `child_node` runs the node, `envs` say how), and returns it with the
+/// fields of the `ADDRS ...` line it prints once it listens.
+// The caller owns the child and kills and reaps it (its cluster's `Drop`);
+// if reading its addresses panics, the test fails and the child exits with
+// its stdin closed.
+#[allow(clippy::zombie_processes)]
+pub(crate) fn spawn_child(id: u64, envs: &[(&str, String)]) -> (std::process::Child, Vec<String>) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut command = Command::new(&exe);
+    command
+        .args(["--exact", "child_node", "--nocapture", "--test-threads=1"])
+        .env("DSYS_RAFT_CHILD", id.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut process = command.spawn().expect("spawn a node");
+    let stdout = process.stdout.take().expect("piped");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the child prints its addresses")
+            .expect("utf-8");
+        // libtest may print "test child_node ... " on the same line.
+        if let Some(at) = line.find("ADDRS ") {
+            let fields = line[at + "ADDRS ".len()..]
+                .split(' ')
+                .map(str::to_owned)
+                .collect();
+            return (process, fields);
+        }
+    }
+}
+
+/// In the parent: hands a child the peers line (`id=addr ...\n`).
+pub(crate) fn tell_peers(process: &mut std::process::Child, peers: &str) {
+    use std::io::Write;
+    let stdin = process.stdin.as_mut().expect("piped");
+    stdin.write_all(peers.as_bytes()).expect("write peers");
+    stdin.flush().expect("flush");
+}
