@@ -1,0 +1,2 @@
+//! placeholder, replaced by the saga benchmark
+fn main() {}
