@@ -162,6 +162,13 @@ struct Sim {
     coordinator_doomed: bool,
     /// Scenario 2, after the death: the apps vote no more.
     apps_frozen: bool,
+    /// Apps that forget their rollbacks in a crash and vote as planned
+    /// again. The protocol must stay atomic for them too, as long as only
+    /// final aborts (durable, or decided by someone else) count.
+    amnesiac: bool,
+    /// The message being handled, to tell an abort that was final (told by
+    /// the coordinator or a peer) from a participant's own.
+    handling: Option<Message<Id>>,
 }
 
 impl Sim {
@@ -205,6 +212,8 @@ impl Sim {
             announced: BTreeSet::new(),
             coordinator_doomed: false,
             apps_frozen: false,
+            amnesiac: false,
+            handling: None,
         }
     }
 
@@ -348,6 +357,19 @@ impl Sim {
                         self.abort_final.insert(tx);
                     }
                     self.app_no.insert((me, tx));
+                    let told = matches!(
+                        self.handling,
+                        Some(
+                            Message::Decision { .. }
+                                | Message::DecisionReply { answer: Answer::Abort, .. }
+                        )
+                    );
+                    if self.amnesiac && me != COORD && !told {
+                        // Its own abort: not final, and an amnesiac app may
+                        // vote Yes after a crash. A durable Aborted record
+                        // counts when it is written.
+                        return;
+                    }
                     if self.app_read_only.contains(&(me, tx)) {
                         // A read-only voter forgot its vote in a crash and
                         // a replayed Prepare asked again: it changed nothing
@@ -482,7 +504,9 @@ impl Sim {
                 let kept = self.has_durable(id, |r| {
                     matches!(r, Record::Prepared { tx: t, .. } | Record::Committed { tx: t, .. } if *t == tx)
                 });
-                if !kept && !self.app_read_only.contains(&(id, tx)) {
+                if self.amnesiac {
+                    self.app_no.remove(&(id, tx));
+                } else if !kept && !self.app_read_only.contains(&(id, tx)) {
                     self.app_no.insert((id, tx));
                 }
             }
@@ -541,8 +565,10 @@ impl Sim {
         if trace() {
             eprintln!("[{}] {} <- {}: {message:?}", self.step, p.to, p.from);
         }
+        self.handling = Some(message.clone());
         m.handle_message(p.from, message, self.now);
         self.drain(p.to);
+        self.handling = None;
     }
 
     fn fire_timers(&mut self) {
@@ -780,6 +806,7 @@ fn crash_recover_seed(seed: u64) {
         crash_mid_drain: rng.f64() * 0.01,
     };
     let max_txs = rng.u64(2..=8);
+    sim.amnesiac = rng.f64() < 0.3;
     for _ in 0..rng.u64(200..500) {
         sim.step(max_txs, true);
     }
