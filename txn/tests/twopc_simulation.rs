@@ -166,6 +166,8 @@ struct Sim {
     /// again. The protocol must stay atomic for them too, as long as only
     /// final aborts (durable, or decided by someone else) count.
     amnesiac: bool,
+    /// How often a participant's app votes No.
+    no_rate: f64,
     /// The message being handled, to tell an abort that was final (told by
     /// the coordinator or a peer) from a participant's own.
     handling: Option<Message<Id>>,
@@ -213,6 +215,7 @@ impl Sim {
             coordinator_doomed: false,
             apps_frozen: false,
             amnesiac: false,
+            no_rate: 0.06,
             handling: None,
         }
     }
@@ -603,9 +606,9 @@ impl Sim {
         let mut votes = BTreeMap::new();
         for p in &participants {
             let r = self.rng.f64();
-            let v = if r < 0.8 {
+            let v = if r < 0.8 - self.no_rate {
                 Vote::Yes
-            } else if r < 0.86 {
+            } else if r < 0.8 {
                 Vote::No
             } else {
                 Vote::ReadOnly
@@ -807,6 +810,7 @@ fn crash_recover_seed(seed: u64) {
     };
     let max_txs = rng.u64(2..=8);
     sim.amnesiac = rng.f64() < 0.3;
+    sim.no_rate = rng.f64() * 0.3;
     for _ in 0..rng.u64(200..500) {
         sim.step(max_txs, true);
     }
