@@ -251,6 +251,13 @@ impl Sim {
         match record {
             Record::Commit { tx, .. } => self.note_outcome(id, tx, Outcome::Commit),
             Record::Committed { tx, .. } => self.note_outcome(id, tx, Outcome::Commit),
+            Record::Aborted { tx, .. }
+                if self.is_one_phase(tx) && self.app_read_only.contains(&(id, tx)) =>
+            {
+                // The lone read-only participant forgot its vote in a crash,
+                // a replayed CommitOnePhase asked again, and it aborted:
+                // it changed nothing, and nobody else is there to mislead.
+            }
             Record::Aborted { tx, .. } => {
                 self.abort_final.insert(tx);
                 self.note_outcome(id, tx, Outcome::Abort);
@@ -364,7 +371,10 @@ impl Sim {
                         self.handling,
                         Some(
                             Message::Decision { .. }
-                                | Message::DecisionReply { answer: Answer::Abort, .. }
+                                | Message::DecisionReply {
+                                    answer: Answer::Abort,
+                                    ..
+                                }
                         )
                     );
                     if self.amnesiac && me != COORD && !told {

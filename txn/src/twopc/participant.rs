@@ -512,6 +512,11 @@ impl<N: NodeId> Participant<N> {
                     vote: Vote::ReadOnly,
                 },
             ),
+            Phase::Aborted { told: false } if one_phase => {
+                // This No would be the transaction's decision: make the
+                // abort durable first (see `abort_alone`).
+                self.abort_alone(&(coordinator, tx), now);
+            }
             Phase::Aborted { .. } => self.send(coordinator, Message::Vote { tx, vote: Vote::No }),
             _ => self.counters.late += 1,
         }
@@ -861,7 +866,26 @@ impl<N: NodeId> Participant<N> {
     /// No vote or a timeout): nothing is logged (presumed abort), and the
     /// coordinator is told No if it asked.
     fn abort_alone(&mut self, key: &Key<N>, now: Instant) {
-        let t = self.txs.get(key).expect("called for a held tx");
+        let t = self.txs.get_mut(key).expect("called for a held tx");
+        if t.one_phase && t.asked {
+            // In one phase this No is the transaction's decision, which the
+            // coordinator reports as final: it must survive a crash, or a
+            // replayed CommitOnePhase could be answered Yes after it.
+            t.phase = Phase::LoggingAbort;
+            t.decided_at = now;
+            self.set_wake(key, None);
+            let record = Record::Aborted {
+                coordinator: key.0.clone(),
+                tx: key.1,
+            };
+            self.persists.issue(
+                Some((key.clone(), Waiting::Aborted)),
+                &mut self.outputs,
+                record,
+                true,
+            );
+            return;
+        }
         if t.asked {
             self.send(
                 key.0.clone(),
