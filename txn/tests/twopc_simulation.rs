@@ -176,7 +176,14 @@ struct Sim {
 impl Sim {
     fn new(seed: u64, participants: usize) -> Self {
         let start = Instant::now();
-        let config = config();
+        // Timeouts vary per seed: short participant timeouts against long
+        // vote timeouts make in-doubt participants ask while the
+        // coordinator still collects votes.
+        let mut config = config();
+        let mut r = fastrand::Rng::with_seed(seed ^ 0xc0f);
+        config.vote_timeout = Duration::from_millis(r.u64(1000..=10_000));
+        config.participant_timeout = Duration::from_millis(r.u64(300..=3000));
+        config.retry_interval = Duration::from_millis(r.u64(50..=400));
         let mut nodes = Vec::new();
         for id in 0..=participants as Id {
             let m = if id == COORD {
