@@ -525,7 +525,10 @@ impl Sim {
                     matches!(r, Record::Prepared { tx: t, .. } | Record::Committed { tx: t, .. } if *t == tx)
                 });
                 if self.amnesiac {
+                    // It forgets its rollbacks and redoes the work: asked
+                    // again, it votes Yes.
                     self.app_no.remove(&(id, tx));
+                    self.plans.get_mut(&tx).expect("planned").votes.insert(id, Vote::Yes);
                 } else if !kept && !self.app_read_only.contains(&(id, tx)) {
                     self.app_no.insert((id, tx));
                 }
