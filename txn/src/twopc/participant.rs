@@ -418,7 +418,7 @@ impl<N: NodeId> Participant<N> {
                 self.on_decision((from.clone(), tx), from, outcome, true, now)
             }
             Message::DecisionRequest { coordinator, tx } => {
-                self.on_request(from, (coordinator, tx));
+                self.on_request(from, (coordinator, tx), now);
             }
             Message::DecisionReply {
                 coordinator,
@@ -593,7 +593,7 @@ impl<N: NodeId> Participant<N> {
         }
     }
 
-    fn on_request(&mut self, asker: N, key: Key<N>) {
+    fn on_request(&mut self, asker: N, key: Key<N>, now: Instant) {
         if asker == self.id {
             self.counters.unexpected += 1;
             return;
@@ -630,6 +630,7 @@ impl<N: NodeId> Participant<N> {
                 // durable: a node that forgot it could vote Yes on a
                 // replayed Prepare and let the coordinator commit.
                 t.phase = Phase::LoggingAbort;
+                t.decided_at = now;
                 t.askers.insert(asker);
                 self.set_wake(&key, None);
                 let record = Record::Aborted {
