@@ -287,7 +287,20 @@ impl Sim {
             let Some(out) = m.poll_output() else {
                 return;
             };
+            // The riskiest moment to crash: right after telling another
+            // participant how a transaction ended.
+            let answered = matches!(
+                out,
+                Output::Send {
+                    message: Message::DecisionReply { answer: Answer::Abort | Answer::Commit, .. },
+                    ..
+                }
+            );
             self.output(id, out);
+            if answered && self.faults.crash > 0.0 && self.rng.f64() < 0.1 {
+                self.crash(id);
+                return;
+            }
             if id == COORD && self.coordinator_doomed && self.rng.f64() < 0.3 {
                 self.die_forever();
                 return;
