@@ -292,7 +292,10 @@ impl Sim {
             let answered = matches!(
                 out,
                 Output::Send {
-                    message: Message::DecisionReply { answer: Answer::Abort | Answer::Commit, .. },
+                    message: Message::DecisionReply {
+                        answer: Answer::Abort | Answer::Commit,
+                        ..
+                    },
                     ..
                 }
             );
@@ -541,7 +544,11 @@ impl Sim {
                     // It forgets its rollbacks and redoes the work: asked
                     // again, it votes Yes.
                     self.app_no.remove(&(id, tx));
-                    self.plans.get_mut(&tx).expect("planned").votes.insert(id, Vote::Yes);
+                    self.plans
+                        .get_mut(&tx)
+                        .expect("planned")
+                        .votes
+                        .insert(id, Vote::Yes);
                 } else if !kept && !self.app_read_only.contains(&(id, tx)) {
                     self.app_no.insert((id, tx));
                 }
