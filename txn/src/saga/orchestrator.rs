@@ -150,8 +150,9 @@ pub enum Output {
     /// [`Orchestrator::handle_result`]. Released only after the record
     /// scheduling it is durable.
     Invoke(Invocation),
-    /// The saga ended (its `Finished` record is durable); its log may be
-    /// forgotten.
+    /// The saga ended (its `Finished` record is durable); forget its log
+    /// once this is handled ([`SagaLog::forget`](super::SagaLog::forget)).
+    /// [`Orchestrator::recover`] reports it again while the log holds it.
     Finished {
         /// The saga.
         saga: SagaId,
@@ -630,7 +631,9 @@ impl Orchestrator {
     /// the logged first attempt: deadlines are wall-clock times because they
     /// outlive the process); a saga in backoff waits for the logged retry
     /// time; a stuck saga is reported again; a saga whose `Finished` record
-    /// is in the log is dropped. Definitions must be added first. Re-invoking
+    /// is in the log is reported [`Output::Finished`] again (its log was not
+    /// forgotten, so its end may not have been handled) and dropped.
+    /// Definitions must be added first. Re-invoking
     /// after a crash does not count as an attempt.
     pub fn recover(
         &mut self,
@@ -669,7 +672,10 @@ impl Orchestrator {
             return Err(RecoverError::TooMany);
         }
         for (saga, (_, inst)) in sagas {
-            if matches!(inst.phase, Phase::Finished(_)) {
+            if let Phase::Finished(outcome) = inst.phase {
+                // Its log was not forgotten, so its end may never have been
+                // reported: report it again (at least once).
+                self.outputs.push_back(Output::Finished { saga, outcome });
                 continue;
             }
             self.counters.recovered += 1;
