@@ -207,12 +207,15 @@ impl Participant {
 
 /// The participants of a choreographed saga and an in-memory event bus
 /// between them (at-least-once, in publication order; tests republish to
-/// simulate redelivery).
+/// simulate redelivery). It keeps every distinct event it delivered
+/// ([`history`](Self::history)): a bus for tests and examples, not for a
+/// long-running process.
 #[derive(Debug, Default)]
 pub struct Choreography {
     participants: Vec<Participant>,
     queue: VecDeque<Event>,
     history: Vec<Event>,
+    delivered: BTreeSet<String>,
 }
 
 impl Choreography {
@@ -237,20 +240,12 @@ impl Choreography {
     /// what they emit; `None` when the bus is empty.
     pub fn deliver_next(&mut self) -> Option<Event> {
         let event = self.queue.pop_front()?;
-        let mut fresh = false;
         for p in &mut self.participants {
-            if !p.subscribes(&event.kind) {
-                continue;
-            }
-            let dup = p.inbox.duplicates;
             let emitted = p.handle(&event);
-            fresh |= p.inbox.duplicates == dup;
             self.queue.extend(emitted);
         }
-        if fresh || !self.participants.iter().any(|p| p.subscribes(&event.kind)) {
-            if !self.history.iter().any(|e| e.id == event.id) {
-                self.history.push(event.clone());
-            }
+        if self.delivered.insert(event.id.clone()) {
+            self.history.push(event.clone());
         }
         Some(event)
     }
