@@ -557,14 +557,18 @@ const S: SagaId = SagaId(1);
 const A: InvokeKind = InvokeKind::Action;
 const C: InvokeKind = InvokeKind::Compensation;
 
-/// The scripted scenarios: a saga, its service's script, and the outcome
-/// it must end with whatever the crashes.
-fn scenarios() -> Vec<(
+/// A name, a definition, the service's script, and the step that must
+/// fail (`None`: the saga completes).
+type Scenario = (
     &'static str,
     &'static str,
     Vec<(Slot, Vec<Behave>)>,
     Option<usize>,
-)> {
+);
+
+/// The scripted scenarios. The expected outcome holds whatever the
+/// crashes, because the service keeps its final answer per key.
+fn scenarios() -> Vec<Scenario> {
     vec![
         ("order completes", "order", vec![], None),
         (

@@ -308,13 +308,21 @@ fn oversized_output_fails_the_step() {
     orch.handle_result(S, 0, inv.kind, 1, Ok(Bytes::from_static(b"too big")), T0);
     assert_eq!(orch.counters().oversized_outputs, 1);
     let mut finished = None;
+    let mut compensated = vec![];
     while let Some(o) = orch.poll_output() {
         match o {
             Output::Persist { id, .. } => orch.on_persisted(id),
             Output::Finished { outcome, .. } => finished = Some(outcome),
+            Output::Invoke(c) => {
+                // The action took effect, so it is compensated, without an
+                // output to go by.
+                compensated.push((c.step, c.kind, c.output.clone()));
+                orch.handle_result(S, c.step, c.kind, c.attempt, Ok(Bytes::new()), T0);
+            }
             o => panic!("{o:?}"),
         }
     }
+    assert_eq!(compensated, [(0, InvokeKind::Compensation, None)]);
     assert!(matches!(
         finished,
         Some(Outcome::Compensated { failed_step: 0, ref error }) if error.kind == "output_too_large"

@@ -205,7 +205,17 @@ impl Participant {
     }
 }
 
-/// The participants of a choreographed saga and an in-memory event bus
+/// A choreographed saga: no orchestrator; each [`Participant`] reacts to the
+/// previous step's event with its local transaction and emits the next
+/// event, and a failure event makes the earlier participants run their
+/// compensations, so the saga unwinds backwards through events. Delivery is
+/// at least once; each participant's [`Inbox`] dedupes by event id, and an
+/// emitted event's id derives from its cause's, so a re-handled event
+/// emits the same ids. (In production the inbox entry, the local
+/// transaction and the emitted events commit together: the transactional
+/// inbox and outbox.)
+///
+/// This type holds the participants and an in-memory event bus
 /// between them (at-least-once, in publication order; tests republish to
 /// simulate redelivery). It keeps every distinct event it delivered
 /// ([`history`](Self::history)): a bus for tests and examples, not for a

@@ -157,7 +157,9 @@ struct Done {
     step: usize,
     kind: InvokeKind,
     attempt: u32,
-    result: Result<Bytes, StepError>,
+    /// `None`: abandoned at its deadline (the orchestrator's own timer
+    /// decides what that means).
+    result: Option<Result<Bytes, StepError>>,
 }
 
 /// The async saga runner. Owns the orchestrator, the log and the steps.
@@ -322,8 +324,12 @@ impl<L: SagaLog> Runner<L> {
             match select(self.in_flight.next(), sleep).await {
                 Either::Left((Some(d), _)) => {
                     let now = (self.clock)();
-                    self.core
-                        .handle_result(d.saga, d.step, d.kind, d.attempt, d.result, now);
+                    match d.result {
+                        Some(r) => self
+                            .core
+                            .handle_result(d.saga, d.step, d.kind, d.attempt, r, now),
+                        None => self.core.handle_timeout(now),
+                    }
                 }
                 Either::Left((None, _)) | Either::Right(((), _)) => {}
             }
@@ -401,11 +407,21 @@ impl<L: SagaLog> Runner<L> {
             .cloned()
             .expect("every definition the orchestrator knows was registered with its steps");
         let (saga, step, kind, attempt) = (inv.saga, inv.step, inv.kind, inv.attempt);
+        // An attempt still running at its deadline is dropped (cancelled),
+        // as Temporal cancels an activity at its start-to-close timeout: a
+        // hung step must not keep the runner busy forever.
+        let give_up = (self.sleep)(inv.deadline.saturating_duration_since((self.clock)()));
         let ctx = StepContext::from(inv);
         let fut = async move {
-            let result = match kind {
-                InvokeKind::Action => step_impl.action(ctx).await,
-                InvokeKind::Compensation => step_impl.compensate(ctx).await.map(|()| Bytes::new()),
+            let work = match kind {
+                InvokeKind::Action => step_impl.action(ctx),
+                InvokeKind::Compensation => {
+                    Box::pin(step_impl.compensate(ctx).map(|r| r.map(|()| Bytes::new())))
+                }
+            };
+            let result = match select(work, give_up).await {
+                Either::Left((r, _)) => Some(r),
+                Either::Right(((), _)) => None,
             };
             Done {
                 saga,

@@ -14,6 +14,13 @@ use super::definition::SagaId;
 use super::record::SagaRecord;
 
 /// Durable storage for saga records.
+///
+/// What must be durable before what: `append` returns only once its
+/// records are durable, in order, after every earlier append; the driver
+/// acknowledges them (`on_persisted`) only then, and the orchestrator
+/// invokes a step only after the record scheduling that attempt was
+/// acknowledged. `forget` runs only after a saga's `Finished` record is
+/// durable and reported.
 pub trait SagaLog {
     /// Why an operation failed; the records it was given may or may not be
     /// durable (a crash-like outcome: restart and recover).

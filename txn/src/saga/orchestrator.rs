@@ -726,7 +726,8 @@ impl Orchestrator {
                         "output_too_large",
                         format!("output of {} bytes", output.len()),
                     );
-                    self.fail_attempt(saga, error, false, now);
+                    // The action ran and had its effect: compensate it too.
+                    self.fail_attempt(saga, error, true, now);
                 } else {
                     self.push_persist(saga, SagaRecord::StepCompleted { step, output });
                 }
@@ -909,14 +910,26 @@ impl Orchestrator {
         id
     }
 
-    fn fail_attempt(&mut self, saga: SagaId, error: StepError, timed_out: bool, now: WallTime) {
+    /// Records a failed attempt: a retry after the backoff, or the end of
+    /// the step. `effect_unknown`: the attempt may have taken effect (it
+    /// timed out, or succeeded with an unusable output), so a failed action
+    /// is compensated too.
+    fn fail_attempt(
+        &mut self,
+        saga: SagaId,
+        error: StepError,
+        effect_unknown: bool,
+        now: WallTime,
+    ) {
         let inst = &self.sagas[&saga];
         let Phase::Running(c) = &inst.phase else {
             return;
         };
         let policy = inst.policy(c);
         let failed = c.attempt - c.base;
-        let exhausted = policy.max_attempts != 0 && failed >= policy.max_attempts;
+        // `u32::MAX` attempts: no number is left for another.
+        let exhausted =
+            (policy.max_attempts != 0 && failed >= policy.max_attempts) || c.attempt == u32::MAX;
         let retry_at = now + policy.backoff(failed);
         let s2c_over = match (policy.schedule_to_close, c.first_at) {
             (Some(limit), Some(first)) => retry_at >= first + limit,
@@ -935,7 +948,7 @@ impl Orchestrator {
             SagaRecord::StepFailed {
                 step,
                 error,
-                compensate_failed_step: timed_out,
+                compensate_failed_step: effect_unknown,
             }
         } else {
             let mut reason = format!("compensation failed after {failed} attempts: {error}");

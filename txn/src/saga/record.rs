@@ -42,7 +42,18 @@ pub enum Outcome {
     },
 }
 
-/// One entry of a saga's durable log. The orchestrator emits them in
+/// One entry of a saga's durable log (Garcia-Molina & Salem §5: replaying a
+/// saga's records in order rebuilds exactly where it stopped).
+///
+/// Binary form ([`encode`](Self::encode), [`decode`](Self::decode)):
+/// `crc32c(body): u32 LE | body`, where the body is a version byte (1), a
+/// tag byte and the fields: integers fixed-width little-endian, byte
+/// strings and UTF-8 strings as a `u32` LE length then the bytes (bounded
+/// by [`MAX_PAYLOAD_LEN`], [`MAX_MESSAGE_LEN`] or
+/// [`MAX_NAME_LEN`](super::MAX_NAME_LEN)), booleans and enums as one byte
+/// with only the listed values accepted, and no trailing bytes. Every
+/// record has exactly one encoding; decoding never allocates more than
+/// the input's length. The orchestrator emits them in
 /// [`Output::Persist`](super::Output::Persist); [`Orchestrator::recover`]
 /// replays them. Steps are 0-based indexes into the definition.
 ///

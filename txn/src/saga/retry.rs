@@ -187,10 +187,12 @@ mod tests {
 
     #[test]
     fn backoff_is_exponential_and_capped() {
-        let mut p = RetryPolicy::default();
-        p.initial_backoff = Duration::from_millis(10);
-        p.backoff_coefficient = 3.0;
-        p.max_backoff = Duration::from_millis(200);
+        let p = RetryPolicy {
+            initial_backoff: Duration::from_millis(10),
+            backoff_coefficient: 3.0,
+            max_backoff: Duration::from_millis(200),
+            ..RetryPolicy::default()
+        };
         let got: Vec<u128> = (1..=6).map(|n| p.backoff(n).as_millis()).collect();
         assert_eq!(got, [10, 30, 90, 200, 200, 200]);
         assert_eq!(p.backoff(u32::MAX), Duration::from_millis(200));

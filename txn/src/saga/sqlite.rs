@@ -17,7 +17,14 @@ use super::definition::SagaId;
 use super::log::SagaLog;
 use super::record::{DecodeError, EncodeError, SagaRecord};
 
-/// A [`SagaLog`] in SQLite.
+/// A [`SagaLog`] in SQLite: records as checksummed [`SagaRecord::encode`]
+/// blobs in table `dsys_saga_log (seq, saga, record)`, one transaction per
+/// `append`. The connection runs in WAL mode with `synchronous = FULL`: in
+/// WAL mode `NORMAL` may lose the last transactions on power loss, and the
+/// orchestrator invokes a step as soon as the append of its
+/// `AttemptStarted` record returns, so a lost record would let an attempt
+/// run uncounted, or repeat a completed step (harmless only thanks to
+/// idempotency keys).
 #[derive(Debug)]
 pub struct SqliteSagaLog {
     conn: Connection,
