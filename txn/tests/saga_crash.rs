@@ -716,3 +716,100 @@ fn randomized_crashes() {
         assert!(stuck > 0, "no saga got stuck");
     }
 }
+
+/// Recovery from a damaged log (records dropped, repeated, swapped, edited,
+/// cut short, or bytes flipped and re-decoded) either refuses it with an
+/// error or resumes sagas that then run to their end: never a panic, never
+/// a saga that waits for nothing.
+#[test]
+fn recover_never_panics_on_damaged_logs() {
+    let seeds: u64 = std::env::var("DSYS_TXN_SAGA_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000)
+        / 4;
+    let (mut refused, mut resumed) = (0u64, 0u64);
+    for seed in 0..seeds {
+        let _g = SeedGuard(format!("damaged log, DSYS_TXN_SAGA_SEEDS seed {seed}"));
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let sagas: Vec<(SagaId, &'static str)> = (0..rng.u64(1..=3))
+            .map(|i| (SagaId(i), if rng.bool() { "order" } else { "five" }))
+            .collect();
+        let service = Service {
+            random: Some(Random {
+                rng: fastrand::Rng::with_seed(seed),
+                doomed: BTreeMap::new(),
+            }),
+            ..Service::default()
+        };
+        let mut w = World::new(sagas, service, Crashes::None, seed);
+        w.run();
+        let mut log = w.durable.clone();
+        for _ in 0..rng.u32(1..=3) {
+            if log.is_empty() {
+                break;
+            }
+            let i = rng.usize(0..log.len());
+            match rng.u32(0..6) {
+                0 => {
+                    log.remove(i);
+                }
+                1 => {
+                    let r = log[i].clone();
+                    log.insert(rng.usize(0..=log.len()), r);
+                }
+                2 => {
+                    let j = rng.usize(0..log.len());
+                    log.swap(i, j);
+                }
+                3 => log.truncate(i),
+                4 => log[i].0 = SagaId(rng.u64(0..4)),
+                _ => {
+                    let mut bytes = log[i].1.to_bytes().unwrap();
+                    let b = rng.usize(4..bytes.len());
+                    bytes[b] ^= 1 << rng.u32(0..8);
+                    // Fix the checksum so the body's damage reaches decode.
+                    let crc = crc32c::crc32c(&bytes[4..]).to_le_bytes();
+                    bytes[..4].copy_from_slice(&crc);
+                    if let Ok(r) = SagaRecord::decode(&bytes) {
+                        log[i].1 = r;
+                    }
+                }
+            }
+        }
+        let mut o = fresh();
+        if o.recover(log, w.now).is_err() {
+            refused += 1;
+            continue;
+        }
+        resumed += 1;
+        finish(&mut o, w.now);
+    }
+    eprintln!("damaged logs: {refused} refused, {resumed} resumed");
+    assert!(seeds < 100 || (refused > 0 && resumed > 0));
+}
+
+/// Runs every saga to its end with steps that succeed at once.
+fn finish(o: &mut Orchestrator, mut now: WallTime) {
+    for _ in 0..100_000 {
+        if let Some(out) = o.poll_output() {
+            match out {
+                Output::Persist { id, .. } => o.on_persisted(id),
+                Output::Invoke(i) => {
+                    o.handle_result(i.saga, i.step, i.kind, i.attempt, Ok(Bytes::new()), now);
+                }
+                Output::Stuck { saga, .. } => o.retry_stuck(saga, now).unwrap(),
+                _ => {}
+            }
+            continue;
+        }
+        if o.sagas().count() == 0 {
+            return;
+        }
+        now = o
+            .poll_timeout()
+            .unwrap_or_else(|| panic!("waits for nothing: {:?}", o.sagas().collect::<Vec<_>>()));
+        o.handle_timeout(now);
+    }
+    panic!("no end");
+}

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -20,26 +20,40 @@ use dsys_txn::saga::{
     StepDefinition, StepError,
 };
 
-struct ThreadWaker(std::thread::Thread);
+struct ThreadWaker {
+    thread: std::thread::Thread,
+    woken: AtomicBool,
+}
 
 impl Wake for ThreadWaker {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
+        self.woken.store(true, Ordering::SeqCst);
+        self.thread.unpark();
     }
 }
 
-/// A minimal executor: poll, park until woken (bounded, so a hang fails).
+/// A minimal executor: poll, park until woken. A future that stays pending
+/// with nobody to wake it for a second fails the test (a hang).
 fn block_on<F: Future>(f: F) -> F::Output {
     let mut f = pin!(f);
-    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let w = Arc::new(ThreadWaker {
+        thread: std::thread::current(),
+        woken: AtomicBool::new(false),
+    });
+    let waker = Waker::from(w.clone());
     let mut cx = Context::from_waker(&waker);
-    for _ in 0..100_000 {
+    let mut idle = 0;
+    loop {
         if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
             return v;
         }
-        std::thread::park_timeout(Duration::from_millis(10));
+        while !w.woken.swap(false, Ordering::SeqCst) {
+            std::thread::park_timeout(Duration::from_millis(10));
+            idle += 1;
+            assert!(idle < 100, "block_on: pending, and nothing will wake it");
+        }
+        idle = 0;
     }
-    panic!("block_on: the future never finished");
 }
 
 /// Polls `f` until `cond` holds, then drops it: the crash.
@@ -427,4 +441,56 @@ fn sqlite_log_round_trips_and_reports_corruption() {
     drop(conn);
     let mut log = SqliteSagaLog::open(&path).unwrap();
     assert!(log.load().is_err());
+}
+
+/// A step that never answers is dropped at its deadline; the saga goes on
+/// (here: retries time out, the step fails, its unknown effect and the
+/// earlier steps are compensated) and the runner goes idle, not hung.
+#[test]
+fn hung_steps_are_abandoned_at_their_deadline() {
+    let (time, services) = (VirtualTime::new(), Shared::default());
+    struct Never;
+    #[async_trait::async_trait]
+    impl Step for Never {
+        async fn action(&self, _: StepContext) -> Result<Bytes, StepError> {
+            futures::future::pending().await
+        }
+        async fn compensate(&self, _: StepContext) -> Result<(), StepError> {
+            Ok(())
+        }
+    }
+    let mut r = Runner::new(
+        Config::default(),
+        MemSagaLog::new(),
+        time.sleep(),
+        time.clock(),
+    )
+    .unwrap();
+    let first: Arc<dyn Step> = Arc::new(OrderStep {
+        index: 0,
+        services: services.clone(),
+        gate: None,
+    });
+    let def = SagaDefinition::new("hang")
+        .step(StepDefinition::new("ok"))
+        .step(StepDefinition::new("never"));
+    r.register(def, vec![first, Arc::new(Never)]).unwrap();
+    let outcome = block_on(r.run_saga(SagaId(5), "hang", Bytes::new())).unwrap();
+    assert!(matches!(
+        outcome,
+        Outcome::Compensated { failed_step: 1, ref error } if error.kind == StepError::TIMEOUT
+    ));
+    assert_eq!(
+        r.counters().timeouts,
+        3,
+        "the default policy's three attempts"
+    );
+    assert_eq!(block_on(r.next_event()).unwrap(), None);
+    assert!(
+        services
+            .lock()
+            .unwrap()
+            .applied
+            .contains("5/0/compensation")
+    );
 }
