@@ -11,8 +11,9 @@ pub const MAX_NAME_LEN: usize = 255;
 /// The most steps a saga definition may have.
 pub const MAX_STEPS: usize = 1024;
 
-/// A saga instance's identifier, chosen by the user (unique among the
-/// orchestrator's sagas, finished ones included until they are forgotten).
+/// A saga instance's identifier, chosen by the user. Never reuse one, even
+/// after its saga finished: idempotency keys derive from it, so a second
+/// saga under the same id would get the first one's remembered results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SagaId(pub u64);
