@@ -62,6 +62,15 @@ pub(crate) struct Pending {
     pub(crate) rx: mpsc::Receiver<Result<EventId, String>>,
 }
 
+/// One delivery recorded by a child relay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SinkRow {
+    pub(crate) id: u64,
+    pub(crate) key: Vec<u8>,
+    pub(crate) seq: u64,
+    pub(crate) payload: Vec<u8>,
+}
+
 pub(crate) trait Db: Clone + Send + 'static {
     type Store: OutboxStore + Send;
     fn name(&self) -> &'static str;
@@ -86,6 +95,12 @@ pub(crate) trait Db: Clone + Send + 'static {
     fn exec(&self, sql: &str);
     /// Whether one open write transaction blocks every other writer (SQLite).
     fn single_writer(&self) -> bool;
+    /// How a child relay process finds this database: `kind|location|prefix`.
+    fn spec(&self) -> String;
+    /// Creates `{prefix}sink`, where child relays record every delivery.
+    fn create_sink(&self);
+    /// The sink's rows in arrival order: (event id, key, seq, payload).
+    fn sink_rows(&self) -> Vec<SinkRow>;
     fn prefix(&self) -> String {
         self.config().table_prefix
     }
@@ -294,6 +309,40 @@ impl Db for SqliteDb {
         self.conn().execute_batch(sql).expect("exec");
     }
 
+    fn spec(&self) -> String {
+        format!("sqlite|{}|{}", self.path.display(), self.config.table_prefix)
+    }
+
+    fn create_sink(&self) {
+        self.exec(&format!(
+            "CREATE TABLE {}sink (arrival INTEGER PRIMARY KEY AUTOINCREMENT, \
+             event_id INTEGER NOT NULL, key BLOB NOT NULL, seq INTEGER NOT NULL, \
+             payload BLOB NOT NULL)",
+            self.config.table_prefix
+        ));
+    }
+
+    fn sink_rows(&self) -> Vec<SinkRow> {
+        let conn = self.conn();
+        let mut s = conn
+            .prepare(&format!(
+                "SELECT event_id, key, seq, payload FROM {}sink ORDER BY arrival",
+                self.config.table_prefix
+            ))
+            .expect("prepare");
+        s.query_map([], |r| {
+            Ok(SinkRow {
+                id: r.get::<_, i64>(0)? as u64,
+                key: r.get(1)?,
+                seq: r.get::<_, i64>(2)? as u64,
+                payload: r.get(3)?,
+            })
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+    }
+
     fn single_writer(&self) -> bool {
         true
     }
@@ -498,6 +547,39 @@ impl Db for PgDb {
 
     fn exec(&self, sql: &str) {
         self.client().batch_execute(sql).expect("exec");
+    }
+
+    fn spec(&self) -> String {
+        format!("postgres|{}|{}", self.guard.url, self.config.table_prefix)
+    }
+
+    fn create_sink(&self) {
+        self.exec(&format!(
+            "CREATE TABLE {}sink (arrival BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+             event_id BIGINT NOT NULL, key BYTEA NOT NULL, seq BIGINT NOT NULL, \
+             payload BYTEA NOT NULL)",
+            self.config.table_prefix
+        ));
+    }
+
+    fn sink_rows(&self) -> Vec<SinkRow> {
+        self.client()
+            .query(
+                &format!(
+                    "SELECT event_id, key, seq, payload FROM {}sink ORDER BY arrival",
+                    self.config.table_prefix
+                ),
+                &[],
+            )
+            .expect("query")
+            .iter()
+            .map(|r| SinkRow {
+                id: r.get::<_, i64>(0) as u64,
+                key: r.get(1),
+                seq: r.get::<_, i64>(2) as u64,
+                payload: r.get(3),
+            })
+            .collect()
     }
 
     fn single_writer(&self) -> bool {
