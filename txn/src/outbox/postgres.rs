@@ -124,7 +124,7 @@ impl PgOutbox {
                 .map_err(pg)?;
                 tx.execute(
                     &format!(
-                        "INSERT INTO {} (part) SELECT generate_series(0, $1 - 1) \
+                        "INSERT INTO {} (part) SELECT generate_series(0, $1::BIGINT - 1) \
                          ON CONFLICT DO NOTHING",
                         n.leases
                     ),
