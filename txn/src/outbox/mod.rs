@@ -107,7 +107,7 @@ pub use inbox::SqliteInbox;
 #[cfg(feature = "log")]
 pub use log_publisher::LogPublisher;
 #[cfg(feature = "postgres")]
-pub use postgres::{PgOutbox, PgStore};
+pub use postgres::{PgOutbox, PgPreparedEnqueue, PgStore};
 pub use publisher::{MemPublisher, PublishError, Publisher};
 pub use relay::{PassReport, Relay, RelayCounters, RelayError};
 pub use schema::{EnqueueError, MigrateError};

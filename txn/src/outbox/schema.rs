@@ -10,10 +10,12 @@
 //!   One row per distinct key ever enqueued (never deleted: deleting it would
 //!   restart the key's sequence while consumers may still remember it).
 //! - `p_outbox_events(id, part, key, seq, payload, headers, created_at,
-//!   status, attempts, next_attempt_at, last_error, published_at)`, unique
-//!   on `(key, seq)`; a partial index on `(part, key, seq)` over unpublished
-//!   rows is what relays scan, another on `published_at` over published rows
-//!   is what retention scans.
+//!   status, attempts, next_attempt_at, last_error, published_at)`. A
+//!   partial unique index on `(part, key, seq)` over unpublished rows is what
+//!   relays scan (and a safety net against a repeated sequence number, which
+//!   the counter row already rules out), another on `published_at` over
+//!   published rows is what retention scans. Both stay small: a row is in
+//!   one of them at a time.
 //! - `p_outbox_leases(part, owner, lease_until, epoch)`: one row per partition.
 //! - `p_outbox_relays(owner, alive_until)`: relay heartbeats, to count relays
 //!   for the fair share.

@@ -79,9 +79,8 @@ impl SqliteOutbox {
                  payload BLOB NOT NULL, headers BLOB NOT NULL, created_at INTEGER NOT NULL,
                  status INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
                  next_attempt_at INTEGER NOT NULL DEFAULT 0, last_error TEXT,
-                 published_at INTEGER,
-                 UNIQUE (key, seq));
-             CREATE INDEX IF NOT EXISTS {ev}_unpublished ON {ev} (part, key, seq)
+                 published_at INTEGER);
+             CREATE UNIQUE INDEX IF NOT EXISTS {ev}_unpublished ON {ev} (part, key, seq)
                  WHERE status IN (0, 2);
              CREATE INDEX IF NOT EXISTS {ev}_published ON {ev} (published_at) WHERE status = 1;
              CREATE INDEX IF NOT EXISTS {ev}_dead ON {ev} (id) WHERE status IN (2, 3);
