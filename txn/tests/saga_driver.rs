@@ -494,3 +494,21 @@ fn hung_steps_are_abandoned_at_their_deadline() {
             .contains("5/0/compensation")
     );
 }
+
+/// A step implementation can be tested alone with `StepContext::new`.
+#[test]
+fn a_step_tested_alone() {
+    let services = Shared::default();
+    let step = OrderStep {
+        index: 1,
+        services: services.clone(),
+        gate: None,
+    };
+    let ctx = StepContext::new(SagaId(8), 1, "8/1/action", Bytes::new());
+    let out = block_on(step.action(ctx.clone())).unwrap();
+    assert_eq!(out, Bytes::from_static(b"8-1"));
+    let mut comp = StepContext::new(SagaId(8), 1, "8/1/compensation", Bytes::new());
+    comp.output = Some(out);
+    block_on(step.compensate(comp)).unwrap();
+    assert_eq!(services.lock().unwrap().applied.len(), 2);
+}
