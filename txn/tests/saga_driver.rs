@@ -428,6 +428,13 @@ fn sqlite_log_round_trips_and_reports_corruption() {
     drop(log);
     let mut log = SqliteSagaLog::open(&path).unwrap();
     assert_eq!(log.load().unwrap(), records);
+    // A batch with a record the codec refuses writes nothing of the batch.
+    let bad = [
+        (SagaId(5), SagaRecord::Resolved { step: 0 }),
+        (SagaId(5), SagaRecord::Resolved { step: usize::MAX }),
+    ];
+    assert!(log.append(&bad).is_err());
+    assert_eq!(log.load().unwrap(), records);
     log.forget(SagaId(u64::MAX)).unwrap();
     assert_eq!(log.load().unwrap(), records[1..2]);
     drop(log);
