@@ -271,6 +271,19 @@ fn lease_from_row(r: &Row) -> Lease {
     }
 }
 
+/// Whether `lease` is still held with its epoch; the row lock taken by
+/// `check` (`FOR SHARE`) keeps it so until `tx` ends.
+fn lease_held(
+    tx: &mut Transaction<'_>,
+    check: &Statement,
+    lease: &Lease,
+) -> Result<bool, StoreError> {
+    let held = tx
+        .query_opt(check, &[&i64::from(lease.partition)])?
+        .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)));
+    Ok(held == Some((lease.owner.clone(), lease.epoch as i64)))
+}
+
 impl PgStore {
     /// Connects to `url` (libpq style, no TLS) and checks the outbox was
     /// migrated with `config.partitions`.
@@ -342,10 +355,7 @@ impl PgStore {
         f: impl FnOnce(&mut Transaction<'_>, &Names) -> Result<(), StoreError>,
     ) -> Result<Fenced, StoreError> {
         let mut tx = self.client.transaction()?;
-        let held = tx
-            .query_opt(&self.lease_check, &[&i64::from(lease.partition)])?
-            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)));
-        if held != Some((lease.owner.clone(), lease.epoch as i64)) {
+        if !lease_held(&mut tx, &self.lease_check, lease)? {
             return Ok(Fenced::LeaseLost);
         }
         f(&mut tx, &self.names)?;
@@ -470,18 +480,24 @@ impl OutboxStore for PgStore {
             .collect()
     }
 
-    fn mark_published(
+    fn mark_published_many(
         &mut self,
-        lease: &Lease,
-        ids: &[EventId],
+        marks: &[(Lease, Vec<EventId>)],
         now: WallTime,
-    ) -> Result<Fenced, StoreError> {
-        let ids: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
-        let mark = self.mark.clone();
-        self.fenced(lease, |tx, _| {
-            tx.execute(&mark, &[&ids, &time_to_db(now)])?;
-            Ok(())
-        })
+    ) -> Result<Vec<Fenced>, StoreError> {
+        let mut tx = self.client.transaction()?;
+        let mut out = Vec::with_capacity(marks.len());
+        for (lease, ids) in marks {
+            if !lease_held(&mut tx, &self.lease_check, lease)? {
+                out.push(Fenced::LeaseLost);
+                continue;
+            }
+            let ids: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
+            tx.execute(&self.mark, &[&ids, &time_to_db(now)])?;
+            out.push(Fenced::Written);
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
     fn record_failure(&mut self, lease: &Lease, f: &Failure) -> Result<Fenced, StoreError> {

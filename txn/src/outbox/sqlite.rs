@@ -298,17 +298,23 @@ impl SqliteStore {
         let check = self.sql.lease_check.clone();
         let names = self.names.clone();
         let tx = self.write()?;
-        let held: Option<(String, i64)> = tx
-            .prepare_cached(&check)?
-            .query_row([lease.partition], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if held != Some((lease.owner.clone(), lease.epoch as i64)) {
+        if !lease_held(&tx, &check, lease)? {
             return Ok(Fenced::LeaseLost);
         }
         f(&tx, &names)?;
         tx.commit()?;
         Ok(Fenced::Written)
     }
+}
+
+/// Whether `lease` is still held with its epoch, inside the write
+/// transaction `tx` (which keeps it so until commit: SQLite has one writer).
+fn lease_held(tx: &Transaction<'_>, check: &str, lease: &Lease) -> Result<bool, StoreError> {
+    let held: Option<(String, i64)> = tx
+        .prepare_cached(check)?
+        .query_row([lease.partition], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(held == Some((lease.owner.clone(), lease.epoch as i64)))
 }
 
 fn lease_from_row(r: &Row<'_>) -> rusqlite::Result<Lease> {
@@ -423,20 +429,27 @@ impl OutboxStore for SqliteStore {
             .collect()
     }
 
-    fn mark_published(
+    fn mark_published_many(
         &mut self,
-        lease: &Lease,
-        ids: &[EventId],
+        marks: &[(Lease, Vec<EventId>)],
         now: WallTime,
-    ) -> Result<Fenced, StoreError> {
-        let mark = self.sql.mark.clone();
-        self.fenced(lease, |tx, _| {
+    ) -> Result<Vec<Fenced>, StoreError> {
+        let (check, mark) = (self.sql.lease_check.clone(), self.sql.mark.clone());
+        let tx = self.write()?;
+        let mut out = Vec::with_capacity(marks.len());
+        for (lease, ids) in marks {
+            if !lease_held(&tx, &check, lease)? {
+                out.push(Fenced::LeaseLost);
+                continue;
+            }
             let mut s = tx.prepare_cached(&mark)?;
             for id in ids {
                 s.execute(params![id.0 as i64, time_to_db(now)])?;
             }
-            Ok(())
-        })
+            out.push(Fenced::Written);
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
     fn record_failure(&mut self, lease: &Lease, f: &Failure) -> Result<Fenced, StoreError> {

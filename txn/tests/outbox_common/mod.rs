@@ -655,7 +655,7 @@ pub(crate) fn payloads(p: &MemPublisher) -> Vec<String> {
         .collect()
 }
 
-/// A store that fails `mark_published` while `crash` is set: the relay
+/// A store that fails `mark_published_many` while `crash` is set: the relay
 /// published, then "crashed" before marking.
 pub(crate) struct CrashOnMark<S> {
     pub(crate) inner: S,
@@ -689,12 +689,11 @@ impl<S: OutboxStore> OutboxStore for CrashOnMark<S> {
     ) -> Result<Vec<PendingEvent>, StoreError> {
         self.inner.pending(p, a, l)
     }
-    fn mark_published(
+    fn mark_published_many(
         &mut self,
-        l: &Lease,
-        ids: &[EventId],
+        marks: &[(Lease, Vec<EventId>)],
         n: WallTime,
-    ) -> Result<Fenced, StoreError> {
+    ) -> Result<Vec<Fenced>, StoreError> {
         if self.crash {
             // Any StoreError will do: the relay must treat it as a crash.
             return Err(StoreError::PartitionMismatch {
@@ -702,7 +701,7 @@ impl<S: OutboxStore> OutboxStore for CrashOnMark<S> {
                 config: 0,
             });
         }
-        self.inner.mark_published(l, ids, n)
+        self.inner.mark_published_many(marks, n)
     }
     fn record_failure(&mut self, l: &Lease, f: &Failure) -> Result<Fenced, StoreError> {
         self.inner.record_failure(l, f)
