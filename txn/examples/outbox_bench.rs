@@ -85,7 +85,8 @@ fn sqlite(n: usize, synchronous: &str) -> Row {
     let open = || {
         let c = rusqlite::Connection::open(&path).expect("open");
         c.pragma_update(None, "journal_mode", "WAL").expect("wal");
-        c.pragma_update(None, "synchronous", synchronous).expect("sync");
+        c.pragma_update(None, "synchronous", synchronous)
+            .expect("sync");
         c
     };
     let mut conn = open();
@@ -130,7 +131,13 @@ fn sqlite(n: usize, synchronous: &str) -> Row {
         let tx = conn.transaction().expect("begin");
         for &i in chunk {
             outbox
-                .enqueue(&tx, format!("k{}", i % KEYS).as_bytes(), &payload(i), &[], now)
+                .enqueue(
+                    &tx,
+                    format!("k{}", i % KEYS).as_bytes(),
+                    &payload(i),
+                    &[],
+                    now,
+                )
                 .expect("enqueue");
         }
         tx.commit().expect("commit");
@@ -160,13 +167,18 @@ fn postgres(url: &str, n: usize) -> Row {
     .expect("plain");
     let t = Instant::now();
     let insert = c
-        .prepare(&format!("INSERT INTO {plain} (key, payload) VALUES ($1, $2)"))
+        .prepare(&format!(
+            "INSERT INTO {plain} (key, payload) VALUES ($1, $2)"
+        ))
         .expect("prepare");
     for chunk in (0..n).collect::<Vec<_>>().chunks(TX) {
         let mut tx = c.transaction().expect("begin");
         for &i in chunk {
-            tx.execute(&insert, &[&format!("k{}", i % KEYS).as_bytes(), &payload(i)])
-                .expect("insert");
+            tx.execute(
+                &insert,
+                &[&format!("k{}", i % KEYS).as_bytes(), &payload(i)],
+            )
+            .expect("insert");
         }
         tx.commit().expect("commit");
     }
@@ -190,7 +202,13 @@ fn postgres(url: &str, n: usize) -> Row {
         let mut tx = c.transaction().expect("begin");
         for &i in chunk {
             prepared
-                .enqueue(&mut tx, format!("k{}", i % KEYS).as_bytes(), &payload(i), &[], now)
+                .enqueue(
+                    &mut tx,
+                    format!("k{}", i % KEYS).as_bytes(),
+                    &payload(i),
+                    &[],
+                    now,
+                )
                 .expect("enqueue");
         }
         tx.commit().expect("commit");

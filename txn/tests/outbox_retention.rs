@@ -26,7 +26,10 @@ fn published_rows_expire_in_batches<D: Db>(db: D) {
     assert_eq!((report.published, report.cleaned), (9, 0));
     // Before retention: nothing deleted.
     clock.advance(db.config().retention - Duration::from_millis(1));
-    assert_eq!(relay.run_pass(&mut store, &mut p, &clock).unwrap().cleaned, 0);
+    assert_eq!(
+        relay.run_pass(&mut store, &mut p, &clock).unwrap().cleaned,
+        0
+    );
     clock.advance(Duration::from_millis(2));
     let mut cleaned = Vec::new();
     for _ in 0..5 {
@@ -41,7 +44,10 @@ fn inbox_drops_duplicates<D: Db>(db: D) {
     let id = EventId(7);
     assert!(db.inbox("billing", id, true, T0));
     assert!(!db.inbox("billing", id, true, T0), "duplicate dropped");
-    assert!(db.inbox("shipping", id, true, T0), "consumers are independent");
+    assert!(
+        db.inbox("shipping", id, true, T0),
+        "consumers are independent"
+    );
     // A rolled-back processing records nothing: the redelivery is processed.
     assert!(db.inbox("audit", id, false, T0));
     assert!(db.inbox("audit", id, true, T0));
@@ -56,7 +62,10 @@ fn inbox_rows_expire_in_batches<D: Db>(db: D) {
     assert_eq!(db.inbox_cleanup(T0 + Duration::from_secs(3), 2), 1);
     assert_eq!(db.inbox_cleanup(T0 + Duration::from_secs(3), 2), 0);
     assert_eq!(db.inbox_rows(), 2);
-    assert!(!db.inbox("c", EventId(4), true, T0), "a kept row still dedupes");
+    assert!(
+        !db.inbox("c", EventId(4), true, T0),
+        "a kept row still dedupes"
+    );
     // A deleted row no longer does: hence retention > the redelivery window.
     assert!(db.inbox("c", EventId(0), true, T0));
 }
@@ -70,7 +79,10 @@ fn event_ids_are_never_reused<D: Db>(db: D) {
     let mut p = MemPublisher::new();
     relay.run_pass(&mut store, &mut p, &clock).unwrap();
     clock.advance(db.config().retention + Duration::from_secs(1));
-    assert_eq!(relay.run_pass(&mut store, &mut p, &clock).unwrap().cleaned, 1);
+    assert_eq!(
+        relay.run_pass(&mut store, &mut p, &clock).unwrap().cleaned,
+        1
+    );
     assert_eq!(db.event_rows(), 0);
     let second = db.enqueue(&[(b"k", b"2")], true, T0);
     assert!(second[0] > first[0]);

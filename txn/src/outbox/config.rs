@@ -211,9 +211,7 @@ impl Config {
     /// The longest time an event can spend being retried: the sum of the
     /// backoffs after failures 1..max_attempts. Saturating.
     pub fn retry_schedule(&self) -> Duration {
-        (1..self.max_attempts).fold(Duration::ZERO, |acc, a| {
-            acc.saturating_add(self.backoff(a))
-        })
+        (1..self.max_attempts).fold(Duration::ZERO, |acc, a| acc.saturating_add(self.backoff(a)))
     }
 }
 

@@ -271,10 +271,7 @@ impl SqliteStore {
                 "UPDATE {e} SET status = {PUBLISHED}, published_at = ?2 \
                  WHERE id = ?1 AND status = {PENDING}"
             ),
-            lease_check: format!(
-                "SELECT owner, epoch FROM {} WHERE part = ?1",
-                names.leases
-            ),
+            lease_check: format!("SELECT owner, epoch FROM {} WHERE part = ?1", names.leases),
         };
         Ok(Self { conn, names, sql })
     }
@@ -389,7 +386,9 @@ impl OutboxStore for SqliteStore {
         let l = self.names.leases.clone();
         let tx = self.write()?;
         tx.execute(
-            &format!("UPDATE {l} SET lease_until = 0 WHERE part = ?1 AND owner = ?2 AND epoch = ?3"),
+            &format!(
+                "UPDATE {l} SET lease_until = 0 WHERE part = ?1 AND owner = ?2 AND epoch = ?3"
+            ),
             params![lease.partition, lease.owner, lease.epoch as i64],
         )?;
         tx.commit()?;
@@ -488,10 +487,9 @@ impl OutboxStore for SqliteStore {
             self.names.events
         ))?;
         let raw: Vec<_> = s
-            .query_map(
-                params![after.map_or(0, |a| a.0 as i64), limit],
-                |r| Ok((event_from_row(r)?, r.get::<_, Option<String>>(10)?)),
-            )?
+            .query_map(params![after.map_or(0, |a| a.0 as i64), limit], |r| {
+                Ok((event_from_row(r)?, r.get::<_, Option<String>>(10)?))
+            })?
             .collect::<Result<_, _>>()?;
         raw.into_iter()
             .map(|(r, error)| {

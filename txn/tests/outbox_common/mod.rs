@@ -26,13 +26,13 @@ macro_rules! both {
         mod sqlite {
             $(#[test]
             fn $name() {
-                super::$name(crate::outbox_common::SqliteDb::new(stringify!($name)));
+                super::$name($crate::outbox_common::SqliteDb::new(stringify!($name)));
             })*
         }
         mod postgres {
             $(#[test]
             fn $name() {
-                if let Some(db) = crate::outbox_common::PgDb::new(stringify!($name)) {
+                if let Some(db) = $crate::outbox_common::PgDb::new(stringify!($name)) {
                     super::$name(db);
                 }
             })*
@@ -151,7 +151,8 @@ impl SqliteDb {
         let path = dir.path().join("outbox.db");
         let config = test_config(&unique_prefix(test));
         let mut conn = rusqlite::Connection::open(&path).expect("open");
-        conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .expect("wal");
         SqliteOutbox::new(config.clone())
             .expect("config")
             .migrate(&mut conn)
@@ -310,7 +311,11 @@ impl Db for SqliteDb {
     }
 
     fn spec(&self) -> String {
-        format!("sqlite|{}|{}", self.path.display(), self.config.table_prefix)
+        format!(
+            "sqlite|{}|{}",
+            self.path.display(),
+            self.config.table_prefix
+        )
     }
 
     fn create_sink(&self) {
@@ -706,11 +711,7 @@ impl<S: OutboxStore> OutboxStore for CrashOnMark<S> {
     fn record_failure(&mut self, l: &Lease, f: &Failure) -> Result<Fenced, StoreError> {
         self.inner.record_failure(l, f)
     }
-    fn dead_letters(
-        &mut self,
-        a: Option<EventId>,
-        l: u32,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
+    fn dead_letters(&mut self, a: Option<EventId>, l: u32) -> Result<Vec<DeadLetter>, StoreError> {
         self.inner.dead_letters(a, l)
     }
     fn replay_dead_letter(&mut self, id: EventId) -> Result<bool, StoreError> {
