@@ -81,6 +81,8 @@ pub(crate) trait Db: Clone + Send + 'static {
     fn store(&self) -> Self::Store;
     /// One transaction enqueuing `events`, committed or rolled back.
     fn enqueue(&self, events: &[(&[u8], &[u8])], commit: bool, now: WallTime) -> Vec<EventId>;
+    /// One committed event with headers.
+    fn enqueue_with_headers(&self, key: &[u8], payload: &[u8], headers: &[(String, Vec<u8>)]);
     /// Enqueues in a transaction on its own thread and leaves it open.
     fn open(&self, key: &[u8], payload: &[u8], now: WallTime) -> OpenTx;
     /// Starts a committed enqueue on its own thread (it may wait on a lock).
@@ -216,6 +218,15 @@ impl Db for SqliteDb {
             tx.rollback().expect("rollback");
         }
         ids
+    }
+
+    fn enqueue_with_headers(&self, key: &[u8], payload: &[u8], headers: &[(String, Vec<u8>)]) {
+        let mut conn = self.conn();
+        let tx = conn.transaction().expect("begin");
+        self.outbox()
+            .enqueue(&tx, key, payload, headers, T0)
+            .expect("enqueue");
+        tx.commit().expect("commit");
     }
 
     fn open(&self, key: &[u8], payload: &[u8], now: WallTime) -> OpenTx {
@@ -464,6 +475,15 @@ impl Db for PgDb {
             tx.rollback().expect("rollback");
         }
         ids
+    }
+
+    fn enqueue_with_headers(&self, key: &[u8], payload: &[u8], headers: &[(String, Vec<u8>)]) {
+        let mut c = self.client();
+        let mut tx = c.transaction().expect("begin");
+        self.outbox()
+            .enqueue(&mut tx, key, payload, headers, T0)
+            .expect("enqueue");
+        tx.commit().expect("commit");
     }
 
     fn open(&self, key: &[u8], payload: &[u8], now: WallTime) -> OpenTx {
