@@ -97,3 +97,40 @@ both!(
     inbox_rows_expire_in_batches,
     event_ids_are_never_reused
 );
+
+/// Two deliveries of one event processed at once (PostgreSQL): the second
+/// waits for the first's transaction, then is dropped if it committed, or
+/// processed if it rolled back.
+#[test]
+fn concurrent_duplicates_postgres() {
+    let Some(db) = PgDb::new("inboxrace") else {
+        return;
+    };
+    let inbox = dsys_txn::outbox::PgInbox::new(&db.config().table_prefix).unwrap();
+    for first_commits in [true, false] {
+        let id = EventId(if first_commits { 1 } else { 2 });
+        let mut c1 = db.client();
+        let mut t1 = c1.transaction().unwrap();
+        assert!(inbox.process(&mut t1, "c", id, T0).unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (db2, inbox2) = (db.clone(), inbox.clone());
+        let second = std::thread::spawn(move || {
+            let mut c2 = db2.client();
+            let mut t2 = c2.transaction().unwrap();
+            let first = inbox2.process(&mut t2, "c", id, T0).unwrap();
+            t2.commit().unwrap();
+            tx.send(first).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the second delivery waits for the first"
+        );
+        if first_commits {
+            t1.commit().unwrap();
+        } else {
+            t1.rollback().unwrap();
+        }
+        assert_eq!(rx.recv().unwrap(), !first_commits);
+        second.join().unwrap();
+    }
+}

@@ -492,7 +492,10 @@ impl OutboxStore for PgStore {
                 out.push(Fenced::LeaseLost);
                 continue;
             }
-            let ids: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
+            // Ascending ids: two relays marking overlapping rows (one of them
+            // stale) lock them in the same order instead of deadlocking.
+            let mut ids: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
+            ids.sort_unstable();
             tx.execute(&self.mark, &[&ids, &time_to_db(now)])?;
             out.push(Fenced::Written);
         }

@@ -387,6 +387,8 @@ pub(crate) fn pg_url(test: &str) -> Option<String> {
 struct PgGuard {
     url: String,
     prefix: String,
+    /// Idle connections for `enqueue` (connecting costs more than the test).
+    pool: std::sync::Mutex<Vec<::postgres::Client>>,
 }
 
 impl Drop for PgGuard {
@@ -414,6 +416,7 @@ impl PgDb {
         let guard = Arc::new(PgGuard {
             url: url.clone(),
             prefix: config.table_prefix.clone(),
+            pool: Default::default(),
         });
         let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
         PgOutbox::new(config.clone())
@@ -462,7 +465,8 @@ impl Db for PgDb {
     }
 
     fn enqueue(&self, events: &[(&[u8], &[u8])], commit: bool, now: WallTime) -> Vec<EventId> {
-        let mut c = self.client();
+        let pooled = self.guard.pool.lock().expect("pool").pop();
+        let mut c = pooled.unwrap_or_else(|| self.client());
         let outbox = self.outbox();
         let mut tx = c.transaction().expect("begin");
         let ids = events
@@ -474,6 +478,7 @@ impl Db for PgDb {
         } else {
             tx.rollback().expect("rollback");
         }
+        self.guard.pool.lock().expect("pool").push(c);
         ids
     }
 
