@@ -34,6 +34,7 @@ fn kill_config(prefix: &str) -> Config {
     let mut c = test_config(prefix);
     c.lease_duration = Duration::from_millis(1000);
     c.renew_margin = Duration::from_millis(300);
+    c.rebalance_interval = Duration::from_millis(200);
     c.batch_size = 16;
     c.max_events_per_pass = 64;
     c

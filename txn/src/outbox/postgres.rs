@@ -406,34 +406,44 @@ impl OutboxStore for PgStore {
             .collect())
     }
 
-    fn acquire(
+    fn acquire_many(
         &mut self,
-        partition: u32,
+        partitions: &[u32],
         owner: &str,
         until: WallTime,
         now: WallTime,
-    ) -> Result<Option<Lease>, StoreError> {
+    ) -> Result<Vec<Option<Lease>>, StoreError> {
+        let mut tx = self.client.transaction()?;
         // Read committed: a racing acquirer re-checks the WHERE clause on the
         // row's new version after the first one commits, and finds it held.
-        Ok(self
-            .client
-            .query_opt(
-                &format!(
-                    "UPDATE {} SET owner = $1, lease_until = $2, \
-                       epoch = epoch + CASE WHEN owner = $1 AND lease_until > $3 THEN 0 ELSE 1 END \
-                     WHERE part = $4 AND ((owner = $1 AND lease_until > $3) OR lease_until <= $3) \
-                     RETURNING part, owner, lease_until, epoch",
-                    self.names.leases
-                ),
-                &[
-                    &owner,
-                    &time_to_db(until),
-                    &time_to_db(now),
-                    &i64::from(partition),
-                ],
-            )?
-            .as_ref()
-            .map(lease_from_row))
+        let statement = tx.prepare(&format!(
+            "UPDATE {} SET owner = $1, lease_until = $2, \
+               epoch = epoch + CASE WHEN owner = $1 AND lease_until > $3 THEN 0 ELSE 1 END \
+             WHERE part = $4 AND ((owner = $1 AND lease_until > $3) OR lease_until <= $3) \
+             RETURNING part, owner, lease_until, epoch",
+            self.names.leases
+        ))?;
+        let mut out = Vec::with_capacity(partitions.len());
+        // Ascending partitions: concurrent relays lock lease rows in one order.
+        let mut order: Vec<(usize, u32)> = partitions.iter().copied().enumerate().collect();
+        order.sort_unstable_by_key(|&(_, p)| p);
+        out.resize(partitions.len(), None);
+        for (i, partition) in order {
+            out[i] = tx
+                .query_opt(
+                    &statement,
+                    &[
+                        &owner,
+                        &time_to_db(until),
+                        &time_to_db(now),
+                        &i64::from(partition),
+                    ],
+                )?
+                .as_ref()
+                .map(lease_from_row);
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
     fn release(&mut self, lease: &Lease) -> Result<(), StoreError> {

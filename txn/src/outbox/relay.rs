@@ -65,8 +65,10 @@ pub struct RelayCounters {
 /// One relay instance. Run [`run_pass`](Self::run_pass) in a loop (sleeping
 /// briefly when a pass found nothing to do); each pass:
 ///
-/// 1. heartbeats, counts live relays and renews, takes or gives up leases
-///    towards a fair share `ceil(partitions / relays)`;
+/// 1. every [`Config::rebalance_interval`] (and on the first pass):
+///    heartbeats, counts live relays and renews, takes or gives up leases
+///    towards a fair share `ceil(partitions / relays)`, in a few database
+///    transactions;
 /// 2. for each leased partition, reads unpublished rows in `(key, seq)`
 ///    order and publishes each key's events in order: a key stops at its
 ///    first event that is parked (dead-lettered), backing off, or fails now,
@@ -90,6 +92,7 @@ pub struct Relay {
     held: BTreeMap<u32, Lease>,
     cursors: BTreeMap<u32, Vec<u8>>,
     counters: RelayCounters,
+    last_balance: Option<WallTime>,
 }
 
 impl Relay {
@@ -109,6 +112,7 @@ impl Relay {
             held: BTreeMap::new(),
             cursors: BTreeMap::new(),
             counters: RelayCounters::default(),
+            last_balance: None,
         })
     }
 
@@ -130,6 +134,7 @@ impl Relay {
     /// Gives every held lease back (graceful shutdown), so other relays take
     /// the partitions at once instead of after `lease_duration`.
     pub fn release_all<S: OutboxStore>(&mut self, store: &mut S) -> Result<(), RelayError> {
+        self.last_balance = None;
         for lease in core::mem::take(&mut self.held).into_values() {
             store.release(&lease)?;
         }
@@ -151,7 +156,15 @@ impl Relay {
         self.counters.passes += 1;
         let mut report = PassReport::default();
         let now = clock.now();
-        self.balance(store, now)?;
+        let due = match self.last_balance {
+            None => true,
+            // A clock that stepped back counts as due.
+            Some(at) => now < at || now >= at + self.config.rebalance_interval,
+        };
+        if due {
+            self.balance(store, now)?;
+            self.last_balance = Some(now);
+        }
         let held: Vec<Lease> = self.held.values().cloned().collect();
         let mut marks: Vec<(Lease, Vec<EventId>)> = Vec::new();
         for lease in held {
@@ -194,8 +207,10 @@ impl Relay {
             self.cursors.remove(&p);
         }
         let until = now + self.config.lease_duration;
-        for p in plan.renew.into_iter().chain(plan.acquire) {
-            match store.acquire(p, &self.owner, until, now)? {
+        let wanted: Vec<u32> = plan.renew.into_iter().chain(plan.acquire).collect();
+        let got = store.acquire_many(&wanted, &self.owner, until, now)?;
+        for (p, lease) in wanted.into_iter().zip(got) {
+            match lease {
                 Some(lease) => {
                     if self.held.get(&p).map(|l| l.epoch) != Some(lease.epoch) {
                         self.counters.leases_acquired += 1;

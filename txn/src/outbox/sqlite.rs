@@ -357,29 +357,35 @@ impl OutboxStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn acquire(
+    fn acquire_many(
         &mut self,
-        partition: u32,
+        partitions: &[u32],
         owner: &str,
         until: WallTime,
         now: WallTime,
-    ) -> Result<Option<Lease>, StoreError> {
+    ) -> Result<Vec<Option<Lease>>, StoreError> {
         let l = self.names.leases.clone();
         let tx = self.write()?;
-        let lease = tx
-            .prepare_cached(&format!(
+        let mut out = Vec::with_capacity(partitions.len());
+        {
+            let mut s = tx.prepare_cached(&format!(
                 "UPDATE {l} SET owner = ?1, lease_until = ?2, \
                    epoch = epoch + CASE WHEN owner = ?1 AND lease_until > ?3 THEN 0 ELSE 1 END \
                  WHERE part = ?4 AND ((owner = ?1 AND lease_until > ?3) OR lease_until <= ?3) \
                  RETURNING part, owner, lease_until, epoch"
-            ))?
-            .query_row(
-                params![owner, time_to_db(until), time_to_db(now), partition],
-                lease_from_row,
-            )
-            .optional()?;
+            ))?;
+            for &partition in partitions {
+                out.push(
+                    s.query_row(
+                        params![owner, time_to_db(until), time_to_db(now), partition],
+                        lease_from_row,
+                    )
+                    .optional()?,
+                );
+            }
+        }
         tx.commit()?;
-        Ok(lease)
+        Ok(out)
     }
 
     fn release(&mut self, lease: &Lease) -> Result<(), StoreError> {

@@ -164,7 +164,22 @@ pub trait OutboxStore {
         owner: &str,
         until: WallTime,
         now: WallTime,
-    ) -> Result<Option<Lease>, StoreError>;
+    ) -> Result<Option<Lease>, StoreError> {
+        Ok(self
+            .acquire_many(&[partition], owner, until, now)?
+            .pop()
+            .flatten())
+    }
+
+    /// [`acquire`](Self::acquire) for several partitions in one database
+    /// transaction; one answer per partition, in order.
+    fn acquire_many(
+        &mut self,
+        partitions: &[u32],
+        owner: &str,
+        until: WallTime,
+        now: WallTime,
+    ) -> Result<Vec<Option<Lease>>, StoreError>;
 
     /// Gives `lease` up (if it is still held with that epoch) so that another
     /// relay may take it at once.

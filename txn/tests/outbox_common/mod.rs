@@ -131,6 +131,7 @@ pub(crate) fn test_config(prefix: &str) -> Config {
     c.partitions = 4;
     c.lease_duration = Duration::from_secs(10);
     c.renew_margin = Duration::from_secs(2);
+    c.rebalance_interval = Duration::from_millis(10);
     c.max_attempts = 3;
     c.backoff_initial = Duration::from_millis(100);
     c.backoff_max = Duration::from_secs(1);
@@ -699,14 +700,14 @@ impl<S: OutboxStore> OutboxStore for CrashOnMark<S> {
     fn leases(&mut self) -> Result<Vec<Lease>, StoreError> {
         self.inner.leases()
     }
-    fn acquire(
+    fn acquire_many(
         &mut self,
-        p: u32,
+        p: &[u32],
         o: &str,
         u: WallTime,
         n: WallTime,
-    ) -> Result<Option<Lease>, StoreError> {
-        self.inner.acquire(p, o, u, n)
+    ) -> Result<Vec<Option<Lease>>, StoreError> {
+        self.inner.acquire_many(p, o, u, n)
     }
     fn release(&mut self, l: &Lease) -> Result<(), StoreError> {
         self.inner.release(l)
