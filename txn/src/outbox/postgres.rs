@@ -12,7 +12,8 @@ use postgres::{Client, Row, Statement, Transaction};
 
 use super::config::{Config, ConfigError, DeadLetterPolicy};
 use super::event::{
-    Event, EventId, Header, decode_headers, encode_headers, partition_of, time_from_db, time_to_db,
+    Event, EventId, Header, HeaderDecodeError, decode_headers, encode_headers, partition_of,
+    time_from_db, time_to_db,
 };
 use super::schema::{
     EnqueueError, MigrateError, Names, PARKED, PENDING, PUBLISHED, SKIPPED, check_enqueue,
@@ -245,10 +246,15 @@ impl core::fmt::Debug for PgStore {
 const COLUMNS: &str =
     "id, key, seq, payload, headers, created_at, status, attempts, next_attempt_at, part";
 
-fn event_from_row(r: &Row) -> Result<(Event, i64, i64), StoreError> {
+/// Undecodable headers leave the event without headers and come back as the
+/// error, for the relay to dead-letter the row instead of failing on it
+/// forever.
+fn event_from_row(r: &Row) -> (Event, Option<HeaderDecodeError>, i64, i64) {
     let id = EventId(r.get::<_, i64>(0) as u64);
-    let headers =
-        decode_headers(r.get::<_, &[u8]>(4)).map_err(|error| StoreError::Corrupt { id, error })?;
+    let (headers, corrupt) = match decode_headers(r.get::<_, &[u8]>(4)) {
+        Ok(h) => (h, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     let event = Event {
         id,
         key: r.get(1),
@@ -259,7 +265,7 @@ fn event_from_row(r: &Row) -> Result<(Event, i64, i64), StoreError> {
         attempts: u32::try_from(r.get::<_, i64>(7)).unwrap_or(u32::MAX),
         partition: u32::try_from(r.get::<_, i64>(9)).unwrap_or(u32::MAX),
     };
-    Ok((event, r.get(6), r.get(8)))
+    (event, corrupt, r.get(6), r.get(8))
 }
 
 fn lease_from_row(r: &Row) -> Lease {
@@ -475,19 +481,20 @@ impl OutboxStore for PgStore {
                 .client
                 .query(&self.pending_after, &[&part, &limit, &k])?,
         };
-        rows.iter()
+        Ok(rows
+            .iter()
             .map(|r| {
-                let (event, status, next) = event_from_row(r)?;
-                let state = if status == PARKED {
-                    RowState::Parked
-                } else {
-                    RowState::Pending {
+                let (event, corrupt, status, next) = event_from_row(r);
+                let state = match corrupt {
+                    _ if status == PARKED => RowState::Parked,
+                    Some(error) => RowState::Corrupt { error },
+                    None => RowState::Pending {
                         not_before: time_from_db(next),
-                    }
+                    },
                 };
-                Ok(PendingEvent { event, state })
+                PendingEvent { event, state }
             })
-            .collect()
+            .collect())
     }
 
     fn mark_published_many(
@@ -551,16 +558,17 @@ impl OutboxStore for PgStore {
             ),
             &[&after.map_or(0, |a| a.0 as i64), &i64::from(limit)],
         )?;
-        rows.iter()
+        Ok(rows
+            .iter()
             .map(|r| {
-                let (event, status, _) = event_from_row(r)?;
-                Ok(DeadLetter {
+                let (event, _, status, _) = event_from_row(r);
+                DeadLetter {
                     event,
                     error: r.get::<_, Option<String>>(10).unwrap_or_default(),
                     parks_key: status == PARKED,
-                })
+                }
             })
-            .collect()
+            .collect())
     }
 
     fn replay_dead_letter(&mut self, id: EventId) -> Result<bool, StoreError> {
