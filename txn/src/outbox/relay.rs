@@ -170,11 +170,14 @@ impl Relay {
         let held: Vec<Lease> = self.held.values().cloned().collect();
         let mut marks: Vec<(Lease, Vec<EventId>)> = Vec::new();
         for lease in held {
-            if let Some(done) =
-                self.publish_partition(store, publisher, clock, now, &lease, &mut report)?
-            {
-                if !done.is_empty() {
-                    marks.push((lease, done));
+            match self.publish_partition(store, publisher, clock, now, &lease, &mut report) {
+                Ok(Some(done)) if !done.is_empty() => marks.push((lease, done)),
+                Ok(_) => {}
+                Err(e) => {
+                    // Keep what was published so far from being published
+                    // again, if the database lets us; the error is the news.
+                    let _ = self.flush(store, &marks, clock.now(), &mut report);
+                    return Err(e);
                 }
             }
         }
