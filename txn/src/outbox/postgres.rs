@@ -233,6 +233,10 @@ pub struct PgStore {
     pending_after: Statement,
     mark: Statement,
     lease_check: Statement,
+    heartbeat: Statement,
+    leases: Statement,
+    acquire: Statement,
+    cleanup: Statement,
 }
 
 impl core::fmt::Debug for PgStore {
@@ -340,6 +344,31 @@ impl PgStore {
             "SELECT owner, epoch FROM {} WHERE part = $1 FOR SHARE",
             names.leases
         ))?;
+        let r = &names.relays;
+        // One round trip: the data-modifying CTEs always run; the count reads
+        // the snapshot before them, so it counts the others alive at `now`
+        // and adds this relay.
+        let heartbeat = client.prepare(&format!(
+            "WITH up AS (INSERT INTO {r} (owner, alive_until) VALUES ($1, $2) \
+               ON CONFLICT (owner) DO UPDATE SET alive_until = excluded.alive_until), \
+             gone AS (DELETE FROM {r} WHERE alive_until < $3 AND owner <> $1) \
+             SELECT count(*) + 1 FROM {r} WHERE alive_until >= $3 AND owner <> $1"
+        ))?;
+        let leases = client.prepare(&format!(
+            "SELECT part, owner, lease_until, epoch FROM {} ORDER BY part",
+            names.leases
+        ))?;
+        let acquire = client.prepare(&format!(
+            "UPDATE {} SET owner = $1, lease_until = $2, \
+               epoch = epoch + CASE WHEN owner = $1 AND lease_until > $3 THEN 0 ELSE 1 END \
+             WHERE part = $4 AND ((owner = $1 AND lease_until > $3) OR lease_until <= $3) \
+             RETURNING part, owner, lease_until, epoch",
+            names.leases
+        ))?;
+        let cleanup = client.prepare(&format!(
+            "DELETE FROM {e} WHERE id IN (SELECT id FROM {e} \
+             WHERE status = {PUBLISHED} AND published_at < $1 LIMIT $2)"
+        ))?;
         Ok(Self {
             client,
             names,
@@ -347,6 +376,10 @@ impl PgStore {
             pending_after,
             mark,
             lease_check,
+            heartbeat,
+            leases,
+            acquire,
+            cleanup,
         })
     }
 
@@ -377,36 +410,20 @@ impl OutboxStore for PgStore {
         until: WallTime,
         now: WallTime,
     ) -> Result<u32, StoreError> {
-        let r = &self.names.relays;
-        let mut tx = self.client.transaction()?;
-        tx.execute(
-            &format!(
-                "INSERT INTO {r} (owner, alive_until) VALUES ($1, $2) \
-                 ON CONFLICT (owner) DO UPDATE SET alive_until = excluded.alive_until"
-            ),
-            &[&owner, &time_to_db(until)],
-        )?;
-        tx.execute(
-            &format!("DELETE FROM {r} WHERE alive_until < $1"),
-            &[&time_to_db(now)],
-        )?;
-        let n: i64 = tx
-            .query_one(&format!("SELECT count(*) FROM {r}"), &[])?
+        let n: i64 = self
+            .client
+            .query_one(
+                &self.heartbeat,
+                &[&owner, &time_to_db(until), &time_to_db(now)],
+            )?
             .get(0);
-        tx.commit()?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX).max(1))
     }
 
     fn leases(&mut self) -> Result<Vec<Lease>, StoreError> {
         Ok(self
             .client
-            .query(
-                &format!(
-                    "SELECT part, owner, lease_until, epoch FROM {} ORDER BY part",
-                    self.names.leases
-                ),
-                &[],
-            )?
+            .query(&self.leases, &[])?
             .iter()
             .map(lease_from_row)
             .collect())
@@ -422,13 +439,7 @@ impl OutboxStore for PgStore {
         let mut tx = self.client.transaction()?;
         // Read committed: a racing acquirer re-checks the WHERE clause on the
         // row's new version after the first one commits, and finds it held.
-        let statement = tx.prepare(&format!(
-            "UPDATE {} SET owner = $1, lease_until = $2, \
-               epoch = epoch + CASE WHEN owner = $1 AND lease_until > $3 THEN 0 ELSE 1 END \
-             WHERE part = $4 AND ((owner = $1 AND lease_until > $3) OR lease_until <= $3) \
-             RETURNING part, owner, lease_until, epoch",
-            self.names.leases
-        ))?;
+        let statement = &self.acquire;
         let mut out = Vec::with_capacity(partitions.len());
         // Ascending partitions: concurrent relays lock lease rows in one order.
         let mut order: Vec<(usize, u32)> = partitions.iter().copied().enumerate().collect();
@@ -437,7 +448,7 @@ impl OutboxStore for PgStore {
         for (i, partition) in order {
             out[i] = tx
                 .query_opt(
-                    &statement,
+                    statement,
                     &[
                         &owner,
                         &time_to_db(until),
@@ -595,14 +606,9 @@ impl OutboxStore for PgStore {
     }
 
     fn cleanup(&mut self, before: WallTime, limit: u32) -> Result<u64, StoreError> {
-        let e = &self.names.events;
-        Ok(self.client.execute(
-            &format!(
-                "DELETE FROM {e} WHERE id IN (SELECT id FROM {e} \
-                 WHERE status = {PUBLISHED} AND published_at < $1 LIMIT $2)"
-            ),
-            &[&time_to_db(before), &i64::from(limit)],
-        )?)
+        Ok(self
+            .client
+            .execute(&self.cleanup, &[&time_to_db(before), &i64::from(limit)])?)
     }
 
     fn backlog(&mut self) -> Result<u64, StoreError> {
