@@ -169,8 +169,13 @@ pub enum RunnerError {
         /// The last error.
         reason: String,
     },
-    /// [`run_saga`](Runner::run_saga)'s saga is no longer held and its end
-    /// was reported before.
+    /// An earlier log error left records of unknown durability: this
+    /// runner refuses every further command. Drop it and
+    /// [`recover`](Runner::recover) a new one over the same log.
+    #[error("an earlier saga-log error left this runner unusable: recover a new one")]
+    Poisoned,
+    /// [`run_saga`](Runner::run_saga)'s (or [`wait_for`](Runner::wait_for)'s)
+    /// saga is not held: unknown, or its end was reported before.
     #[error("saga {0} is not running")]
     NotRunning(SagaId),
 }
@@ -228,6 +233,10 @@ pub struct Runner<L: SagaLog> {
     clock: Clock,
     in_flight: FuturesUnordered<BoxFuture<'static, Done>>,
     events: VecDeque<RunnerEvent>,
+    /// A log operation failed: records the orchestrator emitted may not be
+    /// durable, and the next successful append's acknowledgement would
+    /// cover them, so nothing more may be done.
+    poisoned: bool,
 }
 
 impl<L: SagaLog> core::fmt::Debug for Runner<L> {
@@ -252,6 +261,7 @@ impl<L: SagaLog> Runner<L> {
             clock,
             in_flight: FuturesUnordered::new(),
             events: VecDeque::new(),
+            poisoned: false,
         })
     }
 
@@ -276,6 +286,7 @@ impl<L: SagaLog> Runner<L> {
     /// Loads the log and resumes every unfinished saga (see
     /// [`Orchestrator::recover`]).
     pub fn recover(&mut self) -> Result<(), RunnerError> {
+        self.usable()?;
         let records = self.log.load().map_err(|e| RunnerError::Log(Box::new(e)))?;
         self.core.recover(records, (self.clock)())?;
         self.pump()
@@ -284,6 +295,7 @@ impl<L: SagaLog> Runner<L> {
     /// Starts a saga; its `Started` record is durable when this returns.
     /// Drive it with [`next_event`](Self::next_event).
     pub fn start(&mut self, id: SagaId, definition: &str, input: Bytes) -> Result<(), RunnerError> {
+        self.usable()?;
         self.core.start(id, definition, input, (self.clock)())?;
         self.pump()
     }
@@ -300,37 +312,61 @@ impl<L: SagaLog> Runner<L> {
         self.wait_for(id).await
     }
 
-    /// Drives every saga until `id` ends (or is stuck). Events of other
-    /// sagas stay queued for `next_event`.
+    /// Drives every saga until `id` ends, or is stuck (at once if it is
+    /// stuck already, its earlier report consumed or not). Events of other
+    /// sagas stay queued for `next_event`, also when this future is dropped
+    /// before it completes (it takes nothing from the queue but `id`'s
+    /// event).
     pub async fn wait_for(&mut self, id: SagaId) -> Result<Outcome, RunnerError> {
-        let mut others = Vec::new();
-        let result = loop {
-            match self.next_event().await {
-                Ok(Some(RunnerEvent::Finished { saga, outcome })) if saga == id => {
-                    break Ok(outcome);
-                }
-                Ok(Some(RunnerEvent::Stuck { saga, step, reason })) if saga == id => {
-                    break Err(RunnerError::Stuck { saga, step, reason });
-                }
-                Ok(Some(e)) => others.push(e),
-                Ok(None) => break Err(RunnerError::NotRunning(id)),
-                Err(e) => break Err(e),
+        match self.next_matching(Some(id)).await? {
+            Some(RunnerEvent::Finished { outcome, .. }) => Ok(outcome),
+            Some(RunnerEvent::Stuck { saga, step, reason }) => {
+                Err(RunnerError::Stuck { saga, step, reason })
             }
-        };
-        for e in others.into_iter().rev() {
-            self.events.push_front(e);
+            None => match self.core.status(id) {
+                Some(SagaStatus::Stuck { step, reason }) => Err(RunnerError::Stuck {
+                    saga: id,
+                    step,
+                    reason,
+                }),
+                _ => Err(RunnerError::NotRunning(id)),
+            },
         }
-        result
     }
 
     /// Drives all sagas until one finishes or gets stuck; `None` when no
-    /// saga has anything left to do (all finished or stuck).
+    /// saga has anything left to do (all finished or stuck). Dropping the
+    /// future loses nothing: every state change is made before an await.
     pub async fn next_event(&mut self) -> Result<Option<RunnerEvent>, RunnerError> {
+        self.next_matching(None).await
+    }
+
+    /// The first queued event of `want` (any saga if `None`), driving the
+    /// sagas until there is one; `None` when `want` is stuck or not held,
+    /// or when no saga has anything left to do.
+    async fn next_matching(
+        &mut self,
+        want: Option<SagaId>,
+    ) -> Result<Option<RunnerEvent>, RunnerError> {
         loop {
+            self.usable()?;
             self.core.handle_timeout((self.clock)());
             self.pump()?;
-            if let Some(e) = self.events.pop_front() {
-                return Ok(Some(e));
+            let of = |e: &RunnerEvent| match e {
+                RunnerEvent::Finished { saga, .. } | RunnerEvent::Stuck { saga, .. } => *saga,
+            };
+            if let Some(i) = self
+                .events
+                .iter()
+                .position(|e| want.is_none_or(|w| of(e) == w))
+            {
+                return Ok(self.events.remove(i));
+            }
+            // Nothing will come for a saga that is stuck or not held.
+            if want.is_some_and(|w| {
+                matches!(self.core.status(w), None | Some(SagaStatus::Stuck { .. }))
+            }) {
+                return Ok(None);
             }
             let timeout = self.core.poll_timeout();
             if self.in_flight.is_empty() {
@@ -361,6 +397,7 @@ impl<L: SagaLog> Runner<L> {
 
     /// Retries a stuck saga's compensation ([`Orchestrator::retry_stuck`]).
     pub fn retry_stuck(&mut self, saga: SagaId) -> Result<(), RunnerError> {
+        self.usable()?;
         self.core.retry_stuck(saga, (self.clock)())?;
         self.pump()
     }
@@ -371,6 +408,7 @@ impl<L: SagaLog> Runner<L> {
         saga: SagaId,
         resolution: Resolution,
     ) -> Result<(), RunnerError> {
+        self.usable()?;
         self.core.resolve_stuck(saga, resolution, (self.clock)())?;
         self.pump()
     }
@@ -385,9 +423,26 @@ impl<L: SagaLog> Runner<L> {
         self.core.counters()
     }
 
+    fn usable(&self) -> Result<(), RunnerError> {
+        if self.poisoned {
+            return Err(RunnerError::Poisoned);
+        }
+        Ok(())
+    }
+
     /// Drains the orchestrator: appends each batch of records, acknowledges
-    /// it, and spawns the invocations it releases.
+    /// it, and spawns the invocations it releases. A log error poisons the
+    /// runner: the unacknowledged records may be lost, and acknowledging a
+    /// later batch would acknowledge them too.
     fn pump(&mut self) -> Result<(), RunnerError> {
+        let result = self.pump_inner();
+        if let Err(RunnerError::Log(_)) = &result {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn pump_inner(&mut self) -> Result<(), RunnerError> {
         loop {
             let mut batch = Vec::new();
             let mut last = None;

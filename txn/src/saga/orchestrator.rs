@@ -253,6 +253,19 @@ pub enum RecoverError {
         /// The definition's name.
         definition: String,
     },
+    /// A saga's definition is not the one it started with (its
+    /// [`fingerprint`](SagaDefinition::fingerprint) differs: a step was
+    /// added, removed, renamed, reordered, or gained or lost its
+    /// compensation). Its records index steps by position and would be
+    /// misapplied: finish such sagas under the old definition (or a copy
+    /// of it under another name) before changing it.
+    #[error("saga {saga} started with another version of definition {definition:?}")]
+    DefinitionChanged {
+        /// The saga.
+        saga: SagaId,
+        /// The definition's name.
+        definition: String,
+    },
     /// A saga's records do not form a history the orchestrator could have
     /// written (a record before `Started`, a step out of order, a second
     /// `Started`...): a corrupted or foreign log.
@@ -604,6 +617,7 @@ impl Orchestrator {
         }
         let record = SagaRecord::Started {
             definition: def.name.clone(),
+            fingerprint: def.fingerprint(),
             input: input.clone(),
         };
         self.sagas.insert(id, Self::instance(def.clone(), input));
@@ -633,8 +647,9 @@ impl Orchestrator {
     /// time; a stuck saga is reported again; a saga whose `Finished` record
     /// is in the log is reported [`Output::Finished`] again (its log was not
     /// forgotten, so its end may not have been handled) and dropped.
-    /// Definitions must be added first. Re-invoking
-    /// after a crash does not count as an attempt.
+    /// Definitions must be added first, with the steps each saga started
+    /// with ([`RecoverError::DefinitionChanged`] otherwise; retry policies
+    /// may differ). Re-invoking after a crash does not count as an attempt.
     pub fn recover(
         &mut self,
         records: impl IntoIterator<Item = (SagaId, SagaRecord)>,
@@ -647,13 +662,28 @@ impl Orchestrator {
         for (saga, rec) in records {
             let inconsistent = |index, why| RecoverError::Inconsistent { saga, index, why };
             match (sagas.get_mut(&saga), &rec) {
-                (None, SagaRecord::Started { definition, input }) => {
+                (
+                    None,
+                    SagaRecord::Started {
+                        definition,
+                        fingerprint,
+                        input,
+                    },
+                ) => {
                     let Some(def) = self.definitions.get(definition) else {
                         return Err(RecoverError::UnknownDefinition {
                             saga,
                             definition: definition.clone(),
                         });
                     };
+                    // The records index steps by position: under another
+                    // shape of the definition they would be misapplied.
+                    if def.fingerprint() != *fingerprint {
+                        return Err(RecoverError::DefinitionChanged {
+                            saga,
+                            definition: definition.clone(),
+                        });
+                    }
                     sagas.insert(saga, (1, Self::instance(def.clone(), input.clone())));
                 }
                 (None, _) => return Err(inconsistent(0, "first record is not Started")),

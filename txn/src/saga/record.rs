@@ -65,6 +65,9 @@ pub enum SagaRecord {
     Started {
         /// The definition's name.
         definition: String,
+        /// The definition's [`fingerprint`](super::SagaDefinition::fingerprint)
+        /// when the saga started: recovery refuses the saga if it changed.
+        fingerprint: u64,
         /// The saga's input, handed to every step.
         input: Bytes,
     },
@@ -236,9 +239,14 @@ impl SagaRecord {
     fn encode_body(&self, b: &mut Vec<u8>) -> Result<(), EncodeError> {
         b.push(VERSION);
         match self {
-            Self::Started { definition, input } => {
+            Self::Started {
+                definition,
+                fingerprint,
+                input,
+            } => {
                 b.push(1);
                 put_str(b, "definition", definition, MAX_NAME_LEN)?;
+                b.extend_from_slice(&fingerprint.to_le_bytes());
                 put_bytes(b, "input", input, MAX_PAYLOAD_LEN)?;
             }
             Self::AttemptStarted {
@@ -329,6 +337,7 @@ impl SagaRecord {
         let rec = match r.u8()? {
             1 => Self::Started {
                 definition: r.string("definition", MAX_NAME_LEN)?,
+                fingerprint: r.u64()?,
                 input: Bytes::copy_from_slice(r.bytes("input", MAX_PAYLOAD_LEN)?),
             },
             2 => Self::AttemptStarted {
@@ -526,6 +535,7 @@ mod tests {
         vec![
             SagaRecord::Started {
                 definition: "order".into(),
+                fingerprint: u64::MAX - 1,
                 input: Bytes::from_static(b"in"),
             },
             SagaRecord::AttemptStarted {
@@ -614,8 +624,13 @@ mod tests {
             let at = any::<u64>().prop_map(WallTime::from_nanos);
             let bytes = proptest::collection::vec(any::<u8>(), 0..64).prop_map(Bytes::from);
             prop_oneof![
-                (".{0,30}", bytes.clone())
-                    .prop_map(|(definition, input)| { SagaRecord::Started { definition, input } }),
+                (".{0,30}", any::<u64>(), bytes.clone()).prop_map(
+                    |(definition, fingerprint, input)| SagaRecord::Started {
+                        definition,
+                        fingerprint,
+                        input
+                    }
+                ),
                 (step.clone(), kind(), any::<u32>(), at.clone()).prop_map(
                     |(step, kind, attempt, at)| SagaRecord::AttemptStarted {
                         step,
