@@ -576,3 +576,120 @@ fn wait_for_a_saga_already_reported_stuck_says_stuck() {
         Ok(Outcome::Compensated { failed_step: 1, .. })
     ));
 }
+
+// ---------------------------------------------------------------------------
+// Recovery strictness.
+
+fn attempt(step: usize, kind: dsys_txn::saga::InvokeKind, attempt: u32) -> SagaRecord {
+    SagaRecord::AttemptStarted {
+        step,
+        kind,
+        attempt,
+        at: T0,
+    }
+}
+
+fn failed(step: usize, kind: dsys_txn::saga::InvokeKind, attempt: u32) -> SagaRecord {
+    SagaRecord::AttemptFailed {
+        step,
+        kind,
+        attempt,
+        error: StepError::retryable("busy", "later"),
+        retry_at: T0,
+    }
+}
+
+/// Bug: replay accepted result records that the orchestrator can only
+/// write for an attempt that started and has no result yet: a failure of
+/// attempt 0 (none started), the same failure twice, a completion after the
+/// attempt's failure (records reordered, or a foreign log). They must be
+/// refused as inconsistent, not replayed into a state no run produces.
+#[test]
+fn recovery_refuses_results_of_attempts_not_running() {
+    use dsys_txn::saga::InvokeKind::{Action, Compensation};
+    let d = def("s", &[("a", true), ("b", true)]);
+    let started = SagaRecord::Started {
+        definition: "s".into(),
+        fingerprint: d.fingerprint(),
+        input: Bytes::new(),
+    };
+    let completed = |step| SagaRecord::StepCompleted {
+        step,
+        output: Bytes::new(),
+    };
+    let bad: Vec<Vec<SagaRecord>> = vec![
+        vec![failed(0, Action, 0)],
+        vec![
+            attempt(0, Action, 1),
+            failed(0, Action, 1),
+            failed(0, Action, 1),
+        ],
+        vec![attempt(0, Action, 1), failed(0, Action, 1), completed(0)],
+        vec![
+            attempt(0, Action, 1),
+            failed(0, Action, 1),
+            SagaRecord::StepFailed {
+                step: 0,
+                error: StepError::non_retryable("x", "y"),
+                compensate_failed_step: false,
+            },
+            attempt(0, Action, 2),
+        ],
+        vec![
+            attempt(0, Action, 1),
+            completed(0),
+            attempt(1, Action, 1),
+            SagaRecord::StepFailed {
+                step: 1,
+                error: StepError::non_retryable("x", "y"),
+                compensate_failed_step: false,
+            },
+            attempt(0, Compensation, 1),
+            failed(0, Compensation, 1),
+            SagaRecord::CompensationCompleted { step: 0 },
+        ],
+        vec![
+            attempt(0, Action, 1),
+            completed(0),
+            attempt(1, Action, 1),
+            SagaRecord::StepFailed {
+                step: 1,
+                error: StepError::non_retryable("x", "y"),
+                compensate_failed_step: false,
+            },
+            attempt(0, Compensation, 1),
+            failed(0, Compensation, 1),
+            SagaRecord::Stuck {
+                step: 0,
+                reason: "r".into(),
+            },
+        ],
+    ];
+    for records in bad {
+        let mut log = vec![(SagaId(1), started.clone())];
+        log.extend(records.iter().cloned().map(|r| (SagaId(1), r)));
+        let mut o = orchestrator(std::slice::from_ref(&d));
+        let got = o.recover(log, T0);
+        assert!(
+            matches!(got, Err(RecoverError::Inconsistent { .. })),
+            "{records:?}: {got:?}"
+        );
+    }
+    // The histories next to them are accepted.
+    let good: Vec<Vec<SagaRecord>> = vec![
+        vec![attempt(0, Action, 1), failed(0, Action, 1)],
+        vec![
+            attempt(0, Action, 1),
+            failed(0, Action, 1),
+            attempt(0, Action, 2),
+            completed(0),
+        ],
+    ];
+    for records in good {
+        let mut log = vec![(SagaId(1), started.clone())];
+        log.extend(records.iter().cloned().map(|r| (SagaId(1), r)));
+        orchestrator(std::slice::from_ref(&d))
+            .recover(log, T0)
+            .unwrap_or_else(|e| panic!("{records:?}: {e}"));
+    }
+}

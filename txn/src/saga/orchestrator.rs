@@ -333,6 +333,17 @@ struct Cursor {
 }
 
 impl Cursor {
+    /// Whether an attempt was started and has no result yet: the only time
+    /// the orchestrator writes a result record (`AttemptFailed`,
+    /// `StepCompleted`, `StepFailed`, `CompensationCompleted`, `Stuck`), so
+    /// replay refuses one at any other time.
+    fn awaits_result(&self) -> bool {
+        matches!(
+            self.state,
+            AttemptState::Unknown | AttemptState::Scheduled { .. }
+        )
+    }
+
     fn new(step: usize, kind: InvokeKind) -> Self {
         Self {
             step,
@@ -437,12 +448,16 @@ impl Instance {
                 if c.step != *step || c.kind != *kind || c.attempt != *attempt {
                     return Err("failure of another attempt");
                 }
+                if !c.awaits_result() {
+                    return Err("failure of an attempt not running");
+                }
                 c.state = AttemptState::Backoff { until: *retry_at };
             }
             SagaRecord::StepCompleted { step, output } => {
                 match &self.phase {
                     Phase::Running(c)
-                        if c.step == *step && c.kind == InvokeKind::Action && c.attempt > 0 => {}
+                        if c.step == *step && c.kind == InvokeKind::Action && c.awaits_result() => {
+                    }
                     _ => return Err("completion of a step not running"),
                 }
                 self.outputs[*step] = Some(output.clone());
@@ -458,7 +473,9 @@ impl Instance {
                 compensate_failed_step,
             } => {
                 match &self.phase {
-                    Phase::Running(c) if c.step == *step && c.kind == InvokeKind::Action => {}
+                    Phase::Running(c)
+                        if c.step == *step && c.kind == InvokeKind::Action && c.awaits_result() => {
+                    }
                     _ => return Err("failure of a step not running"),
                 }
                 self.failure = Some((*step, error.clone()));
@@ -469,7 +486,7 @@ impl Instance {
                     Phase::Running(c)
                         if c.step == *step
                             && c.kind == InvokeKind::Compensation
-                            && c.attempt > 0 => {}
+                            && c.awaits_result() => {}
                     _ => return Err("compensation of a step not compensating"),
                 }
                 self.phase = self.next_compensation(*step);
@@ -478,7 +495,7 @@ impl Instance {
                 let Phase::Running(c) = &self.phase else {
                     return Err("stuck outside a compensation");
                 };
-                if c.step != *step || c.kind != InvokeKind::Compensation {
+                if c.step != *step || c.kind != InvokeKind::Compensation || !c.awaits_result() {
                     return Err("stuck on a step not compensating");
                 }
                 self.phase = Phase::Stuck {
