@@ -125,8 +125,8 @@ pub struct Invocation {
     /// completed).
     pub previous: Vec<Bytes>,
     /// For a compensation, this step's own output (the payment id to
-    /// refund); `None` for an action, or for a step whose action timed out
-    /// and whose effect is therefore unknown.
+    /// refund); `None` for an action, or for the failed step itself, whose
+    /// effect is unknown ([`SagaRecord::StepFailed`]).
     pub output: Option<Bytes>,
 }
 
@@ -329,6 +329,15 @@ struct Cursor {
     /// When the first counted attempt was scheduled: the schedule-to-close
     /// clock.
     first_at: Option<WallTime>,
+    /// An attempt may have taken effect without a result saying so: one
+    /// timed out (an `AttemptFailed` of kind [`StepError::TIMEOUT`]), or was
+    /// re-sent after a recovery while its first delivery may be in flight.
+    /// Such a delivery may land after a later attempt's failure, so a
+    /// failed action is then compensated too, even after a non-retryable
+    /// answer (a guard for steps that do not keep their errors per key;
+    /// the re-send is not logged, so a second crash forgets it, but a
+    /// retryable last error compensates the step anyway).
+    maybe_applied: bool,
     state: AttemptState,
 }
 
@@ -351,6 +360,7 @@ impl Cursor {
             attempt: 0,
             base: 0,
             first_at: None,
+            maybe_applied: false,
             state: AttemptState::Idle,
         }
     }
@@ -440,7 +450,7 @@ impl Instance {
                 kind,
                 attempt,
                 retry_at,
-                ..
+                error,
             } => {
                 let Phase::Running(c) = &mut self.phase else {
                     return Err("failure outside a running step");
@@ -451,6 +461,7 @@ impl Instance {
                 if !c.awaits_result() {
                     return Err("failure of an attempt not running");
                 }
+                c.maybe_applied |= error.kind == StepError::TIMEOUT;
                 c.state = AttemptState::Backoff { until: *retry_at };
             }
             SagaRecord::StepCompleted { step, output } => {
@@ -564,8 +575,11 @@ enum Deferred {
 /// - Records not yet acknowledged MAY be lost in a crash (any suffix of
 ///   them); recovery then re-runs the lost decisions.
 /// - A step MUST apply each idempotency key's effect at most once and
-///   return the first result again for a repeated key: recovery re-invokes
-///   an attempt whose result was not logged, with the same key.
+///   return the first result again for a repeated key (a non-retryable
+///   error included: it is the key's final answer; a retryable error is
+///   not, so a failed action whose last error was retryable is compensated
+///   too): recovery re-invokes an attempt whose result was not logged,
+///   with the same key.
 /// - A compensation MUST be idempotent, MUST succeed when its action never
 ///   took effect, and SHOULD make a later delivery of that action a no-op
 ///   (an action that timed out may still arrive after its compensation).
@@ -963,7 +977,8 @@ impl Orchestrator {
     /// Records a failed attempt: a retry after the backoff, or the end of
     /// the step. `effect_unknown`: the attempt may have taken effect (it
     /// timed out, or succeeded with an unusable output), so a failed action
-    /// is compensated too.
+    /// is compensated too (as it is after a retryable error, or when an
+    /// earlier attempt's outcome was unknown).
     fn fail_attempt(
         &mut self,
         saga: SagaId,
@@ -985,7 +1000,7 @@ impl Orchestrator {
             (Some(limit), Some(first)) => retry_at >= first + limit,
             _ => false,
         };
-        let (step, kind, attempt) = (c.step, c.kind, c.attempt);
+        let (step, kind, attempt, maybe_applied) = (c.step, c.kind, c.attempt, c.maybe_applied);
         let record = if policy.retries(&error.kind, error.retryable) && !exhausted && !s2c_over {
             SagaRecord::AttemptFailed {
                 step,
@@ -997,8 +1012,17 @@ impl Orchestrator {
         } else if kind == InvokeKind::Action {
             SagaRecord::StepFailed {
                 step,
+                // Only the step's own non-retryable answer is final for its
+                // key (the durability contract: a repeated key gets the
+                // first result again), so only it rules out an effect. After
+                // a retryable error (or a policy-listed kind), an earlier
+                // delivery of the same key, from an attempt that timed out
+                // or one sent before a crash and re-sent after it, may still
+                // land: compensate the step too, which a compensation must
+                // survive when nothing took effect. `maybe_applied` is a
+                // second guard, for steps that do not keep their errors.
+                compensate_failed_step: effect_unknown || maybe_applied || error.retryable,
                 error,
-                compensate_failed_step: effect_unknown,
             }
         } else {
             let mut reason = format!("compensation failed after {failed} attempts: {error}");
@@ -1045,6 +1069,7 @@ impl Orchestrator {
                 AttemptState::Unknown => {
                     let deadline = deadline(inst, now);
                     if let Phase::Running(c) = &mut inst.phase {
+                        c.maybe_applied = true;
                         c.state = AttemptState::Scheduled {
                             persist: None,
                             deadline,

@@ -32,8 +32,9 @@ pub enum Outcome {
     /// Every step's action succeeded.
     Completed,
     /// Step `failed_step`'s action failed with `error`; every earlier step
-    /// (and the failed step itself if its outcome was unknown) was
-    /// compensated, by the saga or by an operator.
+    /// (and the failed step itself if it may have taken effect, see
+    /// [`SagaRecord::StepFailed`]) was compensated, by the saga or by an
+    /// operator.
     Compensated {
         /// The step whose action failed (0-based).
         failed_step: usize,
@@ -110,8 +111,12 @@ pub enum SagaRecord {
         step: usize,
         /// Its last error.
         error: StepError,
-        /// Whether its last attempt timed out, so its effect is unknown and
-        /// its own compensation runs too.
+        /// Whether its effect may exist, so its own compensation runs too:
+        /// true unless the step itself answered a non-retryable error (its
+        /// final answer for the idempotency key) and no attempt's outcome
+        /// was unknown. After a timeout, an unusable output or a retryable
+        /// error, an earlier delivery of the same key (an attempt that
+        /// timed out, or one re-sent after a crash) may still land.
         compensate_failed_step: bool,
     },
     /// A step's compensation succeeded.
