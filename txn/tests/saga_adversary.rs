@@ -871,3 +871,71 @@ fn an_earlier_timed_out_attempt_gets_the_failed_step_compensated() {
         )));
     }
 }
+
+// ---------------------------------------------------------------------------
+// A panicking step.
+
+/// Panics in its action on the first `panics` calls.
+struct Panics {
+    calls: AtomicU64,
+    panics: u64,
+}
+
+#[async_trait::async_trait]
+impl Step for Panics {
+    async fn action(&self, _: StepContext) -> Result<Bytes, StepError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.panics {
+            panic!("a bug in the step");
+        }
+        Ok(Bytes::new())
+    }
+
+    async fn compensate(&self, _: StepContext) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+/// Bug: a step that panicked unwound through `next_event`, taking every
+/// saga of the runner down with it; after the restart, recovery re-sent the
+/// same attempt (a re-send is not counted), which panicked again: a crash
+/// loop in which the step's retry policy never applied. A panic is now a
+/// failed attempt (retryable, kind [`StepError::PANIC`]).
+#[test]
+fn a_panicking_step_is_a_failed_attempt() {
+    for (panics, want_completed) in [(1, true), (u64::MAX, false)] {
+        let time = VirtualTime::new();
+        let mut r = Runner::new(
+            Config::default(),
+            MemSagaLog::new(),
+            time.sleep(),
+            time.clock(),
+        )
+        .unwrap();
+        let steps: Vec<Arc<dyn Step>> = vec![
+            Arc::new(Panics {
+                calls: AtomicU64::new(0),
+                panics: 0,
+            }),
+            Arc::new(Panics {
+                calls: AtomicU64::new(0),
+                panics,
+            }),
+        ];
+        r.register(def("p", &[("a", true), ("b", true)]), steps)
+            .unwrap();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            spin(r.run_saga(SagaId(1), "p", Bytes::new()))
+        }))
+        .expect("the step's panic stays in the step")
+        .unwrap();
+        match outcome {
+            Outcome::Completed => assert!(want_completed),
+            Outcome::Compensated { failed_step, error } => {
+                assert!(!want_completed);
+                assert_eq!(failed_step, 1);
+                assert_eq!(error.kind, StepError::PANIC);
+                assert!(error.message.contains("a bug in the step"), "{error}");
+            }
+        }
+    }
+}

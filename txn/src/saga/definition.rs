@@ -72,6 +72,10 @@ pub struct StepError {
 impl StepError {
     /// The kind the orchestrator gives an attempt that outran its timeout.
     pub const TIMEOUT: &'static str = "timeout";
+    /// The kind the async [`Runner`](super::Runner) gives an attempt whose
+    /// step panicked (retryable, like any failure its policy may retry; the
+    /// message is the panic's). Under `panic = "abort"` nothing is caught.
+    pub const PANIC: &'static str = "panic";
 
     /// A failure that another attempt might not have.
     pub fn retryable(kind: impl Into<String>, message: impl Into<String>) -> Self {

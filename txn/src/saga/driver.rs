@@ -9,6 +9,7 @@
 //! [`Runner::recover`] on a fresh runner over the same log.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,7 +87,9 @@ impl From<Invocation> for StepContext {
     }
 }
 
-/// One saga step's implementation.
+/// One saga step's implementation. A panic in either method is caught and
+/// becomes a failed, retryable attempt of kind [`StepError::PANIC`] (unless
+/// the build aborts on panic).
 #[async_trait::async_trait]
 pub trait Step: Send + Sync {
     /// The forward action; its output is logged and handed to later steps
@@ -490,14 +493,30 @@ impl<L: SagaLog> Runner<L> {
         // hung step must not keep the runner busy forever.
         let give_up = (self.sleep)(inv.deadline.saturating_duration_since((self.clock)()));
         let ctx = StepContext::from(inv);
+        let call = async move {
+            match kind {
+                InvokeKind::Action => step_impl.action(ctx).await,
+                InvokeKind::Compensation => step_impl.compensate(ctx).await.map(|()| Bytes::new()),
+            }
+        };
+        // A panicking step is a failed attempt, as Temporal's SDKs make it:
+        // unwinding through `next_event` would stop every saga, and after
+        // the restart recovery would re-send the same attempt (re-sends are
+        // not counted), which would panic again, forever. Only the step's
+        // own state can be torn by the unwind; the runner's is not touched
+        // inside this future.
+        let work = AssertUnwindSafe(call).catch_unwind().map(|r| {
+            r.unwrap_or_else(|payload| {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
+                Err(StepError::retryable(StepError::PANIC, message))
+            })
+        });
         let fut = async move {
-            let work = match kind {
-                InvokeKind::Action => step_impl.action(ctx),
-                InvokeKind::Compensation => {
-                    Box::pin(step_impl.compensate(ctx).map(|r| r.map(|()| Bytes::new())))
-                }
-            };
-            let result = match select(work, give_up).await {
+            let result = match select(Box::pin(work), give_up).await {
                 Either::Left((r, _)) => Some(r),
                 Either::Right(((), _)) => None,
             };
