@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use dsys_clocks::WallTime;
 use dsys_txn::outbox::{
-    Config, EventId, OutboxStore, PgInbox, PgOutbox, PgStore, SqliteInbox, SqliteOutbox,
-    SqliteStore,
+    Config, EnqueueError, EventId, OutboxStore, PgInbox, PgOutbox, PgStore, SqliteInbox,
+    SqliteOutbox, SqliteStore,
 };
 
 /// Generates `mod sqlite` and `mod postgres`, each with one `#[test]` per
@@ -81,6 +81,14 @@ pub(crate) trait Db: Clone + Send + 'static {
     fn store(&self) -> Self::Store;
     /// One transaction enqueuing `events`, committed or rolled back.
     fn enqueue(&self, events: &[(&[u8], &[u8])], commit: bool, now: WallTime) -> Vec<EventId>;
+    /// One event in its own transaction, committed if the enqueue succeeded
+    /// (rolled back otherwise).
+    fn try_enqueue(
+        &self,
+        key: &[u8],
+        payload: &[u8],
+        now: WallTime,
+    ) -> Result<EventId, EnqueueError>;
     /// One committed event with headers.
     fn enqueue_with_headers(&self, key: &[u8], payload: &[u8], headers: &[(String, Vec<u8>)]);
     /// Enqueues in a transaction on its own thread and leaves it open.
@@ -219,6 +227,21 @@ impl Db for SqliteDb {
             tx.rollback().expect("rollback");
         }
         ids
+    }
+
+    fn try_enqueue(
+        &self,
+        key: &[u8],
+        payload: &[u8],
+        now: WallTime,
+    ) -> Result<EventId, EnqueueError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .expect("begin");
+        let id = self.outbox().enqueue(&tx, key, payload, &[], now)?;
+        tx.commit().expect("commit");
+        Ok(id)
     }
 
     fn enqueue_with_headers(&self, key: &[u8], payload: &[u8], headers: &[(String, Vec<u8>)]) {
@@ -485,6 +508,19 @@ impl Db for PgDb {
         }
         self.guard.pool.lock().expect("pool").push(c);
         ids
+    }
+
+    fn try_enqueue(
+        &self,
+        key: &[u8],
+        payload: &[u8],
+        now: WallTime,
+    ) -> Result<EventId, EnqueueError> {
+        let mut c = self.client();
+        let mut tx = c.transaction().expect("begin");
+        let id = self.outbox().enqueue(&mut tx, key, payload, &[], now)?;
+        tx.commit().expect("commit");
+        Ok(id)
     }
 
     fn enqueue_with_headers(&self, key: &[u8], payload: &[u8], headers: &[(String, Vec<u8>)]) {
