@@ -10,7 +10,10 @@
 //! - a relay paused inside `publish` while its lease is taken over (the new
 //!   holder failing the same event) keeps every key's first deliveries in
 //!   order, and its late marks are fenced;
-//! - an operator replay racing a relay that read the row as parked.
+//! - an operator replay racing a relay that read the row as parked;
+//! - the longest key `Config::validate` allows enqueues on PostgreSQL (its
+//!   B-tree entries are bounded), and PostgreSQL errors carry the server's
+//!   message.
 
 mod outbox_common;
 
@@ -275,5 +278,56 @@ both!(
     writer_with_another_partition_count_is_refused,
     backoff_counts_from_the_failure,
     paused_relay_taken_over_keeps_first_delivery_order,
-    replay_racing_a_pass
+    replay_racing_a_pass,
+    longest_valid_key_enqueues
 );
+
+/// Every key `Config::validate` allows (`max_key_len` up to its bound) must
+/// enqueue and publish: the key is in two B-tree indexes, and PostgreSQL
+/// refuses index entries over about 2.7 KB (random bytes do not compress).
+fn longest_valid_key_enqueues<D: Db>(db: D) {
+    let mut longest = db.config();
+    longest.max_key_len = u32::MAX;
+    while longest.validate().is_err() {
+        longest.max_key_len /= 2;
+        longest.max_key_len += 1;
+    }
+    // The largest accepted value: step up while valid.
+    let mut step = longest.max_key_len;
+    while step > 0 {
+        let mut c = longest.clone();
+        c.max_key_len = longest.max_key_len.saturating_add(step);
+        if c.validate().is_ok() {
+            longest = c;
+        } else {
+            step /= 2;
+        }
+    }
+    let max = longest.max_key_len;
+    let db = db.with_config(|c| c.max_key_len = max);
+    let mut rng = fastrand::Rng::with_seed(7);
+    let key: Vec<u8> = (0..max).map(|_| rng.u8(..)).collect();
+    let id = db
+        .try_enqueue(&key, b"p", T0)
+        .unwrap_or_else(|e| panic!("a {max}-byte key: {e}"));
+    db.try_enqueue(&key, b"q", T0).unwrap();
+    let clock = ManualClock::new(T0);
+    let mut store = db.store();
+    let mut relay = Relay::new("r1", db.config()).unwrap();
+    let mut p = MemPublisher::new();
+    relay.run_pass(&mut store, &mut p, &clock).unwrap();
+    assert_eq!(p.delivered()[0].id, id);
+    assert_eq!(p.delivered()[1].seq, 2);
+}
+
+/// A database error says what went wrong (the `postgres` client's own
+/// `Display` of a server error is only "db error").
+#[test]
+fn postgres_errors_carry_the_server_message() {
+    let Some(db) = PgDb::new("pgerrmsg") else {
+        return;
+    };
+    db.exec(&format!("DROP TABLE {}outbox_keys", db.prefix()));
+    let e = db.try_enqueue(b"k", b"p", T0).unwrap_err().to_string();
+    assert!(e.contains("does not exist") && e.contains("42P01"), "{e}");
+}

@@ -16,8 +16,18 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     /// From PostgreSQL.
     #[cfg(feature = "postgres")]
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", pg_detail(.0))]
     Postgres(#[from] postgres::Error),
+}
+
+/// The server's message and SQLSTATE when there is one: the client's own
+/// `Display` of a server error is only "db error".
+#[cfg(feature = "postgres")]
+fn pg_detail(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 /// A relay or operator call on an [`OutboxStore`] failed. The call's own
