@@ -331,3 +331,27 @@ fn postgres_errors_carry_the_server_message() {
     let e = db.try_enqueue(b"k", b"p", T0).unwrap_err().to_string();
     assert!(e.contains("does not exist") && e.contains("42P01"), "{e}");
 }
+
+/// Table names are spliced into SQL, safe only for a validated prefix: the
+/// stores must validate the config too (they did not, and SQLite's took
+/// this prefix as a subquery that "found" the partition count).
+#[test]
+fn stores_refuse_an_invalid_config() {
+    let db = SqliteDb::new("storecfg");
+    let mut bad = db.config();
+    bad.table_prefix = "(SELECT 4 AS v) --".into();
+    assert!(bad.validate().is_err());
+    let r = dsys_txn::outbox::SqliteStore::open(db.path(), &bad, Duration::from_secs(1));
+    assert!(
+        matches!(r, Err(dsys_txn::outbox::StoreError::Config(_))),
+        "{r:?}"
+    );
+    let Some(pg) = PgDb::new("storecfg") else {
+        return;
+    };
+    let r = dsys_txn::outbox::PgStore::connect(pg.url(), &bad);
+    assert!(
+        matches!(r, Err(dsys_txn::outbox::StoreError::Config(_))),
+        "{r:?}"
+    );
+}

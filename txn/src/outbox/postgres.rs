@@ -333,12 +333,14 @@ impl PgStore {
     /// Connects to `url` (libpq style, no TLS) and checks the outbox was
     /// migrated with `config.partitions`.
     pub fn connect(url: &str, config: &Config) -> Result<Self, StoreError> {
+        config.validate()?;
         let client = Client::connect(url, postgres::NoTls)?;
         Self::new(client, config)
     }
 
     /// A store on an open client.
     pub fn new(mut client: Client, config: &Config) -> Result<Self, StoreError> {
+        config.validate()?;
         let names = Names::new(&config.table_prefix);
         let exists = client
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&names.meta])?

@@ -257,6 +257,7 @@ impl SqliteStore {
         config: &Config,
         busy_timeout: Duration,
     ) -> Result<Self, StoreError> {
+        config.validate()?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(busy_timeout)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -266,6 +267,7 @@ impl SqliteStore {
 
     /// A store on an open connection (its pragmas are the caller's).
     pub fn new(conn: Connection, config: &Config) -> Result<Self, StoreError> {
+        config.validate()?;
         let names = Names::new(&config.table_prefix);
         let found: Option<i64> = conn
             .query_row(

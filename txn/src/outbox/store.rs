@@ -40,6 +40,10 @@ pub enum StoreError {
     /// The database failed (connection lost, lock timeout, disk full...).
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The config breaks a bound (its table prefix is spliced into SQL, so
+    /// it is checked before anything runs). Nothing was done.
+    #[error(transparent)]
+    Config(#[from] super::ConfigError),
     /// The database was migrated with another partition count (or not at all).
     #[error("outbox has {found:?} partitions, config says {config}")]
     PartitionMismatch {
