@@ -530,7 +530,8 @@ both!(
     backoff_counts_from_the_failure,
     paused_relay_taken_over_keeps_first_delivery_order,
     replay_racing_a_pass,
-    longest_valid_key_enqueues
+    longest_valid_key_enqueues,
+    log_publisher_marks_only_durable_events
 );
 
 /// Every key `Config::validate` allows (`max_key_len` up to its bound) must
@@ -640,4 +641,58 @@ fn sqlite_inbox_concurrent_duplicates() {
         assert_eq!(rx.recv().unwrap(), !first_commits);
         second.join().unwrap();
     }
+}
+
+/// The event ids a dsys-log holds, in log order.
+fn log_ids<S: dsys_log::Storage>(log: &dsys_log::Log<S>) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for batch in log.read(0, 1 << 24).unwrap() {
+        for record in batch.records() {
+            let r = record.unwrap();
+            let h = r
+                .headers
+                .iter()
+                .find(|h| &h.key[..] == b"outbox-event-id")
+                .expect("the id header");
+            let v = h.value.clone().expect("a value").to_vec();
+            ids.push(String::from_utf8(v).unwrap().parse().unwrap());
+        }
+    }
+    ids
+}
+
+/// `LogPublisher` acknowledges only durable appends: after an fsync fails
+/// (and the machine then loses power), every event the relay marked
+/// published is still in the log. The failed log refuses appends until it
+/// is reopened, so the relay retries (and would dead-letter after
+/// `max_attempts`): the operator must reopen it.
+fn log_publisher_marks_only_durable_events<D: Db>(db: D) {
+    use dsys_log::{Log, LogConfig, MemDir};
+    use dsys_txn::outbox::LogPublisher;
+    let dir = MemDir::new();
+    let (log, _) = Log::open(dir.clone(), LogConfig::default()).unwrap();
+    let mut publisher = LogPublisher::new(log);
+    let clock = ManualClock::new(T0);
+    let mut store = db.store();
+    let mut relay = Relay::new("r1", db.config()).unwrap();
+    db.enqueue(&[(b"a", b"a1"), (b"b", b"b1"), (b"a", b"a2")], true, T0);
+    let report = relay.run_pass(&mut store, &mut publisher, &clock).unwrap();
+    assert_eq!(report.published, 3);
+    db.enqueue(&[(b"a", b"a3"), (b"b", b"b2")], true, T0);
+    dir.faults(|f| f.fail_syncs = 1);
+    let report = relay.run_pass(&mut store, &mut publisher, &clock).unwrap();
+    assert_eq!((report.published, report.retried), (0, 2), "{report:?}");
+    assert!(publisher.log().is_failed());
+    assert_eq!(store.backlog().unwrap(), 2);
+    // Power loss, then the log is reopened: the 3 marked events are there.
+    drop(publisher);
+    dir.crash();
+    let (log, _) = Log::open(dir.clone(), LogConfig::default()).unwrap();
+    let durable = log_ids(&log);
+    assert_eq!(durable.len(), 3, "{durable:?}");
+    let mut publisher = LogPublisher::new(log);
+    clock.advance(Duration::from_secs(1));
+    relay.run_pass(&mut store, &mut publisher, &clock).unwrap();
+    assert_eq!(store.backlog().unwrap(), 0);
+    assert_eq!(log_ids(publisher.log()).len(), 5);
 }

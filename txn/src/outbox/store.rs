@@ -240,8 +240,15 @@ pub trait OutboxStore {
         limit: u32,
     ) -> Result<Vec<DeadLetter>, StoreError>;
 
-    /// Puts dead letter `id` back to pending with no attempts (it is then
-    /// published first among its key's events). `false`: no such dead letter.
+    /// Puts dead letter `id` back to pending with no attempts. Under
+    /// [`Park`](super::DeadLetterPolicy::Park) it is then published first
+    /// among its key's waiting events; under
+    /// [`Skip`](super::DeadLetterPolicy::Skip) its key's later events may
+    /// have gone already, so it arrives late. `false`: no such dead letter.
+    ///
+    /// Dead-lettered is not "never delivered": a relay paused inside a
+    /// publish past its lease (longer than `renew_margin`) may deliver the
+    /// event after the new holder dead-lettered it.
     fn replay_dead_letter(&mut self, id: EventId) -> Result<bool, StoreError>;
 
     /// Deletes dead letter `id` (unparking its key). `false`: no such dead letter.
