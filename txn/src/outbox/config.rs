@@ -71,11 +71,18 @@ pub struct Config {
     pub max_events_per_pass: u32,
     /// Most rows one retention cleanup deletes, 1..=1 000 000. Default 1000.
     pub cleanup_batch: u32,
-    /// Longest key, 1..=64 KiB. Default 1 KiB.
+    /// Longest key, 1..=2 KiB (the key is in B-tree indexes, and
+    /// PostgreSQL refuses index entries over about 2.7 KB). Default 1 KiB.
     pub max_key_len: u32,
     /// Largest payload, 1..=512 MiB. Default 16 MiB.
     pub max_payload_len: u32,
 }
+
+/// The largest `max_key_len`: a key is in two B-tree indexes (the key
+/// counters' primary key and the unpublished events' `(part, key, seq)`),
+/// and PostgreSQL refuses an index entry over 2704 bytes (a third of an
+/// 8 KB page); 2048 leaves room for the other columns and headers.
+const MAX_KEY_LEN: u32 = 2048;
 
 impl Default for Config {
     fn default() -> Self {
@@ -197,9 +204,9 @@ impl Config {
             "1..=1000000",
         )?;
         check(
-            (1..=64 * 1024).contains(&self.max_key_len),
+            (1..=MAX_KEY_LEN).contains(&self.max_key_len),
             "max_key_len",
-            "1..=65536",
+            "1..=2048",
         )?;
         check(
             (1..=512 * 1024 * 1024).contains(&self.max_payload_len),
@@ -257,7 +264,8 @@ mod tests {
 
     #[test]
     fn bounds() {
-        let bad: [fn(&mut Config); 11] = [
+        let bad: [fn(&mut Config); 12] = [
+            |c| c.max_key_len = MAX_KEY_LEN + 1,
             |c| c.rebalance_interval = Duration::ZERO,
             |c| c.rebalance_interval = c.lease_duration - c.renew_margin,
             |c| c.partitions = 0,

@@ -39,6 +39,27 @@ fn pg(e: postgres::Error) -> DbError {
     DbError::Postgres(e)
 }
 
+/// The error for an enqueue that found another partition count (or none).
+fn partition_mismatch(
+    tx: &mut Transaction<'_>,
+    config: &Config,
+) -> Result<EnqueueError, EnqueueError> {
+    let found = tx
+        .query_opt(
+            &format!(
+                "SELECT v FROM {} WHERE k = 'partitions'",
+                Names::new(&config.table_prefix).meta
+            ),
+            &[],
+        )
+        .map_err(pg)?
+        .map(|r| r.get::<_, i64>(0));
+    Ok(EnqueueError::PartitionMismatch {
+        found: found.and_then(|f| u32::try_from(f).ok()),
+        config: config.partitions,
+    })
+}
+
 impl PgOutbox {
     /// An outbox with `config` (validated).
     pub fn new(config: Config) -> Result<Self, ConfigError> {
@@ -46,14 +67,20 @@ impl PgOutbox {
         let names = Names::new(&config.table_prefix);
         // One statement, one round trip: the counter upsert (row lock) feeds
         // the event insert.
+        // The counter is only touched when the database's partition count
+        // is the config's (a one-row lookup): a writer configured otherwise
+        // would hash keys into partitions no relay serves. No row back:
+        // nothing was written.
         let enqueue = format!(
-            "WITH k AS (INSERT INTO {k} (key, next_seq) VALUES ($1, 2) \
+            "WITH k AS (INSERT INTO {k} (key, next_seq) SELECT $1, 2 WHERE EXISTS \
+               (SELECT 1 FROM {m} WHERE k = 'partitions' AND v = $6) \
                ON CONFLICT (key) DO UPDATE SET next_seq = {k}.next_seq + 1 \
                RETURNING next_seq - 1 AS seq) \
              INSERT INTO {e} (part, key, seq, payload, headers, created_at) \
              SELECT $2, $1, k.seq, $3, $4, $5 FROM k RETURNING id",
             k = names.keys,
-            e = names.events
+            e = names.events,
+            m = names.meta
         );
         Ok(Self {
             config,
@@ -153,7 +180,7 @@ impl PgOutbox {
     ) -> Result<EventId, EnqueueError> {
         check_enqueue(&self.config, key, payload, headers)?;
         let row = tx
-            .query_one(
+            .query_opt(
                 &self.enqueue,
                 &[
                     &key,
@@ -161,10 +188,14 @@ impl PgOutbox {
                     &payload,
                     &encode_headers(headers),
                     &time_to_db(now),
+                    &i64::from(self.config.partitions),
                 ],
             )
             .map_err(pg)?;
-        Ok(EventId(row.get::<_, i64>(0) as u64))
+        match row {
+            Some(row) => Ok(EventId(row.get::<_, i64>(0) as u64)),
+            None => Err(partition_mismatch(tx, &self.config)?),
+        }
     }
 
     /// Prepares the enqueue statement on `client`'s connection, saving a
@@ -209,7 +240,7 @@ impl PgPreparedEnqueue {
     ) -> Result<EventId, EnqueueError> {
         check_enqueue(&self.config, key, payload, headers)?;
         let row = tx
-            .query_one(
+            .query_opt(
                 &self.statement,
                 &[
                     &key,
@@ -217,10 +248,14 @@ impl PgPreparedEnqueue {
                     &payload,
                     &encode_headers(headers),
                     &time_to_db(now),
+                    &i64::from(self.config.partitions),
                 ],
             )
             .map_err(pg)?;
-        Ok(EventId(row.get::<_, i64>(0) as u64))
+        match row {
+            Some(row) => Ok(EventId(row.get::<_, i64>(0) as u64)),
+            None => Err(partition_mismatch(tx, &self.config)?),
+        }
     }
 }
 
@@ -298,12 +333,14 @@ impl PgStore {
     /// Connects to `url` (libpq style, no TLS) and checks the outbox was
     /// migrated with `config.partitions`.
     pub fn connect(url: &str, config: &Config) -> Result<Self, StoreError> {
+        config.validate()?;
         let client = Client::connect(url, postgres::NoTls)?;
         Self::new(client, config)
     }
 
     /// A store on an open client.
     pub fn new(mut client: Client, config: &Config) -> Result<Self, StoreError> {
+        config.validate()?;
         let names = Names::new(&config.table_prefix);
         let exists = client
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&names.meta])?

@@ -331,7 +331,9 @@ impl Relay {
                             let failure = Failure {
                                 id: row.event.id,
                                 attempts,
-                                retry_at: now + self.config.backoff(attempts),
+                                // From the failure, not the pass's start: a
+                                // long pass would otherwise retry at once.
+                                retry_at: clock.now() + self.config.backoff(attempts),
                                 error: error.to_string(),
                                 dead,
                             };

@@ -74,6 +74,17 @@ pub enum EnqueueError {
     /// A header breaks a bound. Nothing was written.
     #[error("headers: {0}")]
     Headers(#[from] super::HeaderDecodeError),
+    /// The outbox was migrated with another partition count than this
+    /// writer's config (or not at all): the event would land in a partition
+    /// no relay serves, or in another one than the key's earlier events.
+    /// Nothing was written.
+    #[error("outbox has {found:?} partitions, the writer's config says {config}")]
+    PartitionMismatch {
+        /// What the database holds (`None`: not migrated).
+        found: Option<u32>,
+        /// What the config says.
+        config: u32,
+    },
     /// The database failed. The caller's transaction may hold part of the
     /// write (PostgreSQL has aborted it): roll it back.
     #[error(transparent)]

@@ -41,10 +41,16 @@ impl SqliteOutbox {
     pub fn new(config: Config) -> Result<Self, ConfigError> {
         config.validate()?;
         let names = Names::new(&config.table_prefix);
+        // The counter is only touched when the database's partition count
+        // is the config's (a one-row lookup): a writer configured otherwise
+        // would hash keys into partitions no relay serves. (`WHERE` also
+        // keeps SQLite from reading `ON CONFLICT` as a join constraint.)
         let enqueue_key = format!(
-            "INSERT INTO {k} (key, next_seq) VALUES (?1, 2) \
+            "INSERT INTO {k} (key, next_seq) SELECT ?1, 2 WHERE EXISTS \
+               (SELECT 1 FROM {m} WHERE k = 'partitions' AND v = ?2) \
              ON CONFLICT (key) DO UPDATE SET next_seq = next_seq + 1 RETURNING next_seq - 1",
-            k = names.keys
+            k = names.keys,
+            m = names.meta
         );
         let enqueue_event = format!(
             "INSERT INTO {e} (part, key, seq, payload, headers, created_at) \
@@ -149,10 +155,27 @@ impl SqliteOutbox {
         now: WallTime,
     ) -> Result<EventId, EnqueueError> {
         check_enqueue(&self.config, key, payload, headers)?;
-        let seq: i64 = tx
+        let seq: Option<i64> = tx
             .prepare_cached(&self.enqueue_key)
-            .and_then(|mut s| s.query_row([key], |r| r.get(0)))
+            .and_then(|mut s| {
+                s.query_row(params![key, self.config.partitions], |r| r.get(0))
+                    .optional()
+            })
             .map_err(sq)?;
+        let Some(seq) = seq else {
+            let found: Option<i64> = tx
+                .query_row(
+                    &format!("SELECT v FROM {} WHERE k = 'partitions'", self.names.meta),
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sq)?;
+            return Err(EnqueueError::PartitionMismatch {
+                found: found.and_then(|f| u32::try_from(f).ok()),
+                config: self.config.partitions,
+            });
+        };
         let id: i64 = tx
             .prepare_cached(&self.enqueue_event)
             .and_then(|mut s| {
@@ -234,6 +257,7 @@ impl SqliteStore {
         config: &Config,
         busy_timeout: Duration,
     ) -> Result<Self, StoreError> {
+        config.validate()?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(busy_timeout)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -243,6 +267,7 @@ impl SqliteStore {
 
     /// A store on an open connection (its pragmas are the caller's).
     pub fn new(conn: Connection, config: &Config) -> Result<Self, StoreError> {
+        config.validate()?;
         let names = Names::new(&config.table_prefix);
         let found: Option<i64> = conn
             .query_row(

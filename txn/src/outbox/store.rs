@@ -16,8 +16,18 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     /// From PostgreSQL.
     #[cfg(feature = "postgres")]
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", pg_detail(.0))]
     Postgres(#[from] postgres::Error),
+}
+
+/// The server's message and SQLSTATE when there is one: the client's own
+/// `Display` of a server error is only "db error".
+#[cfg(feature = "postgres")]
+fn pg_detail(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 /// A relay or operator call on an [`OutboxStore`] failed. The call's own
@@ -30,6 +40,10 @@ pub enum StoreError {
     /// The database failed (connection lost, lock timeout, disk full...).
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The config breaks a bound (its table prefix is spliced into SQL, so
+    /// it is checked before anything runs). Nothing was done.
+    #[error(transparent)]
+    Config(#[from] super::ConfigError),
     /// The database was migrated with another partition count (or not at all).
     #[error("outbox has {found:?} partitions, config says {config}")]
     PartitionMismatch {
@@ -226,8 +240,15 @@ pub trait OutboxStore {
         limit: u32,
     ) -> Result<Vec<DeadLetter>, StoreError>;
 
-    /// Puts dead letter `id` back to pending with no attempts (it is then
-    /// published first among its key's events). `false`: no such dead letter.
+    /// Puts dead letter `id` back to pending with no attempts. Under
+    /// [`Park`](super::DeadLetterPolicy::Park) it is then published first
+    /// among its key's waiting events; under
+    /// [`Skip`](super::DeadLetterPolicy::Skip) its key's later events may
+    /// have gone already, so it arrives late. `false`: no such dead letter.
+    ///
+    /// Dead-lettered is not "never delivered": a relay paused inside a
+    /// publish past its lease (longer than `renew_margin`) may deliver the
+    /// event after the new holder dead-lettered it.
     fn replay_dead_letter(&mut self, id: EventId) -> Result<bool, StoreError>;
 
     /// Deletes dead letter `id` (unparking its key). `false`: no such dead letter.
