@@ -664,8 +664,9 @@ fn log_ids<S: dsys_log::Storage>(log: &dsys_log::Log<S>) -> Vec<u64> {
 /// `LogPublisher` acknowledges only durable appends: after an fsync fails
 /// (and the machine then loses power), every event the relay marked
 /// published is still in the log. The failed log refuses appends until it
-/// is reopened, so the relay retries (and would dead-letter after
-/// `max_attempts`): the operator must reopen it.
+/// is reopened: the publisher answers `Unavailable`, so the relay stops the
+/// pass without counting an attempt (nothing is dead-lettered while the
+/// operator reopens the log).
 fn log_publisher_marks_only_durable_events<D: Db>(db: D) {
     use dsys_log::{Log, LogConfig, MemDir};
     use dsys_txn::outbox::LogPublisher;
@@ -681,7 +682,13 @@ fn log_publisher_marks_only_durable_events<D: Db>(db: D) {
     db.enqueue(&[(b"a", b"a3"), (b"b", b"b2")], true, T0);
     dir.faults(|f| f.fail_syncs = 1);
     let report = relay.run_pass(&mut store, &mut publisher, &clock).unwrap();
-    assert_eq!((report.published, report.retried), (0, 2), "{report:?}");
+    assert_eq!((report.published, report.retried), (0, 0), "{report:?}");
+    assert!(report.unavailable, "{report:?}");
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(10));
+        let report = relay.run_pass(&mut store, &mut publisher, &clock).unwrap();
+        assert_eq!((report.dead_lettered, report.retried), (0, 0), "{report:?}");
+    }
     assert!(publisher.log().is_failed());
     assert_eq!(store.backlog().unwrap(), 2);
     // Power loss, then the log is reopened: the 3 marked events are there.

@@ -157,7 +157,46 @@ fn corrupt_row_is_dead_lettered<D: Db>(db: D) {
     assert_eq!(payloads(&p), ["b1", "a1", "a2"]);
 }
 
+/// A destination that is down as a whole (`PublishError::Unavailable`) for
+/// far longer than the retry schedule dead-letters nothing and counts no
+/// attempt: the pass stops, says so, and every key resumes in order when it
+/// is back. (As retryable errors, the outage would use up every key's
+/// attempts and park them all.)
+fn an_outage_dead_letters_nothing<D: Db>(db: D) {
+    db.enqueue(&[(b"a", b"a1"), (b"a", b"a2"), (b"b", b"b1")], true, T0);
+    let clock = ManualClock::new(T0);
+    let mut store = db.store();
+    let mut relay = Relay::new("r1", db.config()).unwrap();
+    let mut p = MemPublisher::new();
+    p.set_down(true);
+    let outage = db.config().retry_schedule() * 4;
+    let step = (outage / 40).max(Duration::from_millis(1));
+    let mut passes = 0;
+    while clock.now() < T0 + outage {
+        let report = relay.run_pass(&mut store, &mut p, &clock).unwrap();
+        assert!(report.unavailable, "the pass says the destination is down");
+        assert_eq!((report.dead_lettered, report.retried), (0, 0));
+        clock.advance(step);
+        passes += 1;
+    }
+    assert!(passes >= 40, "{passes}");
+    assert!(p.delivered().is_empty());
+    assert!(store.dead_letters(None, 10).unwrap().is_empty());
+    assert_eq!(relay.counters().unavailable, passes);
+    p.set_down(false);
+    let report = relay.run_pass(&mut store, &mut p, &clock).unwrap();
+    assert!(!report.unavailable);
+    let mut got = payloads(&p);
+    got.sort();
+    assert_eq!(got, ["a1", "a2", "b1"]);
+    let a: Vec<_> = p.delivered().iter().filter(|e| e.key == b"a").collect();
+    assert_eq!((a[0].seq, a[1].seq), (1, 2), "the key's order holds");
+    assert!(a.iter().all(|e| e.attempts == 0), "no attempt was counted");
+    assert_eq!(store.backlog().unwrap(), 0);
+}
+
 both!(
+    an_outage_dead_letters_nothing,
     corrupt_row_is_dead_lettered,
     poison_parks_its_key_only,
     retries_exhausted_then_dead_letter,

@@ -58,13 +58,17 @@ impl<S: Storage> Publisher for LogPublisher<S> {
             .finish()
             // One record was pushed, so the batch is not empty.
             .expect("a batch of one record");
+        // Only a batch too large is this event's fault; every other error
+        // (I/O, a failed fsync, which leaves the log failed until it is
+        // reopened) is the partition's, and must not use up the attempts
+        // of every event that meets it.
         self.log.append(batch, now).map_err(|e| match e {
             dsys_log::AppendError::BatchTooLarge { .. } => PublishError::Poison(e.to_string()),
-            e => PublishError::Retryable(e.to_string()),
+            e => PublishError::Unavailable(e.to_string()),
         })?;
         self.log
             .flush()
-            .map_err(|e| PublishError::Retryable(e.to_string()))?;
+            .map_err(|e| PublishError::Unavailable(e.to_string()))?;
         Ok(())
     }
 }

@@ -33,7 +33,10 @@
 //! event is dead-lettered; under [`DeadLetterPolicy::Park`] (the default) the
 //! key waits until an operator replays or purges it
 //! ([`OutboxStore::dead_letters`], [`OutboxStore::replay_dead_letter`],
-//! [`OutboxStore::purge_dead_letter`]).
+//! [`OutboxStore::purge_dead_letter`]). A destination that is down as a
+//! whole answers [`PublishError::Unavailable`]: the pass stops publishing
+//! and counts no attempt, so an outage longer than the retry schedule
+//! dead-letters nothing ([`PassReport::unavailable`] says to back off).
 //!
 //! **Retention.** Each pass deletes up to [`Config::cleanup_batch`] rows
 //! published more than [`Config::retention`] ago.

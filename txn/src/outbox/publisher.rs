@@ -9,14 +9,24 @@ use super::event::{Event, EventId};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PublishError {
-    /// Try again later (broker down, timeout): the event is retried with
-    /// backoff, then dead-lettered after `max_attempts`.
+    /// This event failed and may succeed later (a timeout, a throttled
+    /// write): the event is retried with backoff, then dead-lettered after
+    /// `max_attempts`. A destination that is down as a whole is
+    /// [`Unavailable`](Self::Unavailable) instead.
     #[error("retryable: {0}")]
     Retryable(String),
     /// This event can never be published (poison: too large, rejected by
     /// the broker's schema): dead-lettered at once.
     #[error("poison: {0}")]
     Poison(String),
+    /// The destination as a whole is down (connection refused, no leader),
+    /// not this event: the pass stops publishing, marks what it published,
+    /// and counts no attempt against any event, so an outage longer than
+    /// the retry schedule dead-letters nothing. The pass reports
+    /// [`PassReport::unavailable`](super::PassReport::unavailable): back off
+    /// before the next one.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Delivers events. The relay calls it once per event, in per-key order, and
@@ -44,6 +54,7 @@ pub struct MemPublisher {
     fail_times: BTreeMap<EventId, u32>,
     always_fail: BTreeSet<EventId>,
     poison: BTreeSet<EventId>,
+    down: bool,
     attempts: u64,
 }
 
@@ -84,6 +95,12 @@ impl MemPublisher {
         self.poison.insert(id);
     }
 
+    /// While `down`, every publish fails with
+    /// [`PublishError::Unavailable`]: the destination is out.
+    pub fn set_down(&mut self, down: bool) {
+        self.down = down;
+    }
+
     /// Clears every failure set up for `id`.
     pub fn heal(&mut self, id: EventId) {
         self.fail_times.remove(&id);
@@ -95,6 +112,9 @@ impl MemPublisher {
 impl Publisher for MemPublisher {
     fn publish(&mut self, event: &Event) -> Result<(), PublishError> {
         self.attempts += 1;
+        if self.down {
+            return Err(PublishError::Unavailable("the destination is down".into()));
+        }
         if self.poison.contains(&event.id) {
             return Err(PublishError::Poison(format!(
                 "event {} is poison",

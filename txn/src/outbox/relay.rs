@@ -42,6 +42,10 @@ pub struct PassReport {
     /// A partition stopped on its per-pass budget or its lease deadline with
     /// work left: run the next pass soon.
     pub more: bool,
+    /// The publisher answered [`PublishError::Unavailable`]: the pass
+    /// stopped publishing (what it published is marked, no attempt was
+    /// counted). Back off before the next pass.
+    pub unavailable: bool,
 }
 
 /// Totals since the relay was created.
@@ -62,6 +66,8 @@ pub struct RelayCounters {
     pub leases_lost: u64,
     /// Rows whose stored headers did not decode (dead-lettered unpublished).
     pub corrupt: u64,
+    /// Passes cut short by [`PublishError::Unavailable`].
+    pub unavailable: u64,
 }
 
 /// One relay instance. Run [`run_pass`](Self::run_pass) in a loop (sleeping
@@ -170,6 +176,9 @@ impl Relay {
         let held: Vec<Lease> = self.held.values().cloned().collect();
         let mut marks: Vec<(Lease, Vec<EventId>)> = Vec::new();
         for lease in held {
+            if report.unavailable {
+                break;
+            }
             match self.publish_partition(store, publisher, clock, now, &lease, &mut report) {
                 Ok(Some(done)) if !done.is_empty() => marks.push((lease, done)),
                 Ok(_) => {}
@@ -317,16 +326,23 @@ impl Relay {
                             done.push(row.event.id);
                             budget -= 1;
                         }
+                        Err(PublishError::Unavailable(_)) => {
+                            // Nobody's fault but the destination's: no
+                            // attempt counted, this key resumes here.
+                            report.unavailable = true;
+                            self.counters.unavailable += 1;
+                            break 'pages;
+                        }
                         Err(error) => {
                             let attempts = row.event.attempts.saturating_add(1);
+                            // Unavailable was handled above: every error
+                            // here counts an attempt against this event.
                             let dead = match error {
                                 PublishError::Poison(_) => Some(self.config.dead_letter_policy),
-                                PublishError::Retryable(_)
-                                    if attempts >= self.config.max_attempts =>
-                                {
+                                _ if attempts >= self.config.max_attempts => {
                                     Some(self.config.dead_letter_policy)
                                 }
-                                PublishError::Retryable(_) => None,
+                                _ => None,
                             };
                             let failure = Failure {
                                 id: row.event.id,
