@@ -74,7 +74,10 @@ pub struct Config {
     /// Longest key, 1..=2 KiB (the key is in B-tree indexes, and
     /// PostgreSQL refuses index entries over about 2.7 KB). Default 1 KiB.
     pub max_key_len: u32,
-    /// Largest payload, 1..=512 MiB. Default 16 MiB.
+    /// Largest payload, 1..=512 MiB. Default 1 MiB (Kafka's default
+    /// largest message). A relay holds up to `batch_size` rows at once, so
+    /// `batch_size × (max_payload_len + max_key_len)` must stay within
+    /// [`Config::MAX_PAGE_BYTES`].
     pub max_payload_len: u32,
 }
 
@@ -101,7 +104,7 @@ impl Default for Config {
             max_events_per_pass: 4096,
             cleanup_batch: 1000,
             max_key_len: 1024,
-            max_payload_len: 16 * 1024 * 1024,
+            max_payload_len: 1024 * 1024,
         }
     }
 }
@@ -129,6 +132,10 @@ fn check(ok: bool, field: &'static str, why: &'static str) -> Result<(), ConfigE
 }
 
 impl Config {
+    /// The most bytes of keys and payloads one page of pending rows may
+    /// hold (a relay holds one page at a time): 1 GiB.
+    pub const MAX_PAGE_BYTES: u64 = 1 << 30;
+
     /// Checks every field's bounds (see each field's doc).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let p = &self.table_prefix;
@@ -213,6 +220,15 @@ impl Config {
             "max_payload_len",
             "1..=512 MiB",
         )?;
+        // What one page of pending rows may hold in memory (headers are
+        // bounded on their own, by MAX_HEADERS × their name and value sizes).
+        let page = u64::from(self.batch_size)
+            * (u64::from(self.max_payload_len) + u64::from(self.max_key_len));
+        check(
+            page <= Self::MAX_PAGE_BYTES,
+            "batch_size",
+            "batch_size × (max_payload_len + max_key_len) must not exceed MAX_PAGE_BYTES (1 GiB)",
+        )?;
         Ok(())
     }
 
@@ -264,7 +280,7 @@ mod tests {
 
     #[test]
     fn bounds() {
-        let bad: [fn(&mut Config); 12] = [
+        let bad: [fn(&mut Config); 13] = [
             |c| c.max_key_len = MAX_KEY_LEN + 1,
             |c| c.rebalance_interval = Duration::ZERO,
             |c| c.rebalance_interval = c.lease_duration - c.renew_margin,
@@ -277,6 +293,11 @@ mod tests {
             |c| c.retention = Duration::from_secs(1),
             |c| c.batch_size = 0,
             |c| c.max_key_len = 0,
+            // A page of largest rows must fit MAX_PAGE_BYTES.
+            |c| {
+                c.batch_size = 10_000;
+                c.max_payload_len = 512 * 1024 * 1024;
+            },
         ];
         for (i, f) in bad.iter().enumerate() {
             let mut c = Config::default();
