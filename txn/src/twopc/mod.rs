@@ -137,7 +137,7 @@ mod coordinator;
 mod message;
 mod participant;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use codec::{DecodeError, MAX_PARTICIPANTS, WireId};
@@ -237,9 +237,19 @@ pub struct Counters {
 }
 
 /// `now + d`, or `now` if that overflows (an `Instant` near the end of
-/// time): the timer then fires at once instead of panicking.
+/// time): the timer then fires at the next `handle_timeout` instead of
+/// panicking (`take_due` keeps it from firing again in the same call).
 fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d).unwrap_or(now)
+}
+
+/// Removes and returns the timers due at `now`, earliest first.
+fn take_due<K: Ord>(timers: &mut BTreeSet<(Instant, K)>, now: Instant) -> Vec<(Instant, K)> {
+    let mut due = Vec::new();
+    while timers.first().is_some_and(|(at, _)| *at <= now) {
+        due.extend(timers.pop_first());
+    }
+    due
 }
 
 /// The numbering of persist outputs and what waits for each.
