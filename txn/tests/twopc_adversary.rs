@@ -1043,3 +1043,244 @@ fn hostile_network_colliding_ids_crash_loops() {
 fn coordinator_dies_for_good_under_the_same_faults() {
     run_all(true, &["commits", "aborts", "blocked_nobody_knows"]);
 }
+
+// ---- Targeted checks of properties the review probed (they held). ----
+
+fn drain_p(p: &mut Participant<Id>) -> Vec<Output<Id>> {
+    std::iter::from_fn(|| p.poll_output()).collect()
+}
+
+/// A participant full of strangers' Prepares still answers requests and
+/// finishes the transactions it holds; it refuses new ones (counted) and
+/// never holds more than `max_transactions`; requests about unknown
+/// transactions allocate nothing.
+#[test]
+fn full_participant_keeps_serving_what_it_holds() {
+    let now = Instant::now();
+    let mut cfg = config(false);
+    cfg.max_transactions = 4;
+    let mut p = Participant::new(cfg, 2).unwrap();
+    // A real transaction, prepared.
+    p.handle_message(
+        0,
+        Message::Prepare {
+            tx: TxId(1),
+            participants: vec![2, 3],
+        },
+        now,
+    );
+    drain_p(&mut p);
+    p.vote(&0, TxId(1), Vote::Yes, now).unwrap();
+    drain_p(&mut p);
+    p.on_persisted(PersistId(1));
+    drain_p(&mut p);
+    // A flood from strangers fills the table.
+    for tx in 0..100 {
+        p.handle_message(
+            90,
+            Message::Prepare {
+                tx: TxId(tx),
+                participants: vec![2, 90],
+            },
+            now,
+        );
+    }
+    assert_eq!(p.len(), 4);
+    assert_eq!(p.counters().refused_full, 97);
+    drain_p(&mut p);
+    // A real coordinator's new Prepare is refused (the flood blocks new
+    // work until the strangers' entries time out and their retention ends).
+    p.handle_message(
+        1,
+        Message::Prepare {
+            tx: TxId(1),
+            participants: vec![2],
+        },
+        now,
+    );
+    assert_eq!(p.status(&1, TxId(1)), None);
+    // Requests about unknown transactions are answered and allocate nothing.
+    for tx in 0..1000 {
+        p.handle_message(
+            91,
+            Message::DecisionRequest {
+                coordinator: 7,
+                tx: TxId(tx),
+            },
+            now,
+        );
+    }
+    assert_eq!(p.len(), 4);
+    assert_eq!(drain_p(&mut p).len(), 1000);
+    // The held transaction still answers its peer and takes its decision.
+    p.handle_message(
+        3,
+        Message::DecisionRequest {
+            coordinator: 0,
+            tx: TxId(1),
+        },
+        now,
+    );
+    assert!(drain_p(&mut p).iter().any(|o| matches!(
+        o,
+        Output::Send {
+            to: 3,
+            message: Message::DecisionReply {
+                answer: Answer::Unknown,
+                ..
+            }
+        }
+    )));
+    p.handle_message(
+        0,
+        Message::Decision {
+            tx: TxId(1),
+            outcome: Outcome::Commit,
+        },
+        now,
+    );
+    let outs = drain_p(&mut p);
+    let Some(Output::Persist { id, .. }) = outs.first() else {
+        panic!("{outs:?}")
+    };
+    p.on_persisted(*id);
+    assert_eq!(p.status(&0, TxId(1)), Some(ParticipantStatus::Committed));
+}
+
+/// A participant that forgot a decided transaction (retention over) says
+/// Unknown, never Abort, to a peer that still asks.
+#[test]
+fn forgotten_decision_is_unknown_not_abort() {
+    let now = Instant::now();
+    let cfg = config(false);
+    let retention = cfg.decision_retention;
+    let mut p = Participant::recover(
+        cfg,
+        2,
+        [
+            Record::Prepared {
+                coordinator: 0,
+                tx: TxId(1),
+                participants: vec![2, 3],
+            },
+            Record::Committed {
+                coordinator: 0,
+                tx: TxId(1),
+            },
+        ],
+        now,
+    )
+    .unwrap();
+    drain_p(&mut p);
+    let later = now + retention;
+    p.handle_timeout(later);
+    assert!(p.is_empty());
+    p.handle_message(
+        3,
+        Message::DecisionRequest {
+            coordinator: 0,
+            tx: TxId(1),
+        },
+        later,
+    );
+    let outs = drain_p(&mut p);
+    assert_eq!(
+        outs,
+        vec![Output::Send {
+            to: 3,
+            message: Message::DecisionReply {
+                coordinator: 0,
+                tx: TxId(1),
+                answer: Answer::Unknown,
+            },
+        }]
+    );
+}
+
+/// Every strict prefix of an encoding is refused, so is every extension,
+/// and a list count far beyond the input is refused before allocating.
+#[test]
+fn codec_refuses_prefixes_extensions_and_huge_counts() {
+    let messages: Vec<Message<u64>> = vec![
+        Message::Prepare {
+            tx: TxId(u64::MAX),
+            participants: vec![1, 2, 3],
+        },
+        Message::CommitOnePhase { tx: TxId(0) },
+        Message::Vote {
+            tx: TxId(5),
+            vote: Vote::ReadOnly,
+        },
+        Message::Decision {
+            tx: TxId(5),
+            outcome: Outcome::Abort,
+        },
+        Message::Ack { tx: TxId(5) },
+        Message::DecisionRequest {
+            coordinator: 9,
+            tx: TxId(5),
+        },
+        Message::DecisionReply {
+            coordinator: 9,
+            tx: TxId(5),
+            answer: Answer::Unknown,
+        },
+    ];
+    for m in messages {
+        let mut b = Vec::new();
+        m.encode(&mut b);
+        assert_eq!(Message::<u64>::decode(&b).as_ref(), Ok(&m));
+        for cut in 0..b.len() {
+            assert!(
+                Message::<u64>::decode(&b[..cut]).is_err(),
+                "{m:?} cut {cut}"
+            );
+        }
+        let mut longer = b.clone();
+        longer.push(0);
+        assert_eq!(
+            Message::<u64>::decode(&longer),
+            Err(dsys_txn::twopc::DecodeError::TrailingBytes(1))
+        );
+    }
+    // Count 1024 (the bound) with 8 bytes of ids: refused as truncated.
+    let mut b = vec![1];
+    b.extend_from_slice(&7u64.to_be_bytes());
+    b.extend_from_slice(&1024u16.to_be_bytes());
+    b.extend_from_slice(&1u64.to_be_bytes());
+    assert_eq!(
+        Message::<u64>::decode(&b),
+        Err(dsys_txn::twopc::DecodeError::Truncated)
+    );
+    // Count 65535: refused by the bound.
+    let mut b = vec![1];
+    b.extend_from_slice(&7u64.to_be_bytes());
+    b.extend_from_slice(&u16::MAX.to_be_bytes());
+    assert_eq!(
+        Message::<u64>::decode(&b),
+        Err(dsys_txn::twopc::DecodeError::ParticipantCount(65535))
+    );
+}
+
+/// A participant listed twice, or a list without the receiver, never
+/// reaches the state machines.
+#[test]
+fn duplicated_or_foreign_lists_are_refused() {
+    let now = Instant::now();
+    let mut c = Coordinator::new(config(false), 0).unwrap();
+    assert!(c.begin(TxId(1), [2, 3, 2], now).is_err());
+    assert!(c.is_empty());
+    let mut p = Participant::new(config(false), 2).unwrap();
+    for list in [vec![2, 2], vec![3, 2], vec![3, 4], vec![]] {
+        p.handle_message(
+            0,
+            Message::Prepare {
+                tx: TxId(1),
+                participants: list,
+            },
+            now,
+        );
+    }
+    assert!(p.is_empty());
+    assert_eq!(p.counters().malformed, 4);
+}
