@@ -1284,3 +1284,44 @@ fn duplicated_or_foreign_lists_are_refused() {
     assert!(p.is_empty());
     assert_eq!(p.counters().malformed, 4);
 }
+
+/// Before its Prepare arrives, a joined transaction has no participant
+/// list to check askers against: any node's DecisionRequest aborts it
+/// (durably) and is answered Abort. Safe (nothing was voted), documented
+/// on `Participant::handle_message`; once the list is known, strangers are
+/// ignored.
+#[test]
+fn joined_before_prepare_any_asker_aborts() {
+    let now = Instant::now();
+    let mut p = Participant::new(config(false), 2).unwrap();
+    p.join(0, TxId(1), now).unwrap();
+    p.handle_message(
+        90,
+        Message::DecisionRequest {
+            coordinator: 0,
+            tx: TxId(1),
+        },
+        now,
+    );
+    assert_eq!(p.status(&0, TxId(1)), Some(ParticipantStatus::LoggingAbort));
+    // With the list known, a stranger is ignored.
+    p.join(0, TxId(2), now).unwrap();
+    p.handle_message(
+        0,
+        Message::Prepare {
+            tx: TxId(2),
+            participants: vec![2, 3],
+        },
+        now,
+    );
+    p.handle_message(
+        90,
+        Message::DecisionRequest {
+            coordinator: 0,
+            tx: TxId(2),
+        },
+        now,
+    );
+    assert_eq!(p.status(&0, TxId(2)), Some(ParticipantStatus::AwaitingVote));
+    assert_eq!(p.counters().unknown_sender, 1);
+}

@@ -415,7 +415,11 @@ impl<N: NodeId> Participant<N> {
     /// A message from `from`. Duplicates, late messages and messages that
     /// contradict the transaction's state are ignored and counted; a
     /// DecisionRequest or DecisionReply from a node that is neither the
-    /// coordinator nor a listed participant is ignored and counted.
+    /// coordinator nor a listed participant is ignored and counted. Until
+    /// the Prepare brings the list, a joined transaction takes a
+    /// DecisionRequest from any node (it aborts, durably, and answers: safe,
+    /// nothing was voted), and a DecisionRequest about a transaction not
+    /// held is answered Unknown to anyone.
     pub fn handle_message(&mut self, from: N, message: Message<N>, now: Instant) {
         match message {
             Message::Prepare { tx, participants } => {
