@@ -18,7 +18,8 @@
 //!   during recovery;
 //! - clock jumps, and a small `max_transactions` on some participants;
 //! - an application that follows the documented contract: it holds write
-//!   or read work (lost in a crash unless prepared), sometimes `join`s,
+//!   or read work (in half the seeds lost in a crash unless prepared, in
+//!   the others durable until a decision reaches it), sometimes `join`s,
 //!   votes Yes/No on live work, ReadOnly on read work and on what it
 //!   already committed, No on work it lost or never had, and sometimes
 //!   never votes.
@@ -152,6 +153,10 @@ struct Sim {
     /// hold, but a victim may ignore its real peers' requests, so they are
     /// left out of the cooperative-termination liveness check.
     forged: BTreeSet<Key>,
+    /// The app's unvoted work survives its crashes (kept in a database)
+    /// until a Decided rolls it back or commits it: a replayed Prepare or
+    /// CommitOnePhase after a crash may then be voted Yes.
+    durable_work: bool,
     stats: BTreeMap<&'static str, u64>,
 }
 
@@ -188,6 +193,7 @@ impl Sim {
             faults: true,
             dead_for_good: None,
             forged: BTreeSet::new(),
+            durable_work: false,
             stats: BTreeMap::new(),
         }
     }
@@ -454,6 +460,9 @@ impl Sim {
         n.asked.clear();
         n.clog.crash(&mut rng);
         n.plog.crash(&mut rng);
+        if self.durable_work {
+            return;
+        }
         // Live work is volatile: a writer that had not durably voted Yes
         // lost it, which is an abort of its share.
         let lost: Vec<Key> = n
@@ -869,7 +878,10 @@ impl Sim {
                             && n.clog.records.iter().all(|r| r.1)
                             && n.plog.records.iter().all(|r| r.1)
                 });
-            if settled && self.undecided().is_empty() {
+            let cooperative = self
+                .dead_for_good
+                .is_none_or(|d| self.cooperative_violation(d).is_none());
+            if settled && cooperative && self.undecided().is_empty() {
                 return;
             }
         }
@@ -879,8 +891,10 @@ impl Sim {
             .map(|n| n.coord.as_ref().map_or(0, Coordinator::len))
             .collect();
         self.fail(format!(
-            "did not settle: coordinators hold {coords:?}, undecided {:?}",
-            self.undecided()
+            "did not settle: coordinators hold {coords:?}, undecided {:?}, {:?}",
+            self.undecided(),
+            self.dead_for_good
+                .and_then(|d| self.cooperative_violation(d)),
         ));
     }
 
@@ -948,7 +962,30 @@ impl Sim {
     /// participant of it would answer Commit or Abort (blocking is
     /// allowed only when nobody knows).
     fn cooperative_check(&mut self, dead: Id) {
+        if let Some(why) = self.cooperative_violation(dead) {
+            self.fail(why);
+        }
         let mut blocked_txs = 0;
+        for (key, info) in &self.txs {
+            if key.0 != dead || self.forged.contains(key) {
+                continue;
+            }
+            let blocked = info.participants.iter().any(|p| {
+                self.nodes[*p as usize].part.as_ref().is_some_and(|p| {
+                    matches!(
+                        p.status(&key.0, key.1),
+                        Some(ParticipantStatus::Prepared | ParticipantStatus::LoggingPrepared)
+                    )
+                })
+            });
+            if blocked {
+                blocked_txs += 1;
+            }
+        }
+        *self.stats.entry("blocked_nobody_knows").or_default() += blocked_txs;
+    }
+
+    fn cooperative_violation(&self, dead: Id) -> Option<String> {
         for (key, info) in &self.txs {
             if key.0 != dead || self.forged.contains(key) {
                 continue;
@@ -968,20 +1005,18 @@ impl Sim {
                 )
             });
             if knows && blocked {
-                self.fail(format!(
+                return Some(format!(
                     "{key:?}: a participant knows the outcome, another is still in doubt"
                 ));
             }
-            if blocked {
-                blocked_txs += 1;
-            }
         }
-        *self.stats.entry("blocked_nobody_knows").or_default() += blocked_txs;
+        None
     }
 }
 
 fn run(seed: u64, kill_coordinator: bool) -> BTreeMap<&'static str, u64> {
     let mut sim = Sim::new(seed);
+    sim.durable_work = sim.rng.bool();
     for i in 0..1500 {
         if kill_coordinator && i == 1000 {
             // Mid-drain is covered by the random crashes; here the node
