@@ -5,8 +5,9 @@
 //! participant lists as a 2-byte big-endian count (`1..=`[`MAX_PARTICIPANTS`])
 //! followed by the ids in strictly ascending order. Every value has exactly
 //! one encoding (fixed widths, no optional fields, sorted lists), so
-//! `decode(encode(x)) == x` and `encode(decode(b)) == b` for every accepted
-//! `b`. Decoding refuses trailing bytes, unknown tags, empty, oversized,
+//! `decode(encode(x)) == x` (for every `x` whose ids fit their encoding:
+//! `String` ids up to 255 bytes; longer ones are refused, never misread)
+//! and `encode(decode(b)) == b` for every accepted `b`. Decoding refuses trailing bytes, unknown tags, empty, oversized,
 //! unsorted or duplicated lists: a peer or a damaged disk gets a
 //! [`DecodeError`], never a panic or an allocation beyond the input's size.
 //!
@@ -97,10 +98,22 @@ wire_int!(u16, u32, u64);
 
 impl WireId for String {
     /// Strings longer than 255 bytes encode into bytes that decode refuses
-    /// (the length byte saturates); keep ids short.
+    /// with [`DecodeError::BadId`]; keep ids short.
     fn encode_id(&self, out: &mut Vec<u8>) {
-        out.push(u8::try_from(self.len()).unwrap_or(u8::MAX));
-        out.extend_from_slice(self.as_bytes());
+        match u8::try_from(self.len()) {
+            Ok(len) => {
+                out.push(len);
+                out.extend_from_slice(self.as_bytes());
+            }
+            // Not the saturated length and every byte: the decoder would
+            // stop after 255 of them and read the rest as further fields,
+            // possibly a different valid message. 255 bytes of 0xFF are
+            // never UTF-8, so the id itself is refused.
+            Err(_) => {
+                out.push(u8::MAX);
+                out.extend_from_slice(&[0xFF; 255]);
+            }
+        }
     }
     fn decode_id(input: &mut &[u8]) -> Result<Self, DecodeError> {
         let [len] = take_array(input)?;

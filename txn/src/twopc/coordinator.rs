@@ -47,8 +47,8 @@ pub enum CoordinatorRecoverError {
     /// `Aborted`) is in the coordinator's log.
     #[error("a participant record for {0} in a coordinator log")]
     WrongRole(TxId),
-    /// A Commit record has an empty, oversized or unsorted participant
-    /// list, or a second Commit record for the same transaction.
+    /// A Commit record has an empty, unsorted or duplicated participant
+    /// list, or one longer than [`Config::MAX_PARTICIPANTS`], or a second Commit record for the same transaction.
     #[error("a malformed commit record for {0}")]
     Malformed(TxId),
 }
@@ -166,7 +166,9 @@ impl<N: NodeId> Coordinator<N> {
                 Record::Commit { tx, participants } => {
                     let sorted = participants.windows(2).all(|w| w[0] < w[1]);
                     if participants.is_empty()
-                        || participants.len() > this.config.max_participants
+                        // The wire's bound, not the config's: the record
+                        // may predate a lower `max_participants`.
+                        || participants.len() > Config::MAX_PARTICIPANTS
                         || !sorted
                         || open.contains_key(&tx)
                         || ended.contains(&tx)
@@ -505,12 +507,17 @@ impl<N: NodeId> Coordinator<N> {
     /// participants, aborts transactions whose votes are late, resends
     /// Commit and CommitOnePhase. Calling it early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(at, tx)) = self.timers.first() {
-            if at > now {
-                break;
+        // Take the due timers first: a timer re-armed at `now` (when
+        // `now + retry_interval` overflows, see `later`) waits for the next
+        // call instead of firing again in this one, forever.
+        let due = super::take_due(&mut self.timers, now);
+        for (at, tx) in due {
+            let Some(t) = self.txs.get_mut(&tx) else {
+                continue;
+            };
+            if t.wake != Some(at) {
+                continue;
             }
-            self.timers.pop_first();
-            let t = self.txs.get_mut(&tx).expect("timers hold held txs only");
             t.wake = None;
             let retry = later(now, self.config.retry_interval);
             match &t.phase {

@@ -73,6 +73,43 @@
 //! nothing. Participants key transactions by (coordinator, [`TxId`]), so
 //! coordinators choose their ids independently.
 //!
+//! # What the application and the transport must guarantee
+//!
+//! - **A coordinator never reuses a [`TxId`], across restarts too.** A
+//!   restarted coordinator remembers nothing of what it had not committed
+//!   (presumed abort), so [`begin`](Coordinator::begin) cannot detect the
+//!   reuse, and reuse breaks atomicity: a participant still prepared for
+//!   the old transaction answers the new Prepare (same list) with its old
+//!   Yes, or, if the new one is one-phase, its old Yes arrives and reads as
+//!   the one-phase commit; the old work then commits without the others.
+//!   Derive ids from something durable, e.g. an epoch incremented and
+//!   synced at every start in the high 32 bits and a counter in the rest.
+//! - **`from` is authenticated, and a message reaches the node it was sent
+//!   to.** Prepare, CommitOnePhase, Vote, Decision and Ack do not name the
+//!   coordinator: participants key them by `from`, a coordinator by
+//!   `TxId` alone. When coordinators' ids collide, a Vote delivered to the
+//!   wrong coordinator, or a Decision with a wrong `from`, counts for
+//!   another transaction. (DecisionRequest and DecisionReply name it, and
+//!   answers from nodes outside the transaction are ignored.)
+//! - A node that runs both roles routes Vote and Ack to its coordinator,
+//!   a DecisionRequest to its coordinator when the request's `coordinator`
+//!   is this node and to its participant otherwise, and the rest to its
+//!   participant.
+//! - What `recover` is given is durable: sync the log before reading it
+//!   back. After a process crash the file may show writes still in the OS
+//!   cache; a node that recovers from them, acts on them, and loses them in
+//!   a power failure has acted on a history its disk does not hold.
+//! - In one phase the coordinator resends CommitOnePhase, without bound,
+//!   until it hears back; a partition longer than
+//!   [`Config::decision_retention`] lets the participant forget what it
+//!   decided, and the next CommitOnePhase is a new
+//!   [`Output::VoteRequested`]. The application MUST then vote (ReadOnly
+//!   if it committed, No if it rolled back) within
+//!   [`Config::participant_timeout`], or the participant aborts on its own
+//!   a transaction it had committed (and the coordinator, if the commit's
+//!   Yes was lost, reports Abort). The same holds for a Prepare resent
+//!   after the retention.
+//!
 //! Node ids travel on the wire through [`WireId`] (implemented for `u16`,
 //! `u32`, `u64` and `String`); the state machines take any
 //! [`NodeId`](crate::NodeId).
@@ -137,7 +174,7 @@ mod coordinator;
 mod message;
 mod participant;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use codec::{DecodeError, MAX_PARTICIPANTS, WireId};
@@ -237,9 +274,19 @@ pub struct Counters {
 }
 
 /// `now + d`, or `now` if that overflows (an `Instant` near the end of
-/// time): the timer then fires at once instead of panicking.
+/// time): the timer then fires at the next `handle_timeout` instead of
+/// panicking (`take_due` keeps it from firing again in the same call).
 fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d).unwrap_or(now)
+}
+
+/// Removes and returns the timers due at `now`, earliest first.
+fn take_due<K: Ord>(timers: &mut BTreeSet<(Instant, K)>, now: Instant) -> Vec<(Instant, K)> {
+    let mut due = Vec::new();
+    while timers.first().is_some_and(|(at, _)| *at <= now) {
+        due.extend(timers.pop_first());
+    }
+    due
 }
 
 /// The numbering of persist outputs and what waits for each.

@@ -48,8 +48,8 @@ pub enum ParticipantRecoverError {
     #[error("a coordinator record for {0} in a participant log")]
     WrongRole(TxId),
     /// The log says both Committed and Aborted, or Prepared after a
-    /// decision, or a Prepared list that is empty, oversized, unsorted or
-    /// lacks this participant: it is not a log this participant wrote.
+    /// decision, or a Prepared list that is empty, longer than
+    /// [`Config::MAX_PARTICIPANTS`], unsorted or lacks this participant: it is not a log this participant wrote.
     #[error("contradictory or malformed records for {0}")]
     Contradiction(TxId),
 }
@@ -215,7 +215,9 @@ impl<N: NodeId> Participant<N> {
                     tx,
                     participants,
                 } => {
-                    if !this.valid_list(&participants) {
+                    // The wire's bound, not the config's: the record may
+                    // predate a lower `max_participants`, and must recover.
+                    if !this.valid_list(&participants, Config::MAX_PARTICIPANTS) {
                         return Err(ParticipantRecoverError::Contradiction(tx));
                     }
                     let entry = seen
@@ -301,9 +303,9 @@ impl<N: NodeId> Participant<N> {
         }
     }
 
-    fn valid_list(&self, list: &[N]) -> bool {
+    fn valid_list(&self, list: &[N], max: usize) -> bool {
         !list.is_empty()
-            && list.len() <= self.config.max_participants
+            && list.len() <= max
             && list.windows(2).all(|w| w[0] < w[1])
             && list.binary_search(&self.id).is_ok()
     }
@@ -413,11 +415,15 @@ impl<N: NodeId> Participant<N> {
     /// A message from `from`. Duplicates, late messages and messages that
     /// contradict the transaction's state are ignored and counted; a
     /// DecisionRequest or DecisionReply from a node that is neither the
-    /// coordinator nor a listed participant is ignored and counted.
+    /// coordinator nor a listed participant is ignored and counted. Until
+    /// the Prepare brings the list, a joined transaction takes a
+    /// DecisionRequest from any node (it aborts, durably, and answers: safe,
+    /// nothing was voted), and a DecisionRequest about a transaction not
+    /// held is answered Unknown to anyone.
     pub fn handle_message(&mut self, from: N, message: Message<N>, now: Instant) {
         match message {
             Message::Prepare { tx, participants } => {
-                if !self.valid_list(&participants) {
+                if !self.valid_list(&participants, self.config.max_participants) {
                     self.counters.malformed += 1;
                     return;
                 }
@@ -741,12 +747,16 @@ impl<N: NodeId> Participant<N> {
     /// decision (again); decided ones past the retention are forgotten.
     /// Calling it early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((at, key)) = self.timers.first().cloned() {
-            if at > now {
-                break;
+        // Due timers first: one re-armed at `now` fires in the next call,
+        // not again in this one (see the coordinator's).
+        let due = super::take_due(&mut self.timers, now);
+        for (at, key) in due {
+            let Some(t) = self.txs.get_mut(&key) else {
+                continue;
+            };
+            if t.wake != Some(at) {
+                continue;
             }
-            self.timers.pop_first();
-            let t = self.txs.get_mut(&key).expect("timers hold held txs only");
             t.wake = None;
             match t.phase {
                 Phase::Working | Phase::AwaitingVote => {
