@@ -1,6 +1,6 @@
 //! A transactional outbox and inbox on SQLite and PostgreSQL.
 //!
-//! **Write side.** [`SqliteOutbox::enqueue`] / [`PgOutbox::enqueue`] write an
+//! **Write side.** [`SqliteOutbox::enqueue`] / `PgOutbox::enqueue` (feature `postgres`) write an
 //! event into the *caller's own* open transaction, so the business change and
 //! the event commit or roll back together. Each event gets its key's next
 //! gapless sequence number from a counter row that the enqueue locks until
@@ -16,7 +16,7 @@
 //! selects the rows still unpublished, so a transaction that commits late is
 //! picked up by the next pass. At least once: a crash between publishing and
 //! marking publishes again; consumers deduplicate by [`EventId`] with an
-//! inbox ([`SqliteInbox`], [`PgInbox`]).
+//! inbox ([`SqliteInbox`], `PgInbox`).
 //!
 //! Why per-key order holds even when leases misbehave (clock skew, a paused
 //! relay): a relay starts a key at its lowest unpublished event, every lower

@@ -157,7 +157,7 @@ pub struct Failure {
 /// The database side of an outbox, as relays and operators use it. Each
 /// method runs in its own short database transaction on the store's own
 /// connection (never the application's). Implemented by
-/// [`SqliteStore`](super::SqliteStore) and [`PgStore`](super::PgStore); the
+/// [`SqliteStore`](super::SqliteStore) and `PgStore` (feature `postgres`); the
 /// behaviour tests run against both.
 pub trait OutboxStore {
     /// Records that relay `owner` is alive until `until`, forgets relays dead
