@@ -178,24 +178,7 @@ impl PgOutbox {
         headers: &[Header],
         now: WallTime,
     ) -> Result<EventId, EnqueueError> {
-        check_enqueue(&self.config, key, payload, headers)?;
-        let row = tx
-            .query_opt(
-                &self.enqueue,
-                &[
-                    &key,
-                    &i64::from(partition_of(key, self.config.partitions)),
-                    &payload,
-                    &encode_headers(headers),
-                    &time_to_db(now),
-                    &i64::from(self.config.partitions),
-                ],
-            )
-            .map_err(pg)?;
-        match row {
-            Some(row) => Ok(EventId(row.get::<_, i64>(0) as u64)),
-            None => Err(partition_mismatch(tx, &self.config)?),
-        }
+        enqueue_with(&self.config, tx, self.enqueue.as_str(), key, payload, headers, now)
     }
 
     /// Prepares the enqueue statement on `client`'s connection, saving a
@@ -238,24 +221,7 @@ impl PgPreparedEnqueue {
         headers: &[Header],
         now: WallTime,
     ) -> Result<EventId, EnqueueError> {
-        check_enqueue(&self.config, key, payload, headers)?;
-        let row = tx
-            .query_opt(
-                &self.statement,
-                &[
-                    &key,
-                    &i64::from(partition_of(key, self.config.partitions)),
-                    &payload,
-                    &encode_headers(headers),
-                    &time_to_db(now),
-                    &i64::from(self.config.partitions),
-                ],
-            )
-            .map_err(pg)?;
-        match row {
-            Some(row) => Ok(EventId(row.get::<_, i64>(0) as u64)),
-            None => Err(partition_mismatch(tx, &self.config)?),
-        }
+        enqueue_with(&self.config, tx, &self.statement, key, payload, headers, now)
     }
 }
 
@@ -660,5 +626,36 @@ impl OutboxStore for PgStore {
             )?
             .get(0);
         Ok(n as u64)
+    }
+}
+
+/// The enqueue of [`PgOutbox`] and [`PgPreparedEnqueue`]: `statement` is the
+/// enqueue SQL, as text or prepared.
+fn enqueue_with<S: postgres::ToStatement + ?Sized>(
+    config: &Config,
+    tx: &mut Transaction<'_>,
+    statement: &S,
+    key: &[u8],
+    payload: &[u8],
+    headers: &[Header],
+    now: WallTime,
+) -> Result<EventId, EnqueueError> {
+    check_enqueue(config, key, payload, headers)?;
+    let row = tx
+        .query_opt(
+            statement,
+            &[
+                &key,
+                &i64::from(partition_of(key, config.partitions)),
+                &payload,
+                &encode_headers(headers),
+                &time_to_db(now),
+                &i64::from(config.partitions),
+            ],
+        )
+        .map_err(pg)?;
+    match row {
+        Some(row) => Ok(EventId(row.get::<_, i64>(0) as u64)),
+        None => Err(partition_mismatch(tx, config)?),
     }
 }
