@@ -18,7 +18,14 @@ fn rollback_publishes_nothing<D: Db>(db: D) {
     let clock = ManualClock::new(T0);
     let mut relay = Relay::new("r1", db.config()).unwrap();
     let mut publisher = MemPublisher::new();
-    drain(&mut relay, &mut store, &mut publisher, &clock, Duration::from_secs(1), 5);
+    drain(
+        &mut relay,
+        &mut store,
+        &mut publisher,
+        &clock,
+        Duration::from_secs(1),
+        5,
+    );
     assert_eq!(payloads(&publisher), ["committed"]);
     assert_eq!(publisher.delivered()[0].seq, 1, "the rollback left no gap");
 }
@@ -49,7 +56,14 @@ fn crash_after_commit_loses_nothing<D: Db>(db: D) {
     let mut relay = Relay::new("next", db.config()).unwrap();
     let mut publisher = MemPublisher::new();
     // The failed first attempts back off; advance past them.
-    drain(&mut relay, &mut store, &mut publisher, &clock, Duration::from_secs(2), 10);
+    drain(
+        &mut relay,
+        &mut store,
+        &mut publisher,
+        &clock,
+        Duration::from_secs(2),
+        10,
+    );
     let mut got: Vec<_> = publisher.delivered().iter().map(|e| e.id).collect();
     got.sort();
     assert_eq!(got, committed);
@@ -75,7 +89,14 @@ fn crash_between_publish_and_mark_redelivers<D: Db>(db: D) {
     clock.advance(db.config().lease_duration + Duration::from_millis(1));
     let mut store = db.store();
     let mut relay = Relay::new("next", db.config()).unwrap();
-    drain(&mut relay, &mut store, &mut publisher, &clock, Duration::from_secs(1), 5);
+    drain(
+        &mut relay,
+        &mut store,
+        &mut publisher,
+        &clock,
+        Duration::from_secs(1),
+        5,
+    );
     assert!(publisher.delivered().len() > 3, "re-delivered");
     assert_in_order(publisher.delivered());
     let mut processed = Vec::new();

@@ -58,7 +58,11 @@ fn retries_exhausted_then_dead_letter<D: Db>(db: D) {
         clock.advance(Duration::from_secs(1));
     }
     assert_eq!(dead, 1);
-    assert_eq!(p.attempts() - p.delivered().len() as u64, 3, "exactly max_attempts tries");
+    assert_eq!(
+        p.attempts() - p.delivered().len() as u64,
+        3,
+        "exactly max_attempts tries"
+    );
     assert!(p.delivered().iter().all(|e| e.key == b"other"));
     assert_eq!(p.delivered().len(), 10, "the other key never waited");
     // Purging unparks the key: a2 goes, a1 is gone.
@@ -83,7 +87,11 @@ fn skip_policy_lets_the_key_go_on<D: Db>(db: D) {
     let dead = store.dead_letters(None, 10).unwrap();
     assert_eq!(dead.len(), 1);
     assert!(!dead[0].parks_key);
-    assert_eq!(store.backlog().unwrap(), 0, "a skipped dead letter is not backlog");
+    assert_eq!(
+        store.backlog().unwrap(),
+        0,
+        "a skipped dead letter is not backlog"
+    );
 }
 
 fn dead_letters_are_listed_in_pages<D: Db>(db: D) {

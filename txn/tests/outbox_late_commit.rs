@@ -29,13 +29,23 @@ fn late_commit_is_published<D: Db>(db: D) {
         a.finish(true).unwrap();
         let b = b.rx.recv().unwrap().unwrap();
         assert!(b > a_id);
-        drain(&mut relay, &mut store, &mut publisher, &clock, Duration::from_millis(1), 5);
+        drain(
+            &mut relay,
+            &mut store,
+            &mut publisher,
+            &clock,
+            Duration::from_millis(1),
+            5,
+        );
         assert_eq!(payloads(&publisher), ["late", "other key"]);
         return;
     }
     // B for another key commits at once, and the relay publishes it.
     let b = db.enqueue(&[(b"b", b"other key")], true, T0);
-    assert!(b[0] > a_id, "B's id is above A's: a watermark would now pass A");
+    assert!(
+        b[0] > a_id,
+        "B's id is above A's: a watermark would now pass A"
+    );
     relay.run_pass(&mut store, &mut publisher, &clock).unwrap();
     assert_eq!(payloads(&publisher), ["other key"]);
     // C for the same key waits for A's row lock.
@@ -46,12 +56,23 @@ fn late_commit_is_published<D: Db>(db: D) {
     );
     clock.advance(Duration::from_millis(5));
     relay.run_pass(&mut store, &mut publisher, &clock).unwrap();
-    assert_eq!(publisher.delivered().len(), 1, "nothing of key a is visible yet");
+    assert_eq!(
+        publisher.delivered().len(),
+        1,
+        "nothing of key a is visible yet"
+    );
     // A commits late; C then gets the next sequence number.
     a.finish(true).unwrap();
     let c = c.rx.recv().unwrap().unwrap();
     clock.advance(Duration::from_millis(5));
-    drain(&mut relay, &mut store, &mut publisher, &clock, Duration::from_millis(1), 5);
+    drain(
+        &mut relay,
+        &mut store,
+        &mut publisher,
+        &clock,
+        Duration::from_millis(1),
+        5,
+    );
     assert_eq!(payloads(&publisher), ["other key", "late", "same key"]);
     let late = &publisher.delivered()[1];
     assert_eq!((late.id, late.seq), (a_id, 1));
@@ -68,7 +89,14 @@ fn rolled_back_late_tx_leaves_no_gap<D: Db>(db: D) {
     let c = db.spawn_enqueue(b"k", b"after", T0);
     a.finish(false).unwrap();
     c.rx.recv().unwrap().unwrap();
-    drain(&mut relay, &mut store, &mut publisher, &clock, Duration::from_millis(1), 5);
+    drain(
+        &mut relay,
+        &mut store,
+        &mut publisher,
+        &clock,
+        Duration::from_millis(1),
+        5,
+    );
     assert_eq!(payloads(&publisher), ["after"]);
     assert_eq!(publisher.delivered()[0].seq, 1);
 }

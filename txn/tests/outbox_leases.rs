@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dsys_clocks::{ManualClock, PhysicalClock};
-use dsys_txn::outbox::{
-    Event, Fenced, MemPublisher, OutboxStore, PublishError, Publisher, Relay,
-};
+use dsys_txn::outbox::{Event, Fenced, MemPublisher, OutboxStore, PublishError, Publisher, Relay};
 use outbox_common::*;
 
 fn relays_split_partitions_fairly<D: Db>(db: D) {
@@ -44,7 +42,10 @@ fn a_taken_lease_fences_its_old_holder<D: Db>(db: D) {
     let now = T0;
     let until = now + Duration::from_secs(10);
     let old = store.acquire(0, "old", until, now).unwrap().unwrap();
-    assert!(store.acquire(0, "new", until, now).unwrap().is_none(), "held");
+    assert!(
+        store.acquire(0, "new", until, now).unwrap().is_none(),
+        "held"
+    );
     let renewed = store.acquire(0, "old", until, now).unwrap().unwrap();
     assert_eq!(renewed.epoch, old.epoch, "renewal keeps the epoch");
     let later = until + Duration::from_millis(1);
@@ -61,7 +62,10 @@ fn a_taken_lease_fences_its_old_holder<D: Db>(db: D) {
     fresh.partition = partition;
     if partition != 0 {
         // Put the same story on the event's partition.
-        let o = store.acquire(partition, "old", until, now).unwrap().unwrap();
+        let o = store
+            .acquire(partition, "old", until, now)
+            .unwrap()
+            .unwrap();
         let n = store
             .acquire(partition, "new", later + Duration::from_secs(10), later)
             .unwrap()
@@ -69,9 +73,15 @@ fn a_taken_lease_fences_its_old_holder<D: Db>(db: D) {
         stale = o;
         fresh = n;
     }
-    assert_eq!(store.mark_published(&stale, &ids, later).unwrap(), Fenced::LeaseLost);
+    assert_eq!(
+        store.mark_published(&stale, &ids, later).unwrap(),
+        Fenced::LeaseLost
+    );
     assert_eq!(store.backlog().unwrap(), 1);
-    assert_eq!(store.mark_published(&fresh, &ids, later).unwrap(), Fenced::Written);
+    assert_eq!(
+        store.mark_published(&fresh, &ids, later).unwrap(),
+        Fenced::Written
+    );
     assert_eq!(store.backlog().unwrap(), 0);
     // Released leases go at once, to a new epoch.
     store.release(&fresh).unwrap();

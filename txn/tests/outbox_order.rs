@@ -30,7 +30,11 @@ fn failed_event_is_not_overtaken<D: Db>(db: D) {
     clock.advance(Duration::from_millis(1));
     relay.run_pass(&mut store, &mut p, &clock).unwrap();
     assert_eq!(payloads(&p), ["b1", "b2", "a1", "a2", "a3"]);
-    assert_eq!(p.delivered()[2].attempts, 1, "the event carries its attempts");
+    assert_eq!(
+        p.delivered()[2].attempts,
+        1,
+        "the event carries its attempts"
+    );
 }
 
 fn random_failures_keep_key_order<D: Db>(db: D) {
@@ -63,7 +67,14 @@ fn random_failures_keep_key_order<D: Db>(db: D) {
             for id in &ids {
                 p.fail_times(*id, rng.u32(0..3));
             }
-            drain(&mut relay, &mut store, &mut p, &clock, Duration::from_millis(150), 200);
+            drain(
+                &mut relay,
+                &mut store,
+                &mut p,
+                &clock,
+                Duration::from_millis(150),
+                200,
+            );
             assert_in_order(p.delivered());
             let mut got: Vec<_> = p.delivered().iter().map(|e| e.id).collect();
             got.sort();
@@ -71,7 +82,10 @@ fn random_failures_keep_key_order<D: Db>(db: D) {
             assert_eq!(got, ids);
         }));
         if let Err(e) = result {
-            eprintln!("random_failures_keep_key_order failed with seed {seed} on {}", db.name());
+            eprintln!(
+                "random_failures_keep_key_order failed with seed {seed} on {}",
+                db.name()
+            );
             std::panic::resume_unwind(e);
         }
     }
@@ -94,8 +108,18 @@ fn long_keys_are_paged<D: Db>(db: D) {
     let mut store = db.store();
     let mut relay = Relay::new("r1", db.config()).unwrap();
     let mut p = MemPublisher::new();
-    let passes = drain(&mut relay, &mut store, &mut p, &clock, Duration::from_millis(1), 50);
-    assert!(passes >= 4, "the per-pass budget bounds each pass ({passes})");
+    let passes = drain(
+        &mut relay,
+        &mut store,
+        &mut p,
+        &clock,
+        Duration::from_millis(1),
+        50,
+    );
+    assert!(
+        passes >= 4,
+        "the per-pass budget bounds each pass ({passes})"
+    );
     assert_eq!(p.delivered().len(), 40);
     assert_in_order(p.delivered());
 }

@@ -34,6 +34,7 @@ fn kill_config(prefix: &str) -> Config {
     let mut c = test_config(prefix);
     c.lease_duration = Duration::from_millis(1000);
     c.renew_margin = Duration::from_millis(300);
+    c.rebalance_interval = Duration::from_millis(200);
     c.batch_size = 16;
     c.max_events_per_pass = 64;
     c
@@ -66,7 +67,12 @@ impl Publisher for PgSink {
                     "INSERT INTO {}sink (event_id, key, seq, payload) VALUES ($1, $2, $3, $4)",
                     self.1
                 ),
-                &[&(e.id.0 as i64), &e.key.as_slice(), &(e.seq as i64), &e.payload.as_slice()],
+                &[
+                    &(e.id.0 as i64),
+                    &e.key.as_slice(),
+                    &(e.seq as i64),
+                    &e.payload.as_slice(),
+                ],
             )
             .map(|_| ())
             .map_err(|e| PublishError::Retryable(e.to_string()))
@@ -108,7 +114,8 @@ fn relay_child() {
     let config = kill_config(prefix);
     match kind {
         "sqlite" => {
-            let store = SqliteStore::open(location, &config, Duration::from_secs(30)).expect("open");
+            let store =
+                SqliteStore::open(location, &config, Duration::from_secs(30)).expect("open");
             let conn = rusqlite::Connection::open(location).expect("sink");
             conn.busy_timeout(Duration::from_secs(30)).expect("busy");
             relay_loop(store, SqliteSink(conn, prefix.to_owned()), config)
@@ -221,7 +228,10 @@ fn run_kill_test<D: Db + Sync>(db: D, seed: u64, secs: u64) {
         assert!(
             Instant::now() < deadline,
             "{} of {} committed events arrived",
-            committed.keys().filter(|id| arrived.contains(&id.0)).count(),
+            committed
+                .keys()
+                .filter(|id| arrived.contains(&id.0))
+                .count(),
             committed.len()
         );
         std::thread::sleep(Duration::from_millis(200));

@@ -26,7 +26,10 @@ fn published_rows_expire_in_batches<D: Db>(db: D) {
     assert_eq!((report.published, report.cleaned), (9, 0));
     // Before retention: nothing deleted.
     clock.advance(db.config().retention - Duration::from_millis(1));
-    assert_eq!(relay.run_pass(&mut store, &mut p, &clock).unwrap().cleaned, 0);
+    assert_eq!(
+        relay.run_pass(&mut store, &mut p, &clock).unwrap().cleaned,
+        0
+    );
     clock.advance(Duration::from_millis(2));
     let mut cleaned = Vec::new();
     for _ in 0..5 {
@@ -41,7 +44,10 @@ fn inbox_drops_duplicates<D: Db>(db: D) {
     let id = EventId(7);
     assert!(db.inbox("billing", id, true, T0));
     assert!(!db.inbox("billing", id, true, T0), "duplicate dropped");
-    assert!(db.inbox("shipping", id, true, T0), "consumers are independent");
+    assert!(
+        db.inbox("shipping", id, true, T0),
+        "consumers are independent"
+    );
     // A rolled-back processing records nothing: the redelivery is processed.
     assert!(db.inbox("audit", id, false, T0));
     assert!(db.inbox("audit", id, true, T0));
@@ -56,7 +62,10 @@ fn inbox_rows_expire_in_batches<D: Db>(db: D) {
     assert_eq!(db.inbox_cleanup(T0 + Duration::from_secs(3), 2), 1);
     assert_eq!(db.inbox_cleanup(T0 + Duration::from_secs(3), 2), 0);
     assert_eq!(db.inbox_rows(), 2);
-    assert!(!db.inbox("c", EventId(4), true, T0), "a kept row still dedupes");
+    assert!(
+        !db.inbox("c", EventId(4), true, T0),
+        "a kept row still dedupes"
+    );
     // A deleted row no longer does: hence retention > the redelivery window.
     assert!(db.inbox("c", EventId(0), true, T0));
 }
@@ -70,7 +79,10 @@ fn event_ids_are_never_reused<D: Db>(db: D) {
     let mut p = MemPublisher::new();
     relay.run_pass(&mut store, &mut p, &clock).unwrap();
     clock.advance(db.config().retention + Duration::from_secs(1));
-    assert_eq!(relay.run_pass(&mut store, &mut p, &clock).unwrap().cleaned, 1);
+    assert_eq!(
+        relay.run_pass(&mut store, &mut p, &clock).unwrap().cleaned,
+        1
+    );
     assert_eq!(db.event_rows(), 0);
     let second = db.enqueue(&[(b"k", b"2")], true, T0);
     assert!(second[0] > first[0]);
@@ -85,3 +97,40 @@ both!(
     inbox_rows_expire_in_batches,
     event_ids_are_never_reused
 );
+
+/// Two deliveries of one event processed at once (PostgreSQL): the second
+/// waits for the first's transaction, then is dropped if it committed, or
+/// processed if it rolled back.
+#[test]
+fn concurrent_duplicates_postgres() {
+    let Some(db) = PgDb::new("inboxrace") else {
+        return;
+    };
+    let inbox = dsys_txn::outbox::PgInbox::new(&db.config().table_prefix).unwrap();
+    for first_commits in [true, false] {
+        let id = EventId(if first_commits { 1 } else { 2 });
+        let mut c1 = db.client();
+        let mut t1 = c1.transaction().unwrap();
+        assert!(inbox.process(&mut t1, "c", id, T0).unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (db2, inbox2) = (db.clone(), inbox.clone());
+        let second = std::thread::spawn(move || {
+            let mut c2 = db2.client();
+            let mut t2 = c2.transaction().unwrap();
+            let first = inbox2.process(&mut t2, "c", id, T0).unwrap();
+            t2.commit().unwrap();
+            tx.send(first).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the second delivery waits for the first"
+        );
+        if first_commits {
+            t1.commit().unwrap();
+        } else {
+            t1.rollback().unwrap();
+        }
+        assert_eq!(rx.recv().unwrap(), !first_commits);
+        second.join().unwrap();
+    }
+}

@@ -428,6 +428,13 @@ fn sqlite_log_round_trips_and_reports_corruption() {
     drop(log);
     let mut log = SqliteSagaLog::open(&path).unwrap();
     assert_eq!(log.load().unwrap(), records);
+    // A batch with a record the codec refuses writes nothing of the batch.
+    let bad = [
+        (SagaId(5), SagaRecord::Resolved { step: 0 }),
+        (SagaId(5), SagaRecord::Resolved { step: usize::MAX }),
+    ];
+    assert!(log.append(&bad).is_err());
+    assert_eq!(log.load().unwrap(), records);
     log.forget(SagaId(u64::MAX)).unwrap();
     assert_eq!(log.load().unwrap(), records[1..2]);
     drop(log);
@@ -493,4 +500,22 @@ fn hung_steps_are_abandoned_at_their_deadline() {
             .applied
             .contains("5/0/compensation")
     );
+}
+
+/// A step implementation can be tested alone with `StepContext::new`.
+#[test]
+fn a_step_tested_alone() {
+    let services = Shared::default();
+    let step = OrderStep {
+        index: 1,
+        services: services.clone(),
+        gate: None,
+    };
+    let ctx = StepContext::new(SagaId(8), 1, "8/1/action", Bytes::new());
+    let out = block_on(step.action(ctx.clone())).unwrap();
+    assert_eq!(out, Bytes::from_static(b"8-1"));
+    let mut comp = StepContext::new(SagaId(8), 1, "8/1/compensation", Bytes::new());
+    comp.output = Some(out);
+    block_on(step.compensate(comp)).unwrap();
+    assert_eq!(services.lock().unwrap().applied.len(), 2);
 }

@@ -46,6 +46,11 @@ pub struct Config {
     /// A relay stops publishing a partition this long before its lease ends,
     /// 10 ms..`lease_duration`. Default 3 s.
     pub renew_margin: Duration,
+    /// How often a relay heartbeats, renews its leases and rebalances (each
+    /// a database write; passes in between only publish), 1 ms..,
+    /// `rebalance_interval + renew_margin < lease_duration` so that leases
+    /// are renewed before publishing must stop. Default 2 s.
+    pub rebalance_interval: Duration,
     /// Publish attempts before an event is dead-lettered, 1..=1000. Default 10.
     pub max_attempts: u32,
     /// Wait after the first failure; doubles per failure, 1 ms..=`backoff_max`.
@@ -79,6 +84,7 @@ impl Default for Config {
             partitions: 16,
             lease_duration: Duration::from_secs(10),
             renew_margin: Duration::from_secs(3),
+            rebalance_interval: Duration::from_secs(2),
             max_attempts: 10,
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(60),
@@ -142,6 +148,12 @@ impl Config {
                 && self.renew_margin < self.lease_duration,
             "renew_margin",
             "10 ms..lease_duration",
+        )?;
+        check(
+            self.rebalance_interval >= Duration::from_millis(1)
+                && self.rebalance_interval.saturating_add(self.renew_margin) < self.lease_duration,
+            "rebalance_interval",
+            "1 ms.., rebalance_interval + renew_margin < lease_duration",
         )?;
         check(
             (1..=1000).contains(&self.max_attempts),
@@ -211,9 +223,7 @@ impl Config {
     /// The longest time an event can spend being retried: the sum of the
     /// backoffs after failures 1..max_attempts. Saturating.
     pub fn retry_schedule(&self) -> Duration {
-        (1..self.max_attempts).fold(Duration::ZERO, |acc, a| {
-            acc.saturating_add(self.backoff(a))
-        })
+        (1..self.max_attempts).fold(Duration::ZERO, |acc, a| acc.saturating_add(self.backoff(a)))
     }
 }
 
@@ -247,7 +257,9 @@ mod tests {
 
     #[test]
     fn bounds() {
-        let bad: [fn(&mut Config); 9] = [
+        let bad: [fn(&mut Config); 11] = [
+            |c| c.rebalance_interval = Duration::ZERO,
+            |c| c.rebalance_interval = c.lease_duration - c.renew_margin,
             |c| c.partitions = 0,
             |c| c.table_prefix = "Bad-Name".into(),
             |c| c.table_prefix = "1x".into(),

@@ -26,8 +26,10 @@ pub enum InboxError {
 }
 
 fn table(prefix: &str) -> Result<String, ConfigError> {
-    let mut config = super::Config::default();
-    config.table_prefix = prefix.to_owned();
+    let config = super::Config {
+        table_prefix: prefix.to_owned(),
+        ..super::Config::default()
+    };
     config.validate()?;
     Ok(format!("{prefix}inbox"))
 }
@@ -76,7 +78,9 @@ impl SqliteInbox {
                  ON CONFLICT DO NOTHING",
                 self.table
             ))
-            .and_then(|mut s| s.execute(rusqlite::params![consumer, event.0 as i64, time_to_db(now)]))
+            .and_then(|mut s| {
+                s.execute(rusqlite::params![consumer, event.0 as i64, time_to_db(now)])
+            })
             .map_err(DbError::Sqlite)?;
         Ok(n == 1)
     }

@@ -271,6 +271,19 @@ fn lease_from_row(r: &Row) -> Lease {
     }
 }
 
+/// Whether `lease` is still held with its epoch; the row lock taken by
+/// `check` (`FOR SHARE`) keeps it so until `tx` ends.
+fn lease_held(
+    tx: &mut Transaction<'_>,
+    check: &Statement,
+    lease: &Lease,
+) -> Result<bool, StoreError> {
+    let held = tx
+        .query_opt(check, &[&i64::from(lease.partition)])?
+        .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)));
+    Ok(held == Some((lease.owner.clone(), lease.epoch as i64)))
+}
+
 impl PgStore {
     /// Connects to `url` (libpq style, no TLS) and checks the outbox was
     /// migrated with `config.partitions`.
@@ -342,10 +355,7 @@ impl PgStore {
         f: impl FnOnce(&mut Transaction<'_>, &Names) -> Result<(), StoreError>,
     ) -> Result<Fenced, StoreError> {
         let mut tx = self.client.transaction()?;
-        let held = tx
-            .query_opt(&self.lease_check, &[&i64::from(lease.partition)])?
-            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)));
-        if held != Some((lease.owner.clone(), lease.epoch as i64)) {
+        if !lease_held(&mut tx, &self.lease_check, lease)? {
             return Ok(Fenced::LeaseLost);
         }
         f(&mut tx, &self.names)?;
@@ -396,34 +406,44 @@ impl OutboxStore for PgStore {
             .collect())
     }
 
-    fn acquire(
+    fn acquire_many(
         &mut self,
-        partition: u32,
+        partitions: &[u32],
         owner: &str,
         until: WallTime,
         now: WallTime,
-    ) -> Result<Option<Lease>, StoreError> {
+    ) -> Result<Vec<Option<Lease>>, StoreError> {
+        let mut tx = self.client.transaction()?;
         // Read committed: a racing acquirer re-checks the WHERE clause on the
         // row's new version after the first one commits, and finds it held.
-        Ok(self
-            .client
-            .query_opt(
-                &format!(
-                    "UPDATE {} SET owner = $1, lease_until = $2, \
-                       epoch = epoch + CASE WHEN owner = $1 AND lease_until > $3 THEN 0 ELSE 1 END \
-                     WHERE part = $4 AND ((owner = $1 AND lease_until > $3) OR lease_until <= $3) \
-                     RETURNING part, owner, lease_until, epoch",
-                    self.names.leases
-                ),
-                &[
-                    &owner,
-                    &time_to_db(until),
-                    &time_to_db(now),
-                    &i64::from(partition),
-                ],
-            )?
-            .as_ref()
-            .map(lease_from_row))
+        let statement = tx.prepare(&format!(
+            "UPDATE {} SET owner = $1, lease_until = $2, \
+               epoch = epoch + CASE WHEN owner = $1 AND lease_until > $3 THEN 0 ELSE 1 END \
+             WHERE part = $4 AND ((owner = $1 AND lease_until > $3) OR lease_until <= $3) \
+             RETURNING part, owner, lease_until, epoch",
+            self.names.leases
+        ))?;
+        let mut out = Vec::with_capacity(partitions.len());
+        // Ascending partitions: concurrent relays lock lease rows in one order.
+        let mut order: Vec<(usize, u32)> = partitions.iter().copied().enumerate().collect();
+        order.sort_unstable_by_key(|&(_, p)| p);
+        out.resize(partitions.len(), None);
+        for (i, partition) in order {
+            out[i] = tx
+                .query_opt(
+                    &statement,
+                    &[
+                        &owner,
+                        &time_to_db(until),
+                        &time_to_db(now),
+                        &i64::from(partition),
+                    ],
+                )?
+                .as_ref()
+                .map(lease_from_row);
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
     fn release(&mut self, lease: &Lease) -> Result<(), StoreError> {
@@ -470,18 +490,27 @@ impl OutboxStore for PgStore {
             .collect()
     }
 
-    fn mark_published(
+    fn mark_published_many(
         &mut self,
-        lease: &Lease,
-        ids: &[EventId],
+        marks: &[(Lease, Vec<EventId>)],
         now: WallTime,
-    ) -> Result<Fenced, StoreError> {
-        let ids: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
-        let mark = self.mark.clone();
-        self.fenced(lease, |tx, _| {
-            tx.execute(&mark, &[&ids, &time_to_db(now)])?;
-            Ok(())
-        })
+    ) -> Result<Vec<Fenced>, StoreError> {
+        let mut tx = self.client.transaction()?;
+        let mut out = Vec::with_capacity(marks.len());
+        for (lease, ids) in marks {
+            if !lease_held(&mut tx, &self.lease_check, lease)? {
+                out.push(Fenced::LeaseLost);
+                continue;
+            }
+            // Ascending ids: two relays marking overlapping rows (one of them
+            // stale) lock them in the same order instead of deadlocking.
+            let mut ids: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
+            ids.sort_unstable();
+            tx.execute(&self.mark, &[&ids, &time_to_db(now)])?;
+            out.push(Fenced::Written);
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
     fn record_failure(&mut self, lease: &Lease, f: &Failure) -> Result<Fenced, StoreError> {

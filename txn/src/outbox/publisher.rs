@@ -96,7 +96,10 @@ impl Publisher for MemPublisher {
     fn publish(&mut self, event: &Event) -> Result<(), PublishError> {
         self.attempts += 1;
         if self.poison.contains(&event.id) {
-            return Err(PublishError::Poison(format!("event {} is poison", event.id)));
+            return Err(PublishError::Poison(format!(
+                "event {} is poison",
+                event.id
+            )));
         }
         if self.always_fail.contains(&event.id) {
             return Err(PublishError::Retryable(format!("event {} fails", event.id)));

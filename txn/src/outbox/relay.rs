@@ -65,14 +65,17 @@ pub struct RelayCounters {
 /// One relay instance. Run [`run_pass`](Self::run_pass) in a loop (sleeping
 /// briefly when a pass found nothing to do); each pass:
 ///
-/// 1. heartbeats, counts live relays and renews, takes or gives up leases
-///    towards a fair share `ceil(partitions / relays)`;
+/// 1. every [`Config::rebalance_interval`] (and on the first pass):
+///    heartbeats, counts live relays and renews, takes or gives up leases
+///    towards a fair share `ceil(partitions / relays)`, in a few database
+///    transactions;
 /// 2. for each leased partition, reads unpublished rows in `(key, seq)`
 ///    order and publishes each key's events in order: a key stops at its
 ///    first event that is parked (dead-lettered), backing off, or fails now,
 ///    so no event of a key is ever published before an earlier one; other
-///    keys go on. Successes are marked published in batches, fenced by the
-///    lease's epoch;
+///    keys go on. Successes are marked published at the end of the pass,
+///    in one transaction, each partition fenced by its lease's epoch (a
+///    crash before that publishes the pass's events again);
 /// 3. deletes up to `cleanup_batch` rows published more than `retention` ago.
 ///
 /// It stops publishing a partition once `clock` reads within `renew_margin`
@@ -89,6 +92,7 @@ pub struct Relay {
     held: BTreeMap<u32, Lease>,
     cursors: BTreeMap<u32, Vec<u8>>,
     counters: RelayCounters,
+    last_balance: Option<WallTime>,
 }
 
 impl Relay {
@@ -108,6 +112,7 @@ impl Relay {
             held: BTreeMap::new(),
             cursors: BTreeMap::new(),
             counters: RelayCounters::default(),
+            last_balance: None,
         })
     }
 
@@ -129,6 +134,7 @@ impl Relay {
     /// Gives every held lease back (graceful shutdown), so other relays take
     /// the partitions at once instead of after `lease_duration`.
     pub fn release_all<S: OutboxStore>(&mut self, store: &mut S) -> Result<(), RelayError> {
+        self.last_balance = None;
         for lease in core::mem::take(&mut self.held).into_values() {
             store.release(&lease)?;
         }
@@ -150,11 +156,27 @@ impl Relay {
         self.counters.passes += 1;
         let mut report = PassReport::default();
         let now = clock.now();
-        self.balance(store, now)?;
-        let held: Vec<Lease> = self.held.values().cloned().collect();
-        for lease in held {
-            self.publish_partition(store, publisher, clock, now, &lease, &mut report)?;
+        let due = match self.last_balance {
+            None => true,
+            // A clock that stepped back counts as due.
+            Some(at) => now < at || now >= at + self.config.rebalance_interval,
+        };
+        if due {
+            self.balance(store, now)?;
+            self.last_balance = Some(now);
         }
+        let held: Vec<Lease> = self.held.values().cloned().collect();
+        let mut marks: Vec<(Lease, Vec<EventId>)> = Vec::new();
+        for lease in held {
+            if let Some(done) =
+                self.publish_partition(store, publisher, clock, now, &lease, &mut report)?
+            {
+                if !done.is_empty() {
+                    marks.push((lease, done));
+                }
+            }
+        }
+        self.flush(store, &marks, clock.now(), &mut report)?;
         report.cleaned = store.cleanup(now - self.config.retention, self.config.cleanup_batch)?;
         report.partitions_held = u32::try_from(self.held.len()).unwrap_or(u32::MAX);
         Ok(report)
@@ -185,8 +207,10 @@ impl Relay {
             self.cursors.remove(&p);
         }
         let until = now + self.config.lease_duration;
-        for p in plan.renew.into_iter().chain(plan.acquire) {
-            match store.acquire(p, &self.owner, until, now)? {
+        let wanted: Vec<u32> = plan.renew.into_iter().chain(plan.acquire).collect();
+        let got = store.acquire_many(&wanted, &self.owner, until, now)?;
+        for (p, lease) in wanted.into_iter().zip(got) {
+            match lease {
                 Some(lease) => {
                     if self.held.get(&p).map(|l| l.epoch) != Some(lease.epoch) {
                         self.counters.leases_acquired += 1;
@@ -203,31 +227,30 @@ impl Relay {
         Ok(())
     }
 
-    /// Marks `done` published; `false` if the lease was lost.
+    /// Marks what the pass published, in one store call: a partition's
+    /// rows are spread over the whole table, so one transaction for all
+    /// partitions writes each page once.
     fn flush<S: OutboxStore + ?Sized>(
         &mut self,
         store: &mut S,
-        lease: &Lease,
-        done: &mut Vec<EventId>,
+        marks: &[(Lease, Vec<EventId>)],
         now: WallTime,
         report: &mut PassReport,
-    ) -> Result<bool, RelayError> {
-        if done.is_empty() {
-            return Ok(true);
+    ) -> Result<(), RelayError> {
+        if marks.is_empty() {
+            return Ok(());
         }
-        match store.mark_published(lease, done, now)? {
-            Fenced::Written => {
-                report.published += done.len() as u64;
-                self.counters.published += done.len() as u64;
-                done.clear();
-                Ok(true)
-            }
-            Fenced::LeaseLost => {
-                done.clear();
-                self.lose(lease.partition, report);
-                Ok(false)
+        let results = store.mark_published_many(marks, now)?;
+        for ((lease, ids), result) in marks.iter().zip(results) {
+            match result {
+                Fenced::Written => {
+                    report.published += ids.len() as u64;
+                    self.counters.published += ids.len() as u64;
+                }
+                Fenced::LeaseLost => self.lose(lease.partition, report),
             }
         }
+        Ok(())
     }
 
     fn lose(&mut self, partition: u32, report: &mut PassReport) {
@@ -245,7 +268,7 @@ impl Relay {
         now: WallTime,
         lease: &Lease,
         report: &mut PassReport,
-    ) -> Result<(), RelayError>
+    ) -> Result<Option<Vec<EventId>>, RelayError>
     where
         S: OutboxStore + ?Sized,
         P: Publisher + ?Sized,
@@ -282,9 +305,6 @@ impl Relay {
                             budget -= 1;
                         }
                         Err(error) => {
-                            if !self.flush(store, lease, &mut done, clock.now(), report)? {
-                                return Ok(());
-                            }
                             let attempts = row.event.attempts.saturating_add(1);
                             let dead = match error {
                                 PublishError::Poison(_) => Some(self.config.dead_letter_policy),
@@ -303,8 +323,10 @@ impl Relay {
                                 dead,
                             };
                             if store.record_failure(lease, &failure)? == Fenced::LeaseLost {
+                                // What we published stays unmarked: the new
+                                // holder publishes it again.
                                 self.lose(lease.partition, report);
-                                return Ok(());
+                                return Ok(None);
                             }
                             self.counters.failures += 1;
                             if dead.is_some() {
@@ -322,20 +344,14 @@ impl Relay {
                 cursor = Some(key.clone());
                 i = end;
             }
-            if !self.flush(store, lease, &mut done, clock.now(), report)? {
-                return Ok(());
-            }
             if !full {
                 cursor = None;
                 break;
             }
         }
-        if !self.flush(store, lease, &mut done, clock.now(), report)? {
-            return Ok(());
-        }
         if let Some(c) = cursor {
             self.cursors.insert(lease.partition, c);
         }
-        Ok(())
+        Ok(Some(done))
     }
 }

@@ -271,10 +271,7 @@ impl SqliteStore {
                 "UPDATE {e} SET status = {PUBLISHED}, published_at = ?2 \
                  WHERE id = ?1 AND status = {PENDING}"
             ),
-            lease_check: format!(
-                "SELECT owner, epoch FROM {} WHERE part = ?1",
-                names.leases
-            ),
+            lease_check: format!("SELECT owner, epoch FROM {} WHERE part = ?1", names.leases),
         };
         Ok(Self { conn, names, sql })
     }
@@ -298,17 +295,23 @@ impl SqliteStore {
         let check = self.sql.lease_check.clone();
         let names = self.names.clone();
         let tx = self.write()?;
-        let held: Option<(String, i64)> = tx
-            .prepare_cached(&check)?
-            .query_row([lease.partition], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if held != Some((lease.owner.clone(), lease.epoch as i64)) {
+        if !lease_held(&tx, &check, lease)? {
             return Ok(Fenced::LeaseLost);
         }
         f(&tx, &names)?;
         tx.commit()?;
         Ok(Fenced::Written)
     }
+}
+
+/// Whether `lease` is still held with its epoch, inside the write
+/// transaction `tx` (which keeps it so until commit: SQLite has one writer).
+fn lease_held(tx: &Transaction<'_>, check: &str, lease: &Lease) -> Result<bool, StoreError> {
+    let held: Option<(String, i64)> = tx
+        .prepare_cached(check)?
+        .query_row([lease.partition], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(held == Some((lease.owner.clone(), lease.epoch as i64)))
 }
 
 fn lease_from_row(r: &Row<'_>) -> rusqlite::Result<Lease> {
@@ -354,36 +357,44 @@ impl OutboxStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn acquire(
+    fn acquire_many(
         &mut self,
-        partition: u32,
+        partitions: &[u32],
         owner: &str,
         until: WallTime,
         now: WallTime,
-    ) -> Result<Option<Lease>, StoreError> {
+    ) -> Result<Vec<Option<Lease>>, StoreError> {
         let l = self.names.leases.clone();
         let tx = self.write()?;
-        let lease = tx
-            .prepare_cached(&format!(
+        let mut out = Vec::with_capacity(partitions.len());
+        {
+            let mut s = tx.prepare_cached(&format!(
                 "UPDATE {l} SET owner = ?1, lease_until = ?2, \
                    epoch = epoch + CASE WHEN owner = ?1 AND lease_until > ?3 THEN 0 ELSE 1 END \
                  WHERE part = ?4 AND ((owner = ?1 AND lease_until > ?3) OR lease_until <= ?3) \
                  RETURNING part, owner, lease_until, epoch"
-            ))?
-            .query_row(
-                params![owner, time_to_db(until), time_to_db(now), partition],
-                lease_from_row,
-            )
-            .optional()?;
+            ))?;
+            for &partition in partitions {
+                out.push(
+                    s.query_row(
+                        params![owner, time_to_db(until), time_to_db(now), partition],
+                        lease_from_row,
+                    )
+                    .optional()?,
+                );
+            }
+        }
         tx.commit()?;
-        Ok(lease)
+        Ok(out)
     }
 
     fn release(&mut self, lease: &Lease) -> Result<(), StoreError> {
         let l = self.names.leases.clone();
         let tx = self.write()?;
         tx.execute(
-            &format!("UPDATE {l} SET lease_until = 0 WHERE part = ?1 AND owner = ?2 AND epoch = ?3"),
+            &format!(
+                "UPDATE {l} SET lease_until = 0 WHERE part = ?1 AND owner = ?2 AND epoch = ?3"
+            ),
             params![lease.partition, lease.owner, lease.epoch as i64],
         )?;
         tx.commit()?;
@@ -423,20 +434,27 @@ impl OutboxStore for SqliteStore {
             .collect()
     }
 
-    fn mark_published(
+    fn mark_published_many(
         &mut self,
-        lease: &Lease,
-        ids: &[EventId],
+        marks: &[(Lease, Vec<EventId>)],
         now: WallTime,
-    ) -> Result<Fenced, StoreError> {
-        let mark = self.sql.mark.clone();
-        self.fenced(lease, |tx, _| {
+    ) -> Result<Vec<Fenced>, StoreError> {
+        let (check, mark) = (self.sql.lease_check.clone(), self.sql.mark.clone());
+        let tx = self.write()?;
+        let mut out = Vec::with_capacity(marks.len());
+        for (lease, ids) in marks {
+            if !lease_held(&tx, &check, lease)? {
+                out.push(Fenced::LeaseLost);
+                continue;
+            }
             let mut s = tx.prepare_cached(&mark)?;
             for id in ids {
                 s.execute(params![id.0 as i64, time_to_db(now)])?;
             }
-            Ok(())
-        })
+            out.push(Fenced::Written);
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
     fn record_failure(&mut self, lease: &Lease, f: &Failure) -> Result<Fenced, StoreError> {
@@ -475,10 +493,9 @@ impl OutboxStore for SqliteStore {
             self.names.events
         ))?;
         let raw: Vec<_> = s
-            .query_map(
-                params![after.map_or(0, |a| a.0 as i64), limit],
-                |r| Ok((event_from_row(r)?, r.get::<_, Option<String>>(10)?)),
-            )?
+            .query_map(params![after.map_or(0, |a| a.0 as i64), limit], |r| {
+                Ok((event_from_row(r)?, r.get::<_, Option<String>>(10)?))
+            })?
             .collect::<Result<_, _>>()?;
         raw.into_iter()
             .map(|(r, error)| {

@@ -164,7 +164,22 @@ pub trait OutboxStore {
         owner: &str,
         until: WallTime,
         now: WallTime,
-    ) -> Result<Option<Lease>, StoreError>;
+    ) -> Result<Option<Lease>, StoreError> {
+        Ok(self
+            .acquire_many(&[partition], owner, until, now)?
+            .pop()
+            .flatten())
+    }
+
+    /// [`acquire`](Self::acquire) for several partitions in one database
+    /// transaction; one answer per partition, in order.
+    fn acquire_many(
+        &mut self,
+        partitions: &[u32],
+        owner: &str,
+        until: WallTime,
+        now: WallTime,
+    ) -> Result<Vec<Option<Lease>>, StoreError>;
 
     /// Gives `lease` up (if it is still held with that epoch) so that another
     /// relay may take it at once.
@@ -186,7 +201,20 @@ pub trait OutboxStore {
         lease: &Lease,
         ids: &[EventId],
         now: WallTime,
-    ) -> Result<Fenced, StoreError>;
+    ) -> Result<Fenced, StoreError> {
+        let marks = [(lease.clone(), ids.to_vec())];
+        Ok(self.mark_published_many(&marks, now)?[0])
+    }
+
+    /// [`mark_published`](Self::mark_published) for several partitions in
+    /// one database transaction (rows of one partition are spread over the
+    /// whole table, so one transaction writes each page once); one answer
+    /// per entry, each lease checked on its own.
+    fn mark_published_many(
+        &mut self,
+        marks: &[(Lease, Vec<EventId>)],
+        now: WallTime,
+    ) -> Result<Vec<Fenced>, StoreError>;
 
     /// Records a failed attempt (and possibly the dead letter), if `lease` is
     /// still held with its epoch.

@@ -14,22 +14,7 @@
 //! (the transactional inbox and outbox); here [`Participant::handle`] is
 //! that atomic step.
 //!
-//! ```
-//! use bytes::Bytes;
-//! use dsys_txn::saga::{Choreography, Event, Participant, SagaId};
-//!
-//! let mut c = Choreography::new()
-//!     .participant(Participant::new("inventory").on("OrderCreated", |_e| {
-//!         vec![("InventoryReserved".into(), Bytes::new())]
-//!     }))
-//!     .participant(Participant::new("payment").on("InventoryReserved", |_e| {
-//!         vec![("PaymentFailed".into(), Bytes::new())]
-//!     }));
-//! c.publish(Event::new("o1", SagaId(1), "OrderCreated", Bytes::new()));
-//! c.run(100);
-//! let kinds: Vec<_> = c.history().iter().map(|e| e.kind.as_str()).collect();
-//! assert_eq!(kinds, ["OrderCreated", "InventoryReserved", "PaymentFailed"]);
-//! ```
+//! See [`Choreography`] for an example.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -214,6 +199,23 @@ impl Participant {
 /// emits the same ids. (In production the inbox entry, the local
 /// transaction and the emitted events commit together: the transactional
 /// inbox and outbox.)
+///
+/// ```
+/// use bytes::Bytes;
+/// use dsys_txn::saga::{Choreography, Event, Participant, SagaId};
+///
+/// let mut c = Choreography::new()
+///     .participant(Participant::new("inventory").on("OrderCreated", |_e| {
+///         vec![("InventoryReserved".into(), Bytes::new())]
+///     }))
+///     .participant(Participant::new("payment").on("InventoryReserved", |_e| {
+///         vec![("PaymentFailed".into(), Bytes::new())]
+///     }));
+/// c.publish(Event::new("o1", SagaId(1), "OrderCreated", Bytes::new()));
+/// c.run(100);
+/// let kinds: Vec<_> = c.history().iter().map(|e| e.kind.as_str()).collect();
+/// assert_eq!(kinds, ["OrderCreated", "InventoryReserved", "PaymentFailed"]);
+/// ```
 ///
 /// This type holds the participants and an in-memory event bus
 /// between them (at-least-once, in publication order; tests republish to

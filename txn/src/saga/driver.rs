@@ -48,6 +48,29 @@ pub struct StepContext {
     pub output: Option<Bytes>,
 }
 
+impl StepContext {
+    /// A context for attempt 1 of `saga`'s `step` with no deadline, no
+    /// earlier outputs and no own output: for testing a [`Step`]
+    /// implementation by itself (assign the public fields to vary it).
+    pub fn new(
+        saga: SagaId,
+        step: usize,
+        idempotency_key: impl Into<String>,
+        input: Bytes,
+    ) -> Self {
+        Self {
+            saga,
+            step,
+            attempt: 1,
+            idempotency_key: idempotency_key.into(),
+            deadline: WallTime::MAX,
+            input,
+            previous: Vec::new(),
+            output: None,
+        }
+    }
+}
+
 impl From<Invocation> for StepContext {
     fn from(i: Invocation) -> Self {
         Self {

@@ -55,7 +55,7 @@ impl Default for Config {
 
 impl Config {
     /// The largest `max_sagas`.
-    pub const MAX_SAGAS: usize = 1 << 32;
+    pub const MAX_SAGAS: usize = 1 << 30;
 
     /// Checks every field against its documented bound. Nothing changed on
     /// error.
@@ -78,7 +78,7 @@ impl Config {
 #[non_exhaustive]
 pub enum ConfigError {
     /// `max_sagas` is 0 or above [`Config::MAX_SAGAS`].
-    #[error("max_sagas ({0}) must be in 1..=2^32")]
+    #[error("max_sagas ({0}) must be in 1..=2^30")]
     MaxSagas(usize),
     /// `max_payload_len` is 0 or above [`MAX_PAYLOAD_LEN`].
     #[error("max_payload_len ({0}) must be in 1..=16 MiB")]
@@ -695,7 +695,10 @@ impl Orchestrator {
     /// The result of `saga`'s `attempt` of `step`'s `kind`, as the
     /// [`Invocation`] named them (a compensation's `Ok` bytes are ignored).
     /// A result for anything but the current, invoked attempt is ignored and
-    /// counted in [`Counters::stale_results`].
+    /// counted in [`Counters::stale_results`]. Attempt numbers are logged, so
+    /// after a crash an answer to the re-invoked attempt's earlier delivery
+    /// is accepted: it carried the same idempotency key, hence the same
+    /// outcome.
     pub fn handle_result(
         &mut self,
         saga: SagaId,

@@ -593,6 +593,84 @@ mod tests {
         }
     }
 
+    mod prop {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn error() -> impl Strategy<Value = StepError> {
+            (".{0,20}", ".{0,40}", any::<bool>()).prop_map(|(kind, message, retryable)| StepError {
+                kind,
+                message,
+                retryable,
+            })
+        }
+
+        fn kind() -> impl Strategy<Value = InvokeKind> {
+            prop_oneof![Just(InvokeKind::Action), Just(InvokeKind::Compensation)]
+        }
+
+        fn record() -> impl Strategy<Value = SagaRecord> {
+            let step = 0..MAX_STEPS;
+            let at = any::<u64>().prop_map(WallTime::from_nanos);
+            let bytes = proptest::collection::vec(any::<u8>(), 0..64).prop_map(Bytes::from);
+            prop_oneof![
+                (".{0,30}", bytes.clone())
+                    .prop_map(|(definition, input)| { SagaRecord::Started { definition, input } }),
+                (step.clone(), kind(), any::<u32>(), at.clone()).prop_map(
+                    |(step, kind, attempt, at)| SagaRecord::AttemptStarted {
+                        step,
+                        kind,
+                        attempt,
+                        at
+                    }
+                ),
+                (step.clone(), kind(), any::<u32>(), error(), at.clone()).prop_map(
+                    |(step, kind, attempt, error, retry_at)| SagaRecord::AttemptFailed {
+                        step,
+                        kind,
+                        attempt,
+                        error,
+                        retry_at
+                    }
+                ),
+                (step.clone(), bytes)
+                    .prop_map(|(step, output)| SagaRecord::StepCompleted { step, output }),
+                (step.clone(), error(), any::<bool>()).prop_map(|(step, error, c)| {
+                    SagaRecord::StepFailed {
+                        step,
+                        error,
+                        compensate_failed_step: c,
+                    }
+                }),
+                step.clone()
+                    .prop_map(|step| SagaRecord::CompensationCompleted { step }),
+                (step.clone(), ".{0,50}")
+                    .prop_map(|(step, reason)| SagaRecord::Stuck { step, reason }),
+                at.prop_map(|at| SagaRecord::OperatorRetry { at }),
+                step.clone().prop_map(|step| SagaRecord::Resolved { step }),
+                Just(SagaRecord::Finished {
+                    outcome: Outcome::Completed
+                }),
+                (step, error()).prop_map(|(failed_step, error)| SagaRecord::Finished {
+                    outcome: Outcome::Compensated { failed_step, error }
+                }),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn every_record_round_trips(rec in record()) {
+                let bytes = rec.to_bytes().unwrap();
+                prop_assert_eq!(SagaRecord::decode(&bytes).unwrap(), rec);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+                let _ = SagaRecord::decode(&bytes);
+            }
+        }
+    }
+
     #[test]
     fn refuses_oversized_fields() {
         let rec = SagaRecord::StepCompleted {

@@ -218,6 +218,11 @@ impl<N: NodeId> Coordinator<N> {
     /// [`Config::one_phase`], CommitOnePhase). `tx` MUST be new for this
     /// coordinator, across restarts too.
     ///
+    /// In one phase the participant decides, so the coordinator never
+    /// aborts on its own: it resends CommitOnePhase until the answer comes
+    /// (after a coordinator restart the outcome is the participant's to
+    /// tell; the coordinator has no record of it).
+    ///
     /// # Errors
     /// [`BeginError`]; nothing changed.
     pub fn begin(

@@ -42,6 +42,16 @@
 //!   transaction once it was decided and [`Config::decision_retention`]
 //!   passed without a restart.
 //!
+//! - One phase: the participant decides alone, so it forces
+//!   [`Record::Committed`] before its Yes leaves, and a forced
+//!   [`Record::Aborted`] before its No leaves (the No is the transaction's
+//!   outcome, and must survive a crash that would let a retried
+//!   CommitOnePhase be answered Yes). The coordinator logs nothing.
+//! - [`Config::decision_retention`] MUST exceed the longest time a message
+//!   can live in the network, and the longest a coordinator may keep
+//!   retrying a transaction the participant decided: a participant that
+//!   forgot a decided transaction takes a replayed Prepare for a new one.
+//!
 //! After a restart, [`Coordinator::recover`] and [`Participant::recover`]
 //! take the surviving records; every durable decision is delivered again as
 //! [`Output::Decided`] (once per durable decision per incarnation: the
@@ -57,8 +67,15 @@
 //! When every participant is prepared and none knows, they stay blocked
 //! until the coordinator returns: two-phase commit's blocking problem.
 //! A participant that never heard of a transaction (or voted read-only, or
-//! forgot a decided one) answers Unknown: it cannot tell whether it ever
-//! voted.
+//! forgot a decided one, or knows it only from a Prepare without having
+//! [`join`](Participant::join)ed it) answers Unknown: it cannot tell whether
+//! it voted in an earlier incarnation, since a read-only vote writes
+//! nothing. Participants key transactions by (coordinator, [`TxId`]), so
+//! coordinators choose their ids independently.
+//!
+//! Node ids travel on the wire through [`WireId`] (implemented for `u16`,
+//! `u32`, `u64` and `String`); the state machines take any
+//! [`NodeId`](crate::NodeId).
 //!
 //! # Example: the run loop
 //!

@@ -150,9 +150,13 @@ type Key<N> = (N, TxId);
 /// commit acknowledgement, the Committed decision and the answers of a
 /// forced abort wait for it. Records are written in the order handed out.
 ///
-/// The application owns the work: after a [`Output::Decided`] Abort, or
-/// after a crash that lost the work of an unprepared transaction, it MUST
-/// vote No if asked again about that transaction.
+/// The application owns the work and votes from what it holds: asked
+/// again about a transaction it rolled back ([`Output::Decided`] Abort) or
+/// whose work a crash lost, it votes No; about one it already committed,
+/// ReadOnly (nothing left to do). The participant does not rely on this
+/// for atomicity (it logs every abort it reports to others), but an
+/// application that votes Yes on work it no longer has breaks its own
+/// data.
 #[derive(Debug)]
 pub struct Participant<N> {
     id: N,
@@ -314,6 +318,15 @@ impl<N: NodeId> Participant<N> {
     /// [`Config::participant_timeout`], the participant aborts on its own
     /// (it has promised nothing). Joining is optional: a Prepare for an
     /// unknown transaction is asked of the application all the same.
+    ///
+    /// Joining also lets this participant end the transaction for others:
+    /// asked by a prepared participant before it voted Yes, it aborts,
+    /// durably, and answers Abort (cooperative termination). So the
+    /// application MUST join only a transaction this participant never
+    /// voted on, in any incarnation: a read-only vote writes nothing, and a
+    /// participant that forgot one could otherwise abort a transaction that
+    /// committed. A transaction known only from a Prepare is never aborted
+    /// for others (the Prepare may be a replay after such a crash).
     ///
     /// # Errors
     /// [`JoinError`]; nothing changed.
@@ -615,7 +628,9 @@ impl<N: NodeId> Participant<N> {
             Phase::Aborted { told: true } => Answer::Abort,
             Phase::Prepared | Phase::LoggingPrepared | Phase::ReadOnly => Answer::Unknown,
             Phase::LoggingAbort => {
-                t.askers.insert(asker);
+                if t.askers.len() < self.config.max_participants {
+                    t.askers.insert(asker);
+                }
                 return;
             }
             // Known only from a Prepare: it may be a replay, and this node

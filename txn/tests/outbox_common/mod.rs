@@ -26,13 +26,13 @@ macro_rules! both {
         mod sqlite {
             $(#[test]
             fn $name() {
-                super::$name(crate::outbox_common::SqliteDb::new(stringify!($name)));
+                super::$name($crate::outbox_common::SqliteDb::new(stringify!($name)));
             })*
         }
         mod postgres {
             $(#[test]
             fn $name() {
-                if let Some(db) = crate::outbox_common::PgDb::new(stringify!($name)) {
+                if let Some(db) = $crate::outbox_common::PgDb::new(stringify!($name)) {
                     super::$name(db);
                 }
             })*
@@ -81,6 +81,8 @@ pub(crate) trait Db: Clone + Send + 'static {
     fn store(&self) -> Self::Store;
     /// One transaction enqueuing `events`, committed or rolled back.
     fn enqueue(&self, events: &[(&[u8], &[u8])], commit: bool, now: WallTime) -> Vec<EventId>;
+    /// One committed event with headers.
+    fn enqueue_with_headers(&self, key: &[u8], payload: &[u8], headers: &[(String, Vec<u8>)]);
     /// Enqueues in a transaction on its own thread and leaves it open.
     fn open(&self, key: &[u8], payload: &[u8], now: WallTime) -> OpenTx;
     /// Starts a committed enqueue on its own thread (it may wait on a lock).
@@ -129,6 +131,7 @@ pub(crate) fn test_config(prefix: &str) -> Config {
     c.partitions = 4;
     c.lease_duration = Duration::from_secs(10);
     c.renew_margin = Duration::from_secs(2);
+    c.rebalance_interval = Duration::from_millis(10);
     c.max_attempts = 3;
     c.backoff_initial = Duration::from_millis(100);
     c.backoff_max = Duration::from_secs(1);
@@ -151,7 +154,8 @@ impl SqliteDb {
         let path = dir.path().join("outbox.db");
         let config = test_config(&unique_prefix(test));
         let mut conn = rusqlite::Connection::open(&path).expect("open");
-        conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .expect("wal");
         SqliteOutbox::new(config.clone())
             .expect("config")
             .migrate(&mut conn)
@@ -215,6 +219,15 @@ impl Db for SqliteDb {
             tx.rollback().expect("rollback");
         }
         ids
+    }
+
+    fn enqueue_with_headers(&self, key: &[u8], payload: &[u8], headers: &[(String, Vec<u8>)]) {
+        let mut conn = self.conn();
+        let tx = conn.transaction().expect("begin");
+        self.outbox()
+            .enqueue(&tx, key, payload, headers, T0)
+            .expect("enqueue");
+        tx.commit().expect("commit");
     }
 
     fn open(&self, key: &[u8], payload: &[u8], now: WallTime) -> OpenTx {
@@ -310,7 +323,11 @@ impl Db for SqliteDb {
     }
 
     fn spec(&self) -> String {
-        format!("sqlite|{}|{}", self.path.display(), self.config.table_prefix)
+        format!(
+            "sqlite|{}|{}",
+            self.path.display(),
+            self.config.table_prefix
+        )
     }
 
     fn create_sink(&self) {
@@ -371,6 +388,8 @@ pub(crate) fn pg_url(test: &str) -> Option<String> {
 struct PgGuard {
     url: String,
     prefix: String,
+    /// Idle connections for `enqueue` (connecting costs more than the test).
+    pool: std::sync::Mutex<Vec<::postgres::Client>>,
 }
 
 impl Drop for PgGuard {
@@ -398,6 +417,7 @@ impl PgDb {
         let guard = Arc::new(PgGuard {
             url: url.clone(),
             prefix: config.table_prefix.clone(),
+            pool: Default::default(),
         });
         let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
         PgOutbox::new(config.clone())
@@ -446,7 +466,8 @@ impl Db for PgDb {
     }
 
     fn enqueue(&self, events: &[(&[u8], &[u8])], commit: bool, now: WallTime) -> Vec<EventId> {
-        let mut c = self.client();
+        let pooled = self.guard.pool.lock().expect("pool").pop();
+        let mut c = pooled.unwrap_or_else(|| self.client());
         let outbox = self.outbox();
         let mut tx = c.transaction().expect("begin");
         let ids = events
@@ -458,7 +479,17 @@ impl Db for PgDb {
         } else {
             tx.rollback().expect("rollback");
         }
+        self.guard.pool.lock().expect("pool").push(c);
         ids
+    }
+
+    fn enqueue_with_headers(&self, key: &[u8], payload: &[u8], headers: &[(String, Vec<u8>)]) {
+        let mut c = self.client();
+        let mut tx = c.transaction().expect("begin");
+        self.outbox()
+            .enqueue(&mut tx, key, payload, headers, T0)
+            .expect("enqueue");
+        tx.commit().expect("commit");
     }
 
     fn open(&self, key: &[u8], payload: &[u8], now: WallTime) -> OpenTx {
@@ -655,7 +686,7 @@ pub(crate) fn payloads(p: &MemPublisher) -> Vec<String> {
         .collect()
 }
 
-/// A store that fails `mark_published` while `crash` is set: the relay
+/// A store that fails `mark_published_many` while `crash` is set: the relay
 /// published, then "crashed" before marking.
 pub(crate) struct CrashOnMark<S> {
     pub(crate) inner: S,
@@ -669,14 +700,14 @@ impl<S: OutboxStore> OutboxStore for CrashOnMark<S> {
     fn leases(&mut self) -> Result<Vec<Lease>, StoreError> {
         self.inner.leases()
     }
-    fn acquire(
+    fn acquire_many(
         &mut self,
-        p: u32,
+        p: &[u32],
         o: &str,
         u: WallTime,
         n: WallTime,
-    ) -> Result<Option<Lease>, StoreError> {
-        self.inner.acquire(p, o, u, n)
+    ) -> Result<Vec<Option<Lease>>, StoreError> {
+        self.inner.acquire_many(p, o, u, n)
     }
     fn release(&mut self, l: &Lease) -> Result<(), StoreError> {
         self.inner.release(l)
@@ -689,12 +720,11 @@ impl<S: OutboxStore> OutboxStore for CrashOnMark<S> {
     ) -> Result<Vec<PendingEvent>, StoreError> {
         self.inner.pending(p, a, l)
     }
-    fn mark_published(
+    fn mark_published_many(
         &mut self,
-        l: &Lease,
-        ids: &[EventId],
+        marks: &[(Lease, Vec<EventId>)],
         n: WallTime,
-    ) -> Result<Fenced, StoreError> {
+    ) -> Result<Vec<Fenced>, StoreError> {
         if self.crash {
             // Any StoreError will do: the relay must treat it as a crash.
             return Err(StoreError::PartitionMismatch {
@@ -702,16 +732,12 @@ impl<S: OutboxStore> OutboxStore for CrashOnMark<S> {
                 config: 0,
             });
         }
-        self.inner.mark_published(l, ids, n)
+        self.inner.mark_published_many(marks, n)
     }
     fn record_failure(&mut self, l: &Lease, f: &Failure) -> Result<Fenced, StoreError> {
         self.inner.record_failure(l, f)
     }
-    fn dead_letters(
-        &mut self,
-        a: Option<EventId>,
-        l: u32,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
+    fn dead_letters(&mut self, a: Option<EventId>, l: u32) -> Result<Vec<DeadLetter>, StoreError> {
         self.inner.dead_letters(a, l)
     }
     fn replay_dead_letter(&mut self, id: EventId) -> Result<bool, StoreError> {
