@@ -487,7 +487,7 @@ fn txn_chapter_compensates_in_reverse_terminates_cooperatively_and_dead_letters(
         .iter()
         .filter(|r| r.last() == Some(&"seen: dropped"))
         .count();
-    assert_eq!(dropped, 3, "{text}");
+    assert_eq!(dropped, 4, "{text}");
     assert!(
         rows.iter().any(|r| r.len() == 6
             && r[1] == "order-1002"

@@ -586,7 +586,7 @@ fn transactional_outbox() -> Res {
     // The relay's process dies before it publishes the next events.
     orders.advance(Duration::from_secs(1));
     orders.write(1001, "paid", &[("OrderPaid", "v1")], true)?;
-    orders.write(1002, "paid", &[("OrderPaid", "v1")], true)?;
+    let paid = orders.write(1002, "paid", &[("OrderPaid", "v1")], true)?;
     drop(relay);
     check_eq(
         "the paid events wait in the outbox",
@@ -600,19 +600,31 @@ fn transactional_outbox() -> Res {
         &early.published,
         &0,
     )?;
+    broker.lose_ack_of = paid.first().copied();
     orders.advance(orders.config.lease_duration);
     let pass = relay.run_pass(&mut orders.store, &mut broker, &orders.clock)?;
-    check_eq("relay-2 publishes the paid events", &pass.published, &2)?;
-    check_eq("the partition holds four events", &broker.len(), &4)?;
+    check_eq("relay-2 publishes order-1001's event", &pass.published, &1)?;
+    check_eq("and retries order-1002's", &pass.retried, &1)?;
+    orders.advance(orders.config.backoff_initial);
+    let retry = relay.run_pass(&mut orders.store, &mut broker, &orders.clock)?;
+    check_eq("the retry publishes it again", &retry.published, &1)?;
+    check_eq(
+        "the partition holds five records for four events",
+        &broker.len(),
+        &5,
+    )?;
     report::note(&format!(
         "Orders 1001 and 1002 are paid (two more transactions, two more events), and the \
          relay's process dies before its next pass: committed, not published. The events \
          wait in the table. relay-2 starts; its first pass publishes {} events, since \
          relay-1's leases have not run out and no two relays may publish a partition at \
-         once. {} s later they have expired, and relay-2's pass publishes {}.",
+         once. {} s later they have expired and relay-2 publishes both, but the broker's \
+         acknowledgement of order-1002's OrderPaid is lost: the relay cannot tell whether \
+         it was written, so it records a failure and publishes it again {} ms later. It \
+         was written: the partition now holds it twice. At least once, not exactly once.",
         early.published,
         orders.config.lease_duration.as_secs(),
-        pass.published,
+        orders.config.backoff_initial.as_millis(),
     ));
 
     // The consumer, its inbox and a redelivery.
@@ -620,7 +632,8 @@ fn transactional_outbox() -> Res {
         "The shipping service reads the partition. For each record it runs one transaction \
          in its own database: the inbox row (SqliteInbox::process, keyed by the event id \
          the relay put in the header `outbox-event-id`) and its work. It handles three \
-         records, then crashes before it commits its offset, so it reads them again:",
+         records, then crashes before it commits its offset, so it reads them again; and \
+         it meets the OrderPaid published twice:",
     );
     let mut shipping = Shipping::new()?;
     let mut reads = Table::new(&["read", "offset", "key", "seq", "event", "event id", "inbox"])
@@ -640,7 +653,11 @@ fn transactional_outbox() -> Res {
     }
     shipping.committed = again.last().map_or(shipping.committed, |d| d.offset + 1);
     reads.print();
-    check_eq("the inbox drops the three redeliveries", &dropped, &3)?;
+    check_eq(
+        "the inbox drops the three redeliveries and the second copy",
+        &dropped,
+        &4,
+    )?;
 
     // A poison event.
     orders.advance(Duration::from_secs(1));
@@ -762,7 +779,7 @@ fn transactional_outbox() -> Res {
     report::note(
         "order-1003 has one OrderCreated, numbered 1: the rolled-back transaction took its \
          sequence number with it. Every key's events arrived once each, in order, through \
-         a relay crash, a consumer crash and a poison event.",
+         a relay crash, a lost acknowledgement, a consumer crash and a poison event.",
     );
 
     report::takeaway(

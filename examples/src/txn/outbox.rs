@@ -113,6 +113,9 @@ pub(super) struct Broker {
     partition: LogPublisher<MemDir>,
     /// Whether the registry knows [`NEW_SCHEMA`].
     pub(super) knows_new_schema: bool,
+    /// The next publish of this event is written, but its acknowledgement
+    /// is lost on the way back to the relay.
+    pub(super) lose_ack_of: Option<EventId>,
 }
 
 impl Broker {
@@ -122,6 +125,7 @@ impl Broker {
         Ok(Self {
             partition: LogPublisher::new(log),
             knows_new_schema: false,
+            lose_ack_of: None,
         })
     }
 
@@ -182,7 +186,14 @@ impl Publisher for Broker {
                 "schema registry: unknown schema v2".to_owned(),
             ));
         }
-        self.partition.publish(event)
+        self.partition.publish(event)?;
+        if self.lose_ack_of == Some(event.id) {
+            self.lose_ack_of = None;
+            return Err(PublishError::Retryable(
+                "no acknowledgement from the broker".to_owned(),
+            ));
+        }
+        Ok(())
     }
 }
 
