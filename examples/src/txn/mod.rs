@@ -374,7 +374,7 @@ fn two_phase_commit() -> Res {
     ));
     let tx = TxId(1);
     let mut cluster = Cluster::new(Some("payments"))?;
-    cluster.work(tx, &[("inventory", Vote::Yes), ("orders", Vote::Yes)])?;
+    cluster.work(tx, &[("inventory", Vote::Yes), ("orders", Vote::Yes)], true)?;
     cluster.begin(tx)?;
     cluster.crash_coordinator();
     cluster.run_for(Duration::from_secs(10))?;
@@ -391,12 +391,32 @@ fn two_phase_commit() -> Res {
         return Err("payments' late Yes should be refused".into());
     };
     report::note(
-        "payments had promised nothing, so when asked it aborted on its own, made the abort \
-         durable first (a shard that forgot it could vote Yes on a replayed Prepare), and \
-         answered Abort. Every shard aborted with the coordinator still down. When the \
-         fraud check ends, payments' Yes comes too late:",
+        "payments had started work on tx1 (Participant::join) but promised nothing, so when \
+         asked it could abort on its own: it made the abort durable first (a shard that \
+         forgot it could vote Yes on a replayed Prepare), then answered Abort. Every shard \
+         aborted with the coordinator still down. (A shard that never joined answers \
+         Unknown instead: it cannot tell whether it voted before a crash.) When the fraud \
+         check ends, payments' Yes comes too late:",
     );
     report::quote(&format!("Participant::vote(tx1, Yes) = Err({refused})"));
+    // The same without `join`: payments only answers Unknown, and the others wait.
+    let mut unjoined = Cluster::new(Some("payments"))?;
+    unjoined.work(
+        tx,
+        &[("inventory", Vote::Yes), ("orders", Vote::Yes)],
+        false,
+    )?;
+    unjoined.begin(tx)?;
+    unjoined.crash_coordinator();
+    unjoined.run_for(Duration::from_secs(10))?;
+    check(
+        "a shard that never joined answers Unknown",
+        unjoined
+            .trace
+            .iter()
+            .any(|l| l.from == "payments" && l.what == "DecisionReply Unknown"),
+    )?;
+    check("and nobody decides", unjoined.decided.is_empty())?;
 
     // (b) The coordinator crashes after one Commit left.
     report::note(
@@ -413,6 +433,7 @@ fn two_phase_commit() -> Res {
             ("orders", Vote::Yes),
             ("payments", Vote::Yes),
         ],
+        true,
     )?;
     cluster.crash_coordinator_after_first_decision();
     cluster.begin(tx)?;
@@ -462,6 +483,7 @@ fn two_phase_commit() -> Res {
             ("orders", Vote::Yes),
             ("payments", Vote::Yes),
         ],
+        true,
     )?;
     cluster.begin(tx)?;
     cluster.crash_coordinator();

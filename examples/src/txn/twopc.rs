@@ -95,11 +95,14 @@ impl Cluster {
         })
     }
 
-    /// Every shard's application starts work on `tx` (so it may abort it on
-    /// its own until it votes), and will vote `votes[shard]` when asked.
-    pub(super) fn work(&mut self, tx: TxId, votes: &[(Node, Vote)]) -> Res {
+    /// Every shard's application will vote `votes[shard]` when asked on
+    /// `tx`; with `join`, each starts work on it first (so that it may abort
+    /// it on its own until it votes).
+    pub(super) fn work(&mut self, tx: TxId, votes: &[(Node, Vote)], join: bool) -> Res {
         for (shard, p) in &mut self.participants {
-            p.join(COORDINATOR, tx, self.now)?;
+            if join {
+                p.join(COORDINATOR, tx, self.now)?;
+            }
             if let Some((_, vote)) = votes.iter().find(|(s, _)| s == shard) {
                 self.votes.insert(shard, *vote);
             }
