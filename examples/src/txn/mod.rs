@@ -65,9 +65,9 @@ fn order_saga() -> Res {
     report::section("1. The order saga: the payment fails, compensations run in reverse");
     report::note(&format!(
         "The seeds' order saga lists four steps, each with a compensation (its Python code \
-         defines the first three): {}. When a step fails, the compensations of the steps before it run in reverse order. Here it runs \
-         on dsys-txn's saga Orchestrator, which does no I/O: it writes each decision to a \
-         saga log (SqliteSagaLog, in memory here) before acting on it, and hands out \
+         defines the first three): {}. When a step fails, the compensations of the steps \
+         before it run in reverse order. Here it runs on dsys-txn's saga Orchestrator, which \
+         does no I/O: it writes each decision to a saga log (SqliteSagaLog, in memory here) before acting on it, and hands out \
          invocations, each with an idempotency key that stays the same across attempts and \
          restarts. The four services remember the keys they have applied and answer a \
          repeated key with its first result. Every saga's input: \"{INPUT}\"; {STOCK} \
@@ -80,7 +80,21 @@ fn order_saga() -> Res {
             .join(", "),
     ));
 
-    // Saga 1: declined.
+    declined()?;
+    timed_out()?;
+    crash_while_compensating()?;
+    stuck()?;
+
+    report::takeaway(
+        "A saga undoes its steps in reverse, from a log: decisions durable before they act, \
+         effects keyed to apply once, a timeout counted as maybe-done, and a failed undo \
+         left to a person, not lost.",
+    );
+    Ok(())
+}
+
+/// Saga 1: the card is declined; the compensations run in reverse.
+fn declined() -> Res {
     report::note(
         "Saga 1: the card is declined, an error that retrying cannot fix \
          (StepError::non_retryable). Each invocation the orchestrator handed out:",
@@ -127,7 +141,11 @@ fn order_saga() -> Res {
     let records = driver.records()?;
     records_table(&records).print();
 
-    // Saga 2: the gateway times out after charging.
+    Ok(())
+}
+
+/// Saga 2: the gateway charges the card and times out; the payment is refunded too.
+fn timed_out() -> Res {
     report::note(&format!(
         "The seed's Python SagaOrchestrator gets saga 1 right. Its example fails differently, \
          though: process_payment raises \"Payment gateway timeout\", and the orchestrator \
@@ -179,7 +197,11 @@ fn order_saga() -> Res {
          also work when its action never happened: then it does nothing.",
     );
 
-    // Saga 3: a crash while compensating.
+    Ok(())
+}
+
+/// Saga 3: the orchestrator crashes while compensating and recovers from its log.
+fn crash_while_compensating() -> Res {
     report::note(
         "Two more things the Python version cannot do. If a compensation raises, it raises \
          RuntimeError and the compensations after it never run, with nobody left to finish \
@@ -247,7 +269,11 @@ fn order_saga() -> Res {
          nothing. Every key the services saw was applied exactly once."
     ));
 
-    // Saga 4: a compensation that keeps failing.
+    Ok(())
+}
+
+/// Saga 4: a compensation keeps failing; the saga is stuck until an operator retries it.
+fn stuck() -> Res {
     report::note(&format!(
         "Saga 4: the card is declined and the inventory service is down, so \
          restore_inventory fails; its policy allows {RESTORE_ATTEMPTS} attempts with \
@@ -296,11 +322,6 @@ fn order_saga() -> Res {
     let outcome = driver.outcome(SagaId(4)).ok_or("saga 4 finishes")?;
     report::note(&format!("Saga 4: {}.", outcome_text(outcome)));
 
-    report::takeaway(
-        "A saga undoes its steps in reverse, from a log: decisions durable before they act, \
-         effects keyed to apply once, a timeout counted as maybe-done, and a failed undo \
-         left to a person, not lost.",
-    );
     Ok(())
 }
 
@@ -364,7 +385,19 @@ fn two_phase_commit() -> Res {
          below is one delivery on the network; \"logs\" is a node's own log write.",
     );
 
-    // (a) The coordinator crashes after Prepare; payments has not voted.
+    coordinator_crashes_after_prepare()?;
+    coordinator_crashes_during_commit()?;
+    everyone_prepared_nobody_knows()?;
+
+    report::takeaway(
+        "2PC is atomic but can block: asking the other participants ends most waits, but \
+         when all are prepared only the coordinator's log can.",
+    );
+    Ok(())
+}
+
+/// (a) The coordinator crashes after Prepare; payments has not voted: all abort.
+fn coordinator_crashes_after_prepare() -> Res {
     report::note(&format!(
         "(a) tx1. The coordinator sends Prepare and crashes before it hears a vote (its \
          Prepares are on the wire already). \
@@ -418,7 +451,11 @@ fn two_phase_commit() -> Res {
     )?;
     check("and nobody decides", unjoined.decided.is_empty())?;
 
-    // (b) The coordinator crashes after one Commit left.
+    Ok(())
+}
+
+/// (b) The coordinator crashes after its Commit reached one shard: all commit.
+fn coordinator_crashes_during_commit() -> Res {
     report::note(
         "(b) tx2. Every shard votes Yes; the coordinator forces its Commit record, sends \
          Commit to inventory and crashes before the other two messages leave. orders and \
@@ -467,7 +504,11 @@ fn two_phase_commit() -> Res {
          every shard has acknowledged, it writes End and forgets tx2.",
     ));
 
-    // (c) Everyone prepared, nobody knows.
+    Ok(())
+}
+
+/// (c) All prepared, nobody knows: blocked until the coordinator restarts.
+fn everyone_prepared_nobody_knows() -> Res {
     report::note(
         "(c) tx3. Every shard votes Yes and the coordinator crashes before it decides. Now \
          every shard is prepared: none may abort on its own (the coordinator may have \
@@ -537,10 +578,6 @@ fn two_phase_commit() -> Res {
         blocked_for.as_secs(),
     ));
 
-    report::takeaway(
-        "2PC is atomic but can block: asking the other participants ends most waits, but \
-         when all are prepared only the coordinator's log can.",
-    );
     Ok(())
 }
 
@@ -577,6 +614,21 @@ fn transactional_outbox() -> Res {
 
     let mut orders = Orders::new()?;
     let mut broker = Broker::new()?;
+    let relay = first_orders(&mut orders, &mut broker)?;
+    let mut relay = relay_dies(&mut orders, &mut broker, relay)?;
+    let mut shipping = consumer_crashes(&orders, &broker)?;
+    poison_event(&mut orders, &mut broker, &mut relay, &mut shipping)?;
+    events_per_key(&shipping)?;
+
+    report::takeaway(
+        "The event commits with its change, is published at least once and in order per \
+         key, and the consumer drops what it has seen: no change without its event.",
+    );
+    Ok(())
+}
+
+/// Three orders, one rolled back; relay-1 publishes the other two.
+fn first_orders(orders: &mut Orders, broker: &mut Broker) -> Res<Relay> {
     let mut writes = Table::new(&["transaction", "orders row", "event", "ends with"]);
     orders.write(1001, "created", &[("OrderCreated", "v1")], true)?;
     writes.row(["order 1001", "created", "OrderCreated", "COMMIT"]);
@@ -597,7 +649,7 @@ fn transactional_outbox() -> Res {
         &2,
     )?;
     let mut relay = Relay::new("relay-1", orders.config.clone())?;
-    let pass = relay.run_pass(&mut orders.store, &mut broker, &orders.clock)?;
+    let pass = relay.run_pass(&mut orders.store, broker, &orders.clock)?;
     check_eq("relay-1 publishes both", &pass.published, &2)?;
     report::note(&format!(
         "The rolled-back order left no row and no event. relay-1 takes the outbox's {} \
@@ -605,7 +657,11 @@ fn transactional_outbox() -> Res {
         pass.partitions_held
     ));
 
-    // The relay's process dies before it publishes the next events.
+    Ok(relay)
+}
+
+/// relay-1 dies with events committed and unpublished; relay-2 takes over (and an acknowledgement is lost).
+fn relay_dies(orders: &mut Orders, broker: &mut Broker, relay: Relay) -> Res<Relay> {
     orders.advance(Duration::from_secs(1));
     orders.write(1001, "paid", &[("OrderPaid", "v1")], true)?;
     let paid = orders.write(1002, "paid", &[("OrderPaid", "v1")], true)?;
@@ -616,7 +672,7 @@ fn transactional_outbox() -> Res {
         &2,
     )?;
     let mut relay = Relay::new("relay-2", orders.config.clone())?;
-    let early = relay.run_pass(&mut orders.store, &mut broker, &orders.clock)?;
+    let early = relay.run_pass(&mut orders.store, broker, &orders.clock)?;
     check_eq(
         "relay-2 publishes nothing while relay-1's leases last",
         &early.published,
@@ -624,11 +680,11 @@ fn transactional_outbox() -> Res {
     )?;
     broker.lose_ack_of = paid.first().copied();
     orders.advance(orders.config.lease_duration);
-    let pass = relay.run_pass(&mut orders.store, &mut broker, &orders.clock)?;
+    let pass = relay.run_pass(&mut orders.store, broker, &orders.clock)?;
     check_eq("relay-2 publishes order-1001's event", &pass.published, &1)?;
     check_eq("and retries order-1002's", &pass.retried, &1)?;
     orders.advance(orders.config.backoff_initial);
-    let retry = relay.run_pass(&mut orders.store, &mut broker, &orders.clock)?;
+    let retry = relay.run_pass(&mut orders.store, broker, &orders.clock)?;
     check_eq("the retry publishes it again", &retry.published, &1)?;
     check_eq(
         "the partition holds five records for four events",
@@ -649,7 +705,11 @@ fn transactional_outbox() -> Res {
         orders.config.backoff_initial.as_millis(),
     ));
 
-    // The consumer, its inbox and a redelivery.
+    Ok(relay)
+}
+
+/// The shipping service reads, crashes before committing its offset, and reads again.
+fn consumer_crashes(orders: &Orders, broker: &Broker) -> Res<Shipping> {
     report::note(
         "The shipping service reads the partition. For each record it runs one transaction \
          in its own database: the inbox row (SqliteInbox::process, keyed by the event id \
@@ -681,7 +741,16 @@ fn transactional_outbox() -> Res {
         &4,
     )?;
 
-    // A poison event.
+    Ok(shipping)
+}
+
+/// A poison event is dead-lettered while other keys flow; the operator replays it.
+fn poison_event(
+    orders: &mut Orders,
+    broker: &mut Broker,
+    relay: &mut Relay,
+    shipping: &mut Shipping,
+) -> Res {
     orders.advance(Duration::from_secs(1));
     orders.write(1003, "created", &[("OrderCreated", "v1")], true)?;
     orders.write(1001, "shipped", &[("OrderShipped", "v1")], true)?;
@@ -692,7 +761,7 @@ fn transactional_outbox() -> Res {
         true,
     )?;
     orders.write(1002, "closed", &[("OrderClosed", "v1")], true)?;
-    let pass = relay.run_pass(&mut orders.store, &mut broker, &orders.clock)?;
+    let pass = relay.run_pass(&mut orders.store, broker, &orders.clock)?;
     check_eq("the other keys' events are published", &pass.published, &2)?;
     check_eq("the poison event is dead-lettered", &pass.dead_lettered, &1)?;
     let dead = orders.store.dead_letters(None, 10)?;
@@ -732,7 +801,7 @@ fn transactional_outbox() -> Res {
         orders.store.replay_dead_letter(id)?,
     )?;
     orders.advance(Duration::from_secs(1));
-    let pass = relay.run_pass(&mut orders.store, &mut broker, &orders.clock)?;
+    let pass = relay.run_pass(&mut orders.store, broker, &orders.clock)?;
     check_eq(
         "the replayed event and the one behind it are published",
         &pass.published,
@@ -760,6 +829,11 @@ fn transactional_outbox() -> Res {
     }
     reads.print();
 
+    Ok(())
+}
+
+/// What the shipping service handled, per key: each event once, in order.
+fn events_per_key(shipping: &Shipping) -> Res {
     let handled = shipping.handled()?;
     report::note("What the shipping service handled, per key, in the order it handled them:");
     let mut per_key = Table::new(&["key", "events (seq: type)"]);
@@ -804,10 +878,6 @@ fn transactional_outbox() -> Res {
          a relay crash, a lost acknowledgement, a consumer crash and a poison event.",
     );
 
-    report::takeaway(
-        "The event commits with its change, is published at least once and in order per \
-         key, and the consumer drops what it has seen: no change without its event.",
-    );
     Ok(())
 }
 
