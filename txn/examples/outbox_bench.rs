@@ -16,7 +16,8 @@
 //! WAL mode, once with `synchronous=FULL` (every commit fsynced: what the
 //! relay's `SqliteStore::open` uses) and once with `NORMAL` (fsync at
 //! checkpoints), the same for baseline and outbox. The figure is the ratio of the
-//! two rates; absolute numbers on shared machines are noise.
+//! two rates (medians over `OUTBOX_BENCH_ROUNDS`, default 3); absolute
+//! numbers on shared machines are noise.
 
 use std::time::{Duration, Instant};
 
@@ -231,20 +232,50 @@ fn postgres(url: &str, n: usize) -> Row {
     }
 }
 
+/// The median of each phase over `rounds` runs (each run measures the
+/// baseline and the outbox back to back, so disk noise hits both).
+fn median(rounds: usize, mut run: impl FnMut() -> Row) -> Row {
+    let runs: Vec<Row> = (0..rounds).map(|_| run()).collect();
+    let med = |f: fn(&Row) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Row {
+        outbox_s: med(|r| r.outbox_s),
+        enqueue_s: med(|r| r.enqueue_s),
+        relay_s: med(|r| r.relay_s),
+        cleanup_s: med(|r| r.cleanup_s),
+        plain_s: med(|r| r.plain_s),
+    }
+}
+
 fn main() {
-    let n: usize = std::env::var("OUTBOX_BENCH_N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20_000);
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let n = env("OUTBOX_BENCH_N", 20_000);
+    let rounds = env("OUTBOX_BENCH_ROUNDS", 3).max(1);
     let mut rows = vec![
-        ("sqlite (WAL, synchronous=FULL)", sqlite(n, "FULL")),
-        ("sqlite (WAL, synchronous=NORMAL)", sqlite(n, "NORMAL")),
+        (
+            "sqlite (WAL, synchronous=FULL)",
+            median(rounds, || sqlite(n, "FULL")),
+        ),
+        (
+            "sqlite (WAL, synchronous=NORMAL)",
+            median(rounds, || sqlite(n, "NORMAL")),
+        ),
     ];
     match std::env::var("DSYS_PG_URL") {
-        Ok(url) if !url.is_empty() => rows.push(("postgres", postgres(&url, n))),
+        Ok(url) if !url.is_empty() => rows.push(("postgres", median(rounds, || postgres(&url, n)))),
         _ => eprintln!("SKIPPED: postgres: set DSYS_PG_URL (bash .ci/postgres)"),
     }
-    println!("{n} events, {KEYS} keys, 100-byte payloads, {TX} per transaction");
+    println!(
+        "{n} events, {KEYS} keys, 100-byte payloads, {TX} per transaction; median of {rounds} rounds"
+    );
     println!(
         "| database | outbox ev/s (enqueue+relay+mark+cleanup) | plain INSERT+DELETE rows/s | ratio | enqueue s | relay s | cleanup s |"
     );

@@ -113,7 +113,52 @@ fn dead_letters_are_listed_in_pages<D: Db>(db: D) {
     assert_eq!(all, ids);
 }
 
+/// A row whose stored headers do not decode (damaged, or written by
+/// something else) is dead-lettered, not retried forever, and blocks no
+/// other key.
+fn corrupt_row_is_dead_lettered<D: Db>(db: D) {
+    let a = db.enqueue(&[(b"a", b"a1"), (b"a", b"a2"), (b"b", b"b1")], true, T0);
+    let (bad, empty) = match db.name() {
+        "sqlite" => ("x'ffffffff'", "x''"),
+        _ => ("'\\xffffffff'::bytea", "''::bytea"),
+    };
+    db.exec(&format!(
+        "UPDATE {}outbox_events SET headers = {bad} WHERE id = {}",
+        db.prefix(),
+        a[0].0
+    ));
+    let clock = ManualClock::new(T0);
+    let mut store = db.store();
+    let mut relay = Relay::new("r1", db.config()).unwrap();
+    let mut p = MemPublisher::new();
+    let report = relay.run_pass(&mut store, &mut p, &clock).unwrap();
+    assert_eq!(report.dead_lettered, 1);
+    assert_eq!(relay.counters().corrupt, 1);
+    assert_eq!(
+        payloads(&p),
+        ["b1"],
+        "never published, key a parked, b goes on"
+    );
+    let dead = store.dead_letters(None, 10).unwrap();
+    assert_eq!(dead[0].event.id, a[0]);
+    assert!(
+        dead[0].error.contains("corrupt headers"),
+        "{}",
+        dead[0].error
+    );
+    // The operator repairs the row and replays it.
+    db.exec(&format!(
+        "UPDATE {}outbox_events SET headers = {empty} WHERE id = {}",
+        db.prefix(),
+        a[0].0
+    ));
+    assert!(store.replay_dead_letter(a[0]).unwrap());
+    relay.run_pass(&mut store, &mut p, &clock).unwrap();
+    assert_eq!(payloads(&p), ["b1", "a1", "a2"]);
+}
+
 both!(
+    corrupt_row_is_dead_lettered,
     poison_parks_its_key_only,
     retries_exhausted_then_dead_letter,
     skip_policy_lets_the_key_go_on,

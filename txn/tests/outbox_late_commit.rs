@@ -102,3 +102,27 @@ fn rolled_back_late_tx_leaves_no_gap<D: Db>(db: D) {
 }
 
 both!(late_commit_is_published, rolled_back_late_tx_leaves_no_gap);
+
+/// SQLite has one writer: a relay pass while an application transaction
+/// holds the write lock fails after the busy timeout (typed, nothing
+/// changed), and the next pass after the commit publishes.
+#[test]
+fn sqlite_relay_waits_out_an_open_writer() {
+    let db = SqliteDb::new("busywriter");
+    let a = db.open(b"a", b"late", T0);
+    let mut store =
+        dsys_txn::outbox::SqliteStore::open(db.path(), &db.config(), Duration::from_millis(100))
+            .unwrap();
+    let clock = ManualClock::new(T0);
+    let mut relay = Relay::new("r1", db.config()).unwrap();
+    let mut p = MemPublisher::new();
+    assert!(matches!(
+        relay.run_pass(&mut store, &mut p, &clock),
+        Err(dsys_txn::outbox::RelayError::Store(
+            dsys_txn::outbox::StoreError::Db(_)
+        ))
+    ));
+    a.finish(true).unwrap();
+    relay.run_pass(&mut store, &mut p, &clock).unwrap();
+    assert_eq!(payloads(&p), ["late"]);
+}

@@ -238,7 +238,7 @@ fn emitted_ids_derive_from_their_cause() {
     let out = p.handle(&e);
     assert_eq!(
         out.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
-        ["e1>B", "e1>B#1"]
+        ["e1>p:B", "e1>p:B#1"]
     );
     assert!(p.handle(&e).is_empty(), "a redelivery is ignored");
     assert_eq!(p.inbox().duplicates(), 1);

@@ -89,6 +89,11 @@ enum Behave {
     Late,
     /// Apply nothing and never answer.
     Hang,
+    /// Never answer; the request lands after this many timer firings
+    /// (possibly after a crash, and after later attempts of the same key
+    /// were answered), applying its effect unless the key has a final
+    /// answer or its compensation ran: a request queued behind a partition.
+    Delayed(u32),
 }
 
 type Slot = (SagaId, usize, InvokeKind);
@@ -110,7 +115,8 @@ impl Random {
             60..=74 => Behave::Fail(StepError::retryable("busy", "try again")),
             75..=79 => Behave::Lose,
             80..=84 => Behave::Late,
-            85..=89 => Behave::Hang,
+            85..=87 => Behave::Hang,
+            88..=89 => Behave::Delayed(r.u32(1..=6)),
             90 if inv.kind == InvokeKind::Compensation => {
                 Behave::Fail(StepError::non_retryable("broken", "needs a human"))
             }
@@ -135,6 +141,8 @@ struct Service {
     keys: BTreeMap<Slot, BTreeSet<String>>,
     /// Effects in the order applied, per saga.
     order: BTreeMap<SagaId, Vec<(usize, InvokeKind)>>,
+    /// Requests that will land later ([`Behave::Delayed`]).
+    delayed: Vec<(u32, Invocation)>,
 }
 
 fn output_of(saga: SagaId, step: usize) -> Bytes {
@@ -164,6 +172,10 @@ impl Service {
             },
         };
         if let Behave::Hang = behave {
+            return (None, false);
+        }
+        if let Behave::Delayed(ticks) = behave {
+            self.delayed.push((ticks, inv.clone()));
             return (None, false);
         }
         let key = inv.idempotency_key.clone();
@@ -225,6 +237,49 @@ impl Service {
         }
     }
 
+    /// A timer fired: the delayed requests due land (all of them if
+    /// `all`); nobody hears their answers.
+    fn land_delayed(&mut self, all: bool) {
+        let mut due = vec![];
+        self.delayed.retain_mut(|(ticks, inv)| {
+            *ticks = ticks.saturating_sub(1);
+            let land = all || *ticks == 0;
+            if land {
+                due.push(inv.clone());
+            }
+            !land
+        });
+        for inv in due {
+            let slot = (inv.saga, inv.step, inv.kind);
+            let key = inv.idempotency_key.clone();
+            match inv.kind {
+                InvokeKind::Action => {
+                    let comp_key = dsys_txn::saga::idempotency_key(
+                        inv.saga,
+                        inv.step,
+                        InvokeKind::Compensation,
+                    );
+                    // A compensation makes a later delivery of its action a
+                    // no-op (the orchestrator's durability contract).
+                    if !self.actions.contains_key(&key)
+                        && !self.refused.contains_key(&key)
+                        && !self.compensations.contains(&comp_key)
+                    {
+                        self.actions.insert(key, output_of(inv.saga, inv.step));
+                        self.effect(slot);
+                    }
+                }
+                InvokeKind::Compensation => {
+                    if self.compensations.insert(key)
+                        && self.actions.contains_key(&action_key(&inv))
+                    {
+                        self.effect(slot);
+                    }
+                }
+            }
+        }
+    }
+
     fn effect(&mut self, slot: Slot) {
         let n = self.effects.entry(slot).or_default();
         *n += 1;
@@ -277,7 +332,16 @@ impl Service {
             }
         }
         // Compensations ran in reverse step order, after every action.
-        let order = self.order.get(&saga).cloned().unwrap_or_default();
+        // (A read-only step, without a compensation, may see a delayed
+        // request land at any time: nothing could undo it.)
+        let order: Vec<(usize, InvokeKind)> = self
+            .order
+            .get(&saga)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(s, k)| *k == InvokeKind::Compensation || def.steps[*s].compensation.is_some())
+            .collect();
         let comps: Vec<usize> = order
             .iter()
             .filter(|(_, k)| *k == InvokeKind::Compensation)
@@ -509,6 +573,7 @@ impl World {
                 .poll_timeout()
                 .unwrap_or_else(|| panic!("livelock: {:?}", self.orch.sagas().collect::<Vec<_>>()));
             self.now = self.now.max(t);
+            self.service.land_delayed(false);
             self.orch.handle_timeout(self.now);
             for (s, st, k, a, r) in self.late.drain(..) {
                 self.orch.handle_result(s, st, k, a, r, self.now);
@@ -518,7 +583,9 @@ impl World {
         panic!("no end after 200,000 iterations");
     }
 
-    fn check(&self) {
+    fn check(&mut self) {
+        // Whatever is still on the way lands before the books are checked.
+        self.service.land_delayed(true);
         for (id, def) in &self.sagas {
             let outcome = &self.outcomes[id];
             self.service.check(*id, &def_of(def), outcome);
@@ -611,6 +678,15 @@ fn scenarios() -> Vec<Scenario> {
             Some(3),
         ),
         (
+            "order: payment's first request delayed, then busy until exhausted",
+            "order",
+            vec![(
+                (S, 2, A),
+                vec![Behave::Delayed(30), busy(), busy(), busy(), busy()],
+            )],
+            Some(2),
+        ),
+        (
             "five completes with retries",
             "five",
             vec![
@@ -670,6 +746,7 @@ fn crash_at_every_point_then_recover() {
 }
 
 /// Many sagas at once, random failures, lost and late answers, hangs,
+/// requests that land late (after later attempts, or after a crash),
 /// non-retryable compensation failures (stuck, then an operator retry), and
 /// crashes at random points.
 #[test]

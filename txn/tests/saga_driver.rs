@@ -412,6 +412,7 @@ fn sqlite_log_round_trips_and_reports_corruption() {
             SagaId(u64::MAX),
             SagaRecord::Started {
                 definition: "order".into(),
+                fingerprint: order().fingerprint(),
                 input: Bytes::from_static(b"x"),
             },
         ),

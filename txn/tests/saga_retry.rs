@@ -116,8 +116,13 @@ fn backoff_sequence_then_step_fails_and_compensates() {
     }
     // 100, 200, 400, then capped at 500.
     assert_eq!(times, [0, 100, 300, 700, 1200]);
-    // Exhausted: step 0 is compensated with its output; step 1 is not (it
-    // reported failure, so it had no effect).
+    // Exhausted: step 1 is compensated first, without an output (a
+    // retryable error is no final answer for its key: an earlier delivery
+    // may still land), then step 0 with its output.
+    let comp = d.drain().pop().unwrap();
+    assert_eq!((comp.step, comp.kind), (1, InvokeKind::Compensation));
+    assert_eq!(comp.output, None);
+    d.answer(&comp, Ok(Bytes::new()));
     let comp = d.drain().pop().unwrap();
     assert_eq!((comp.step, comp.kind), (0, InvokeKind::Compensation));
     assert_eq!(comp.output.as_deref(), Some(&b"a-out"[..]));
@@ -213,11 +218,15 @@ fn schedule_to_close_ends_retries_and_compensates_the_unknown_step() {
 
 #[test]
 fn non_retryable_errors_end_the_step_at_once() {
-    for (error, kinds) in [
-        (StepError::non_retryable("declined", "no"), vec![]),
+    // The step's own non-retryable answer is final for its key: step 1 had
+    // no effect. A kind the policy lists, marked retryable by the step, is
+    // no such answer: step 1 is compensated too.
+    for (error, kinds, first) in [
+        (StepError::non_retryable("declined", "no"), vec![], 0),
         (
             StepError::retryable("declined", "no"),
             vec!["declined".to_owned()],
+            1,
         ),
     ] {
         let mut p = policy();
@@ -225,8 +234,13 @@ fn non_retryable_errors_end_the_step_at_once() {
         let mut d = Drive::new(two_steps(p));
         let b = to_second(&mut d);
         d.answer(&b, Err(error.clone()));
-        let comp = d.drain().pop().unwrap();
-        assert_eq!((comp.step, comp.kind), (0, InvokeKind::Compensation));
+        let mut comp = d.drain().pop().unwrap();
+        assert_eq!((comp.step, comp.kind), (first, InvokeKind::Compensation));
+        if first == 1 {
+            d.answer(&comp, Ok(Bytes::new()));
+            comp = d.drain().pop().unwrap();
+            assert_eq!((comp.step, comp.kind), (0, InvokeKind::Compensation));
+        }
         assert!(
             !d.log
                 .iter()

@@ -851,10 +851,10 @@ fn crash_recover_seed(seed: u64) {
         crash: rng.f64() * 0.03,
         crash_mid_drain: rng.f64() * 0.01,
     };
-    let max_txs = rng.u64(2..=8);
+    let max_txs = rng.u64(2..=12);
     sim.amnesiac = rng.f64() < 0.3;
     sim.no_rate = rng.f64() * 0.3;
-    for _ in 0..rng.u64(200..500) {
+    for _ in 0..rng.u64(200..900) {
         sim.step(max_txs, true);
     }
     assert!(

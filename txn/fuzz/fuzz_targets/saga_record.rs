@@ -19,6 +19,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(rec.to_bytes().expect("a decoded record re-encodes"), data);
     }
 
+    let definition = SagaDefinition::new("order")
+        .step(StepDefinition::new("create_order"))
+        .step(StepDefinition::new("deduct_inventory").without_compensation())
+        .step(StepDefinition::new("process_payment"));
     let mut log = Vec::new();
     let mut rest = data;
     while rest.len() >= 3 {
@@ -27,18 +31,23 @@ fuzz_target!(|data: &[u8]| {
         rest = &rest[3..];
         let take = len.min(rest.len());
         if let Ok(rec) = SagaRecord::decode(&rest[..take]) {
+            // Random bytes almost never carry the definition's fingerprint;
+            // give every Started record the right one so that recovery goes
+            // past the fingerprint check and the rest of the log is exercised.
+            let rec = match rec {
+                SagaRecord::Started { definition: name, input, .. } => SagaRecord::Started {
+                    definition: name,
+                    fingerprint: definition.fingerprint(),
+                    input,
+                },
+                other => other,
+            };
             log.push((saga, rec));
         }
         rest = &rest[take..];
     }
     let mut orch = Orchestrator::new(Config::default()).expect("the default config is valid");
-    orch.define(
-        SagaDefinition::new("order")
-            .step(StepDefinition::new("create_order"))
-            .step(StepDefinition::new("deduct_inventory").without_compensation())
-            .step(StepDefinition::new("process_payment")),
-    )
-    .expect("a valid definition");
+    orch.define(definition.clone()).expect("a valid definition");
     let now = WallTime::from_millis(1_700_000_000_000);
     if orch.recover(log, now).is_err() {
         return;

@@ -12,7 +12,8 @@ use postgres::{Client, Row, Statement, Transaction};
 
 use super::config::{Config, ConfigError, DeadLetterPolicy};
 use super::event::{
-    Event, EventId, Header, decode_headers, encode_headers, partition_of, time_from_db, time_to_db,
+    Event, EventId, Header, HeaderDecodeError, decode_headers, encode_headers, partition_of,
+    time_from_db, time_to_db,
 };
 use super::schema::{
     EnqueueError, MigrateError, Names, PARKED, PENDING, PUBLISHED, SKIPPED, check_enqueue,
@@ -232,6 +233,10 @@ pub struct PgStore {
     pending_after: Statement,
     mark: Statement,
     lease_check: Statement,
+    heartbeat: Statement,
+    leases: Statement,
+    acquire: Statement,
+    cleanup: Statement,
 }
 
 impl core::fmt::Debug for PgStore {
@@ -245,10 +250,15 @@ impl core::fmt::Debug for PgStore {
 const COLUMNS: &str =
     "id, key, seq, payload, headers, created_at, status, attempts, next_attempt_at, part";
 
-fn event_from_row(r: &Row) -> Result<(Event, i64, i64), StoreError> {
+/// Undecodable headers leave the event without headers and come back as the
+/// error, for the relay to dead-letter the row instead of failing on it
+/// forever.
+fn event_from_row(r: &Row) -> (Event, Option<HeaderDecodeError>, i64, i64) {
     let id = EventId(r.get::<_, i64>(0) as u64);
-    let headers =
-        decode_headers(r.get::<_, &[u8]>(4)).map_err(|error| StoreError::Corrupt { id, error })?;
+    let (headers, corrupt) = match decode_headers(r.get::<_, &[u8]>(4)) {
+        Ok(h) => (h, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     let event = Event {
         id,
         key: r.get(1),
@@ -259,7 +269,7 @@ fn event_from_row(r: &Row) -> Result<(Event, i64, i64), StoreError> {
         attempts: u32::try_from(r.get::<_, i64>(7)).unwrap_or(u32::MAX),
         partition: u32::try_from(r.get::<_, i64>(9)).unwrap_or(u32::MAX),
     };
-    Ok((event, r.get(6), r.get(8)))
+    (event, corrupt, r.get(6), r.get(8))
 }
 
 fn lease_from_row(r: &Row) -> Lease {
@@ -334,6 +344,31 @@ impl PgStore {
             "SELECT owner, epoch FROM {} WHERE part = $1 FOR SHARE",
             names.leases
         ))?;
+        let r = &names.relays;
+        // One round trip: the data-modifying CTEs always run; the count reads
+        // the snapshot before them, so it counts the others alive at `now`
+        // and adds this relay.
+        let heartbeat = client.prepare(&format!(
+            "WITH up AS (INSERT INTO {r} (owner, alive_until) VALUES ($1, $2) \
+               ON CONFLICT (owner) DO UPDATE SET alive_until = excluded.alive_until), \
+             gone AS (DELETE FROM {r} WHERE alive_until < $3 AND owner <> $1) \
+             SELECT count(*) + 1 FROM {r} WHERE alive_until >= $3 AND owner <> $1"
+        ))?;
+        let leases = client.prepare(&format!(
+            "SELECT part, owner, lease_until, epoch FROM {} ORDER BY part",
+            names.leases
+        ))?;
+        let acquire = client.prepare(&format!(
+            "UPDATE {} SET owner = $1, lease_until = $2, \
+               epoch = epoch + CASE WHEN owner = $1 AND lease_until > $3 THEN 0 ELSE 1 END \
+             WHERE part = $4 AND ((owner = $1 AND lease_until > $3) OR lease_until <= $3) \
+             RETURNING part, owner, lease_until, epoch",
+            names.leases
+        ))?;
+        let cleanup = client.prepare(&format!(
+            "DELETE FROM {e} WHERE id IN (SELECT id FROM {e} \
+             WHERE status = {PUBLISHED} AND published_at < $1 LIMIT $2)"
+        ))?;
         Ok(Self {
             client,
             names,
@@ -341,6 +376,10 @@ impl PgStore {
             pending_after,
             mark,
             lease_check,
+            heartbeat,
+            leases,
+            acquire,
+            cleanup,
         })
     }
 
@@ -371,36 +410,20 @@ impl OutboxStore for PgStore {
         until: WallTime,
         now: WallTime,
     ) -> Result<u32, StoreError> {
-        let r = &self.names.relays;
-        let mut tx = self.client.transaction()?;
-        tx.execute(
-            &format!(
-                "INSERT INTO {r} (owner, alive_until) VALUES ($1, $2) \
-                 ON CONFLICT (owner) DO UPDATE SET alive_until = excluded.alive_until"
-            ),
-            &[&owner, &time_to_db(until)],
-        )?;
-        tx.execute(
-            &format!("DELETE FROM {r} WHERE alive_until < $1"),
-            &[&time_to_db(now)],
-        )?;
-        let n: i64 = tx
-            .query_one(&format!("SELECT count(*) FROM {r}"), &[])?
+        let n: i64 = self
+            .client
+            .query_one(
+                &self.heartbeat,
+                &[&owner, &time_to_db(until), &time_to_db(now)],
+            )?
             .get(0);
-        tx.commit()?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX).max(1))
     }
 
     fn leases(&mut self) -> Result<Vec<Lease>, StoreError> {
         Ok(self
             .client
-            .query(
-                &format!(
-                    "SELECT part, owner, lease_until, epoch FROM {} ORDER BY part",
-                    self.names.leases
-                ),
-                &[],
-            )?
+            .query(&self.leases, &[])?
             .iter()
             .map(lease_from_row)
             .collect())
@@ -416,13 +439,7 @@ impl OutboxStore for PgStore {
         let mut tx = self.client.transaction()?;
         // Read committed: a racing acquirer re-checks the WHERE clause on the
         // row's new version after the first one commits, and finds it held.
-        let statement = tx.prepare(&format!(
-            "UPDATE {} SET owner = $1, lease_until = $2, \
-               epoch = epoch + CASE WHEN owner = $1 AND lease_until > $3 THEN 0 ELSE 1 END \
-             WHERE part = $4 AND ((owner = $1 AND lease_until > $3) OR lease_until <= $3) \
-             RETURNING part, owner, lease_until, epoch",
-            self.names.leases
-        ))?;
+        let statement = &self.acquire;
         let mut out = Vec::with_capacity(partitions.len());
         // Ascending partitions: concurrent relays lock lease rows in one order.
         let mut order: Vec<(usize, u32)> = partitions.iter().copied().enumerate().collect();
@@ -431,7 +448,7 @@ impl OutboxStore for PgStore {
         for (i, partition) in order {
             out[i] = tx
                 .query_opt(
-                    &statement,
+                    statement,
                     &[
                         &owner,
                         &time_to_db(until),
@@ -475,19 +492,20 @@ impl OutboxStore for PgStore {
                 .client
                 .query(&self.pending_after, &[&part, &limit, &k])?,
         };
-        rows.iter()
+        Ok(rows
+            .iter()
             .map(|r| {
-                let (event, status, next) = event_from_row(r)?;
-                let state = if status == PARKED {
-                    RowState::Parked
-                } else {
-                    RowState::Pending {
+                let (event, corrupt, status, next) = event_from_row(r);
+                let state = match corrupt {
+                    _ if status == PARKED => RowState::Parked,
+                    Some(error) => RowState::Corrupt { error },
+                    None => RowState::Pending {
                         not_before: time_from_db(next),
-                    }
+                    },
                 };
-                Ok(PendingEvent { event, state })
+                PendingEvent { event, state }
             })
-            .collect()
+            .collect())
     }
 
     fn mark_published_many(
@@ -551,16 +569,17 @@ impl OutboxStore for PgStore {
             ),
             &[&after.map_or(0, |a| a.0 as i64), &i64::from(limit)],
         )?;
-        rows.iter()
+        Ok(rows
+            .iter()
             .map(|r| {
-                let (event, status, _) = event_from_row(r)?;
-                Ok(DeadLetter {
+                let (event, _, status, _) = event_from_row(r);
+                DeadLetter {
                     event,
                     error: r.get::<_, Option<String>>(10).unwrap_or_default(),
                     parks_key: status == PARKED,
-                })
+                }
             })
-            .collect()
+            .collect())
     }
 
     fn replay_dead_letter(&mut self, id: EventId) -> Result<bool, StoreError> {
@@ -587,14 +606,9 @@ impl OutboxStore for PgStore {
     }
 
     fn cleanup(&mut self, before: WallTime, limit: u32) -> Result<u64, StoreError> {
-        let e = &self.names.events;
-        Ok(self.client.execute(
-            &format!(
-                "DELETE FROM {e} WHERE id IN (SELECT id FROM {e} \
-                 WHERE status = {PUBLISHED} AND published_at < $1 LIMIT $2)"
-            ),
-            &[&time_to_db(before), &i64::from(limit)],
-        )?)
+        Ok(self
+            .client
+            .execute(&self.cleanup, &[&time_to_db(before), &i64::from(limit)])?)
     }
 
     fn backlog(&mut self) -> Result<u64, StoreError> {

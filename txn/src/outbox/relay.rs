@@ -60,6 +60,8 @@ pub struct RelayCounters {
     pub leases_acquired: u64,
     /// Leases lost to another relay (fenced writes refused, or not renewed).
     pub leases_lost: u64,
+    /// Rows whose stored headers did not decode (dead-lettered unpublished).
+    pub corrupt: u64,
 }
 
 /// One relay instance. Run [`run_pass`](Self::run_pass) in a loop (sleeping
@@ -168,11 +170,14 @@ impl Relay {
         let held: Vec<Lease> = self.held.values().cloned().collect();
         let mut marks: Vec<(Lease, Vec<EventId>)> = Vec::new();
         for lease in held {
-            if let Some(done) =
-                self.publish_partition(store, publisher, clock, now, &lease, &mut report)?
-            {
-                if !done.is_empty() {
-                    marks.push((lease, done));
+            match self.publish_partition(store, publisher, clock, now, &lease, &mut report) {
+                Ok(Some(done)) if !done.is_empty() => marks.push((lease, done)),
+                Ok(_) => {}
+                Err(e) => {
+                    // Keep what was published so far from being published
+                    // again, if the database lets us; the error is the news.
+                    let _ = self.flush(store, &marks, clock.now(), &mut report);
+                    return Err(e);
                 }
             }
         }
@@ -289,17 +294,25 @@ impl Relay {
                 let key = &rows[i].event.key;
                 let end = i + rows[i..].iter().take_while(|r| &r.event.key == key).count();
                 for row in &rows[i..end] {
-                    match row.state {
+                    let corrupt = match &row.state {
                         RowState::Parked => break,
-                        RowState::Pending { not_before } if not_before > now => break,
-                        RowState::Pending { .. } => {}
-                    }
+                        RowState::Pending { not_before } if *not_before > now => break,
+                        RowState::Pending { .. } => None,
+                        RowState::Corrupt { error } => Some(error),
+                    };
                     if budget == 0 || clock.now() >= deadline {
                         // Resume at this key next pass (cursor = previous key).
                         report.more = true;
                         break 'pages;
                     }
-                    match publisher.publish(&row.event) {
+                    let outcome = match corrupt {
+                        Some(error) => {
+                            self.counters.corrupt += 1;
+                            Err(PublishError::Poison(format!("corrupt headers: {error}")))
+                        }
+                        None => publisher.publish(&row.event),
+                    };
+                    match outcome {
                         Ok(()) => {
                             done.push(row.event.id);
                             budget -= 1;

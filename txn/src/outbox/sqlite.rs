@@ -16,7 +16,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 
 use super::config::{Config, ConfigError, DeadLetterPolicy};
 use super::event::{
-    Event, EventId, Header, decode_headers, encode_headers, partition_of, time_from_db, time_to_db,
+    Event, EventId, Header, HeaderDecodeError, decode_headers, encode_headers, partition_of,
+    time_from_db, time_to_db,
 };
 use super::schema::{
     EnqueueError, MigrateError, Names, PARKED, PENDING, PUBLISHED, SKIPPED, check_enqueue,
@@ -209,13 +210,19 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<(Event, Vec<u8>, i64, i64)> {
     Ok((event, r.get(4)?, r.get(6)?, r.get(8)?))
 }
 
-fn finish(raw: (Event, Vec<u8>, i64, i64)) -> Result<(Event, i64, i64), StoreError> {
+/// Decodes the headers; undecodable ones leave the event without headers
+/// and come back as the error, for the relay to dead-letter the row instead
+/// of failing on it forever.
+fn finish(raw: (Event, Vec<u8>, i64, i64)) -> (Event, Option<HeaderDecodeError>, i64, i64) {
     let (mut event, headers, status, next) = raw;
-    event.headers = decode_headers(&headers).map_err(|error| StoreError::Corrupt {
-        id: event.id,
-        error,
-    })?;
-    Ok((event, status, next))
+    let corrupt = match decode_headers(&headers) {
+        Ok(h) => {
+            event.headers = h;
+            None
+        }
+        Err(e) => Some(e),
+    };
+    (event, corrupt, status, next)
 }
 
 impl SqliteStore {
@@ -419,19 +426,20 @@ impl OutboxStore for SqliteStore {
                     .collect::<Result<_, _>>()?
             }
         };
-        raw.into_iter()
+        Ok(raw
+            .into_iter()
             .map(|r| {
-                let (event, status, next) = finish(r)?;
-                let state = if status == PARKED {
-                    RowState::Parked
-                } else {
-                    RowState::Pending {
+                let (event, corrupt, status, next) = finish(r);
+                let state = match corrupt {
+                    _ if status == PARKED => RowState::Parked,
+                    Some(error) => RowState::Corrupt { error },
+                    None => RowState::Pending {
                         not_before: time_from_db(next),
-                    }
+                    },
                 };
-                Ok(PendingEvent { event, state })
+                PendingEvent { event, state }
             })
-            .collect()
+            .collect())
     }
 
     fn mark_published_many(
@@ -497,16 +505,17 @@ impl OutboxStore for SqliteStore {
                 Ok((event_from_row(r)?, r.get::<_, Option<String>>(10)?))
             })?
             .collect::<Result<_, _>>()?;
-        raw.into_iter()
+        Ok(raw
+            .into_iter()
             .map(|(r, error)| {
-                let (event, status, _) = finish(r)?;
-                Ok(DeadLetter {
+                let (event, _, status, _) = finish(r);
+                DeadLetter {
                     event,
                     error: error.unwrap_or_default(),
                     parks_key: status == PARKED,
-                })
+                }
             })
-            .collect()
+            .collect())
     }
 
     fn replay_dead_letter(&mut self, id: EventId) -> Result<bool, StoreError> {

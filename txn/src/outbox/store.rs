@@ -30,14 +30,6 @@ pub enum StoreError {
     /// The database failed (connection lost, lock timeout, disk full...).
     #[error(transparent)]
     Db(#[from] DbError),
-    /// A row does not decode: it was written by something else, or damaged.
-    #[error("event {id}: {error}")]
-    Corrupt {
-        /// The row.
-        id: EventId,
-        /// What is wrong.
-        error: HeaderDecodeError,
-    },
     /// The database was migrated with another partition count (or not at all).
     #[error("outbox has {found:?} partitions, config says {config}")]
     PartitionMismatch {
@@ -79,7 +71,7 @@ pub struct Lease {
 }
 
 /// Where a pending row stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RowState {
     /// Waiting to be published (possibly after a backoff).
@@ -90,6 +82,13 @@ pub enum RowState {
     /// Dead-lettered under [`Park`](super::DeadLetterPolicy::Park): the key
     /// waits behind it.
     Parked,
+    /// Pending, but its stored headers do not decode (written by something
+    /// else, or damaged): the relay dead-letters it like poison rather than
+    /// fail on it every pass. The event comes without headers.
+    Corrupt {
+        /// What is wrong.
+        error: HeaderDecodeError,
+    },
 }
 
 /// A row the relay may publish, in per-key order.

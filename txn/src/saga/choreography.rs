@@ -7,7 +7,9 @@
 //!
 //! Delivery is at least once, so each participant keeps an [`Inbox`] of the
 //! event ids it handled and ignores repeats; an emitted event's id derives
-//! from the event that caused it, so a participant that handles a
+//! from the event that caused it and from the participant that emitted it
+//! (`"{cause id}>{participant}:{kind}"`, see [`Participant::handle`]), so a
+//! participant that handles a
 //! redelivered event (after losing its inbox, say) emits the same ids and
 //! the next participant still dedupes. In a real deployment the inbox entry,
 //! the local transaction and the emitted events commit in one transaction
@@ -94,10 +96,16 @@ impl Inbox {
         self.seen.is_empty()
     }
 
-    /// Drops every id of `saga`'s events (ids start with the saga's first
-    /// event id, `prefix`), once the saga has ended everywhere.
+    /// Drops every id of a saga's events, once the saga has ended
+    /// everywhere: `prefix` is its first event's id, and the ids derived
+    /// from it are `prefix` followed by `>` ([`Participant::handle`]). Ids
+    /// that merely start with the same characters (`"o10"` for `"o1"`) are
+    /// kept.
     pub fn forget_prefix(&mut self, prefix: &str) {
-        self.seen.retain(|id| !id.starts_with(prefix));
+        self.seen.retain(|id| match id.strip_prefix(prefix) {
+            Some(rest) => !(rest.is_empty() || rest.starts_with('>')),
+            None => true,
+        });
     }
 }
 
@@ -156,8 +164,13 @@ impl Participant {
 
     /// Handles one delivery: nothing if the participant does not subscribe
     /// to its kind or has handled its id; otherwise the handler runs once
-    /// and its events come back with ids `"{cause id}>{kind}"` (numbered if
-    /// it emits one kind twice).
+    /// and its events come back with ids `"{cause id}>{participant}:{kind}"`,
+    /// `#n` appended to the `n`-th repeat of one kind (n >= 1). In the
+    /// participant's name and the kind, `%`, `>`, `:` and `#` are written
+    /// `%25`, `%3E`, `%3A` and `%23`, so the part after the last `>` splits
+    /// one way only: distinct events (another cause, participant, kind or
+    /// repeat) never share an id, and a redelivered cause gives the same
+    /// ids again.
     pub fn handle(&mut self, event: &Event) -> Vec<Event> {
         let Some((_, handler)) = self.handlers.iter_mut().find(|(k, _)| *k == event.kind) else {
             return Vec::new();
@@ -169,10 +182,11 @@ impl Participant {
         let mut out: Vec<Event> = Vec::with_capacity(emitted.len());
         for (kind, payload) in emitted {
             let same = out.iter().filter(|e| e.kind == kind).count();
+            let (name, k) = (escape(&self.name), escape(&kind));
             let id = if same == 0 {
-                format!("{}>{kind}", event.id)
+                format!("{}>{name}:{k}", event.id)
             } else {
-                format!("{}>{kind}#{same}", event.id)
+                format!("{}>{name}:{k}#{same}", event.id)
             };
             out.push(Event {
                 id,
@@ -188,6 +202,24 @@ impl Participant {
     pub fn inbox(&self) -> &Inbox {
         &self.inbox
     }
+}
+
+/// `s` with the characters that delimit a derived event id escaped.
+fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['%', '>', ':', '#']) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '>' => out.push_str("%3E"),
+            ':' => out.push_str("%3A"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out.into()
 }
 
 /// A choreographed saga: no orchestrator; each [`Participant`] reacts to the

@@ -72,6 +72,10 @@ pub struct StepError {
 impl StepError {
     /// The kind the orchestrator gives an attempt that outran its timeout.
     pub const TIMEOUT: &'static str = "timeout";
+    /// The kind the async [`Runner`](super::Runner) gives an attempt whose
+    /// step panicked (retryable, like any failure its policy may retry; the
+    /// message is the panic's). Under `panic = "abort"` nothing is caught.
+    pub const PANIC: &'static str = "panic";
 
     /// A failure that another attempt might not have.
     pub fn retryable(kind: impl Into<String>, message: impl Into<String>) -> Self {
@@ -183,6 +187,43 @@ impl SagaDefinition {
     pub fn step(mut self, step: StepDefinition) -> Self {
         self.steps.push(step);
         self
+    }
+
+    /// The definition's identity as the saga log records it (in
+    /// [`SagaRecord::Started`](super::SagaRecord::Started)): a 64-bit FNV-1a
+    /// hash of its name and of each step's name and whether it has a
+    /// compensation, in order, every name length-prefixed so that no two
+    /// different lists hash the same bytes. [`Orchestrator::recover`]
+    /// refuses a saga whose definition's fingerprint changed since it
+    /// started: its records index steps by position, so a step added,
+    /// removed, renamed, reordered, or given or stripped of a compensation
+    /// would make them mean something else. Retry policies are not part of
+    /// it: they may be tuned between restarts.
+    ///
+    /// [`Orchestrator::recover`]: super::Orchestrator::recover
+    pub fn fingerprint(&self) -> u64 {
+        // FNV-1a (Fowler, Noll, Vo): stable across platforms and releases,
+        // unlike `std`'s `DefaultHasher`.
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        fn eat(h: &mut u64, bytes: &[u8]) {
+            for b in bytes {
+                *h ^= u64::from(*b);
+                *h = h.wrapping_mul(PRIME);
+            }
+        }
+        fn name(h: &mut u64, s: &str) {
+            eat(h, &(s.len() as u64).to_le_bytes());
+            eat(h, s.as_bytes());
+        }
+        let mut h = OFFSET;
+        name(&mut h, &self.name);
+        eat(&mut h, &(self.steps.len() as u64).to_le_bytes());
+        for step in &self.steps {
+            name(&mut h, &step.name);
+            eat(&mut h, &[u8::from(step.compensation.is_some())]);
+        }
+        h
     }
 
     /// Checks names, step count and every policy. Nothing changed on error.

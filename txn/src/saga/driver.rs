@@ -9,6 +9,7 @@
 //! [`Runner::recover`] on a fresh runner over the same log.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,7 +87,9 @@ impl From<Invocation> for StepContext {
     }
 }
 
-/// One saga step's implementation.
+/// One saga step's implementation. A panic in either method is caught and
+/// becomes a failed, retryable attempt of kind [`StepError::PANIC`] (unless
+/// the build aborts on panic).
 #[async_trait::async_trait]
 pub trait Step: Send + Sync {
     /// The forward action; its output is logged and handed to later steps
@@ -169,8 +172,13 @@ pub enum RunnerError {
         /// The last error.
         reason: String,
     },
-    /// [`run_saga`](Runner::run_saga)'s saga is no longer held and its end
-    /// was reported before.
+    /// An earlier log error left records of unknown durability: this
+    /// runner refuses every further command. Drop it and
+    /// [`recover`](Runner::recover) a new one over the same log.
+    #[error("an earlier saga-log error left this runner unusable: recover a new one")]
+    Poisoned,
+    /// [`run_saga`](Runner::run_saga)'s (or [`wait_for`](Runner::wait_for)'s)
+    /// saga is not held: unknown, or its end was reported before.
     #[error("saga {0} is not running")]
     NotRunning(SagaId),
 }
@@ -228,6 +236,10 @@ pub struct Runner<L: SagaLog> {
     clock: Clock,
     in_flight: FuturesUnordered<BoxFuture<'static, Done>>,
     events: VecDeque<RunnerEvent>,
+    /// A log operation failed: records the orchestrator emitted may not be
+    /// durable, and the next successful append's acknowledgement would
+    /// cover them, so nothing more may be done.
+    poisoned: bool,
 }
 
 impl<L: SagaLog> core::fmt::Debug for Runner<L> {
@@ -252,6 +264,7 @@ impl<L: SagaLog> Runner<L> {
             clock,
             in_flight: FuturesUnordered::new(),
             events: VecDeque::new(),
+            poisoned: false,
         })
     }
 
@@ -276,6 +289,7 @@ impl<L: SagaLog> Runner<L> {
     /// Loads the log and resumes every unfinished saga (see
     /// [`Orchestrator::recover`]).
     pub fn recover(&mut self) -> Result<(), RunnerError> {
+        self.usable()?;
         let records = self.log.load().map_err(|e| RunnerError::Log(Box::new(e)))?;
         self.core.recover(records, (self.clock)())?;
         self.pump()
@@ -284,6 +298,7 @@ impl<L: SagaLog> Runner<L> {
     /// Starts a saga; its `Started` record is durable when this returns.
     /// Drive it with [`next_event`](Self::next_event).
     pub fn start(&mut self, id: SagaId, definition: &str, input: Bytes) -> Result<(), RunnerError> {
+        self.usable()?;
         self.core.start(id, definition, input, (self.clock)())?;
         self.pump()
     }
@@ -300,37 +315,61 @@ impl<L: SagaLog> Runner<L> {
         self.wait_for(id).await
     }
 
-    /// Drives every saga until `id` ends (or is stuck). Events of other
-    /// sagas stay queued for `next_event`.
+    /// Drives every saga until `id` ends, or is stuck (at once if it is
+    /// stuck already, its earlier report consumed or not). Events of other
+    /// sagas stay queued for `next_event`, also when this future is dropped
+    /// before it completes (it takes nothing from the queue but `id`'s
+    /// event).
     pub async fn wait_for(&mut self, id: SagaId) -> Result<Outcome, RunnerError> {
-        let mut others = Vec::new();
-        let result = loop {
-            match self.next_event().await {
-                Ok(Some(RunnerEvent::Finished { saga, outcome })) if saga == id => {
-                    break Ok(outcome);
-                }
-                Ok(Some(RunnerEvent::Stuck { saga, step, reason })) if saga == id => {
-                    break Err(RunnerError::Stuck { saga, step, reason });
-                }
-                Ok(Some(e)) => others.push(e),
-                Ok(None) => break Err(RunnerError::NotRunning(id)),
-                Err(e) => break Err(e),
+        match self.next_matching(Some(id)).await? {
+            Some(RunnerEvent::Finished { outcome, .. }) => Ok(outcome),
+            Some(RunnerEvent::Stuck { saga, step, reason }) => {
+                Err(RunnerError::Stuck { saga, step, reason })
             }
-        };
-        for e in others.into_iter().rev() {
-            self.events.push_front(e);
+            None => match self.core.status(id) {
+                Some(SagaStatus::Stuck { step, reason }) => Err(RunnerError::Stuck {
+                    saga: id,
+                    step,
+                    reason,
+                }),
+                _ => Err(RunnerError::NotRunning(id)),
+            },
         }
-        result
     }
 
     /// Drives all sagas until one finishes or gets stuck; `None` when no
-    /// saga has anything left to do (all finished or stuck).
+    /// saga has anything left to do (all finished or stuck). Dropping the
+    /// future loses nothing: every state change is made before an await.
     pub async fn next_event(&mut self) -> Result<Option<RunnerEvent>, RunnerError> {
+        self.next_matching(None).await
+    }
+
+    /// The first queued event of `want` (any saga if `None`), driving the
+    /// sagas until there is one; `None` when `want` is stuck or not held,
+    /// or when no saga has anything left to do.
+    async fn next_matching(
+        &mut self,
+        want: Option<SagaId>,
+    ) -> Result<Option<RunnerEvent>, RunnerError> {
         loop {
+            self.usable()?;
             self.core.handle_timeout((self.clock)());
             self.pump()?;
-            if let Some(e) = self.events.pop_front() {
-                return Ok(Some(e));
+            let of = |e: &RunnerEvent| match e {
+                RunnerEvent::Finished { saga, .. } | RunnerEvent::Stuck { saga, .. } => *saga,
+            };
+            if let Some(i) = self
+                .events
+                .iter()
+                .position(|e| want.is_none_or(|w| of(e) == w))
+            {
+                return Ok(self.events.remove(i));
+            }
+            // Nothing will come for a saga that is stuck or not held.
+            if want.is_some_and(|w| {
+                matches!(self.core.status(w), None | Some(SagaStatus::Stuck { .. }))
+            }) {
+                return Ok(None);
             }
             let timeout = self.core.poll_timeout();
             if self.in_flight.is_empty() {
@@ -361,6 +400,7 @@ impl<L: SagaLog> Runner<L> {
 
     /// Retries a stuck saga's compensation ([`Orchestrator::retry_stuck`]).
     pub fn retry_stuck(&mut self, saga: SagaId) -> Result<(), RunnerError> {
+        self.usable()?;
         self.core.retry_stuck(saga, (self.clock)())?;
         self.pump()
     }
@@ -371,6 +411,7 @@ impl<L: SagaLog> Runner<L> {
         saga: SagaId,
         resolution: Resolution,
     ) -> Result<(), RunnerError> {
+        self.usable()?;
         self.core.resolve_stuck(saga, resolution, (self.clock)())?;
         self.pump()
     }
@@ -385,9 +426,26 @@ impl<L: SagaLog> Runner<L> {
         self.core.counters()
     }
 
+    fn usable(&self) -> Result<(), RunnerError> {
+        if self.poisoned {
+            return Err(RunnerError::Poisoned);
+        }
+        Ok(())
+    }
+
     /// Drains the orchestrator: appends each batch of records, acknowledges
-    /// it, and spawns the invocations it releases.
+    /// it, and spawns the invocations it releases. A log error poisons the
+    /// runner: the unacknowledged records may be lost, and acknowledging a
+    /// later batch would acknowledge them too.
     fn pump(&mut self) -> Result<(), RunnerError> {
+        let result = self.pump_inner();
+        if let Err(RunnerError::Log(_)) = &result {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn pump_inner(&mut self) -> Result<(), RunnerError> {
         loop {
             let mut batch = Vec::new();
             let mut last = None;
@@ -435,14 +493,30 @@ impl<L: SagaLog> Runner<L> {
         // hung step must not keep the runner busy forever.
         let give_up = (self.sleep)(inv.deadline.saturating_duration_since((self.clock)()));
         let ctx = StepContext::from(inv);
+        let call = async move {
+            match kind {
+                InvokeKind::Action => step_impl.action(ctx).await,
+                InvokeKind::Compensation => step_impl.compensate(ctx).await.map(|()| Bytes::new()),
+            }
+        };
+        // A panicking step is a failed attempt, as Temporal's SDKs make it:
+        // unwinding through `next_event` would stop every saga, and after
+        // the restart recovery would re-send the same attempt (re-sends are
+        // not counted), which would panic again, forever. Only the step's
+        // own state can be torn by the unwind; the runner's is not touched
+        // inside this future.
+        let work = AssertUnwindSafe(call).catch_unwind().map(|r| {
+            r.unwrap_or_else(|payload| {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
+                Err(StepError::retryable(StepError::PANIC, message))
+            })
+        });
         let fut = async move {
-            let work = match kind {
-                InvokeKind::Action => step_impl.action(ctx),
-                InvokeKind::Compensation => {
-                    Box::pin(step_impl.compensate(ctx).map(|r| r.map(|()| Bytes::new())))
-                }
-            };
-            let result = match select(work, give_up).await {
+            let result = match select(Box::pin(work), give_up).await {
                 Either::Left((r, _)) => Some(r),
                 Either::Right(((), _)) => None,
             };

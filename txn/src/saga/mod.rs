@@ -10,7 +10,8 @@
 //!   [`Invoke`](Output::Invoke) actions and compensations with an
 //!   [`idempotency_key`] that is the same for every attempt and across
 //!   restarts. [`Orchestrator::recover`] resumes every unfinished saga from
-//!   its log. The async [`Runner`] drives it over a [`SagaLog`]
+//!   its log (and refuses one whose definition changed shape since it
+//!   started: [`SagaDefinition::fingerprint`]). The async [`Runner`] drives it over a [`SagaLog`]
 //!   ([`MemSagaLog`], or [`SqliteSagaLog`] with feature `sqlite`) and
 //!   [`Step`] implementations, on any executor.
 //! - **Choreography** ([`Choreography`]): no orchestrator; each participant

@@ -125,8 +125,8 @@ pub struct Invocation {
     /// completed).
     pub previous: Vec<Bytes>,
     /// For a compensation, this step's own output (the payment id to
-    /// refund); `None` for an action, or for a step whose action timed out
-    /// and whose effect is therefore unknown.
+    /// refund); `None` for an action, or for the failed step itself, whose
+    /// effect is unknown ([`SagaRecord::StepFailed`]).
     pub output: Option<Bytes>,
 }
 
@@ -253,6 +253,19 @@ pub enum RecoverError {
         /// The definition's name.
         definition: String,
     },
+    /// A saga's definition is not the one it started with (its
+    /// [`fingerprint`](SagaDefinition::fingerprint) differs: a step was
+    /// added, removed, renamed, reordered, or gained or lost its
+    /// compensation). Its records index steps by position and would be
+    /// misapplied: finish such sagas under the old definition (or a copy
+    /// of it under another name) before changing it.
+    #[error("saga {saga} started with another version of definition {definition:?}")]
+    DefinitionChanged {
+        /// The saga.
+        saga: SagaId,
+        /// The definition's name.
+        definition: String,
+    },
     /// A saga's records do not form a history the orchestrator could have
     /// written (a record before `Started`, a step out of order, a second
     /// `Started`...): a corrupted or foreign log.
@@ -316,10 +329,30 @@ struct Cursor {
     /// When the first counted attempt was scheduled: the schedule-to-close
     /// clock.
     first_at: Option<WallTime>,
+    /// An attempt may have taken effect without a result saying so: one
+    /// timed out (an `AttemptFailed` of kind [`StepError::TIMEOUT`]), or was
+    /// re-sent after a recovery while its first delivery may be in flight.
+    /// Such a delivery may land after a later attempt's failure, so a
+    /// failed action is then compensated too, even after a non-retryable
+    /// answer (a guard for steps that do not keep their errors per key;
+    /// the re-send is not logged, so a second crash forgets it, but a
+    /// retryable last error compensates the step anyway).
+    maybe_applied: bool,
     state: AttemptState,
 }
 
 impl Cursor {
+    /// Whether an attempt was started and has no result yet: the only time
+    /// the orchestrator writes a result record (`AttemptFailed`,
+    /// `StepCompleted`, `StepFailed`, `CompensationCompleted`, `Stuck`), so
+    /// replay refuses one at any other time.
+    fn awaits_result(&self) -> bool {
+        matches!(
+            self.state,
+            AttemptState::Unknown | AttemptState::Scheduled { .. }
+        )
+    }
+
     fn new(step: usize, kind: InvokeKind) -> Self {
         Self {
             step,
@@ -327,6 +360,7 @@ impl Cursor {
             attempt: 0,
             base: 0,
             first_at: None,
+            maybe_applied: false,
             state: AttemptState::Idle,
         }
     }
@@ -416,7 +450,7 @@ impl Instance {
                 kind,
                 attempt,
                 retry_at,
-                ..
+                error,
             } => {
                 let Phase::Running(c) = &mut self.phase else {
                     return Err("failure outside a running step");
@@ -424,12 +458,17 @@ impl Instance {
                 if c.step != *step || c.kind != *kind || c.attempt != *attempt {
                     return Err("failure of another attempt");
                 }
+                if !c.awaits_result() {
+                    return Err("failure of an attempt not running");
+                }
+                c.maybe_applied |= error.kind == StepError::TIMEOUT;
                 c.state = AttemptState::Backoff { until: *retry_at };
             }
             SagaRecord::StepCompleted { step, output } => {
                 match &self.phase {
                     Phase::Running(c)
-                        if c.step == *step && c.kind == InvokeKind::Action && c.attempt > 0 => {}
+                        if c.step == *step && c.kind == InvokeKind::Action && c.awaits_result() => {
+                    }
                     _ => return Err("completion of a step not running"),
                 }
                 self.outputs[*step] = Some(output.clone());
@@ -445,7 +484,9 @@ impl Instance {
                 compensate_failed_step,
             } => {
                 match &self.phase {
-                    Phase::Running(c) if c.step == *step && c.kind == InvokeKind::Action => {}
+                    Phase::Running(c)
+                        if c.step == *step && c.kind == InvokeKind::Action && c.awaits_result() => {
+                    }
                     _ => return Err("failure of a step not running"),
                 }
                 self.failure = Some((*step, error.clone()));
@@ -456,7 +497,7 @@ impl Instance {
                     Phase::Running(c)
                         if c.step == *step
                             && c.kind == InvokeKind::Compensation
-                            && c.attempt > 0 => {}
+                            && c.awaits_result() => {}
                     _ => return Err("compensation of a step not compensating"),
                 }
                 self.phase = self.next_compensation(*step);
@@ -465,7 +506,7 @@ impl Instance {
                 let Phase::Running(c) = &self.phase else {
                     return Err("stuck outside a compensation");
                 };
-                if c.step != *step || c.kind != InvokeKind::Compensation {
+                if c.step != *step || c.kind != InvokeKind::Compensation || !c.awaits_result() {
                     return Err("stuck on a step not compensating");
                 }
                 self.phase = Phase::Stuck {
@@ -534,8 +575,11 @@ enum Deferred {
 /// - Records not yet acknowledged MAY be lost in a crash (any suffix of
 ///   them); recovery then re-runs the lost decisions.
 /// - A step MUST apply each idempotency key's effect at most once and
-///   return the first result again for a repeated key: recovery re-invokes
-///   an attempt whose result was not logged, with the same key.
+///   return the first result again for a repeated key (a non-retryable
+///   error included: it is the key's final answer; a retryable error is
+///   not, so a failed action whose last error was retryable is compensated
+///   too): recovery re-invokes an attempt whose result was not logged,
+///   with the same key.
 /// - A compensation MUST be idempotent, MUST succeed when its action never
 ///   took effect, and SHOULD make a later delivery of that action a no-op
 ///   (an action that timed out may still arrive after its compensation).
@@ -604,6 +648,7 @@ impl Orchestrator {
         }
         let record = SagaRecord::Started {
             definition: def.name.clone(),
+            fingerprint: def.fingerprint(),
             input: input.clone(),
         };
         self.sagas.insert(id, Self::instance(def.clone(), input));
@@ -633,8 +678,9 @@ impl Orchestrator {
     /// time; a stuck saga is reported again; a saga whose `Finished` record
     /// is in the log is reported [`Output::Finished`] again (its log was not
     /// forgotten, so its end may not have been handled) and dropped.
-    /// Definitions must be added first. Re-invoking
-    /// after a crash does not count as an attempt.
+    /// Definitions must be added first, with the steps each saga started
+    /// with ([`RecoverError::DefinitionChanged`] otherwise; retry policies
+    /// may differ). Re-invoking after a crash does not count as an attempt.
     pub fn recover(
         &mut self,
         records: impl IntoIterator<Item = (SagaId, SagaRecord)>,
@@ -647,13 +693,28 @@ impl Orchestrator {
         for (saga, rec) in records {
             let inconsistent = |index, why| RecoverError::Inconsistent { saga, index, why };
             match (sagas.get_mut(&saga), &rec) {
-                (None, SagaRecord::Started { definition, input }) => {
+                (
+                    None,
+                    SagaRecord::Started {
+                        definition,
+                        fingerprint,
+                        input,
+                    },
+                ) => {
                     let Some(def) = self.definitions.get(definition) else {
                         return Err(RecoverError::UnknownDefinition {
                             saga,
                             definition: definition.clone(),
                         });
                     };
+                    // The records index steps by position: under another
+                    // shape of the definition they would be misapplied.
+                    if def.fingerprint() != *fingerprint {
+                        return Err(RecoverError::DefinitionChanged {
+                            saga,
+                            definition: definition.clone(),
+                        });
+                    }
                     sagas.insert(saga, (1, Self::instance(def.clone(), input.clone())));
                 }
                 (None, _) => return Err(inconsistent(0, "first record is not Started")),
@@ -916,7 +977,8 @@ impl Orchestrator {
     /// Records a failed attempt: a retry after the backoff, or the end of
     /// the step. `effect_unknown`: the attempt may have taken effect (it
     /// timed out, or succeeded with an unusable output), so a failed action
-    /// is compensated too.
+    /// is compensated too (as it is after a retryable error, or when an
+    /// earlier attempt's outcome was unknown).
     fn fail_attempt(
         &mut self,
         saga: SagaId,
@@ -938,7 +1000,7 @@ impl Orchestrator {
             (Some(limit), Some(first)) => retry_at >= first + limit,
             _ => false,
         };
-        let (step, kind, attempt) = (c.step, c.kind, c.attempt);
+        let (step, kind, attempt, maybe_applied) = (c.step, c.kind, c.attempt, c.maybe_applied);
         let record = if policy.retries(&error.kind, error.retryable) && !exhausted && !s2c_over {
             SagaRecord::AttemptFailed {
                 step,
@@ -950,8 +1012,17 @@ impl Orchestrator {
         } else if kind == InvokeKind::Action {
             SagaRecord::StepFailed {
                 step,
+                // Only the step's own non-retryable answer is final for its
+                // key (the durability contract: a repeated key gets the
+                // first result again), so only it rules out an effect. After
+                // a retryable error (or a policy-listed kind), an earlier
+                // delivery of the same key, from an attempt that timed out
+                // or one sent before a crash and re-sent after it, may still
+                // land: compensate the step too, which a compensation must
+                // survive when nothing took effect. `maybe_applied` is a
+                // second guard, for steps that do not keep their errors.
+                compensate_failed_step: effect_unknown || maybe_applied || error.retryable,
                 error,
-                compensate_failed_step: effect_unknown,
             }
         } else {
             let mut reason = format!("compensation failed after {failed} attempts: {error}");
@@ -998,6 +1069,7 @@ impl Orchestrator {
                 AttemptState::Unknown => {
                     let deadline = deadline(inst, now);
                     if let Phase::Running(c) = &mut inst.phase {
+                        c.maybe_applied = true;
                         c.state = AttemptState::Scheduled {
                             persist: None,
                             deadline,

@@ -32,8 +32,9 @@ pub enum Outcome {
     /// Every step's action succeeded.
     Completed,
     /// Step `failed_step`'s action failed with `error`; every earlier step
-    /// (and the failed step itself if its outcome was unknown) was
-    /// compensated, by the saga or by an operator.
+    /// (and the failed step itself if it may have taken effect, see
+    /// [`SagaRecord::StepFailed`]) was compensated, by the saga or by an
+    /// operator.
     Compensated {
         /// The step whose action failed (0-based).
         failed_step: usize,
@@ -65,6 +66,9 @@ pub enum SagaRecord {
     Started {
         /// The definition's name.
         definition: String,
+        /// The definition's [`fingerprint`](super::SagaDefinition::fingerprint)
+        /// when the saga started: recovery refuses the saga if it changed.
+        fingerprint: u64,
         /// The saga's input, handed to every step.
         input: Bytes,
     },
@@ -107,8 +111,12 @@ pub enum SagaRecord {
         step: usize,
         /// Its last error.
         error: StepError,
-        /// Whether its last attempt timed out, so its effect is unknown and
-        /// its own compensation runs too.
+        /// Whether its effect may exist, so its own compensation runs too:
+        /// true unless the step itself answered a non-retryable error (its
+        /// final answer for the idempotency key) and no attempt's outcome
+        /// was unknown. After a timeout, an unusable output or a retryable
+        /// error, an earlier delivery of the same key (an attempt that
+        /// timed out, or one re-sent after a crash) may still land.
         compensate_failed_step: bool,
     },
     /// A step's compensation succeeded.
@@ -236,9 +244,14 @@ impl SagaRecord {
     fn encode_body(&self, b: &mut Vec<u8>) -> Result<(), EncodeError> {
         b.push(VERSION);
         match self {
-            Self::Started { definition, input } => {
+            Self::Started {
+                definition,
+                fingerprint,
+                input,
+            } => {
                 b.push(1);
                 put_str(b, "definition", definition, MAX_NAME_LEN)?;
+                b.extend_from_slice(&fingerprint.to_le_bytes());
                 put_bytes(b, "input", input, MAX_PAYLOAD_LEN)?;
             }
             Self::AttemptStarted {
@@ -329,6 +342,7 @@ impl SagaRecord {
         let rec = match r.u8()? {
             1 => Self::Started {
                 definition: r.string("definition", MAX_NAME_LEN)?,
+                fingerprint: r.u64()?,
                 input: Bytes::copy_from_slice(r.bytes("input", MAX_PAYLOAD_LEN)?),
             },
             2 => Self::AttemptStarted {
@@ -526,6 +540,7 @@ mod tests {
         vec![
             SagaRecord::Started {
                 definition: "order".into(),
+                fingerprint: u64::MAX - 1,
                 input: Bytes::from_static(b"in"),
             },
             SagaRecord::AttemptStarted {
@@ -614,8 +629,13 @@ mod tests {
             let at = any::<u64>().prop_map(WallTime::from_nanos);
             let bytes = proptest::collection::vec(any::<u8>(), 0..64).prop_map(Bytes::from);
             prop_oneof![
-                (".{0,30}", bytes.clone())
-                    .prop_map(|(definition, input)| { SagaRecord::Started { definition, input } }),
+                (".{0,30}", any::<u64>(), bytes.clone()).prop_map(
+                    |(definition, fingerprint, input)| SagaRecord::Started {
+                        definition,
+                        fingerprint,
+                        input
+                    }
+                ),
                 (step.clone(), kind(), any::<u32>(), at.clone()).prop_map(
                     |(step, kind, attempt, at)| SagaRecord::AttemptStarted {
                         step,

@@ -376,7 +376,11 @@ pub(crate) fn pg_url(test: &str) -> Option<String> {
             if std::env::var("DSYS_REQUIRE_PG").as_deref() == Ok("1") {
                 panic!("DSYS_REQUIRE_PG=1 but DSYS_PG_URL is unset: run `bash .ci/postgres`");
             }
-            eprintln!(
+            // Straight to the stderr stream: the test harness captures
+            // `eprintln!` of passing tests, and this line must be seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED: {test} on PostgreSQL: set DSYS_PG_URL (bash .ci/postgres) to run it"
             );
             None
