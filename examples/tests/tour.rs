@@ -429,14 +429,14 @@ fn txn_chapter_compensates_in_reverse_terminates_cooperatively_and_dead_letters(
         text.contains("StepFailed process_payment (timed out): effect unknown, compensate it too"),
         "{text}"
     );
-    // Saga 3: after the crash the restore is invoked again and applies nothing.
+    // Saga 4: after the crash the restore is invoked again and applies nothing.
     assert!(
         rows.iter().any(|r| r.len() == 6
-            && r[3] == "3/1/compensation"
+            && r[3] == "4/1/compensation"
             && r[4] == "seen key: nothing applied"),
         "{text}"
     );
-    // Saga 4: stuck, then the operator's retry (attempt 4) restores the stock.
+    // Saga 5: stuck, then the operator's retry (attempt 4) restores the stock.
     assert!(
         text.contains("compensation failed after 3 attempts: unavailable"),
         "{text}"

@@ -144,18 +144,18 @@ fn declined() -> Res {
     Ok(())
 }
 
-/// Saga 2: the gateway charges the card and times out; the payment is refunded too.
+/// Sagas 2 and 3: the gateway charges the card and times out; the payment is refunded too.
 fn timed_out() -> Res {
     report::note(&format!(
         "The seed's Python SagaOrchestrator gets saga 1 right. Its example fails differently, \
          though: process_payment raises \"Payment gateway timeout\", and the orchestrator \
          compensates only `completed_steps`, so the payment is never refunded. But a timeout \
          does not say that nothing happened: the gateway may have charged the card and lost \
-         the answer. dsys-txn tells the two apart. An error the step returns (declined) means \
-         its action did nothing. An attempt that outruns its timeout ({} here) is retried \
-         with the same key, and when the retries are spent its effect is unknown, so the \
-         step's own compensation runs too. Saga 2: the gateway charges the card and its \
-         answer never arrives.",
+         the answer. dsys-txn tells the two apart. Only the step's own non-retryable answer \
+         (declined) says that its action did nothing. An attempt that outruns its timeout \
+         ({} here) is retried with the same key, and when the retries are spent its effect \
+         is unknown, so the step's own compensation runs too. Saga 2: the gateway charges \
+         the card and its answer never arrives.",
         seconds(PAYMENT_TIMEOUT),
     ));
     let mut services = Services::new(Gateway::ChargesButTimesOut);
@@ -197,26 +197,54 @@ fn timed_out() -> Res {
          also work when its action never happened: then it does nothing.",
     );
 
+    // Saga 3: the step reports the timeout itself, as the seed raises it.
+    let mut services = Services::new(Gateway::ChargesButReportsTimeout);
+    let mut driver = Driver::new()?;
+    driver.start(SagaId(3))?;
+    driver.run(&mut services, |_| false)?;
+    let payment_key = dsys_txn::saga::idempotency_key(SagaId(3), PAYMENT, InvokeKind::Action);
+    check_eq(
+        "saga 3 tries the payment three times",
+        &services.calls.get(&payment_key).copied(),
+        &Some(3),
+    )?;
+    let undone = compensations(&driver.calls);
+    check_eq(
+        "saga 3 refunds the payment too",
+        &undone,
+        &vec!["refund_payment", "restore_inventory", "cancel_order"],
+    )?;
+    check_eq("saga 3 ends with nothing charged", &services.charged, &0)?;
+    report::note(&format!(
+        "The same holds when the step reports the timeout itself, as the seed's code \
+         raises it: saga 3's payment step returns StepError::retryable(\"timeout\", \
+         \"Payment gateway timeout\") three times, after the gateway charged the card. A \
+         retryable error is no proof that nothing happened (the first attempt may still \
+         land), so saga 3 compensates {}: the card ends with {} charged.",
+        undone.join(", then "),
+        services.charged,
+    ));
+
     Ok(())
 }
 
-/// Saga 3: the orchestrator crashes while compensating and recovers from its log.
+/// Saga 4: the orchestrator crashes while compensating and recovers from its log.
 fn crash_while_compensating() -> Res {
     report::note(
         "Two more things the Python version cannot do. If a compensation raises, it raises \
          RuntimeError and the compensations after it never run, with nobody left to finish \
          them. And it keeps `completed_steps` in memory, so if the orchestrator crashes, the \
-         saga is forgotten half done. Saga 3 is saga 1 again, but the orchestrator crashes \
+         saga is forgotten half done. Saga 4 is saga 1 again, but the orchestrator crashes \
          right after the inventory service restored the stock, before the answer came back. \
          All that survives is the log:",
     );
     let mut services = Services::new(Gateway::Declines);
     let mut driver = Driver::new()?;
-    driver.start(SagaId(3))?;
+    driver.start(SagaId(4))?;
     let stop = driver.run(&mut services, |call| {
         call.kind == InvokeKind::Compensation && call.step == 1
     })?;
-    check_eq("saga 3's orchestrator crashes", &stop, &Stop::Crashed)?;
+    check_eq("saga 4's orchestrator crashes", &stop, &Stop::Crashed)?;
     let records = driver.records()?;
     records_table(&records).print();
     check(
@@ -238,7 +266,7 @@ fn crash_while_compensating() -> Res {
          and not finished, so it invokes it again, with the same key. Its invocations:",
     );
     calls_table(&driver.calls).print();
-    let restore_key = dsys_txn::saga::idempotency_key(SagaId(3), 1, InvokeKind::Compensation);
+    let restore_key = dsys_txn::saga::idempotency_key(SagaId(4), 1, InvokeKind::Compensation);
     check_eq(
         "the restore is invoked twice",
         &services.calls.get(&restore_key).copied(),
@@ -253,11 +281,11 @@ fn crash_while_compensating() -> Res {
         "every key applied at most once",
         services.applied.values().all(|&n| n == 1),
     )?;
-    check_eq("saga 3 restores the stock once", &services.stock, &STOCK)?;
+    check_eq("saga 4 restores the stock once", &services.stock, &STOCK)?;
     check(
-        "saga 3 finishes after the crash",
+        "saga 4 finishes after the crash",
         matches!(
-            driver.outcome(SagaId(3)),
+            driver.outcome(SagaId(4)),
             Some(Outcome::Compensated {
                 failed_step: PAYMENT,
                 ..
@@ -272,10 +300,10 @@ fn crash_while_compensating() -> Res {
     Ok(())
 }
 
-/// Saga 4: a compensation keeps failing; the saga is stuck until an operator retries it.
+/// Saga 5: a compensation keeps failing; the saga is stuck until an operator retries it.
 fn stuck() -> Res {
     report::note(&format!(
-        "Saga 4: the card is declined and the inventory service is down, so \
+        "Saga 5: the card is declined and the inventory service is down, so \
          restore_inventory fails; its policy allows {RESTORE_ATTEMPTS} attempts with \
          backoff. Then the saga is stuck: the seeds' \"manual intervention\", but recorded, \
          with a reason, and resumable.",
@@ -283,13 +311,13 @@ fn stuck() -> Res {
     let mut services = Services::new(Gateway::Declines);
     services.inventory_down = true;
     let mut driver = Driver::new()?;
-    driver.start(SagaId(4))?;
+    driver.start(SagaId(5))?;
     driver.run(&mut services, |_| false)?;
     calls_table(&driver.calls).print();
-    let Some(SagaStatus::Stuck { step, reason }) = driver.orchestrator.status(SagaId(4)) else {
-        return Err("saga 4 should be stuck".into());
+    let Some(SagaStatus::Stuck { step, reason }) = driver.orchestrator.status(SagaId(5)) else {
+        return Err("saga 5 should be stuck".into());
     };
-    check_eq("saga 4 is stuck on the inventory", &step, &1)?;
+    check_eq("saga 5 is stuck on the inventory", &step, &1)?;
     check(
         "the stuck saga was reported",
         driver
@@ -298,18 +326,18 @@ fn stuck() -> Res {
             .any(|r| matches!(r, dsys_txn::saga::Output::Stuck { .. })),
     )?;
     report::note(&format!(
-        "Orchestrator::status(saga 4) = Stuck at {}:",
+        "Orchestrator::status(saga 5) = Stuck at {}:",
         name(step, InvokeKind::Compensation)
     ));
     report::quote(&reason);
     services.inventory_down = false;
     let seen = driver.calls.len();
     driver.now = driver.now + Duration::from_secs(3600);
-    driver.orchestrator.retry_stuck(SagaId(4), driver.now)?;
+    driver.orchestrator.retry_stuck(SagaId(5), driver.now)?;
     driver.run(&mut services, |_| false)?;
     report::note(
         "An hour later the inventory service is back and an operator calls \
-         Orchestrator::retry_stuck(saga 4): the restore gets a fresh policy, and the saga \
+         Orchestrator::retry_stuck(saga 5): the restore gets a fresh policy, and the saga \
          goes on where it stopped.",
     );
     calls_table(&driver.calls[seen..]).print();
@@ -318,9 +346,9 @@ fn stuck() -> Res {
         &compensations(&driver.calls[seen..]),
         &vec!["restore_inventory", "cancel_order"],
     )?;
-    check_eq("saga 4 restores the stock", &services.stock, &STOCK)?;
-    let outcome = driver.outcome(SagaId(4)).ok_or("saga 4 finishes")?;
-    report::note(&format!("Saga 4: {}.", outcome_text(outcome)));
+    check_eq("saga 5 restores the stock", &services.stock, &STOCK)?;
+    let outcome = driver.outcome(SagaId(5)).ok_or("saga 5 finishes")?;
+    report::note(&format!("Saga 5: {}.", outcome_text(outcome)));
 
     Ok(())
 }

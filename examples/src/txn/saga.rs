@@ -76,6 +76,9 @@ pub(super) enum Gateway {
     /// Charges the card, but its answer never arrives (the seeds'
     /// "Payment gateway timeout").
     ChargesButTimesOut,
+    /// Charges the card, and the payment step's client gives up first and
+    /// returns the seed's error: `Payment gateway timeout`, retryable.
+    ChargesButReportsTimeout,
 }
 
 /// The order, inventory, payment and shipping services, remembering the first
@@ -126,9 +129,23 @@ impl Services {
     pub(super) fn call(&mut self, inv: &Invocation) -> (Option<Result<Bytes, StepError>>, String) {
         let key = inv.idempotency_key.clone();
         *self.calls.entry(key.clone()).or_default() += 1;
-        let lost = inv.step == PAYMENT
-            && inv.kind == InvokeKind::Action
-            && self.gateway == Gateway::ChargesButTimesOut;
+        let payment = inv.step == PAYMENT && inv.kind == InvokeKind::Action;
+        let lost = payment && self.gateway == Gateway::ChargesButTimesOut;
+        if payment && self.gateway == Gateway::ChargesButReportsTimeout {
+            // The client's own timeout: whatever the gateway did, the step
+            // only sees the error.
+            let effect = if self.results.contains_key(&key) {
+                "seen key: nothing applied".to_owned()
+            } else {
+                self.charged += AMOUNT;
+                *self.applied.entry(key.clone()).or_default() += 1;
+                self.results
+                    .insert(key, Ok(Bytes::from(format!("PAY-{:03}", inv.saga.0))));
+                "card charged 50,000".to_owned()
+            };
+            let error = StepError::retryable("timeout", "Payment gateway timeout");
+            return (Some(Err(error)), effect);
+        }
         if let Some(first) = self.results.get(&key) {
             let reply = (!lost).then(|| first.clone());
             return (reply, "seen key: nothing applied".to_owned());
@@ -175,7 +192,7 @@ impl Services {
                     Err(StepError::non_retryable("declined", "card declined")),
                     "card declined, nothing charged".to_owned(),
                 ),
-                Gateway::ChargesButTimesOut => {
+                Gateway::ChargesButTimesOut | Gateway::ChargesButReportsTimeout => {
                     self.charged += AMOUNT;
                     (
                         Ok(Bytes::from(format!("PAY-{:03}", saga.0))),
