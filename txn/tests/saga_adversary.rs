@@ -3,9 +3,11 @@
 //! break a promise of the module docs. Every test here failed before the
 //! fix it names.
 
+mod saga_common;
+
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -19,6 +21,7 @@ use dsys_txn::saga::{
     SagaRecord, Sleep, Step, StepContext, StepDefinition, StepError,
 };
 use futures::FutureExt;
+use saga_common::{VirtualTime, Yield};
 
 const T0: WallTime = WallTime::from_millis(1_700_000_000_000);
 
@@ -176,22 +179,6 @@ fn started_records_carry_the_definition_fingerprint() {
 // ---------------------------------------------------------------------------
 // The async runner.
 
-/// Ready after yielding `n` times.
-struct Yield(u32);
-
-impl Future for Yield {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 == 0 {
-            return Poll::Ready(());
-        }
-        self.0 -= 1;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
 /// Polls `f` with a no-op waker until it is ready (it only ever waits on
 /// `Yield`s and virtual sleeps).
 fn spin<F: Future>(f: F) -> F::Output {
@@ -203,34 +190,6 @@ fn spin<F: Future>(f: F) -> F::Output {
         }
     }
     panic!("never ready");
-}
-
-/// Virtual wall time: a sleep yields 50 times, then jumps the clock to its
-/// end.
-#[derive(Clone)]
-struct VirtualTime(Arc<AtomicU64>);
-
-impl VirtualTime {
-    fn new() -> Self {
-        Self(Arc::new(AtomicU64::new(T0.as_nanos())))
-    }
-
-    fn clock(&self) -> Clock {
-        let t = self.0.clone();
-        Arc::new(move || WallTime::from_nanos(t.load(Ordering::SeqCst)))
-    }
-
-    fn sleep(&self) -> Sleep {
-        let t = self.0.clone();
-        Arc::new(move |d: Duration| {
-            let t = t.clone();
-            let target = t.load(Ordering::SeqCst) + u64::try_from(d.as_nanos()).unwrap();
-            Box::pin(async move {
-                Yield(50).await;
-                t.fetch_max(target, Ordering::SeqCst);
-            })
-        })
-    }
 }
 
 /// Applies each key once; answers once `gate` (if any) is open.
@@ -372,7 +331,7 @@ impl SagaLog for Flaky {
 #[test]
 fn a_runner_whose_log_failed_refuses_to_go_on() {
     for fail_at in 2..=3 {
-        let time = VirtualTime::new();
+        let time = VirtualTime::new(T0, 50);
         let applied = Arc::default();
         let mem = MemSagaLog::new();
         let unrecoverable = Arc::new(Mutex::new(vec![]));
@@ -903,7 +862,7 @@ impl Step for Panics {
 #[test]
 fn a_panicking_step_is_a_failed_attempt() {
     for (panics, want_completed) in [(1, true), (u64::MAX, false)] {
-        let time = VirtualTime::new();
+        let time = VirtualTime::new(T0, 50);
         let mut r = Runner::new(
             Config::default(),
             MemSagaLog::new(),

@@ -4,10 +4,12 @@
 //! recovering from the SQLite saga log in a temporary directory, with each
 //! effect applied once per idempotency key.
 
+mod saga_common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -15,10 +17,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use dsys_txn::WallTime;
 use dsys_txn::saga::{
-    Clock, Config, InvokeKind, MemSagaLog, Outcome, Runner, RunnerError, RunnerEvent,
-    SagaDefinition, SagaId, SagaLog, SagaRecord, Sleep, SqliteSagaLog, Step, StepContext,
-    StepDefinition, StepError,
+    Config, InvokeKind, MemSagaLog, Outcome, Runner, RunnerError, RunnerEvent, SagaDefinition,
+    SagaId, SagaLog, SagaRecord, SqliteSagaLog, Step, StepContext, StepDefinition, StepError,
 };
+use saga_common::{VirtualTime, Yield};
 
 struct ThreadWaker {
     thread: std::thread::Thread,
@@ -70,51 +72,6 @@ fn poll_until<F: Future>(f: F, cond: impl Fn() -> bool) {
         );
     }
     panic!("the crash point never came");
-}
-
-/// Ready after yielding `n` times.
-struct Yield(u32);
-
-impl Future for Yield {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 == 0 {
-            return Poll::Ready(());
-        }
-        self.0 -= 1;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-/// Virtual wall time: a sleep yields to the executor 200 times (every ready
-/// invocation runs meanwhile, as a runner's select polls them first), then
-/// jumps the clock to its end.
-#[derive(Clone)]
-struct VirtualTime(Arc<AtomicU64>);
-
-impl VirtualTime {
-    fn new() -> Self {
-        Self(Arc::new(AtomicU64::new(1_700_000_000_000_000_000)))
-    }
-
-    fn clock(&self) -> Clock {
-        let t = self.0.clone();
-        Arc::new(move || WallTime::from_nanos(t.load(Ordering::SeqCst)))
-    }
-
-    fn sleep(&self) -> Sleep {
-        let t = self.0.clone();
-        Arc::new(move |d: Duration| {
-            let t = t.clone();
-            let target = t.load(Ordering::SeqCst) + u64::try_from(d.as_nanos()).unwrap();
-            Box::pin(async move {
-                Yield(200).await;
-                t.fetch_max(target, Ordering::SeqCst);
-            })
-        })
-    }
 }
 
 /// The fake order services: effects applied once per idempotency key.
@@ -271,7 +228,10 @@ fn check_keys(services: &Shared) {
 
 #[test]
 fn run_saga_completes_and_compensates() {
-    let (time, services) = (VirtualTime::new(), Shared::default());
+    let (time, services) = (
+        VirtualTime::new(WallTime::from_nanos(1_700_000_000_000_000_000), 200),
+        Shared::default(),
+    );
     services.lock().unwrap().decline.insert(SagaId(2));
     let log = MemSagaLog::new();
     let mut r = runner(log.clone(), &time, &services, None);
@@ -295,7 +255,10 @@ fn run_saga_completes_and_compensates() {
 
 #[test]
 fn runs_many_sagas_concurrently() {
-    let (time, services) = (VirtualTime::new(), Shared::default());
+    let (time, services) = (
+        VirtualTime::new(WallTime::from_nanos(1_700_000_000_000_000_000), 200),
+        Shared::default(),
+    );
     let n = 40;
     for i in (0..n).step_by(3) {
         services.lock().unwrap().decline.insert(SagaId(i));
@@ -333,7 +296,10 @@ fn runs_many_sagas_concurrently() {
 fn crash_mid_step_and_mid_compensation_then_recover_from_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sagas.db");
-    let (time, services) = (VirtualTime::new(), Shared::default());
+    let (time, services) = (
+        VirtualTime::new(WallTime::from_nanos(1_700_000_000_000_000_000), 200),
+        Shared::default(),
+    );
     let n = 12u64;
     {
         let mut s = services.lock().unwrap();
@@ -456,7 +422,10 @@ fn sqlite_log_round_trips_and_reports_corruption() {
 /// earlier steps are compensated) and the runner goes idle, not hung.
 #[test]
 fn hung_steps_are_abandoned_at_their_deadline() {
-    let (time, services) = (VirtualTime::new(), Shared::default());
+    let (time, services) = (
+        VirtualTime::new(WallTime::from_nanos(1_700_000_000_000_000_000), 200),
+        Shared::default(),
+    );
     struct Never;
     #[async_trait::async_trait]
     impl Step for Never {
