@@ -31,6 +31,7 @@ mod raft;
 mod report;
 mod ring;
 mod service;
+mod txn;
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -85,6 +86,11 @@ pub(crate) const CHAPTERS: &[Chapter] = &[
         name: "crdt",
         title: "counting without coordination: G-Counter replicas through a partition (dsys-crdt)",
         run: crdt::run,
+    },
+    Chapter {
+        name: "txn",
+        title: "transactions across services: the order saga, two-phase commit, the outbox (dsys-txn)",
+        run: txn::run,
     },
 ];
 

@@ -386,6 +386,128 @@ fn crdt_chapter_counts_through_a_partition_and_converges() {
 }
 
 #[test]
+fn txn_chapter_compensates_in_reverse_terminates_cooperatively_and_dead_letters() {
+    /// The trimmed cells of every table row.
+    fn rows(text: &str) -> Vec<Vec<&str>> {
+        text.lines()
+            .filter(|line| line.contains(" | "))
+            .map(|line| line.split('|').map(str::trim).collect())
+            .collect()
+    }
+    let text = chapter("txn");
+    assert!(text.contains("txn: transactions across services"), "{text}");
+    let rows = rows(&text);
+    // Section 1: saga 1's compensations, in reverse, after the declined card.
+    let saga_1: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.len() == 6 && r[3].starts_with("1/"))
+        .map(|r| r[1])
+        .collect();
+    assert_eq!(
+        saga_1,
+        [
+            "create_order",
+            "deduct_inventory",
+            "process_payment",
+            "restore_inventory",
+            "cancel_order"
+        ],
+        "{text}"
+    );
+    // Saga 2: the timed-out payment is refunded, first.
+    let saga_2: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.len() == 6 && r[3].ends_with("/compensation") && r[3].starts_with("2/"))
+        .map(|r| r[1])
+        .collect();
+    assert_eq!(
+        saga_2,
+        ["refund_payment", "restore_inventory", "cancel_order"],
+        "{text}"
+    );
+    assert!(
+        text.contains("StepFailed process_payment (timed out): effect unknown, compensate it too"),
+        "{text}"
+    );
+    // Saga 4: after the crash the restore is invoked again and applies nothing.
+    assert!(
+        rows.iter().any(|r| r.len() == 6
+            && r[3] == "4/1/compensation"
+            && r[4] == "seen key: nothing applied"),
+        "{text}"
+    );
+    // Saga 5: stuck, then the operator's retry (attempt 4) restores the stock.
+    assert!(
+        text.contains("compensation failed after 3 attempts: unavailable"),
+        "{text}"
+    );
+    assert!(
+        rows.iter().any(|r| r.len() == 6
+            && r[1] == "restore_inventory"
+            && r[2] == "4"
+            && r[4] == "stock 8 -> 10"),
+        "{text}"
+    );
+    // Section 2 (a): payments aborts durably on a peer's request and answers Abort.
+    let decides = |shard: &str, outcome: &str| {
+        rows.iter()
+            .filter(|r| r.len() == 5 && r[1] == shard && r[3] == format!("DECIDES {outcome}"))
+            .count()
+    };
+    assert!(
+        rows.iter()
+            .any(|r| r.len() == 5 && r[1] == "payments" && r[3] == "logs Aborted (forced)"),
+        "{text}"
+    );
+    assert!(
+        rows.iter().any(|r| r.len() == 5
+            && r[1] == "payments"
+            && r[2] == "inventory"
+            && r[3] == "DecisionReply Abort"),
+        "{text}"
+    );
+    assert!(text.contains("is not waiting for a vote"), "{text}");
+    // (b) the shards learn Commit from inventory; (c) blocked until the restart.
+    assert!(
+        rows.iter().any(|r| r.len() == 5
+            && r[1] == "inventory"
+            && r[2] == "orders"
+            && r[3] == "DecisionReply Commit"),
+        "{text}"
+    );
+    assert!(text.contains("every answer Unknown: blocked"), "{text}");
+    assert!(text.contains("RESTARTS: empty log"), "{text}");
+    for shard in ["inventory", "orders", "payments"] {
+        assert_eq!(decides(shard, "Commit"), 1, "{shard}: {text}");
+        assert_eq!(decides(shard, "Abort"), 2, "{shard}: {text}");
+    }
+    // Section 3: the redeliveries dropped, the poison event dead-lettered and
+    // its key parked, every key in order.
+    let dropped = rows
+        .iter()
+        .filter(|r| r.last() == Some(&"seen: dropped"))
+        .count();
+    assert_eq!(dropped, 4, "{text}");
+    assert!(
+        rows.iter().any(|r| r.len() == 6
+            && r[1] == "order-1002"
+            && r[4] == "poison: schema registry: unknown schema v2"
+            && r[5] == "yes"),
+        "{text}"
+    );
+    let order_1002 = rows
+        .iter()
+        .find(|r| r.len() == 2 && r[0] == "order-1002")
+        .unwrap_or_else(|| panic!("no per-key row: {text}"));
+    assert_eq!(
+        order_1002[1],
+        "1: OrderCreated, 2: OrderPaid, 3: OrderRefunded, 4: OrderClosed"
+    );
+    // Deterministic: a second run prints the same.
+    assert_eq!(chapter("txn"), text);
+}
+
+#[test]
 fn list_names_every_chapter() {
     let out = tour(&["--list"]);
     assert!(out.status.success());
@@ -397,7 +519,9 @@ fn list_names_every_chapter() {
         .collect();
     assert_eq!(
         names,
-        ["clocks", "raft", "service", "ring", "log", "detect", "crdt"],
+        [
+            "clocks", "raft", "service", "ring", "log", "detect", "crdt", "txn"
+        ],
         "{text}"
     );
 }
