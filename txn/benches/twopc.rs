@@ -61,7 +61,9 @@ impl Cluster {
         while let Some(out) = self.coordinator.poll_output() {
             match out {
                 Output::Send { to, message } => self.net.push((COORD, to, message)),
-                Output::Persist { id, force: true, .. } => self.coordinator.on_persisted(id),
+                Output::Persist {
+                    id, force: true, ..
+                } => self.coordinator.on_persisted(id),
                 _ => {}
             }
         }
@@ -74,9 +76,12 @@ impl Cluster {
         while let Some(out) = p.poll_output() {
             match out {
                 Output::Send { to, message } => self.net.push((me, to, message)),
-                Output::Persist { id, force: true, .. } => p.on_persisted(id),
+                Output::Persist {
+                    id, force: true, ..
+                } => p.on_persisted(id),
                 Output::VoteRequested { coordinator, tx } => {
-                    p.vote(&coordinator, tx, Vote::Yes, now).expect("awaiting a vote");
+                    p.vote(&coordinator, tx, Vote::Yes, now)
+                        .expect("awaiting a vote");
                 }
                 _ => {}
             }

@@ -178,7 +178,15 @@ impl PgOutbox {
         headers: &[Header],
         now: WallTime,
     ) -> Result<EventId, EnqueueError> {
-        enqueue_with(&self.config, tx, self.enqueue.as_str(), key, payload, headers, now)
+        enqueue_with(
+            &self.config,
+            tx,
+            self.enqueue.as_str(),
+            key,
+            payload,
+            headers,
+            now,
+        )
     }
 
     /// Prepares the enqueue statement on `client`'s connection, saving a
@@ -221,7 +229,15 @@ impl PgPreparedEnqueue {
         headers: &[Header],
         now: WallTime,
     ) -> Result<EventId, EnqueueError> {
-        enqueue_with(&self.config, tx, &self.statement, key, payload, headers, now)
+        enqueue_with(
+            &self.config,
+            tx,
+            &self.statement,
+            key,
+            payload,
+            headers,
+            now,
+        )
     }
 }
 
