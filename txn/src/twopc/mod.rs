@@ -125,6 +125,12 @@
 //! let mut parts: Vec<Participant<u64>> =
 //!     (1..=2).map(|id| Participant::new(Config::default(), id).unwrap()).collect();
 //! coord.begin(TxId(7), [1, 2], now).unwrap();
+//! // Each participant's application starts its work on tx 7 (in a real
+//! // system, when the coordinator's request for that work arrives): a
+//! // participant that joined may abort on a peer's request while unprepared.
+//! for p in parts.iter_mut() {
+//!     p.join(0, TxId(7), now).unwrap();
+//! }
 //!
 //! // The network: (from, to, message). Each node's log: acknowledged at once here.
 //! let mut net: Vec<(u64, u64, Message<u64>)> = Vec::new();
