@@ -49,7 +49,14 @@ use saga::{
     COMPENSATIONS, Call, Driver, Gateway, INPUT, PAYMENT, PAYMENT_TIMEOUT, RESTORE_ATTEMPTS, STEPS,
     STOCK, Services, Stop, name, outcome_text, seconds,
 };
-use twopc::{ASK_AFTER, Cluster, Line, SHARDS};
+use twopc::{ASK_AFTER, Cluster, Line, Node, SHARDS};
+
+/// Every shard votes Yes (sections 2b and 2c).
+const ALL_YES: [(Node, Vote); 3] = [
+    ("inventory", Vote::Yes),
+    ("orders", Vote::Yes),
+    ("payments", Vote::Yes),
+];
 
 /// Runs the chapter.
 pub(crate) fn run() -> Res {
@@ -491,15 +498,7 @@ fn coordinator_crashes_during_commit() -> Res {
     );
     let tx = TxId(2);
     let mut cluster = Cluster::new(None)?;
-    cluster.work(
-        tx,
-        &[
-            ("inventory", Vote::Yes),
-            ("orders", Vote::Yes),
-            ("payments", Vote::Yes),
-        ],
-        true,
-    )?;
+    cluster.work(tx, &ALL_YES, true)?;
     cluster.crash_coordinator_after_first_decision();
     cluster.begin(tx)?;
     cluster.run_for(Duration::from_secs(5))?;
@@ -545,15 +544,7 @@ fn everyone_prepared_nobody_knows() -> Res {
     );
     let tx = TxId(3);
     let mut cluster = Cluster::new(None)?;
-    cluster.work(
-        tx,
-        &[
-            ("inventory", Vote::Yes),
-            ("orders", Vote::Yes),
-            ("payments", Vote::Yes),
-        ],
-        true,
-    )?;
+    cluster.work(tx, &ALL_YES, true)?;
     cluster.begin(tx)?;
     cluster.crash_coordinator();
     cluster.run_for(ASK_AFTER)?;
