@@ -66,6 +66,23 @@ fn prepare(participants: &[u64]) -> Message<u64> {
 
 /// A participant that received Prepare(T, list) and voted Yes, with its
 /// Prepared record acknowledged. Returns it and its Yes vote's outputs.
+/// A DecisionRequest for `T` of coordinator `C`.
+fn request() -> Message<u64> {
+    Message::DecisionRequest {
+        coordinator: C,
+        tx: T,
+    }
+}
+
+/// A DecisionReply for `T` of coordinator `C`.
+fn reply(answer: Answer) -> Message<u64> {
+    Message::DecisionReply {
+        coordinator: C,
+        tx: T,
+        answer,
+    }
+}
+
 fn prepared(id: u64, list: &[u64], now: Instant) -> Participant<u64> {
     let mut p = part(id);
     p.handle_message(C, prepare(list), now);
@@ -138,25 +155,8 @@ fn commit_record_is_forced_before_commit_is_sent() {
     );
     assert_eq!(c.status(T), Some(CoordinatorStatus::LoggingCommit));
     // A decision request meanwhile is not answered Commit.
-    c.handle_message(
-        1,
-        Message::DecisionRequest {
-            coordinator: C,
-            tx: T,
-        },
-        now,
-    );
-    assert_eq!(
-        sends(&outs_c(&mut c)),
-        vec![(
-            1,
-            Message::DecisionReply {
-                coordinator: C,
-                tx: T,
-                answer: Answer::Unknown
-            }
-        )]
-    );
+    c.handle_message(1, request(), now);
+    assert_eq!(sends(&outs_c(&mut c)), vec![(1, reply(Answer::Unknown))]);
     c.on_persisted(*id);
     let o = outs_c(&mut c);
     let commit = Message::Decision {
@@ -240,25 +240,8 @@ fn coordinator_without_record_answers_abort() {
     let _ = outs_c(&mut c);
     // Restart: nothing was logged.
     let mut c = Coordinator::recover(Config::default(), C, Vec::new(), now).unwrap();
-    c.handle_message(
-        1,
-        Message::DecisionRequest {
-            coordinator: C,
-            tx: T,
-        },
-        now,
-    );
-    assert_eq!(
-        sends(&outs_c(&mut c)),
-        vec![(
-            1,
-            Message::DecisionReply {
-                coordinator: C,
-                tx: T,
-                answer: Answer::Abort
-            }
-        )]
-    );
+    c.handle_message(1, request(), now);
+    assert_eq!(sends(&outs_c(&mut c)), vec![(1, reply(Answer::Abort))]);
     // A late Yes vote does not revive it.
     c.handle_message(
         2,
@@ -608,36 +591,14 @@ fn unknown_senders_are_ignored_and_counted() {
         },
         now,
     );
-    c.handle_message(
-        9,
-        Message::DecisionRequest {
-            coordinator: C,
-            tx: T,
-        },
-        now,
-    );
+    c.handle_message(9, request(), now);
     assert!(outs_c(&mut c).is_empty());
     assert_eq!(c.counters().unknown_sender, 2);
     assert_eq!(c.status(T), Some(CoordinatorStatus::Preparing));
 
     let mut p = prepared(1, &[1, 2], now);
-    p.handle_message(
-        9,
-        Message::DecisionRequest {
-            coordinator: C,
-            tx: T,
-        },
-        now,
-    );
-    p.handle_message(
-        9,
-        Message::DecisionReply {
-            coordinator: C,
-            tx: T,
-            answer: Answer::Abort,
-        },
-        now,
-    );
+    p.handle_message(9, request(), now);
+    p.handle_message(9, reply(Answer::Abort), now);
     assert!(outs_p(&mut p).is_empty());
     assert_eq!(p.counters().unknown_sender, 2);
     assert_eq!(p.status(&C, T), Some(ParticipantStatus::Prepared));
@@ -705,10 +666,7 @@ fn coordinator_crash_after_prepare_resolved_cooperatively() {
     let later = now + cfg.participant_timeout;
     p1.handle_timeout(later);
     let asks = sends(&outs_p(&mut p1));
-    let request = Message::DecisionRequest {
-        coordinator: C,
-        tx: T,
-    };
+    let request = request();
     assert_eq!(asks, vec![(C, request.clone()), (2, request.clone())]);
     p2.handle_message(1, request.clone(), later);
     let o = outs_p(&mut p2);
@@ -722,24 +680,13 @@ fn coordinator_crash_after_prepare_resolved_cooperatively() {
     p2_crashed.handle_message(1, request.clone(), later);
     assert_eq!(
         sends(&outs_p(&mut p2_crashed)),
-        vec![(
-            1,
-            Message::DecisionReply {
-                coordinator: C,
-                tx: T,
-                answer: Answer::Unknown
-            }
-        )]
+        vec![(1, reply(Answer::Unknown))]
     );
     // Without the crash: the record is durable, the answer goes out.
     p2.on_persisted(id);
     let o = outs_p(&mut p2);
     assert_eq!(decided(&o), vec![Outcome::Abort]);
-    let reply = Message::DecisionReply {
-        coordinator: C,
-        tx: T,
-        answer: Answer::Abort,
-    };
+    let reply = reply(Answer::Abort);
     assert!(sends(&o).contains(&(1, reply.clone())));
     assert!(sends(&o).contains(&(
         C,
@@ -781,34 +728,9 @@ fn all_prepared_and_nobody_knows_blocks() {
     let later = now + cfg.participant_timeout;
     p1.handle_timeout(later);
     let _ = outs_p(&mut p1);
-    p2.handle_message(
-        1,
-        Message::DecisionRequest {
-            coordinator: C,
-            tx: T,
-        },
-        later,
-    );
-    assert_eq!(
-        sends(&outs_p(&mut p2)),
-        vec![(
-            1,
-            Message::DecisionReply {
-                coordinator: C,
-                tx: T,
-                answer: Answer::Unknown
-            }
-        )]
-    );
-    p1.handle_message(
-        2,
-        Message::DecisionReply {
-            coordinator: C,
-            tx: T,
-            answer: Answer::Unknown,
-        },
-        later,
-    );
+    p2.handle_message(1, request(), later);
+    assert_eq!(sends(&outs_p(&mut p2)), vec![(1, reply(Answer::Unknown))]);
+    p1.handle_message(2, reply(Answer::Unknown), later);
     assert_eq!(p1.status(&C, T), Some(ParticipantStatus::Prepared));
     // It keeps asking.
     p1.handle_timeout(later + cfg.retry_interval);
@@ -824,27 +746,10 @@ fn participant_that_never_joined_does_not_abort_for_others() {
     let mut p = part(2);
     p.handle_message(C, prepare(&[1, 2]), now);
     let _ = outs_p(&mut p);
-    p.handle_message(
-        1,
-        Message::DecisionRequest {
-            coordinator: C,
-            tx: T,
-        },
-        now,
-    );
+    p.handle_message(1, request(), now);
     let o = outs_p(&mut p);
     assert!(persists(&o).is_empty());
-    assert_eq!(
-        sends(&o),
-        vec![(
-            1,
-            Message::DecisionReply {
-                coordinator: C,
-                tx: T,
-                answer: Answer::Unknown
-            }
-        )]
-    );
+    assert_eq!(sends(&o), vec![(1, reply(Answer::Unknown))]);
     assert_eq!(p.status(&C, T), Some(ParticipantStatus::AwaitingVote));
 }
 
